@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test suite, exactly as README.md gives it and .ci/run runs it.
+#   scripts/test.sh          fmt check, clippy -D warnings, unit/property/integration tests,
+#                            doctests, and a short bounded run of every fuzz target.
+#   MAPE_FUZZ_SECONDS=N      seconds per fuzz target (default 20; 0 skips fuzzing).
+#   MAPE_SLOW=1              also run the slow suites (long property runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build release binary (integration tests run it)"
+cargo build --release --locked -p mape
+echo "== cargo nextest"
+cargo nextest run --workspace --locked --no-fail-fast
+echo "== doctests"
+cargo test --workspace --locked --doc
+if [ "${MAPE_FUZZ_SECONDS:-20}" != "0" ] && [ -d fuzz ]; then
+  echo "== fuzz smoke (${MAPE_FUZZ_SECONDS:-20}s per target)"
+  scripts/fuzz.sh "${MAPE_FUZZ_SECONDS:-20}"
+fi
