@@ -158,9 +158,8 @@ impl PortSet {
         let block = i >> self.m;
         let j = i & (self.range_len() - 1);
         let a_field = if self.offset == 0 { 0 } else { block + 1 };
-        let port = (a_field << (16 - u32::from(self.offset)))
-            | (u32::from(self.psid) << self.m)
-            | j;
+        let port =
+            (a_field << (16 - u32::from(self.offset))) | (u32::from(self.psid) << self.m) | j;
         Some(port as u16)
     }
 
@@ -221,10 +220,34 @@ mod tests {
         assert_eq!(set.count(), 252);
         let ranges: Vec<_> = set.ranges().collect();
         assert_eq!(ranges.len(), 63);
-        assert_eq!(ranges[0], PortRange { start: 1232, end: 1235 });
-        assert_eq!(ranges[1], PortRange { start: 2256, end: 2259 });
-        assert_eq!(ranges[61], PortRange { start: 63696, end: 63699 });
-        assert_eq!(ranges[62], PortRange { start: 64720, end: 64723 });
+        assert_eq!(
+            ranges[0],
+            PortRange {
+                start: 1232,
+                end: 1235
+            }
+        );
+        assert_eq!(
+            ranges[1],
+            PortRange {
+                start: 2256,
+                end: 2259
+            }
+        );
+        assert_eq!(
+            ranges[61],
+            PortRange {
+                start: 63696,
+                end: 63699
+            }
+        );
+        assert_eq!(
+            ranges[62],
+            PortRange {
+                start: 64720,
+                end: 64723
+            }
+        );
     }
 
     /// The v6plus shape (mape-facts §4): a = 4, k = 8, PSID 161 → 15 ranges of 16.
@@ -234,9 +257,27 @@ mod tests {
         assert_eq!(set.count(), 240);
         let r: Vec<_> = set.ranges().collect();
         assert_eq!(r.len(), 15);
-        assert_eq!(r[0], PortRange { start: 6672, end: 6687 });
-        assert_eq!(r[1], PortRange { start: 10768, end: 10783 });
-        assert_eq!(r[14], PortRange { start: 64016, end: 64031 });
+        assert_eq!(
+            r[0],
+            PortRange {
+                start: 6672,
+                end: 6687
+            }
+        );
+        assert_eq!(
+            r[1],
+            PortRange {
+                start: 10768,
+                end: 10783
+            }
+        );
+        assert_eq!(
+            r[14],
+            PortRange {
+                start: 64016,
+                end: 64031
+            }
+        );
     }
 
     #[test]
@@ -250,7 +291,13 @@ mod tests {
     #[test]
     fn offset_zero_has_one_range_and_may_hold_port_zero() {
         let set = PortSet::new(0, 4, 0).unwrap();
-        assert_eq!(set.ranges().collect::<Vec<_>>(), vec![PortRange { start: 0, end: 4095 }]);
+        assert_eq!(
+            set.ranges().collect::<Vec<_>>(),
+            vec![PortRange {
+                start: 0,
+                end: 4095
+            }]
+        );
         let set = PortSet::new(15, 4, 0).unwrap();
         assert_eq!(set.nth(0), Some(61440));
     }
@@ -259,11 +306,17 @@ mod tests {
     fn rejects_bad_parameters() {
         assert_eq!(
             PortSet::new(0, 12, 6),
-            Err(PortSetError::TooManyBits { offset: 6, psid_len: 12 })
+            Err(PortSetError::TooManyBits {
+                offset: 6,
+                psid_len: 12
+            })
         );
         assert_eq!(
             PortSet::new(256, 8, 4),
-            Err(PortSetError::PsidTooLarge { psid: 256, psid_len: 8 })
+            Err(PortSetError::PsidTooLarge {
+                psid: 256,
+                psid_len: 8
+            })
         );
         // k = 16, a = 0: one port per PSID, every PSID valid.
         let one = PortSet::new(65535, 16, 0).unwrap();
