@@ -1,0 +1,1838 @@
+//! The NAPT44 engine: session table, port allocation over the port set, timers, quotas and
+//! the truth about the budget.
+//!
+//! Shape (reference/crates-and-style.md "Session DB shape", after Jool's BIB/session DB):
+//! one arena of sessions and one of mappings; three hash indexes (outbound 5-tuple →
+//! session, inbound (port, remote) → session, internal endpoint → endpoint-independent
+//! mapping); a dense per-protocol array of port slots indexed by the port's position in
+//! the port set; one FIFO per timer class with lazy re-queueing, so expiry is O(1)
+//! amortized and nothing ever scans the table.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::net::Ipv4Addr;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use mape_rules::PortSet;
+use serde::Serialize;
+
+use crate::config::{ConfigError, Filtering, NatConfig, PortStrategy};
+use crate::drop::NatDrop;
+use crate::list::{Link, List, NIL};
+use crate::rng::SplitMix64;
+use crate::stats::{
+    Culprit, DestRecord, DestinationStats, Event, EventKind, HostRecord, ProtoBudget, Refusal,
+    Snapshot,
+};
+use crate::types::{
+    Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp,
+};
+
+/// What to do with a packet from the LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundVerdict {
+    /// Rewrite the source to `external` and send it into the tunnel.
+    Translate {
+        /// External source endpoint (address and port, or ICMP identifier).
+        external: Endpoint,
+    },
+    /// Hairpin (RFC 4787 REQ-9): rewrite the source to `external_src` (our external address,
+    /// so the receiver sees the mapped endpoint) and the destination to `internal_dst`, and
+    /// send it back to the LAN.
+    Hairpin {
+        /// New source: the sender's external endpoint.
+        external_src: Endpoint,
+        /// New destination: the LAN endpoint behind the mapping.
+        internal_dst: Endpoint,
+    },
+    /// Drop the packet, counted under `reason`.
+    Drop {
+        /// Why.
+        reason: NatDrop,
+        /// Whether to tell the sender with ICMP (rate limited already).
+        notice: Option<RefuseNotice>,
+    },
+}
+
+/// The ICMP message that tells a LAN sender its flow was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseNotice {
+    /// ICMP destination unreachable, communication administratively prohibited (type 3,
+    /// code 13; RFC 5508 REQ-8, RFC 1812 §5.2.7.1).
+    AdminProhibited,
+}
+
+/// What to do with a packet from the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundVerdict {
+    /// Rewrite the destination to `internal` and send it to the LAN.
+    Translate {
+        /// The LAN endpoint.
+        internal: Endpoint,
+    },
+    /// Drop, counted under the reason.
+    Drop(NatDrop),
+}
+
+/// One row of the session table, for `mape show sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// Protocol.
+    pub proto: Protocol,
+    /// LAN endpoint.
+    pub internal: Endpoint,
+    /// External endpoint.
+    pub external: Endpoint,
+    /// Remote endpoint.
+    pub remote: Endpoint,
+    /// State.
+    pub state: SessionState,
+    /// Milliseconds since creation.
+    pub age_ms: u64,
+    /// Milliseconds since the last packet.
+    pub idle_ms: u64,
+    /// Milliseconds until expiry.
+    pub left_ms: u64,
+    /// Whether the external port is shared with other mappings.
+    pub shared_port: bool,
+}
+
+const CLASS_UDP_UNANSWERED: u8 = 0;
+const CLASS_UDP_ANSWERED: u8 = 1;
+const CLASS_UDP_DNS: u8 = 2;
+const CLASS_TCP_TRANSITORY: u8 = 3;
+const CLASS_TCP_ESTABLISHED: u8 = 4;
+const CLASS_TCP_TIME_WAIT: u8 = 5;
+const CLASS_ICMP: u8 = 6;
+const CLASSES: usize = 7;
+
+/// `Mapping::sessions` of a mapping on the free list.
+const FREED: u32 = u32::MAX;
+
+/// TCP FIN bookkeeping bits in `Session::fin`.
+const FIN_OUT: u8 = 1;
+const FIN_IN: u8 = 2;
+
+/// Per-packet expiry runs at most this often (the daemon also calls [`Nat::expire`]).
+const EXPIRE_EVERY_MS: u64 = 50;
+/// Refusal ring and event queue bounds.
+const RECENT_REFUSALS: usize = 64;
+const MAX_EVENTS: usize = 1024;
+/// Destination records kept (live ones always; idle ones pruned when full).
+const MAX_DESTINATIONS: usize = 8192;
+
+#[derive(Debug, Clone)]
+struct Session {
+    proto: Protocol,
+    state: SessionState,
+    class: u8,
+    fin: u8,
+    in_host_list: bool,
+    ext_port: u16,
+    internal: Endpoint,
+    remote: Endpoint,
+    mapping: u32,
+    host: u32,
+    created: u64,
+    last_seen: u64,
+    queued_at: u64,
+    timer: Link,
+    host_link: Link,
+}
+
+#[derive(Debug, Clone)]
+struct Mapping {
+    proto: Protocol,
+    internal: Endpoint,
+    ext_port: u16,
+    host: u32,
+    sessions: u32,
+    is_static: bool,
+    eim_indexed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PortSlot {
+    /// Mappings on this port (more than one = shared across remote endpoints).
+    users: u32,
+    /// The mapping that took the port first, while it still holds it (`NIL` otherwise).
+    owner: u32,
+    is_static: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PortPool {
+    slots: Vec<PortSlot>,
+    free: Vec<u32>,
+    free_pos: Vec<u32>,
+    peak: u32,
+    peak_at: Timestamp,
+    sessions: u32,
+    level: u8,
+}
+
+impl PortPool {
+    fn new(count: u32) -> Self {
+        Self {
+            slots: vec![
+                PortSlot {
+                    users: 0,
+                    owner: NIL,
+                    is_static: false
+                };
+                count as usize
+            ],
+            free: (0..count).collect(),
+            free_pos: (0..count).collect(),
+            peak: 0,
+            peak_at: Timestamp(0),
+            sessions: 0,
+            level: 0,
+        }
+    }
+
+    fn in_use(&self) -> u32 {
+        (self.slots.len() - self.free.len()) as u32
+    }
+
+    fn take(&mut self, ix: u32) {
+        let pos = self.free_pos[ix as usize];
+        if pos == NIL {
+            return;
+        }
+        let last = self.free.len() - 1;
+        self.free.swap(pos as usize, last);
+        let moved = self.free[pos as usize];
+        self.free_pos[moved as usize] = pos;
+        self.free.pop();
+        self.free_pos[ix as usize] = NIL;
+    }
+
+    fn give_back(&mut self, ix: u32) {
+        if self.free_pos[ix as usize] != NIL {
+            return;
+        }
+        self.free_pos[ix as usize] = self.free.len() as u32;
+        self.free.push(ix);
+    }
+}
+
+/// The NAPT44 engine over one external address and one port set.
+#[derive(Debug)]
+pub struct Nat {
+    cfg: NatConfig,
+    external: Ipv4Addr,
+    ports: PortSet,
+    budget: u32,
+    hasher: RandomState,
+    sessions: Vec<Session>,
+    free_sessions: Vec<u32>,
+    live_sessions: u32,
+    mappings: Vec<Mapping>,
+    free_mappings: Vec<u32>,
+    out_index: HashTable<u32>,
+    in_index: HashTable<u32>,
+    map_index: HashTable<u32>,
+    pools: [PortPool; 3],
+    timers: [List; CLASSES],
+    timeouts_ms: [u64; CLASSES],
+    next_expire: u64,
+    hosts: Vec<HostRecord>,
+    host_lists: Vec<[List; 3]>,
+    host_ix: HashMap<Ipv4Addr, u32, RandomState>,
+    active_hosts: u32,
+    dests: HashMap<(Protocol, Endpoint), DestRecord, RandomState>,
+    drops: [u64; NatDrop::COUNT],
+    refusals: u64,
+    first_refusal: Option<Timestamp>,
+    last_refusal: Option<Timestamp>,
+    exhausted_at: Option<Timestamp>,
+    recent: VecDeque<Refusal>,
+    events: VecDeque<Event>,
+    events_lost: u64,
+    peak: u32,
+    peak_at: Timestamp,
+    icmp_tokens: u64,
+    icmp_refill_at: u64,
+    rng: SplitMix64,
+}
+
+#[inline]
+fn pack_out(proto: Protocol, internal: Endpoint, remote: Endpoint) -> u128 {
+    (proto as u128) << 96
+        | u128::from(u32::from(internal.addr)) << 64
+        | u128::from(internal.port) << 48
+        | u128::from(u32::from(remote.addr)) << 16
+        | u128::from(remote.port)
+}
+
+#[inline]
+fn pack_in(proto: Protocol, ext_port: u16, remote: Endpoint) -> u128 {
+    (proto as u128) << 64
+        | u128::from(ext_port) << 48
+        | u128::from(u32::from(remote.addr)) << 16
+        | u128::from(remote.port)
+}
+
+#[inline]
+fn pack_map(proto: Protocol, internal: Endpoint) -> u64 {
+    (proto as u64) << 48 | u64::from(u32::from(internal.addr)) << 16 | u64::from(internal.port)
+}
+
+fn timer_link(s: &mut Session) -> &mut Link {
+    &mut s.timer
+}
+
+fn host_link(s: &mut Session) -> &mut Link {
+    &mut s.host_link
+}
+
+fn class_of(proto: Protocol, state: SessionState) -> u8 {
+    match (proto, state) {
+        (Protocol::Icmp, _) => CLASS_ICMP,
+        (Protocol::Udp, SessionState::Answered) => CLASS_UDP_ANSWERED,
+        (Protocol::Udp, SessionState::DnsAnswered) => CLASS_UDP_DNS,
+        (Protocol::Udp, _) => CLASS_UDP_UNANSWERED,
+        (Protocol::Tcp, SessionState::Established) => CLASS_TCP_ESTABLISHED,
+        (Protocol::Tcp, SessionState::TimeWait) => CLASS_TCP_TIME_WAIT,
+        (Protocol::Tcp, _) => CLASS_TCP_TRANSITORY,
+    }
+}
+
+impl Nat {
+    /// An engine translating to `external` over `ports`, configured by `cfg`.
+    pub fn new(cfg: NatConfig, external: Ipv4Addr, ports: PortSet) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let budget = ports.count();
+        let mut nat = Self {
+            timeouts_ms: Self::timeouts_ms(&cfg),
+            rng: SplitMix64::new(cfg.seed),
+            icmp_tokens: u64::from(cfg.icmp_rate_per_sec),
+            cfg,
+            external,
+            ports,
+            budget,
+            hasher: RandomState::default(),
+            sessions: Vec::new(),
+            free_sessions: Vec::new(),
+            live_sessions: 0,
+            mappings: Vec::new(),
+            free_mappings: Vec::new(),
+            out_index: HashTable::new(),
+            in_index: HashTable::new(),
+            map_index: HashTable::new(),
+            pools: [
+                PortPool::new(budget),
+                PortPool::new(budget),
+                PortPool::new(budget),
+            ],
+            timers: [List::default(); CLASSES],
+            next_expire: 0,
+            hosts: Vec::new(),
+            host_lists: Vec::new(),
+            host_ix: HashMap::default(),
+            active_hosts: 0,
+            dests: HashMap::default(),
+            drops: [0; NatDrop::COUNT],
+            refusals: 0,
+            first_refusal: None,
+            last_refusal: None,
+            exhausted_at: None,
+            recent: VecDeque::with_capacity(RECENT_REFUSALS),
+            events: VecDeque::new(),
+            events_lost: 0,
+            peak: 0,
+            peak_at: Timestamp(0),
+            icmp_refill_at: 0,
+        };
+        let forwards = nat.cfg.forwards.clone();
+        nat.install_forwards(&forwards)?;
+        Ok(nat)
+    }
+
+    fn timeouts_ms(cfg: &NatConfig) -> [u64; CLASSES] {
+        let t = &cfg.timeouts;
+        let ms = |s: u64| s.saturating_mul(1000);
+        [
+            ms(t.udp_unanswered),
+            ms(t.udp_answered),
+            ms(t.udp_dns_answered),
+            ms(t.tcp_transitory),
+            ms(t.tcp_established),
+            ms(t.tcp_time_wait),
+            ms(t.icmp),
+        ]
+    }
+
+    /// Checks forwards against the port set and each other (no state touched).
+    fn check_forwards(&self, forwards: &[crate::config::StaticForward]) -> Result<(), ConfigError> {
+        for (i, f) in forwards.iter().enumerate() {
+            if f.proto == Protocol::Icmp {
+                return Err(ConfigError::ForwardProtocol(f.proto));
+            }
+            if !self.ports.contains(f.external_port) {
+                let ranges: Vec<String> = self.ports.ranges().map(|r| r.to_string()).collect();
+                return Err(ConfigError::ForwardOutsidePortSet {
+                    proto: f.proto,
+                    port: f.external_port,
+                    ranges: fold(&ranges),
+                });
+            }
+            if forwards[..i]
+                .iter()
+                .any(|g| g.proto == f.proto && g.external_port == f.external_port)
+            {
+                return Err(ConfigError::ForwardDuplicate {
+                    proto: f.proto,
+                    port: f.external_port,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a dynamic mapping holds a forward's port (then it cannot be installed now).
+    fn forward_port_busy(&self, f: &crate::config::StaticForward) -> bool {
+        self.ports.index_of(f.external_port).is_some_and(|ix| {
+            let slot = self.pools[f.proto.index()].slots[ix as usize];
+            slot.users > 0 && !slot.is_static
+        })
+    }
+
+    fn install_forwards(
+        &mut self,
+        forwards: &[crate::config::StaticForward],
+    ) -> Result<(), ConfigError> {
+        self.check_forwards(forwards)?;
+        if let Some(f) = forwards.iter().find(|f| self.forward_port_busy(f)) {
+            return Err(ConfigError::ForwardBusy {
+                proto: f.proto,
+                port: f.external_port,
+            });
+        }
+        for f in forwards {
+            let Some(ix) = self.ports.index_of(f.external_port) else {
+                continue;
+            };
+            let p = f.proto.index();
+            let host = self.host_index(f.internal.addr);
+            let m = self.alloc_mapping(Mapping {
+                proto: f.proto,
+                internal: f.internal,
+                ext_port: f.external_port,
+                host,
+                sessions: 0,
+                is_static: true,
+                eim_indexed: false,
+            });
+            let slot = &mut self.pools[p].slots[ix as usize];
+            slot.users = 1;
+            slot.owner = m;
+            slot.is_static = true;
+            self.pools[p].take(ix);
+            self.index_mapping(m);
+        }
+        Ok(())
+    }
+
+    /// Applies a new configuration (SIGHUP): timers, quotas, filters, strategy and forwards
+    /// change; live sessions stay. A forward whose port a dynamic mapping holds now is
+    /// refused with [`ConfigError::ForwardBusy`] and nothing changes.
+    pub fn reconfigure(&mut self, cfg: NatConfig, now: Timestamp) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        self.check_forwards(&cfg.forwards)?;
+        if let Some(f) = cfg.forwards.iter().find(|f| self.forward_port_busy(f)) {
+            return Err(ConfigError::ForwardBusy {
+                proto: f.proto,
+                port: f.external_port,
+            });
+        }
+        let old: Vec<u32> = (0..self.mappings.len() as u32)
+            .filter(|&m| {
+                let x = &self.mappings[m as usize];
+                x.is_static && x.sessions != FREED
+            })
+            .collect();
+        for m in old {
+            self.drop_static_mapping(m, now);
+        }
+        self.timeouts_ms = Self::timeouts_ms(&cfg);
+        let forwards = cfg.forwards.clone();
+        self.cfg = cfg;
+        self.install_forwards(&forwards)
+    }
+
+    fn drop_static_mapping(&mut self, m: u32, now: Timestamp) {
+        // Sessions through the forward end with it (O(sessions), only on reload).
+        let victims: Vec<u32> = (0..self.sessions.len() as u32)
+            .filter(|&s| self.session_alive(s) && self.sessions[s as usize].mapping == m)
+            .collect();
+        self.mappings[m as usize].is_static = false;
+        self.mappings[m as usize].sessions += 1; // keep it while its sessions go
+        for s in victims {
+            self.remove_session(s, now);
+        }
+        self.mappings[m as usize].sessions -= 1;
+        let (proto, ext_port) = (
+            self.mappings[m as usize].proto,
+            self.mappings[m as usize].ext_port,
+        );
+        if let Some(ix) = self.ports.index_of(ext_port) {
+            self.pools[proto.index()].slots[ix as usize].is_static = false;
+        }
+        self.release_mapping(m, now, false);
+    }
+
+    fn session_alive(&self, s: u32) -> bool {
+        let sess = &self.sessions[s as usize];
+        sess.mapping != NIL
+    }
+
+    // ---------------------------------------------------------------- accessors
+
+    /// The configuration in force.
+    pub fn config(&self) -> &NatConfig {
+        &self.cfg
+    }
+
+    /// The external IPv4 address.
+    pub fn external(&self) -> Ipv4Addr {
+        self.external
+    }
+
+    /// The port set.
+    pub fn port_set(&self) -> PortSet {
+        self.ports
+    }
+
+    /// Ports per protocol (the budget).
+    pub fn budget(&self) -> u32 {
+        self.budget
+    }
+
+    /// Ports in use for `proto`.
+    pub fn ports_in_use(&self, proto: Protocol) -> u32 {
+        self.pools[proto.index()].in_use()
+    }
+
+    /// Ports in use in the most pressed protocol.
+    pub fn budget_used(&self) -> u32 {
+        Protocol::ALL
+            .iter()
+            .map(|p| self.ports_in_use(*p))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Live sessions.
+    pub fn session_count(&self) -> u32 {
+        self.live_sessions
+    }
+
+    /// Drops counted under `reason`.
+    pub fn drops(&self, reason: NatDrop) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// New flows refused so far.
+    pub fn refusals(&self) -> u64 {
+        self.refusals
+    }
+
+    /// Takes the pending events (oldest first).
+    pub fn drain_events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        self.events.drain(..)
+    }
+
+    /// Events dropped because nobody drained the queue.
+    pub fn events_lost(&self) -> u64 {
+        self.events_lost
+    }
+
+    // ---------------------------------------------------------------- packet path
+
+    /// Translates a packet from the LAN (RFC 4787, RFC 5382, RFC 5508 outbound rules).
+    pub fn outbound(&mut self, now: Timestamp, pkt: &OutboundPacket) -> OutboundVerdict {
+        if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
+            return self.drop_out(NatDrop::PortZero);
+        }
+        if now.millis() >= self.next_expire {
+            self.expire_bounded(now, 256);
+            self.next_expire = now.millis() + EXPIRE_EVERY_MS;
+        }
+        let key = pack_out(pkt.proto, pkt.src, pkt.dst);
+        let hash = self.hasher.hash_one(key);
+        let sessions = &self.sessions;
+        let found = self.out_index.find(hash, |&s| {
+            let x = &sessions[s as usize];
+            pack_out(x.proto, x.internal, x.remote) == key
+        });
+        let s = match found {
+            Some(&s) => {
+                self.touch_outbound(s, now, pkt.flags);
+                s
+            }
+            None => match self.new_flow(now, pkt) {
+                Ok(s) => s,
+                Err((reason, notice)) => {
+                    return OutboundVerdict::Drop { reason, notice };
+                }
+            },
+        };
+        let external = Endpoint::new(self.external, self.sessions[s as usize].ext_port);
+        if pkt.dst.addr == self.external {
+            // Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): the packet re-enters as if it
+            // came from our external endpoint, and obeys the same filtering.
+            let back = InboundPacket {
+                proto: pkt.proto,
+                src: external,
+                dst: pkt.dst,
+                flags: pkt.flags,
+            };
+            return match self.inbound(now, &back) {
+                InboundVerdict::Translate { internal } => OutboundVerdict::Hairpin {
+                    external_src: external,
+                    internal_dst: internal,
+                },
+                InboundVerdict::Drop(reason) => OutboundVerdict::Drop {
+                    reason,
+                    notice: None,
+                },
+            };
+        }
+        OutboundVerdict::Translate { external }
+    }
+
+    /// Translates a packet from the tunnel back to the LAN.
+    pub fn inbound(&mut self, now: Timestamp, pkt: &InboundPacket) -> InboundVerdict {
+        if pkt.dst.addr != self.external {
+            return self.drop_in(NatDrop::NotOurAddress);
+        }
+        if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
+            return self.drop_in(NatDrop::PortZero);
+        }
+        let Some(ix) = self.ports.index_of(pkt.dst.port) else {
+            return self.drop_in(NatDrop::PortOutsideSet);
+        };
+        if now.millis() >= self.next_expire {
+            self.expire_bounded(now, 256);
+            self.next_expire = now.millis() + EXPIRE_EVERY_MS;
+        }
+        if let Some(s) = self.find_inbound(pkt.proto, pkt.dst.port, pkt.src) {
+            self.touch_inbound(s, now, pkt.flags);
+            return InboundVerdict::Translate {
+                internal: self.sessions[s as usize].internal,
+            };
+        }
+        // No session for this remote: a static forward or an unshared endpoint-independent
+        // mapping may accept it (RFC 4787 §5 filtering; RFC 5382 REQ-4 for inbound SYN).
+        let slot = self.pools[pkt.proto.index()].slots[ix as usize];
+        if slot.users == 0 {
+            return self.drop_in(NatDrop::NoMapping);
+        }
+        let accept = slot.owner != NIL
+            && (slot.is_static
+                || (self.cfg.filtering == Filtering::EndpointIndependent && slot.users == 1));
+        let tcp_ok = pkt.proto != Protocol::Tcp || pkt.flags.is_syn_only();
+        if !accept || !tcp_ok {
+            return self.drop_in(NatDrop::Filtered);
+        }
+        if self.live_sessions >= self.cfg.max_sessions {
+            return self.drop_in(NatDrop::SessionLimit);
+        }
+        let m = slot.owner;
+        let state = match pkt.proto {
+            Protocol::Tcp => SessionState::SynReceived,
+            _ => SessionState::Answered,
+        };
+        let s = self.add_session(now, m, pkt.src, state);
+        InboundVerdict::Translate {
+            internal: self.sessions[s as usize].internal,
+        }
+    }
+
+    /// Maps the packet embedded in an ICMP error from the tunnel back to the LAN: the
+    /// embedded packet is one we sent (`ext` → `remote`). Returns the LAN endpoint to put in
+    /// its place. Never refreshes or ends a session (RFC 5508 REQ-6, RFC 4787 REQ-12).
+    pub fn inbound_icmp_error(
+        &mut self,
+        proto: Protocol,
+        ext: Endpoint,
+        remote: Endpoint,
+    ) -> Option<Endpoint> {
+        if ext.addr != self.external {
+            self.drops[NatDrop::IcmpErrorNoSession.index()] += 1;
+            return None;
+        }
+        match self.find_inbound(proto, ext.port, remote) {
+            Some(s) => Some(self.sessions[s as usize].internal),
+            None => {
+                self.drops[NatDrop::IcmpErrorNoSession.index()] += 1;
+                None
+            }
+        }
+    }
+
+    /// Maps the packet embedded in an ICMP error a LAN host sends about a packet it got
+    /// (`remote` → `internal`): returns our external endpoint to put in its place.
+    pub fn outbound_icmp_error(
+        &mut self,
+        proto: Protocol,
+        internal: Endpoint,
+        remote: Endpoint,
+    ) -> Option<Endpoint> {
+        let key = pack_out(proto, internal, remote);
+        let hash = self.hasher.hash_one(key);
+        let sessions = &self.sessions;
+        match self.out_index.find(hash, |&s| {
+            let x = &sessions[s as usize];
+            pack_out(x.proto, x.internal, x.remote) == key
+        }) {
+            Some(&s) => Some(Endpoint::new(
+                self.external,
+                self.sessions[s as usize].ext_port,
+            )),
+            None => {
+                self.drops[NatDrop::IcmpErrorNoSession.index()] += 1;
+                None
+            }
+        }
+    }
+
+    fn find_inbound(&self, proto: Protocol, ext_port: u16, remote: Endpoint) -> Option<u32> {
+        let key = pack_in(proto, ext_port, remote);
+        let hash = self.hasher.hash_one(key);
+        let sessions = &self.sessions;
+        self.in_index
+            .find(hash, |&s| {
+                let x = &sessions[s as usize];
+                pack_in(x.proto, x.ext_port, x.remote) == key
+            })
+            .copied()
+    }
+
+    fn drop_out(&mut self, reason: NatDrop) -> OutboundVerdict {
+        self.drops[reason.index()] += 1;
+        OutboundVerdict::Drop {
+            reason,
+            notice: None,
+        }
+    }
+
+    fn drop_in(&mut self, reason: NatDrop) -> InboundVerdict {
+        self.drops[reason.index()] += 1;
+        InboundVerdict::Drop(reason)
+    }
+
+    // ---------------------------------------------------------------- state machine
+
+    fn touch_outbound(&mut self, s: u32, now: Timestamp, flags: TcpFlags) {
+        let sess = &mut self.sessions[s as usize];
+        sess.last_seen = sess.last_seen.max(now.millis());
+        let new_state = match (sess.proto, sess.state) {
+            (Protocol::Tcp, st) => {
+                if flags.has(TcpFlags::RST) {
+                    SessionState::TimeWait
+                } else if flags.is_syn_only() && st == SessionState::TimeWait {
+                    sess.fin = 0;
+                    SessionState::SynSent
+                } else if flags.has(TcpFlags::FIN) {
+                    sess.fin |= FIN_OUT;
+                    if sess.fin == FIN_OUT | FIN_IN {
+                        SessionState::TimeWait
+                    } else {
+                        SessionState::FinWait
+                    }
+                } else if st == SessionState::SynReceived && flags.has(TcpFlags::ACK) {
+                    SessionState::Established
+                } else {
+                    st
+                }
+            }
+            // A new query on an answered DNS socket waits for its own answer.
+            (Protocol::Udp, SessionState::DnsAnswered) => SessionState::Unanswered,
+            (_, st) => st,
+        };
+        if new_state != self.sessions[s as usize].state {
+            self.set_state(s, new_state, now);
+        }
+    }
+
+    fn touch_inbound(&mut self, s: u32, now: Timestamp, flags: TcpFlags) {
+        let sess = &mut self.sessions[s as usize];
+        sess.last_seen = sess.last_seen.max(now.millis());
+        let first_answer = sess.state.is_unanswered();
+        let new_state = match (sess.proto, sess.state) {
+            (Protocol::Tcp, st) => {
+                if flags.has(TcpFlags::RST) {
+                    SessionState::TimeWait
+                } else if flags.has(TcpFlags::FIN) {
+                    sess.fin |= FIN_IN;
+                    if sess.fin == FIN_OUT | FIN_IN {
+                        SessionState::TimeWait
+                    } else {
+                        SessionState::FinWait
+                    }
+                } else if st == SessionState::SynSent {
+                    SessionState::Established
+                } else {
+                    st
+                }
+            }
+            (Protocol::Udp, _) if sess.remote.port == 53 => SessionState::DnsAnswered,
+            (Protocol::Udp, _) | (Protocol::Icmp, _) => SessionState::Answered,
+        };
+        if first_answer {
+            let (proto, remote) = (sess.proto, sess.remote);
+            if let Some(d) = self.dests.get_mut(&(proto, remote)) {
+                d.answered = d.answered.saturating_add(1);
+            }
+        }
+        if new_state != self.sessions[s as usize].state {
+            self.set_state(s, new_state, now);
+        }
+    }
+
+    fn set_state(&mut self, s: u32, state: SessionState, now: Timestamp) {
+        let (old_state, old_class, proto, host) = {
+            let x = &self.sessions[s as usize];
+            (x.state, x.class, x.proto, x.host)
+        };
+        let class = class_of(proto, state);
+        self.sessions[s as usize].state = state;
+        if class != old_class {
+            self.timers[old_class as usize].unlink(&mut self.sessions, s, timer_link);
+            self.timers[class as usize].push_back(&mut self.sessions, s, timer_link);
+            let x = &mut self.sessions[s as usize];
+            x.class = class;
+            x.queued_at = now.millis().max(x.last_seen);
+            x.last_seen = x.queued_at;
+        }
+        let was = old_state.is_unanswered();
+        let is = state.is_unanswered();
+        if was && !is && self.sessions[s as usize].in_host_list {
+            self.host_lists[host as usize][proto.index()].unlink(&mut self.sessions, s, host_link);
+            self.sessions[s as usize].in_host_list = false;
+            self.hosts[host as usize].unanswered -= 1;
+        } else if !was && is && !self.sessions[s as usize].in_host_list {
+            self.host_lists[host as usize][proto.index()].push_back(
+                &mut self.sessions,
+                s,
+                host_link,
+            );
+            self.sessions[s as usize].in_host_list = true;
+            self.hosts[host as usize].unanswered += 1;
+        }
+    }
+
+    // ---------------------------------------------------------------- new flows
+
+    fn host_index(&mut self, addr: Ipv4Addr) -> u32 {
+        if let Some(&h) = self.host_ix.get(&addr) {
+            return h;
+        }
+        let h = self.hosts.len() as u32;
+        self.hosts.push(HostRecord::new(addr));
+        self.host_lists.push([List::default(); 3]);
+        self.host_ix.insert(addr, h);
+        h
+    }
+
+    fn new_flow(
+        &mut self,
+        now: Timestamp,
+        pkt: &OutboundPacket,
+    ) -> Result<u32, (NatDrop, Option<RefuseNotice>)> {
+        let proto = pkt.proto;
+        let host = self.host_index(pkt.src.addr);
+        self.hosts[host as usize].note_new_flow(proto, pkt.src.port, pkt.dst);
+
+        // RFC 6890 / RFC 6888 REQ-6: never translate toward destinations that cannot answer.
+        if pkt.dst.addr != self.external {
+            if let Some(block) = self.cfg.destinations.blocked(pkt.dst.addr) {
+                return Err(self.filtered(now, host, pkt, block));
+            }
+        }
+        if self.live_sessions >= self.cfg.max_sessions {
+            self.expire_bounded(now, usize::MAX);
+            if self.live_sessions >= self.cfg.max_sessions {
+                return Err(self.refuse(now, host, pkt, NatDrop::SessionLimit));
+            }
+        }
+
+        // Endpoint-independent mapping (RFC 4787 REQ-1, RFC 5382 REQ-1): reuse the internal
+        // endpoint's mapping when its (port, remote) pair is free.
+        let mkey = pack_map(proto, pkt.src);
+        let mhash = self.hasher.hash_one(mkey);
+        let mappings = &self.mappings;
+        if let Some(&m) = self.map_index.find(mhash, |&m| {
+            let x = &mappings[m as usize];
+            pack_map(x.proto, x.internal) == mkey
+        }) {
+            let port = self.mappings[m as usize].ext_port;
+            if self.find_inbound(proto, port, pkt.dst).is_none() {
+                let s = self.add_session(now, m, pkt.dst, Self::initial_state(pkt));
+                return Ok(s);
+            }
+        }
+
+        // A new mapping needs a port: first the host's share (RFC 6888 REQ-4).
+        if let Some(q) = self.cfg.quota {
+            let mut tries = 0;
+            loop {
+                let cap = self.host_cap(host, proto);
+                let held = self.hosts[host as usize].ports[proto.index()];
+                if held < cap {
+                    break;
+                }
+                if !self.hosts[host as usize].capped[proto.index()] {
+                    self.hosts[host as usize].capped[proto.index()] = true;
+                    let addr = self.hosts[host as usize].addr;
+                    self.push_event(
+                        now,
+                        EventKind::HostCapped {
+                            host: addr,
+                            proto,
+                            cap,
+                        },
+                    );
+                }
+                tries += 1;
+                if !q.recycle_unanswered
+                    || tries > 16
+                    || !self.recycle_oldest_unanswered(host, proto, now)
+                {
+                    return Err(self.refuse(now, host, pkt, NatDrop::HostQuota));
+                }
+            }
+        }
+
+        let mut choice = self.choose_port(host, pkt);
+        if choice.is_none() {
+            // Nothing free: reclaim what may be reclaimed, oldest first, then try again.
+            self.expire_bounded(now, usize::MAX);
+            choice = self.choose_port(host, pkt);
+            let mut tries = 0;
+            while choice.is_none() && tries < 8 {
+                tries += 1;
+                let freed = (self.cfg.reclaim_time_wait
+                    && proto == Protocol::Tcp
+                    && self.reclaim_time_wait(now))
+                    || (self.cfg.reclaim_from_over_cap
+                        && self.reclaim_from_over_cap(host, proto, now));
+                if !freed {
+                    break;
+                }
+                choice = self.choose_port(host, pkt);
+            }
+        }
+        let Some(ix) = choice else {
+            return Err(self.refuse(now, host, pkt, NatDrop::PortsExhausted));
+        };
+        let port = self.ports.nth(ix).unwrap_or(0);
+        let m = self.new_mapping(now, host, proto, pkt.src, port, ix);
+        Ok(self.add_session(now, m, pkt.dst, Self::initial_state(pkt)))
+    }
+
+    fn initial_state(pkt: &OutboundPacket) -> SessionState {
+        match pkt.proto {
+            Protocol::Tcp => SessionState::SynSent,
+            _ => SessionState::Unanswered,
+        }
+    }
+
+    /// The most ports of `proto` a host may hold now: the cap while other hosts are active,
+    /// the whole budget when alone.
+    fn host_cap(&self, host: u32, _proto: Protocol) -> u32 {
+        let Some(q) = self.cfg.quota else {
+            return u32::MAX;
+        };
+        let me_active = self.hosts[host as usize].ports_held() > 0;
+        let others = self.active_hosts - u32::from(me_active);
+        if others == 0 {
+            self.budget
+        } else {
+            (self.budget * u32::from(q.cap_percent) / 100).max(1)
+        }
+    }
+
+    fn fair_share(&self, host: u32) -> u32 {
+        let me_active = self.hosts[host as usize].ports_held() > 0;
+        let active = self.active_hosts + u32::from(!me_active);
+        self.budget / active.max(1)
+    }
+
+    /// Picks a port index for a new mapping, by the configured strategy; `None` when none fits.
+    fn choose_port(&mut self, host: u32, pkt: &OutboundPacket) -> Option<u32> {
+        let proto = pkt.proto;
+        let p = proto.index();
+        let preserve = self.ports.index_of(pkt.src.port);
+        match self.cfg.strategy {
+            PortStrategy::BudgetAware {
+                share_above_percent,
+            } => {
+                let in_use = self.pools[p].in_use();
+                let pressure = u64::from(in_use) * 100
+                    >= u64::from(self.budget) * u64::from(share_above_percent);
+                let may_take_free = !self.pools[p].free.is_empty() && {
+                    match self.cfg.quota {
+                        None => true,
+                        Some(q) => {
+                            let reserve = self.budget * u32::from(q.reserve_percent) / 100;
+                            self.pools[p].free.len() as u32 > reserve
+                                || self.hosts[host as usize].ports[p] < self.fair_share(host)
+                        }
+                    }
+                };
+                if pressure {
+                    if let Some(ix) = self.find_shareable(proto, pkt.dst) {
+                        return Some(ix);
+                    }
+                }
+                if may_take_free {
+                    // Port preservation (RFC 4787 REQ-3 spirit) when the port is ours and free.
+                    if let Some(ix) = preserve {
+                        if self.pools[p].slots[ix as usize].users == 0 {
+                            return Some(ix);
+                        }
+                    }
+                    return self.random_free(p, pkt.src.port);
+                }
+                if !pressure {
+                    return self.find_shareable(proto, pkt.dst);
+                }
+                None
+            }
+            PortStrategy::RandomProbe => {
+                // nf_nat_core.c: keep the source port if the tuple is unique, else random probes.
+                if let Some(ix) = preserve {
+                    if self.tuple_free(proto, ix, pkt.dst) {
+                        return Some(ix);
+                    }
+                }
+                for _ in 0..128 {
+                    let ix = self.rng.below(self.budget);
+                    if self.tuple_free(proto, ix, pkt.dst) {
+                        return Some(ix);
+                    }
+                }
+                None
+            }
+            PortStrategy::FreeFirst { share_tcp } => {
+                if let Some(ix) = preserve {
+                    if self.pools[p].slots[ix as usize].users == 0 {
+                        return Some(ix);
+                    }
+                }
+                if let Some(ix) = self.random_free(p, pkt.src.port) {
+                    return Some(ix);
+                }
+                if share_tcp && proto == Protocol::Tcp {
+                    return self.find_shareable(proto, pkt.dst);
+                }
+                None
+            }
+        }
+    }
+
+    fn tuple_free(&self, proto: Protocol, ix: u32, remote: Endpoint) -> bool {
+        let slot = self.pools[proto.index()].slots[ix as usize];
+        if slot.is_static {
+            return false;
+        }
+        let Some(port) = self.ports.nth(ix) else {
+            return false;
+        };
+        slot.users == 0 || self.find_inbound(proto, port, remote).is_none()
+    }
+
+    /// A random free port, preferring the source port's parity (RFC 4787 REQ-4).
+    fn random_free(&mut self, p: usize, src_port: u16) -> Option<u32> {
+        let n = self.pools[p].free.len() as u32;
+        if n == 0 {
+            return None;
+        }
+        let mut pick = 0;
+        for _ in 0..4 {
+            pick = self.pools[p].free[self.rng.below(n) as usize];
+            if self
+                .ports
+                .nth(pick)
+                .is_some_and(|port| port & 1 == src_port & 1)
+            {
+                break;
+            }
+        }
+        Some(pick)
+    }
+
+    /// An in-use, non-static port whose (port, remote) pair is free: port overlapping across
+    /// remote endpoints (RFC 7857 §3), for every protocol.
+    fn find_shareable(&mut self, proto: Protocol, remote: Endpoint) -> Option<u32> {
+        let p = proto.index();
+        let in_use = self.pools[p].in_use();
+        if in_use == 0 {
+            return None;
+        }
+        // Every in-use port already talks to this remote: nothing to share.
+        if self
+            .dests
+            .get(&(proto, remote))
+            .is_some_and(|d| d.flows >= in_use)
+        {
+            return None;
+        }
+        let usable = |nat: &Self, ix: u32| {
+            let slot = nat.pools[p].slots[ix as usize];
+            slot.users > 0 && nat.tuple_free(proto, ix, remote)
+        };
+        for _ in 0..32 {
+            let ix = self.rng.below(self.budget);
+            if usable(self, ix) {
+                return Some(ix);
+            }
+        }
+        let start = self.rng.below(self.budget);
+        (0..self.budget.min(4096))
+            .map(|i| (start + i) % self.budget)
+            .find(|&ix| usable(self, ix))
+    }
+
+    fn recycle_oldest_unanswered(&mut self, host: u32, proto: Protocol, now: Timestamp) -> bool {
+        let s = self.host_lists[host as usize][proto.index()].head;
+        if s == NIL {
+            return false;
+        }
+        self.hosts[host as usize].recycled += 1;
+        self.remove_session(s, now);
+        true
+    }
+
+    fn reclaim_time_wait(&mut self, now: Timestamp) -> bool {
+        let s = self.timers[CLASS_TCP_TIME_WAIT as usize].head;
+        if s == NIL {
+            return false;
+        }
+        self.remove_session(s, now);
+        true
+    }
+
+    /// When the budget is exhausted, the oldest unanswered flow of the host furthest over its
+    /// cap makes room (never an answered flow; never a host within its share). A deliberate,
+    /// narrow exception to RFC 6888 REQ-11, which the 240-port budget forces.
+    fn reclaim_from_over_cap(&mut self, asking: u32, proto: Protocol, now: Timestamp) -> bool {
+        let p = proto.index();
+        let mut worst: Option<(u32, u32)> = None;
+        for h in 0..self.hosts.len() as u32 {
+            if h == asking || self.host_lists[h as usize][p].head == NIL {
+                continue;
+            }
+            let held = self.hosts[h as usize].ports[p];
+            let cap = self.host_cap(h, proto);
+            if held > cap.min(self.fair_share(h).max(1)) && worst.is_none_or(|(_, w)| held > w) {
+                worst = Some((h, held));
+            }
+        }
+        match worst {
+            Some((h, _)) => self.recycle_oldest_unanswered(h, proto, now),
+            None => false,
+        }
+    }
+
+    fn filtered(
+        &mut self,
+        now: Timestamp,
+        host: u32,
+        pkt: &OutboundPacket,
+        block: &'static str,
+    ) -> (NatDrop, Option<RefuseNotice>) {
+        self.drops[NatDrop::DestinationFiltered.index()] += 1;
+        let h = &mut self.hosts[host as usize];
+        h.filtered += 1;
+        h.note_unanswered(now, pkt.proto, pkt.dst);
+        let first = self.dest_record(pkt.proto, pkt.dst, host).is_some_and(|d| {
+            d.filtered += 1;
+            d.filtered == 1
+        });
+        if first {
+            let addr = self.hosts[host as usize].addr;
+            self.push_event(
+                now,
+                EventKind::DestinationFiltered {
+                    host: addr,
+                    dst: pkt.dst,
+                    block,
+                },
+            );
+        }
+        self.check_culprit(now, host);
+        (NatDrop::DestinationFiltered, self.notice(now))
+    }
+
+    fn refuse(
+        &mut self,
+        now: Timestamp,
+        host: u32,
+        pkt: &OutboundPacket,
+        reason: NatDrop,
+    ) -> (NatDrop, Option<RefuseNotice>) {
+        self.drops[reason.index()] += 1;
+        self.refusals += 1;
+        self.first_refusal.get_or_insert(now);
+        self.last_refusal = Some(now);
+        let h = &mut self.hosts[host as usize];
+        h.refusals += 1;
+        h.last_refusal = Some(now);
+        h.note_unanswered(now, pkt.proto, pkt.dst);
+        if self.recent.len() == RECENT_REFUSALS {
+            self.recent.pop_front();
+        }
+        let addr = self.hosts[host as usize].addr;
+        self.recent.push_back(Refusal {
+            at: now,
+            host: addr,
+            proto: pkt.proto,
+            dst: pkt.dst,
+            reason,
+        });
+        if reason == NatDrop::PortsExhausted {
+            self.exhausted_at.get_or_insert(now);
+            let pool = &mut self.pools[pkt.proto.index()];
+            if pool.level < 3 {
+                pool.level = 3;
+                self.push_event(now, EventKind::BudgetExhausted { proto: pkt.proto });
+            }
+        }
+        self.check_culprit(now, host);
+        (reason, self.notice(now))
+    }
+
+    /// Token bucket for refusal notices (RFC 1812 §4.3.2.8 rate limiting).
+    fn notice(&mut self, now: Timestamp) -> Option<RefuseNotice> {
+        if !self.cfg.icmp_on_refusal || self.cfg.icmp_rate_per_sec == 0 {
+            return None;
+        }
+        let rate = u64::from(self.cfg.icmp_rate_per_sec);
+        let elapsed = now.millis().saturating_sub(self.icmp_refill_at);
+        let add = elapsed * rate / 1000;
+        if add > 0 {
+            self.icmp_tokens = (self.icmp_tokens + add).min(rate);
+            self.icmp_refill_at = now.millis();
+        }
+        if self.icmp_tokens > 0 {
+            self.icmp_tokens -= 1;
+            Some(RefuseNotice::AdminProhibited)
+        } else {
+            None
+        }
+    }
+
+    fn check_culprit(&mut self, now: Timestamp, host: u32) {
+        let h = &self.hosts[host as usize];
+        if h.named || !h.is_culprit(now, self.budget) {
+            return;
+        }
+        let addr = h.addr;
+        let pattern = h.pattern();
+        self.hosts[host as usize].named = true;
+        self.push_event(
+            now,
+            EventKind::CulpritNamed {
+                host: addr,
+                pattern,
+            },
+        );
+    }
+
+    fn push_event(&mut self, at: Timestamp, kind: EventKind) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+            self.events_lost += 1;
+        }
+        self.events.push_back(Event { at, kind });
+    }
+
+    // ---------------------------------------------------------------- table plumbing
+
+    fn alloc_mapping(&mut self, m: Mapping) -> u32 {
+        match self.free_mappings.pop() {
+            Some(i) => {
+                self.mappings[i as usize] = m;
+                i
+            }
+            None => {
+                self.mappings.push(m);
+                (self.mappings.len() - 1) as u32
+            }
+        }
+    }
+
+    fn index_mapping(&mut self, m: u32) {
+        let (proto, internal) = {
+            let x = &self.mappings[m as usize];
+            (x.proto, x.internal)
+        };
+        let key = pack_map(proto, internal);
+        let hash = self.hasher.hash_one(key);
+        let mappings = &self.mappings;
+        if self
+            .map_index
+            .find(hash, |&i| {
+                let x = &mappings[i as usize];
+                pack_map(x.proto, x.internal) == key
+            })
+            .is_some()
+        {
+            return;
+        }
+        let hasher = &self.hasher;
+        self.map_index.insert_unique(hash, m, |&i| {
+            let x = &mappings[i as usize];
+            hasher.hash_one(pack_map(x.proto, x.internal))
+        });
+        self.mappings[m as usize].eim_indexed = true;
+    }
+
+    fn new_mapping(
+        &mut self,
+        now: Timestamp,
+        host: u32,
+        proto: Protocol,
+        internal: Endpoint,
+        port: u16,
+        ix: u32,
+    ) -> u32 {
+        let m = self.alloc_mapping(Mapping {
+            proto,
+            internal,
+            ext_port: port,
+            host,
+            sessions: 0,
+            is_static: false,
+            eim_indexed: false,
+        });
+        let p = proto.index();
+        let slot = &mut self.pools[p].slots[ix as usize];
+        slot.users += 1;
+        if slot.users == 1 {
+            slot.owner = m;
+            self.pools[p].take(ix);
+        } else {
+            slot.owner = NIL;
+        }
+        self.index_mapping(m);
+        let h = &mut self.hosts[host as usize];
+        if h.ports_held() == 0 {
+            self.active_hosts += 1;
+        }
+        h.ports[p] += 1;
+        h.peak_ports = h.peak_ports.max(h.ports_held());
+        self.after_budget_change(proto, now);
+        m
+    }
+
+    fn release_mapping(&mut self, m: u32, now: Timestamp, count_host: bool) {
+        let (proto, ext_port, host, eim) = {
+            let x = &self.mappings[m as usize];
+            (x.proto, x.ext_port, x.host, x.eim_indexed)
+        };
+        if eim {
+            let key = pack_map(proto, self.mappings[m as usize].internal);
+            let hash = self.hasher.hash_one(key);
+            if let Ok(e) = self.map_index.find_entry(hash, |&i| i == m) {
+                e.remove();
+            }
+            self.mappings[m as usize].eim_indexed = false;
+        }
+        let p = proto.index();
+        if let Some(ix) = self.ports.index_of(ext_port) {
+            let slot = &mut self.pools[p].slots[ix as usize];
+            slot.users = slot.users.saturating_sub(1);
+            if slot.owner == m {
+                slot.owner = NIL;
+            }
+            if slot.users == 0 {
+                slot.is_static = false;
+                self.pools[p].give_back(ix);
+            }
+        }
+        if count_host {
+            let h = &mut self.hosts[host as usize];
+            h.ports[p] = h.ports[p].saturating_sub(1);
+            if h.ports_held() == 0 {
+                self.active_hosts = self.active_hosts.saturating_sub(1);
+            }
+            if h.capped[p] {
+                let cap = self.host_cap(host, proto);
+                if self.hosts[host as usize].ports[p] * 10 < cap * 9 {
+                    self.hosts[host as usize].capped[p] = false;
+                }
+            }
+        }
+        self.mappings[m as usize].sessions = FREED;
+        self.free_mappings.push(m);
+        self.after_budget_change(proto, now);
+    }
+
+    fn add_session(
+        &mut self,
+        now: Timestamp,
+        m: u32,
+        remote: Endpoint,
+        state: SessionState,
+    ) -> u32 {
+        let (proto, internal, ext_port, host) = {
+            let x = &mut self.mappings[m as usize];
+            x.sessions += 1;
+            (x.proto, x.internal, x.ext_port, x.host)
+        };
+        let class = class_of(proto, state);
+        let sess = Session {
+            proto,
+            state,
+            class,
+            fin: 0,
+            in_host_list: false,
+            ext_port,
+            internal,
+            remote,
+            mapping: m,
+            host,
+            created: now.millis(),
+            last_seen: now.millis(),
+            queued_at: now.millis(),
+            timer: Link::default(),
+            host_link: Link::default(),
+        };
+        let s = match self.free_sessions.pop() {
+            Some(i) => {
+                self.sessions[i as usize] = sess;
+                i
+            }
+            None => {
+                self.sessions.push(sess);
+                (self.sessions.len() - 1) as u32
+            }
+        };
+        self.live_sessions += 1;
+        self.pools[proto.index()].sessions += 1;
+        self.timers[class as usize].push_back(&mut self.sessions, s, timer_link);
+        if state.is_unanswered() {
+            self.host_lists[host as usize][proto.index()].push_back(
+                &mut self.sessions,
+                s,
+                host_link,
+            );
+            self.sessions[s as usize].in_host_list = true;
+            self.hosts[host as usize].unanswered += 1;
+        }
+        self.hosts[host as usize].flows += 1;
+        // Both indexes (the pair is unique by construction: checked before the port was chosen).
+        let hasher = &self.hasher;
+        let sessions = &self.sessions;
+        let okey = pack_out(proto, internal, remote);
+        self.out_index
+            .insert_unique(hasher.hash_one(okey), s, |&i| {
+                let x = &sessions[i as usize];
+                hasher.hash_one(pack_out(x.proto, x.internal, x.remote))
+            });
+        let ikey = pack_in(proto, ext_port, remote);
+        self.in_index.insert_unique(hasher.hash_one(ikey), s, |&i| {
+            let x = &sessions[i as usize];
+            hasher.hash_one(pack_in(x.proto, x.ext_port, x.remote))
+        });
+        if let Some(d) = self.dest_record(proto, remote, host) {
+            d.flows += 1;
+            d.flows_total += 1;
+        }
+        s
+    }
+
+    fn dest_record(
+        &mut self,
+        proto: Protocol,
+        dst: Endpoint,
+        host: u32,
+    ) -> Option<&mut DestRecord> {
+        let key = (proto, dst);
+        if !self.dests.contains_key(&key) && self.dests.len() >= MAX_DESTINATIONS {
+            self.dests.retain(|_, d| d.flows > 0);
+            if self.dests.len() >= MAX_DESTINATIONS {
+                return None;
+            }
+        }
+        let addr = self.hosts[host as usize].addr;
+        let d = self.dests.entry(key).or_default();
+        d.note_host(addr);
+        Some(d)
+    }
+
+    fn remove_session(&mut self, s: u32, now: Timestamp) {
+        let (proto, internal, remote, ext_port, class, host, m, in_list) = {
+            let x = &self.sessions[s as usize];
+            (
+                x.proto,
+                x.internal,
+                x.remote,
+                x.ext_port,
+                x.class,
+                x.host,
+                x.mapping,
+                x.in_host_list,
+            )
+        };
+        if m == NIL {
+            return;
+        }
+        self.timers[class as usize].unlink(&mut self.sessions, s, timer_link);
+        if in_list {
+            self.host_lists[host as usize][proto.index()].unlink(&mut self.sessions, s, host_link);
+            self.hosts[host as usize].unanswered -= 1;
+            // It dies unanswered: evidence for the culprit score.
+            self.hosts[host as usize].note_unanswered(now, proto, remote);
+        }
+        let ohash = self.hasher.hash_one(pack_out(proto, internal, remote));
+        if let Ok(e) = self.out_index.find_entry(ohash, |&i| i == s) {
+            e.remove();
+        }
+        let ihash = self.hasher.hash_one(pack_in(proto, ext_port, remote));
+        if let Ok(e) = self.in_index.find_entry(ihash, |&i| i == s) {
+            e.remove();
+        }
+        self.hosts[host as usize].flows -= 1;
+        if let Some(d) = self.dests.get_mut(&(proto, remote)) {
+            d.flows = d.flows.saturating_sub(1);
+        }
+        self.live_sessions -= 1;
+        self.pools[proto.index()].sessions -= 1;
+        let x = &mut self.sessions[s as usize];
+        x.mapping = NIL;
+        x.in_host_list = false;
+        self.free_sessions.push(s);
+        let mm = &mut self.mappings[m as usize];
+        mm.sessions -= 1;
+        if mm.sessions == 0 && !mm.is_static {
+            self.release_mapping(m, now, true);
+        }
+    }
+
+    fn after_budget_change(&mut self, proto: Protocol, now: Timestamp) {
+        let budget = self.budget.max(1);
+        let p = proto.index();
+        let in_use = self.pools[p].in_use();
+        let pool = &mut self.pools[p];
+        if in_use > pool.peak {
+            pool.peak = in_use;
+            pool.peak_at = now;
+        }
+        if in_use > self.peak {
+            self.peak = in_use;
+            self.peak_at = now;
+        }
+        let pct = u64::from(in_use) * 100 / u64::from(budget);
+        let level = self.pools[p].level;
+        let mut ev = None;
+        if pct >= 95 && level < 2 {
+            self.pools[p].level = 2;
+            ev = Some(EventKind::Budget95 { proto, in_use });
+            if level < 1 {
+                self.push_event(now, EventKind::Budget80 { proto, in_use });
+            }
+        } else if pct >= 80 && level < 1 {
+            self.pools[p].level = 1;
+            ev = Some(EventKind::Budget80 { proto, in_use });
+        } else if pct < 75 && level >= 1 {
+            self.pools[p].level = 0;
+            ev = Some(EventKind::BudgetRecovered { proto, in_use });
+        }
+        if let Some(kind) = ev {
+            self.push_event(now, kind);
+        }
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Ends every session whose timer ran out by `now`. Amortized O(1) per session: each
+    /// class is a FIFO of equal timeouts; a session refreshed since it was queued is moved to
+    /// the tail when it reaches the head (lazy re-queueing), so the packet path only writes
+    /// one timestamp.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.expire_bounded(now, usize::MAX);
+    }
+
+    fn expire_bounded(&mut self, now: Timestamp, mut budget: usize) {
+        let now_ms = now.millis();
+        for class in 0..CLASSES {
+            let timeout = self.timeouts_ms[class];
+            while budget > 0 {
+                let s = self.timers[class].head;
+                if s == NIL {
+                    break;
+                }
+                let (last_seen, queued_at) = {
+                    let x = &self.sessions[s as usize];
+                    (x.last_seen, x.queued_at)
+                };
+                if last_seen.saturating_add(timeout) <= now_ms {
+                    self.remove_session(s, now);
+                } else if last_seen > queued_at {
+                    self.timers[class].unlink(&mut self.sessions, s, timer_link);
+                    self.timers[class].push_back(&mut self.sessions, s, timer_link);
+                    self.sessions[s as usize].queued_at = last_seen;
+                } else {
+                    break;
+                }
+                budget -= 1;
+            }
+        }
+    }
+
+    /// The earliest time a session may expire (for the daemon's timer), if any.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        (0..CLASSES)
+            .filter_map(|c| {
+                let s = self.timers[c].head;
+                (s != NIL).then(|| {
+                    Timestamp(
+                        self.sessions[s as usize]
+                            .queued_at
+                            .saturating_add(self.timeouts_ms[c]),
+                    )
+                })
+            })
+            .min()
+    }
+
+    // ---------------------------------------------------------------- truth
+
+    /// A copy of the statistics for readers. Costs O(hosts + destinations); call it off the
+    /// packet path (the daemon does once per second per worker).
+    pub fn snapshot(&self, now: Timestamp) -> Snapshot {
+        let budget = self.budget;
+        let mut hosts: Vec<_> = self
+            .hosts
+            .iter()
+            .filter(|h| h.flows > 0 || h.refusals > 0 || h.filtered > 0 || h.peak_ports > 0)
+            .map(|h| h.to_stats(now, budget))
+            .collect();
+        hosts.sort_by(|a, b| {
+            b.ports_held
+                .cmp(&a.ports_held)
+                .then(b.culprit_score.total_cmp(&a.culprit_score))
+                .then(a.addr.cmp(&b.addr))
+        });
+        let mut destinations: Vec<_> = self
+            .dests
+            .iter()
+            .map(|(&(proto, dst), d)| DestinationStats {
+                proto,
+                dst,
+                flows: d.flows,
+                flows_total: d.flows_total,
+                hosts: d.host_count(),
+                filtered: d.filtered,
+            })
+            .collect();
+        destinations.sort_by(|a, b| {
+            (b.flows, b.flows_total + b.filtered)
+                .cmp(&(a.flows, a.flows_total + a.filtered))
+                .then(a.dst.cmp(&b.dst))
+                .then(a.proto.cmp(&b.proto))
+        });
+        destinations.truncate(64);
+        let culprit = self
+            .hosts
+            .iter()
+            .filter(|h| h.is_culprit(now, budget) || h.named)
+            .max_by(|a, b| a.score(now, budget).total_cmp(&b.score(now, budget)))
+            .map(|h| Culprit {
+                host: h.addr,
+                pattern: h.pattern(),
+                signature: h.signature().map(|s| s.name),
+                description: h.signature().map(|s| s.description),
+                rate_per_s: h.unanswered_rate(now),
+                ports_held: h.ports_held(),
+                score: h.score(now, budget),
+            });
+        Snapshot {
+            now,
+            policy: self.cfg.name.clone(),
+            external: self.external,
+            budget,
+            in_use: self.budget_used(),
+            peak: self.peak,
+            peak_at: self.peak_at,
+            protocols: Protocol::ALL
+                .iter()
+                .map(|&proto| {
+                    let pool = &self.pools[proto.index()];
+                    ProtoBudget {
+                        proto,
+                        total: budget,
+                        in_use: pool.in_use(),
+                        peak: pool.peak,
+                        peak_at: pool.peak_at,
+                        sessions: pool.sessions,
+                    }
+                })
+                .collect(),
+            sessions: self.live_sessions,
+            refusals: self.refusals,
+            first_refusal: self.first_refusal,
+            last_refusal: self.last_refusal,
+            exhausted_at: self.exhausted_at,
+            recent_refusals: self.recent.iter().copied().collect(),
+            hosts,
+            destinations,
+            drops: NatDrop::ALL
+                .iter()
+                .map(|&r| (r, self.drops[r.index()]))
+                .collect(),
+            culprit,
+        }
+    }
+
+    /// The live sessions (at most `limit`), for `mape show sessions`.
+    pub fn sessions(&self, now: Timestamp, limit: usize) -> Vec<SessionInfo> {
+        self.sessions
+            .iter()
+            .filter(|s| s.mapping != NIL)
+            .take(limit)
+            .map(|s| {
+                let timeout = self.timeouts_ms[s.class as usize];
+                let shared = self
+                    .ports
+                    .index_of(s.ext_port)
+                    .is_some_and(|ix| self.pools[s.proto.index()].slots[ix as usize].users > 1);
+                SessionInfo {
+                    proto: s.proto,
+                    internal: s.internal,
+                    external: Endpoint::new(self.external, s.ext_port),
+                    remote: s.remote,
+                    state: s.state,
+                    age_ms: now.since(Timestamp(s.created)),
+                    idle_ms: now.since(Timestamp(s.last_seen)),
+                    left_ms: s
+                        .last_seen
+                        .saturating_add(timeout)
+                        .saturating_sub(now.millis()),
+                    shared_port: shared,
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the table's invariants (tests and fuzzing): every live session is in both
+    /// indexes, no two share an external 5-tuple, every port is inside the port set, every
+    /// counter agrees with a recount. Returns the first violation.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut seen_in = std::collections::HashSet::new();
+        let mut live = 0u32;
+        let mut users = vec![[0u32; 3]; self.budget as usize];
+        let mut host_ports = vec![[0u32; 3]; self.hosts.len()];
+        let mut mapping_sessions: HashMap<u32, u32> = HashMap::new();
+        for (i, s) in self.sessions.iter().enumerate() {
+            if s.mapping == NIL {
+                continue;
+            }
+            live += 1;
+            if !self.ports.contains(s.ext_port) {
+                return Err(format!("session {i}: port {} outside the set", s.ext_port));
+            }
+            if !seen_in.insert(pack_in(s.proto, s.ext_port, s.remote)) {
+                return Err(format!("session {i}: external 5-tuple used twice"));
+            }
+            if self.find_inbound(s.proto, s.ext_port, s.remote) != Some(i as u32) {
+                return Err(format!("session {i}: not in the inbound index"));
+            }
+            *mapping_sessions.entry(s.mapping).or_default() += 1;
+            let m = &self.mappings[s.mapping as usize];
+            if m.ext_port != s.ext_port || m.internal != s.internal || m.proto != s.proto {
+                return Err(format!("session {i}: disagrees with its mapping"));
+            }
+        }
+        if live != self.live_sessions
+            || self.out_index.len() as u32 != live
+            || self.in_index.len() as u32 != live
+        {
+            return Err(format!(
+                "live {live} vs counter {} / out {} / in {}",
+                self.live_sessions,
+                self.out_index.len(),
+                self.in_index.len()
+            ));
+        }
+        let free: std::collections::HashSet<u32> = self.free_mappings.iter().copied().collect();
+        for (i, m) in self.mappings.iter().enumerate() {
+            if free.contains(&(i as u32)) {
+                continue;
+            }
+            let n = mapping_sessions.get(&(i as u32)).copied().unwrap_or(0);
+            if n != m.sessions {
+                return Err(format!(
+                    "mapping {i}: {} sessions counted, {n} found",
+                    m.sessions
+                ));
+            }
+            if n == 0 && !m.is_static {
+                return Err(format!("mapping {i}: alive without sessions"));
+            }
+            let Some(ix) = self.ports.index_of(m.ext_port) else {
+                return Err(format!("mapping {i}: port outside the set"));
+            };
+            users[ix as usize][m.proto.index()] += 1;
+            if !m.is_static {
+                host_ports[m.host as usize][m.proto.index()] += 1;
+            }
+        }
+        for (p, pool) in self.pools.iter().enumerate() {
+            for (ix, (slot, counted)) in pool.slots.iter().zip(&users).enumerate() {
+                if slot.users != counted[p] {
+                    return Err(format!(
+                        "port index {ix} proto {p}: users {} vs {}",
+                        slot.users, counted[p]
+                    ));
+                }
+                let is_free = pool.free_pos[ix] != NIL;
+                if is_free != (counted[p] == 0) {
+                    return Err(format!("port index {ix} proto {p}: free list disagrees"));
+                }
+            }
+        }
+        for (h, rec) in self.hosts.iter().enumerate() {
+            if rec.ports != host_ports[h] {
+                return Err(format!(
+                    "host {}: ports {:?} vs {:?}",
+                    rec.addr, rec.ports, host_ports[h]
+                ));
+            }
+        }
+        let active = self.hosts.iter().filter(|h| h.ports_held() > 0).count() as u32;
+        if active != self.active_hosts {
+            return Err(format!("active hosts {} vs {active}", self.active_hosts));
+        }
+        Ok(())
+    }
+
+    /// The most ports `host` may hold now for `proto` (its cap), for show commands.
+    pub fn cap_of(&self, host: Ipv4Addr, proto: Protocol) -> Option<u32> {
+        let h = *self.host_ix.get(&host)?;
+        self.cfg.quota.map(|_| self.host_cap(h, proto))
+    }
+}
+
+/// Folds a list of ranges onto one line, eliding the middle of long lists.
+fn fold(ranges: &[String]) -> String {
+    if ranges.len() <= 4 {
+        ranges.join(", ")
+    } else {
+        format!(
+            "{}, {}, ..., {} ({} ranges)",
+            ranges[0],
+            ranges[1],
+            ranges[ranges.len() - 1],
+            ranges.len()
+        )
+    }
+}

@@ -1,0 +1,501 @@
+//! The truth the engine keeps about the port budget: per protocol, per LAN host and per
+//! destination; refusals; a culprit score with known flow signatures; and an event stream.
+//! Snapshots are plain owned values built off the packet path.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::drop::NatDrop;
+use crate::types::{Endpoint, Protocol, Timestamp};
+
+/// A known flow pattern that burns ports (data, not code: add entries here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Signature {
+    /// Short name.
+    pub name: &'static str,
+    /// Protocol.
+    pub proto: Protocol,
+    /// First remote port of the pattern.
+    pub port_lo: u16,
+    /// Last remote port of the pattern.
+    pub port_hi: u16,
+    /// Whether the pattern uses a new source port per flow.
+    pub changing_source_ports: bool,
+    /// What it is.
+    pub description: &'static str,
+}
+
+/// Known signatures. First entry: the seed incident, Logitech Options+ "Flow" discovery,
+/// UDP to 59780–59870 from ever-changing source ports every 3 s.
+pub const SIGNATURES: &[Signature] = &[Signature {
+    name: "logi-options-flow",
+    proto: Protocol::Udp,
+    port_lo: 59780,
+    port_hi: 59870,
+    changing_source_ports: true,
+    description: "Logitech Options+ Flow discovery",
+}];
+
+/// Budget of one protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ProtoBudget {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Ports in the set.
+    pub total: u32,
+    /// Ports holding at least one mapping.
+    pub in_use: u32,
+    /// Highest `in_use` seen.
+    pub peak: u32,
+    /// When the peak was first reached.
+    pub peak_at: Timestamp,
+    /// Live sessions.
+    pub sessions: u32,
+}
+
+/// A refused or filtered new flow, kept in a bounded ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// When.
+    pub at: Timestamp,
+    /// LAN host.
+    pub host: Ipv4Addr,
+    /// Protocol.
+    pub proto: Protocol,
+    /// Remote endpoint.
+    pub dst: Endpoint,
+    /// Why.
+    pub reason: NatDrop,
+}
+
+/// Per-LAN-host statistics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostStats {
+    /// The host.
+    pub addr: Ipv4Addr,
+    /// Live sessions (flows).
+    pub flows: u32,
+    /// Ports held, all protocols (one per mapping).
+    pub ports_held: u32,
+    /// Ports held per protocol (tcp, udp, icmp).
+    pub ports_by_proto: [u32; 3],
+    /// Live sessions never answered.
+    pub unanswered: u32,
+    /// Highest `ports_held` seen.
+    pub peak_ports: u32,
+    /// New flows refused (quota, exhaustion, table full).
+    pub refusals: u64,
+    /// Last refusal.
+    pub last_refusal: Option<Timestamp>,
+    /// New flows to filtered special-purpose destinations.
+    pub filtered: u64,
+    /// Own unanswered flows given up to make room under its cap.
+    pub recycled: u64,
+    /// Unanswered flows (filtered, refused or ended unanswered) per second, last minute.
+    pub new_unanswered_per_s: f64,
+    /// Share of new flows that used a source port not used before (0..1).
+    pub source_port_spread: f64,
+    /// Culprit score: the higher, the likelier this host burns the budget.
+    pub culprit_score: f64,
+    /// Matched signature, if any.
+    pub signature: Option<&'static str>,
+}
+
+/// Per-destination statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationStats {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Remote endpoint.
+    pub dst: Endpoint,
+    /// Live flows to it.
+    pub flows: u32,
+    /// Flows ever opened (or attempted, when filtered) to it.
+    pub flows_total: u64,
+    /// Distinct LAN hosts that sent to it (saturates at 255).
+    pub hosts: u32,
+    /// Attempts refused by the destination filter.
+    pub filtered: u64,
+}
+
+/// A named suspect with the evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Culprit {
+    /// The host.
+    pub host: Ipv4Addr,
+    /// Pattern in words, e.g. "udp to 192.168.1.211:59870 from new source ports".
+    pub pattern: String,
+    /// Matched signature name.
+    pub signature: Option<&'static str>,
+    /// Signature description.
+    pub description: Option<&'static str>,
+    /// New unanswered flows per second.
+    pub rate_per_s: f64,
+    /// Ports held.
+    pub ports_held: u32,
+    /// Score.
+    pub score: f64,
+}
+
+/// What happened, once per episode.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Budget use crossed 80 %.
+    Budget80 {
+        /// Protocol.
+        proto: Protocol,
+        /// Ports in use.
+        in_use: u32,
+    },
+    /// Budget use crossed 95 %.
+    Budget95 {
+        /// Protocol.
+        proto: Protocol,
+        /// Ports in use.
+        in_use: u32,
+    },
+    /// No port left; a flow was refused.
+    BudgetExhausted {
+        /// Protocol.
+        proto: Protocol,
+    },
+    /// Back below 75 % after an episode.
+    BudgetRecovered {
+        /// Protocol.
+        proto: Protocol,
+        /// Ports in use.
+        in_use: u32,
+    },
+    /// A host hit its cap.
+    HostCapped {
+        /// The host.
+        host: Ipv4Addr,
+        /// Protocol.
+        proto: Protocol,
+        /// Its cap in ports.
+        cap: u32,
+    },
+    /// A culprit was named.
+    CulpritNamed {
+        /// The host.
+        host: Ipv4Addr,
+        /// The pattern.
+        pattern: String,
+    },
+    /// First filtered flow from a host to a destination.
+    DestinationFiltered {
+        /// The host.
+        host: Ipv4Addr,
+        /// The destination.
+        dst: Endpoint,
+        /// The special-purpose block.
+        block: &'static str,
+    },
+}
+
+/// An event with its time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A copy of the truth for readers (show commands, metrics, replay reports).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Time of the snapshot.
+    pub now: Timestamp,
+    /// Policy name.
+    pub policy: String,
+    /// External IPv4 address.
+    pub external: Ipv4Addr,
+    /// Ports in the set (per protocol).
+    pub budget: u32,
+    /// Ports in use in the most pressed protocol.
+    pub in_use: u32,
+    /// Highest `in_use` seen.
+    pub peak: u32,
+    /// When the peak was first reached.
+    pub peak_at: Timestamp,
+    /// Per protocol.
+    pub protocols: Vec<ProtoBudget>,
+    /// Live sessions.
+    pub sessions: u32,
+    /// New flows refused, all hosts.
+    pub refusals: u64,
+    /// First refusal.
+    pub first_refusal: Option<Timestamp>,
+    /// Last refusal.
+    pub last_refusal: Option<Timestamp>,
+    /// First time a protocol's budget had no free port left.
+    pub exhausted_at: Option<Timestamp>,
+    /// Most recent refusals (bounded).
+    pub recent_refusals: Vec<Refusal>,
+    /// Hosts, by ports held (descending).
+    pub hosts: Vec<HostStats>,
+    /// Destinations, by live flows then total flows (descending, bounded).
+    pub destinations: Vec<DestinationStats>,
+    /// Drops by reason (all reasons, zero included).
+    pub drops: Vec<(NatDrop, u64)>,
+    /// The likeliest culprit, if one stands out.
+    pub culprit: Option<Culprit>,
+}
+
+/// Rolling one-minute counter in six 10-second buckets.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MinuteRate {
+    buckets: [u32; 6],
+    current: u64,
+}
+
+impl MinuteRate {
+    const BUCKET_MS: u64 = 10_000;
+
+    pub(crate) fn add(&mut self, now: Timestamp) {
+        self.roll(now);
+        let i = (self.current % 6) as usize;
+        self.buckets[i] = self.buckets[i].saturating_add(1);
+    }
+
+    fn roll(&mut self, now: Timestamp) {
+        let b = now.millis() / Self::BUCKET_MS;
+        if b <= self.current {
+            return;
+        }
+        let steps = (b - self.current).min(6);
+        for s in 1..=steps {
+            self.buckets[((self.current + s) % 6) as usize] = 0;
+        }
+        self.current = b;
+    }
+
+    /// Events per second over the last minute.
+    pub(crate) fn per_sec(&self, now: Timestamp) -> f64 {
+        let mut c = *self;
+        c.roll(now);
+        f64::from(c.buckets.iter().sum::<u32>()) / 60.0
+    }
+}
+
+/// Engine-internal per-host record.
+#[derive(Debug, Clone)]
+pub(crate) struct HostRecord {
+    pub(crate) addr: Ipv4Addr,
+    pub(crate) flows: u32,
+    pub(crate) ports: [u32; 3],
+    pub(crate) unanswered: u32,
+    pub(crate) peak_ports: u32,
+    pub(crate) refusals: u64,
+    pub(crate) last_refusal: Option<Timestamp>,
+    pub(crate) filtered: u64,
+    pub(crate) recycled: u64,
+    pub(crate) new_unanswered: MinuteRate,
+    pub(crate) new_flows: u64,
+    pub(crate) new_source_ports: u64,
+    pub(crate) last_source_port: [u16; 4],
+    pub(crate) signature_hits: u32,
+    pub(crate) capped: [bool; 3],
+    /// The destination this host opened most new flows to recently (for the pattern line).
+    pub(crate) top_dst: Option<(Protocol, Endpoint, u32)>,
+    pub(crate) named: bool,
+}
+
+impl HostRecord {
+    pub(crate) fn new(addr: Ipv4Addr) -> Self {
+        Self {
+            addr,
+            flows: 0,
+            ports: [0; 3],
+            unanswered: 0,
+            peak_ports: 0,
+            refusals: 0,
+            last_refusal: None,
+            filtered: 0,
+            recycled: 0,
+            new_unanswered: MinuteRate::default(),
+            new_flows: 0,
+            new_source_ports: 0,
+            last_source_port: [0; 4],
+            signature_hits: 0,
+            capped: [false; 3],
+            top_dst: None,
+            named: false,
+        }
+    }
+
+    pub(crate) fn ports_held(&self) -> u32 {
+        self.ports.iter().sum()
+    }
+
+    /// Records a new flow attempt (translated or not): source-port spread and signatures.
+    pub(crate) fn note_new_flow(&mut self, proto: Protocol, src_port: u16, dst: Endpoint) {
+        self.new_flows += 1;
+        if !self.last_source_port.contains(&src_port) {
+            self.new_source_ports += 1;
+        }
+        self.last_source_port.rotate_right(1);
+        self.last_source_port[0] = src_port;
+        if SIGNATURES
+            .iter()
+            .any(|s| s.proto == proto && (s.port_lo..=s.port_hi).contains(&dst.port))
+        {
+            self.signature_hits = self.signature_hits.saturating_add(1);
+        }
+    }
+
+    /// Records a flow that got no answer: filtered, refused, or ended unanswered.
+    pub(crate) fn note_unanswered(&mut self, now: Timestamp, proto: Protocol, dst: Endpoint) {
+        self.new_unanswered.add(now);
+        // Boyer-Moore majority vote keeps the dominant destination in O(1) space.
+        self.top_dst = match self.top_dst {
+            Some((p, d, n)) if p == proto && d == dst => Some((p, d, n.saturating_add(1))),
+            Some((p, d, n)) if n > 1 => Some((p, d, n - 1)),
+            _ => Some((proto, dst, 1)),
+        };
+    }
+
+    /// Unanswered flows per second over the last minute.
+    pub(crate) fn unanswered_rate(&self, now: Timestamp) -> f64 {
+        self.new_unanswered.per_sec(now)
+    }
+
+    pub(crate) fn spread(&self) -> f64 {
+        if self.new_flows == 0 {
+            0.0
+        } else {
+            self.new_source_ports as f64 / self.new_flows as f64
+        }
+    }
+
+    pub(crate) fn signature(&self) -> Option<&'static Signature> {
+        let (proto, dst, _) = self.top_dst?;
+        if self.signature_hits < 3 {
+            return None;
+        }
+        SIGNATURES.iter().find(|s| {
+            s.proto == proto
+                && (s.port_lo..=s.port_hi).contains(&dst.port)
+                && (!s.changing_source_ports || self.spread() > 0.5)
+        })
+    }
+
+    /// Rate of unanswered flows × (0.5 + spread of source ports) × (1 + known signature),
+    /// plus twice the share of the budget held by live unanswered flows.
+    pub(crate) fn score(&self, now: Timestamp, budget: u32) -> f64 {
+        let rate = self.unanswered_rate(now);
+        let live = f64::from(self.unanswered) / f64::from(budget.max(1));
+        let sig = if self.signature().is_some() { 1.0 } else { 0.0 };
+        rate * (0.5 + self.spread()) * (1.0 + sig) + 2.0 * live
+    }
+
+    /// Whether this host stands out as burning the budget.
+    pub(crate) fn is_culprit(&self, now: Timestamp, budget: u32) -> bool {
+        let live = f64::from(self.unanswered) / f64::from(budget.max(1));
+        self.score(now, budget) >= 0.5 && (self.unanswered_rate(now) >= 0.1 || live >= 0.25)
+    }
+
+    pub(crate) fn to_stats(&self, now: Timestamp, budget: u32) -> HostStats {
+        HostStats {
+            addr: self.addr,
+            flows: self.flows,
+            ports_held: self.ports_held(),
+            ports_by_proto: self.ports,
+            unanswered: self.unanswered,
+            peak_ports: self.peak_ports,
+            refusals: self.refusals,
+            last_refusal: self.last_refusal,
+            filtered: self.filtered,
+            recycled: self.recycled,
+            new_unanswered_per_s: self.unanswered_rate(now),
+            source_port_spread: self.spread(),
+            culprit_score: self.score(now, budget),
+            signature: self.signature().map(|s| s.name),
+        }
+    }
+
+    pub(crate) fn pattern(&self) -> String {
+        let spread = if self.spread() > 0.5 {
+            " from new source ports"
+        } else {
+            ""
+        };
+        match self.top_dst {
+            Some((proto, dst, _)) => format!("{proto} to {dst}{spread}"),
+            None => format!("{} unanswered flows{spread}", self.unanswered),
+        }
+    }
+}
+
+/// Engine-internal per-destination record.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DestRecord {
+    pub(crate) flows: u32,
+    pub(crate) flows_total: u64,
+    pub(crate) answered: u64,
+    pub(crate) filtered: u64,
+    hosts: [Option<Ipv4Addr>; 8],
+    more_hosts: bool,
+}
+
+impl DestRecord {
+    /// Remembers that `host` sent here (exact up to eight hosts).
+    pub(crate) fn note_host(&mut self, host: Ipv4Addr) {
+        if self.hosts.contains(&Some(host)) {
+            return;
+        }
+        match self.hosts.iter_mut().find(|h| h.is_none()) {
+            Some(slot) => *slot = Some(host),
+            None => self.more_hosts = true,
+        }
+    }
+
+    /// Distinct hosts seen (9 means "more than eight").
+    pub(crate) fn host_count(&self) -> u32 {
+        self.hosts.iter().filter(|h| h.is_some()).count() as u32 + u32::from(self.more_hosts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minute_rate_rolls_off() {
+        let mut r = MinuteRate::default();
+        for s in 0..60 {
+            r.add(Timestamp::from_secs(s));
+        }
+        assert!((r.per_sec(Timestamp::from_secs(59)) - 1.0).abs() < 0.01);
+        assert!(r.per_sec(Timestamp::from_secs(200)) < 1e-9);
+    }
+
+    #[test]
+    fn signature_needs_hits_and_spread() {
+        let mut h = HostRecord::new(Ipv4Addr::new(192, 168, 1, 23));
+        let dst = Endpoint::new(Ipv4Addr::new(192, 168, 1, 211), 59870);
+        for i in 0..5u16 {
+            h.note_new_flow(Protocol::Udp, 50000 + i, dst);
+            h.note_unanswered(Timestamp::from_secs(u64::from(i) * 3), Protocol::Udp, dst);
+        }
+        assert_eq!(h.signature().map(|s| s.name), Some("logi-options-flow"));
+        assert_eq!(
+            h.pattern(),
+            "udp to 192.168.1.211:59870 from new source ports"
+        );
+        let mut quiet = HostRecord::new(Ipv4Addr::new(192, 168, 1, 10));
+        for i in 0..5u64 {
+            quiet.note_new_flow(Protocol::Udp, 5353, dst);
+            quiet.note_unanswered(Timestamp::from_secs(i), Protocol::Udp, dst);
+        }
+        assert_eq!(
+            quiet.signature(),
+            None,
+            "one source port is not the pattern"
+        );
+    }
+}

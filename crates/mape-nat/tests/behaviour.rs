@@ -1,0 +1,714 @@
+//! Behaviour of the engine, one test per requirement, RFC sections named.
+
+use std::net::Ipv4Addr;
+
+use mape_nat::*;
+use mape_rules::PortSet;
+
+const EXT: Ipv4Addr = Ipv4Addr::new(14, 9, 26, 101);
+
+fn v6plus() -> PortSet {
+    PortSet::new(161, 8, 4).unwrap()
+}
+
+fn ep(s: &str) -> Endpoint {
+    s.parse().unwrap()
+}
+
+fn t(s: u64) -> Timestamp {
+    Timestamp::from_secs(s)
+}
+
+fn udp(src: &str, dst: &str) -> OutboundPacket {
+    OutboundPacket {
+        proto: Protocol::Udp,
+        src: ep(src),
+        dst: ep(dst),
+        flags: TcpFlags::NONE,
+    }
+}
+
+fn tcp(src: &str, dst: &str, flags: u8) -> OutboundPacket {
+    OutboundPacket {
+        proto: Protocol::Tcp,
+        src: ep(src),
+        dst: ep(dst),
+        flags: TcpFlags(flags),
+    }
+}
+
+fn reply(p: &OutboundPacket, ext: Endpoint, flags: u8) -> InboundPacket {
+    InboundPacket {
+        proto: p.proto,
+        src: p.dst,
+        dst: ext,
+        flags: TcpFlags(flags),
+    }
+}
+
+fn nat(cfg: NatConfig) -> Nat {
+    Nat::new(cfg, EXT, v6plus()).unwrap()
+}
+
+fn translated(v: OutboundVerdict) -> Endpoint {
+    match v {
+        OutboundVerdict::Translate { external } => external,
+        other => panic!("expected a translation, got {other:?}"),
+    }
+}
+
+#[test]
+fn translate_then_reverse_is_identity_and_ports_stay_in_the_set() {
+    let mut n = nat(NatConfig::mape());
+    let p = udp("192.168.1.10:40000", "8.8.8.8:53");
+    let ext = translated(n.outbound(t(0), &p));
+    assert_eq!(ext.addr, EXT);
+    assert!(v6plus().contains(ext.port));
+    assert_eq!(
+        n.inbound(t(1), &reply(&p, ext, 0)),
+        InboundVerdict::Translate { internal: p.src }
+    );
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn port_preserved_when_inside_the_set_and_free() {
+    let mut n = nat(NatConfig::mape());
+    // 6672 is the first port of PSID 161 (a = 4, k = 8).
+    let ext = translated(n.outbound(t(0), &udp("192.168.1.10:6672", "1.1.1.1:443")));
+    assert_eq!(ext.port, 6672);
+}
+
+#[test]
+fn endpoint_independent_mapping_rfc4787_req1() {
+    let mut n = nat(NatConfig::mape());
+    let a = translated(n.outbound(t(0), &udp("192.168.1.10:40000", "1.1.1.1:3478")));
+    let b = translated(n.outbound(t(0), &udp("192.168.1.10:40000", "9.9.9.9:3478")));
+    assert_eq!(a, b, "same internal endpoint, same external endpoint");
+    assert_eq!(n.ports_in_use(Protocol::Udp), 1);
+    let c = translated(n.outbound(t(0), &udp("192.168.1.10:40001", "1.1.1.1:3478")));
+    assert_ne!(a.port, c.port);
+}
+
+#[test]
+fn address_and_port_dependent_filtering_by_default() {
+    let mut n = nat(NatConfig::mape());
+    let p = udp("192.168.1.10:40000", "1.1.1.1:3478");
+    let ext = translated(n.outbound(t(0), &p));
+    let stranger = InboundPacket {
+        proto: Protocol::Udp,
+        src: ep("1.1.1.1:3479"),
+        dst: ext,
+        flags: TcpFlags::NONE,
+    };
+    assert_eq!(
+        n.inbound(t(1), &stranger),
+        InboundVerdict::Drop(NatDrop::Filtered)
+    );
+    assert_eq!(n.drops(NatDrop::Filtered), 1);
+    let nobody = InboundPacket {
+        dst: Endpoint::new(EXT, v6plus().nth(200).unwrap()),
+        ..stranger
+    };
+    assert_eq!(
+        n.inbound(t(1), &nobody),
+        InboundVerdict::Drop(NatDrop::NoMapping)
+    );
+    let outside = InboundPacket {
+        dst: Endpoint::new(EXT, 6671),
+        ..stranger
+    };
+    assert_eq!(
+        n.inbound(t(1), &outside),
+        InboundVerdict::Drop(NatDrop::PortOutsideSet)
+    );
+}
+
+#[test]
+fn endpoint_independent_filtering_when_asked_and_unshared() {
+    let mut cfg = NatConfig::mape();
+    cfg.filtering = Filtering::EndpointIndependent;
+    let mut n = nat(cfg);
+    let p = udp("192.168.1.10:40000", "1.1.1.1:3478");
+    let ext = translated(n.outbound(t(0), &p));
+    let other = InboundPacket {
+        proto: Protocol::Udp,
+        src: ep("5.6.7.8:9999"),
+        dst: ext,
+        flags: TcpFlags::NONE,
+    };
+    assert_eq!(
+        n.inbound(t(1), &other),
+        InboundVerdict::Translate { internal: p.src }
+    );
+    // The new remote now has its own session: replies to it go out on the same mapping.
+    assert_eq!(
+        translated(n.outbound(t(2), &udp("192.168.1.10:40000", "5.6.7.8:9999"))),
+        ext
+    );
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn hairpinning_rfc4787_req9() {
+    let mut cfg = NatConfig::mape();
+    cfg.filtering = Filtering::EndpointIndependent;
+    let mut n = nat(cfg);
+    let server = translated(n.outbound(t(0), &udp("192.168.1.20:5000", "1.1.1.1:3478")));
+    // Another LAN host sends to the server's external endpoint.
+    let p = OutboundPacket {
+        proto: Protocol::Udp,
+        src: ep("192.168.1.10:6000"),
+        dst: server,
+        flags: TcpFlags::NONE,
+    };
+    match n.outbound(t(1), &p) {
+        OutboundVerdict::Hairpin {
+            external_src,
+            internal_dst,
+        } => {
+            assert_eq!(
+                external_src.addr, EXT,
+                "hairpinned source is the external address"
+            );
+            assert!(v6plus().contains(external_src.port));
+            assert_eq!(internal_dst, ep("192.168.1.20:5000"));
+        }
+        other => panic!("expected hairpin, got {other:?}"),
+    }
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn udp_timers_by_state() {
+    let mut n = nat(NatConfig::mape());
+    // Unanswered: 30 s.
+    translated(n.outbound(t(0), &udp("192.168.1.10:40000", "1.2.3.4:9000")));
+    n.expire(t(29));
+    assert_eq!(n.session_count(), 1);
+    n.expire(t(30));
+    assert_eq!(n.session_count(), 0);
+    assert_eq!(n.ports_in_use(Protocol::Udp), 0, "the port is free again");
+    // Answered: 300 s, refreshed by traffic.
+    let p = udp("192.168.1.10:40001", "1.2.3.4:9000");
+    let ext = translated(n.outbound(t(100), &p));
+    n.inbound(t(101), &reply(&p, ext, 0));
+    n.expire(t(101 + 299));
+    assert_eq!(n.session_count(), 1);
+    translated(n.outbound(t(400), &p));
+    n.expire(t(699));
+    assert_eq!(n.session_count(), 1, "refreshed at 400 s");
+    n.expire(t(700));
+    assert_eq!(n.session_count(), 0);
+    // DNS: closes 2 s after its answer.
+    let q = udp("192.168.1.10:40002", "8.8.8.8:53");
+    let ext = translated(n.outbound(t(1000), &q));
+    n.inbound(t(1000), &reply(&q, ext, 0));
+    n.expire(t(1001));
+    assert_eq!(n.session_count(), 1);
+    n.expire(t(1002));
+    assert_eq!(n.session_count(), 0);
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn tcp_timers_rfc5382() {
+    let mut n = nat(NatConfig::mape());
+    let syn = tcp("192.168.1.10:50000", "93.184.216.34:443", TcpFlags::SYN);
+    let ext = translated(n.outbound(t(0), &syn));
+    n.inbound(t(0), &reply(&syn, ext, TcpFlags::SYN | TcpFlags::ACK));
+    let ack = tcp("192.168.1.10:50000", "93.184.216.34:443", TcpFlags::ACK);
+    translated(n.outbound(t(0), &ack));
+    // Established: at least 2 h 4 min idle (REQ-5).
+    n.expire(t(7439));
+    assert_eq!(n.session_count(), 1);
+    n.expire(t(7440));
+    assert_eq!(n.session_count(), 0);
+
+    // FIN both ways then TIME_WAIT 240 s.
+    let syn = tcp("192.168.1.10:50001", "93.184.216.34:443", TcpFlags::SYN);
+    let ext = translated(n.outbound(t(10_000), &syn));
+    n.inbound(t(10_000), &reply(&syn, ext, TcpFlags::SYN | TcpFlags::ACK));
+    translated(n.outbound(
+        t(10_001),
+        &tcp(
+            "192.168.1.10:50001",
+            "93.184.216.34:443",
+            TcpFlags::FIN | TcpFlags::ACK,
+        ),
+    ));
+    n.inbound(t(10_001), &reply(&syn, ext, TcpFlags::FIN | TcpFlags::ACK));
+    n.expire(t(10_240));
+    assert_eq!(n.session_count(), 1);
+    n.expire(t(10_241));
+    assert_eq!(n.session_count(), 0);
+
+    // Unanswered SYN: transitory 4 min.
+    translated(n.outbound(
+        t(20_000),
+        &tcp("192.168.1.10:50002", "93.184.216.34:443", TcpFlags::SYN),
+    ));
+    n.expire(t(20_239));
+    assert_eq!(n.session_count(), 1);
+    n.expire(t(20_240));
+    assert_eq!(n.session_count(), 0);
+}
+
+#[test]
+fn icmp_echo_ids_come_from_the_port_set_rfc7597_8_2() {
+    let mut n = nat(NatConfig::mape());
+    let ping = OutboundPacket {
+        proto: Protocol::Icmp,
+        src: ep("192.168.1.10:1"),
+        dst: ep("1.1.1.1:0"),
+        flags: TcpFlags::NONE,
+    };
+    let ext = translated(n.outbound(t(0), &ping));
+    assert!(
+        v6plus().contains(ext.port),
+        "identifier {} in the set",
+        ext.port
+    );
+    let pong = InboundPacket {
+        proto: Protocol::Icmp,
+        src: ep("1.1.1.1:0"),
+        dst: ext,
+        flags: TcpFlags::NONE,
+    };
+    assert_eq!(
+        n.inbound(t(1), &pong),
+        InboundVerdict::Translate { internal: ping.src }
+    );
+    // Query timer: 60 s (RFC 5508 REQ-2).
+    n.expire(t(60));
+    assert_eq!(n.session_count(), 1);
+    n.expire(t(61));
+    assert_eq!(n.session_count(), 0);
+}
+
+#[test]
+fn destination_filter_gives_no_port_and_says_so() {
+    let mut n = nat(NatConfig::mape());
+    let p = udp("192.168.1.23:51000", "192.168.1.211:59870");
+    match n.outbound(t(0), &p) {
+        OutboundVerdict::Drop { reason, notice } => {
+            assert_eq!(reason, NatDrop::DestinationFiltered);
+            assert_eq!(notice, Some(RefuseNotice::AdminProhibited));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(n.budget_used(), 0);
+    assert_eq!(n.session_count(), 0);
+    let snap = n.snapshot(t(0));
+    let host = snap
+        .hosts
+        .iter()
+        .find(|h| h.addr == Ipv4Addr::new(192, 168, 1, 23))
+        .unwrap();
+    assert_eq!(host.filtered, 1);
+    let dst = snap.destinations.iter().find(|d| d.dst == p.dst).unwrap();
+    assert_eq!(dst.filtered, 1);
+    assert!(n
+        .drain_events()
+        .any(|e| matches!(e.kind, EventKind::DestinationFiltered { .. })));
+    // The allow-list overrides it (the lab uses documentation ranges).
+    let mut n = nat(NatConfig::mape().allow_destinations(&["192.168.1.0/24".parse().unwrap()]));
+    translated(n.outbound(t(0), &p));
+}
+
+#[test]
+fn static_forwards_must_lie_in_the_set_and_accept_inbound() {
+    let mut cfg = NatConfig::mape();
+    cfg.forwards = vec![StaticForward {
+        proto: Protocol::Tcp,
+        external_port: 6000,
+        internal: ep("192.168.1.30:22"),
+    }];
+    let err = Nat::new(cfg.clone(), EXT, v6plus()).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::ForwardOutsidePortSet { port: 6000, .. }),
+        "{err}"
+    );
+    cfg.forwards[0].external_port = 6680;
+    let mut n = Nat::new(cfg, EXT, v6plus()).unwrap();
+    let syn = InboundPacket {
+        proto: Protocol::Tcp,
+        src: ep("203.0.113.5:40000"),
+        dst: Endpoint::new(EXT, 6680),
+        flags: TcpFlags(TcpFlags::SYN),
+    };
+    assert_eq!(
+        n.inbound(t(0), &syn),
+        InboundVerdict::Translate {
+            internal: ep("192.168.1.30:22")
+        }
+    );
+    // The reply leaves from the forwarded port.
+    let synack = tcp(
+        "192.168.1.30:22",
+        "203.0.113.5:40000",
+        TcpFlags::SYN | TcpFlags::ACK,
+    );
+    assert_eq!(translated(n.outbound(t(0), &synack)).port, 6680);
+    // No dynamic flow ever gets the forwarded port.
+    for i in 0..500u16 {
+        if let OutboundVerdict::Translate { external } = n.outbound(
+            t(1),
+            &tcp(
+                &format!("192.168.1.40:{}", 30000 + i),
+                "1.1.1.1:443",
+                TcpFlags::SYN,
+            ),
+        ) {
+            assert_ne!(external.port, 6680);
+        }
+    }
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn a_host_alone_may_use_everything_then_shares_when_others_come() {
+    let mut cfg = NatConfig::mape();
+    cfg.strategy = PortStrategy::BudgetAware {
+        share_above_percent: 100,
+    };
+    let mut n = nat(cfg);
+    // Host A alone opens 240 answered flows to one remote: all ports.
+    for i in 0..240u16 {
+        let p = udp(&format!("192.168.1.10:{}", 20000 + i), "1.2.3.4:9000");
+        let ext = translated(n.outbound(t(0), &p));
+        n.inbound(t(0), &reply(&p, ext, 0));
+    }
+    assert_eq!(n.ports_in_use(Protocol::Udp), 240);
+    // Host B arrives: A's answered flows are never evicted for B (RFC 6888 REQ-11).
+    let b = udp("192.168.1.11:30000", "1.2.3.4:9000");
+    match n.outbound(t(1), &b) {
+        OutboundVerdict::Drop { reason, .. } => assert_eq!(reason, NatDrop::PortsExhausted),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(n.session_count(), 240);
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn fair_share_cap_recycles_own_unanswered_and_keeps_others_alive() {
+    let mut n = nat(NatConfig::mape());
+    // Host A: a few answered flows.
+    let mut a_flows = vec![];
+    for i in 0..10u16 {
+        let p = udp(&format!("192.168.1.10:{}", 20000 + i), "8.8.4.4:443");
+        let ext = translated(n.outbound(t(0), &p));
+        n.inbound(t(0), &reply(&p, ext, 0));
+        a_flows.push((p, ext));
+    }
+    // Host B storms one unanswered public destination from new source ports.
+    let mut b_refused = 0;
+    for i in 0..1000u16 {
+        // A public address that never answers (the "silent sink" of the lab).
+        let p = udp(&format!("192.168.1.23:{}", 40000 + i), "45.76.1.1:59870");
+        match n.outbound(t(u64::from(i) / 10), &p) {
+            OutboundVerdict::Translate { .. } => {}
+            OutboundVerdict::Drop { reason, .. } => {
+                assert_eq!(reason, NatDrop::HostQuota);
+                b_refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+        let held = n
+            .snapshot(t(0))
+            .hosts
+            .iter()
+            .find(|h| h.addr == Ipv4Addr::new(192, 168, 1, 23))
+            .map(|h| h.ports_by_proto[1])
+            .unwrap_or(0);
+        assert!(held <= 120, "B holds {held} > its cap of 50 % of 240");
+    }
+    assert_eq!(
+        b_refused, 0,
+        "B recycles its own oldest unanswered flows instead of failing"
+    );
+    // A's answered flows all survive.
+    for (p, ext) in &a_flows {
+        assert_eq!(
+            n.inbound(t(99), &reply(p, *ext, 0)),
+            InboundVerdict::Translate { internal: p.src }
+        );
+    }
+    let snap = n.snapshot(t(100));
+    let b = snap
+        .hosts
+        .iter()
+        .find(|h| h.addr == Ipv4Addr::new(192, 168, 1, 23))
+        .unwrap();
+    assert!(b.recycled > 0);
+    assert!(n
+        .drain_events()
+        .any(|e| matches!(e.kind, EventKind::HostCapped { .. })));
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn refusal_is_counted_and_notified_at_a_bounded_rate() {
+    let mut cfg = NatConfig::mape();
+    cfg.quota = None;
+    cfg.strategy = PortStrategy::BudgetAware {
+        share_above_percent: 100,
+    };
+    let mut n = nat(cfg);
+    for i in 0..240u16 {
+        translated(n.outbound(
+            t(0),
+            &udp(&format!("192.168.1.10:{}", 20000 + i), "1.2.3.4:9000"),
+        ));
+    }
+    let mut notices = 0;
+    for i in 0..100u16 {
+        if let OutboundVerdict::Drop { reason, notice } = n.outbound(
+            t(1),
+            &udp(&format!("192.168.1.11:{}", 30000 + i), "1.2.3.4:9000"),
+        ) {
+            assert_eq!(reason, NatDrop::PortsExhausted);
+            notices += usize::from(notice.is_some());
+        } else {
+            panic!("should be refused");
+        }
+    }
+    assert_eq!(n.refusals(), 100);
+    assert!(notices <= 10, "{notices} notices within one second");
+    assert!(notices >= 1);
+    let snap = n.snapshot(t(1));
+    assert_eq!(snap.exhausted_at, Some(t(1)));
+    assert_eq!(snap.last_refusal, Some(t(1)));
+    let b = snap
+        .hosts
+        .iter()
+        .find(|h| h.addr == Ipv4Addr::new(192, 168, 1, 11))
+        .unwrap();
+    assert_eq!(b.refusals, 100);
+}
+
+#[test]
+fn under_pressure_ports_are_shared_across_destinations_for_udp() {
+    let mut cfg = NatConfig::mape();
+    cfg.quota = None;
+    let mut n = nat(cfg);
+    // 400 flows to 400 different remotes fit in far fewer than 240 ports.
+    for i in 0..400u16 {
+        let p = udp(
+            &format!("192.168.1.10:{}", 20000 + i),
+            &format!("1.2.{}.{}:443", i / 200, i % 200 + 1),
+        );
+        translated(n.outbound(t(0), &p));
+    }
+    assert_eq!(n.session_count(), 400);
+    let used = n.ports_in_use(Protocol::Udp);
+    assert!(used <= 181, "sharing starts at 75 %: {used} ports in use");
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn rtx830_like_shares_tcp_only() {
+    let mut n = nat(NatConfig::rtx830_like());
+    for i in 0..240u16 {
+        translated(n.outbound(
+            t(0),
+            &udp(
+                &format!("192.168.1.10:{}", 20000 + i),
+                &format!("1.2.3.{}:443", i % 200 + 1),
+            ),
+        ));
+    }
+    // UDP to a fresh destination: refused, silently.
+    match n.outbound(t(0), &udp("192.168.1.11:1000", "9.9.9.9:53")) {
+        OutboundVerdict::Drop { reason, notice } => {
+            assert_eq!(reason, NatDrop::PortsExhausted);
+            assert_eq!(notice, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    // TCP has its own 240 ports and shares when they run out.
+    for i in 0..300u16 {
+        translated(n.outbound(
+            t(0),
+            &tcp(
+                &format!("192.168.1.10:{}", 20000 + i),
+                &format!("1.2.3.{}:443", i % 250 + 1),
+                TcpFlags::SYN,
+            ),
+        ));
+    }
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn linux_like_reuses_ports_per_tuple_and_drops_silently() {
+    let mut n = nat(NatConfig::linux_like());
+    // Same destination: exactly 240 flows fit (perf-anchors: "exactly 240 work").
+    let mut ok = 0;
+    for i in 0..400u16 {
+        if let OutboundVerdict::Translate { .. } = n.outbound(
+            t(0),
+            &udp(&format!("192.168.1.10:{}", 20000 + i), "1.2.3.4:9000"),
+        ) {
+            ok += 1;
+        }
+    }
+    assert!((230..=240).contains(&ok), "{ok} flows to one destination");
+    // Different destination: still works (ports reused across destinations).
+    translated(n.outbound(t(0), &udp("192.168.1.10:45000", "5.6.7.8:9000")));
+    // Private destinations are not filtered.
+    translated(n.outbound(t(0), &udp("192.168.1.10:45001", "192.168.1.211:59870")));
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn time_wait_is_reclaimed_when_the_port_is_needed() {
+    let mut cfg = NatConfig::mape();
+    cfg.quota = None;
+    cfg.strategy = PortStrategy::BudgetAware {
+        share_above_percent: 100,
+    };
+    let mut n = nat(cfg);
+    let dst = "93.184.216.34:443";
+    for i in 0..240u16 {
+        let src = format!("192.168.1.10:{}", 20000 + i);
+        let syn = tcp(&src, dst, TcpFlags::SYN);
+        let ext = translated(n.outbound(t(0), &syn));
+        n.inbound(t(0), &reply(&syn, ext, TcpFlags::SYN | TcpFlags::ACK));
+        translated(n.outbound(t(1), &tcp(&src, dst, TcpFlags::RST)));
+    }
+    // All 240 in TIME_WAIT; a new connection to the same destination still gets a port.
+    translated(n.outbound(t(2), &tcp("192.168.1.10:30000", dst, TcpFlags::SYN)));
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_typed_verdict() {
+    let mut n = nat(NatConfig::mape());
+    let p = udp("192.168.1.10:0", "1.1.1.1:53");
+    assert!(matches!(
+        n.outbound(t(0), &p),
+        OutboundVerdict::Drop {
+            reason: NatDrop::PortZero,
+            ..
+        }
+    ));
+    let p = udp("192.168.1.10:1000", "1.1.1.1:0");
+    assert!(matches!(
+        n.outbound(t(0), &p),
+        OutboundVerdict::Drop {
+            reason: NatDrop::PortZero,
+            ..
+        }
+    ));
+    let wrong = InboundPacket {
+        proto: Protocol::Udp,
+        src: ep("1.1.1.1:53"),
+        dst: ep("14.9.26.102:6672"),
+        flags: TcpFlags::NONE,
+    };
+    assert_eq!(
+        n.inbound(t(0), &wrong),
+        InboundVerdict::Drop(NatDrop::NotOurAddress)
+    );
+    // A TCP non-SYN to a forward-less port and an ICMP error without a session.
+    assert_eq!(
+        n.inbound_icmp_error(Protocol::Udp, Endpoint::new(EXT, 6672), ep("1.1.1.1:53")),
+        None
+    );
+    assert_eq!(n.drops(NatDrop::IcmpErrorNoSession), 1);
+}
+
+#[test]
+fn icmp_errors_map_embedded_packets_without_refreshing() {
+    let mut n = nat(NatConfig::mape());
+    let p = udp("192.168.1.10:40000", "1.2.3.4:9000");
+    let ext = translated(n.outbound(t(0), &p));
+    assert_eq!(n.inbound_icmp_error(Protocol::Udp, ext, p.dst), Some(p.src));
+    assert_eq!(
+        n.outbound_icmp_error(Protocol::Udp, p.src, p.dst),
+        Some(ext)
+    );
+    n.expire(t(30));
+    assert_eq!(
+        n.session_count(),
+        0,
+        "ICMP errors did not refresh (RFC 5508 REQ-6)"
+    );
+}
+
+#[test]
+fn reload_keeps_sessions_and_changes_timers() {
+    let mut n = nat(NatConfig::mape());
+    let p = udp("192.168.1.10:40000", "1.2.3.4:9000");
+    let ext = translated(n.outbound(t(0), &p));
+    let mut cfg = NatConfig::mape();
+    cfg.timeouts.udp_unanswered = 90;
+    cfg.forwards = vec![StaticForward {
+        proto: Protocol::Udp,
+        external_port: ext.port,
+        internal: ep("192.168.1.30:53"),
+    }];
+    assert!(matches!(
+        n.reconfigure(cfg.clone(), t(1)),
+        Err(ConfigError::ForwardBusy { .. })
+    ));
+    cfg.forwards[0].external_port = if ext.port == 6672 { 6673 } else { 6672 };
+    n.reconfigure(cfg, t(1)).unwrap();
+    n.expire(t(60));
+    assert_eq!(
+        n.session_count(),
+        1,
+        "live session kept, new 90 s timer applies"
+    );
+    assert_eq!(
+        n.inbound(t(61), &reply(&p, ext, 0)),
+        InboundVerdict::Translate { internal: p.src }
+    );
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn budget_events_once_per_episode() {
+    let mut cfg = NatConfig::mape();
+    cfg.quota = None;
+    cfg.strategy = PortStrategy::BudgetAware {
+        share_above_percent: 100,
+    };
+    let mut n = nat(cfg);
+    for i in 0..240u16 {
+        translated(n.outbound(
+            t(0),
+            &udp(&format!("192.168.1.10:{}", 20000 + i), "1.2.3.4:9000"),
+        ));
+    }
+    let _ = n.outbound(t(0), &udp("192.168.1.10:1", "1.2.3.4:9000"));
+    n.expire(t(31));
+    let kinds: Vec<String> = n
+        .drain_events()
+        .map(|e| serde_json_kind(&e.kind))
+        .filter(|k| k.starts_with("budget"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "budget80",
+            "budget95",
+            "budget_exhausted",
+            "budget_recovered"
+        ]
+    );
+}
+
+fn serde_json_kind(k: &EventKind) -> String {
+    match k {
+        EventKind::Budget80 { .. } => "budget80",
+        EventKind::Budget95 { .. } => "budget95",
+        EventKind::BudgetExhausted { .. } => "budget_exhausted",
+        EventKind::BudgetRecovered { .. } => "budget_recovered",
+        EventKind::HostCapped { .. } => "host_capped",
+        EventKind::CulpritNamed { .. } => "culprit_named",
+        EventKind::DestinationFiltered { .. } => "destination_filtered",
+    }
+    .to_string()
+}
