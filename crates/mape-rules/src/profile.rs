@@ -1,8 +1,8 @@
 //! ISP profiles: MAP-E rule tables as data (TOML), built in and loadable from a directory.
 //!
-//! The format is documented at the top of `profiles/v6plus.toml` and in
-//! `docs/profiles.md`-style comments there. A profile carries no RFC 7598 options: the
-//! user's End-user prefix selects the rule by longest match in the profile's table.
+//! The format is documented in the comment block at the top of `profiles/v6plus.toml`.
+//! A profile carries no RFC 7598 options: the user's End-user prefix selects the rule by
+//! longest match in the profile's table.
 
 use core::fmt;
 use std::net::Ipv6Addr;

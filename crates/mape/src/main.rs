@@ -1,10 +1,40 @@
-//! `mape`: the command-line entry point.
-use clap::Parser;
+//! `mape`: the command-line entry point. Each subcommand lives in its own module and
+//! returns `anyhow::Result<ExitCode>`; errors print as one line on stderr with exit code 2.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod calc;
 
 #[derive(Parser)]
-#[command(name = "mape", version, about = "MAP-E (RFC 7597) router whose NAT treats the 240-port budget as scarce")]
-enum Cli {}
+#[command(
+    name = "mape",
+    version,
+    about = "MAP-E (RFC 7597) router whose NAT treats the 240-port budget as scarce"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Compute a CE's MAP-E parameters: IPv4 address, PSID, port set, CE IPv6 address.
+    Calc(calc::CalcArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Calc(args) => calc::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, whatever the error chain holds.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("mape: {msg}");
+            ExitCode::from(2)
+        }
+    }
 }
