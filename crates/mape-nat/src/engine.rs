@@ -682,22 +682,30 @@ impl Nat {
         internal: Endpoint,
         remote: Endpoint,
     ) -> Option<Endpoint> {
+        let found = self.translation_of(proto, internal, remote);
+        if found.is_none() {
+            self.drops[NatDrop::IcmpErrorNoSession.index()] += 1;
+        }
+        found
+    }
+
+    /// The external endpoint of the live session `internal` → `remote`, if any (no side
+    /// effects; for show commands and tests).
+    pub fn translation_of(
+        &self,
+        proto: Protocol,
+        internal: Endpoint,
+        remote: Endpoint,
+    ) -> Option<Endpoint> {
         let key = pack_out(proto, internal, remote);
         let hash = self.hasher.hash_one(key);
         let sessions = &self.sessions;
-        match self.out_index.find(hash, |&s| {
-            let x = &sessions[s as usize];
-            pack_out(x.proto, x.internal, x.remote) == key
-        }) {
-            Some(&s) => Some(Endpoint::new(
-                self.external,
-                self.sessions[s as usize].ext_port,
-            )),
-            None => {
-                self.drops[NatDrop::IcmpErrorNoSession.index()] += 1;
-                None
-            }
-        }
+        self.out_index
+            .find(hash, |&s| {
+                let x = &sessions[s as usize];
+                pack_out(x.proto, x.internal, x.remote) == key
+            })
+            .map(|&s| Endpoint::new(self.external, self.sessions[s as usize].ext_port))
     }
 
     fn find_inbound(&self, proto: Protocol, ext_port: u16, remote: Endpoint) -> Option<u32> {
@@ -1813,6 +1821,34 @@ impl Nat {
             return Err(format!("active hosts {} vs {active}", self.active_hosts));
         }
         Ok(())
+    }
+
+    /// Bytes held by the session table: arenas, free lists, the three indexes (4-byte slot
+    /// plus one control byte per bucket) and the port pools. Used to report memory per session.
+    pub fn table_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let index = |cap: usize| cap * (size_of::<u32>() + 1);
+        self.sessions.capacity() * size_of::<Session>()
+            + self.mappings.capacity() * size_of::<Mapping>()
+            + (self.free_sessions.capacity() + self.free_mappings.capacity()) * size_of::<u32>()
+            + index(self.out_index.capacity())
+            + index(self.in_index.capacity())
+            + index(self.map_index.capacity())
+            + self
+                .pools
+                .iter()
+                .map(|p| {
+                    p.slots.capacity() * size_of::<PortSlot>()
+                        + (p.free.capacity() + p.free_pos.capacity()) * size_of::<u32>()
+                })
+                .sum::<usize>()
+    }
+
+    /// Ports of `proto` that `host` holds now (one per mapping).
+    pub fn host_ports(&self, host: Ipv4Addr, proto: Protocol) -> u32 {
+        self.host_ix
+            .get(&host)
+            .map_or(0, |&h| self.hosts[h as usize].ports[proto.index()])
     }
 
     /// The most ports `host` may hold now for `proto` (its cap), for show commands.

@@ -1,0 +1,182 @@
+//! Property tests over random operation sequences (ARCHITECTURE.md testing ladder, step 2):
+//! no translated packet has a source port outside the port set; no two live sessions share
+//! an external 5-tuple; translate then reverse-translate is the identity; quotas hold;
+//! expired sessions free their ports exactly once (the table's recount agrees).
+//!
+//! Sequences per run: `MAPE_PROPTEST_CASES` (default 100 000; the slow suite raises it).
+
+use std::net::Ipv4Addr;
+
+use mape_nat::*;
+use mape_rules::PortSet;
+use proptest::prelude::*;
+
+const EXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+#[derive(Debug, Clone)]
+enum Op {
+    Out {
+        host: u8,
+        sport: u16,
+        remote: u8,
+        rport: u16,
+        proto: u8,
+        flags: u8,
+    },
+    Reply {
+        which: u8,
+        flags: u8,
+    },
+    Stray {
+        port_ix: u8,
+        remote: u8,
+        rport: u16,
+        proto: u8,
+    },
+    Advance(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u8..4, 1u16..40, 0u8..6, 1u16..4, 0u8..3, any::<u8>()).prop_map(
+            |(host, sport, remote, rport, proto, flags)| Op::Out { host, sport, remote, rport, proto, flags }
+        ),
+        3 => (any::<u8>(), any::<u8>()).prop_map(|(which, flags)| Op::Reply { which, flags }),
+        1 => (any::<u8>(), 0u8..6, 1u16..4, 0u8..3).prop_map(|(port_ix, remote, rport, proto)| Op::Stray { port_ix, remote, rport, proto }),
+        1 => (0u16..400).prop_map(Op::Advance),
+    ]
+}
+
+fn remote_addr(i: u8) -> Ipv4Addr {
+    match i {
+        0 => Ipv4Addr::new(192, 168, 1, 211), // filtered by mape
+        1 => EXT,                             // hairpin
+        n => Ipv4Addr::new(8, 8, 8, n),
+    }
+}
+
+fn proto(i: u8) -> Protocol {
+    Protocol::ALL[usize::from(i % 3)]
+}
+
+fn config() -> impl Strategy<Value = (NatConfig, PortSet)> {
+    (0usize..3, 0u8..3, any::<bool>(), 0u8..3).prop_map(|(policy, shape, eif, small)| {
+        let mut cfg = NatConfig::policy(POLICY_NAMES[policy]).unwrap();
+        if eif {
+            cfg.filtering = Filtering::EndpointIndependent;
+        }
+        // Small sets make exhaustion, sharing and quotas happen within a short sequence.
+        let ports = match (shape, small) {
+            (0, _) => PortSet::new(161, 8, 4).unwrap(), // 240
+            (1, 0) => PortSet::new(5, 12, 2).unwrap(),  // 3 ranges of 4 = 12
+            (1, _) => PortSet::new(1, 13, 1).unwrap(),  // 1 range of 4
+            _ => PortSet::new(9, 10, 3).unwrap(),       // 7 ranges of 8 = 56
+        };
+        (cfg, ports)
+    })
+}
+
+fn cases() -> u32 {
+    std::env::var("MAPE_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_invariants_hold((cfg, ports) in config(), ops in prop::collection::vec(op(), 1..40)) {
+        let mut nat = Nat::new(cfg.clone(), EXT, ports).unwrap();
+        let mut now = Timestamp::from_secs(0);
+        let mut translations: Vec<(OutboundPacket, Endpoint)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Out { host, sport, remote, rport, proto: p, flags } => {
+                    let pkt = OutboundPacket {
+                        proto: proto(p),
+                        src: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10 + host), 1000 + sport),
+                        dst: Endpoint::new(remote_addr(remote), if proto(p) == Protocol::Icmp { 0 } else { 50 + rport }),
+                        flags: TcpFlags(flags),
+                    };
+                    let before = nat.host_ports(pkt.src.addr, pkt.proto);
+                    match nat.outbound(now, &pkt) {
+                        OutboundVerdict::Translate { external } => {
+                            prop_assert_eq!(external.addr, EXT);
+                            prop_assert!(ports.contains(external.port), "port {} outside the set", external.port);
+                            // Translate then reverse-translate is the identity.
+                            prop_assert_eq!(nat.outbound_icmp_error(pkt.proto, pkt.src, pkt.dst), Some(external));
+                            prop_assert_eq!(nat.inbound_icmp_error(pkt.proto, external, pkt.dst), Some(pkt.src));
+                            translations.push((pkt, external));
+                        }
+                        OutboundVerdict::Hairpin { external_src, internal_dst } => {
+                            prop_assert_eq!(external_src.addr, EXT);
+                            prop_assert!(ports.contains(external_src.port));
+                            prop_assert_eq!(&internal_dst.addr.octets()[..3], &[192u8, 168, 1][..]);
+                        }
+                        OutboundVerdict::Drop { reason, .. } => {
+                            if reason == NatDrop::DestinationFiltered {
+                                prop_assert!(cfg.destinations.enabled);
+                            }
+                        }
+                    }
+                    // Quotas hold: a host that grew did so within its cap.
+                    let after = nat.host_ports(pkt.src.addr, pkt.proto);
+                    if after > before {
+                        if let Some(cap) = nat.cap_of(pkt.src.addr, pkt.proto) {
+                            prop_assert!(after <= cap, "host holds {} > cap {}", after, cap);
+                        }
+                    }
+                }
+                Op::Reply { which, flags } => {
+                    if translations.is_empty() { continue; }
+                    let (pkt, ext) = translations[usize::from(which) % translations.len()];
+                    // A capped host may have recycled that flow and its port gone to another.
+                    if nat.translation_of(pkt.proto, pkt.src, pkt.dst) != Some(ext) { continue; }
+                    let back = InboundPacket { proto: pkt.proto, src: pkt.dst, dst: ext, flags: TcpFlags(flags) };
+                    if let InboundVerdict::Translate { internal } = nat.inbound(now, &back) {
+                        prop_assert_eq!(internal, pkt.src, "reply reached the wrong host");
+                    }
+                }
+                Op::Stray { port_ix, remote, rport, proto: p } => {
+                    let Some(port) = ports.nth(u32::from(port_ix) % ports.count()) else { continue };
+                    let back = InboundPacket {
+                        proto: proto(p),
+                        src: Endpoint::new(remote_addr(remote), 50 + rport),
+                        dst: Endpoint::new(EXT, port),
+                        flags: TcpFlags(TcpFlags::SYN),
+                    };
+                    if let InboundVerdict::Translate { internal } = nat.inbound(now, &back) {
+                        // Under address-and-port-dependent filtering only a flow that sent to
+                        // this very remote from this port may receive.
+                        if cfg.filtering == Filtering::AddressAndPortDependent {
+                            prop_assert_eq!(
+                                nat.translation_of(back.proto, internal, back.src),
+                                Some(back.dst),
+                                "APDF let a stranger in to {}", internal
+                            );
+                        }
+                    }
+                }
+                Op::Advance(s) => {
+                    now = now.plus_millis(u64::from(s) * 1000);
+                    nat.expire(now);
+                    translations.clear();
+                }
+            }
+        }
+        if let Err(e) = nat.check_invariants() {
+            prop_assert!(false, "{}", e);
+        }
+        // Everything expires eventually and frees each port exactly once.
+        nat.expire(now.plus_millis(10 * 86_400_000));
+        prop_assert_eq!(nat.session_count(), 0);
+        for p in Protocol::ALL {
+            prop_assert_eq!(nat.ports_in_use(p), 0);
+        }
+        if let Err(e) = nat.check_invariants() {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
