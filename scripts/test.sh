@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+scripts/install-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -14,6 +15,7 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build release binary (integration tests run it)"
 cargo build --release --locked -p mape
+if [ "${MAPE_SLOW:-0}" = "1" ]; then export MAPE_PROPTEST_CASES=1000000; fi
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
 echo "== doctests"
