@@ -43,13 +43,21 @@ fuzz_target!(|i: Input| {
         forwarding: i.fmr,
     };
     let Ok(rule) = Rule::new(spec) else { return };
-    let iid = if i.draft03 { IidFormat::Draft03 } else { IidFormat::Rfc7597 };
+    let iid = if i.draft03 {
+        IidFormat::Draft03
+    } else {
+        IidFormat::Rfc7597
+    };
     // Any IPv4/port: reverse mapping never panics.
     let _ = rule.ce_ipv6_for(Ipv4Addr::from(i.other_v4), i.port, iid);
     let _ = rule.share_of_ipv6(Ipv6Addr::from(i.end_user));
     // Put the End-user prefix inside the rule prefix most of the time.
     let raw = if i.end_user_len & 0x80 == 0 {
-        let m = if v6.len() == 0 { 0 } else { u128::MAX << (128 - u32::from(v6.len())) };
+        let m = if v6.len() == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(v6.len()))
+        };
         (i.end_user & !m) | v6.bits()
     } else {
         i.end_user
@@ -57,10 +65,16 @@ fuzz_target!(|i: Input| {
     let Some(eu) = Ipv6Net::new(Ipv6Addr::from(raw), (i.end_user_len & 0x7f) % 129) else {
         return;
     };
-    let Ok(m) = rule.map_prefix(&eu, iid) else { return };
+    let Ok(m) = rule.map_prefix(&eu, iid) else {
+        return;
+    };
     let share = m.share;
     assert!(rule.ipv4_prefix().covers(&share.ipv4));
-    assert_eq!(rule.share_of_ipv6(m.ce_ipv6), Ok(share), "CE address → IPv4/PSID");
+    assert_eq!(
+        rule.share_of_ipv6(m.ce_ipv6),
+        Ok(share),
+        "CE address → IPv4/PSID"
+    );
     let set = share.port_set;
     let idx = u32::from(i.port) % set.count();
     let port = set.nth(idx).expect("index below count");
