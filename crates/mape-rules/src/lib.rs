@@ -26,6 +26,7 @@ pub mod domain;
 pub mod portset;
 pub mod prefix;
 pub mod profile;
+pub mod provision;
 pub mod rule;
 
 pub use dhcpv6::{Dhcpv6Error, MapeContainer, PortParams, S46Rule};
@@ -33,4 +34,5 @@ pub use domain::{MapDomain, SourceCheck};
 pub use portset::{PortRange, PortSet, PortSetError};
 pub use prefix::{Ipv4Net, Ipv6Net, PrefixError};
 pub use profile::{Profile, ProfileError, ProfileMatch, ProfileSet, Source};
+pub use provision::{provision, ProvisionError, Provisioned, RuleSource};
 pub use rule::{CeMapping, IidFormat, Ipv4Share, MapError, Rule, RuleError, RuleSpec};

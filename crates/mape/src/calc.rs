@@ -11,9 +11,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use mape_rules::dhcpv6::domains_from_option_area;
-use mape_rules::profile::{ProfileSet, DEFAULT_PROFILE_DIR};
-use mape_rules::{CeMapping, IidFormat, Ipv4Net, Ipv6Net, Rule, RuleSpec};
+use mape_rules::profile::ProfileSet;
+use mape_rules::provision::{parse_hex, profile_set};
+use mape_rules::{
+    provision, CeMapping, IidFormat, Ipv4Net, Ipv6Net, ProvisionError, Rule, RuleSource, RuleSpec,
+};
 use serde::Serialize;
 
 /// Arguments of `mape calc`.
@@ -140,21 +142,43 @@ pub fn run(args: &CalcArgs) -> Result<ExitCode> {
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let mut out = if let Some(name) = &args.profile {
-        from_profile(args, name, &prefix, iid_override)?
+    let source = if let Some(name) = &args.profile {
+        RuleSource::Profile {
+            name: name.clone(),
+            profiles_dir: args.profiles_dir.clone(),
+        }
     } else if let Some(hex) = &args.dhcpv6 {
-        from_dhcpv6(hex, &prefix, iid_override)?
+        RuleSource::Dhcpv6(parse_hex(hex).map_err(|e| anyhow!("--dhcpv6: {e}"))?)
     } else {
-        from_flags(args, &prefix, iid_override)?
+        RuleSource::Explicit(rule_from_flags(args)?)
     };
-    if !br_override.is_empty() {
-        out.br = br_override;
-    }
+    let p = provision(&source, &prefix, iid_override, &br_override).map_err(|e| match e {
+        ProvisionError::Map(e) => anyhow!("--prefix {e}"),
+        e @ ProvisionError::NotCovered(_) => anyhow!(format!("--prefix {e}").replace(
+            "(IPv6 prefix, IPv4 prefix, EA-bits length)",
+            "with --ipv6-prefix, --ipv4-prefix and --ea-len"
+        )),
+        e @ (ProvisionError::Dhcpv6(_) | ProvisionError::NoContainer) => {
+            anyhow!(format!("--{e}").replace("DHCPv6 options", "dhcpv6"))
+        }
+        ProvisionError::NotCoveredDhcpv6(p) => {
+            anyhow!("--prefix {p} is not covered by any S46_RULE given with --dhcpv6")
+        }
+        ProvisionError::ProfilesDir(d) => anyhow!("--profiles-dir {d} is not a directory"),
+        other => anyhow!(other),
+    })?;
+    let out = Outcome {
+        rule: p.bmr,
+        mapping: p.mapping,
+        br: p.domain.br().to_vec(),
+        profile: p.profile,
+        rule_source: p.origin,
+    };
     print(&out, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn from_flags(args: &CalcArgs, prefix: &Ipv6Net, iid: Option<IidFormat>) -> Result<Outcome> {
+fn rule_from_flags(args: &CalcArgs) -> Result<RuleSpec> {
     let (Some(v6), Some(v4), Some(ea)) = (&args.ipv6_prefix, &args.ipv4_prefix, args.ea_len) else {
         bail!("give the rule with --ipv6-prefix, --ipv4-prefix and --ea-len (or use --profile NAME or --dhcpv6 HEX)");
     };
@@ -166,91 +190,14 @@ fn from_flags(args: &CalcArgs, prefix: &Ipv6Net, iid: Option<IidFormat>) -> Resu
     }
     spec.psid_len = args.psid_len;
     spec.psid = args.psid.as_deref().map(parse_psid).transpose()?;
-    let rule = Rule::new(spec).map_err(|e| anyhow!("impossible rule: {e}"))?;
-    let mapping = rule
-        .map_prefix(prefix, iid.unwrap_or_default())
-        .map_err(|e| anyhow!("--prefix {e}"))?;
-    Ok(Outcome {
-        rule,
-        mapping,
-        br: Vec::new(),
-        profile: None,
-        rule_source: "command-line".into(),
-    })
-}
-
-fn from_profile(
-    args: &CalcArgs,
-    name: &str,
-    prefix: &Ipv6Net,
-    iid: Option<IidFormat>,
-) -> Result<Outcome> {
-    let set = profiles(args)?;
-    let profile = set.get(name)?;
-    let mut m = profile.select(prefix).map_err(|e| match e {
-        mape_rules::ProfileError::NotCovered { .. } => anyhow!(
-            "--prefix {e}; give the rule explicitly with --ipv6-prefix, --ipv4-prefix and --ea-len"
-        ),
-        mape_rules::ProfileError::Map { source, .. } => {
-            anyhow!("--prefix {source} (profile {})", profile.name)
-        }
-        other => anyhow!(other),
-    })?;
-    if let Some(iid) = iid {
-        m.mapping = m
-            .rule
-            .map_prefix(prefix, iid)
-            .map_err(|e| anyhow!("--prefix {e}"))?;
-    }
-    Ok(Outcome {
-        rule: m.rule,
-        mapping: m.mapping,
-        br: m.domain.br().to_vec(),
-        profile: Some(profile.name.clone()),
-        rule_source: m.source.to_string(),
-    })
-}
-
-fn from_dhcpv6(hex: &str, prefix: &Ipv6Net, iid: Option<IidFormat>) -> Result<Outcome> {
-    let bytes = parse_hex(hex).context("--dhcpv6")?;
-    let iid = iid.unwrap_or_default();
-    let domains = domains_from_option_area(&bytes, iid).map_err(|e| anyhow!("--dhcpv6: {e}"))?;
-    if domains.is_empty() {
-        bail!("--dhcpv6: no S46_CONT_MAPE (option 94) in the option area");
-    }
-    // Longest match across every domain's rules (RFC 7597 §5; RFC 7598 §5 several containers).
-    let best = domains
-        .iter()
-        .filter_map(|d| d.bmr(prefix).map(|r| (d, r)))
-        .max_by_key(|(_, r)| r.ipv6_prefix().len())
-        .ok_or_else(|| {
-            anyhow!("--prefix {prefix} is not covered by any S46_RULE given with --dhcpv6")
-        })?;
-    let (domain, rule) = best;
-    let mapping = rule
-        .map_prefix(prefix, iid)
-        .map_err(|e| anyhow!("--prefix {e}"))?;
-    Ok(Outcome {
-        rule: *rule,
-        mapping,
-        br: domain.br().to_vec(),
-        profile: None,
-        rule_source: "dhcpv6".into(),
-    })
+    Ok(spec)
 }
 
 fn profiles(args: &CalcArgs) -> Result<ProfileSet> {
-    let mut set = ProfileSet::builtin()?;
-    match &args.profiles_dir {
-        Some(dir) => {
-            if !dir.is_dir() {
-                bail!("--profiles-dir {} is not a directory", dir.display());
-            }
-            set.load_dir(dir)?;
-        }
-        None => set.load_dir(std::path::Path::new(DEFAULT_PROFILE_DIR))?,
-    }
-    Ok(set)
+    profile_set(args.profiles_dir.as_deref()).map_err(|e| match e {
+        ProvisionError::ProfilesDir(d) => anyhow!("--profiles-dir {d} is not a directory"),
+        other => anyhow!(other),
+    })
 }
 
 fn parse_psid(s: &str) -> Result<u16> {
@@ -260,34 +207,6 @@ fn parse_psid(s: &str) -> Result<u16> {
         None => t.parse(),
     };
     r.map_err(|_| anyhow!("--psid {s:?} is not a number 0-65535 (decimal or 0x hex)"))
-}
-
-fn parse_hex(s: &str) -> Result<Vec<u8>> {
-    let t = s.trim();
-    let t = t.strip_prefix("0x").unwrap_or(t);
-    let digits: Vec<u8> = t
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b':' && *c != b'-')
-        .collect();
-    if let Some(bad) = digits.iter().find(|c| !c.is_ascii_hexdigit()) {
-        bail!("not hex: unexpected character {:?}", char::from(*bad));
-    }
-    if !digits.len().is_multiple_of(2) {
-        bail!("not hex: odd number of digits ({})", digits.len());
-    }
-    Ok(digits
-        .chunks(2)
-        .map(|p| (hex_val(p[0]) << 4) | hex_val(p[1]))
-        .collect())
-}
-
-fn hex_val(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        b'A'..=b'F' => c - b'A' + 10,
-        _ => 0,
-    }
 }
 
 fn print(o: &Outcome, json: bool) -> Result<()> {
