@@ -172,7 +172,7 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
             char::from(*bad)
         ));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("not hex: odd number of digits ({})", digits.len()));
     }
     let val = |c: u8| match c {
