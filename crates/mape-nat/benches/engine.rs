@@ -76,6 +76,22 @@ fn established(c: &mut Criterion) {
                 }
             })
         });
+        if n > 10_000 {
+            // Real traffic is skewed: most packets belong to a small set of busy flows.
+            // 90 % of packets from a hot set of 10 k flows, 10 % from the rest.
+            let hot: Vec<usize> = (0..order.len())
+                .map(|i| if i % 10 == 0 { order[i] } else { order[i % 10_000] })
+                .collect();
+            g.bench_function(format!("outbound_hot10k/{n}_sessions"), |b| {
+                b.iter(|| {
+                    for _ in 0..BATCH {
+                        let p = &outs[hot[k % hot.len()]];
+                        k += 1;
+                        black_box(nat.outbound(Timestamp::from_secs(2), black_box(p)));
+                    }
+                })
+            });
+        }
         g.bench_function(format!("inbound/{n}_sessions"), |b| {
             b.iter(|| {
                 for _ in 0..BATCH {

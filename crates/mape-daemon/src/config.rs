@@ -1,0 +1,786 @@
+//! The daemon's TOML configuration (`/etc/mape/mape.toml`, documented in
+//! `dist/mape.toml`): parsing with precise errors (key, value, what is expected) and
+//! resolution into the parameters the datapath needs.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use mape_nat::{
+    ConfigError as NatConfigError, Filtering, HostQuota, Ipv4Prefix, NatConfig, PortStrategy,
+    StaticForward, Timeouts,
+};
+use mape_rules::provision::parse_hex;
+use mape_rules::{
+    provision, IidFormat, Ipv4Net, Ipv6Net, MapDomain, Provisioned, RuleSource, RuleSpec,
+};
+use serde::Deserialize;
+
+/// Default configuration path.
+pub const DEFAULT_CONFIG: &str = "/etc/mape/mape.toml";
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/mape/mape.sock";
+
+/// A configuration error, naming the key, the value and what is expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or type error (with line and column).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// toml's message, which names the key and the line.
+        message: String,
+    },
+    /// A value that parses but is wrong.
+    #[error("{key} = {value:?}: {expected}")]
+    Value {
+        /// Dotted key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is expected.
+        expected: String,
+    },
+    /// A required key is missing.
+    #[error("{key} is missing: {expected}")]
+    Missing {
+        /// Dotted key.
+        key: &'static str,
+        /// What to put there.
+        expected: &'static str,
+    },
+    /// The MAP rule could not be provisioned.
+    #[error("[map]: {0}")]
+    Provision(#[from] mape_rules::ProvisionError),
+    /// The NAT section is inconsistent.
+    #[error("[nat]: {0}")]
+    Nat(#[from] NatConfigError),
+}
+
+fn value_err(key: &'static str, value: impl ToString, expected: impl ToString) -> ConfigError {
+    ConfigError::Value {
+        key,
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+/// Operating mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Customer edge: NAT44 + encapsulation toward the BR.
+    Ce,
+    /// Border relay: stateless, for labs and ISPs.
+    Br,
+}
+
+/// How the CE's MAP address reaches the daemon (reference/linux-plumbing.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapAddressMode {
+    /// The ISP routes the delegated prefix to the CE: route the /128 into the TUN.
+    #[default]
+    Routed,
+    /// The address sits on the WAN's on-link /64: answer neighbour discovery for it
+    /// (proxy NDP with no delay) and route it into the TUN.
+    Onlink,
+}
+
+/// `[wan]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WanSection {
+    /// WAN interface name.
+    pub interface: String,
+    /// `routed` (default) or `onlink`.
+    #[serde(default)]
+    pub map_address: MapAddressMode,
+}
+
+/// `[map]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MapSection {
+    /// End-user IPv6 prefix (delegated prefix) or the CE's /128.
+    pub prefix: Option<String>,
+    /// ISP profile name.
+    pub profile: Option<String>,
+    /// Extra profiles directory.
+    pub profiles_dir: Option<PathBuf>,
+    /// Explicit rule: IPv6 prefix.
+    pub ipv6_prefix: Option<String>,
+    /// Explicit rule: IPv4 prefix.
+    pub ipv4_prefix: Option<String>,
+    /// Explicit rule: EA-bits length.
+    pub ea_len: Option<u8>,
+    /// Explicit rule: PSID offset.
+    pub psid_offset: Option<u8>,
+    /// Explicit rule: PSID length.
+    pub psid_len: Option<u8>,
+    /// Explicit rule: PSID.
+    pub psid: Option<u16>,
+    /// A file holding the RFC 7598 option area as hex, written by the DHCPv6 client hook.
+    pub dhcpv6_file: Option<PathBuf>,
+    /// BR address(es), overriding the profile's / DHCPv6's.
+    #[serde(default)]
+    pub br: Vec<String>,
+    /// Extra accepted BR source addresses (BIGLOBE answers from another address).
+    #[serde(default)]
+    pub br_sources: Vec<String>,
+    /// `rfc7597` or `draft03`; default from the profile, else rfc7597.
+    pub iid_format: Option<String>,
+}
+
+/// `[lan]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanSection {
+    /// LAN IPv4 prefixes whose hosts the CE translates.
+    pub prefixes: Vec<String>,
+    /// The CE's LAN address: the source of ICMP messages the CE generates.
+    pub address: String,
+}
+
+/// `[tun]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TunSection {
+    /// Device name.
+    pub name: String,
+    /// Queues (worker threads); 0 = one per core.
+    pub queues: usize,
+    /// IPv4 MTU put on the IPv4 routes (the device stays at 1500).
+    pub ipv4_mtu: u16,
+    /// IPv6 path MTU toward the BR.
+    pub ipv6_mtu: u16,
+    /// TCP MSS clamp on SYN (0 = derive from ipv4_mtu: mtu − 40).
+    pub mss: u16,
+}
+
+impl Default for TunSection {
+    fn default() -> Self {
+        Self {
+            name: "mape0".into(),
+            queues: 0,
+            ipv4_mtu: 1460,
+            ipv6_mtu: 1500,
+            mss: 0,
+        }
+    }
+}
+
+/// `[nat.quota]` (or `quota = false`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum QuotaSetting {
+    /// `quota = false` turns quotas off.
+    Enabled(bool),
+    /// Parameters.
+    Params(HostQuota),
+}
+
+/// `[[nat.forward]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardEntry {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// External port (must be in the port set).
+    pub external_port: u16,
+    /// LAN endpoint `a.b.c.d:port`.
+    pub internal: String,
+}
+
+/// `[nat]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NatSection {
+    /// `mape` (default), `linux-like`, `rtx830-like`.
+    pub policy: Option<String>,
+    /// Timers (seconds); missing ones keep the policy's.
+    pub timeouts: Option<toml::Table>,
+    /// Share ports across destinations above this percentage of the budget.
+    pub share_above_percent: Option<u8>,
+    /// `address-and-port-dependent` (default) or `endpoint-independent`.
+    pub filtering: Option<String>,
+    /// Per-host quota.
+    pub quota: Option<QuotaSetting>,
+    /// Special-purpose prefixes allowed through the destination filter.
+    #[serde(default)]
+    pub allow_destinations: Vec<String>,
+    /// Turn the destination filter off entirely.
+    pub destination_filter: Option<bool>,
+    /// Let multicast through.
+    pub allow_multicast: Option<bool>,
+    /// Session table limit.
+    pub max_sessions: Option<u32>,
+    /// ICMP admin-prohibited on refusal.
+    pub icmp_on_refusal: Option<bool>,
+    /// Static forwards.
+    #[serde(default)]
+    pub forward: Vec<ForwardEntry>,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    /// Unix socket path.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        Self {
+            socket: DEFAULT_SOCKET.into(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Listen address for the Prometheus exposition, e.g. `127.0.0.1:9469`.
+    pub listen: Option<String>,
+}
+
+/// `[br]` (BR mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrSection {
+    /// The BR's IPv6 address (the CEs' tunnel destination).
+    pub address: String,
+    /// IPv4 interface toward the internet (informational; routes come from the rules).
+    pub ipv4_interface: Option<String>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `ce` (default) or `br`.
+    pub mode: Option<Mode>,
+    /// `[wan]`.
+    pub wan: Option<WanSection>,
+    /// `[map]`.
+    #[serde(default)]
+    pub map: MapSection,
+    /// `[lan]`.
+    pub lan: Option<LanSection>,
+    /// `[tun]`.
+    #[serde(default)]
+    pub tun: TunSection,
+    /// `[nat]`.
+    #[serde(default)]
+    pub nat: NatSection,
+    /// `[control]`.
+    #[serde(default)]
+    pub control: ControlSection,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    /// `[br]`.
+    pub br: Option<BrSection>,
+}
+
+/// A checked, resolved CE configuration.
+#[derive(Debug, Clone)]
+pub struct CeSettings {
+    /// WAN interface.
+    pub wan_interface: String,
+    /// How the MAP address arrives.
+    pub map_address: MapAddressMode,
+    /// MAP parameters.
+    pub map: Provisioned,
+    /// BR addresses accepted as sources (BRs plus extra).
+    pub br_sources: Vec<Ipv6Addr>,
+    /// LAN prefixes.
+    pub lan_prefixes: Vec<Ipv4Net>,
+    /// CE's LAN address.
+    pub lan_address: Ipv4Addr,
+    /// NAT engine configuration.
+    pub nat: NatConfig,
+}
+
+/// A checked, resolved BR configuration.
+#[derive(Debug, Clone)]
+pub struct BrSettings {
+    /// The BR's IPv6 address.
+    pub address: Ipv6Addr,
+    /// The MAP domain.
+    pub domain: MapDomain,
+}
+
+/// What the daemon runs.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// CE.
+    Ce(Box<CeSettings>),
+    /// BR.
+    Br(BrSettings),
+}
+
+/// A fully checked configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// CE or BR and its parameters.
+    pub role: Role,
+    /// TUN parameters.
+    pub tun: TunSection,
+    /// Control socket.
+    pub socket: PathBuf,
+    /// Metrics listen address.
+    pub metrics: Option<SocketAddr>,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+}
+
+impl Settings {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks `text` (loaded from `path`, named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: one_line(&e.to_string()),
+        })?;
+        let tun = file.tun.clone();
+        if !(576..=9000).contains(&tun.ipv4_mtu) {
+            return Err(value_err(
+                "tun.ipv4_mtu",
+                tun.ipv4_mtu,
+                "an IPv4 MTU 576-9000 (1460 on MAP-E lines)",
+            ));
+        }
+        if !(1280..=9000).contains(&tun.ipv6_mtu) {
+            return Err(value_err(
+                "tun.ipv6_mtu",
+                tun.ipv6_mtu,
+                "an IPv6 MTU 1280-9000",
+            ));
+        }
+        if tun.name.is_empty() || tun.name.len() > 15 {
+            return Err(value_err(
+                "tun.name",
+                &tun.name,
+                "an interface name of 1-15 characters",
+            ));
+        }
+        if tun.queues > 256 {
+            return Err(value_err(
+                "tun.queues",
+                tun.queues,
+                "0 (one per core) to 256",
+            ));
+        }
+        let metrics = file
+            .metrics
+            .listen
+            .as_deref()
+            .map(|s| {
+                s.parse::<SocketAddr>().map_err(|_| {
+                    value_err(
+                        "metrics.listen",
+                        s,
+                        "an address:port such as 127.0.0.1:9469",
+                    )
+                })
+            })
+            .transpose()?;
+        let role = match file.mode.unwrap_or(Mode::Ce) {
+            Mode::Ce => Role::Ce(Box::new(ce_settings(&file)?)),
+            Mode::Br => Role::Br(br_settings(&file)?),
+        };
+        Ok(Self {
+            role,
+            tun,
+            socket: file.control.socket.clone(),
+            metrics,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn parse_v6(key: &'static str, s: &str) -> Result<Ipv6Addr, ConfigError> {
+    s.parse().map_err(|_| value_err(key, s, "an IPv6 address"))
+}
+
+/// Resolves `[map]` into MAP parameters.
+pub fn resolve_map(map: &MapSection) -> Result<(Provisioned, Vec<Ipv6Addr>), ConfigError> {
+    let prefix_text = map.prefix.as_deref().ok_or(ConfigError::Missing {
+        key: "map.prefix",
+        expected: "the End-user IPv6 prefix the ISP delegates (e.g. \"240b:13:1a65:a100::/56\")",
+    })?;
+    let prefix: Ipv6Net = prefix_text
+        .parse()
+        .map_err(|e| value_err("map.prefix", prefix_text, format!("an IPv6 prefix ({e})")))?;
+    let iid = map
+        .iid_format
+        .as_deref()
+        .map(|s| {
+            s.parse::<IidFormat>()
+                .map_err(|_| value_err("map.iid_format", s, "rfc7597 or draft03"))
+        })
+        .transpose()?;
+    let br = map
+        .br
+        .iter()
+        .map(|s| parse_v6("map.br", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let explicit = map.ipv6_prefix.is_some() || map.ipv4_prefix.is_some() || map.ea_len.is_some();
+    let given = [map.profile.is_some(), explicit, map.dhcpv6_file.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if given != 1 {
+        return Err(value_err(
+            "map",
+            format!("{given} rule sources"),
+            "exactly one of: profile = \"v6plus\"; ipv6_prefix + ipv4_prefix + ea_len; dhcpv6_file = \"/run/mape/s46.hex\"",
+        ));
+    }
+    let source = if let Some(name) = &map.profile {
+        RuleSource::Profile {
+            name: name.clone(),
+            profiles_dir: map.profiles_dir.clone(),
+        }
+    } else if let Some(file) = &map.dhcpv6_file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            value_err(
+                "map.dhcpv6_file",
+                file.display(),
+                format!("a readable file ({e})"),
+            )
+        })?;
+        RuleSource::Dhcpv6(parse_hex(&text).map_err(|e| {
+            value_err(
+                "map.dhcpv6_file",
+                file.display(),
+                format!("hex of the DHCPv6 option area: {e}"),
+            )
+        })?)
+    } else {
+        let (Some(v6), Some(v4), Some(ea)) = (&map.ipv6_prefix, &map.ipv4_prefix, map.ea_len)
+        else {
+            return Err(ConfigError::Missing {
+                key: "map.ipv6_prefix/ipv4_prefix/ea_len",
+                expected: "all three for an explicit rule",
+            });
+        };
+        let v6: Ipv6Net = v6
+            .parse()
+            .map_err(|e| value_err("map.ipv6_prefix", v6, format!("an IPv6 prefix ({e})")))?;
+        let v4: Ipv4Net = v4
+            .parse()
+            .map_err(|e| value_err("map.ipv4_prefix", v4, format!("an IPv4 prefix ({e})")))?;
+        let mut spec = RuleSpec::new(v6, v4, ea);
+        if let Some(a) = map.psid_offset {
+            spec.psid_offset = a;
+        }
+        spec.psid_len = map.psid_len;
+        spec.psid = map.psid;
+        RuleSource::Explicit(spec)
+    };
+    let p = provision(&source, &prefix, iid, &br)?;
+    if p.domain.br().is_empty() {
+        return Err(ConfigError::Missing {
+            key: "map.br",
+            expected: "the BR's IPv6 address (the profile or DHCPv6 options gave none)",
+        });
+    }
+    let mut sources: Vec<Ipv6Addr> = p.domain.br_sources().to_vec();
+    for s in &map.br_sources {
+        sources.push(parse_v6("map.br_sources", s)?);
+    }
+    Ok((p, sources))
+}
+
+fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
+    let wan = file.wan.as_ref().ok_or(ConfigError::Missing {
+        key: "wan.interface",
+        expected: "the WAN interface name (e.g. \"eth0\")",
+    })?;
+    let lan = file.lan.as_ref().ok_or(ConfigError::Missing {
+        key: "lan.prefixes / lan.address",
+        expected: "the LAN IPv4 prefixes and the CE's LAN address",
+    })?;
+    let lan_prefixes = lan
+        .prefixes
+        .iter()
+        .map(|s| {
+            s.parse::<Ipv4Net>()
+                .map_err(|e| value_err("lan.prefixes", s, format!("an IPv4 prefix ({e})")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if lan_prefixes.is_empty() {
+        return Err(value_err("lan.prefixes", "[]", "at least one IPv4 prefix"));
+    }
+    let lan_address: Ipv4Addr = lan
+        .address
+        .parse()
+        .map_err(|_| value_err("lan.address", &lan.address, "an IPv4 address"))?;
+    let (map, br_sources) = resolve_map(&file.map)?;
+    if map.mapping.share.ipv4.len() != 32 {
+        return Err(value_err(
+            "map.prefix",
+            file.map.prefix.as_deref().unwrap_or_default(),
+            format!(
+                "a prefix that gives a full IPv4 address; this rule delegates the prefix {} (no NAT44 over a prefix yet)",
+                map.mapping.share.ipv4
+            ),
+        ));
+    }
+    let nat = nat_config(&file.nat)?;
+    // Validate forwards and the rest against the real port set.
+    mape_nat::Nat::new(
+        nat.clone(),
+        map.mapping.share.ipv4.addr(),
+        map.mapping.share.port_set,
+    )?;
+    Ok(CeSettings {
+        wan_interface: wan.interface.clone(),
+        map_address: wan.map_address,
+        map,
+        br_sources,
+        lan_prefixes,
+        lan_address,
+        nat,
+    })
+}
+
+fn br_settings(file: &ConfigFile) -> Result<BrSettings, ConfigError> {
+    let br = file.br.as_ref().ok_or(ConfigError::Missing {
+        key: "br.address",
+        expected: "the BR's IPv6 address",
+    })?;
+    let address = parse_v6("br.address", &br.address)?;
+    let mut map = file.map.clone();
+    if map.br.is_empty() {
+        map.br.push(br.address.clone());
+    }
+    // A BR needs the domain; any End-user prefix inside the rule selects it.
+    let (p, _) = resolve_map(&map)?;
+    Ok(BrSettings {
+        address,
+        domain: p.domain,
+    })
+}
+
+/// Builds the NAT engine configuration from `[nat]` over the named policy.
+pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
+    let policy = n.policy.as_deref().unwrap_or("mape");
+    let mut cfg = NatConfig::policy(policy).ok_or_else(|| {
+        value_err(
+            "nat.policy",
+            policy,
+            format!("one of {}", mape_nat::POLICY_NAMES.join(", ")),
+        )
+    })?;
+    if let Some(t) = &n.timeouts {
+        let mut merged =
+            toml::Table::try_from(cfg.timeouts).map_err(|e| value_err("nat.timeouts", "?", e))?;
+        for (k, v) in t {
+            if !merged.contains_key(k) {
+                return Err(value_err(
+                    "nat.timeouts",
+                    k,
+                    "one of udp_unanswered, udp_answered, udp_dns_answered, tcp_transitory, tcp_established, tcp_time_wait, icmp",
+                ));
+            }
+            merged.insert(k.clone(), v.clone());
+        }
+        cfg.timeouts = merged
+            .try_into::<Timeouts>()
+            .map_err(|e| value_err("nat.timeouts", one_line(&e.to_string()), "whole seconds"))?;
+    }
+    if let Some(p) = n.share_above_percent {
+        cfg.strategy = PortStrategy::BudgetAware {
+            share_above_percent: p,
+        };
+    }
+    if let Some(f) = &n.filtering {
+        cfg.filtering = match f.as_str() {
+            "address-and-port-dependent" => Filtering::AddressAndPortDependent,
+            "endpoint-independent" => Filtering::EndpointIndependent,
+            _ => {
+                return Err(value_err(
+                    "nat.filtering",
+                    f,
+                    "address-and-port-dependent or endpoint-independent",
+                ))
+            }
+        };
+    }
+    match &n.quota {
+        None => {}
+        Some(QuotaSetting::Enabled(false)) => cfg.quota = None,
+        Some(QuotaSetting::Enabled(true)) => cfg.quota = Some(HostQuota::default()),
+        Some(QuotaSetting::Params(q)) => cfg.quota = Some(*q),
+    }
+    for s in &n.allow_destinations {
+        let p: Ipv4Prefix = s.parse().map_err(|_| {
+            value_err(
+                "nat.allow_destinations",
+                s,
+                "an IPv4 prefix such as 203.0.113.0/24",
+            )
+        })?;
+        cfg.destinations.allow.push(p);
+    }
+    if let Some(on) = n.destination_filter {
+        cfg.destinations.enabled = on;
+    }
+    if let Some(m) = n.allow_multicast {
+        cfg.destinations.allow_multicast = m;
+    }
+    if let Some(m) = n.max_sessions {
+        cfg.max_sessions = m;
+    }
+    if let Some(i) = n.icmp_on_refusal {
+        cfg.icmp_on_refusal = i;
+    }
+    for f in &n.forward {
+        let proto = match f.proto.as_str() {
+            "tcp" => mape_nat::Protocol::Tcp,
+            "udp" => mape_nat::Protocol::Udp,
+            _ => return Err(value_err("nat.forward.proto", &f.proto, "tcp or udp")),
+        };
+        let internal = f
+            .internal
+            .parse()
+            .map_err(|e: String| value_err("nat.forward.internal", &f.internal, e))?;
+        cfg.forwards.push(StaticForward {
+            proto,
+            external_port: f.external_port,
+            internal,
+        });
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAB: &str = r#"
+        [wan]
+        interface = "ce-wan"
+        [map]
+        prefix = "2001:db8:12:3400::/56"
+        ipv6_prefix = "2001:db8::/40"
+        ipv4_prefix = "192.0.2.0/24"
+        ea_len = 16
+        psid_offset = 4
+        br = ["2001:db8:ffff::1"]
+        [lan]
+        prefixes = ["192.168.1.0/24"]
+        address = "192.168.1.1"
+        [nat]
+        allow_destinations = ["203.0.113.0/24", "198.51.100.0/24"]
+        [nat.timeouts]
+        udp_unanswered = 20
+        [[nat.forward]]
+        proto = "tcp"
+        external_port = 4930
+        internal = "192.168.1.30:22"
+    "#;
+
+    fn parse(s: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn lab_config_resolves() {
+        let s = parse(LAB).unwrap();
+        let Role::Ce(ce) = s.role else { panic!() };
+        assert_eq!(ce.map.mapping.share.ipv4.to_string(), "192.0.2.18/32");
+        assert_eq!(ce.map.mapping.share.port_set.count(), 240);
+        assert_eq!(ce.nat.timeouts.udp_unanswered, 20);
+        assert_eq!(
+            ce.nat.timeouts.udp_answered, 300,
+            "unchanged keys keep the policy's"
+        );
+        assert_eq!(ce.nat.forwards.len(), 1);
+        assert_eq!(s.tun.ipv4_mtu, 1460);
+        assert_eq!(s.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn errors_name_key_value_and_expectation() {
+        let cases = [
+            (LAB.replace("ea_len = 16", "ea_len = 99"), "impossible rule"),
+            (
+                LAB.replace("udp_unanswered = 20", "udp_unanswerd = 20"),
+                "nat.timeouts = \"udp_unanswerd\"",
+            ),
+            (
+                LAB.replace("external_port = 4930", "external_port = 5000"),
+                "not in the port set",
+            ),
+            (
+                LAB.replace("\"192.168.1.1\"", "\"192.168.1\""),
+                "lan.address = \"192.168.1\": an IPv4 address",
+            ),
+            (
+                LAB.replace("[nat]", "[nat]\npolicy = \"openwrt\""),
+                "nat.policy = \"openwrt\": one of mape",
+            ),
+            (
+                LAB.replace(
+                    "interface = \"ce-wan\"",
+                    "interface = \"ce-wan\"\nbogus = 1",
+                ),
+                "unknown field `bogus`",
+            ),
+            (
+                LAB.replace(
+                    "prefix = \"2001:db8:12:3400::/56\"",
+                    "prefix = \"2001:db9::/56\"",
+                ),
+                "[map]",
+            ),
+            (
+                LAB.replace("[map]", "[map]\nprofile = \"v6plus\""),
+                "exactly one of",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+            assert!(!err.contains('\n'), "one line: {err:?}");
+        }
+    }
+
+    #[test]
+    fn dist_example_is_valid() {
+        let text = include_str!("../../../dist/mape.toml");
+        let s = parse(text).unwrap();
+        assert!(matches!(s.role, Role::Ce(_)));
+    }
+}

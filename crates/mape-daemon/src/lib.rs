@@ -1,0 +1,11 @@
+//! The io shell of mape: configuration, the TUN datapath, netlink set-up and teardown,
+//! the control socket and signals. The only crate that touches the operating system.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod datapath;
+pub mod plumbing;
+#[allow(unsafe_code)]
+pub mod tun;

@@ -1,0 +1,219 @@
+//! `mape lab demo`: the incident, live. For each policy the lab runs the storm from lan2 at
+//! 100× the seed's rate while lan1 resolves a name and fetches a page in a bounded loop,
+//! and tshark on the ISP link counts storm packets that crossed the tunnel.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::{addr, Lab, LabError, LabOptions};
+
+/// One policy's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyResult {
+    /// Policy.
+    pub name: String,
+    /// lan1 iterations (DNS + HTTP) that worked.
+    pub lan1_ok: u32,
+    /// lan1 iterations that failed.
+    pub lan1_failed: u32,
+    /// Storm packets seen inside the tunnel on the ISP link.
+    pub storm_packets_into_tunnel: u64,
+    /// Peak ports in use (the CE's budget).
+    pub peak_ports: u64,
+    /// Storm packets sent.
+    pub storm_packets_sent: u64,
+    /// Refusals the CE counted.
+    pub refusals: u64,
+}
+
+/// The comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoResult {
+    /// Ports in the budget.
+    pub budget: u32,
+    /// Seconds of storm per policy.
+    pub storm_seconds: u64,
+    /// Rate multiplier.
+    pub rate_x: u32,
+    /// Per policy.
+    pub policies: Vec<PolicyResult>,
+}
+
+/// Demo parameters.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The `mape` binary.
+    pub mape: PathBuf,
+    /// Policies to compare.
+    pub policies: Vec<String>,
+    /// Storm duration.
+    pub duration: Duration,
+    /// Rate multiplier.
+    pub rate_x: u32,
+    /// lan1 iterations.
+    pub iterations: u32,
+    /// Storm target.
+    pub target: (std::net::Ipv4Addr, u16),
+}
+
+fn json_u64(v: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(x) => cur = x,
+            None => return 0,
+        }
+    }
+    cur.as_u64().unwrap_or(0)
+}
+
+/// One lan1 iteration: resolve with dig, then fetch with curl. True when both worked.
+pub fn lan1_iteration(lab: &Lab) -> bool {
+    let ns = lab.ns("lan1");
+    let Ok(out) = lab.exec(
+        &ns,
+        &[
+            "dig",
+            "+time=1",
+            "+tries=1",
+            "+short",
+            "@203.0.113.10",
+            addr::WWW,
+        ],
+    ) else {
+        return false;
+    };
+    let answer = String::from_utf8_lossy(&out.stdout);
+    let Some(ip) = answer
+        .lines()
+        .find(|l| l.parse::<std::net::Ipv4Addr>().is_ok())
+    else {
+        return false;
+    };
+    let resolve = format!("{}:80:{ip}", addr::WWW);
+    let url = format!("http://{}/index.html", addr::WWW);
+    lab.exec(
+        &ns,
+        &["curl", "-s", "-f", "-m", "2", "--resolve", &resolve, &url],
+    )
+    .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("mape lab"))
+    .unwrap_or(false)
+}
+
+/// Runs the demo for one policy.
+pub fn run_policy(opts: &DemoOptions, policy: &str) -> Result<PolicyResult, LabError> {
+    let mut lab = Lab::up(LabOptions::new(opts.mape.clone(), policy))?;
+    let isp = lab.ns("isp");
+    let lan2 = lab.ns("lan2");
+    // Count storm packets inside the tunnel: IPv6 next header 4 whose inner IPv4
+    // destination (bytes 56..60 of the outer packet) is the storm target.
+    let target_hex = format!("0x{:08x}", u32::from(opts.target.0));
+    let pcap = lab.dir.join("tunnel.pcap");
+    let pcap_s = pcap.display().to_string();
+    let filter = format!("ip6 and ip6[6] == 4 and ip6[56:4] == {target_hex}");
+    let secs = (opts.duration.as_secs() + 30).to_string();
+    let capture = lab.spawn(
+        &isp,
+        "tshark",
+        &[
+            "tshark",
+            "-q",
+            "-i",
+            "isp-ce",
+            "-f",
+            &filter,
+            "-a",
+            &format!("duration:{secs}"),
+            "-w",
+            &pcap_s,
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let mape = opts.mape.display().to_string();
+    let target = format!("{}:{}", opts.target.0, opts.target.1);
+    let target2 = format!("{}:59781", opts.target.0);
+    let storm = lab.spawn(
+        &lan2,
+        "storm",
+        &[
+            &mape,
+            "lab",
+            "storm",
+            "--target",
+            &target,
+            "--target",
+            &target2,
+            "--rate-x",
+            &opts.rate_x.to_string(),
+            "--duration",
+            &opts.duration.as_secs().to_string(),
+        ],
+    )?;
+    // Let the storm build up, then measure lan1 while it goes on.
+    std::thread::sleep(Duration::from_secs(3));
+    let (mut ok, mut failed) = (0, 0);
+    let t0 = Instant::now();
+    for i in 0..opts.iterations {
+        if lan1_iteration(&lab) {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+        let spacing = opts.duration.saturating_sub(Duration::from_secs(5)) / opts.iterations.max(1);
+        if let Some(w) = (spacing * (i + 1)).checked_sub(t0.elapsed()) {
+            std::thread::sleep(w);
+        }
+    }
+    lab.wait_pid(storm, opts.duration + Duration::from_secs(10));
+    let status = lab.ce_query("status")?;
+    let peak = json_u64(&status, &["budget", "peak"]);
+    let refusals = json_u64(&status, &["budget", "refusals"]);
+    // Stop the capture (SIGINT makes tshark flush) and count.
+    if let Ok(pid) = capture {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(pid.to_string())
+            .status();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let count = Command::new("tshark")
+        .args(["-r", &pcap_s, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count() as u64)
+        .unwrap_or(0);
+    let sent = lab
+        .log("storm")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("storm packets sent: ")
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0);
+    lab.teardown();
+    Ok(PolicyResult {
+        name: policy.into(),
+        lan1_ok: ok,
+        lan1_failed: failed,
+        storm_packets_into_tunnel: count,
+        peak_ports: peak,
+        storm_packets_sent: sent,
+        refusals,
+    })
+}
+
+/// Runs every policy.
+pub fn run(opts: &DemoOptions) -> Result<DemoResult, LabError> {
+    let mut policies = Vec::new();
+    for p in &opts.policies {
+        policies.push(run_policy(opts, p)?);
+    }
+    Ok(DemoResult {
+        budget: 240,
+        storm_seconds: opts.duration.as_secs(),
+        rate_x: opts.rate_x,
+        policies,
+    })
+}
