@@ -1,0 +1,490 @@
+//! The stateless BR pipeline (RFC 7597 §5.3, §8, §8.1, §8.3), for labs and tests: IPv4
+//! from the internet → rule by longest IPv4 match → PSID from the destination port →
+//! encapsulation to the CE; IPv6 from CEs → §8.1 source validation → decapsulation →
+//! internet, or straight back into the domain (hairpin between CEs).
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use mape_nat::Timestamp;
+use mape_rules::{IidFormat, MapDomain, Rule};
+use mape_wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
+
+use crate::ce::{longest_v4, longest_v6, send_icmp, CeError};
+use crate::drop::{DropCounters, DropReason};
+use crate::encap::{frag_nh_index, FlowLabel, Outer, IPV6_HEADER_LEN};
+use crate::frag::{fragment_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig};
+use crate::icmp::{self, RateLimiter};
+use crate::l4::{self, addr6_at, addr_at, is_unicast, L4Kind};
+use crate::sink::{emit, Counters, Direction, Sink, Verdict};
+
+const HEAD: usize = IPV6_HEADER_LEN;
+const BUF_LEN: usize = HEAD + 65535;
+
+/// A BR's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrConfig {
+    /// The BR address: outer source toward CEs (§7: also when anycast) and accepted
+    /// outer destination.
+    pub br_ipv6: Ipv6Addr,
+    /// Further accepted outer destinations (other BR addresses of the domain).
+    pub extra_br_addresses: Vec<Ipv6Addr>,
+    /// All rules of the domain (BMRs and FMRs): the BR serves every CE.
+    pub rules: Vec<Rule>,
+    /// CE IID layout (RFC 7597 §6 or draft-03).
+    pub iid_format: IidFormat,
+    /// IPv6 MTU toward CEs (default 1500): larger packets are fragmented in IPv6 (DF clear)
+    /// or answered with "fragmentation needed", MTU − 40 (DF set).
+    pub ipv6_mtu: u16,
+    /// Outer hop limit (default 64).
+    pub hop_limit: u8,
+    /// Outer flow label.
+    pub flow_label: FlowLabel,
+    /// Source of the ICMP errors the BR sends to the internet.
+    pub icmp_source_ipv4: Ipv4Addr,
+    /// ICMP errors per second (default 100; 0 = unlimited).
+    pub icmp_rate_per_sec: u32,
+    /// Reassembly limits.
+    pub reassembly: ReassemblyConfig,
+}
+
+impl BrConfig {
+    /// A BR for `domain`: its first BR address, every rule, its IID format.
+    pub fn from_domain(domain: &MapDomain, icmp_source_ipv4: Ipv4Addr) -> Result<Self, CeError> {
+        let br_ipv6 = *domain.br().first().ok_or(CeError::NoBr)?;
+        Ok(Self {
+            br_ipv6,
+            extra_br_addresses: domain.br().iter().skip(1).copied().collect(),
+            rules: domain.rules().to_vec(),
+            iid_format: domain.iid_format(),
+            ipv6_mtu: 1500,
+            hop_limit: 64,
+            flow_label: FlowLabel::Zero,
+            icmp_source_ipv4,
+            icmp_rate_per_sec: 100,
+            reassembly: ReassemblyConfig::default(),
+        })
+    }
+}
+
+/// A stateless MAP-E BR dataplane. Same buffer discipline as [`crate::Ce`].
+#[derive(Debug)]
+pub struct Br {
+    cfg: BrConfig,
+    outer: Outer,
+    drops: DropCounters,
+    counters: Counters,
+    buf: Box<[u8]>,
+    aux: Box<[u8]>,
+    reasm: Reassembler,
+    r6: Vec<u8>,
+    r4: Vec<u8>,
+    icmp_rl: RateLimiter,
+    frag_id: u32,
+}
+
+impl Br {
+    /// Validates `cfg` (IPv6 MTU ≥ 1280) and builds the pipeline.
+    pub fn new(cfg: BrConfig) -> Result<Br, CeError> {
+        if cfg.ipv6_mtu < 1280 {
+            return Err(CeError::Mtu {
+                ipv4_mtu: cfg.ipv6_mtu.saturating_sub(40),
+                ipv6_mtu: cfg.ipv6_mtu,
+            });
+        }
+        Ok(Br {
+            outer: Outer {
+                src: cfg.br_ipv6.octets(),
+                hop_limit: cfg.hop_limit,
+                flow: cfg.flow_label,
+            },
+            drops: DropCounters::default(),
+            counters: Counters::default(),
+            buf: vec![0u8; BUF_LEN].into_boxed_slice(),
+            aux: vec![0u8; BUF_LEN].into_boxed_slice(),
+            reasm: Reassembler::new(cfg.reassembly),
+            r6: Vec::with_capacity(BUF_LEN),
+            r4: Vec::with_capacity(BUF_LEN),
+            icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
+            frag_id: 0x4d41_5045,
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BrConfig {
+        &self.cfg
+    }
+
+    /// Drop counters by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Packet and byte counters ([`Direction::INTERNET`] = `Lan`, domain = `Wan`).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Reassembly timeouts.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.reasm.expire(now.millis());
+        self.note_timeouts();
+    }
+
+    fn note_timeouts(&mut self) {
+        let n = self.reasm.take_timeouts();
+        if n > 0 {
+            self.drops.add_n(DropReason::FragTimeout, n);
+        }
+    }
+
+    /// Processes one packet: IPv4 = from the internet, IPv6 = from the MAP domain.
+    pub fn process<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let v = match input.first().map(|b| b >> 4) {
+            Some(4) => {
+                self.counters.rx_lan.add(input.len());
+                self.internet_in(now, input, out)
+            }
+            Some(6) => {
+                self.counters.rx_wan.add(input.len());
+                self.domain_in(now, input, out)
+            }
+            _ => Verdict::Dropped(DropReason::BadIpVersion),
+        };
+        if let Verdict::Dropped(r) = v {
+            self.drops.add(r);
+        }
+        v
+    }
+
+    /// [`Br::process`] over a batch; returns how many were forwarded.
+    pub fn process_batch<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        inputs: &[&[u8]],
+        out: &mut S,
+    ) -> usize {
+        inputs
+            .iter()
+            .filter(|p| self.process(now, p, out) == Verdict::Forwarded)
+            .count()
+    }
+
+    fn is_ours(&self, dst: &Ipv6Addr) -> bool {
+        *dst == self.cfg.br_ipv6 || self.cfg.extra_br_addresses.contains(dst)
+    }
+
+    fn reassemble_v4<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        ip: &Ipv4Packet<&[u8]>,
+        src6: Option<Ipv6Addr>,
+        out: &mut S,
+    ) -> Verdict {
+        let pkt = ip.packet_bytes();
+        let hl = usize::from(ip.header_len());
+        let f = Fragment {
+            key: FragKey::V4 {
+                src: ip.src_addr(),
+                dst: ip.dst_addr(),
+                proto: ip.protocol(),
+                id: ip.ident(),
+            },
+            offset: usize::from(ip.frag_offset()),
+            more: ip.more_frags(),
+            header: &pkt[..hl],
+            nh_at: 0,
+            next_header: 0,
+            data: &pkt[hl..],
+        };
+        let mut r = core::mem::take(&mut self.r4);
+        let v = match self.reasm.insert(now.millis(), f, &mut r) {
+            FragResult::Incomplete => Verdict::Buffered,
+            FragResult::Dropped(d) => Verdict::Dropped(d),
+            FragResult::Complete => {
+                self.counters.reassembled += 1;
+                match src6 {
+                    None => self.internet_datagram(now, &r, out),
+                    Some(s) => self.domain_datagram(now, &s, &r, out),
+                }
+            }
+        };
+        self.r4 = r;
+        self.note_timeouts();
+        v
+    }
+
+    // ------------------------------------------------------------- internet → domain
+
+    fn internet_in<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let Ok(ip) = Ipv4Packet::new_checked(input) else {
+            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
+        }
+        if ip.is_fragment() {
+            // §8.3.2: only the first fragment has ports: reassemble before forwarding.
+            return self.reassemble_v4(now, &ip, None, out);
+        }
+        self.internet_datagram(now, ip.packet_bytes(), out)
+    }
+
+    fn internet_datagram<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let src = addr_at(pkt, 12);
+        let dst = addr_at(pkt, 16);
+        if !is_unicast(dst) {
+            return Verdict::Dropped(DropReason::Ipv4BadDestination);
+        }
+        if !is_unicast(src) {
+            return Verdict::Dropped(DropReason::Ipv4BadSource);
+        }
+        if pkt[8] <= 1 {
+            self.icmp(now, icmp::TIME_EXCEEDED, 0, pkt, out);
+            return Verdict::Dropped(DropReason::TtlExpired);
+        }
+        self.encap_to_ce(now, pkt, out)
+    }
+
+    /// Encapsulates a whole IPv4 datagram toward the CE that owns its destination address
+    /// and port (RFC 7597 §5.3: EA = IPv4 suffix ‖ PSID(port); ICMP queries: identifier;
+    /// ICMP errors: the embedded packet's source port, §8.2). TTL is decremented here.
+    fn encap_to_ce<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let hl = usize::from(pkt[0] & 0x0f) * 4;
+        let dst = addr_at(pkt, 16);
+        let Some(rule) = longest_v4(&self.cfg.rules, dst) else {
+            self.icmp(now, icmp::NET_UNREACHABLE, 0, pkt, out);
+            return Verdict::Dropped(DropReason::NoRule);
+        };
+        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+            Ok(l) => l,
+            Err(r) => return Verdict::Dropped(r),
+        };
+        let port = match l4.kind {
+            L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
+                Ok(e) => e.src.port,
+                Err(r) => return Verdict::Dropped(r),
+            },
+            _ => l4.dport,
+        };
+        let Ok(ce6) = rule.ce_ipv6_for(dst, port, self.cfg.iid_format) else {
+            return Verdict::Dropped(DropReason::NoCe);
+        };
+        let len = pkt.len();
+        let mtu4 = usize::from(self.cfg.ipv6_mtu) - HEAD;
+        if len > mtu4 && pkt[6] & 0x40 != 0 {
+            self.icmp(now, icmp::FRAG_NEEDED, mtu4 as u32, pkt, out);
+            return Verdict::Dropped(DropReason::FragNeeded);
+        }
+        let (hdr, inner) = self.buf.split_at_mut(HEAD);
+        let inner = &mut inner[..len];
+        inner.copy_from_slice(pkt);
+        l4::decrement_ttl(inner);
+        self.outer.write(hdr, inner, &ce6);
+        let total = HEAD + len;
+        if len <= mtu4 {
+            emit(&mut self.counters, out, Direction::Wan, &self.buf[..total]);
+        } else {
+            // RFC 2473 §7.2: DF clear → fragment the IPv6 packet.
+            self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
+            let counters = &mut self.counters;
+            let n = fragment_v6(
+                &self.buf[..total],
+                usize::from(self.cfg.ipv6_mtu),
+                self.frag_id,
+                &mut self.aux,
+                |f| emit(counters, out, Direction::Wan, f),
+            );
+            self.counters.fragments_emitted += n as u64;
+        }
+        Verdict::Forwarded
+    }
+
+    fn icmp<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        kind: (u8, u8),
+        rest: u32,
+        offending: &[u8],
+        out: &mut S,
+    ) {
+        send_icmp(
+            &mut self.icmp_rl,
+            &mut self.counters,
+            &mut self.aux,
+            out,
+            now,
+            true,
+            self.cfg.icmp_source_ipv4,
+            kind,
+            rest,
+            offending,
+        );
+    }
+
+    // ------------------------------------------------------------- domain → internet
+
+    fn domain_in<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let Ok(ip6) = Ipv6Packet::new_checked(input) else {
+            return Verdict::Dropped(DropReason::Ipv6Malformed);
+        };
+        let pkt = ip6.packet_bytes();
+        let Ok(ext) = ip6.ext_headers() else {
+            return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
+        };
+        if let (Some(fh), Some(fat)) = (ext.fragment, ext.fragment_at) {
+            let src = ip6.src_addr();
+            let dst = ip6.dst_addr();
+            if !self.is_ours(&dst) {
+                return Verdict::Dropped(DropReason::Ipv6NotForUs);
+            }
+            if longest_v6(&self.cfg.rules, src).is_none() {
+                return Verdict::Dropped(DropReason::UnknownTunnelSource);
+            }
+            let Some(nh_at) = frag_nh_index(pkt, fat) else {
+                return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
+            };
+            let f = Fragment {
+                key: FragKey::V6 {
+                    src,
+                    dst,
+                    id: fh.ident,
+                },
+                offset: usize::from(fh.offset),
+                more: fh.more_fragments,
+                header: &pkt[..fat],
+                nh_at,
+                next_header: fh.next_header,
+                data: pkt.get(fat + 8..).unwrap_or(&[]),
+            };
+            let mut r = core::mem::take(&mut self.r6);
+            let v = match self.reasm.insert(now.millis(), f, &mut r) {
+                FragResult::Incomplete => Verdict::Buffered,
+                FragResult::Dropped(d) => Verdict::Dropped(d),
+                FragResult::Complete => {
+                    self.counters.reassembled += 1;
+                    match Ipv6Packet::new_checked(&r[..]).map(|p| p.ext_headers()) {
+                        Ok(Ok(e)) if e.fragment.is_none() => {
+                            self.domain_packet(now, &r, e.protocol, e.offset, out)
+                        }
+                        _ => Verdict::Dropped(DropReason::Ipv6BadExtHeader),
+                    }
+                }
+            };
+            self.r6 = r;
+            self.note_timeouts();
+            return v;
+        }
+        self.domain_packet(now, pkt, ext.protocol, ext.offset, out)
+    }
+
+    fn domain_packet<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        proto: u8,
+        off: usize,
+        out: &mut S,
+    ) -> Verdict {
+        // §8.3.1: an anycast BR does not do PMTUD; ICMPv6 and other payloads are dropped.
+        if proto != IpProtocol::IPV4 {
+            return Verdict::Dropped(DropReason::Ipv6NotIpip);
+        }
+        if !self.is_ours(&addr6_at(pkt, 24)) {
+            return Verdict::Dropped(DropReason::Ipv6NotForUs);
+        }
+        let src6 = addr6_at(pkt, 8);
+        let inner = pkt.get(off..).unwrap_or(&[]);
+        let Ok(ip) = Ipv4Packet::new_checked(inner) else {
+            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
+        }
+        if ip.is_fragment() {
+            if longest_v6(&self.cfg.rules, src6).is_none() {
+                return Verdict::Dropped(DropReason::UnknownTunnelSource);
+            }
+            return self.reassemble_v4(now, &ip, Some(src6), out);
+        }
+        self.domain_datagram(now, &src6, ip.packet_bytes(), out)
+    }
+
+    /// §8.1: decapsulate only if the IPv6 source is the CE address the inner source
+    /// address and port map to; then forward to the internet, or back into the domain
+    /// when the destination is covered by a rule (hairpin between CEs).
+    fn domain_datagram<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        src6: &Ipv6Addr,
+        pkt: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let hl = usize::from(pkt[0] & 0x0f) * 4;
+        let src4 = addr_at(pkt, 12);
+        let dst4 = addr_at(pkt, 16);
+        let Some(rule) = longest_v6(&self.cfg.rules, *src6) else {
+            return Verdict::Dropped(DropReason::UnknownTunnelSource);
+        };
+        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+            Ok(l) => l,
+            Err(r) => return Verdict::Dropped(r),
+        };
+        let port = match l4.kind {
+            L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
+                Ok(e) => e.dst.port,
+                Err(r) => return Verdict::Dropped(r),
+            },
+            _ => l4.sport,
+        };
+        if !rule.source_is_valid(*src6, src4, port) {
+            return Verdict::Dropped(DropReason::SpoofedSource);
+        }
+        if !is_unicast(dst4) {
+            return Verdict::Dropped(DropReason::Ipv4BadDestination);
+        }
+        if pkt[8] <= 1 {
+            return Verdict::Dropped(DropReason::TtlExpired);
+        }
+        if longest_v4(&self.cfg.rules, dst4).is_some() {
+            // Hairpin inside the domain: re-encapsulate to the destination CE.
+            return self.encap_to_ce(now, pkt, out);
+        }
+        let len = pkt.len();
+        let b = &mut self.buf[..len];
+        b.copy_from_slice(pkt);
+        l4::decrement_ttl(b);
+        emit(
+            &mut self.counters,
+            out,
+            Direction::INTERNET,
+            &self.buf[..len],
+        );
+        Verdict::Forwarded
+    }
+}

@@ -1,0 +1,927 @@
+//! The CE pipeline (RFC 7597 §8): IPv4 from the LAN → checks → NAPT → MSS clamp →
+//! IPv4-in-IPv6 toward the BR or a peer CE (§5.2 mesh), and IPv6 from the WAN → checks
+//! (§8.1) → decapsulation → reverse NAPT → LAN, with the ICMP (§8.2, RFC 5508, RFC 2473
+//! §8) and fragment (§8.3) paths. Steps are named after the RFC text they implement.
+
+use core::fmt;
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use mape_nat::{
+    ConfigError, Endpoint, InboundPacket, InboundVerdict, Nat, NatConfig, OutboundPacket,
+    OutboundVerdict, RefuseNotice, TcpFlags, Timestamp,
+};
+use mape_rules::{IidFormat, Ipv6Net, MapDomain, MapError, PortSet, Rule};
+use mape_wire::{icmpv6, IpProtocol, Ipv4Packet, Ipv6Packet};
+
+use crate::drop::{DropCounters, DropReason};
+use crate::encap::{frag_nh_index, FlowLabel, Outer, IPV6_HEADER_LEN};
+use crate::frag::{fragment_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig};
+use crate::icmp::{self, RateLimiter};
+use crate::l4::{self, addr6_at, addr_at, is_unicast, nat_remote, rd32, L4Kind, Side};
+use crate::mss;
+use crate::sink::{emit, Counters, Direction, Sink, Verdict};
+
+/// Headroom in front of the IPv4 packet in the scratch buffer: the outer IPv6 header.
+const HEAD: usize = IPV6_HEADER_LEN;
+/// Scratch size: headroom + the largest IPv4 datagram.
+const BUF_LEN: usize = HEAD + 65535;
+/// Largest quote of an embedded IPv4 packet in an ICMPv4 error (576 − 20 − 8).
+const MAX_QUOTE: usize = 548;
+/// How long a learned tunnel path MTU is kept (RFC 8201 §4: 10 minutes recommended).
+const PMTU_TTL_MS: u64 = 600_000;
+
+/// Everything a CE pipeline needs. Build it from a domain with
+/// [`CeConfig::from_domain`] and adjust fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CeConfig {
+    /// The CE's MAP IPv6 address (RFC 7597 §6): outer source, accepted destination.
+    pub ce_ipv6: Ipv6Addr,
+    /// The BR address (§7): default tunnel destination.
+    pub br_ipv6: Ipv6Addr,
+    /// Other IPv6 sources accepted as the BR (§8.1 exempts the BR from the source check;
+    /// e.g. BIGLOBE replies from another address than the DMR). `br_ipv6` is always
+    /// accepted.
+    pub accepted_br_sources: Vec<Ipv6Addr>,
+    /// The CE's (shared) external IPv4 address.
+    pub external_ipv4: Ipv4Addr,
+    /// The CE's port set (§5.1).
+    pub port_set: PortSet,
+    /// Forwarding Mapping Rules (§5.2 mesh): destinations they cover go straight to the
+    /// peer CE; sources under them are checked per §8.1.
+    pub fmrs: Vec<Rule>,
+    /// CE IID layout, for peer CE addresses derived from FMRs.
+    pub iid_format: IidFormat,
+    /// Tunnel IPv4 MTU (default 1460 = 1500 − 40, §8.3.1).
+    pub ipv4_mtu: u16,
+    /// IPv6 path MTU toward the BR/peers before any Packet Too Big (default 1500).
+    pub ipv6_mtu: u16,
+    /// MSS clamp on TCP SYNs into the tunnel (default `Some(1420)`); also capped by the
+    /// current tunnel MTU − 40. `None` disables clamping.
+    pub mss_clamp: Option<u16>,
+    /// Source of the ICMP errors the CE generates toward the LAN (its LAN address).
+    pub icmp_source_ipv4: Ipv4Addr,
+    /// Outer hop limit (default 64).
+    pub hop_limit: u8,
+    /// Outer flow label (default zero).
+    pub flow_label: FlowLabel,
+    /// ICMP errors generated per second (time exceeded, frag needed, translated ICMPv6
+    /// errors); 0 = unlimited. NAT refusals are rate limited by the engine.
+    pub icmp_rate_per_sec: u32,
+    /// Reassembly limits (§8.3, RFC 7597 §10).
+    pub reassembly: ReassemblyConfig,
+    /// The NAPT policy.
+    pub nat: NatConfig,
+}
+
+impl CeConfig {
+    /// Derives the CE configuration from a MAP domain and the End-user prefix (RFC 7597
+    /// §5.2 BMR, §6 CE address): external IPv4, port set, CE address, BR, accepted BR
+    /// sources, FMRs and IID format. For an IPv4 prefix (o + r < 32) the first address is
+    /// used. Defaults: MTU 1460/1500, MSS 1420, hop limit 64.
+    pub fn from_domain(
+        domain: &MapDomain,
+        end_user: &Ipv6Net,
+        icmp_source_ipv4: Ipv4Addr,
+        nat: NatConfig,
+    ) -> Result<Self, CeError> {
+        let m = domain.map(end_user).map_err(CeError::Map)?;
+        let br_ipv6 = *domain.br().first().ok_or(CeError::NoBr)?;
+        Ok(Self {
+            ce_ipv6: m.ce_ipv6,
+            br_ipv6,
+            accepted_br_sources: domain.br_sources().to_vec(),
+            external_ipv4: m.share.ipv4.addr(),
+            port_set: m.share.port_set,
+            fmrs: domain
+                .rules()
+                .iter()
+                .filter(|r| r.is_fmr())
+                .copied()
+                .collect(),
+            iid_format: domain.iid_format(),
+            ipv4_mtu: 1460,
+            ipv6_mtu: 1500,
+            mss_clamp: Some(mss::mss_for_mtu(1460)),
+            icmp_source_ipv4,
+            hop_limit: 64,
+            flow_label: FlowLabel::Zero,
+            icmp_rate_per_sec: 100,
+            reassembly: ReassemblyConfig::default(),
+            nat,
+        })
+    }
+}
+
+/// Why a CE (or BR) configuration was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CeError {
+    /// The End-user prefix does not map through the domain.
+    Map(MapError),
+    /// The domain has no BR address.
+    NoBr,
+    /// `ipv6_mtu` below 1280 (RFC 8200 §5) or `ipv4_mtu` below 68 (RFC 791).
+    Mtu {
+        /// Configured IPv4 MTU.
+        ipv4_mtu: u16,
+        /// Configured IPv6 MTU.
+        ipv6_mtu: u16,
+    },
+    /// The NAT configuration was rejected.
+    Nat(ConfigError),
+}
+
+impl fmt::Display for CeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CeError::Map(e) => write!(f, "end-user prefix does not map: {e}"),
+            CeError::NoBr => f.write_str("the MAP domain has no BR address"),
+            CeError::Mtu { ipv4_mtu, ipv6_mtu } => write!(
+                f,
+                "ipv6_mtu {ipv6_mtu} must be >= 1280 and ipv4_mtu {ipv4_mtu} >= 68"
+            ),
+            CeError::Nat(e) => write!(f, "nat: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CeError {}
+
+/// Learned IPv6 path MTUs toward tunnel peers (from ICMPv6 Packet Too Big), a few entries
+/// with expiry; empty on the common path so the lookup is one length test.
+#[derive(Debug, Default)]
+pub(crate) struct PmtuCache {
+    entries: Vec<(Ipv6Addr, u16, u64)>,
+}
+
+impl PmtuCache {
+    const MAX: usize = 16;
+
+    #[inline]
+    pub(crate) fn get(&mut self, dst: &Ipv6Addr, now: Timestamp) -> Option<u16> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let now = now.millis();
+        self.entries.retain(|e| e.2 > now);
+        self.entries.iter().find(|e| e.0 == *dst).map(|e| e.1)
+    }
+
+    pub(crate) fn learn(&mut self, dst: Ipv6Addr, mtu: u16, now: Timestamp) {
+        let exp = now.millis().saturating_add(PMTU_TTL_MS);
+        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == dst) {
+            e.1 = e.1.min(mtu);
+            e.2 = exp;
+            return;
+        }
+        if self.entries.len() >= Self::MAX {
+            // Drop the entry closest to expiry.
+            if let Some(i) = (0..self.entries.len()).min_by_key(|&i| self.entries[i].2) {
+                self.entries.swap_remove(i);
+            }
+        }
+        self.entries.push((dst, mtu, exp));
+    }
+}
+
+/// Longest IPv4-prefix match among `rules` (RFC 7597 §5.2, §8: FMR selection).
+pub(crate) fn longest_v4(rules: &[Rule], dst: Ipv4Addr) -> Option<&Rule> {
+    rules
+        .iter()
+        .filter(|r| r.ipv4_prefix().contains(dst))
+        .max_by_key(|r| r.ipv4_prefix().len())
+}
+
+/// Longest IPv6-prefix match among `rules` (RFC 7597 §8.1: rule for a source).
+pub(crate) fn longest_v6(rules: &[Rule], src: Ipv6Addr) -> Option<&Rule> {
+    rules
+        .iter()
+        .filter(|r| r.ipv6_prefix().contains(src))
+        .max_by_key(|r| r.ipv6_prefix().len())
+}
+
+/// Builds an ICMPv4 error in `aux` and emits it toward `dir` (rate limited unless
+/// `limited` is false). A free function so callers can lend disjoint fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_icmp<S: Sink + ?Sized>(
+    rl: &mut RateLimiter,
+    counters: &mut Counters,
+    aux: &mut [u8],
+    out: &mut S,
+    now: Timestamp,
+    limited: bool,
+    src: Ipv4Addr,
+    (msg, code): (u8, u8),
+    rest: u32,
+    offending: &[u8],
+) -> bool {
+    if !mape_wire::icmpv4::may_send_error(offending) {
+        return false;
+    }
+    if limited && !rl.allow(now) {
+        counters.icmp_rate_limited += 1;
+        return false;
+    }
+    match icmp::build_error(aux, src, msg, code, rest, offending) {
+        Some(n) => {
+            counters.icmp_generated += 1;
+            emit(counters, out, Direction::Lan, &aux[..n]);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A MAP-E CE dataplane: sans-IO, one per worker (or behind a lock).
+///
+/// Input buffers are borrowed (`&[u8]`); each forwarded packet is copied once into a
+/// scratch buffer owned by the pipeline, at offset 40 so the outer IPv6 header is written
+/// in front, rewritten in place with RFC 1624 incremental checksums, and handed to the
+/// [`Sink`]. Nothing is allocated per packet (reassembly slots are pooled).
+#[derive(Debug)]
+pub struct Ce {
+    cfg: CeConfig,
+    outer: Outer,
+    nat: Nat,
+    drops: DropCounters,
+    counters: Counters,
+    buf: Box<[u8]>,
+    aux: Box<[u8]>,
+    reasm: Reassembler,
+    r6: Vec<u8>,
+    r4: Vec<u8>,
+    pmtu: PmtuCache,
+    icmp_rl: RateLimiter,
+    frag_id: u32,
+}
+
+impl Ce {
+    /// Validates `cfg` and builds the pipeline and its NAT engine.
+    pub fn new(cfg: CeConfig) -> Result<Ce, CeError> {
+        if cfg.ipv6_mtu < 1280 || cfg.ipv4_mtu < 68 {
+            return Err(CeError::Mtu {
+                ipv4_mtu: cfg.ipv4_mtu,
+                ipv6_mtu: cfg.ipv6_mtu,
+            });
+        }
+        let nat =
+            Nat::new(cfg.nat.clone(), cfg.external_ipv4, cfg.port_set).map_err(CeError::Nat)?;
+        Ok(Ce {
+            outer: Outer {
+                src: cfg.ce_ipv6.octets(),
+                hop_limit: cfg.hop_limit,
+                flow: cfg.flow_label,
+            },
+            nat,
+            drops: DropCounters::default(),
+            counters: Counters::default(),
+            buf: vec![0u8; BUF_LEN].into_boxed_slice(),
+            aux: vec![0u8; BUF_LEN].into_boxed_slice(),
+            reasm: Reassembler::new(cfg.reassembly),
+            r6: Vec::with_capacity(BUF_LEN),
+            r4: Vec::with_capacity(BUF_LEN),
+            pmtu: PmtuCache::default(),
+            icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
+            frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CeConfig {
+        &self.cfg
+    }
+
+    /// The NAT engine (snapshots, sessions).
+    pub fn nat(&self) -> &Nat {
+        &self.nat
+    }
+
+    /// The NAT engine, mutable (reconfigure, expire).
+    pub fn nat_mut(&mut self) -> &mut Nat {
+        &mut self.nat
+    }
+
+    /// Drop counters by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Packet and byte counters per direction.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Datagrams waiting in reassembly.
+    pub fn reassembly_in_progress(&self) -> usize {
+        self.reasm.in_progress()
+    }
+
+    /// The current tunnel IPv4 MTU toward `dst6` (lowered by Packet Too Big).
+    pub fn tunnel_mtu(&mut self, now: Timestamp, dst6: &Ipv6Addr) -> u16 {
+        let mtu6 = self.pmtu.get(dst6, now).unwrap_or(self.cfg.ipv6_mtu);
+        self.cfg.ipv4_mtu.min(mtu6.saturating_sub(40))
+    }
+
+    /// Timer work: NAT session expiry and reassembly timeouts. Call once per batch or
+    /// when [`Nat::next_deadline`] passes.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.nat.expire(now);
+        self.reasm.expire(now.millis());
+        self.note_timeouts();
+    }
+
+    fn note_timeouts(&mut self) {
+        let n = self.reasm.take_timeouts();
+        if n > 0 {
+            self.drops.add_n(DropReason::FragTimeout, n);
+        }
+    }
+
+    /// Processes one packet read from the TUN: IP version 4 = from the LAN, 6 = from the
+    /// WAN (one TUN carries both). Output packets go to `out`; the verdict says what
+    /// became of the input (drops are already counted).
+    pub fn process<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let v = match input.first().map(|b| b >> 4) {
+            Some(4) => {
+                self.counters.rx_lan.add(input.len());
+                self.lan_in(now, input, out)
+            }
+            Some(6) => {
+                self.counters.rx_wan.add(input.len());
+                self.wan_in(now, input, out)
+            }
+            _ => Verdict::Dropped(DropReason::BadIpVersion),
+        };
+        if let Verdict::Dropped(r) = v {
+            self.drops.add(r);
+        }
+        v
+    }
+
+    /// [`Ce::process`] over a batch; returns how many were forwarded.
+    pub fn process_batch<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        inputs: &[&[u8]],
+        out: &mut S,
+    ) -> usize {
+        inputs
+            .iter()
+            .filter(|p| self.process(now, p, out) == Verdict::Forwarded)
+            .count()
+    }
+
+    // ------------------------------------------------------------------ LAN → tunnel
+
+    fn lan_in<S: Sink + ?Sized>(&mut self, now: Timestamp, input: &[u8], out: &mut S) -> Verdict {
+        // RFC 1812 §5.2.2: header sanity and checksum.
+        let Ok(ip) = Ipv4Packet::new_checked(input) else {
+            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
+        }
+        let pkt = ip.packet_bytes();
+        if ip.is_fragment() {
+            // §8.3: reassemble so the NAPT sees ports (RFC 4787 REQ-14: any order).
+            let hl = usize::from(ip.header_len());
+            let f = Fragment {
+                key: FragKey::V4 {
+                    src: ip.src_addr(),
+                    dst: ip.dst_addr(),
+                    proto: ip.protocol(),
+                    id: ip.ident(),
+                },
+                offset: usize::from(ip.frag_offset()),
+                more: ip.more_frags(),
+                header: &pkt[..hl],
+                nh_at: 0,
+                next_header: 0,
+                data: &pkt[hl..],
+            };
+            let mut r = core::mem::take(&mut self.r4);
+            let v = match self.reasm.insert(now.millis(), f, &mut r) {
+                FragResult::Incomplete => Verdict::Buffered,
+                FragResult::Dropped(d) => Verdict::Dropped(d),
+                FragResult::Complete => {
+                    self.counters.reassembled += 1;
+                    self.lan_datagram(now, &r, out)
+                }
+            };
+            self.r4 = r;
+            self.note_timeouts();
+            return v;
+        }
+        self.lan_datagram(now, pkt, out)
+    }
+
+    /// A whole, checked IPv4 datagram from the LAN.
+    fn lan_datagram<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let hl = usize::from(pkt[0] & 0x0f) * 4;
+        let src = addr_at(pkt, 12);
+        let dst = addr_at(pkt, 16);
+        // RFC 1812 §5.3.7: never forward to or from non-unicast addresses.
+        if !is_unicast(dst) {
+            return Verdict::Dropped(DropReason::Ipv4BadDestination);
+        }
+        if !is_unicast(src) || src == self.cfg.external_ipv4 {
+            return Verdict::Dropped(DropReason::Ipv4BadSource);
+        }
+        // RFC 1812 §5.3.1: TTL.
+        if pkt[8] <= 1 {
+            self.icmp_to_lan(now, true, icmp::TIME_EXCEEDED, 0, pkt, out);
+            return Verdict::Dropped(DropReason::TtlExpired);
+        }
+        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+            Ok(l) => l,
+            Err(r) => return Verdict::Dropped(r),
+        };
+        if l4.kind == L4Kind::IcmpError {
+            return self.lan_icmp_error(now, pkt, hl, out);
+        }
+        let hairpin = dst == self.cfg.external_ipv4;
+        let (dst6, mtu4) = if hairpin {
+            (self.cfg.br_ipv6, u16::MAX)
+        } else {
+            self.route(now, dst, l4.dport)
+        };
+        let len = pkt.len();
+        // RFC 4787 REQ-13, RFC 2473 §7.2: too big for the tunnel with DF set → tell the
+        // sender the tunnel MTU; checked before NAT so no port is spent on it.
+        if len > usize::from(mtu4) && pkt[6] & 0x40 != 0 {
+            self.icmp_to_lan(now, true, icmp::FRAG_NEEDED, u32::from(mtu4), pkt, out);
+            return Verdict::Dropped(DropReason::FragNeeded);
+        }
+        let proto = l4.kind.protocol();
+        let opkt = OutboundPacket {
+            proto,
+            src: Endpoint::new(src, l4.sport),
+            dst: nat_remote(Endpoint::new(dst, l4.dport), proto),
+            flags: TcpFlags(l4.flags),
+        };
+        match self.nat.outbound(now, &opkt) {
+            OutboundVerdict::Translate { external } => {
+                // §8: the packet leaves with the provisioned address and a port of the set.
+                let b = &mut self.buf[HEAD..HEAD + len];
+                b.copy_from_slice(pkt);
+                l4::decrement_ttl(b);
+                l4::rewrite(b, hl, l4.kind, Side::Src, external);
+                if l4.kind == L4Kind::Tcp {
+                    if let Some(m) = self.cfg.mss_clamp {
+                        mss::clamp(b, hl, m.min(mss::mss_for_mtu(mtu4)));
+                    }
+                }
+                self.send_wan(len, &dst6, mtu4, out);
+                Verdict::Forwarded
+            }
+            OutboundVerdict::Hairpin {
+                external_src,
+                internal_dst,
+            } => {
+                // RFC 4787 REQ-9: back to the LAN, seen as coming from the mapping.
+                let b = &mut self.buf[..len];
+                b.copy_from_slice(pkt);
+                l4::decrement_ttl(b);
+                l4::rewrite(b, hl, l4.kind, Side::Src, external_src);
+                l4::rewrite(b, hl, l4.kind, Side::Dst, internal_dst);
+                emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
+                Verdict::Forwarded
+            }
+            OutboundVerdict::Drop { reason, notice } => {
+                if notice == Some(RefuseNotice::AdminProhibited) {
+                    // RFC 5508 REQ-8: type 3 code 13 (the engine rate limits these).
+                    self.icmp_to_lan(now, false, icmp::ADMIN_PROHIBITED, 0, pkt, out);
+                }
+                Verdict::Dropped(DropReason::Nat(reason))
+            }
+        }
+    }
+
+    /// RFC 5508 §4.2 (outbound): an ICMP error a LAN host (or the CE's own stack) sends
+    /// about a packet it received: the embedded packet is remote → internal; both the
+    /// outer source and the embedded destination become our external endpoint.
+    fn lan_icmp_error<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        hl: usize,
+        out: &mut S,
+    ) -> Verdict {
+        if mape_wire::checksum::data(&pkt[hl..]) != 0xffff {
+            return Verdict::Dropped(DropReason::IcmpBadChecksum);
+        }
+        let e = match l4::embedded(pkt, hl + 8) {
+            Ok(e) => e,
+            Err(r) => return Verdict::Dropped(r),
+        };
+        let remote = nat_remote(e.src, e.proto);
+        let Some(ext) = self.nat.outbound_icmp_error(e.proto, e.dst, remote) else {
+            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
+        };
+        let (dst6, mtu4) = self.route(now, e.src.addr, e.src.port);
+        let len = pkt.len();
+        let b = &mut self.buf[HEAD..HEAD + len];
+        b.copy_from_slice(pkt);
+        l4::decrement_ttl(b);
+        l4::rewrite_addr(b, Side::Src, ext.addr);
+        l4::rewrite_embedded(&mut b[e.at..], e.hl, e.proto, Side::Dst, ext);
+        l4::fill_icmp_checksum(&mut b[hl..]);
+        self.send_wan(len, &dst6, mtu4, out);
+        Verdict::Forwarded
+    }
+
+    /// Tunnel destination for an IPv4 destination (RFC 7597 §5.2/§8: FMR match → peer CE
+    /// derived from address and port, else the BR) and the tunnel IPv4 MTU toward it.
+    #[inline]
+    fn route(&mut self, now: Timestamp, dst: Ipv4Addr, dport: u16) -> (Ipv6Addr, u16) {
+        let mut dst6 = self.cfg.br_ipv6;
+        if !self.cfg.fmrs.is_empty() {
+            if let Some(r) = longest_v4(&self.cfg.fmrs, dst) {
+                if let Ok(a) = r.ce_ipv6_for(dst, dport, self.cfg.iid_format) {
+                    dst6 = a;
+                }
+            }
+        }
+        let mtu4 = self.tunnel_mtu(now, &dst6);
+        (dst6, mtu4)
+    }
+
+    /// Encapsulates the IPv4 packet at `buf[40..40 + len]` (RFC 2473, next header 4) and
+    /// emits it, fragmenting the IPv6 packet when it exceeds the tunnel MTU (DF clear,
+    /// RFC 2473 §7.2).
+    #[inline]
+    fn send_wan<S: Sink + ?Sized>(&mut self, len: usize, dst6: &Ipv6Addr, mtu4: u16, out: &mut S) {
+        let (hdr, inner) = self.buf.split_at_mut(HEAD);
+        self.outer.write(hdr, &inner[..len], dst6);
+        let total = HEAD + len;
+        if len <= usize::from(mtu4) {
+            emit(&mut self.counters, out, Direction::Wan, &self.buf[..total]);
+            return;
+        }
+        self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
+        let counters = &mut self.counters;
+        let n = fragment_v6(
+            &self.buf[..total],
+            usize::from(mtu4) + HEAD,
+            self.frag_id,
+            &mut self.aux,
+            |f| emit(counters, out, Direction::Wan, f),
+        );
+        self.counters.fragments_emitted += n as u64;
+    }
+
+    fn icmp_to_lan<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        limited: bool,
+        kind: (u8, u8),
+        rest: u32,
+        offending: &[u8],
+        out: &mut S,
+    ) {
+        send_icmp(
+            &mut self.icmp_rl,
+            &mut self.counters,
+            &mut self.aux,
+            out,
+            now,
+            limited,
+            self.cfg.icmp_source_ipv4,
+            kind,
+            rest,
+            offending,
+        );
+    }
+
+    // ------------------------------------------------------------------ tunnel → LAN
+
+    #[inline]
+    fn is_br_source(&self, src: &Ipv6Addr) -> bool {
+        *src == self.cfg.br_ipv6 || self.cfg.accepted_br_sources.contains(src)
+    }
+
+    fn wan_in<S: Sink + ?Sized>(&mut self, now: Timestamp, input: &[u8], out: &mut S) -> Verdict {
+        let Ok(ip6) = Ipv6Packet::new_checked(input) else {
+            return Verdict::Dropped(DropReason::Ipv6Malformed);
+        };
+        let pkt = ip6.packet_bytes();
+        let Ok(ext) = ip6.ext_headers() else {
+            return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
+        };
+        if let (Some(fh), Some(fat)) = (ext.fragment, ext.fragment_at) {
+            let src = ip6.src_addr();
+            let dst = ip6.dst_addr();
+            if dst != self.cfg.ce_ipv6 {
+                return Verdict::Dropped(DropReason::Ipv6NotForUs);
+            }
+            // §8.1 / §10: buffer nothing from a source that could never pass the check.
+            if !self.is_br_source(&src) && longest_v6(&self.cfg.fmrs, src).is_none() {
+                return Verdict::Dropped(DropReason::UnknownTunnelSource);
+            }
+            let Some(nh_at) = frag_nh_index(pkt, fat) else {
+                return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
+            };
+            let f = Fragment {
+                key: FragKey::V6 {
+                    src,
+                    dst,
+                    id: fh.ident,
+                },
+                offset: usize::from(fh.offset),
+                more: fh.more_fragments,
+                header: &pkt[..fat],
+                nh_at,
+                next_header: fh.next_header,
+                data: pkt.get(fat + 8..).unwrap_or(&[]),
+            };
+            let mut r = core::mem::take(&mut self.r6);
+            let v = match self.reasm.insert(now.millis(), f, &mut r) {
+                FragResult::Incomplete => Verdict::Buffered,
+                FragResult::Dropped(d) => Verdict::Dropped(d),
+                FragResult::Complete => {
+                    self.counters.reassembled += 1;
+                    match Ipv6Packet::new_checked(&r[..]).map(|p| p.ext_headers()) {
+                        Ok(Ok(e)) if e.fragment.is_none() => {
+                            self.wan_packet(now, &r, e.protocol, e.offset, out)
+                        }
+                        _ => Verdict::Dropped(DropReason::Ipv6BadExtHeader),
+                    }
+                }
+            };
+            self.r6 = r;
+            self.note_timeouts();
+            return v;
+        }
+        self.wan_packet(now, pkt, ext.protocol, ext.offset, out)
+    }
+
+    /// An unfragmented IPv6 packet whose upper layer is `proto` at offset `off`.
+    fn wan_packet<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        proto: u8,
+        off: usize,
+        out: &mut S,
+    ) -> Verdict {
+        match proto {
+            IpProtocol::IPV4 => {}
+            IpProtocol::ICMPV6 => {
+                return match pkt.get(off) {
+                    Some(&t) if icmpv6::is_error_type(t) => self.wan_icmpv6(now, pkt, off, out),
+                    _ => Verdict::Dropped(DropReason::Ipv6NotIpip),
+                };
+            }
+            _ => return Verdict::Dropped(DropReason::Ipv6NotIpip),
+        }
+        let src6 = addr6_at(pkt, 8);
+        // §8.1: the CE decapsulates packets for its MAP address only.
+        if addr6_at(pkt, 24) != self.cfg.ce_ipv6 {
+            return Verdict::Dropped(DropReason::Ipv6NotForUs);
+        }
+        let inner = pkt.get(off..).unwrap_or(&[]);
+        let Ok(ip) = Ipv4Packet::new_checked(inner) else {
+            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
+        }
+        let inner = ip.packet_bytes();
+        if ip.is_fragment() {
+            if !self.is_br_source(&src6) && longest_v6(&self.cfg.fmrs, src6).is_none() {
+                return Verdict::Dropped(DropReason::UnknownTunnelSource);
+            }
+            let hl = usize::from(ip.header_len());
+            let f = Fragment {
+                key: FragKey::V4 {
+                    src: ip.src_addr(),
+                    dst: ip.dst_addr(),
+                    proto: ip.protocol(),
+                    id: ip.ident(),
+                },
+                offset: usize::from(ip.frag_offset()),
+                more: ip.more_frags(),
+                header: &inner[..hl],
+                nh_at: 0,
+                next_header: 0,
+                data: &inner[hl..],
+            };
+            let mut r = core::mem::take(&mut self.r4);
+            let v = match self.reasm.insert(now.millis(), f, &mut r) {
+                FragResult::Incomplete => Verdict::Buffered,
+                FragResult::Dropped(d) => Verdict::Dropped(d),
+                FragResult::Complete => {
+                    self.counters.reassembled += 1;
+                    self.wan_datagram(now, &src6, &r, out)
+                }
+            };
+            self.r4 = r;
+            self.note_timeouts();
+            return v;
+        }
+        self.wan_datagram(now, &src6, inner, out)
+    }
+
+    /// A whole, checked IPv4 datagram decapsulated from `src6`.
+    fn wan_datagram<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        src6: &Ipv6Addr,
+        pkt: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let hl = usize::from(pkt[0] & 0x0f) * 4;
+        let src4 = addr_at(pkt, 12);
+        let dst4 = addr_at(pkt, 16);
+        // §8.1: "MUST by default drop decapsulated packets whose IPv4 destination is not
+        // its own shared address".
+        if dst4 != self.cfg.external_ipv4 {
+            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
+        }
+        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+            Ok(l) => l,
+            Err(r) => return Verdict::Dropped(r),
+        };
+        // §8.1 source validation (not done for the BR): the inner source address and port
+        // must be the ones the FMR derives from the IPv6 source (§10: no spoofing between
+        // CEs). ICMP errors: the peer's port is the embedded packet's destination port.
+        if !self.is_br_source(src6) {
+            let port = match l4.kind {
+                L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
+                    Ok(e) => e.dst.port,
+                    Err(r) => return Verdict::Dropped(r),
+                },
+                _ => l4.sport,
+            };
+            match longest_v6(&self.cfg.fmrs, *src6) {
+                None => return Verdict::Dropped(DropReason::UnknownTunnelSource),
+                Some(r) if !r.source_is_valid(*src6, src4, port) => {
+                    return Verdict::Dropped(DropReason::SpoofedSource)
+                }
+                Some(_) => {}
+            }
+        }
+        if pkt[8] <= 1 {
+            return Verdict::Dropped(DropReason::TtlExpired);
+        }
+        if l4.kind == L4Kind::IcmpError {
+            return self.wan_icmp_error(pkt, hl, out);
+        }
+        if !self.cfg.port_set.contains(l4.dport) {
+            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
+        }
+        let proto = l4.kind.protocol();
+        let ipkt = InboundPacket {
+            proto,
+            src: nat_remote(Endpoint::new(src4, l4.sport), proto),
+            dst: Endpoint::new(dst4, l4.dport),
+            flags: TcpFlags(l4.flags),
+        };
+        match self.nat.inbound(now, &ipkt) {
+            InboundVerdict::Translate { internal } => {
+                let len = pkt.len();
+                let b = &mut self.buf[..len];
+                b.copy_from_slice(pkt);
+                l4::decrement_ttl(b);
+                l4::rewrite(b, hl, l4.kind, Side::Dst, internal);
+                emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
+                Verdict::Forwarded
+            }
+            InboundVerdict::Drop(r) => Verdict::Dropped(DropReason::Nat(r)),
+        }
+    }
+
+    /// RFC 5508 §4.2 (inbound): an ICMPv4 error about a packet we sent. The embedded
+    /// source (our external endpoint) becomes the internal endpoint, the outer
+    /// destination the internal host; embedded IP and transport checksums are adjusted
+    /// incrementally and the ICMP checksum recomputed.
+    fn wan_icmp_error<S: Sink + ?Sized>(&mut self, pkt: &[u8], hl: usize, out: &mut S) -> Verdict {
+        if mape_wire::checksum::data(&pkt[hl..]) != 0xffff {
+            return Verdict::Dropped(DropReason::IcmpBadChecksum);
+        }
+        let e = match l4::embedded(pkt, hl + 8) {
+            Ok(e) => e,
+            Err(r) => return Verdict::Dropped(r),
+        };
+        if e.src.addr != self.cfg.external_ipv4 {
+            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
+        }
+        let Some(internal) =
+            self.nat
+                .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
+        else {
+            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
+        };
+        let len = pkt.len();
+        let b = &mut self.buf[..len];
+        b.copy_from_slice(pkt);
+        l4::decrement_ttl(b);
+        l4::rewrite_addr(b, Side::Dst, internal.addr);
+        l4::rewrite_embedded(&mut b[e.at..], e.hl, e.proto, Side::Src, internal);
+        l4::fill_icmp_checksum(&mut b[hl..]);
+        emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
+        Verdict::Forwarded
+    }
+
+    /// RFC 2473 §8 / RFC 7597 §8.2: an ICMPv6 error about one of our encapsulated packets
+    /// (it quotes our IPv6 header and the IPv4 packet we sent) becomes an ICMPv4 error to
+    /// the original LAN sender, its quote translated back to the internal endpoint.
+    /// Packet Too Big lowers the tunnel MTU toward that peer (RFC 8201) and, for a DF
+    /// packet, becomes "fragmentation needed" with MTU − 40 (RFC 1191); for DF clear the
+    /// lower MTU makes later packets be fragmented and nobody is told.
+    fn wan_icmpv6<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        off: usize,
+        out: &mut S,
+    ) -> Verdict {
+        let src6 = addr6_at(pkt, 8);
+        let dst6 = addr6_at(pkt, 24);
+        if dst6 != self.cfg.ce_ipv6 {
+            return Verdict::Dropped(DropReason::Ipv6NotForUs);
+        }
+        let msg = &pkt[off..];
+        if msg.len() < 8 + 40 {
+            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
+        }
+        if !icmpv6::Packet::new_unchecked(msg).verify_checksum(&src6, &dst6) {
+            return Verdict::Dropped(DropReason::IcmpBadChecksum);
+        }
+        let (t, code, mtu) = (msg[0], msg[1], rd32(msg, 4));
+        let emb6 = &msg[8..];
+        if emb6[0] >> 4 != 6 {
+            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
+        }
+        if addr6_at(emb6, 8) != self.cfg.ce_ipv6 {
+            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
+        }
+        let peer = addr6_at(emb6, 24);
+        let Ok(ext) = mape_wire::ipv6::walk(emb6[6], &emb6[40..]) else {
+            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
+        };
+        if ext.protocol != IpProtocol::IPV4 || !ext.has_upper_header() {
+            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
+        }
+        let at = off + 8 + 40 + ext.offset;
+        let e = match l4::embedded(pkt, at) {
+            Ok(e) => e,
+            Err(r) => return Verdict::Dropped(r),
+        };
+        if e.src.addr != self.cfg.external_ipv4 {
+            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
+        }
+        let Some(internal) =
+            self.nat
+                .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
+        else {
+            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
+        };
+        // The quote, translated back (RFC 5508 §4.2), in the scratch buffer.
+        let emb = &pkt[at..];
+        let n = emb.len().min(MAX_QUOTE);
+        self.buf[..n].copy_from_slice(&emb[..n]);
+        l4::rewrite_embedded(&mut self.buf[..n], e.hl, e.proto, Side::Src, internal);
+        let (kind, rest) = if t == icmpv6::msg_type::PACKET_TOO_BIG {
+            let mtu6 = mtu.clamp(1280, 65535) as u16;
+            self.pmtu.learn(peer, mtu6, now);
+            if !e.dont_frag {
+                return Verdict::Absorbed;
+            }
+            let next_hop = self.cfg.ipv4_mtu.min(mtu6 - 40);
+            (icmp::FRAG_NEEDED, u32::from(next_hop))
+        } else {
+            match icmp::tunnel_error_to_v4(t, code) {
+                Some(k) => (k, 0),
+                None => return Verdict::Dropped(DropReason::IcmpUnsupported),
+            }
+        };
+        let sent = send_icmp(
+            &mut self.icmp_rl,
+            &mut self.counters,
+            &mut self.aux,
+            out,
+            now,
+            true,
+            self.cfg.icmp_source_ipv4,
+            kind,
+            rest,
+            &self.buf[..n],
+        );
+        if sent {
+            Verdict::Forwarded
+        } else {
+            Verdict::Absorbed
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! ICMP the pipelines generate or translate: error builders (RFC 792, RFC 1812 §4.3.2),
+//! the ICMPv6-about-the-tunnel → ICMPv4 mapping (RFC 2473 §8.1/§8.2, RFC 7597 §8.2) and a
+//! token-bucket rate limiter (RFC 1812 §4.3.2.8).
+
+use core::net::Ipv4Addr;
+
+use mape_nat::Timestamp;
+use mape_wire::icmpv4::{self, msg_type, unreach};
+use mape_wire::{icmpv6, ipv4, IpProtocol};
+
+/// Token bucket: at most `rate` messages per second, bursts of `rate`. `rate == 0`
+/// disables the limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateLimiter {
+    rate: u32,
+    /// Tokens in thousandths.
+    milli_tokens: u64,
+    last: u64,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(rate: u32) -> Self {
+        Self {
+            rate,
+            milli_tokens: u64::from(rate) * 1000,
+            last: 0,
+        }
+    }
+
+    /// Takes one token if available.
+    pub(crate) fn allow(&mut self, now: Timestamp) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let cap = u64::from(self.rate) * 1000;
+        let elapsed = now.millis().saturating_sub(self.last);
+        self.last = self.last.max(now.millis());
+        self.milli_tokens = (self.milli_tokens + elapsed * u64::from(self.rate)).min(cap);
+        if self.milli_tokens >= 1000 {
+            self.milli_tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Builds a whole IPv4 packet with an ICMP error from `src` to the source of `offending`
+/// (quoted as far as 576 bytes allow). Returns the length, or `None` if RFC 1812
+/// §4.3.2.7 forbids an error about `offending` or the buffer is too small.
+pub(crate) fn build_error(
+    buf: &mut [u8],
+    src: Ipv4Addr,
+    msg: u8,
+    code: u8,
+    rest: u32,
+    offending: &[u8],
+) -> Option<usize> {
+    if !icmpv4::may_send_error(offending) {
+        return None;
+    }
+    let dst = ipv4::Packet::new_checked_header(offending).ok()?.src_addr();
+    let ip = ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::ICMP,
+        payload_len: 0,
+        ttl: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 0,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    let repr = icmpv4::Repr {
+        msg_type: msg,
+        code,
+        rest,
+        payload_len: 0,
+    };
+    icmpv4::emit_error_packet(buf, &ip, &repr, offending).ok()
+}
+
+/// Time exceeded in transit (RFC 1812 §5.3.1).
+pub(crate) const TIME_EXCEEDED: (u8, u8) = (msg_type::TIME_EXCEEDED, 0);
+/// Communication administratively prohibited (RFC 5508 REQ-8, RFC 1812 §5.2.7.1): the
+/// NAT refused a flow.
+pub(crate) const ADMIN_PROHIBITED: (u8, u8) =
+    (msg_type::DEST_UNREACHABLE, unreach::ADMIN_PROHIBITED);
+/// Fragmentation needed and DF set (RFC 1191 §4); rest = next-hop MTU.
+pub(crate) const FRAG_NEEDED: (u8, u8) = (msg_type::DEST_UNREACHABLE, unreach::FRAG_NEEDED);
+/// Network unreachable: the BR has no rule for the destination.
+pub(crate) const NET_UNREACHABLE: (u8, u8) = (msg_type::DEST_UNREACHABLE, unreach::NET);
+
+/// The ICMPv4 error a CE (the tunnel entry point) sends to the original IPv4 sender when
+/// an ICMPv6 error about its encapsulated packet arrives (RFC 2473 §8.1–8.2, RFC 7597
+/// §8.2 "relayed to the original source"). Packet Too Big is handled apart (it carries an
+/// MTU). The tunnel is one IPv4 hop, so a failure inside it reads as "host unreachable"
+/// (RFC 2473 §8.2), except an administrative prohibition, which keeps its meaning.
+pub(crate) const fn tunnel_error_to_v4(v6_type: u8, v6_code: u8) -> Option<(u8, u8)> {
+    match v6_type {
+        icmpv6::msg_type::DEST_UNREACHABLE => Some(match v6_code {
+            icmpv6::unreach::ADMIN_PROHIBITED | icmpv6::unreach::FAILED_POLICY => ADMIN_PROHIBITED,
+            _ => (msg_type::DEST_UNREACHABLE, unreach::HOST),
+        }),
+        icmpv6::msg_type::TIME_EXCEEDED | icmpv6::msg_type::PARAM_PROBLEM => {
+            Some((msg_type::DEST_UNREACHABLE, unreach::HOST))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_refills() {
+        let mut r = RateLimiter::new(2);
+        let t = Timestamp::from_millis;
+        assert!(r.allow(t(0)));
+        assert!(r.allow(t(0)));
+        assert!(!r.allow(t(0)));
+        assert!(!r.allow(t(400)));
+        assert!(r.allow(t(500)));
+        assert!(RateLimiter::new(0).allow(t(0)));
+    }
+
+    #[test]
+    fn mapping() {
+        assert_eq!(tunnel_error_to_v4(1, 0), Some((3, 1)));
+        assert_eq!(tunnel_error_to_v4(1, 1), Some((3, 13)));
+        assert_eq!(tunnel_error_to_v4(3, 0), Some((3, 1)));
+        assert_eq!(tunnel_error_to_v4(2, 0), None);
+    }
+}

@@ -1,0 +1,66 @@
+//! The MAP-E (RFC 7597) packet paths as pure functions from buffers to buffers plus
+//! actions: the CE pipeline ([`Ce`]) and a stateless BR ([`Br`]) for labs. No sockets,
+//! no clock reads (`now` is a parameter), no allocation per packet.
+//!
+//! # Shape
+//!
+//! `process(now, input, out) -> Verdict`: the input's IP version picks the direction
+//! (4 = LAN / internet side, 6 = WAN / MAP domain side, because one TUN carries both).
+//! Zero or more output packets go to the [`Sink`], built in scratch buffers owned by the
+//! pipeline; the [`Verdict`] says forwarded, buffered (fragment), absorbed or dropped with
+//! a [`DropReason`] (already counted in [`DropCounters`]).
+//!
+//! # Buffers
+//!
+//! Inputs are borrowed `&[u8]` (the shell reads them into its own ring). A forwarded packet
+//! is copied **once** to `scratch[40..]`, rewritten in place (RFC 1624 incremental
+//! checksums: IPv4 header, TCP/UDP/ICMP), and the 40-byte IPv6 header is written at
+//! `scratch[..40]` (RFC 2473 encapsulation, next header 4). Decapsulated packets are copied
+//! once to `scratch[..]` and rewritten. One copy of a ≤ 1500-byte packet costs far less
+//! than the NAT lookup, and keeps the API free of headroom contracts.
+//!
+//! # Fragments (RFC 7597 §8.3)
+//!
+//! * Outbound, too big for the tunnel MTU: DF set → ICMP "fragmentation needed" with the
+//!   tunnel MTU to the sender (RFC 4787 REQ-13, RFC 1191); DF clear → the packet is
+//!   encapsulated whole and the **IPv6 packet is fragmented** (RFC 2473 §7.2), so the
+//!   far end reassembles IPv6 and sees the complete IPv4 packet with its ports.
+//! * Inbound IPv6 fragments and IPv4 fragments (from the LAN, inside the tunnel, from the
+//!   internet at the BR) are **fully reassembled** before NAT and the §8.1 checks, in a
+//!   bounded, pooled reassembler (2 s, 64 datagrams per host by default; overlaps discard
+//!   the datagram per RFC 5722).
+//! * The IPv4 identification is left as the sender chose it (RFC 6864; RFC 7597 §8.3.3
+//!   only says a CE "could" rewrite it).
+//!
+//! # ICMP
+//!
+//! ICMPv4 errors from the tunnel get their embedded packet translated back (RFC 5508
+//! §4.2); errors LAN hosts send about inbound packets get theirs translated outward; echo
+//! identifiers are NAT-ed like ports (§8.2); ICMPv6 errors about our encapsulated packets
+//! become ICMPv4 errors to the original sender (RFC 2473 §8), Packet Too Big lowering the
+//! tunnel MTU (RFC 8201) and becoming "fragmentation needed" (MTU − 40) for DF packets.
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod br;
+pub mod ce;
+pub mod drop;
+pub mod encap;
+pub mod frag;
+mod icmp;
+mod l4;
+pub mod mss;
+pub mod sink;
+
+pub use br::{Br, BrConfig};
+pub use ce::{Ce, CeConfig, CeError};
+pub use drop::{DropCounters, DropReason};
+pub use encap::FlowLabel;
+pub use frag::ReassemblyConfig;
+pub use sink::{Counters, Direction, FnSink, NullSink, Sink, Traffic, Verdict};
+
+/// Re-exported for callers: time is a parameter.
+pub use mape_nat::Timestamp;

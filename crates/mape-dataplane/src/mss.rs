@@ -1,0 +1,50 @@
+//! TCP MSS clamping on SYNs that enter the tunnel, so that neither end sends segments the
+//! 40-byte encapsulation would push past the path MTU (RFC 7597 §8.3: "uses PMTUD,
+//! fragmentation and TCP MSS"; tunnel MTU 1460 → MSS 1420). RFC 1624 incremental checksum.
+
+use mape_wire::tcp;
+
+/// The MSS for an IPv4 tunnel MTU: MTU − 20 (IPv4) − 20 (TCP).
+pub const fn mss_for_mtu(ipv4_mtu: u16) -> u16 {
+    ipv4_mtu.saturating_sub(40)
+}
+
+/// If `pkt` (header length `hl`, TCP, whole) is a SYN with an MSS option above `max`,
+/// lowers it to `max` and fixes the TCP checksum. Returns the old MSS if clamped.
+#[inline]
+pub(crate) fn clamp(pkt: &mut [u8], hl: usize, max: u16) -> Option<u16> {
+    // SYN flag at TCP byte 13 (bit 0x02); the caller checked the fixed header is present.
+    if pkt.get(hl + 13)? & 0x02 == 0 {
+        return None;
+    }
+    let mut t = tcp::Packet::new_checked(pkt.get_mut(hl..)?).ok()?;
+    t.clamp_mss(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mape_wire::checksum::PseudoHeader;
+
+    #[test]
+    fn clamps_syn_and_keeps_checksum_valid() {
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ipv4([192, 168, 1, 10], [8, 8, 8, 8], 64)
+            .tcp(40000, 443, 1, 64240)
+            .syn()
+            .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+            .unwrap()
+            .write(&mut v, &[])
+            .unwrap();
+        assert_eq!(clamp(&mut v, 20, 1420), Some(1460));
+        let t = tcp::Packet::new_checked(&v[20..]).unwrap();
+        assert_eq!(t.mss(), Some(1420));
+        let ph = PseudoHeader::V4 {
+            src: [192, 168, 1, 10].into(),
+            dst: [8, 8, 8, 8].into(),
+        };
+        assert!(t.verify_checksum(&ph));
+        assert_eq!(clamp(&mut v, 20, 1420), None);
+        assert_eq!(mss_for_mtu(1460), 1420);
+    }
+}
