@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod calc;
+mod replay;
 
 #[derive(Parser)]
 #[command(
@@ -21,12 +22,15 @@ struct Cli {
 enum Command {
     /// Compute a CE's MAP-E parameters: IPv4 address, PSID, port set, CE IPv6 address.
     Calc(calc::CalcArgs),
+    /// Replay a capture or a built-in scenario under several NAT policies: see when the port budget runs out.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Calc(args) => calc::run(&args),
+        Command::Replay(args) => replay::run(&args),
     };
     match result {
         Ok(code) => code,
