@@ -1,1 +1,154 @@
-fn main() {}
+//! Pipeline benchmarks: `cargo bench -p mape-dataplane --bench pipeline`.
+//!
+//! - `ce_encap`: LAN IPv4/UDP of established flows → NAPT → IPv6 encapsulation.
+//! - `ce_decap`: IPv6-encapsulated replies from the BR → checks → reverse NAPT → LAN.
+//!
+//! 64 flows (different LAN hosts and ports), payloads of 64 and 1400 bytes, one
+//! `Throughput::Elements` per packet: read the figures as packets per second.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use mape_dataplane::*;
+use mape_nat::NatConfig;
+use mape_rules::{IidFormat, MapDomain, Rule, RuleSpec};
+
+const FLOWS: usize = 64;
+
+fn ce() -> Ce {
+    let rule = Rule::new(RuleSpec::new(
+        "2001:db8::/40".parse().unwrap(),
+        "192.0.2.0/24".parse().unwrap(),
+        16,
+    ))
+    .unwrap();
+    let domain = MapDomain::new(
+        vec![rule],
+        vec!["2001:db8:ffff::1".parse().unwrap()],
+        IidFormat::Rfc7597,
+    );
+    let nat = NatConfig::mape().allow_destinations(&["198.51.100.0/24".parse().unwrap()]);
+    let cfg = CeConfig::from_domain(
+        &domain,
+        &"2001:db8:12:3400::/56".parse().unwrap(),
+        Ipv4Addr::new(192, 168, 1, 1),
+        nat,
+    )
+    .unwrap();
+    Ce::new(cfg).unwrap()
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn udp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: usize) -> Vec<u8> {
+    let total = 28 + payload;
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[6] = 0x40;
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let c = checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    for (i, b) in p[28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let mut ph = Vec::new();
+    ph.extend_from_slice(&src);
+    ph.extend_from_slice(&dst);
+    ph.extend_from_slice(&[0, 17]);
+    ph.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    ph.extend_from_slice(&p[20..]);
+    let c = checksum(&ph);
+    p[26..28].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+fn encap(src: [u8; 16], dst: [u8; 16], inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x60, 0, 0, 0];
+    v.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+    v.extend_from_slice(&[4, 64]);
+    v.extend_from_slice(&src);
+    v.extend_from_slice(&dst);
+    v.extend_from_slice(inner);
+    v
+}
+
+/// A CE with `FLOWS` established UDP flows, their LAN packets and their BR replies.
+fn setup(payload: usize) -> (Ce, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut c = ce();
+    let mut lan = Vec::new();
+    let mut wan = Vec::new();
+    let now = Timestamp::from_millis(0);
+    for i in 0..FLOWS {
+        let host = [192, 168, 1, 10 + (i % 16) as u8];
+        let remote = [198, 51, 100, 1 + (i / 16) as u8];
+        let p = udp4(host, 40000 + i as u16, remote, 443, payload);
+        let mut out: Vec<(Direction, Vec<u8>)> = Vec::new();
+        assert_eq!(c.process(now, &p, &mut out), Verdict::Forwarded);
+        let up = &out[0].1;
+        let ext_port = u16::from_be_bytes([up[60], up[61]]);
+        let ext = [up[52], up[53], up[54], up[55]];
+        let reply = udp4(remote, 443, ext, ext_port, payload);
+        let mut src = [0u8; 16];
+        src.copy_from_slice(&up[24..40]);
+        let mut dst = [0u8; 16];
+        dst.copy_from_slice(&up[8..24]);
+        let r = encap(src, dst, &reply);
+        let mut o2: Vec<(Direction, Vec<u8>)> = Vec::new();
+        assert_eq!(c.process(now, &r, &mut o2), Verdict::Forwarded);
+        lan.push(p);
+        wan.push(r);
+    }
+    (c, lan, wan)
+}
+
+struct Count(u64);
+
+impl Sink for Count {
+    fn emit(&mut self, _dir: Direction, packet: &[u8]) {
+        self.0 += packet.len() as u64;
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    for (name, wan_side) in [("ce_encap", false), ("ce_decap", true)] {
+        let mut g = c.benchmark_group(name);
+        for payload in [64usize, 1400] {
+            let (mut ce, lan, wan) = setup(payload);
+            let pkts = if wan_side { wan } else { lan };
+            let refs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
+            g.throughput(Throughput::Elements(refs.len() as u64));
+            let mut sink = Count(0);
+            let now = Timestamp::from_millis(1000);
+            g.bench_function(format!("{payload}B"), |b| {
+                b.iter(|| black_box(ce.process_batch(now, black_box(&refs), &mut sink)))
+            });
+            assert_eq!(
+                ce.drops().total(),
+                0,
+                "{name}: drops {:?}",
+                ce.drops().nonzero().collect::<Vec<_>>()
+            );
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
