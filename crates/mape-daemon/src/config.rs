@@ -260,8 +260,9 @@ pub struct MetricsSection {
 pub struct BrSection {
     /// The BR's IPv6 address (the CEs' tunnel destination).
     pub address: String,
-    /// IPv4 interface toward the internet (informational; routes come from the rules).
-    pub ipv4_interface: Option<String>,
+    /// Source address of the ICMPv4 errors the BR sends (default 192.0.0.8, the IPv4
+    /// dummy address of RFC 7600).
+    pub icmp_source: Option<String>,
 }
 
 /// The whole file.
@@ -317,6 +318,8 @@ pub struct CeSettings {
 pub struct BrSettings {
     /// The BR's IPv6 address.
     pub address: Ipv6Addr,
+    /// Source of the ICMPv4 errors it sends.
+    pub icmp_source: Ipv4Addr,
     /// The MAP domain.
     pub domain: MapDomain,
 }
@@ -585,8 +588,15 @@ fn br_settings(file: &ConfigFile) -> Result<BrSettings, ConfigError> {
     }
     // A BR needs the domain; any End-user prefix inside the rule selects it.
     let (p, _) = resolve_map(&map)?;
+    let icmp_source = match &br.icmp_source {
+        None => Ipv4Addr::new(192, 0, 0, 8),
+        Some(s) => s
+            .parse()
+            .map_err(|_| value_err("br.icmp_source", s, "an IPv4 address"))?,
+    };
     Ok(BrSettings {
         address,
+        icmp_source,
         domain: p.domain,
     })
 }

@@ -124,6 +124,22 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         config_path: settings.path.clone(),
     };
     let server = tokio::spawn(control::serve(listener, ctx.clone()));
+    let metrics = match settings.metrics {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(listen = %addr, "metrics at http://{addr}/metrics");
+                Some(tokio::spawn(crate::metrics::serve(
+                    l,
+                    Arc::new(ctx.clone()),
+                )))
+            }
+            Err(e) => {
+                tracing::error!(listen = %addr, error = %e, "metrics listener failed; continuing without");
+                None
+            }
+        },
+        None => None,
+    };
 
     let mut term = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
@@ -160,6 +176,9 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         let _ = w.join();
     }
     server.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     let _ = std::fs::remove_file(&settings.socket);
     plumbing.teardown().await;
     tracing::info!("stopped; host left as found");

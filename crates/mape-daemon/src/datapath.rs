@@ -32,6 +32,8 @@ pub trait Pipeline: Send {
         now: Timestamp,
         settings: &crate::config::Settings,
     ) -> Result<String, String>;
+    /// Fills a metrics scrape.
+    fn metrics(&self, now: Timestamp, m: &mut crate::metrics::Metrics);
     /// Events to log (budget thresholds, culprits, ...), drained.
     fn drain_events(&mut self) -> Vec<serde_json::Value>;
 }

@@ -2,10 +2,13 @@
 //! the control socket and signals. The only crate that touches the operating system.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod br;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+pub mod metrics;
+pub mod pipeline;
 pub mod plumbing;
 #[allow(unsafe_code)]
 pub mod tun;

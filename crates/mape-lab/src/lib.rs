@@ -3,9 +3,9 @@
 //! HTTP server, iperf3, coturn on demand) and silent sinks that never answer.
 //!
 //! ```text
-//!  lan1 192.168.1.10 ─┐                                    ┌─ inet 203.0.113.10 (dns, http, iperf3)
-//!                     ├─ br-lan 192.168.1.1 [ce] ce-wan ── isp-ce [isp] isp-inet ─┤  203.0.113.11 (turn)
-//!  lan2 192.168.1.23 ─┘   2001:db8:0:1::2/64    2001:db8:0:1::1  203.0.113.1      └─ sink 198.51.100.99,
+//!  lan1 192.168.10.10 ─┐                                    ┌─ inet 203.0.113.10 (dns, http, iperf3)
+//!                     ├─ br-lan 192.168.10.1 [ce] ce-wan ── isp-ce [isp] isp-inet ─┤  203.0.113.11 (turn)
+//!  lan2 192.168.10.23 ─┘   2001:db8:0:1::2/64    2001:db8:0:1::1  203.0.113.1      └─ sink 198.51.100.99,
 //!                                                                                       192.168.1.211 (silent)
 //! ```
 //! MAP rule (documentation ranges): 2001:db8::/40 → 192.0.2.0/24, EA 16, PSID offset 4 →
@@ -34,11 +34,11 @@ pub const STATE_DIR: &str = "/run/mape-lab";
 pub mod addr {
     use std::net::Ipv4Addr;
     /// The CE's LAN address.
-    pub const CE_LAN: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+    pub const CE_LAN: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 1);
     /// The normal LAN host.
-    pub const LAN1: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+    pub const LAN1: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
     /// The storm host.
-    pub const LAN2: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 23);
+    pub const LAN2: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 23);
     /// The CE's external IPv4 (rule: 2001:db8:12:34xx → 192.0.2.18).
     pub const CE_EXTERNAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 18);
     /// Internet server (DNS, HTTP, iperf3, TURN primary).
@@ -322,16 +322,19 @@ impl Lab {
         self.exec_ok(&ce, &["ip", "link", "set", "br-lan", "up"])?;
         self.exec_ok(
             &ce,
-            &["ip", "addr", "add", "192.168.1.1/24", "dev", "br-lan"],
+            &["ip", "addr", "add", "192.168.10.1/24", "dev", "br-lan"],
         )?;
         for (ns, host, port) in [
-            (&lan1, "192.168.1.10/24", "ce-lan1"),
-            (&lan2, "192.168.1.23/24", "ce-lan2"),
+            (&lan1, "192.168.10.10/24", "ce-lan1"),
+            (&lan2, "192.168.10.23/24", "ce-lan2"),
         ] {
             self.veth(&ce, port, ns, "eth0")?;
             self.exec_ok(&ce, &["ip", "link", "set", port, "master", "br-lan"])?;
             self.exec_ok(ns, &["ip", "addr", "add", host, "dev", "eth0"])?;
-            self.exec_ok(ns, &["ip", "route", "add", "default", "via", "192.168.1.1"])?;
+            self.exec_ok(
+                ns,
+                &["ip", "route", "add", "default", "via", "192.168.10.1"],
+            )?;
         }
         // WAN: CE ↔ ISP, IPv6 only.
         self.veth(&ce, "ce-wan", &isp, "isp-ce")?;
@@ -456,7 +459,54 @@ impl Lab {
 
         self.start_servers(&inet, &sink)?;
         self.start_daemons(&ce, &isp)?;
-        Ok(())
+        self.warm_up(&lan1)
+    }
+
+    /// Waits until lan1 resolves the lab's web name through the tunnel: servers listening,
+    /// neighbour caches filled, the whole path proven before any test counts anything.
+    fn warm_up(&self, lan1: &str) -> Result<(), LabError> {
+        let limit = Duration::from_secs(15);
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let ok = self
+                .exec(
+                    lan1,
+                    &[
+                        "dig",
+                        "+time=1",
+                        "+tries=1",
+                        "+short",
+                        "@203.0.113.10",
+                        addr::WWW,
+                    ],
+                )
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("203.0.113.10"))
+                .unwrap_or(false);
+            let http = ok
+                && self
+                    .exec(
+                        lan1,
+                        &[
+                            "curl",
+                            "-s",
+                            "-f",
+                            "-m",
+                            "2",
+                            "http://203.0.113.10/index.html",
+                        ],
+                    )
+                    .map(|o| o.status.success())
+                    .unwrap_or(false);
+            if http {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(LabError::Timeout(
+            "DNS and HTTP from lan1 through the tunnel".into(),
+            limit,
+            self.dir.display().to_string(),
+        ))
     }
 
     fn start_servers(&mut self, inet: &str, sink: &str) -> Result<(), LabError> {
@@ -568,8 +618,8 @@ ea_len = 16
 psid_offset = 4
 br = ["{br}"]
 [lan]
-prefixes = ["192.168.1.0/24"]
-address = "192.168.1.1"
+prefixes = ["192.168.10.0/24"]
+address = "192.168.10.1"
 [tun]
 name = "mape0"
 queues = 2

@@ -80,7 +80,13 @@ fn established(c: &mut Criterion) {
             // Real traffic is skewed: most packets belong to a small set of busy flows.
             // 90 % of packets from a hot set of 10 k flows, 10 % from the rest.
             let hot: Vec<usize> = (0..order.len())
-                .map(|i| if i % 10 == 0 { order[i] } else { order[i % 10_000] })
+                .map(|i| {
+                    if i % 10 == 0 {
+                        order[i]
+                    } else {
+                        order[i % 10_000]
+                    }
+                })
                 .collect();
             g.bench_function(format!("outbound_hot10k/{n}_sessions"), |b| {
                 b.iter(|| {

@@ -559,7 +559,7 @@ impl Nat {
         }
         if now.millis() >= self.next_expire {
             self.expire_bounded(now, 256);
-            self.next_expire = now.millis() + EXPIRE_EVERY_MS;
+            self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
         }
         let key = pack_out(pkt.proto, pkt.src, pkt.dst);
         let hash = self.hasher.hash_one(key);
@@ -617,7 +617,7 @@ impl Nat {
         };
         if now.millis() >= self.next_expire {
             self.expire_bounded(now, 256);
-            self.next_expire = now.millis() + EXPIRE_EVERY_MS;
+            self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
         }
         if let Some(s) = self.find_inbound(pkt.proto, pkt.dst.port, pkt.src) {
             self.touch_inbound(s, now, pkt.flags);

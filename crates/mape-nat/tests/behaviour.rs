@@ -712,3 +712,17 @@ fn serde_json_kind(k: &EventKind) -> String {
     }
     .to_string()
 }
+
+#[test]
+fn time_at_the_end_of_u64_does_not_overflow() {
+    let mut n = nat(NatConfig::mape());
+    let late = Timestamp::from_millis(u64::MAX - 1);
+    let p = udp("192.168.1.10:40000", "1.1.1.1:53");
+    let ext = translated(n.outbound(late, &p));
+    assert_eq!(
+        n.inbound(late, &reply(&p, ext, 0)),
+        InboundVerdict::Translate { internal: p.src }
+    );
+    n.expire(Timestamp::from_millis(u64::MAX));
+    n.check_invariants().unwrap();
+}

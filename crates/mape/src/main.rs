@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod calc;
+mod lab;
 mod replay;
+mod run;
+mod show;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +27,12 @@ enum Command {
     Calc(calc::CalcArgs),
     /// Replay a capture or a built-in scenario under several NAT policies: see when the port budget runs out.
     Replay(replay::ReplayArgs),
+    /// Network-namespace lab: LAN hosts, CE, BR and an internet with real servers.
+    Lab(lab::LabArgs),
+    /// Run the daemon (CE or BR) on a TUN device.
+    Run(run::RunArgs),
+    /// Ask the running daemon: status and more.
+    Show(show::ShowArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +40,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Calc(args) => calc::run(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Lab(args) => lab::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Show(args) => show::run(&args),
     };
     match result {
         Ok(code) => code,

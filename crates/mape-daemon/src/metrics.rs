@@ -1,0 +1,189 @@
+//! Prometheus exposition on a localhost address: conventional names and units (budget and
+//! ports in use by protocol, sessions, refusals and drops by reason as counters, per-host
+//! ports held for the top hosts plus "other", packets and bytes each way). Built fresh from
+//! the pipeline at each scrape, so the packet path never touches a metric.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::control::Context;
+use crate::datapath::now_since;
+
+type Labels = Vec<(String, String)>;
+
+/// A scrape being assembled.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Registry,
+    gauges: HashMap<&'static str, Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>>,
+    counters: HashMap<&'static str, Family<Labels, Counter<u64, AtomicU64>>>,
+}
+
+fn labels(l: &[(&str, &str)]) -> Labels {
+    l.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Metrics {
+    /// Sets gauge `name{labels}` to `value`.
+    pub fn gauge(&mut self, name: &'static str, help: &str, l: &[(&str, &str)], value: u64) {
+        let fam = self.gauges.entry(name).or_insert_with(|| {
+            let f = Family::<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>::default();
+            self.registry.register(name, help, f.clone());
+            f
+        });
+        fam.get_or_create(&labels(l))
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    /// Sets counter `name{labels}` (exposed as `name_total`) to `value`.
+    pub fn counter(&mut self, name: &'static str, help: &str, l: &[(&str, &str)], value: u64) {
+        let fam = self.counters.entry(name).or_insert_with(|| {
+            let f = Family::<Labels, Counter<u64, AtomicU64>>::default();
+            self.registry.register(name, help, f.clone());
+            f
+        });
+        fam.get_or_create(&labels(l)).inc_by(value);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// One scrape of the daemon.
+pub fn scrape(ctx: &Context) -> String {
+    let mut m = Metrics::default();
+    let now = now_since(ctx.start);
+    if let Ok(p) = ctx.shared.lock() {
+        p.metrics(now, &mut m);
+    }
+    let c = &ctx.counters;
+    use std::sync::atomic::Ordering::Relaxed;
+    m.counter(
+        "mape_tun_packets",
+        "Packets through the TUN device.",
+        &[("direction", "read")],
+        c.rx_packets.load(Relaxed),
+    );
+    m.counter(
+        "mape_tun_packets",
+        "Packets through the TUN device.",
+        &[("direction", "written")],
+        c.tx_packets.load(Relaxed),
+    );
+    m.counter(
+        "mape_tun_errors",
+        "TUN read or write errors.",
+        &[("op", "read")],
+        c.rx_errors.load(Relaxed),
+    );
+    m.counter(
+        "mape_tun_errors",
+        "TUN read or write errors.",
+        &[("op", "write")],
+        c.tx_errors.load(Relaxed),
+    );
+    m.gauge(
+        "mape_uptime_seconds",
+        "Seconds since the daemon started.",
+        &[],
+        ctx.start.elapsed().as_secs(),
+    );
+    m.render()
+}
+
+/// Serves `GET /metrics` on `listen` (HTTP/1.0, one response per connection).
+pub async fn serve(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                stream.read(&mut buf),
+            )
+            .await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let resp = if req.starts_with("GET /metrics") {
+                let body = scrape(&ctx);
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.0 404 Not Found\r\nContent-Length: 20\r\n\r\ntry GET /metrics\r\n\r\n"
+                    .to_string()
+            };
+            let _ = stream.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_parses_with_an_independent_parser() {
+        let mut m = Metrics::default();
+        m.gauge(
+            "mape_ports_in_use",
+            "Ports in use.",
+            &[("proto", "udp")],
+            231,
+        );
+        m.gauge(
+            "mape_ports_in_use",
+            "Ports in use.",
+            &[("proto", "tcp")],
+            12,
+        );
+        m.counter(
+            "mape_drops",
+            "Drops by reason.",
+            &[("reason", "destination_filtered")],
+            42,
+        );
+        let text = m.render();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        let find = |name: &str, k: &str, v: &str| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && s.labels.get(k) == Some(v))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Gauge(x)
+                    | prometheus_parse::Value::Counter(x)
+                    | prometheus_parse::Value::Untyped(x) => x,
+                    _ => f64::NAN,
+                })
+        };
+        assert_eq!(find("mape_ports_in_use", "proto", "udp"), Some(231.0));
+        assert_eq!(find("mape_ports_in_use", "proto", "tcp"), Some(12.0));
+        assert_eq!(
+            find("mape_drops_total", "reason", "destination_filtered"),
+            Some(42.0)
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! `mape lab up|down|status|demo|storm`: the namespace lab (see crates/mape-lab).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, Subcommand};
+use mape_lab::demo::{DemoOptions, DemoResult};
+use mape_lab::{addr, parse_target, Lab, LabOptions};
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand, Debug)]
+enum What {
+    /// Create the namespaces, start the servers, the BR and the CE; leave them running.
+    Up {
+        /// NAT policy of the CE.
+        #[arg(long, default_value = "mape")]
+        policy: String,
+    },
+    /// Remove every lab (processes by PID, namespaces), also after a crash.
+    Down,
+    /// List the lab namespaces present.
+    Status,
+    /// The incident live: lan1's DNS + HTTP while lan2 storms, under each policy.
+    Demo {
+        /// Policies to compare.
+        #[arg(long, value_delimiter = ',', default_value = "mape,rtx830-like")]
+        policy: Vec<String>,
+        /// Storm seconds per policy.
+        #[arg(long, default_value_t = 40)]
+        duration: u64,
+        /// Rate multiplier over the seed's 2-4 packets / 3 s.
+        #[arg(long, default_value_t = 100)]
+        rate_x: u32,
+        /// Storm target (default: the seed's private address of another network).
+        #[arg(long, default_value = "192.168.1.211:59870")]
+        target: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send the seed's traffic from this host (run inside a LAN namespace).
+    Storm {
+        /// Target address:port (repeatable; default the seed's two).
+        #[arg(long)]
+        target: Vec<String>,
+        /// Rate multiplier.
+        #[arg(long, default_value_t = 1)]
+        rate_x: u32,
+        /// Seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+    },
+}
+
+fn this_binary() -> Result<PathBuf> {
+    std::env::current_exe().map_err(|e| anyhow!("cannot find the mape binary: {e}"))
+}
+
+pub fn run(args: &LabArgs) -> Result<ExitCode> {
+    match &args.what {
+        What::Up { policy } => {
+            let lab = Lab::up(LabOptions::new(this_binary()?, policy))?;
+            println!(
+                "lab {} is up (policy {policy}); files in {}",
+                lab.prefix,
+                lab.dir.display()
+            );
+            println!("  lan1 192.168.10.10, lan2 192.168.10.23: ip netns exec {}-lan1 dig @203.0.113.10 www.lab.example", lab.prefix);
+            println!(
+                "  CE control socket: mape show status --socket {}",
+                lab.ce_socket().display()
+            );
+            println!("  remove with: mape lab down");
+            // Leave it running: the state file lets `mape lab down` remove it.
+            std::mem::forget(lab);
+        }
+        What::Down => {
+            let n = mape_lab::down(true)?;
+            println!("removed {n} lab namespace(s)");
+        }
+        What::Status => {
+            let ns = mape_lab::status()?;
+            if ns.is_empty() {
+                println!("no lab running");
+            } else {
+                println!("{}", ns.join("\n"));
+            }
+        }
+        What::Demo {
+            policy,
+            duration,
+            rate_x,
+            target,
+            json,
+        } => {
+            let target = parse_target(target)
+                .ok_or_else(|| anyhow!("--target {target:?}: expected a.b.c.d:port"))?;
+            if *duration == 0 || *duration > 600 {
+                bail!("--duration {duration}: expected 1-600 seconds");
+            }
+            let opts = DemoOptions {
+                mape: this_binary()?,
+                policies: policy.clone(),
+                duration: Duration::from_secs(*duration),
+                rate_x: *rate_x,
+                iterations: 20,
+                target,
+            };
+            if !json {
+                eprintln!(
+                    "running the storm for {duration} s per policy at {rate_x}x the seed's rate..."
+                );
+            }
+            let r = mape_lab::demo::run(&opts)?;
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                print_demo(&r, target);
+            }
+        }
+        What::Storm {
+            target,
+            rate_x,
+            duration,
+        } => {
+            let targets: Vec<_> = if target.is_empty() {
+                vec![(addr::PRIVATE_TARGET, 59870), (addr::PRIVATE_TARGET, 59781)]
+            } else {
+                target
+                    .iter()
+                    .map(|t| {
+                        parse_target(t)
+                            .ok_or_else(|| anyhow!("--target {t:?}: expected a.b.c.d:port"))
+                    })
+                    .collect::<Result<_>>()?
+            };
+            if *duration > 3600 {
+                bail!("--duration {duration}: at most 3600 seconds");
+            }
+            let r = mape_lab::storm::run(&targets, *rate_x, Duration::from_secs(*duration));
+            println!("storm packets sent: {}", r.packets);
+            println!("storm send errors: {}", r.errors);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_demo(r: &DemoResult, target: (std::net::Ipv4Addr, u16)) {
+    println!();
+    println!(
+        "lan2 sends the Logitech Flow pattern to {}:{} at {}x for {} s; lan1 resolves a name",
+        target.0, target.1, r.rate_x, r.storm_seconds
+    );
+    println!(
+        "and fetches a page 20 times. Budget: {} ports (v6plus).",
+        r.budget
+    );
+    println!();
+    println!(
+        "{:<13} {:>9} {:>11} {:>17} {:>11}",
+        "policy", "lan1 ok", "lan1 failed", "storm in tunnel", "peak ports"
+    );
+    for p in &r.policies {
+        println!(
+            "{:<13} {:>9} {:>11} {:>17} {:>7}/{}",
+            p.name, p.lan1_ok, p.lan1_failed, p.storm_packets_into_tunnel, p.peak_ports, r.budget
+        );
+    }
+}
