@@ -615,6 +615,10 @@ impl Ce {
             return Verdict::Dropped(DropReason::Ipv6Malformed);
         };
         let pkt = ip6.packet_bytes();
+        if pkt[6] == IpProtocol::IPV4 {
+            // Fast path: no extension headers (RFC 2473 packets from the BR).
+            return self.wan_packet(now, pkt, IpProtocol::IPV4, IPV6_HEADER_LEN, out);
+        }
         let Ok(ext) = ip6.ext_headers() else {
             return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
         };

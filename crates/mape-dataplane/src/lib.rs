@@ -39,6 +39,16 @@
 //! identifiers are NAT-ed like ports (§8.2); ICMPv6 errors about our encapsulated packets
 //! become ICMPv4 errors to the original sender (RFC 2473 §8), Packet Too Big lowering the
 //! tunnel MTU (RFC 8201) and becoming "fragmentation needed" (MTU − 40) for DF packets.
+//!
+//! # Known limits
+//!
+//! * A CE drops (counted `ttl_expired`) inbound packets whose TTL would expire instead of
+//!   sending ICMP time exceeded back into the tunnel.
+//! * With an IPv4 prefix share (o + r < 32) the CE NATs to the first address only.
+//! * A LAN packet to our own shared address but a port of *another* PSID is hairpinned by
+//!   the NAT engine (and dropped `port_outside_set`) instead of being tunnelled to the CE
+//!   that owns the port: `mape_nat::Nat::outbound` decides hairpin by address only.
+//! * The BR ignores ICMPv6 (§8.3.1: an anycast BR does not do PMTUD).
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(
     not(test),
