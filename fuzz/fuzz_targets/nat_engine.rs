@@ -13,9 +13,27 @@ const EXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    Out { src: u32, sport: u16, dst: u32, dport: u16, proto: u8, flags: u8 },
-    In { src: u32, sport: u16, port: u16, proto: u8, flags: u8 },
-    IcmpErrIn { port: u16, dst: u32, dport: u16, proto: u8 },
+    Out {
+        src: u32,
+        sport: u16,
+        dst: u32,
+        dport: u16,
+        proto: u8,
+        flags: u8,
+    },
+    In {
+        src: u32,
+        sport: u16,
+        port: u16,
+        proto: u8,
+        flags: u8,
+    },
+    IcmpErrIn {
+        port: u16,
+        dst: u32,
+        dport: u16,
+        proto: u8,
+    },
     Advance(u16),
     Snapshot,
 }
@@ -31,32 +49,60 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let Ok(ports) = PortSet::new(input.psid, input.k % 17, input.a % 17) else { return };
+    let Ok(ports) = PortSet::new(input.psid, input.k % 17, input.a % 17) else {
+        return;
+    };
     let mut cfg = NatConfig::policy(POLICY_NAMES[usize::from(input.policy) % 3]).unwrap();
     if input.eif {
         cfg.filtering = Filtering::EndpointIndependent;
     }
     cfg.max_sessions = 512;
-    let Ok(mut nat) = Nat::new(cfg, EXT, ports) else { return };
+    let Ok(mut nat) = Nat::new(cfg, EXT, ports) else {
+        return;
+    };
     let mut now = Timestamp::from_secs(0);
     let proto = |p: u8| Protocol::ALL[usize::from(p % 3)];
     for op in input.ops.into_iter().take(2000) {
         match op {
-            Op::Out { src, sport, dst, dport, proto: p, flags } => {
+            Op::Out {
+                src,
+                sport,
+                dst,
+                dport,
+                proto: p,
+                flags,
+            } => {
                 let pkt = OutboundPacket {
                     proto: proto(p),
                     // A handful of LAN hosts; remotes anywhere (incl. our own address).
                     src: Endpoint::new(Ipv4Addr::from(0xC0A8_0100 | (src & 7)), sport),
-                    dst: Endpoint::new(if dst & 0xF == 0 { EXT } else { Ipv4Addr::from(dst) }, dport),
+                    dst: Endpoint::new(
+                        if dst & 0xF == 0 {
+                            EXT
+                        } else {
+                            Ipv4Addr::from(dst)
+                        },
+                        dport,
+                    ),
                     flags: TcpFlags(flags),
                 };
                 match nat.outbound(now, &pkt) {
-                    OutboundVerdict::Translate { external } => assert!(ports.contains(external.port)),
-                    OutboundVerdict::Hairpin { external_src, .. } => assert!(ports.contains(external_src.port)),
+                    OutboundVerdict::Translate { external } => {
+                        assert!(ports.contains(external.port))
+                    }
+                    OutboundVerdict::Hairpin { external_src, .. } => {
+                        assert!(ports.contains(external_src.port))
+                    }
                     OutboundVerdict::Drop { .. } => {}
                 }
             }
-            Op::In { src, sport, port, proto: p, flags } => {
+            Op::In {
+                src,
+                sport,
+                port,
+                proto: p,
+                flags,
+            } => {
                 let pkt = InboundPacket {
                     proto: proto(p),
                     src: Endpoint::new(Ipv4Addr::from(src), sport),
@@ -67,8 +113,17 @@ fuzz_target!(|input: Input| {
                     assert_eq!(internal.addr.octets()[..3], [192, 168, 1]);
                 }
             }
-            Op::IcmpErrIn { port, dst, dport, proto: p } => {
-                let _ = nat.inbound_icmp_error(proto(p), Endpoint::new(EXT, port), Endpoint::new(Ipv4Addr::from(dst), dport));
+            Op::IcmpErrIn {
+                port,
+                dst,
+                dport,
+                proto: p,
+            } => {
+                let _ = nat.inbound_icmp_error(
+                    proto(p),
+                    Endpoint::new(EXT, port),
+                    Endpoint::new(Ipv4Addr::from(dst), dport),
+                );
             }
             Op::Advance(s) => {
                 now = now.plus_millis(u64::from(s) * 100);

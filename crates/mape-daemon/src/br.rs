@@ -84,7 +84,7 @@ impl Pipeline for BrPipeline {
         for r in mape_dataplane::DropReason::ALL {
             m.counter(
                 "mape_drops",
-                "Packets dropped, by reason.",
+                "Packets dropped, by reason",
                 &[("reason", r.as_str())],
                 self.br.drops().get(r),
             );
@@ -98,13 +98,13 @@ impl Pipeline for BrPipeline {
         ] {
             m.counter(
                 "mape_packets",
-                "Packets by direction.",
+                "Packets by direction",
                 &[("direction", dir)],
                 t.packets,
             );
             m.counter(
                 "mape_bytes",
-                "Bytes by direction.",
+                "Bytes by direction",
                 &[("direction", dir)],
                 t.bytes,
             );

@@ -146,8 +146,10 @@ pub struct MapSection {
 pub struct LanSection {
     /// LAN IPv4 prefixes whose hosts the CE translates.
     pub prefixes: Vec<String>,
-    /// The CE's LAN address: the source of ICMP messages the CE generates.
-    pub address: String,
+    /// Source of the ICMP messages mape sends to LAN hosts (refusals, time exceeded, frag
+    /// needed). Default: the external IPv4 address. It must not be an address of this host:
+    /// the kernel drops packets from the TUN whose source is one of its own addresses.
+    pub address: Option<String>,
 }
 
 /// `[tun]`.
@@ -254,6 +256,16 @@ pub struct MetricsSection {
     pub listen: Option<String>,
 }
 
+/// `[events]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// A command run for each event (budget 80 %, 95 %, exhausted, recovered, host capped,
+    /// culprit named, destination filtered) with the event as JSON on stdin. At most four
+    /// run at once, each for at most ten seconds; the datapath never waits for them.
+    pub hook: Option<PathBuf>,
+}
+
 /// `[br]` (BR mode).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,6 +304,9 @@ pub struct ConfigFile {
     pub metrics: MetricsSection,
     /// `[br]`.
     pub br: Option<BrSection>,
+    /// `[events]`.
+    #[serde(default)]
+    pub events: EventsSection,
 }
 
 /// A checked, resolved CE configuration.
@@ -307,7 +322,7 @@ pub struct CeSettings {
     pub br_sources: Vec<Ipv6Addr>,
     /// LAN prefixes.
     pub lan_prefixes: Vec<Ipv4Net>,
-    /// CE's LAN address.
+    /// Source of the ICMP messages sent to LAN hosts.
     pub lan_address: Ipv4Addr,
     /// NAT engine configuration.
     pub nat: NatConfig,
@@ -344,6 +359,8 @@ pub struct Settings {
     pub socket: PathBuf,
     /// Metrics listen address.
     pub metrics: Option<SocketAddr>,
+    /// Event hook command.
+    pub events_hook: Option<PathBuf>,
     /// Where it was loaded from.
     pub path: PathBuf,
 }
@@ -416,6 +433,7 @@ impl Settings {
             tun,
             socket: file.control.socket.clone(),
             metrics,
+            events_hook: file.events.hook.clone(),
             path: path.to_path_buf(),
         })
     }
@@ -529,8 +547,8 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
         expected: "the WAN interface name (e.g. \"eth0\")",
     })?;
     let lan = file.lan.as_ref().ok_or(ConfigError::Missing {
-        key: "lan.prefixes / lan.address",
-        expected: "the LAN IPv4 prefixes and the CE's LAN address",
+        key: "lan.prefixes",
+        expected: "the LAN IPv4 prefixes",
     })?;
     let lan_prefixes = lan
         .prefixes
@@ -543,11 +561,13 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
     if lan_prefixes.is_empty() {
         return Err(value_err("lan.prefixes", "[]", "at least one IPv4 prefix"));
     }
-    let lan_address: Ipv4Addr = lan
-        .address
-        .parse()
-        .map_err(|_| value_err("lan.address", &lan.address, "an IPv4 address"))?;
     let (map, br_sources) = resolve_map(&file.map)?;
+    let lan_address: Ipv4Addr = match &lan.address {
+        None => map.mapping.share.ipv4.addr(),
+        Some(a) => a
+            .parse()
+            .map_err(|_| value_err("lan.address", a, "an IPv4 address"))?,
+    };
     if map.mapping.share.ipv4.len() != 32 {
         return Err(value_err(
             "map.prefix",
@@ -710,7 +730,7 @@ mod tests {
         br = ["2001:db8:ffff::1"]
         [lan]
         prefixes = ["192.168.1.0/24"]
-        address = "192.168.1.1"
+        address = "192.0.2.18"
         [nat]
         allow_destinations = ["203.0.113.0/24", "198.51.100.0/24"]
         [nat.timeouts]
@@ -754,7 +774,7 @@ mod tests {
                 "not in the port set",
             ),
             (
-                LAB.replace("\"192.168.1.1\"", "\"192.168.1\""),
+                LAB.replace("address = \"192.0.2.18\"", "address = \"192.168.1\""),
                 "lan.address = \"192.168.1\": an IPv4 address",
             ),
             (

@@ -145,6 +145,7 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Runtime)?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let hook_slots = Arc::new(tokio::sync::Semaphore::new(HOOK_SLOTS));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
@@ -165,7 +166,10 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
                     Err(_) => Vec::new(),
                 };
                 for e in events {
-                    tracing::warn!(event = %e, "budget event");
+                    log_event(&e);
+                    if let Some(hook) = &settings.events_hook {
+                        run_hook(hook, &e, &hook_slots);
+                    }
                 }
             }
         }
@@ -220,4 +224,64 @@ async fn setup(p: &mut Plumbing, s: &Settings) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+/// Hooks running at once; more events while all run are logged and not passed on.
+const HOOK_SLOTS: usize = 4;
+
+/// Logs an event once, with its fields as structured fields (journald-friendly).
+fn log_event(e: &serde_json::Value) {
+    let field = |k: &str| {
+        e.get(k)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    tracing::warn!(
+        kind = %field("kind"),
+        proto = %field("proto"),
+        host = %field("host"),
+        in_use = %field("in_use"),
+        dst = %field("dst"),
+        pattern = %field("pattern"),
+        at_ms = %field("at"),
+        "budget event"
+    );
+}
+
+/// Runs the user's hook with the event as JSON on stdin, bounded in number and time.
+fn run_hook(hook: &std::path::Path, e: &serde_json::Value, slots: &Arc<tokio::sync::Semaphore>) {
+    let Ok(permit) = slots.clone().try_acquire_owned() else {
+        tracing::warn!(hook = %hook.display(), "event hook busy; event not passed on");
+        return;
+    };
+    let hook = hook.to_path_buf();
+    let mut body = e.to_string();
+    body.push('\n');
+    tokio::spawn(async move {
+        let _permit = permit;
+        let child = tokio::process::Command::new(&hook)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::error!(hook = %hook.display(), error = %err, "event hook failed to start");
+                return;
+            }
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(body.as_bytes()).await;
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await {
+            Ok(Ok(st)) if !st.success() => {
+                tracing::warn!(hook = %hook.display(), status = %st, "event hook failed")
+            }
+            Err(_) => tracing::warn!(hook = %hook.display(), "event hook killed after 10 s"),
+            _ => {}
+        }
+    });
 }

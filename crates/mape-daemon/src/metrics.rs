@@ -74,31 +74,31 @@ pub fn scrape(ctx: &Context) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     m.counter(
         "mape_tun_packets",
-        "Packets through the TUN device.",
+        "Packets through the TUN device",
         &[("direction", "read")],
         c.rx_packets.load(Relaxed),
     );
     m.counter(
         "mape_tun_packets",
-        "Packets through the TUN device.",
+        "Packets through the TUN device",
         &[("direction", "written")],
         c.tx_packets.load(Relaxed),
     );
     m.counter(
         "mape_tun_errors",
-        "TUN read or write errors.",
+        "TUN read or write errors",
         &[("op", "read")],
         c.rx_errors.load(Relaxed),
     );
     m.counter(
         "mape_tun_errors",
-        "TUN read or write errors.",
+        "TUN read or write errors",
         &[("op", "write")],
         c.tx_errors.load(Relaxed),
     );
     m.gauge(
         "mape_uptime_seconds",
-        "Seconds since the daemon started.",
+        "Seconds since the daemon started",
         &[],
         ctx.start.elapsed().as_secs(),
     );
@@ -148,19 +148,14 @@ mod tests {
         let mut m = Metrics::default();
         m.gauge(
             "mape_ports_in_use",
-            "Ports in use.",
+            "Ports in use",
             &[("proto", "udp")],
             231,
         );
-        m.gauge(
-            "mape_ports_in_use",
-            "Ports in use.",
-            &[("proto", "tcp")],
-            12,
-        );
+        m.gauge("mape_ports_in_use", "Ports in use", &[("proto", "tcp")], 12);
         m.counter(
             "mape_drops",
-            "Drops by reason.",
+            "Drops by reason",
             &[("reason", "destination_filtered")],
             42,
         );

@@ -204,39 +204,47 @@ impl Pipeline for CePipeline {
             let l = [("proto", p.proto.as_str())];
             m.gauge(
                 "mape_port_budget_ports",
-                "Ports in the MAP-E port set (per protocol).",
+                "Ports in the MAP-E port set (per protocol)",
                 &l,
                 u64::from(p.total),
             );
             m.gauge(
                 "mape_ports_in_use",
-                "External ports holding at least one mapping.",
+                "External ports holding at least one mapping",
                 &l,
                 u64::from(p.in_use),
             );
             m.gauge(
                 "mape_ports_peak",
-                "Highest number of ports in use since start.",
+                "Highest number of ports in use since start",
                 &l,
                 u64::from(p.peak),
             );
             m.gauge(
                 "mape_sessions",
-                "Live NAT sessions.",
+                "Live NAT sessions",
                 &l,
                 u64::from(p.sessions),
             );
         }
+        for (state, n) in &snap.sessions_by_state {
+            m.gauge(
+                "mape_sessions_by_state",
+                "Live NAT sessions by timer class",
+                &[("state", state)],
+                u64::from(*n),
+            );
+        }
         m.counter(
             "mape_refusals",
-            "New flows refused (quota, exhaustion, table full).",
+            "New flows refused (quota, exhaustion, table full)",
             &[],
             snap.refusals,
         );
         for r in mape_dataplane::DropReason::ALL {
             m.counter(
                 "mape_drops",
-                "Packets dropped, by reason.",
+                "Packets dropped, by reason",
                 &[("reason", r.as_str())],
                 self.ce.drops().get(r),
             );
@@ -248,7 +256,7 @@ impl Pipeline for CePipeline {
                 let a = h.addr.to_string();
                 m.gauge(
                     "mape_host_ports_held",
-                    "Ports held per LAN host (top 10 + other).",
+                    "Ports held per LAN host (top 10 + other)",
                     &[("host", &a)],
                     u64::from(h.ports_held),
                 );
@@ -258,7 +266,7 @@ impl Pipeline for CePipeline {
         }
         m.gauge(
             "mape_host_ports_held",
-            "Ports held per LAN host (top 10 + other).",
+            "Ports held per LAN host (top 10 + other)",
             &[("host", "other")],
             other,
         );
@@ -271,25 +279,25 @@ impl Pipeline for CePipeline {
         ] {
             m.counter(
                 "mape_packets",
-                "Packets by direction.",
+                "Packets by direction",
                 &[("direction", dir)],
                 t.packets,
             );
             m.counter(
                 "mape_bytes",
-                "Bytes by direction.",
+                "Bytes by direction",
                 &[("direction", dir)],
                 t.bytes,
             );
         }
         m.gauge(
             "mape_reassembly_buffers",
-            "Datagrams being reassembled.",
+            "Datagrams being reassembled",
             &[],
             self.ce.reassembly_in_progress() as u64,
         );
         for (kind, n) in &self.events {
-            m.counter("mape_events", "Budget events (80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered).", &[("kind", kind)], *n);
+            m.counter("mape_events", "Budget events (80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
         }
     }
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub mod bench;
 pub mod demo;
 pub mod storm;
 
@@ -135,6 +136,7 @@ pub struct Lab {
     state: LabState,
     children: Vec<Child>,
     opts: LabOptions,
+    daemons: Vec<u32>,
 }
 
 fn is_root() -> bool {
@@ -231,6 +233,7 @@ impl Lab {
             },
             children: Vec::new(),
             opts,
+            daemons: Vec::new(),
         };
         if let Err(e) = lab.build() {
             lab.teardown();
@@ -619,7 +622,6 @@ psid_offset = 4
 br = ["{br}"]
 [lan]
 prefixes = ["192.168.10.0/24"]
-address = "192.168.10.1"
 [tun]
 name = "mape0"
 queues = 2
@@ -629,6 +631,8 @@ allow_destinations = ["203.0.113.0/24", "198.51.100.0/24"]
 {extra}
 [control]
 socket = "{dir}/ce.sock"
+[metrics]
+listen = "127.0.0.1:9469"
 "#,
             br = addr::BR,
             policy = self.opts.policy,
@@ -672,9 +676,11 @@ socket = "{dir}/br.sock"
         let mape = self.opts.mape.display().to_string();
         let br_s = br_cfg.display().to_string();
         let ce_s = ce_cfg.display().to_string();
-        self.spawn(isp, "br", &[&mape, "run", "br", "--config", &br_s])?;
+        let br = self.spawn(isp, "br", &[&mape, "run", "br", "--config", &br_s])?;
+        self.daemons.push(br);
         self.wait_socket(&self.dir.join("br.sock"), "the BR daemon", "br")?;
-        self.spawn(ce, "ce", &[&mape, "run", "ce", "--config", &ce_s])?;
+        let ce_pid = self.spawn(ce, "ce", &[&mape, "run", "ce", "--config", &ce_s])?;
+        self.daemons.push(ce_pid);
         self.wait_socket(&self.ce_socket(), "the CE daemon", "ce")?;
         Ok(())
     }
@@ -730,6 +736,17 @@ socket = "{dir}/br.sock"
             let _ = ip(&["netns", "del", &ns]);
         }
         let _ = fs::remove_file(Path::new(STATE_DIR).join(format!("{}.json", self.prefix)));
+    }
+
+    /// Stops the CE and BR daemons (SIGTERM: they remove their TUNs and routes).
+    pub fn stop_daemons(&mut self) {
+        for pid in std::mem::take(&mut self.daemons) {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+            self.wait_pid(pid, Duration::from_secs(5));
+        }
     }
 
     /// Waits up to `limit` for the process `pid` (started by [`Lab::spawn`]) to exit.

@@ -106,6 +106,16 @@ const CLASS_TCP_ESTABLISHED: u8 = 4;
 const CLASS_TCP_TIME_WAIT: u8 = 5;
 const CLASS_ICMP: u8 = 6;
 const CLASSES: usize = 7;
+/// Names of the timer classes, in index order (metrics and show commands).
+const CLASS_NAMES: [&str; CLASSES] = [
+    "udp_unanswered",
+    "udp_answered",
+    "udp_dns_answered",
+    "tcp_transitory",
+    "tcp_established",
+    "tcp_time_wait",
+    "icmp",
+];
 
 /// `Mapping::sessions` of a mapping on the free list.
 const FREED: u32 = u32::MAX;
@@ -581,7 +591,9 @@ impl Nat {
             },
         };
         let external = Endpoint::new(self.external, self.sessions[s as usize].ext_port);
-        if pkt.dst.addr == self.external {
+        // Only ports of our own set hairpin: another CE sharing the address (another PSID)
+        // is reached through the tunnel and the BR (RFC 7597 §8).
+        if pkt.dst.addr == self.external && self.ports.contains(pkt.dst.port) {
             // Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): the packet re-enters as if it
             // came from our external endpoint, and obeys the same filtering.
             let back = InboundPacket {
@@ -1114,6 +1126,7 @@ impl Nat {
         }
         self.hosts[host as usize].recycled += 1;
         self.remove_session(s, now);
+        self.check_culprit(now, host);
         true
     }
 
@@ -1686,6 +1699,11 @@ impl Nat {
                 })
                 .collect(),
             sessions: self.live_sessions,
+            sessions_by_state: CLASS_NAMES
+                .iter()
+                .zip(self.timers.iter())
+                .map(|(n, l)| (*n, l.len))
+                .collect(),
             refusals: self.refusals,
             first_refusal: self.first_refusal,
             last_refusal: self.last_refusal,

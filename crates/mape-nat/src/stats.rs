@@ -226,6 +226,9 @@ pub struct Snapshot {
     pub protocols: Vec<ProtoBudget>,
     /// Live sessions.
     pub sessions: u32,
+    /// Live sessions by timer class (udp_unanswered, udp_answered, udp_dns_answered,
+    /// tcp_transitory, tcp_established, tcp_time_wait, icmp).
+    pub sessions_by_state: Vec<(&'static str, u32)>,
     /// New flows refused, all hosts.
     pub refusals: u64,
     /// First refusal.

@@ -441,9 +441,14 @@ fn fair_share_cap_recycles_own_unanswered_and_keeps_others_alive() {
         .find(|h| h.addr == Ipv4Addr::new(192, 168, 1, 23))
         .unwrap();
     assert!(b.recycled > 0);
-    assert!(n
-        .drain_events()
+    let events: Vec<_> = n.drain_events().collect();
+    assert!(events
+        .iter()
         .any(|e| matches!(e.kind, EventKind::HostCapped { .. })));
+    assert!(
+        events.iter().any(|e| matches!(&e.kind, EventKind::CulpritNamed { host, .. } if *host == Ipv4Addr::new(192, 168, 1, 23))),
+        "the storm host is named as it is capped"
+    );
     n.check_invariants().unwrap();
 }
 
@@ -725,4 +730,22 @@ fn time_at_the_end_of_u64_does_not_overflow() {
     );
     n.expire(Timestamp::from_millis(u64::MAX));
     n.check_invariants().unwrap();
+}
+
+#[test]
+fn ports_of_another_psid_on_our_address_go_through_the_tunnel() {
+    // 14.9.26.101 is shared: port 6688 belongs to PSID 162, another CE (RFC 7597 §8).
+    let mut n = nat(NatConfig::mape());
+    let p = udp("192.168.1.10:40000", "14.9.26.101:6688");
+    let ext = translated(n.outbound(t(0), &p));
+    assert!(v6plus().contains(ext.port));
+    // Our own set's ports still hairpin (nobody listens: filtered by APDF here).
+    let q = udp("192.168.1.10:40001", "14.9.26.101:6672");
+    assert!(matches!(
+        n.outbound(t(0), &q),
+        OutboundVerdict::Drop {
+            reason: NatDrop::NoMapping,
+            ..
+        }
+    ));
 }

@@ -45,6 +45,15 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// iperf3 through mape, the kernel's NAT (240 ports) and plain routing, in one run.
+    Bench {
+        /// Seconds per iperf3 test.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send the seed's traffic from this host (run inside a LAN namespace).
     Storm {
         /// Target address:port (repeatable; default the seed's two).
@@ -125,6 +134,17 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
                 print_demo(&r, target);
             }
         }
+        What::Bench { duration, json } => {
+            if *duration == 0 || *duration > 120 {
+                bail!("--duration {duration}: expected 1-120 seconds");
+            }
+            let r = mape_lab::bench::run(this_binary()?, *duration)?;
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                print_bench(&r);
+            }
+        }
         What::Storm {
             target,
             rate_x,
@@ -171,6 +191,37 @@ fn print_demo(r: &DemoResult, target: (std::net::Ipv4Addr, u16)) {
         println!(
             "{:<13} {:>9} {:>11} {:>17} {:>7}/{}",
             p.name, p.lan1_ok, p.lan1_failed, p.storm_packets_into_tunnel, p.peak_ports, r.budget
+        );
+    }
+}
+
+fn print_bench(r: &mape_lab::bench::BenchResult) {
+    println!(
+        "{:<12} {:>14} {:>14} {:>14} {:>14}",
+        "test", "mape", "kernel NAT", "route", "mape/kNAT"
+    );
+    let rows = [
+        ("tcp 1 strm", &r.tcp_1, 1e9, "Gbit/s"),
+        ("tcp 4 strm", &r.tcp_4, 1e9, "Gbit/s"),
+        ("udp 64 B", &r.udp64_pps, 1e3, "kpps"),
+    ];
+    for (name, row, scale, unit) in rows {
+        let get = |k: &str| row.get(k).copied().unwrap_or(0.0);
+        let ratio = if get("kernel_nat") > 0.0 {
+            get("mape") / get("kernel_nat")
+        } else {
+            0.0
+        };
+        println!(
+            "{:<12} {:>7.2} {:<6} {:>7.2} {:<6} {:>7.2} {:<6} {:>13.2}",
+            name,
+            get("mape") / scale,
+            unit,
+            get("kernel_nat") / scale,
+            unit,
+            get("route") / scale,
+            unit,
+            ratio
         );
     }
 }

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod calc;
+mod doctor;
 mod lab;
 mod replay;
 mod run;
 mod show;
+mod top;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +35,17 @@ enum Command {
     Run(run::RunArgs),
     /// Ask the running daemon: status and more.
     Show(show::ShowArgs),
+    /// Live view of the port budget, hosts, destinations and drops.
+    Top(top::TopArgs),
+    /// Check the machine, the line and the daemon; say what is wrong and how to fix it.
+    Doctor(doctor::DoctorArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `mape manpage > /usr/local/share/man/man8/mape.8`.
+    Manpage,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +56,21 @@ fn main() -> ExitCode {
         Command::Lab(args) => lab::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Show(args) => show::run(&args),
+        Command::Top(args) => top::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "mape", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .section("8")
+                .render(&mut std::io::stdout())
+                .map(|_| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(code) => code,

@@ -54,8 +54,8 @@ enum What {
     Culprits,
     /// YAMAHA habit: `show nat descriptor masquerade session summary`, with the real budget.
     Nat {
-        /// descriptor masquerade session summary
-        #[arg(num_args = 0.., trailing_var_arg = true)]
+        /// The rest of the YAMAHA command: descriptor masquerade session summary
+        #[arg(num_args = 0..)]
         rest: Vec<String>,
     },
 }
@@ -90,7 +90,21 @@ pub fn run(args: &ShowArgs) -> Result<ExitCode> {
         ),
         What::Destinations => (ask(sock, "snapshot", Value::Null)?, print_destinations),
         What::Culprits => (ask(sock, "snapshot", Value::Null)?, print_culprits),
-        What::Nat { .. } => (ask(sock, "snapshot", Value::Null)?, print_rtx_summary),
+        What::Nat { rest } => {
+            let want = ["descriptor", "masquerade", "session", "summary"];
+            let words: Vec<&str> = rest
+                .iter()
+                .map(String::as_str)
+                .filter(|w| w.parse::<u32>().is_err())
+                .collect();
+            if !words.is_empty() && words != want {
+                return Err(anyhow!(
+                    "show nat {}: only `show nat descriptor masquerade session summary` is known",
+                    rest.join(" ")
+                ));
+            }
+            (ask(sock, "snapshot", Value::Null)?, print_rtx_summary)
+        }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);

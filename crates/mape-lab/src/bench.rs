@@ -1,0 +1,104 @@
+//! `mape lab bench`: in one run on the same namespaces, iperf3 from lan1 to the internet
+//! server through (a) mape CE + BR (MAP-E encapsulation in user space), (b) the kernel's
+//! own nftables SNAT into a 240-port range without encapsulation, (c) plain kernel routing.
+//! TCP bulk with 1 and 4 streams, and 64-byte UDP packets per second. No target is
+//! asserted anywhere: the figures are reported, as ratios, from one run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Lab, LabError, LabOptions};
+
+/// One test's figure per mode.
+pub type Row = BTreeMap<&'static str, f64>;
+
+/// The whole table.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct BenchResult {
+    /// TCP, one stream, bits/s received.
+    pub tcp_1: Row,
+    /// TCP, four streams, bits/s received.
+    pub tcp_4: Row,
+    /// UDP 64-byte payloads, packets/s received.
+    pub udp64_pps: Row,
+}
+
+fn iperf(lab: &Lab, args: &[&str]) -> Result<Value, LabError> {
+    let ns = lab.ns("lan1");
+    let mut full = vec!["iperf3", "-c", "203.0.113.10", "-J"];
+    full.extend_from_slice(args);
+    let out = lab.exec(&ns, &full)?;
+    serde_json::from_slice(&out.stdout).map_err(|e| LabError::Command {
+        cmd: full.join(" "),
+        detail: format!(
+            "no JSON from iperf3: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    })
+}
+
+fn measure(lab: &Lab, secs: u64, mode: &'static str, r: &mut BenchResult) -> Result<(), LabError> {
+    let t = secs.to_string();
+    for (streams, row) in [("1", &mut r.tcp_1), ("4", &mut r.tcp_4)] {
+        let v = iperf(lab, &["-t", &t, "-P", streams])?;
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0);
+        row.insert(mode, bps);
+    }
+    let v = iperf(lab, &["-t", &t, "-u", "-l", "64", "-b", "0"])?;
+    let sum = &v["end"]["sum"];
+    let sent = sum["packets"].as_f64().unwrap_or(0.0);
+    let lost = sum["lost_packets"].as_f64().unwrap_or(0.0);
+    let secs_f = sum["seconds"].as_f64().unwrap_or(secs as f64).max(0.001);
+    r.udp64_pps.insert(mode, (sent - lost).max(0.0) / secs_f);
+    Ok(())
+}
+
+/// Runs the three modes. `secs` per iperf3 test.
+pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
+    let mut lab = Lab::up(LabOptions::new(mape, "mape"))?;
+    let mut r = BenchResult::default();
+    measure(&lab, secs, "mape", &mut r)?;
+
+    // Stop both daemons (their teardown removes the TUNs and routes), then give the CE
+    // and the ISP an IPv4 link of their own.
+    lab.stop_daemons();
+    let (ce, isp) = (lab.ns("ce"), lab.ns("isp"));
+    lab.exec_ok(
+        &ce,
+        &["ip", "addr", "add", "192.0.2.18/24", "dev", "ce-wan"],
+    )?;
+    lab.exec_ok(
+        &isp,
+        &["ip", "addr", "add", "192.0.2.1/24", "dev", "isp-ce"],
+    )?;
+    lab.exec_ok(
+        &ce,
+        &["ip", "route", "replace", "default", "via", "192.0.2.1"],
+    )?;
+    for k in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"] {
+        lab.exec_ok(&ce, &["sysctl", "-qw", k])?;
+    }
+
+    // (c) plain routing: the ISP knows the LAN.
+    lab.exec_ok(
+        &isp,
+        &["ip", "route", "add", "192.168.10.0/24", "via", "192.0.2.18"],
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    measure(&lab, secs, "route", &mut r)?;
+    lab.exec_ok(&isp, &["ip", "route", "del", "192.168.10.0/24"])?;
+
+    // (b) the kernel's NAT: SNAT into 240 ports (as the baseline scripts do).
+    let rules = "table ip mapebench { chain post { type nat hook postrouting priority 100; oifname \"ce-wan\" meta l4proto { tcp, udp } snat to 192.0.2.18:4096-4335; } }";
+    lab.exec_ok(&ce, &["nft", rules])?;
+    std::thread::sleep(Duration::from_millis(300));
+    measure(&lab, secs, "kernel_nat", &mut r)?;
+    lab.teardown();
+    Ok(r)
+}

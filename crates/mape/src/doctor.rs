@@ -1,0 +1,350 @@
+//! `mape doctor`: checks the machine and the line and says what is wrong in plain words,
+//! with the fix. Exit code 1 when a check fails; `--json` for scripts.
+
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::Result;
+use clap::Args;
+use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Configuration file.
+    #[arg(long, short, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Skip the BR reachability probe (ICMPv6 echo).
+    #[arg(long)]
+    no_probe: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Check {
+    name: &'static str,
+    level: Level,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+struct Report(Vec<Check>);
+
+impl Report {
+    fn add(
+        &mut self,
+        name: &'static str,
+        level: Level,
+        message: impl Into<String>,
+        fix: Option<&str>,
+    ) {
+        self.0.push(Check {
+            name,
+            level,
+            message: message.into(),
+            fix: fix.map(str::to_string),
+        });
+    }
+}
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn has_cap_net_admin() -> bool {
+    read("/proc/self/status")
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("CapEff:"))
+                .and_then(|l| u64::from_str_radix(l.trim_start_matches("CapEff:").trim(), 16).ok())
+        })
+        .is_some_and(|c| c & (1 << 12) != 0)
+}
+
+/// Global IPv6 addresses of `dev` from /proc/net/if_inet6.
+fn ipv6_addresses(dev: &str) -> Vec<Ipv6Addr> {
+    read("/proc/net/if_inet6")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 6 || f[5] != dev || f[3] != "00" {
+                return None;
+            }
+            u128::from_str_radix(f[0], 16).ok().map(Ipv6Addr::from)
+        })
+        .collect()
+}
+
+/// Whether an IPv4 default route exists through another device than `tun`.
+fn foreign_ipv4_default(tun: &str) -> Option<String> {
+    read("/proc/net/route")?.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" && f[0] != tun)
+            .then(|| f[0].to_string())
+    })
+}
+
+pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
+    let mut r = Report(Vec::new());
+    let settings = match Settings::load(&args.config) {
+        Ok(s) => {
+            r.add(
+                "config",
+                Level::Ok,
+                format!("{} is valid", args.config.display()),
+                None,
+            );
+            Some(s)
+        }
+        Err(e) => {
+            r.add(
+                "config",
+                Level::Fail,
+                e.to_string(),
+                Some("fix the named key; start from dist/mape.toml and check with `mape run --check`"),
+            );
+            None
+        }
+    };
+    if has_cap_net_admin() {
+        r.add("privileges", Level::Ok, "CAP_NET_ADMIN is available", None);
+    } else {
+        r.add(
+            "privileges",
+            Level::Fail,
+            "no CAP_NET_ADMIN: mape run cannot create its TUN and routes",
+            Some("run as root or under the systemd unit in dist/mape.service"),
+        );
+    }
+    if Path::new("/dev/net/tun").exists() {
+        r.add("tun", Level::Ok, "/dev/net/tun exists", None);
+    } else {
+        r.add(
+            "tun",
+            Level::Fail,
+            "/dev/net/tun is missing",
+            Some("modprobe tun (or enable CONFIG_TUN in the kernel)"),
+        );
+    }
+    let running = settings
+        .as_ref()
+        .and_then(|s| mape_daemon::control::request(&s.socket, "status", Value::Null).ok());
+    for (key, path) in [
+        ("ipv4 forwarding", "/proc/sys/net/ipv4/ip_forward"),
+        ("ipv6 forwarding", "/proc/sys/net/ipv6/conf/all/forwarding"),
+    ] {
+        match (read(path).as_deref(), running.is_some()) {
+            (Some("1"), _) => r.add("forwarding", Level::Ok, format!("{key} is on"), None),
+            (_, false) => r.add("forwarding", Level::Ok, format!("{key} is off; mape run turns it on (and back off when it stops)"), None),
+            (_, true) => r.add("forwarding", Level::Fail, format!("{key} is off while the daemon runs"), Some("something else turned it off: sysctl -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")),
+        }
+    }
+    if let Some(s) = &settings {
+        if let Role::Ce(ce) = &s.role {
+            let wan = &ce.wan_interface;
+            let base = format!("/sys/class/net/{wan}");
+            if !Path::new(&base).exists() {
+                r.add(
+                    "wan",
+                    Level::Fail,
+                    format!("WAN interface {wan} does not exist"),
+                    Some("set wan.interface to the interface toward the ISP (ip link)"),
+                );
+            } else {
+                let state = read(&format!("{base}/operstate")).unwrap_or_default();
+                let mtu: u32 = read(&format!("{base}/mtu"))
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(0);
+                let need = u32::from(s.tun.ipv4_mtu) + 40;
+                if state == "down" {
+                    r.add(
+                        "wan",
+                        Level::Fail,
+                        format!("{wan} is down"),
+                        Some("bring it up: ip link set dev WAN up"),
+                    );
+                } else {
+                    r.add("wan", Level::Ok, format!("{wan} is {state}"), None);
+                }
+                if mtu < need {
+                    r.add(
+                        "mtu",
+                        Level::Warn,
+                        format!(
+                            "{wan} MTU {mtu} < {need} needed for IPv4 MTU {} plus 40 bytes of IPv6",
+                            s.tun.ipv4_mtu
+                        ),
+                        Some("lower tun.ipv4_mtu to WAN MTU - 40, or raise the WAN MTU"),
+                    );
+                } else {
+                    r.add(
+                        "mtu",
+                        Level::Ok,
+                        format!(
+                            "{wan} MTU {mtu} carries IPv4 MTU {} in IPv6",
+                            s.tun.ipv4_mtu
+                        ),
+                        None,
+                    );
+                }
+                let m = &ce.map.mapping;
+                let addrs = ipv6_addresses(wan);
+                let rule6 = ce.map.bmr.ipv6_prefix();
+                let in_rule: Vec<&Ipv6Addr> =
+                    addrs.iter().filter(|a| rule6.contains(**a)).collect();
+                let in_prefix = addrs.iter().any(|a| m.end_user_prefix.contains(*a));
+                if ce.map_address == MapAddressMode::Onlink && !in_prefix {
+                    match in_rule.first() {
+                        Some(a) => r.add("prefix", Level::Fail, format!("{wan} has {a}, inside the rule {rule6} but outside map.prefix {}: the line's prefix changed", m.end_user_prefix), Some("set map.prefix to the prefix the ISP now gives (the /56 or /64 holding that address)")),
+                        None => r.add("prefix", Level::Warn, format!("no address of {wan} lies in map.prefix {}", m.end_user_prefix), Some("check map.prefix against `ip -6 addr show dev WAN`")),
+                    }
+                } else if let Some(a) = in_rule.iter().find(|a| !m.end_user_prefix.contains(***a)) {
+                    r.add(
+                        "prefix",
+                        Level::Warn,
+                        format!(
+                            "{wan} has {a} inside the rule {rule6} but outside map.prefix {}",
+                            m.end_user_prefix
+                        ),
+                        Some("if the ISP renumbered the line, update map.prefix"),
+                    );
+                } else {
+                    r.add(
+                        "prefix",
+                        Level::Ok,
+                        format!("map.prefix {} agrees with {wan}", m.end_user_prefix),
+                        None,
+                    );
+                }
+            }
+            match (foreign_ipv4_default(&s.tun.name), running.is_some()) {
+                (Some(dev), false) => r.add(
+                    "routes",
+                    Level::Fail,
+                    format!("an IPv4 default route via {dev} exists: mape run cannot add its own"),
+                    Some("remove it (ip route del default) or move it to a higher metric"),
+                ),
+                (Some(dev), true) => r.add(
+                    "routes",
+                    Level::Warn,
+                    format!("a second IPv4 default route via {dev} competes with the tunnel"),
+                    Some("remove the other default route"),
+                ),
+                (None, _) => r.add("routes", Level::Ok, "no competing IPv4 default route", None),
+            }
+            if !args.no_probe {
+                if let Some(br) = ce.map.domain.br().first() {
+                    let ok = Command::new("ping")
+                        .args(["-6", "-c", "2", "-W", "2", &br.to_string()])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .map(|s| s.success());
+                    match ok {
+                        Ok(true) => r.add("br", Level::Ok, format!("BR {br} answers ICMPv6 echo"), None),
+                        Ok(false) => r.add("br", Level::Warn, format!("BR {br} does not answer ICMPv6 echo (some BRs never do)"), Some("check IPv6 connectivity (ping -6 to any host) and the BR address of your profile")),
+                        Err(_) => r.add("br", Level::Warn, "ping is not installed: BR reachability not checked", Some("apt-get install iputils-ping")),
+                    }
+                }
+            }
+        }
+    }
+    match (&running, &settings) {
+        (None, Some(s)) => r.add(
+            "daemon",
+            Level::Warn,
+            format!("no daemon answers on {}", s.socket.display()),
+            Some("start it: systemctl start mape (or mape run ce)"),
+        ),
+        (Some(st), _) => {
+            let b = &st["budget"];
+            let (used, total) = (
+                b["in_use"].as_u64().unwrap_or(0),
+                b["total"].as_u64().unwrap_or(0).max(1),
+            );
+            r.add(
+                "daemon",
+                Level::Ok,
+                format!(
+                    "running, {used}/{total} ports in use, peak {}",
+                    b["peak"].as_u64().unwrap_or(0)
+                ),
+                None,
+            );
+            let refusals = b["refusals"].as_u64().unwrap_or(0);
+            if used * 100 >= total * 95 || refusals > 0 {
+                let culprit = settings
+                    .as_ref()
+                    .and_then(|s| {
+                        mape_daemon::control::request(&s.socket, "snapshot", Value::Null).ok()
+                    })
+                    .and_then(|snap| {
+                        snap["culprit"].as_object().map(|c| {
+                            format!(
+                                " Likely culprit: {} ({}).",
+                                c["host"].as_str().unwrap_or("?"),
+                                c["pattern"].as_str().unwrap_or("?")
+                            )
+                        })
+                    })
+                    .unwrap_or_default();
+                r.add(
+                    "budget",
+                    Level::Warn,
+                    format!("{refusals} new flows refused, {used}/{total} ports in use.{culprit}"),
+                    Some("see `mape show culprits` and `mape show hosts`"),
+                );
+            } else if used * 100 >= total * 80 {
+                r.add(
+                    "budget",
+                    Level::Warn,
+                    format!("{used}/{total} ports in use (over 80 %)"),
+                    Some("see `mape show hosts`"),
+                );
+            } else {
+                r.add("budget", Level::Ok, "no refusals, budget below 80 %", None);
+            }
+        }
+        (None, None) => {}
+    }
+    let failed = r.0.iter().any(|c| c.level == Level::Fail);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ok": !failed, "checks": r.0}))?
+        );
+    } else {
+        for c in &r.0 {
+            let tag = match c.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "warn",
+                Level::Fail => "FAIL",
+            };
+            println!("{tag} {:<11} {}", c.name, c.message);
+            if let Some(f) = &c.fix {
+                println!("     {:<11} fix: {f}", "");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
