@@ -1,0 +1,258 @@
+//! Reading the engine without changing it: snapshots for show commands, metrics and replay
+//! reports, the session list, memory accounting and the invariant checker used by tests
+//! and fuzzing. All of it runs off the packet path.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use super::*;
+
+impl Nat {
+    /// A copy of the statistics for readers. Costs O(hosts + destinations); call it off the
+    /// packet path (the daemon does once per second per worker).
+    pub fn snapshot(&self, now: Timestamp) -> Snapshot {
+        let budget = self.budget;
+        let mut hosts: Vec<_> = self
+            .hosts
+            .iter()
+            .filter(|h| h.flows > 0 || h.refusals > 0 || h.filtered > 0 || h.peak_ports > 0)
+            .map(|h| h.to_stats(now, budget))
+            .collect();
+        hosts.sort_by(|a, b| {
+            b.ports_held
+                .cmp(&a.ports_held)
+                .then(b.culprit_score.total_cmp(&a.culprit_score))
+                .then(a.addr.cmp(&b.addr))
+        });
+        let mut destinations: Vec<_> = self
+            .dests
+            .iter()
+            .map(|(&(proto, dst), d)| DestinationStats {
+                proto,
+                dst,
+                flows: d.flows,
+                flows_total: d.flows_total,
+                hosts: d.host_count(),
+                filtered: d.filtered,
+            })
+            .collect();
+        destinations.sort_by(|a, b| {
+            (b.flows, b.flows_total + b.filtered)
+                .cmp(&(a.flows, a.flows_total + a.filtered))
+                .then(a.dst.cmp(&b.dst))
+                .then(a.proto.cmp(&b.proto))
+        });
+        destinations.truncate(64);
+        let culprit = self
+            .hosts
+            .iter()
+            .filter(|h| h.is_culprit(now, budget) || h.named)
+            .max_by(|a, b| a.score(now, budget).total_cmp(&b.score(now, budget)))
+            .map(|h| Culprit {
+                host: h.addr,
+                pattern: h.pattern(),
+                signature: h.signature().map(|s| s.name),
+                description: h.signature().map(|s| s.description),
+                rate_per_s: h.unanswered_rate(now),
+                ports_held: h.ports_held(),
+                score: h.score(now, budget),
+            });
+        Snapshot {
+            now,
+            policy: self.cfg.name.clone(),
+            external: self.external,
+            budget,
+            in_use: self.budget_used(),
+            peak: self.peak,
+            peak_at: self.peak_at,
+            protocols: Protocol::ALL
+                .iter()
+                .map(|&proto| {
+                    let pool = &self.pools[proto.index()];
+                    ProtoBudget {
+                        proto,
+                        total: budget,
+                        in_use: pool.in_use(),
+                        peak: pool.peak,
+                        peak_at: pool.peak_at,
+                        sessions: pool.sessions,
+                    }
+                })
+                .collect(),
+            sessions: self.live_sessions,
+            sessions_by_state: CLASS_NAMES
+                .iter()
+                .zip(self.timers.iter())
+                .map(|(n, l)| (*n, l.len))
+                .collect(),
+            refusals: self.refusals,
+            first_refusal: self.first_refusal,
+            last_refusal: self.last_refusal,
+            exhausted_at: self.exhausted_at,
+            recent_refusals: self.recent.iter().copied().collect(),
+            hosts,
+            destinations,
+            drops: NatDrop::ALL
+                .iter()
+                .map(|&r| (r, self.drops[r.index()]))
+                .collect(),
+            culprit,
+        }
+    }
+
+    /// The live sessions (at most `limit`), for `mape show sessions`.
+    pub fn sessions(&self, now: Timestamp, limit: usize) -> Vec<SessionInfo> {
+        self.sessions
+            .iter()
+            .filter(|s| s.mapping != NIL)
+            .take(limit)
+            .map(|s| {
+                let timeout = self.timeouts_ms[s.class as usize];
+                let shared = self
+                    .ports
+                    .index_of(s.ext_port)
+                    .is_some_and(|ix| self.pools[s.proto.index()].slots[ix as usize].users > 1);
+                SessionInfo {
+                    proto: s.proto,
+                    internal: s.internal,
+                    external: Endpoint::new(self.external, s.ext_port),
+                    remote: s.remote,
+                    state: s.state,
+                    age_ms: now.since(Timestamp(s.created)),
+                    idle_ms: now.since(Timestamp(s.last_seen)),
+                    left_ms: s
+                        .last_seen
+                        .saturating_add(timeout)
+                        .saturating_sub(now.millis()),
+                    shared_port: shared,
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the table's invariants (tests and fuzzing): every live session is in both
+    /// indexes, no two share an external 5-tuple, every port is inside the port set, every
+    /// counter agrees with a recount. Returns the first violation.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut seen_in = std::collections::HashSet::new();
+        let mut live = 0u32;
+        let mut users = vec![[0u32; 3]; self.budget as usize];
+        let mut host_ports = vec![[0u32; 3]; self.hosts.len()];
+        let mut mapping_sessions: HashMap<u32, u32> = HashMap::new();
+        for (i, s) in self.sessions.iter().enumerate() {
+            if s.mapping == NIL {
+                continue;
+            }
+            live += 1;
+            if !self.ports.contains(s.ext_port) {
+                return Err(format!("session {i}: port {} outside the set", s.ext_port));
+            }
+            if !seen_in.insert(pack_in(s.proto, s.ext_port, s.remote)) {
+                return Err(format!("session {i}: external 5-tuple used twice"));
+            }
+            if self.find_inbound(s.proto, s.ext_port, s.remote) != Some(i as u32) {
+                return Err(format!("session {i}: not in the inbound index"));
+            }
+            *mapping_sessions.entry(s.mapping).or_default() += 1;
+            let m = &self.mappings[s.mapping as usize];
+            if m.ext_port != s.ext_port || m.internal != s.internal || m.proto != s.proto {
+                return Err(format!("session {i}: disagrees with its mapping"));
+            }
+        }
+        if live != self.live_sessions
+            || self.out_index.len() as u32 != live
+            || self.in_index.len() as u32 != live
+        {
+            return Err(format!(
+                "live {live} vs counter {} / out {} / in {}",
+                self.live_sessions,
+                self.out_index.len(),
+                self.in_index.len()
+            ));
+        }
+        let free: std::collections::HashSet<u32> = self.free_mappings.iter().copied().collect();
+        for (i, m) in self.mappings.iter().enumerate() {
+            if free.contains(&(i as u32)) {
+                continue;
+            }
+            let n = mapping_sessions.get(&(i as u32)).copied().unwrap_or(0);
+            if n != m.sessions {
+                return Err(format!(
+                    "mapping {i}: {} sessions counted, {n} found",
+                    m.sessions
+                ));
+            }
+            if n == 0 && !m.is_static {
+                return Err(format!("mapping {i}: alive without sessions"));
+            }
+            let Some(ix) = self.ports.index_of(m.ext_port) else {
+                return Err(format!("mapping {i}: port outside the set"));
+            };
+            users[ix as usize][m.proto.index()] += 1;
+            if !m.is_static {
+                host_ports[m.host as usize][m.proto.index()] += 1;
+            }
+        }
+        for (p, pool) in self.pools.iter().enumerate() {
+            for (ix, (slot, counted)) in pool.slots.iter().zip(&users).enumerate() {
+                if slot.users != counted[p] {
+                    return Err(format!(
+                        "port index {ix} proto {p}: users {} vs {}",
+                        slot.users, counted[p]
+                    ));
+                }
+                let is_free = pool.free_pos[ix] != NIL;
+                if is_free != (counted[p] == 0) {
+                    return Err(format!("port index {ix} proto {p}: free list disagrees"));
+                }
+            }
+        }
+        for (h, rec) in self.hosts.iter().enumerate() {
+            if rec.ports != host_ports[h] {
+                return Err(format!(
+                    "host {}: ports {:?} vs {:?}",
+                    rec.addr, rec.ports, host_ports[h]
+                ));
+            }
+        }
+        let active = self.hosts.iter().filter(|h| h.ports_held() > 0).count() as u32;
+        if active != self.active_hosts {
+            return Err(format!("active hosts {} vs {active}", self.active_hosts));
+        }
+        Ok(())
+    }
+
+    /// Bytes held by the session table: arenas, free lists, the three indexes (4-byte slot
+    /// plus one control byte per bucket) and the port pools. Used to report memory per session.
+    pub fn table_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let index = |cap: usize| cap * (size_of::<u32>() + 1);
+        self.sessions.capacity() * size_of::<Session>()
+            + self.mappings.capacity() * size_of::<Mapping>()
+            + (self.free_sessions.capacity() + self.free_mappings.capacity()) * size_of::<u32>()
+            + index(self.out_index.capacity())
+            + index(self.in_index.capacity())
+            + index(self.map_index.capacity())
+            + self
+                .pools
+                .iter()
+                .map(|p| {
+                    p.slots.capacity() * size_of::<PortSlot>()
+                        + (p.free.capacity() + p.free_pos.capacity()) * size_of::<u32>()
+                })
+                .sum::<usize>()
+    }
+
+    /// Ports of `proto` that `host` holds now (one per mapping).
+    pub fn host_ports(&self, host: Ipv4Addr, proto: Protocol) -> u32 {
+        self.host_ix
+            .get(&host)
+            .map_or(0, |&h| self.hosts[h as usize].ports[proto.index()])
+    }
+
+    /// The most ports `host` may hold now for `proto` (its cap), for show commands.
+    pub fn cap_of(&self, host: Ipv4Addr, proto: Protocol) -> Option<u32> {
+        let h = *self.host_ix.get(&host)?;
+        self.cfg.quota.map(|_| self.host_cap(h, proto))
+    }
+}
