@@ -11,8 +11,10 @@ use mape_wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
 
 use crate::ce::{longest_v4, longest_v6, send_icmp, CeError};
 use crate::drop::{DropCounters, DropReason};
-use crate::encap::{frag_nh_index, FlowLabel, Outer, IPV6_HEADER_LEN};
-use crate::frag::{fragment_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig};
+use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
+use crate::frag::{
+    fragment_v6, reassemble_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig,
+};
 use crate::icmp::{self, RateLimiter};
 use crate::l4::{self, addr6_at, addr_at, is_unicast, L4Kind};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
@@ -366,35 +368,22 @@ impl Br {
             if longest_v6(&self.cfg.rules, src).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
             }
-            let Some(nh_at) = frag_nh_index(pkt, fat) else {
-                return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
-            };
-            let f = Fragment {
-                key: FragKey::V6 {
-                    src,
-                    dst,
-                    id: fh.ident,
-                },
-                offset: usize::from(fh.offset),
-                more: fh.more_fragments,
-                header: &pkt[..fat],
-                nh_at,
-                next_header: fh.next_header,
-                data: pkt.get(fat + 8..).unwrap_or(&[]),
-            };
             let mut r = core::mem::take(&mut self.r6);
-            let v = match self.reasm.insert(now.millis(), f, &mut r) {
-                FragResult::Incomplete => Verdict::Buffered,
-                FragResult::Dropped(d) => Verdict::Dropped(d),
-                FragResult::Complete => {
+            let v = match reassemble_v6(
+                &mut self.reasm,
+                now.millis(),
+                pkt,
+                &fh,
+                fat,
+                (src, dst),
+                &mut r,
+            ) {
+                Ok(Some((proto, off))) => {
                     self.counters.reassembled += 1;
-                    match Ipv6Packet::new_checked(&r[..]).map(|p| p.ext_headers()) {
-                        Ok(Ok(e)) if e.fragment.is_none() => {
-                            self.domain_packet(now, &r, e.protocol, e.offset, out)
-                        }
-                        _ => Verdict::Dropped(DropReason::Ipv6BadExtHeader),
-                    }
+                    self.domain_packet(now, &r, proto, off, out)
                 }
+                Ok(None) => Verdict::Buffered,
+                Err(d) => Verdict::Dropped(d),
             };
             self.r6 = r;
             self.note_timeouts();

@@ -341,6 +341,45 @@ impl Reassembler {
     }
 }
 
+/// Feeds one IPv6 fragment (RFC 8200 §4.5) of `pkt`, whose fragment header `fh` sits at
+/// `fat`, to the reassembler. `Ok(Some((protocol, offset)))`: `buf` now holds the whole
+/// datagram, its upper layer `protocol` at `offset`; `Ok(None)`: more fragments are
+/// needed; `Err`: dropped for that reason. Shared by the CE and the BR.
+pub(crate) fn reassemble_v6(
+    reasm: &mut Reassembler,
+    now_ms: u64,
+    pkt: &[u8],
+    fh: &mape_wire::ipv6::FragmentHeader,
+    fat: usize,
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    buf: &mut Vec<u8>,
+) -> Result<Option<(u8, usize)>, DropReason> {
+    let nh_at = crate::encap::frag_nh_index(pkt, fat).ok_or(DropReason::Ipv6BadExtHeader)?;
+    let f = Fragment {
+        key: FragKey::V6 {
+            src,
+            dst,
+            id: fh.ident,
+        },
+        offset: usize::from(fh.offset),
+        more: fh.more_fragments,
+        header: &pkt[..fat],
+        nh_at,
+        next_header: fh.next_header,
+        data: pkt.get(fat + 8..).unwrap_or(&[]),
+    };
+    match reasm.insert(now_ms, f, buf) {
+        FragResult::Incomplete => Ok(None),
+        FragResult::Dropped(d) => Err(d),
+        FragResult::Complete => {
+            match mape_wire::Ipv6Packet::new_checked(&buf[..]).map(|p| p.ext_headers()) {
+                Ok(Ok(e)) if e.fragment.is_none() => Ok(Some((e.protocol, e.offset))),
+                _ => Err(DropReason::Ipv6BadExtHeader),
+            }
+        }
+    }
+}
+
 /// Splits the IPv6 packet `pkt` (40-byte header, no extension headers) into fragments of
 /// at most `mtu` bytes (RFC 8200 §4.5, RFC 2473 §7.2), built one at a time in `scratch`
 /// and handed to `emit`. Returns the number of fragments.

@@ -7,7 +7,8 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
 use mape_dataplane::*;
@@ -15,12 +16,20 @@ use mape_dataplane::*;
 struct Counting;
 
 static COUNT: AtomicU64 = AtomicU64::new(0);
-static ON: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    // Only the test's own thread is watched: the harness's threads allocate as they like.
+    static ON: Cell<bool> = const { Cell::new(false) };
+}
+
+fn watching() -> bool {
+    ON.try_with(Cell::get).unwrap_or(false)
+}
 
 // SAFETY: delegates to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
+        if watching() {
             COUNT.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -31,7 +40,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
+        if watching() {
             COUNT.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -72,12 +81,12 @@ fn established_paths_do_not_allocate() {
         c.process_batch(t(i), &inputs_ce, &mut sink);
         b.process_batch(t(i), &inputs_br, &mut sink);
     }
-    ON.store(true, Ordering::SeqCst);
+    ON.with(|on| on.set(true));
     for i in 0..1000 {
         c.process_batch(t(10 + i), &inputs_ce, &mut sink);
         b.process_batch(t(10 + i), &inputs_br, &mut sink);
     }
-    ON.store(false, Ordering::SeqCst);
+    ON.with(|on| on.set(false));
     assert_eq!(
         COUNT.load(Ordering::SeqCst),
         0,
