@@ -44,6 +44,9 @@ fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, String> {
     )
     .map_err(|e| format!("{e:?}"))?;
     cfg.accepted_br_sources = ce.br_sources.clone();
+    // Port choice must not repeat from boot to boot (RFC 6056, RFC 6888 REQ-15): seed the
+    // engine's generator from the process's random hasher keys and the clock.
+    cfg.nat.seed = random_seed();
     cfg.ipv4_mtu = s.tun.ipv4_mtu;
     cfg.ipv6_mtu = s.tun.ipv6_mtu;
     let mss = if s.tun.mss == 0 {
@@ -53,6 +56,15 @@ fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, String> {
     };
     cfg.mss_clamp = Some(mss);
     Ok(cfg)
+}
+
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    std::collections::hash_map::RandomState::new().hash_one((now, std::process::id()))
 }
 
 impl CePipeline {
@@ -187,9 +199,16 @@ impl Pipeline for CePipeline {
                 "MAP parameters changed (prefix or rule); restart the daemon to apply".into(),
             );
         }
+        let seed = self.ce.nat().config().seed;
         self.ce
             .nat_mut()
-            .reconfigure(new.nat.clone(), now)
+            .reconfigure(
+                mape_nat::NatConfig {
+                    seed,
+                    ..new.nat.clone()
+                },
+                now,
+            )
             .map_err(|e| e.to_string())?;
         self.settings = (**new).clone();
         Ok(format!(

@@ -45,9 +45,9 @@
 //! * A CE drops (counted `ttl_expired`) inbound packets whose TTL would expire instead of
 //!   sending ICMP time exceeded back into the tunnel.
 //! * With an IPv4 prefix share (o + r < 32) the CE NATs to the first address only.
-//! * A LAN packet to our own shared address but a port of *another* PSID is hairpinned by
-//!   the NAT engine (and dropped `port_outside_set`) instead of being tunnelled to the CE
-//!   that owns the port: `mape_nat::Nat::outbound` decides hairpin by address only.
+//! * A LAN packet to our own shared address but a port of *another* PSID goes to the BR
+//!   (which hairpins it to the owning CE) without a tunnel-MTU check and without FMR lookup.
+//! * The checksum of the IP header embedded in ICMP errors is not verified (RFC 5508 REQ-3).
 //! * The BR ignores ICMPv6 (§8.3.1: an anycast BR does not do PMTUD).
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(

@@ -101,6 +101,9 @@ pub struct LabOptions {
     pub prefix: Option<String>,
     /// Start coturn on the two server addresses.
     pub turn: bool,
+    /// RA-only line: the MAP address sits in the WAN's on-link /64 (2001:db8:12:3400::/64)
+    /// and the CE answers neighbour discovery for it; no prefix is routed to the CE.
+    pub onlink: bool,
 }
 
 impl LabOptions {
@@ -112,6 +115,7 @@ impl LabOptions {
             nat_extra: String::new(),
             prefix: None,
             turn: false,
+            onlink: false,
         }
     }
 }
@@ -341,13 +345,18 @@ impl Lab {
         }
         // WAN: CE ↔ ISP, IPv6 only.
         self.veth(&ce, "ce-wan", &isp, "isp-ce")?;
+        let (ce6, isp6) = if self.opts.onlink {
+            ("2001:db8:12:3400::2", "2001:db8:12:3400::1")
+        } else {
+            ("2001:db8:0:1::2", "2001:db8:0:1::1")
+        };
         self.exec_ok(
             &ce,
             &[
                 "ip",
                 "addr",
                 "add",
-                "2001:db8:0:1::2/64",
+                &format!("{ce6}/64"),
                 "dev",
                 "ce-wan",
                 "nodad",
@@ -356,15 +365,7 @@ impl Lab {
         self.exec_ok(
             &ce,
             &[
-                "ip",
-                "-6",
-                "route",
-                "add",
-                "default",
-                "via",
-                "2001:db8:0:1::1",
-                "dev",
-                "ce-wan",
+                "ip", "-6", "route", "add", "default", "via", isp6, "dev", "ce-wan",
             ],
         )?;
         self.exec_ok(
@@ -373,24 +374,26 @@ impl Lab {
                 "ip",
                 "addr",
                 "add",
-                "2001:db8:0:1::1/64",
+                &format!("{isp6}/64"),
                 "dev",
                 "isp-ce",
                 "nodad",
             ],
         )?;
-        self.exec_ok(
-            &isp,
-            &[
-                "ip",
-                "-6",
-                "route",
-                "add",
-                "2001:db8:12:3400::/56",
-                "via",
-                "2001:db8:0:1::2",
-            ],
-        )?;
+        if !self.opts.onlink {
+            self.exec_ok(
+                &isp,
+                &[
+                    "ip",
+                    "-6",
+                    "route",
+                    "add",
+                    "2001:db8:12:3400::/56",
+                    "via",
+                    ce6,
+                ],
+            )?;
+        }
         // ISP ↔ internet, IPv4.
         self.veth(&isp, "isp-inet", &inet, "eth0")?;
         self.exec_ok(
@@ -613,8 +616,9 @@ impl Lab {
             r#"mode = "ce"
 [wan]
 interface = "ce-wan"
+map_address = "{map_address}"
 [map]
-prefix = "2001:db8:12:3400::/56"
+prefix = "{prefix}"
 ipv6_prefix = "2001:db8::/40"
 ipv4_prefix = "192.0.2.0/24"
 ea_len = 16
@@ -635,6 +639,12 @@ socket = "{dir}/ce.sock"
 listen = "127.0.0.1:9469"
 "#,
             br = addr::BR,
+            map_address = if self.opts.onlink { "onlink" } else { "routed" },
+            prefix = if self.opts.onlink {
+                "2001:db8:12:3400::/64"
+            } else {
+                "2001:db8:12:3400::/56"
+            },
             policy = self.opts.policy,
             extra = self.opts.nat_extra,
             dir = self.dir.display()

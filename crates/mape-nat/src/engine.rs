@@ -178,6 +178,8 @@ struct PortPool {
     slots: Vec<PortSlot>,
     free: Vec<u32>,
     free_pos: Vec<u32>,
+    /// Ports never handed out (port 0).
+    reserved: u32,
     peak: u32,
     peak_at: Timestamp,
     sessions: u32,
@@ -185,8 +187,10 @@ struct PortPool {
 }
 
 impl PortPool {
-    fn new(count: u32) -> Self {
-        Self {
+    /// A pool of `count` ports; `never` (the index of port 0, when the set holds it: a = 0
+    /// and PSID 0) is never handed out and does not count as in use.
+    fn new(count: u32, never: Option<u32>) -> Self {
+        let mut pool = Self {
             slots: vec![
                 PortSlot {
                     users: 0,
@@ -197,15 +201,22 @@ impl PortPool {
             ],
             free: (0..count).collect(),
             free_pos: (0..count).collect(),
+            reserved: 0,
             peak: 0,
             peak_at: Timestamp(0),
             sessions: 0,
             level: 0,
+        };
+        if let Some(ix) = never.filter(|&ix| ix < count) {
+            pool.take(ix);
+            pool.slots[ix as usize].is_static = true;
+            pool.reserved = 1;
         }
+        pool
     }
 
     fn in_use(&self) -> u32 {
-        (self.slots.len() - self.free.len()) as u32
+        (self.slots.len() - self.free.len()) as u32 - self.reserved
     }
 
     fn take(&mut self, ix: u32) {
@@ -335,9 +346,9 @@ impl Nat {
             in_index: HashTable::new(),
             map_index: HashTable::new(),
             pools: [
-                PortPool::new(budget),
-                PortPool::new(budget),
-                PortPool::new(budget),
+                PortPool::new(budget, ports.index_of(0)),
+                PortPool::new(budget, ports.index_of(0)),
+                PortPool::new(budget, ports.index_of(0)),
             ],
             timers: [List::default(); CLASSES],
             next_expire: 0,
@@ -383,7 +394,7 @@ impl Nat {
             if f.proto == Protocol::Icmp {
                 return Err(ConfigError::ForwardProtocol(f.proto));
             }
-            if !self.ports.contains(f.external_port) {
+            if f.external_port == 0 || !self.ports.contains(f.external_port) {
                 let ranges: Vec<String> = self.ports.ranges().map(|r| r.to_string()).collect();
                 return Err(ConfigError::ForwardOutsidePortSet {
                     proto: f.proto,
@@ -1015,7 +1026,8 @@ impl Nat {
                 if may_take_free {
                     // Port preservation (RFC 4787 REQ-3 spirit) when the port is ours and free.
                     if let Some(ix) = preserve {
-                        if self.pools[p].slots[ix as usize].users == 0 {
+                        let slot = self.pools[p].slots[ix as usize];
+                        if slot.users == 0 && !slot.is_static {
                             return Some(ix);
                         }
                     }
@@ -1043,7 +1055,8 @@ impl Nat {
             }
             PortStrategy::FreeFirst { share_tcp } => {
                 if let Some(ix) = preserve {
-                    if self.pools[p].slots[ix as usize].users == 0 {
+                    let slot = self.pools[p].slots[ix as usize];
+                    if slot.users == 0 && !slot.is_static {
                         return Some(ix);
                     }
                 }

@@ -749,3 +749,21 @@ fn ports_of_another_psid_on_our_address_go_through_the_tunnel() {
         }
     ));
 }
+
+#[test]
+fn port_zero_is_never_handed_out() {
+    // a = 0, PSID 0: the set 0-4095 holds port 0 (reference/mape-facts.md §3).
+    let ports = PortSet::new(0, 4, 0).unwrap();
+    let mut n = Nat::new(NatConfig::linux_like(), EXT, ports).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..5000u16 {
+        let p = udp(&format!("192.168.1.10:{}", 1 + i), "1.2.3.4:9000");
+        if let OutboundVerdict::Translate { external } = n.outbound(t(0), &p) {
+            assert_ne!(external.port, 0);
+            seen.insert(external.port);
+        }
+    }
+    assert_eq!(seen.len(), 4095, "every other port of the set is used");
+    assert_eq!(n.ports_in_use(Protocol::Udp), 4095);
+    n.check_invariants().unwrap();
+}

@@ -105,6 +105,7 @@ proptest! {
                         OutboundVerdict::Translate { external } => {
                             prop_assert_eq!(external.addr, EXT);
                             prop_assert!(ports.contains(external.port), "port {} outside the set", external.port);
+                            prop_assert_ne!(external.port, 0, "port 0 handed out");
                             // Translate then reverse-translate is the identity.
                             prop_assert_eq!(nat.outbound_icmp_error(pkt.proto, pkt.src, pkt.dst), Some(external));
                             prop_assert_eq!(nat.inbound_icmp_error(pkt.proto, external, pkt.dst), Some(pkt.src));

@@ -209,28 +209,24 @@ pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
                 let in_rule: Vec<&Ipv6Addr> =
                     addrs.iter().filter(|a| rule6.contains(**a)).collect();
                 let in_prefix = addrs.iter().any(|a| m.end_user_prefix.contains(*a));
-                if ce.map_address == MapAddressMode::Onlink && !in_prefix {
-                    match in_rule.first() {
-                        Some(a) => r.add("prefix", Level::Fail, format!("{wan} has {a}, inside the rule {rule6} but outside map.prefix {}: the line's prefix changed", m.end_user_prefix), Some("set map.prefix to the prefix the ISP now gives (the /56 or /64 holding that address)")),
-                        None => r.add("prefix", Level::Warn, format!("no address of {wan} lies in map.prefix {}", m.end_user_prefix), Some("check map.prefix against `ip -6 addr show dev WAN`")),
+                if ce.map_address == MapAddressMode::Onlink {
+                    // The MAP address must sit in the WAN's on-link prefix.
+                    if in_prefix {
+                        r.add(
+                            "prefix",
+                            Level::Ok,
+                            format!("map.prefix {} is on {wan}", m.end_user_prefix),
+                            None,
+                        );
+                    } else {
+                        match in_rule.first() {
+                            Some(a) => r.add("prefix", Level::Fail, format!("{wan} has {a}, inside the rule {rule6} but outside map.prefix {}: the line's prefix changed", m.end_user_prefix), Some("set map.prefix to the prefix the ISP now gives (the /64 holding that address)")),
+                            None => r.add("prefix", Level::Fail, format!("no address of {wan} lies in map.prefix {}", m.end_user_prefix), Some("check map.prefix against `ip -6 addr show dev WAN`, or use map_address = \"routed\" if the ISP delegates a prefix")),
+                        }
                     }
-                } else if let Some(a) = in_rule.iter().find(|a| !m.end_user_prefix.contains(***a)) {
-                    r.add(
-                        "prefix",
-                        Level::Warn,
-                        format!(
-                            "{wan} has {a} inside the rule {rule6} but outside map.prefix {}",
-                            m.end_user_prefix
-                        ),
-                        Some("if the ISP renumbered the line, update map.prefix"),
-                    );
                 } else {
-                    r.add(
-                        "prefix",
-                        Level::Ok,
-                        format!("map.prefix {} agrees with {wan}", m.end_user_prefix),
-                        None,
-                    );
+                    // Routed: the prefix is delegated to us; the WAN may hold any address.
+                    r.add("prefix", Level::Ok, format!("map.prefix {} is delegated (routed mode); the CE address {} goes to the TUN", m.end_user_prefix, m.ce_ipv6), None);
                 }
             }
             match (foreign_ipv4_default(&s.tun.name), running.is_some()) {

@@ -768,3 +768,80 @@ fn show_metrics_events_and_top_name_the_culprit() {
     lab.wait_pid(storm, Duration::from_secs(10));
     lab.teardown();
 }
+
+/// RA-only line: the MAP address lies in the WAN's on-link /64 and nothing routes a prefix
+/// to the CE; the CE must answer neighbour discovery for it at once (proxy NDP, no delay).
+/// `mape doctor` agrees that the machine and the line are fine.
+#[test]
+fn onlink_map_address_answers_neighbour_discovery() {
+    if !lab_possible() {
+        return;
+    }
+    let mut opts = LabOptions::new(mape(), "mape");
+    opts.onlink = true;
+    let mut lab = Lab::up(opts).expect("lab up (on-link)");
+    let (ce, isp) = (lab.ns("ce"), lab.ns("isp"));
+    let proxies = lab
+        .exec(&ce, &["ip", "-6", "neigh", "show", "proxy"])
+        .map(|o| out(&o))
+        .unwrap_or_default();
+    assert!(proxies.contains(addr::CE_MAP), "no proxy entry: {proxies}");
+    let delay = lab
+        .exec(&ce, &["sysctl", "-n", "net.ipv6.neigh.ce-wan.proxy_delay"])
+        .map(|o| out(&o))
+        .unwrap_or_default();
+    assert_eq!(delay.trim(), "0");
+    // The ISP resolved the MAP address by neighbour discovery (Lab::up proved traffic flows).
+    let neigh = lab
+        .exec(&isp, &["ip", "-6", "neigh", "show", addr::CE_MAP])
+        .map(|o| out(&o))
+        .unwrap_or_default();
+    assert!(
+        neigh.contains("lladdr"),
+        "ISP has no neighbour entry for the MAP address: {neigh}"
+    );
+    for _ in 0..5 {
+        assert!(lan1_iteration(&lab));
+    }
+    let m = mape().display().to_string();
+    let cfg = lab.dir.join("ce.toml").display().to_string();
+    let o = lab
+        .exec(&ce, &[&m, "doctor", "--config", &cfg, "--no-probe"])
+        .unwrap();
+    let text = out(&o);
+    assert!(o.status.success(), "doctor: {text}");
+    assert!(
+        text.contains("ok   prefix") && text.contains("ok   daemon"),
+        "{text}"
+    );
+    // A broken line: the WAN loses its address in the prefix → doctor fails with the fix.
+    lab.exec_ok(
+        &ce,
+        &[
+            "ip",
+            "addr",
+            "del",
+            "2001:db8:12:3400::2/64",
+            "dev",
+            "ce-wan",
+        ],
+    )
+    .unwrap();
+    let o = lab
+        .exec(
+            &ce,
+            &[&m, "doctor", "--config", &cfg, "--no-probe", "--json"],
+        )
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let prefix = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "prefix")
+        .unwrap();
+    assert_eq!(prefix["level"], "fail");
+    assert!(prefix["fix"].as_str().unwrap_or("").contains("map.prefix"));
+    lab.teardown();
+}

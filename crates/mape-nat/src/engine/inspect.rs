@@ -202,7 +202,8 @@ impl Nat {
                     ));
                 }
                 let is_free = pool.free_pos[ix] != NIL;
-                if is_free != (counted[p] == 0) {
+                let never = slot.is_static && slot.users == 0; // port 0
+                if is_free != (counted[p] == 0 && !never) {
                     return Err(format!("port index {ix} proto {p}: free list disagrees"));
                 }
             }
