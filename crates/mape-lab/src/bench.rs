@@ -95,8 +95,19 @@ pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
     lab.exec_ok(&isp, &["ip", "route", "del", "192.168.10.0/24"])?;
 
     // (b) the kernel's NAT: SNAT into 240 ports (as the baseline scripts do).
-    let rules = "table ip mapebench { chain post { type nat hook postrouting priority 100; oifname \"ce-wan\" meta l4proto { tcp, udp } snat to 192.0.2.18:4096-4335; } }";
-    lab.exec_ok(&ce, &["nft", rules])?;
+    let rules = lab.dir.join("kernel-nat.nft");
+    std::fs::write(
+        &rules,
+        "table ip mapebench {\n\
+         \tchain post {\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 meta l4proto { tcp, udp } snat to 192.0.2.18:4096-4335\n\
+         \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 snat to 192.0.2.18\n\
+         \t}\n\
+         }\n",
+    )?;
+    let rules_s = rules.display().to_string();
+    lab.exec_ok(&ce, &["nft", "-f", &rules_s])?;
     std::thread::sleep(Duration::from_millis(300));
     measure(&lab, secs, "kernel_nat", &mut r)?;
     lab.teardown();

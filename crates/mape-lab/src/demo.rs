@@ -3,7 +3,7 @@
 //! and tshark on the ISP link counts storm packets that crossed the tunnel.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -176,6 +176,7 @@ pub fn run_policy(opts: &DemoOptions, policy: &str) -> Result<PolicyResult, LabE
         let _ = Command::new("kill")
             .arg("-INT")
             .arg(pid.to_string())
+            .stderr(Stdio::null())
             .status();
         std::thread::sleep(Duration::from_secs(2));
     }

@@ -728,6 +728,7 @@ socket = "{dir}/br.sock"
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(c.id().to_string())
+                .stderr(Stdio::null())
                 .status();
         }
         let t0 = Instant::now();
@@ -754,6 +755,7 @@ socket = "{dir}/br.sock"
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(pid.to_string())
+                .stderr(Stdio::null())
                 .status();
             self.wait_pid(pid, Duration::from_secs(5));
         }
@@ -802,6 +804,7 @@ pub fn down(all: bool) -> Result<usize, LabError> {
                     let _ = Command::new("kill")
                         .arg("-TERM")
                         .arg(pid.to_string())
+                        .stderr(Stdio::null())
                         .status();
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -809,6 +812,7 @@ pub fn down(all: bool) -> Result<usize, LabError> {
                     let _ = Command::new("kill")
                         .arg("-KILL")
                         .arg(pid.to_string())
+                        .stderr(Stdio::null())
                         .stderr(Stdio::null())
                         .status();
                 }
