@@ -1186,6 +1186,7 @@ impl Nat {
         self.drops[NatDrop::DestinationFiltered.index()] += 1;
         let h = &mut self.hosts[host as usize];
         h.filtered += 1;
+        h.first_filtered.get_or_insert(now);
         h.note_unanswered(now, pkt.proto, pkt.dst);
         let first = self.dest_record(pkt.proto, pkt.dst, host).is_some_and(|d| {
             d.filtered += 1;

@@ -90,6 +90,8 @@ pub struct HostStats {
     pub last_refusal: Option<Timestamp>,
     /// New flows to filtered special-purpose destinations.
     pub filtered: u64,
+    /// First time one of them was filtered.
+    pub first_filtered: Option<Timestamp>,
     /// Own unanswered flows given up to make room under its cap.
     pub recycled: u64,
     /// Unanswered flows (filtered, refused or ended unanswered) per second, last minute.
@@ -296,6 +298,7 @@ pub(crate) struct HostRecord {
     pub(crate) refusals: u64,
     pub(crate) last_refusal: Option<Timestamp>,
     pub(crate) filtered: u64,
+    pub(crate) first_filtered: Option<Timestamp>,
     pub(crate) recycled: u64,
     pub(crate) new_unanswered: MinuteRate,
     pub(crate) new_flows: u64,
@@ -319,6 +322,7 @@ impl HostRecord {
             refusals: 0,
             last_refusal: None,
             filtered: 0,
+            first_filtered: None,
             recycled: 0,
             new_unanswered: MinuteRate::default(),
             new_flows: 0,
@@ -413,6 +417,7 @@ impl HostRecord {
             refusals: self.refusals,
             last_refusal: self.last_refusal,
             filtered: self.filtered,
+            first_filtered: self.first_filtered,
             recycled: self.recycled,
             new_unanswered_per_s: self.unanswered_rate(now),
             source_port_spread: self.spread(),

@@ -19,8 +19,7 @@ use mape_replay::{
     replay_scenario, replay_scenario_to_pcap, write_plot, Lan, PcapWriter, ReplayConfig, Report,
     ScenarioKind, ScenarioParams, DEFAULT_EXTERNAL,
 };
-use mape_rules::profile::ProfileSet;
-use mape_rules::{IidFormat, Ipv4Net, Ipv6Net, PortSet, Rule, RuleSpec};
+use mape_rules::{provision, Ipv4Net, Ipv6Net, PortSet, RuleSource, RuleSpec};
 
 /// Arguments of `mape replay`.
 #[derive(Args, Debug)]
@@ -34,8 +33,9 @@ use mape_rules::{IidFormat, Ipv4Net, Ipv6Net, PortSet, Rule, RuleSpec};
 
 The budget: --ports N (240, 252, 504, 1008, 2016, 4032 or 65536), or the rule of an ISP
 profile (--profile NAME --prefix P) or an explicit rule (--ipv6-prefix --ipv4-prefix
---ea-len --prefix) as in `mape calc`. (--config FILE will read the daemon's config once its
-format exists.)
+--ea-len --prefix) as in `mape calc`, or the daemon's configuration (--config FILE): its
+port set, external address, LAN prefixes and NAT settings (timers, quotas, allowed
+destinations) replace the built-in policy of the same name.
 
 Examples:
   mape replay --scenario flow-storm
@@ -76,8 +76,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "PREFIX", value_delimiter = ',')]
     lan: Vec<String>,
     /// Port budget: 240, 252, 504, 1008, 2016, 4032 or 65536.
-    #[arg(long, value_name = "N", conflicts_with_all = ["profile", "ipv6_prefix"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["profile", "ipv6_prefix", "config"])]
     ports: Option<u32>,
+    /// The daemon's configuration (mape.toml): budget, LAN and the tuned NAT policy.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["profile", "ipv6_prefix"])]
+    config: Option<PathBuf>,
     /// ISP profile whose rule gives the port set (with --prefix).
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
@@ -124,28 +127,30 @@ pub struct ReplayArgs {
     no_progress: bool,
 }
 
-/// Port set and external address from the budget options.
+/// Port set and external address from the budget options (the same provisioning as
+/// `mape calc` and `mape run`).
 fn budget(args: &ReplayArgs) -> Result<(PortSet, Option<Ipv4Addr>)> {
-    let prefix = || -> Result<Ipv6Net> {
-        let p = args
-            .prefix
-            .as_deref()
-            .ok_or_else(|| anyhow!("--prefix is required with a rule or a profile"))?;
-        p.parse().map_err(|e| anyhow!("--prefix: {e}"))
-    };
-    if let Some(name) = &args.profile {
-        let mut set = ProfileSet::builtin().map_err(|e| anyhow!("built-in profiles: {e}"))?;
-        if let Some(dir) = &args.profiles_dir {
-            set.load_dir(dir)
-                .map_err(|e| anyhow!("--profiles-dir: {e}"))?;
-        }
-        let profile = set.get(name).map_err(|e| anyhow!("--profile: {e}"))?;
-        let m = profile
-            .select(&prefix()?)
-            .map_err(|e| anyhow!("--prefix: {e}"))?;
-        return Ok((m.mapping.share.port_set, Some(m.mapping.share.ipv4.addr())));
+    let explicit =
+        args.ipv6_prefix.is_some() || args.ipv4_prefix.is_some() || args.ea_len.is_some();
+    if args.profile.is_none() && !explicit {
+        let n = args.ports.unwrap_or(240);
+        return Ok((
+            budget_port_set(n).map_err(|e| anyhow!("--ports: {e}"))?,
+            None,
+        ));
     }
-    if args.ipv6_prefix.is_some() || args.ipv4_prefix.is_some() || args.ea_len.is_some() {
+    let prefix: Ipv6Net = args
+        .prefix
+        .as_deref()
+        .ok_or_else(|| anyhow!("--prefix is required with a rule or a profile"))?
+        .parse()
+        .map_err(|e| anyhow!("--prefix: {e}"))?;
+    let source = if let Some(name) = &args.profile {
+        RuleSource::Profile {
+            name: name.clone(),
+            profiles_dir: args.profiles_dir.clone(),
+        }
+    } else {
         let (Some(v6), Some(v4), Some(ea)) = (&args.ipv6_prefix, &args.ipv4_prefix, args.ea_len)
         else {
             bail!("an explicit rule needs --ipv6-prefix, --ipv4-prefix and --ea-len");
@@ -157,37 +162,64 @@ fn budget(args: &ReplayArgs) -> Result<(PortSet, Option<Ipv4Addr>)> {
             spec.psid_offset = a;
         }
         spec.psid_len = args.psid_len;
-        let rule = Rule::new(spec).map_err(|e| anyhow!("impossible rule: {e}"))?;
-        let m = rule
-            .map_prefix(&prefix()?, IidFormat::default())
-            .map_err(|e| anyhow!("--prefix {e}"))?;
-        return Ok((m.share.port_set, Some(m.share.ipv4.addr())));
+        RuleSource::Explicit(spec)
+    };
+    let p = provision(&source, &prefix, None, &[]).map_err(|e| anyhow!("{e}"))?;
+    Ok((p.mapping.share.port_set, Some(p.mapping.share.ipv4.addr())))
+}
+
+/// The replay set-up from the daemon's configuration file.
+fn from_daemon_config(args: &ReplayArgs, path: &std::path::Path) -> Result<ReplayConfig> {
+    let settings = mape_daemon::config::Settings::load(path)?;
+    let mape_daemon::config::Role::Ce(ce) = settings.role else {
+        bail!(
+            "--config {}: a BR configuration has no NAT to replay",
+            path.display()
+        );
+    };
+    let share = &ce.map.mapping.share;
+    let mut cfg = ReplayConfig::new(share.port_set);
+    cfg.policies = policies_by_name(&args.policy).map_err(|e| anyhow!("--policy: {e}"))?;
+    if let Some(p) = cfg.policies.iter_mut().find(|p| p.name == ce.nat.name) {
+        *p = ce.nat.clone();
     }
-    let n = args.ports.unwrap_or(240);
-    Ok((
-        budget_port_set(n).map_err(|e| anyhow!("--ports: {e}"))?,
-        None,
-    ))
+    cfg.external = args.external.unwrap_or(share.ipv4.addr());
+    cfg.lan = Lan::Nets(
+        ce.lan_prefixes
+            .iter()
+            .filter_map(|n| Ipv4Prefix::new(n.addr(), n.len()))
+            .collect(),
+    );
+    Ok(cfg)
 }
 
 fn config(args: &ReplayArgs) -> Result<ReplayConfig> {
+    if let Some(path) = &args.config {
+        let mut cfg = from_daemon_config(args, path)?;
+        if !args.lan.is_empty() {
+            cfg.lan = Lan::Nets(lan_nets(args)?);
+        }
+        return Ok(cfg);
+    }
     let (ports, rule_addr) = budget(args)?;
     let mut cfg = ReplayConfig::new(ports);
     cfg.policies = policies_by_name(&args.policy).map_err(|e| anyhow!("--policy: {e}"))?;
     cfg.external = args.external.or(rule_addr).unwrap_or(DEFAULT_EXTERNAL);
     if !args.lan.is_empty() {
-        let nets = args
-            .lan
-            .iter()
-            .map(|s| {
-                s.trim()
-                    .parse::<Ipv4Prefix>()
-                    .map_err(|e| anyhow!("--lan {s:?}: {}", e.0))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        cfg.lan = Lan::Nets(nets);
+        cfg.lan = Lan::Nets(lan_nets(args)?);
     }
     Ok(cfg)
+}
+
+fn lan_nets(args: &ReplayArgs) -> Result<Vec<Ipv4Prefix>> {
+    args.lan
+        .iter()
+        .map(|s| {
+            s.trim()
+                .parse::<Ipv4Prefix>()
+                .map_err(|e| anyhow!("--lan {s:?}: {}", e.0))
+        })
+        .collect()
 }
 
 fn progress_bar(args: &ReplayArgs, len: u64, template: &str) -> Option<ProgressBar> {

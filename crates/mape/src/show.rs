@@ -341,14 +341,17 @@ fn print_culprits(snap: &Value) {
                 c["rate_per_s"].as_f64().unwrap_or(0.0),
                 u(c, "ports_held")
             );
-            let filtered = snap["hosts"]
+            let host = snap["hosts"]
                 .as_array()
-                .and_then(|hs| hs.iter().find(|h| h["addr"] == c["host"]))
-                .map(|h| u(h, "filtered"))
-                .unwrap_or(0);
+                .and_then(|hs| hs.iter().find(|h| h["addr"] == c["host"]));
+            let filtered = host.map(|h| u(h, "filtered")).unwrap_or(0);
             if filtered > 0 {
+                let now = snap["now"].as_u64().unwrap_or(0);
+                let since = host
+                    .map(|h| ago(now, &h["first_filtered"]))
+                    .unwrap_or_default();
                 println!(
-                    "  {filtered} flows refused by the destination filter: they never cost a port"
+                    "  blocked by the destination filter since {since}: {filtered} flows refused, no port spent"
                 );
             }
             println!(

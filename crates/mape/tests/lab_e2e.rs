@@ -436,6 +436,21 @@ fn storm_to_a_silent_public_sink_stays_within_the_cap_and_lan2_hears_no() {
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
         .unwrap_or(0);
     assert!(n > 0, "lan2 received no ICMP administratively prohibited");
+    let sock = lab.ce_socket().display().to_string();
+    let o = std::process::Command::new(mape())
+        .args(["show", "culprits", "--socket", &sock])
+        .output()
+        .unwrap();
+    let text = out(&o);
+    assert!(
+        // The storm alternates between :59870 and :59781; either may lead the vote.
+        text.contains("192.168.10.23") && text.contains("192.168.1.211:59"),
+        "{text}"
+    );
+    assert!(
+        text.contains("blocked by the destination filter since"),
+        "{text}"
+    );
 
     // Now at the silent public sink: ports are spent, but lan2 stays within its cap and
     // lan1 keeps working.
@@ -843,5 +858,80 @@ fn onlink_map_address_answers_neighbour_discovery() {
         .unwrap();
     assert_eq!(prefix["level"], "fail");
     assert!(prefix["fix"].as_str().unwrap_or("").contains("map.prefix"));
+    lab.teardown();
+}
+
+/// A capture taken on the CE's LAN side during a storm, replayed offline through the same
+/// engine with the daemon's own configuration, gives the peak the live daemon showed,
+/// within 5 % (issue: replay, acceptance).
+#[test]
+fn replay_of_a_lab_capture_matches_the_live_peak() {
+    if !lab_possible() {
+        return;
+    }
+    let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
+    let (ce, lan2) = (lab.ns("ce"), lab.ns("lan2"));
+    let pcap = lab.dir.join("lan-side.pcap").display().to_string();
+    let cap = lab
+        .spawn(
+            &ce,
+            "lan-capture",
+            &["tshark", "-q", "-i", "br-lan", "-f", "ip", "-w", &pcap],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let m = mape().display().to_string();
+    let sink = format!("{}:59870", addr::SINK);
+    let storm = lab
+        .spawn(
+            &lan2,
+            "storm",
+            &[
+                &m,
+                "lab",
+                "storm",
+                "--target",
+                &sink,
+                "--rate-x",
+                "50",
+                "--duration",
+                "10",
+            ],
+        )
+        .unwrap();
+    for _ in 0..5 {
+        lan1_iteration(&lab);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    lab.wait_pid(storm, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &cap.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+    lab.wait_pid(cap, Duration::from_secs(5));
+    let live = lab.ce_query("status").unwrap()["budget"]["peak"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        live >= 100,
+        "the storm should have taken lan2 to its cap: live peak {live}"
+    );
+    let cfg = lab.dir.join("ce.toml").display().to_string();
+    let o = std::process::Command::new(mape())
+        .args([
+            "replay", &pcap, "--config", &cfg, "--policy", "mape", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "replay: {}", out(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let replayed = v["policies"][0]["peak_ports"].as_u64().unwrap_or(0);
+    let diff = (replayed as f64 - live as f64).abs() / live as f64;
+    assert!(
+        diff <= 0.05,
+        "replayed peak {replayed} vs live {live} ({:.1} %)",
+        diff * 100.0
+    );
     lab.teardown();
 }
