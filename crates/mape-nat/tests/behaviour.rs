@@ -767,3 +767,59 @@ fn port_zero_is_never_handed_out() {
     assert_eq!(n.ports_in_use(Protocol::Udp), 4095);
     n.check_invariants().unwrap();
 }
+
+#[test]
+fn tcp_mapping_is_endpoint_independent_rfc5382_req1() {
+    let mut n = nat(NatConfig::mape());
+    let a = translated(n.outbound(t(0), &tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::SYN)));
+    let b = translated(n.outbound(t(0), &tcp("192.168.1.10:50000", "9.9.9.9:443", TcpFlags::SYN)));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn session_limit_refuses_without_evicting() {
+    let mut cfg = NatConfig::mape();
+    cfg.max_sessions = 3;
+    let mut n = nat(cfg);
+    for i in 0..3u16 {
+        let p = udp(&format!("192.168.1.10:{}", 40000 + i), "1.2.3.4:9000");
+        let ext = translated(n.outbound(t(0), &p));
+        n.inbound(t(0), &reply(&p, ext, 0));
+    }
+    match n.outbound(t(1), &udp("192.168.1.11:40000", "1.2.3.4:9000")) {
+        OutboundVerdict::Drop { reason, .. } => assert_eq!(reason, NatDrop::SessionLimit),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(n.session_count(), 3, "no live session was evicted");
+    assert_eq!(n.refusals(), 1);
+}
+
+#[test]
+fn rst_moves_to_time_wait_and_icmp_never_ends_a_connection() {
+    let mut n = nat(NatConfig::mape());
+    let syn = tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::SYN);
+    let ext = translated(n.outbound(t(0), &syn));
+    n.inbound(t(0), &reply(&syn, ext, TcpFlags::SYN | TcpFlags::ACK));
+    // An ICMP error about the connection neither refreshes nor ends it (RFC 5382 REQ-10).
+    assert_eq!(n.inbound_icmp_error(Protocol::Tcp, ext, syn.dst), Some(syn.src));
+    assert_eq!(n.session_count(), 1);
+    // RST: the session lingers in TIME_WAIT (240 s, RFC 7857 §2.2), then goes.
+    n.inbound(t(10), &reply(&syn, ext, TcpFlags::RST));
+    n.expire(t(10 + 239));
+    assert_eq!(n.session_count(), 1);
+    n.expire(t(10 + 240));
+    assert_eq!(n.session_count(), 0);
+}
+
+#[test]
+fn port_parity_is_preferred_rfc4787_req4() {
+    let mut n = nat(NatConfig::mape());
+    let mut same = 0;
+    for i in 0..60u16 {
+        // Source ports outside the set so none is preserved.
+        let src = 30000 + i;
+        let ext = translated(n.outbound(t(0), &udp(&format!("192.168.1.10:{src}"), "1.2.3.4:9000")));
+        same += usize::from(ext.port % 2 == src % 2);
+    }
+    assert!(same >= 55, "parity kept for {same} of 60");
+}
