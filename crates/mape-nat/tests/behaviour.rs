@@ -771,8 +771,14 @@ fn port_zero_is_never_handed_out() {
 #[test]
 fn tcp_mapping_is_endpoint_independent_rfc5382_req1() {
     let mut n = nat(NatConfig::mape());
-    let a = translated(n.outbound(t(0), &tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::SYN)));
-    let b = translated(n.outbound(t(0), &tcp("192.168.1.10:50000", "9.9.9.9:443", TcpFlags::SYN)));
+    let a = translated(n.outbound(
+        t(0),
+        &tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::SYN),
+    ));
+    let b = translated(n.outbound(
+        t(0),
+        &tcp("192.168.1.10:50000", "9.9.9.9:443", TcpFlags::SYN),
+    ));
     assert_eq!(a, b);
 }
 
@@ -801,7 +807,10 @@ fn rst_moves_to_time_wait_and_icmp_never_ends_a_connection() {
     let ext = translated(n.outbound(t(0), &syn));
     n.inbound(t(0), &reply(&syn, ext, TcpFlags::SYN | TcpFlags::ACK));
     // An ICMP error about the connection neither refreshes nor ends it (RFC 5382 REQ-10).
-    assert_eq!(n.inbound_icmp_error(Protocol::Tcp, ext, syn.dst), Some(syn.src));
+    assert_eq!(
+        n.inbound_icmp_error(Protocol::Tcp, ext, syn.dst),
+        Some(syn.src)
+    );
     assert_eq!(n.session_count(), 1);
     // RST: the session lingers in TIME_WAIT (240 s, RFC 7857 §2.2), then goes.
     n.inbound(t(10), &reply(&syn, ext, TcpFlags::RST));
@@ -818,7 +827,8 @@ fn port_parity_is_preferred_rfc4787_req4() {
     for i in 0..60u16 {
         // Source ports outside the set so none is preserved.
         let src = 30000 + i;
-        let ext = translated(n.outbound(t(0), &udp(&format!("192.168.1.10:{src}"), "1.2.3.4:9000")));
+        let ext =
+            translated(n.outbound(t(0), &udp(&format!("192.168.1.10:{src}"), "1.2.3.4:9000")));
         same += usize::from(ext.port % 2 == src % 2);
     }
     assert!(same >= 55, "parity kept for {same} of 60");
