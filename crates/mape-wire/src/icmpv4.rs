@@ -744,9 +744,14 @@ mod tests {
             r.emit(&mut buf, ChecksumMode::Enabled).unwrap();
             let p = Packet::new_checked(&buf[..]).unwrap();
             prop_assert_eq!(Repr::parse(&p, ChecksumMode::Enabled).unwrap(), r);
-            let (h, rest_bytes) = etherparse::Icmpv4Header::from_slice(&buf).unwrap();
-            prop_assert_eq!(h.checksum, p.checksum());
-            prop_assert_eq!(h.icmp_type.calc_checksum(rest_bytes), p.checksum());
+            prop_assert!(p.verify_checksum());
+            // etherparse models the "unused" words of some error types as zero (RFC 792) and
+            // so recomputes another checksum when they are not; compare where it keeps them.
+            if !matches!(t, 3 | 4 | 5 | 11 | 12 | 13 | 14) {
+                let (h, rest_bytes) = etherparse::Icmpv4Header::from_slice(&buf).unwrap();
+                prop_assert_eq!(h.checksum, p.checksum());
+                prop_assert_eq!(h.icmp_type.calc_checksum(rest_bytes), p.checksum());
+            }
         }
 
         /// NAT rewrite of the echo identifier, incremental vs full.

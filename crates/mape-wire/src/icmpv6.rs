@@ -756,8 +756,14 @@ mod tests {
             rep.emit(&mut buf, &s, &d, ChecksumMode::Enabled).unwrap();
             let p = Packet::new_checked(&buf[..]).unwrap();
             prop_assert_eq!(Repr::parse(&p, &s, &d, ChecksumMode::Enabled).unwrap(), rep);
-            let (h, rest_bytes) = etherparse::Icmpv6Header::from_slice(&buf).unwrap();
-            prop_assert_eq!(h.icmp_type.calc_checksum(s.octets(), d.octets(), rest_bytes).unwrap(), p.checksum());
+            prop_assert!(p.verify_checksum(&s, &d));
+            // etherparse models the reserved words of many types (destination unreachable,
+            // time exceeded, NDP, MLD) as zero and recomputes another checksum when they are
+            // not; compare on the types whose word it keeps (and types it does not know).
+            if matches!(t, 2 | 4 | 128 | 129) || t >= 160 {
+                let (h, rest_bytes) = etherparse::Icmpv6Header::from_slice(&buf).unwrap();
+                prop_assert_eq!(h.icmp_type.calc_checksum(s.octets(), d.octets(), rest_bytes).unwrap(), p.checksum());
+            }
         }
 
         #[test]
