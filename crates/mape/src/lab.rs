@@ -175,13 +175,11 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
 fn print_demo(r: &DemoResult, target: (std::net::Ipv4Addr, u16)) {
     println!();
     println!(
-        "lan2 sends the Logitech Flow pattern to {}:{} at {}x for {} s; lan1 resolves a name",
+        "lan2 sends the Logitech Flow pattern to {}:{} at {}x for {} s;",
         target.0, target.1, r.rate_x, r.storm_seconds
     );
-    println!(
-        "and fetches a page 20 times. Budget: {} ports (v6plus).",
-        r.budget
-    );
+    println!("lan1 resolves a name and fetches a page 20 times meanwhile.");
+    println!("Budget: {} ports, as on v6plus.", r.budget);
     println!();
     println!(
         "{:<13} {:>9} {:>11} {:>17} {:>11}",
