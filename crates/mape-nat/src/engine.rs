@@ -1045,6 +1045,16 @@ impl Nat {
                         return Some(ix);
                     }
                 }
+                // Every port already talks to this remote (each of its flows holds a distinct
+                // port): no tuple can be free, so the probes would all fail.
+                let usable = self.budget - self.pools[p].reserved;
+                if self
+                    .dests
+                    .get(&(proto, pkt.dst))
+                    .is_some_and(|d| d.flows >= usable)
+                {
+                    return None;
+                }
                 for _ in 0..128 {
                     let ix = self.rng.below(self.budget);
                     if self.tuple_free(proto, ix, pkt.dst) {
