@@ -575,7 +575,21 @@ fn show_metrics_events_and_top_name_the_culprit() {
     if !lab_possible() {
         return;
     }
-    let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
+    // An event hook that appends each event (JSON on stdin) to a file.
+    let hook_dir = std::env::temp_dir().join(format!("mape-hook-{}", std::process::id()));
+    std::fs::create_dir_all(&hook_dir).unwrap();
+    let events_file = hook_dir.join("events.jsonl");
+    let hook = hook_dir.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ncat >> {}\n", events_file.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut opts = LabOptions::new(mape(), "mape");
+    opts.nat_extra = format!("\n[events]\nhook = \"{}\"", hook.display());
+    let mut lab = Lab::up(opts).expect("lab up");
     let (lan2, ce) = (lab.ns("lan2"), lab.ns("ce"));
     let m = mape().display().to_string();
     let sink = format!("{}:59870", addr::SINK);
@@ -720,6 +734,14 @@ fn show_metrics_events_and_top_name_the_culprit() {
             "exposition lacks {name}"
         );
     }
+    // The hook got the events as JSON, the culprit among them.
+    let hooked = std::fs::read_to_string(&events_file).unwrap_or_default();
+    let named = hooked
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|e| e["kind"] == "culprit_named" && e["host"] == "192.168.10.23");
+    assert!(named, "hook output: {hooked}");
+    let _ = std::fs::remove_dir_all(&hook_dir);
     // The event log names the culprit once.
     let log = lab.log("ce");
     assert!(
