@@ -3,12 +3,11 @@
 //! and tshark on the ISP link counts storm packets that crossed the tunnel.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{addr, Lab, LabError, LabOptions};
+use crate::{addr, count_frames, Lab, LabError, LabOptions};
 
 /// One policy's outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -111,46 +110,19 @@ pub fn run_policy(opts: &DemoOptions, policy: &str) -> Result<PolicyResult, LabE
     // Count storm packets inside the tunnel: IPv6 next header 4 whose inner IPv4
     // destination (bytes 56..60 of the outer packet) is the storm target.
     let target_hex = format!("0x{:08x}", u32::from(opts.target.0));
-    let pcap = lab.dir.join("tunnel.pcap");
-    let pcap_s = pcap.display().to_string();
     let filter = format!("ip6 and ip6[6] == 4 and ip6[56:4] == {target_hex}");
-    let secs = (opts.duration.as_secs() + 30).to_string();
-    let capture = lab.spawn(
-        &isp,
-        "tshark",
-        &[
-            "tshark",
-            "-q",
-            "-i",
-            "isp-ce",
-            "-f",
-            &filter,
-            "-a",
-            &format!("duration:{secs}"),
-            "-w",
-            &pcap_s,
-        ],
-    );
+    let (capture, pcap) = lab.capture(&isp, "tunnel", "isp-ce", &filter)?;
     std::thread::sleep(Duration::from_secs(2));
-    let mape = opts.mape.display().to_string();
-    let target = format!("{}:{}", opts.target.0, opts.target.1);
-    let target2 = format!("{}:59781", opts.target.0);
-    let storm = lab.spawn(
+    let targets = [
+        format!("{}:{}", opts.target.0, opts.target.1),
+        format!("{}:59781", opts.target.0),
+    ];
+    let storm = lab.storm(
         &lan2,
         "storm",
-        &[
-            &mape,
-            "lab",
-            "storm",
-            "--target",
-            &target,
-            "--target",
-            &target2,
-            "--rate-x",
-            &opts.rate_x.to_string(),
-            "--duration",
-            &opts.duration.as_secs().to_string(),
-        ],
+        &targets,
+        opts.rate_x,
+        opts.duration.as_secs(),
     )?;
     // Let the storm build up, then measure lan1 while it goes on.
     std::thread::sleep(Duration::from_secs(3));
@@ -171,20 +143,8 @@ pub fn run_policy(opts: &DemoOptions, policy: &str) -> Result<PolicyResult, LabE
     let status = lab.ce_query("status")?;
     let peak = json_u64(&status, &["budget", "peak"]);
     let refusals = json_u64(&status, &["budget", "refusals"]);
-    // Stop the capture (SIGINT makes tshark flush) and count.
-    if let Ok(pid) = capture {
-        let _ = Command::new("kill")
-            .arg("-INT")
-            .arg(pid.to_string())
-            .stderr(Stdio::null())
-            .status();
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    let count = Command::new("tshark")
-        .args(["-r", &pcap_s, "-T", "fields", "-e", "frame.number"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count() as u64)
-        .unwrap_or(0);
+    lab.stop_capture(capture);
+    let count = count_frames(&pcap);
     let sent = lab
         .log("storm")
         .lines()

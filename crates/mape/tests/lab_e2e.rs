@@ -66,23 +66,15 @@ internal = "192.168.10.10:9000"
     let inet = lab.ns("inet");
 
     // tshark on the ISP link for the whole test: every packet must be MAP-E.
-    let pcap = lab.dir.join("isp-ce.pcap").display().to_string();
-    let cap = lab
-        .spawn(
+    let (cap, pcap) = lab
+        .capture(
             &isp,
-            "capture",
-            &[
-                "tshark",
-                "-q",
-                "-i",
-                "isp-ce",
-                "-f",
-                "ip6 and not icmp6",
-                "-w",
-                &pcap,
-            ],
+            "isp-ce",
+            "isp-ce",
+            "ip6 and not ip6 multicast and not icmp6",
         )
         .expect("tshark");
+    let pcap = pcap.display().to_string();
     std::thread::sleep(Duration::from_secs(2));
 
     // ping
@@ -223,11 +215,7 @@ internal = "192.168.10.10:9000"
 
     // Every captured packet on the ISP link: IPv6 next header 4, from the CE MAP address
     // (or the BR toward it), inner source port in the port set on the way out.
-    let _ = std::process::Command::new("kill")
-        .arg("-INT")
-        .arg(cap.to_string())
-        .status();
-    lab.wait_pid(cap, Duration::from_secs(5));
+    lab.stop_capture(cap);
     let fields = std::process::Command::new("tshark")
         .args([
             "-r",
@@ -401,22 +389,8 @@ fn storm_to_a_silent_public_sink_stays_within_the_cap_and_lan2_hears_no() {
     let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
     let lan2 = lab.ns("lan2");
     // lan2 listens for ICMP admin-prohibited while storming the private target briefly.
-    let pcap = lab.dir.join("lan2.pcap").display().to_string();
-    let cap = lab
-        .spawn(
-            &lan2,
-            "icmp-capture",
-            &[
-                "tshark",
-                "-q",
-                "-i",
-                "eth0",
-                "-f",
-                "icmp[0] == 3 and icmp[1] == 13",
-                "-w",
-                &pcap,
-            ],
-        )
+    let (cap, pcap) = lab
+        .capture(&lan2, "lan2-icmp", "eth0", "icmp[0] == 3 and icmp[1] == 13")
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let m = mape().display().to_string();
@@ -425,16 +399,8 @@ fn storm_to_a_silent_public_sink_stays_within_the_cap_and_lan2_hears_no() {
         &[&m, "lab", "storm", "--rate-x", "100", "--duration", "5"],
     )
     .unwrap();
-    let _ = std::process::Command::new("kill")
-        .arg("-INT")
-        .arg(cap.to_string())
-        .status();
-    lab.wait_pid(cap, Duration::from_secs(5));
-    let n = std::process::Command::new("tshark")
-        .args(["-r", &pcap, "-T", "fields", "-e", "frame.number"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
-        .unwrap_or(0);
+    lab.stop_capture(cap);
+    let n = mape_lab::count_frames(&pcap);
     assert!(n > 0, "lan2 received no ICMP administratively prohibited");
     let sock = lab.ce_socket().display().to_string();
     let o = std::process::Command::new(mape())
@@ -456,21 +422,7 @@ fn storm_to_a_silent_public_sink_stays_within_the_cap_and_lan2_hears_no() {
     // lan1 keeps working.
     let sink = format!("{}:59870", addr::SINK);
     let storm = lab
-        .spawn(
-            &lan2,
-            "storm-sink",
-            &[
-                &m,
-                "lab",
-                "storm",
-                "--target",
-                &sink,
-                "--rate-x",
-                "100",
-                "--duration",
-                "30",
-            ],
-        )
+        .storm(&lan2, "storm-sink", std::slice::from_ref(&sink), 100, 30)
         .unwrap();
     std::thread::sleep(Duration::from_secs(5));
     let mut ok = 0;
@@ -591,24 +543,9 @@ fn show_metrics_events_and_top_name_the_culprit() {
     opts.nat_extra = format!("\n[events]\nhook = \"{}\"", hook.display());
     let mut lab = Lab::up(opts).expect("lab up");
     let (lan2, ce) = (lab.ns("lan2"), lab.ns("ce"));
-    let m = mape().display().to_string();
     let sink = format!("{}:59870", addr::SINK);
     let storm = lab
-        .spawn(
-            &lan2,
-            "storm",
-            &[
-                &m,
-                "lab",
-                "storm",
-                "--target",
-                &sink,
-                "--rate-x",
-                "100",
-                "--duration",
-                "12",
-            ],
-        )
+        .storm(&lan2, "storm", std::slice::from_ref(&sink), 100, 12)
         .unwrap();
     std::thread::sleep(Duration::from_secs(8));
     let sock = lab.ce_socket().display().to_string();
@@ -893,33 +830,12 @@ fn replay_of_a_lab_capture_matches_the_live_peak() {
     }
     let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
     let (ce, lan2) = (lab.ns("ce"), lab.ns("lan2"));
-    let pcap = lab.dir.join("lan-side.pcap").display().to_string();
-    let cap = lab
-        .spawn(
-            &ce,
-            "lan-capture",
-            &["tshark", "-q", "-i", "br-lan", "-f", "ip", "-w", &pcap],
-        )
-        .unwrap();
+    let (cap, pcap) = lab.capture(&ce, "lan-side", "br-lan", "ip").unwrap();
+    let pcap = pcap.display().to_string();
     std::thread::sleep(Duration::from_secs(2));
-    let m = mape().display().to_string();
     let sink = format!("{}:59870", addr::SINK);
     let storm = lab
-        .spawn(
-            &lan2,
-            "storm",
-            &[
-                &m,
-                "lab",
-                "storm",
-                "--target",
-                &sink,
-                "--rate-x",
-                "50",
-                "--duration",
-                "10",
-            ],
-        )
+        .storm(&lan2, "storm", std::slice::from_ref(&sink), 50, 10)
         .unwrap();
     for _ in 0..5 {
         lan1_iteration(&lab);
@@ -927,11 +843,7 @@ fn replay_of_a_lab_capture_matches_the_live_peak() {
     }
     lab.wait_pid(storm, Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &cap.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status();
-    lab.wait_pid(cap, Duration::from_secs(5));
+    lab.stop_capture(cap);
     let live = lab.ce_query("status").unwrap()["budget"]["peak"]
         .as_u64()
         .unwrap_or(0);
