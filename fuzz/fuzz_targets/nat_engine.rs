@@ -34,6 +34,10 @@ enum Op {
         dport: u16,
         proto: u8,
     },
+    /// (src, sport, dst, dport, proto, flags) through the batch call.
+    OutBatch(Vec<(u32, u16, u32, u16, u8, u8)>),
+    /// (src, sport, port, proto, flags) through the batch call.
+    InBatch(Vec<(u32, u16, u16, u8, u8)>),
     Advance(u16),
     Snapshot,
 }
@@ -62,6 +66,27 @@ fuzz_target!(|input: Input| {
     };
     let mut now = Timestamp::from_secs(0);
     let proto = |p: u8| Protocol::ALL[usize::from(p % 3)];
+    let out_pkt = |src: u32, sport, dst: u32, dport, p, flags| OutboundPacket {
+        proto: proto(p),
+        // A handful of LAN hosts; remotes anywhere (incl. our own address).
+        src: Endpoint::new(Ipv4Addr::from(0xC0A8_0100 | (src & 7)), sport),
+        dst: Endpoint::new(
+            if dst & 0xF == 0 {
+                EXT
+            } else {
+                Ipv4Addr::from(dst)
+            },
+            dport,
+        ),
+        flags: TcpFlags(flags),
+    };
+    let in_pkt = |src: u32, sport, port, p, flags| InboundPacket {
+        proto: proto(p),
+        src: Endpoint::new(Ipv4Addr::from(src), sport),
+        dst: Endpoint::new(EXT, port),
+        flags: TcpFlags(flags),
+    };
+    let (mut out_v, mut in_v) = (Vec::new(), Vec::new());
     for op in input.ops.into_iter().take(2000) {
         match op {
             Op::Out {
@@ -72,20 +97,7 @@ fuzz_target!(|input: Input| {
                 proto: p,
                 flags,
             } => {
-                let pkt = OutboundPacket {
-                    proto: proto(p),
-                    // A handful of LAN hosts; remotes anywhere (incl. our own address).
-                    src: Endpoint::new(Ipv4Addr::from(0xC0A8_0100 | (src & 7)), sport),
-                    dst: Endpoint::new(
-                        if dst & 0xF == 0 {
-                            EXT
-                        } else {
-                            Ipv4Addr::from(dst)
-                        },
-                        dport,
-                    ),
-                    flags: TcpFlags(flags),
-                };
+                let pkt = out_pkt(src, sport, dst, dport, p, flags);
                 match nat.outbound(now, &pkt) {
                     OutboundVerdict::Translate { external } => {
                         assert!(ports.contains(external.port))
@@ -103,14 +115,45 @@ fuzz_target!(|input: Input| {
                 proto: p,
                 flags,
             } => {
-                let pkt = InboundPacket {
-                    proto: proto(p),
-                    src: Endpoint::new(Ipv4Addr::from(src), sport),
-                    dst: Endpoint::new(EXT, port),
-                    flags: TcpFlags(flags),
-                };
+                let pkt = in_pkt(src, sport, port, p, flags);
                 if let InboundVerdict::Translate { internal } = nat.inbound(now, &pkt) {
                     assert_eq!(internal.addr.octets()[..3], [192, 168, 1]);
+                }
+            }
+            Op::OutBatch(list) => {
+                let pkts: Vec<_> = list
+                    .into_iter()
+                    .take(200)
+                    .map(|(src, sport, dst, dport, p, flags)| {
+                        out_pkt(src, sport, dst, dport, p, flags)
+                    })
+                    .collect();
+                nat.outbound_batch(now, &pkts, &mut out_v);
+                assert_eq!(out_v.len(), pkts.len());
+                for v in &out_v {
+                    match v {
+                        OutboundVerdict::Translate { external } => {
+                            assert!(ports.contains(external.port))
+                        }
+                        OutboundVerdict::Hairpin { external_src, .. } => {
+                            assert!(ports.contains(external_src.port))
+                        }
+                        OutboundVerdict::Drop { .. } => {}
+                    }
+                }
+            }
+            Op::InBatch(list) => {
+                let pkts: Vec<_> = list
+                    .into_iter()
+                    .take(200)
+                    .map(|(src, sport, port, p, flags)| in_pkt(src, sport, port, p, flags))
+                    .collect();
+                nat.inbound_batch(now, &pkts, &mut in_v);
+                assert_eq!(in_v.len(), pkts.len());
+                for v in &in_v {
+                    if let InboundVerdict::Translate { internal } = v {
+                        assert_eq!(internal.addr.octets()[..3], [192, 168, 1]);
+                    }
                 }
             }
             Op::IcmpErrIn {

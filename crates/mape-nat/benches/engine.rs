@@ -62,53 +62,133 @@ fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("established");
     for &n in &[1_000u32, 1_000_000] {
         let (mut nat, outs, ins) = filled(n);
-        // Visit flows in a scrambled order so the table is not walked sequentially.
+        // Visit flows in a scrambled order so the table is not walked sequentially. The
+        // packets are laid out in that order beforehand: a real datapath finds each packet
+        // in a buffer it has just read, so the benchmark must not add a cache miss of its own
+        // to fetch it.
         let order: Vec<usize> = (0..outs.len()).map(|i| (i * 7919) % outs.len()).collect();
+        let out_stream: Vec<OutboundPacket> = order.iter().map(|&i| outs[i]).collect();
+        let in_stream: Vec<InboundPacket> = order.iter().map(|&i| ins[i]).collect();
         const BATCH: usize = 4096;
         g.throughput(Throughput::Elements(BATCH as u64));
         let mut k = 0usize;
+        let now = Timestamp::from_secs(2);
         g.bench_function(format!("outbound/{n}_sessions"), |b| {
             b.iter(|| {
                 for _ in 0..BATCH {
-                    let p = &outs[order[k % order.len()]];
+                    let p = &out_stream[k % out_stream.len()];
                     k += 1;
-                    black_box(nat.outbound(Timestamp::from_secs(2), black_box(p)));
+                    black_box(nat.outbound(now, black_box(p)));
+                }
+            })
+        });
+        g.bench_function(format!("inbound/{n}_sessions"), |b| {
+            b.iter(|| {
+                for _ in 0..BATCH {
+                    let p = &in_stream[k % in_stream.len()];
+                    k += 1;
+                    black_box(nat.inbound(now, black_box(p)));
+                }
+            })
+        });
+        // The dataplane hands the engine batches of up to 32 packets: the batch API loads
+        // the whole batch's buckets and sessions first, overlapping their cache misses.
+        let mut verdicts = Vec::with_capacity(32);
+        g.bench_function(format!("outbound_batch32/{n}_sessions"), |b| {
+            b.iter(|| {
+                for _ in 0..BATCH / 32 {
+                    let at = k % (out_stream.len() - 31);
+                    k += 32;
+                    nat.outbound_batch(now, black_box(&out_stream[at..at + 32]), &mut verdicts);
+                    black_box(&verdicts);
+                }
+            })
+        });
+        let mut in_verdicts = Vec::with_capacity(32);
+        g.bench_function(format!("inbound_batch32/{n}_sessions"), |b| {
+            b.iter(|| {
+                for _ in 0..BATCH / 32 {
+                    let at = k % (in_stream.len() - 31);
+                    k += 32;
+                    nat.inbound_batch(now, black_box(&in_stream[at..at + 32]), &mut in_verdicts);
+                    black_box(&in_verdicts);
                 }
             })
         });
         if n > 10_000 {
             // Real traffic is skewed: most packets belong to a small set of busy flows.
             // 90 % of packets from a hot set of 10 k flows, 10 % from the rest.
-            let hot: Vec<usize> = (0..order.len())
+            let hot: Vec<OutboundPacket> = (0..order.len())
                 .map(|i| {
                     if i % 10 == 0 {
-                        order[i]
+                        out_stream[i]
                     } else {
-                        order[i % 10_000]
+                        out_stream[i % 10_000]
                     }
                 })
                 .collect();
             g.bench_function(format!("outbound_hot10k/{n}_sessions"), |b| {
                 b.iter(|| {
                     for _ in 0..BATCH {
-                        let p = &outs[hot[k % hot.len()]];
+                        let p = &hot[k % hot.len()];
                         k += 1;
-                        black_box(nat.outbound(Timestamp::from_secs(2), black_box(p)));
+                        black_box(nat.outbound(now, black_box(p)));
+                    }
+                })
+            });
+            // Flow popularity that follows Zipf's law (s = 1) over all the flows, the usual
+            // model of Internet flow sizes: a packet belongs to the flow of rank r with
+            // probability proportional to 1/r. Ranks are scattered over the table.
+            let zipf = zipf_stream(&out_stream, 1 << 20);
+            g.bench_function(format!("outbound_zipf_batch32/{n}_sessions"), |b| {
+                b.iter(|| {
+                    for _ in 0..BATCH / 32 {
+                        let at = k % (zipf.len() - 31);
+                        k += 32;
+                        nat.outbound_batch(now, black_box(&zipf[at..at + 32]), &mut verdicts);
+                        black_box(&verdicts);
+                    }
+                })
+            });
+            g.bench_function(format!("outbound_hot10k_batch32/{n}_sessions"), |b| {
+                b.iter(|| {
+                    for _ in 0..BATCH / 32 {
+                        let at = k % (hot.len() - 31);
+                        k += 32;
+                        nat.outbound_batch(now, black_box(&hot[at..at + 32]), &mut verdicts);
+                        black_box(&verdicts);
                     }
                 })
             });
         }
-        g.bench_function(format!("inbound/{n}_sessions"), |b| {
-            b.iter(|| {
-                for _ in 0..BATCH {
-                    let p = &ins[order[k % order.len()]];
-                    k += 1;
-                    black_box(nat.inbound(Timestamp::from_secs(2), black_box(p)));
-                }
-            })
-        });
     }
     g.finish();
+}
+
+/// `len` packets drawn from `flows` by a Zipf (s = 1) law: rank r has weight 1/r.
+fn zipf_stream(flows: &[OutboundPacket], len: usize) -> Vec<OutboundPacket> {
+    let mut cumulative = Vec::with_capacity(flows.len());
+    let mut total = 0.0f64;
+    for r in 1..=flows.len() {
+        total += 1.0 / r as f64;
+        cumulative.push(total);
+    }
+    // SplitMix64: a fixed, reproducible sequence.
+    let mut state = 0x5eed_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..len)
+        .map(|_| {
+            let u = (next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+            let rank = cumulative.partition_point(|&c| c < u).min(flows.len() - 1);
+            flows[rank]
+        })
+        .collect()
 }
 
 fn new_flow(c: &mut Criterion) {

@@ -13,12 +13,12 @@ use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 use mape_rules::PortSet;
 use serde::Serialize;
 
 use crate::config::{ConfigError, Filtering, NatConfig, PortStrategy};
 use crate::drop::NatDrop;
+use crate::index::FlowIndex;
 use crate::list::{Link, List, NIL};
 use crate::rng::SplitMix64;
 use crate::stats::{
@@ -128,30 +128,40 @@ const FIN_IN: u8 = 2;
 
 /// Per-packet expiry runs at most this often (the daemon also calls [`Nat::expire`]).
 const EXPIRE_EVERY_MS: u64 = 50;
+/// Lookups whose cache misses [`Nat::prefetch_outbound`] overlaps at once (about what a
+/// core keeps in flight).
+const PREFETCH_BATCH: usize = 64;
 /// Refusal ring and event queue bounds.
 const RECENT_REFUSALS: usize = 64;
 const MAX_EVENTS: usize = 1024;
 /// Destination records kept (live ones always; idle ones pruned when full).
 const MAX_DESTINATIONS: usize = 8192;
 
+/// One flow. Exactly one cache line, aligned to one, with the lookup key first: verifying
+/// an index candidate and touching the session cost a single cache miss.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Session {
     proto: Protocol,
     state: SessionState,
     class: u8,
     fin: u8,
-    in_host_list: bool,
-    ext_port: u16,
     internal: Endpoint,
     remote: Endpoint,
+    ext_port: u16,
+    in_host_list: bool,
     mapping: u32,
     host: u32,
-    created: u64,
+    /// Creation time in whole seconds (shown as the age; one line per session has no room
+    /// for milliseconds).
+    created_s: u32,
     last_seen: u64,
     queued_at: u64,
     timer: Link,
     host_link: Link,
 }
+
+const _: () = assert!(std::mem::size_of::<Session>() == 64);
 
 #[derive(Debug, Clone)]
 struct Mapping {
@@ -254,9 +264,12 @@ pub struct Nat {
     live_sessions: u32,
     mappings: Vec<Mapping>,
     free_mappings: Vec<u32>,
-    out_index: HashTable<u32>,
-    in_index: HashTable<u32>,
-    map_index: HashTable<u32>,
+    /// (proto, internal, remote) → session: the outbound lookup.
+    out_index: FlowIndex,
+    /// (proto, external port, remote) → session: the inbound lookup.
+    in_index: FlowIndex,
+    /// (proto, internal) → endpoint-independent mapping.
+    map_index: FlowIndex,
     pools: [PortPool; 3],
     timers: [List; CLASSES],
     timeouts_ms: [u64; CLASSES],
@@ -281,21 +294,28 @@ pub struct Nat {
     rng: SplitMix64,
 }
 
+/// An address as a number for hashing (host byte order: no swap, never shown).
 #[inline]
-fn pack_out(proto: Protocol, internal: Endpoint, remote: Endpoint) -> u128 {
-    (proto as u128) << 96
-        | u128::from(u32::from(internal.addr)) << 64
-        | u128::from(internal.port) << 48
-        | u128::from(u32::from(remote.addr)) << 16
-        | u128::from(remote.port)
+fn addr_bits(a: Ipv4Addr) -> u64 {
+    u64::from(u32::from_ne_bytes(a.octets()))
 }
 
+/// The outbound lookup key (proto, internal, remote) in two words.
 #[inline]
-fn pack_in(proto: Protocol, ext_port: u16, remote: Endpoint) -> u128 {
-    (proto as u128) << 64
-        | u128::from(ext_port) << 48
-        | u128::from(u32::from(remote.addr)) << 16
-        | u128::from(remote.port)
+fn pack_out(proto: Protocol, internal: Endpoint, remote: Endpoint) -> (u64, u64) {
+    (
+        addr_bits(internal.addr) << 32 | addr_bits(remote.addr),
+        (proto as u64) << 32 | u64::from(internal.port) << 16 | u64::from(remote.port),
+    )
+}
+
+/// The inbound lookup key (proto, external port, remote) in two words.
+#[inline]
+fn pack_in(proto: Protocol, ext_port: u16, remote: Endpoint) -> (u64, u64) {
+    (
+        addr_bits(remote.addr) << 32 | u64::from(ext_port) << 16 | u64::from(remote.port),
+        proto as u64,
+    )
 }
 
 #[inline]
@@ -342,9 +362,9 @@ impl Nat {
             live_sessions: 0,
             mappings: Vec::new(),
             free_mappings: Vec::new(),
-            out_index: HashTable::new(),
-            in_index: HashTable::new(),
-            map_index: HashTable::new(),
+            out_index: FlowIndex::default(),
+            in_index: FlowIndex::default(),
+            map_index: FlowIndex::default(),
             pools: [
                 PortPool::new(budget, ports.index_of(0)),
                 PortPool::new(budget, ports.index_of(0)),
@@ -575,8 +595,130 @@ impl Nat {
 
     // ---------------------------------------------------------------- packet path
 
+    /// Loads the index buckets and sessions the packets of a batch will look up, so that
+    /// their cache misses overlap instead of coming one after another: with a million
+    /// sessions every lookup misses the cache twice (bucket, then session), and a batch pays
+    /// for those misses roughly once. A pure hint: it changes no state and no verdict.
+    pub fn prefetch_outbound(&self, pkts: &[OutboundPacket]) {
+        let mut hashes = [0u64; PREFETCH_BATCH];
+        for chunk in pkts.chunks(PREFETCH_BATCH) {
+            let hashes = &mut hashes[..chunk.len()];
+            for (h, p) in hashes.iter_mut().zip(chunk) {
+                *h = self.out_hash(p);
+            }
+            self.prefetch_hashed(&self.out_index, hashes, &mut [NIL; PREFETCH_BATCH]);
+        }
+    }
+
+    /// [`Nat::prefetch_outbound`] for packets from the tunnel.
+    pub fn prefetch_inbound(&self, pkts: &[InboundPacket]) {
+        let mut hashes = [0u64; PREFETCH_BATCH];
+        for chunk in pkts.chunks(PREFETCH_BATCH) {
+            let hashes = &mut hashes[..chunk.len()];
+            for (h, p) in hashes.iter_mut().zip(chunk) {
+                *h = self.in_hash(p);
+            }
+            self.prefetch_hashed(&self.in_index, hashes, &mut [NIL; PREFETCH_BATCH]);
+        }
+    }
+
+    /// Loads the buckets of `hashes`, then the sessions of their first candidates, which it
+    /// leaves in `ids` (`NIL` for none) for the lookups to try first.
+    fn prefetch_hashed(&self, index: &FlowIndex, hashes: &[u64], ids: &mut [u32; PREFETCH_BATCH]) {
+        // Independent loads with no branch on their results: the CPU issues them all before
+        // the first one returns. `black_box` keeps the compiler from dropping them.
+        let mut acc = 0u32;
+        for &h in hashes {
+            acc ^= index.touch(h);
+        }
+        std::hint::black_box(acc);
+        // The buckets are in the cache now: find the candidates first, then load their
+        // sessions in a loop as tight as the first, so that as many misses are in flight.
+        for (id, &h) in ids.iter_mut().zip(hashes) {
+            *id = index.candidate(h);
+        }
+        let mut acc = 0u64;
+        for &id in &ids[..hashes.len()] {
+            if let Some(x) = self.sessions.get(id as usize) {
+                acc ^= x.last_seen;
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
+    #[inline]
+    fn out_hash(&self, p: &OutboundPacket) -> u64 {
+        self.hasher.hash_one(pack_out(p.proto, p.src, p.dst))
+    }
+
+    #[inline]
+    fn in_hash(&self, p: &InboundPacket) -> u64 {
+        self.hasher.hash_one(pack_in(p.proto, p.dst.port, p.src))
+    }
+
+    /// Translates a batch of packets from the LAN: the verdicts, in order, that
+    /// [`Nat::outbound`] gives one packet at a time, with the cache misses of up to 32
+    /// lookups overlapped (see [`Nat::prefetch_outbound`]). `verdicts` is cleared first;
+    /// reuse it and nothing is allocated.
+    pub fn outbound_batch(
+        &mut self,
+        now: Timestamp,
+        pkts: &[OutboundPacket],
+        verdicts: &mut Vec<OutboundVerdict>,
+    ) {
+        verdicts.clear();
+        let mut hashes = [0u64; PREFETCH_BATCH];
+        for chunk in pkts.chunks(PREFETCH_BATCH) {
+            let hashes = &mut hashes[..chunk.len()];
+            for (h, p) in hashes.iter_mut().zip(chunk) {
+                *h = self.out_hash(p);
+            }
+            let mut hints = [NIL; PREFETCH_BATCH];
+            self.prefetch_hashed(&self.out_index, hashes, &mut hints);
+            for ((p, &h), &hint) in chunk.iter().zip(hashes.iter()).zip(&hints) {
+                verdicts.push(self.outbound_hashed(now, p, h, hint));
+            }
+        }
+    }
+
+    /// [`Nat::outbound_batch`] for packets from the tunnel.
+    pub fn inbound_batch(
+        &mut self,
+        now: Timestamp,
+        pkts: &[InboundPacket],
+        verdicts: &mut Vec<InboundVerdict>,
+    ) {
+        verdicts.clear();
+        let mut hashes = [0u64; PREFETCH_BATCH];
+        for chunk in pkts.chunks(PREFETCH_BATCH) {
+            let hashes = &mut hashes[..chunk.len()];
+            for (h, p) in hashes.iter_mut().zip(chunk) {
+                *h = self.in_hash(p);
+            }
+            let mut hints = [NIL; PREFETCH_BATCH];
+            self.prefetch_hashed(&self.in_index, hashes, &mut hints);
+            for ((p, &h), &hint) in chunk.iter().zip(hashes.iter()).zip(&hints) {
+                verdicts.push(self.inbound_hashed(now, p, h, hint));
+            }
+        }
+    }
+
     /// Translates a packet from the LAN (RFC 4787, RFC 5382, RFC 5508 outbound rules).
     pub fn outbound(&mut self, now: Timestamp, pkt: &OutboundPacket) -> OutboundVerdict {
+        let hash = self.out_hash(pkt);
+        self.outbound_hashed(now, pkt, hash, NIL)
+    }
+
+    /// [`Nat::outbound`] with the hash of the packet's key already computed, and `hint`, a
+    /// session that may be the packet's (tried first; `NIL` for none).
+    #[inline]
+    fn outbound_hashed(
+        &mut self,
+        now: Timestamp,
+        pkt: &OutboundPacket,
+        hash: u64,
+        hint: u32,
+    ) -> OutboundVerdict {
         if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
             return self.drop_out(NatDrop::PortZero);
         }
@@ -584,15 +726,16 @@ impl Nat {
             self.expire_bounded(now, 256);
             self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
         }
-        let key = pack_out(pkt.proto, pkt.src, pkt.dst);
-        let hash = self.hasher.hash_one(key);
         let sessions = &self.sessions;
-        let found = self.out_index.find(hash, |&s| {
-            let x = &sessions[s as usize];
-            pack_out(x.proto, x.internal, x.remote) == key
-        });
+        let is_it =
+            |x: &Session| x.internal == pkt.src && x.remote == pkt.dst && x.proto == pkt.proto;
+        // A live session with the key is the one: keys are unique among live sessions.
+        let found = match sessions.get(hint as usize) {
+            Some(x) if x.mapping != NIL && is_it(x) => Some(hint),
+            _ => self.out_index.find(hash, |s| is_it(&sessions[s as usize])),
+        };
         let s = match found {
-            Some(&s) => {
+            Some(s) => {
                 self.touch_outbound(s, now, pkt.flags);
                 s
             }
@@ -607,30 +750,55 @@ impl Nat {
         // Only ports of our own set hairpin: another CE sharing the address (another PSID)
         // is reached through the tunnel and the BR (RFC 7597 §8).
         if pkt.dst.addr == self.external && self.ports.contains(pkt.dst.port) {
-            // Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): the packet re-enters as if it
-            // came from our external endpoint, and obeys the same filtering.
-            let back = InboundPacket {
-                proto: pkt.proto,
-                src: external,
-                dst: pkt.dst,
-                flags: pkt.flags,
-            };
-            return match self.inbound(now, &back) {
-                InboundVerdict::Translate { internal } => OutboundVerdict::Hairpin {
-                    external_src: external,
-                    internal_dst: internal,
-                },
-                InboundVerdict::Drop(reason) => OutboundVerdict::Drop {
-                    reason,
-                    notice: None,
-                },
-            };
+            return self.hairpin(now, pkt, external);
         }
         OutboundVerdict::Translate { external }
     }
 
+    /// Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): the packet re-enters as if it came
+    /// from our external endpoint, and obeys the same filtering.
+    #[cold]
+    #[inline(never)]
+    fn hairpin(
+        &mut self,
+        now: Timestamp,
+        pkt: &OutboundPacket,
+        external: Endpoint,
+    ) -> OutboundVerdict {
+        let back = InboundPacket {
+            proto: pkt.proto,
+            src: external,
+            dst: pkt.dst,
+            flags: pkt.flags,
+        };
+        match self.inbound(now, &back) {
+            InboundVerdict::Translate { internal } => OutboundVerdict::Hairpin {
+                external_src: external,
+                internal_dst: internal,
+            },
+            InboundVerdict::Drop(reason) => OutboundVerdict::Drop {
+                reason,
+                notice: None,
+            },
+        }
+    }
+
     /// Translates a packet from the tunnel back to the LAN.
     pub fn inbound(&mut self, now: Timestamp, pkt: &InboundPacket) -> InboundVerdict {
+        let hash = self.in_hash(pkt);
+        self.inbound_hashed(now, pkt, hash, NIL)
+    }
+
+    /// [`Nat::inbound`] with the hash of the packet's key already computed and a session
+    /// to try first (see [`Nat::outbound_hashed`]).
+    #[inline]
+    fn inbound_hashed(
+        &mut self,
+        now: Timestamp,
+        pkt: &InboundPacket,
+        hash: u64,
+        hint: u32,
+    ) -> InboundVerdict {
         if pkt.dst.addr != self.external {
             return self.drop_in(NatDrop::NotOurAddress);
         }
@@ -644,7 +812,7 @@ impl Nat {
             self.expire_bounded(now, 256);
             self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
         }
-        if let Some(s) = self.find_inbound(pkt.proto, pkt.dst.port, pkt.src) {
+        if let Some(s) = self.find_inbound_hashed(pkt.proto, pkt.dst.port, pkt.src, hash, hint) {
             self.touch_inbound(s, now, pkt.flags);
             return InboundVerdict::Translate {
                 internal: self.sessions[s as usize].internal,
@@ -726,23 +894,33 @@ impl Nat {
         let hash = self.hasher.hash_one(key);
         let sessions = &self.sessions;
         self.out_index
-            .find(hash, |&s| {
+            .find(hash, |s| {
                 let x = &sessions[s as usize];
                 pack_out(x.proto, x.internal, x.remote) == key
             })
-            .map(|&s| Endpoint::new(self.external, self.sessions[s as usize].ext_port))
+            .map(|s| Endpoint::new(self.external, self.sessions[s as usize].ext_port))
     }
 
     fn find_inbound(&self, proto: Protocol, ext_port: u16, remote: Endpoint) -> Option<u32> {
-        let key = pack_in(proto, ext_port, remote);
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash_one(pack_in(proto, ext_port, remote));
+        self.find_inbound_hashed(proto, ext_port, remote, hash, NIL)
+    }
+
+    #[inline]
+    fn find_inbound_hashed(
+        &self,
+        proto: Protocol,
+        ext_port: u16,
+        remote: Endpoint,
+        hash: u64,
+        hint: u32,
+    ) -> Option<u32> {
         let sessions = &self.sessions;
-        self.in_index
-            .find(hash, |&s| {
-                let x = &sessions[s as usize];
-                pack_in(x.proto, x.ext_port, x.remote) == key
-            })
-            .copied()
+        let is_it = |x: &Session| x.remote == remote && x.ext_port == ext_port && x.proto == proto;
+        match sessions.get(hint as usize) {
+            Some(x) if x.mapping != NIL && is_it(x) => Some(hint),
+            _ => self.in_index.find(hash, |s| is_it(&sessions[s as usize])),
+        }
     }
 
     fn drop_out(&mut self, reason: NatDrop) -> OutboundVerdict {
@@ -872,6 +1050,8 @@ impl Nat {
         h
     }
 
+    #[cold]
+    #[inline(never)]
     fn new_flow(
         &mut self,
         now: Timestamp,
@@ -899,7 +1079,7 @@ impl Nat {
         let mkey = pack_map(proto, pkt.src);
         let mhash = self.hasher.hash_one(mkey);
         let mappings = &self.mappings;
-        if let Some(&m) = self.map_index.find(mhash, |&m| {
+        if let Some(m) = self.map_index.find(mhash, |m| {
             let x = &mappings[m as usize];
             pack_map(x.proto, x.internal) == mkey
         }) {
@@ -1325,7 +1505,7 @@ impl Nat {
         let mappings = &self.mappings;
         if self
             .map_index
-            .find(hash, |&i| {
+            .find(hash, |i| {
                 let x = &mappings[i as usize];
                 pack_map(x.proto, x.internal) == key
             })
@@ -1334,7 +1514,7 @@ impl Nat {
             return;
         }
         let hasher = &self.hasher;
-        self.map_index.insert_unique(hash, m, |&i| {
+        self.map_index.insert(hash, m, |i| {
             let x = &mappings[i as usize];
             hasher.hash_one(pack_map(x.proto, x.internal))
         });
@@ -1387,9 +1567,7 @@ impl Nat {
         if eim {
             let key = pack_map(proto, self.mappings[m as usize].internal);
             let hash = self.hasher.hash_one(key);
-            if let Ok(e) = self.map_index.find_entry(hash, |&i| i == m) {
-                e.remove();
-            }
+            self.map_index.remove(hash, m);
             self.mappings[m as usize].eim_indexed = false;
         }
         let p = proto.index();
@@ -1446,7 +1624,7 @@ impl Nat {
             remote,
             mapping: m,
             host,
-            created: now.millis(),
+            created_s: u32::try_from(now.millis() / 1000).unwrap_or(u32::MAX),
             last_seen: now.millis(),
             queued_at: now.millis(),
             timer: Link::default(),
@@ -1479,13 +1657,12 @@ impl Nat {
         let hasher = &self.hasher;
         let sessions = &self.sessions;
         let okey = pack_out(proto, internal, remote);
-        self.out_index
-            .insert_unique(hasher.hash_one(okey), s, |&i| {
-                let x = &sessions[i as usize];
-                hasher.hash_one(pack_out(x.proto, x.internal, x.remote))
-            });
+        self.out_index.insert(hasher.hash_one(okey), s, |i| {
+            let x = &sessions[i as usize];
+            hasher.hash_one(pack_out(x.proto, x.internal, x.remote))
+        });
         let ikey = pack_in(proto, ext_port, remote);
-        self.in_index.insert_unique(hasher.hash_one(ikey), s, |&i| {
+        self.in_index.insert(hasher.hash_one(ikey), s, |i| {
             let x = &sessions[i as usize];
             hasher.hash_one(pack_in(x.proto, x.ext_port, x.remote))
         });
@@ -1540,13 +1717,9 @@ impl Nat {
             self.hosts[host as usize].note_unanswered(now, proto, remote);
         }
         let ohash = self.hasher.hash_one(pack_out(proto, internal, remote));
-        if let Ok(e) = self.out_index.find_entry(ohash, |&i| i == s) {
-            e.remove();
-        }
+        self.out_index.remove(ohash, s);
         let ihash = self.hasher.hash_one(pack_in(proto, ext_port, remote));
-        if let Ok(e) = self.in_index.find_entry(ihash, |&i| i == s) {
-            e.remove();
-        }
+        self.in_index.remove(ihash, s);
         self.hosts[host as usize].flows -= 1;
         if let Some(d) = self.dests.get_mut(&(proto, remote)) {
             d.flows = d.flows.saturating_sub(1);

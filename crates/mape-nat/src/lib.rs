@@ -11,6 +11,7 @@ mod config;
 mod drop;
 mod engine;
 mod filter;
+mod index;
 mod list;
 mod rng;
 mod stats;

@@ -118,7 +118,7 @@ impl Nat {
                     external: Endpoint::new(self.external, s.ext_port),
                     remote: s.remote,
                     state: s.state,
-                    age_ms: now.since(Timestamp(s.created)),
+                    age_ms: now.since(Timestamp(u64::from(s.created_s) * 1000)),
                     idle_ms: now.since(Timestamp(s.last_seen)),
                     left_ms: s
                         .last_seen
@@ -223,17 +223,16 @@ impl Nat {
         Ok(())
     }
 
-    /// Bytes held by the session table: arenas, free lists, the three indexes (4-byte slot
-    /// plus one control byte per bucket) and the port pools. Used to report memory per session.
+    /// Bytes held by the session table: arenas, free lists, the three indexes (64-byte
+    /// buckets of twelve ids) and the port pools. Used to report memory per session.
     pub fn table_bytes(&self) -> usize {
         use std::mem::size_of;
-        let index = |cap: usize| cap * (size_of::<u32>() + 1);
         self.sessions.capacity() * size_of::<Session>()
             + self.mappings.capacity() * size_of::<Mapping>()
             + (self.free_sessions.capacity() + self.free_mappings.capacity()) * size_of::<u32>()
-            + index(self.out_index.capacity())
-            + index(self.in_index.capacity())
-            + index(self.map_index.capacity())
+            + self.out_index.bytes()
+            + self.in_index.bytes()
+            + self.map_index.bytes()
             + self
                 .pools
                 .iter()
