@@ -37,8 +37,8 @@ impl BrPipeline {
 }
 
 impl Pipeline for BrPipeline {
-    fn process(&mut self, now: Timestamp, packet: &[u8], emit: &mut dyn FnMut(&[u8])) {
-        self.br.process(now, packet, &mut Emit(emit));
+    fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8])) {
+        self.br.process_batch(now, packets, &mut Emit(emit));
     }
 
     fn tick(&mut self, now: Timestamp) {

@@ -93,8 +93,8 @@ fn secs(t: Option<Timestamp>) -> Value {
 }
 
 impl Pipeline for CePipeline {
-    fn process(&mut self, now: Timestamp, packet: &[u8], emit: &mut dyn FnMut(&[u8])) {
-        self.ce.process(now, packet, &mut Emit(emit));
+    fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8])) {
+        self.ce.process_batch(now, packets, &mut Emit(emit));
     }
 
     fn tick(&mut self, now: Timestamp) {

@@ -260,7 +260,7 @@ pub struct Ce {
 }
 
 /// Packets of a batch whose NAT lookups are prefetched together (the TUN read batch).
-const PEEK_BATCH: usize = 32;
+const PEEK_BATCH: usize = 64;
 /// Sessions from which prefetching pays: below, the table (64-byte sessions plus about 10
 /// bytes of index each, 4.5 MiB at 2^16) stays in the cache and a prefetch pass costs more
 /// than it saves (`cargo bench -p mape-dataplane --bench pipeline`).

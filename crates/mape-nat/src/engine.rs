@@ -710,8 +710,9 @@ impl Nat {
     }
 
     /// [`Nat::outbound`] with the hash of the packet's key already computed, and `hint`, a
-    /// session that may be the packet's (tried first; `NIL` for none).
-    #[inline]
+    /// session that may be the packet's (tried first; `NIL` for none). Only the established
+    /// path is inline; new flows, hairpins, drops and timer work are calls.
+    #[inline(always)]
     fn outbound_hashed(
         &mut self,
         now: Timestamp,
@@ -723,8 +724,7 @@ impl Nat {
             return self.drop_out(NatDrop::PortZero);
         }
         if now.millis() >= self.next_expire {
-            self.expire_bounded(now, 256);
-            self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
+            self.expire_tick(now);
         }
         let sessions = &self.sessions;
         let is_it =
@@ -734,18 +734,31 @@ impl Nat {
             Some(x) if x.mapping != NIL && is_it(x) => Some(hint),
             _ => self.out_index.find(hash, |s| is_it(&sessions[s as usize])),
         };
-        let s = match found {
+        match found {
             Some(s) => {
                 self.touch_outbound(s, now, pkt.flags);
-                s
+                self.outbound_translated(now, pkt, s)
             }
-            None => match self.new_flow(now, pkt) {
-                Ok(s) => s,
-                Err((reason, notice)) => {
-                    return OutboundVerdict::Drop { reason, notice };
-                }
-            },
-        };
+            None => self.outbound_new(now, pkt),
+        }
+    }
+
+    /// A packet of a new flow: a session if the budget allows.
+    #[inline(never)]
+    fn outbound_new(&mut self, now: Timestamp, pkt: &OutboundPacket) -> OutboundVerdict {
+        match self.new_flow(now, pkt) {
+            Ok(s) => self.outbound_translated(now, pkt, s),
+            Err((reason, notice)) => OutboundVerdict::Drop { reason, notice },
+        }
+    }
+
+    #[inline(always)]
+    fn outbound_translated(
+        &mut self,
+        now: Timestamp,
+        pkt: &OutboundPacket,
+        s: u32,
+    ) -> OutboundVerdict {
         let external = Endpoint::new(self.external, self.sessions[s as usize].ext_port);
         // Only ports of our own set hairpin: another CE sharing the address (another PSID)
         // is reached through the tunnel and the BR (RFC 7597 §8).
@@ -753,6 +766,14 @@ impl Nat {
             return self.hairpin(now, pkt, external);
         }
         OutboundVerdict::Translate { external }
+    }
+
+    /// The timer work due every `EXPIRE_EVERY_MS`, bounded (amortized O(1) per packet).
+    #[cold]
+    #[inline(never)]
+    fn expire_tick(&mut self, now: Timestamp) {
+        self.expire_bounded(now, 256);
+        self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
     }
 
     /// Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): the packet re-enters as if it came
@@ -791,7 +812,7 @@ impl Nat {
 
     /// [`Nat::inbound`] with the hash of the packet's key already computed and a session
     /// to try first (see [`Nat::outbound_hashed`]).
-    #[inline]
+    #[inline(always)]
     fn inbound_hashed(
         &mut self,
         now: Timestamp,
@@ -805,12 +826,11 @@ impl Nat {
         if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
             return self.drop_in(NatDrop::PortZero);
         }
-        let Some(ix) = self.ports.index_of(pkt.dst.port) else {
+        if !self.ports.contains(pkt.dst.port) {
             return self.drop_in(NatDrop::PortOutsideSet);
-        };
+        }
         if now.millis() >= self.next_expire {
-            self.expire_bounded(now, 256);
-            self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
+            self.expire_tick(now);
         }
         if let Some(s) = self.find_inbound_hashed(pkt.proto, pkt.dst.port, pkt.src, hash, hint) {
             self.touch_inbound(s, now, pkt.flags);
@@ -818,6 +838,15 @@ impl Nat {
                 internal: self.sessions[s as usize].internal,
             };
         }
+        self.inbound_unknown(now, pkt)
+    }
+
+    /// A packet from the tunnel with no session for its remote endpoint.
+    #[inline(never)]
+    fn inbound_unknown(&mut self, now: Timestamp, pkt: &InboundPacket) -> InboundVerdict {
+        let Some(ix) = self.ports.index_of(pkt.dst.port) else {
+            return self.drop_in(NatDrop::PortOutsideSet);
+        };
         // No session for this remote: a static forward or an unshared endpoint-independent
         // mapping may accept it (RFC 4787 §5 filtering; RFC 5382 REQ-4 for inbound SYN).
         let slot = self.pools[pkt.proto.index()].slots[ix as usize];
@@ -923,6 +952,7 @@ impl Nat {
         }
     }
 
+    #[cold]
     fn drop_out(&mut self, reason: NatDrop) -> OutboundVerdict {
         self.drops[reason.index()] += 1;
         OutboundVerdict::Drop {
@@ -931,6 +961,7 @@ impl Nat {
         }
     }
 
+    #[cold]
     fn drop_in(&mut self, reason: NatDrop) -> InboundVerdict {
         self.drops[reason.index()] += 1;
         InboundVerdict::Drop(reason)
@@ -1005,6 +1036,7 @@ impl Nat {
         }
     }
 
+    #[inline(never)]
     fn set_state(&mut self, s: u32, state: SessionState, now: Timestamp) {
         let (old_state, old_class, proto, host) = {
             let x = &self.sessions[s as usize];
