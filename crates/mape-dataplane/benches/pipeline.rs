@@ -199,6 +199,16 @@ fn bench_million(c: &mut Criterion) {
             }
         })
     });
+    // The same packets one at a time (`process`: no prefetch), for the ratio.
+    g.bench_function("64B_one_by_one", |b| {
+        b.iter(|| {
+            for _ in 0..PER_ITER {
+                let p = stream[k % stream.len()];
+                k += 1;
+                black_box(ce.process(now, black_box(p), &mut sink));
+            }
+        })
+    });
     assert_eq!(ce.drops().total(), 0);
     g.finish();
 }

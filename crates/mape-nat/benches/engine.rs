@@ -5,6 +5,9 @@
 //!   time, and in batches of 32 and 64 (the daemon's TUN read batch) through
 //!   `Nat::outbound_batch`, which overlaps the cache misses of a batch. Flows are visited in
 //!   a scrambled order (uniformly: the worst case), by a Zipf law, or 90 % from a hot set.
+//!   `memory_floor_batch64` measures, in the same run, what two random cache-line loads and
+//!   one store per packet cost at that size with no engine work: the floor the batch
+//!   figures approach.
 //! - `new_flow`: allocate a port, insert, arm the timer (and later expire), on the 240-port
 //!   v6plus set and on a full address.
 //!
@@ -123,6 +126,7 @@ fn established(c: &mut Criterion) {
             })
         });
         if n > 10_000 {
+            memory_floor(&mut g, n);
             // Real traffic is skewed: most packets belong to a small set of busy flows.
             // 90 % of packets from a hot set of 10 k flows, 10 % from the rest.
             let hot: Vec<OutboundPacket> = (0..order.len())
@@ -162,6 +166,53 @@ fn established(c: &mut Criterion) {
         }
     }
     g.finish();
+}
+
+/// The memory floor of an established lookup at this table size, measured in the same run
+/// for reference: per packet, one random cache line from an array the size of the index
+/// and one from an array the size of the session arena, loaded the way the batch calls load
+/// them (a batch of 64 bucket lines, then 64 session lines), and one word written in each
+/// session line (as a lookup refreshes its session), with no engine work at all.
+fn memory_floor(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, n: u32) {
+    #[derive(Clone, Copy)]
+    #[repr(align(64))]
+    struct Line([u64; 8]);
+    let index = vec![Line([1; 8]); (n as usize / 8).next_power_of_two()];
+    let mut arena = vec![Line([1; 8]); n as usize];
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let picks: Vec<(usize, usize)> = (0..1 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let a = ((u128::from(state) * index.len() as u128) >> 64) as usize;
+            let b = ((u128::from(state.rotate_left(32)) * arena.len() as u128) >> 64) as usize;
+            (a, b)
+        })
+        .collect();
+    let mut k = 0usize;
+    g.bench_function(format!("memory_floor_batch64/{n}_sessions"), |b| {
+        b.iter(|| {
+            for _ in 0..4096 / 64 {
+                let at = k % (picks.len() - 63);
+                k += 64;
+                let batch = &picks[at..at + 64];
+                let mut acc = 0u64;
+                for &(i, _) in batch {
+                    acc ^= index[i].0[0];
+                }
+                black_box(acc);
+                let mut acc = 0u64;
+                for &(_, j) in batch {
+                    acc ^= arena[j].0[0];
+                }
+                black_box(acc);
+                for &(_, j) in batch {
+                    arena[j].0[1] = arena[j].0[1].wrapping_add(1);
+                }
+            }
+        })
+    });
 }
 
 /// `len` packets drawn from `flows` by a Zipf (s = 1) law: rank r has weight 1/r.
