@@ -331,6 +331,49 @@ fn host_link(s: &mut Session) -> &mut Link {
     &mut s.host_link
 }
 
+/// A packet the batch calls look up: outbound through the outbound index, inbound through
+/// the inbound one.
+trait Lookup {
+    type Verdict;
+    fn hash(&self, nat: &Nat) -> u64;
+    fn index(nat: &Nat) -> &FlowIndex;
+    fn translate(&self, nat: &mut Nat, now: Timestamp, hash: u64, hint: u32) -> Self::Verdict;
+}
+
+impl Lookup for OutboundPacket {
+    type Verdict = OutboundVerdict;
+    #[inline]
+    fn hash(&self, nat: &Nat) -> u64 {
+        nat.hasher
+            .hash_one(pack_out(self.proto, self.src, self.dst))
+    }
+    #[inline]
+    fn index(nat: &Nat) -> &FlowIndex {
+        &nat.out_index
+    }
+    #[inline]
+    fn translate(&self, nat: &mut Nat, now: Timestamp, hash: u64, hint: u32) -> OutboundVerdict {
+        nat.outbound_hashed(now, self, hash, hint)
+    }
+}
+
+impl Lookup for InboundPacket {
+    type Verdict = InboundVerdict;
+    #[inline]
+    fn hash(&self, nat: &Nat) -> u64 {
+        nat.hasher
+            .hash_one(pack_in(self.proto, self.dst.port, self.src))
+    }
+    #[inline]
+    fn index(nat: &Nat) -> &FlowIndex {
+        &nat.in_index
+    }
+    #[inline]
+    fn translate(&self, nat: &mut Nat, now: Timestamp, hash: u64, hint: u32) -> InboundVerdict {
+        nat.inbound_hashed(now, self, hash, hint)
+    }
+}
+
 fn class_of(proto: Protocol, state: SessionState) -> u8 {
     match (proto, state) {
         (Protocol::Icmp, _) => CLASS_ICMP,
@@ -600,25 +643,61 @@ impl Nat {
     /// sessions every lookup misses the cache twice (bucket, then session), and a batch pays
     /// for those misses roughly once. A pure hint: it changes no state and no verdict.
     pub fn prefetch_outbound(&self, pkts: &[OutboundPacket]) {
-        let mut hashes = [0u64; PREFETCH_BATCH];
-        for chunk in pkts.chunks(PREFETCH_BATCH) {
-            let hashes = &mut hashes[..chunk.len()];
-            for (h, p) in hashes.iter_mut().zip(chunk) {
-                *h = self.out_hash(p);
-            }
-            self.prefetch_hashed(&self.out_index, hashes, &mut [NIL; PREFETCH_BATCH]);
-        }
+        self.prefetch_all(pkts);
     }
 
     /// [`Nat::prefetch_outbound`] for packets from the tunnel.
     pub fn prefetch_inbound(&self, pkts: &[InboundPacket]) {
+        self.prefetch_all(pkts);
+    }
+
+    /// Translates a batch of packets from the LAN: the verdicts, in order, that
+    /// [`Nat::outbound`] gives one packet at a time, with the cache misses of up to 64
+    /// lookups overlapped (see [`Nat::prefetch_outbound`]). `verdicts` is cleared first;
+    /// reuse it and nothing is allocated.
+    pub fn outbound_batch(
+        &mut self,
+        now: Timestamp,
+        pkts: &[OutboundPacket],
+        verdicts: &mut Vec<OutboundVerdict>,
+    ) {
+        self.batch(now, pkts, verdicts);
+    }
+
+    /// [`Nat::outbound_batch`] for packets from the tunnel.
+    pub fn inbound_batch(
+        &mut self,
+        now: Timestamp,
+        pkts: &[InboundPacket],
+        verdicts: &mut Vec<InboundVerdict>,
+    ) {
+        self.batch(now, pkts, verdicts);
+    }
+
+    fn prefetch_all<P: Lookup>(&self, pkts: &[P]) {
         let mut hashes = [0u64; PREFETCH_BATCH];
         for chunk in pkts.chunks(PREFETCH_BATCH) {
             let hashes = &mut hashes[..chunk.len()];
             for (h, p) in hashes.iter_mut().zip(chunk) {
-                *h = self.in_hash(p);
+                *h = p.hash(self);
             }
-            self.prefetch_hashed(&self.in_index, hashes, &mut [NIL; PREFETCH_BATCH]);
+            self.prefetch_hashed(P::index(self), hashes, &mut [NIL; PREFETCH_BATCH]);
+        }
+    }
+
+    fn batch<P: Lookup>(&mut self, now: Timestamp, pkts: &[P], verdicts: &mut Vec<P::Verdict>) {
+        verdicts.clear();
+        let mut hashes = [0u64; PREFETCH_BATCH];
+        for chunk in pkts.chunks(PREFETCH_BATCH) {
+            let hashes = &mut hashes[..chunk.len()];
+            for (h, p) in hashes.iter_mut().zip(chunk) {
+                *h = p.hash(self);
+            }
+            let mut hints = [NIL; PREFETCH_BATCH];
+            self.prefetch_hashed(P::index(self), hashes, &mut hints);
+            for ((p, &h), &hint) in chunk.iter().zip(hashes.iter()).zip(&hints) {
+                verdicts.push(p.translate(self, now, h, hint));
+            }
         }
     }
 
@@ -646,66 +725,9 @@ impl Nat {
         std::hint::black_box(acc);
     }
 
-    #[inline]
-    fn out_hash(&self, p: &OutboundPacket) -> u64 {
-        self.hasher.hash_one(pack_out(p.proto, p.src, p.dst))
-    }
-
-    #[inline]
-    fn in_hash(&self, p: &InboundPacket) -> u64 {
-        self.hasher.hash_one(pack_in(p.proto, p.dst.port, p.src))
-    }
-
-    /// Translates a batch of packets from the LAN: the verdicts, in order, that
-    /// [`Nat::outbound`] gives one packet at a time, with the cache misses of up to 32
-    /// lookups overlapped (see [`Nat::prefetch_outbound`]). `verdicts` is cleared first;
-    /// reuse it and nothing is allocated.
-    pub fn outbound_batch(
-        &mut self,
-        now: Timestamp,
-        pkts: &[OutboundPacket],
-        verdicts: &mut Vec<OutboundVerdict>,
-    ) {
-        verdicts.clear();
-        let mut hashes = [0u64; PREFETCH_BATCH];
-        for chunk in pkts.chunks(PREFETCH_BATCH) {
-            let hashes = &mut hashes[..chunk.len()];
-            for (h, p) in hashes.iter_mut().zip(chunk) {
-                *h = self.out_hash(p);
-            }
-            let mut hints = [NIL; PREFETCH_BATCH];
-            self.prefetch_hashed(&self.out_index, hashes, &mut hints);
-            for ((p, &h), &hint) in chunk.iter().zip(hashes.iter()).zip(&hints) {
-                verdicts.push(self.outbound_hashed(now, p, h, hint));
-            }
-        }
-    }
-
-    /// [`Nat::outbound_batch`] for packets from the tunnel.
-    pub fn inbound_batch(
-        &mut self,
-        now: Timestamp,
-        pkts: &[InboundPacket],
-        verdicts: &mut Vec<InboundVerdict>,
-    ) {
-        verdicts.clear();
-        let mut hashes = [0u64; PREFETCH_BATCH];
-        for chunk in pkts.chunks(PREFETCH_BATCH) {
-            let hashes = &mut hashes[..chunk.len()];
-            for (h, p) in hashes.iter_mut().zip(chunk) {
-                *h = self.in_hash(p);
-            }
-            let mut hints = [NIL; PREFETCH_BATCH];
-            self.prefetch_hashed(&self.in_index, hashes, &mut hints);
-            for ((p, &h), &hint) in chunk.iter().zip(hashes.iter()).zip(&hints) {
-                verdicts.push(self.inbound_hashed(now, p, h, hint));
-            }
-        }
-    }
-
     /// Translates a packet from the LAN (RFC 4787, RFC 5382, RFC 5508 outbound rules).
     pub fn outbound(&mut self, now: Timestamp, pkt: &OutboundPacket) -> OutboundVerdict {
-        let hash = self.out_hash(pkt);
+        let hash = pkt.hash(self);
         self.outbound_hashed(now, pkt, hash, NIL)
     }
 
@@ -806,7 +828,7 @@ impl Nat {
 
     /// Translates a packet from the tunnel back to the LAN.
     pub fn inbound(&mut self, now: Timestamp, pkt: &InboundPacket) -> InboundVerdict {
-        let hash = self.in_hash(pkt);
+        let hash = pkt.hash(self);
         self.inbound_hashed(now, pkt, hash, NIL)
     }
 
