@@ -2,11 +2,17 @@
 //! the truth about the budget.
 //!
 //! Shape (reference/crates-and-style.md "Session DB shape", after Jool's BIB/session DB):
-//! one arena of sessions and one of mappings; three hash indexes (outbound 5-tuple →
-//! session, inbound (port, remote) → session, internal endpoint → endpoint-independent
-//! mapping); a dense per-protocol array of port slots indexed by the port's position in
-//! the port set; one FIFO per timer class with lazy re-queueing, so expiry is O(1)
-//! amortized and nothing ever scans the table.
+//! one arena of sessions (one 64-byte cache line each) and one of mappings; three hash
+//! indexes (`index::FlowIndex`: outbound 5-tuple → session, inbound (port, remote) →
+//! session, internal endpoint → endpoint-independent mapping); a dense per-protocol array
+//! of port slots indexed by the port's position in the port set; one FIFO per timer class
+//! with lazy re-queueing, so expiry is O(1) amortized and nothing ever scans the table.
+//!
+//! An established lookup costs two cache misses at most (index bucket, session). The batch
+//! calls (`outbound_batch`, `inbound_batch`, and the `prefetch_*` hints the dataplane uses)
+//! load the buckets, then the sessions, of a whole batch in tight loops of independent
+//! loads, so the misses overlap: safe Rust has no prefetch instruction, but a load nothing
+//! waits on is one (docs/performance.md).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -742,9 +748,7 @@ impl Nat {
         hash: u64,
         hint: u32,
     ) -> OutboundVerdict {
-        if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
-            return self.drop_out(NatDrop::PortZero);
-        }
+        // Port 0 is checked on the way to a new flow: no session has it (none was made).
         if now.millis() >= self.next_expire {
             self.expire_tick(now);
         }
@@ -768,6 +772,9 @@ impl Nat {
     /// A packet of a new flow: a session if the budget allows.
     #[inline(never)]
     fn outbound_new(&mut self, now: Timestamp, pkt: &OutboundPacket) -> OutboundVerdict {
+        if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
+            return self.drop_out(NatDrop::PortZero);
+        }
         match self.new_flow(now, pkt) {
             Ok(s) => self.outbound_translated(now, pkt, s),
             Err((reason, notice)) => OutboundVerdict::Drop { reason, notice },
