@@ -748,7 +748,9 @@ impl Nat {
         hash: u64,
         hint: u32,
     ) -> OutboundVerdict {
-        // Port 0 is checked on the way to a new flow: no session has it (none was made).
+        if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
+            return self.drop_out(NatDrop::PortZero);
+        }
         if now.millis() >= self.next_expire {
             self.expire_tick(now);
         }
@@ -772,9 +774,6 @@ impl Nat {
     /// A packet of a new flow: a session if the budget allows.
     #[inline(never)]
     fn outbound_new(&mut self, now: Timestamp, pkt: &OutboundPacket) -> OutboundVerdict {
-        if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
-            return self.drop_out(NatDrop::PortZero);
-        }
         match self.new_flow(now, pkt) {
             Ok(s) => self.outbound_translated(now, pkt, s),
             Err((reason, notice)) => OutboundVerdict::Drop { reason, notice },
