@@ -683,22 +683,29 @@ impl Nat {
     fn prefetch_all<P: Lookup>(&self, pkts: &[P]) {
         let mut hashes = [0u64; PREFETCH_BATCH];
         for chunk in pkts.chunks(PREFETCH_BATCH) {
-            let hashes = &mut hashes[..chunk.len()];
-            for (h, p) in hashes.iter_mut().zip(chunk) {
-                *h = p.hash(self);
-            }
+            let hashes = self.hash_chunk(chunk, &mut hashes);
             self.prefetch_hashed(P::index(self), hashes, &mut [NIL; PREFETCH_BATCH]);
         }
+    }
+
+    /// The key hashes of a chunk of at most `PREFETCH_BATCH` packets, in `buf`.
+    fn hash_chunk<'a, P: Lookup>(
+        &self,
+        chunk: &[P],
+        buf: &'a mut [u64; PREFETCH_BATCH],
+    ) -> &'a [u64] {
+        let hashes = &mut buf[..chunk.len()];
+        for (h, p) in hashes.iter_mut().zip(chunk) {
+            *h = p.hash(self);
+        }
+        hashes
     }
 
     fn batch<P: Lookup>(&mut self, now: Timestamp, pkts: &[P], verdicts: &mut Vec<P::Verdict>) {
         verdicts.clear();
         let mut hashes = [0u64; PREFETCH_BATCH];
         for chunk in pkts.chunks(PREFETCH_BATCH) {
-            let hashes = &mut hashes[..chunk.len()];
-            for (h, p) in hashes.iter_mut().zip(chunk) {
-                *h = p.hash(self);
-            }
+            let hashes = self.hash_chunk(chunk, &mut hashes);
             let mut hints = [NIL; PREFETCH_BATCH];
             self.prefetch_hashed(P::index(self), hashes, &mut hints);
             for ((p, &h), &hint) in chunk.iter().zip(hashes.iter()).zip(&hints) {
@@ -854,9 +861,9 @@ impl Nat {
         if pkt.proto != Protocol::Icmp && (pkt.src.port == 0 || pkt.dst.port == 0) {
             return self.drop_in(NatDrop::PortZero);
         }
-        if !self.ports.contains(pkt.dst.port) {
+        let Some(ix) = self.ports.index_of(pkt.dst.port) else {
             return self.drop_in(NatDrop::PortOutsideSet);
-        }
+        };
         if now.millis() >= self.next_expire {
             self.expire_tick(now);
         }
@@ -866,15 +873,13 @@ impl Nat {
                 internal: self.sessions[s as usize].internal,
             };
         }
-        self.inbound_unknown(now, pkt)
+        self.inbound_unknown(now, pkt, ix)
     }
 
-    /// A packet from the tunnel with no session for its remote endpoint.
+    /// A packet from the tunnel with no session for its remote endpoint; `ix` is the
+    /// position of its destination port in the port set.
     #[inline(never)]
-    fn inbound_unknown(&mut self, now: Timestamp, pkt: &InboundPacket) -> InboundVerdict {
-        let Some(ix) = self.ports.index_of(pkt.dst.port) else {
-            return self.drop_in(NatDrop::PortOutsideSet);
-        };
+    fn inbound_unknown(&mut self, now: Timestamp, pkt: &InboundPacket, ix: u32) -> InboundVerdict {
         // No session for this remote: a static forward or an unshared endpoint-independent
         // mapping may accept it (RFC 4787 §5 filtering; RFC 5382 REQ-4 for inbound SYN).
         let slot = self.pools[pkt.proto.index()].slots[ix as usize];
