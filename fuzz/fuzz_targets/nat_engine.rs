@@ -79,12 +79,18 @@ fuzz_target!(|input: Input| {
             dport,
         ),
         flags: TcpFlags(flags),
+        // Tied to the remote port, so an inbound RST of the same flow can fall in the
+        // window the LAN host acknowledged, and often does not.
+        seq: 0,
+        ack: u32::from(dport) << 12,
     };
     let in_pkt = |src: u32, sport, port, p, flags| InboundPacket {
         proto: proto(p),
         src: Endpoint::new(Ipv4Addr::from(src), sport),
         dst: Endpoint::new(EXT, port),
         flags: TcpFlags(flags),
+        seq: u32::from(sport) << 12,
+        ack: 0,
     };
     let (mut out_v, mut in_v) = (Vec::new(), Vec::new());
     for op in input.ops.into_iter().take(2000) {

@@ -639,7 +639,7 @@ pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
                 return Err(value_err(
                     "nat.timeouts",
                     k,
-                    "one of udp_unanswered, udp_answered, udp_dns_answered, tcp_transitory, tcp_established, tcp_time_wait, icmp",
+                    "one of udp_unanswered, udp_answered_once, udp_answered, udp_dns_answered, tcp_transitory, tcp_established, tcp_time_wait, icmp",
                 ));
             }
             merged.insert(k.clone(), v.clone());

@@ -431,6 +431,8 @@ impl Ce {
                             src,
                             dst: nat_remote(dst, proto),
                             flags: TcpFlags::NONE,
+                            seq: 0,
+                            ack: 0,
                         });
                     }
                 }
@@ -442,6 +444,8 @@ impl Ce {
                             src: nat_remote(src, proto),
                             dst,
                             flags: TcpFlags::NONE,
+                            seq: 0,
+                            ack: 0,
                         });
                     }
                 }
@@ -544,6 +548,8 @@ impl Ce {
             src: Endpoint::new(src, l4.sport),
             dst: nat_remote(Endpoint::new(dst, l4.dport), proto),
             flags: TcpFlags(l4.flags),
+            seq: l4.seq,
+            ack: l4.ack,
         };
         match self.nat.outbound(now, &opkt) {
             OutboundVerdict::Translate { external } => {
@@ -853,6 +859,8 @@ impl Ce {
             src: nat_remote(Endpoint::new(src4, l4.sport), proto),
             dst: Endpoint::new(dst4, l4.dport),
             flags: TcpFlags(l4.flags),
+            seq: l4.seq,
+            ack: l4.ack,
         };
         match self.nat.inbound(now, &ipkt) {
             InboundVerdict::Translate { internal } => {

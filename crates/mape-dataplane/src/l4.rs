@@ -45,6 +45,10 @@ pub(crate) struct L4 {
     pub(crate) dport: u16,
     /// TCP flags (0 otherwise).
     pub(crate) flags: u8,
+    /// TCP sequence number (0 otherwise).
+    pub(crate) seq: u32,
+    /// TCP acknowledgement number (0 otherwise).
+    pub(crate) ack: u32,
 }
 
 #[inline]
@@ -112,6 +116,8 @@ pub(crate) fn parse(pkt: &[u8], hl: usize, proto: u8) -> Result<L4, DropReason> 
                 sport: rd16(pkt, hl),
                 dport: rd16(pkt, hl + 2),
                 flags: pkt[hl + 13],
+                seq: rd32(pkt, hl + 4),
+                ack: rd32(pkt, hl + 8),
             })
         }
         IpProtocol::UDP => {
@@ -123,6 +129,8 @@ pub(crate) fn parse(pkt: &[u8], hl: usize, proto: u8) -> Result<L4, DropReason> 
                 sport: rd16(pkt, hl),
                 dport: rd16(pkt, hl + 2),
                 flags: 0,
+                seq: 0,
+                ack: 0,
             })
         }
         IpProtocol::ICMP => {
@@ -137,6 +145,8 @@ pub(crate) fn parse(pkt: &[u8], hl: usize, proto: u8) -> Result<L4, DropReason> 
                     sport: id,
                     dport: id,
                     flags: 0,
+                    seq: 0,
+                    ack: 0,
                 })
             } else if is_icmp_error(t) {
                 Ok(L4 {
@@ -144,6 +154,8 @@ pub(crate) fn parse(pkt: &[u8], hl: usize, proto: u8) -> Result<L4, DropReason> 
                     sport: 0,
                     dport: 0,
                     flags: 0,
+                    seq: 0,
+                    ack: 0,
                 })
             } else {
                 Err(DropReason::IcmpUnsupported)

@@ -35,6 +35,8 @@ fn flow(i: u32) -> OutboundPacket {
             443 + (i / (64 * 60000)) as u16,
         ),
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     }
 }
 
@@ -54,6 +56,8 @@ fn filled(n: u32) -> (Nat, Vec<OutboundPacket>, Vec<InboundPacket>) {
                 src: p.dst,
                 dst: external,
                 flags: TcpFlags::NONE,
+                seq: 0,
+                ack: 0,
             };
             nat.inbound(now, &r);
             outs.push(p);

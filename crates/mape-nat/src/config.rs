@@ -14,7 +14,13 @@ pub struct Timeouts {
     /// UDP flow that never got an answer. Not an RFC 4787 category: a documented deviation
     /// shared with Linux (`nf_conntrack_udp_timeout` 30 s) and carrier NATs.
     pub udp_unanswered: u64,
-    /// UDP flow that got an answer. RFC 4787 REQ-5: ≥ 120 s, 300 s recommended (REQ-5c).
+    /// UDP flow that got its answer and was not heard of again two seconds after it began
+    /// (one request, one reply). `mape` keeps RFC 4787 REQ-5's timer for it while there is
+    /// room and recycles it for its own host under pressure; Linux gives it 30 s
+    /// (`nf_conntrack_udp_timeout`, a stream only after 2 s).
+    pub udp_answered_once: u64,
+    /// UDP flow that got an answer and is still active two seconds after it began (a
+    /// stream). RFC 4787 REQ-5: ≥ 120 s, 300 s recommended (REQ-5c).
     pub udp_answered: u64,
     /// UDP to port 53 after its answer (RFC 4787 REQ-5a allows shorter timers for ports < 1024).
     pub udp_dns_answered: u64,
@@ -32,6 +38,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Self {
             udp_unanswered: 30,
+            udp_answered_once: 300,
             udp_answered: 300,
             udp_dns_answered: 2,
             tcp_transitory: 240,
@@ -86,8 +93,11 @@ pub struct HostQuota {
     pub cap_percent: u8,
     /// Share of the budget kept free for hosts below their fair share (budget / active hosts).
     pub reserve_percent: u8,
-    /// A host at its cap gives up its own oldest unanswered flow for a new one.
-    pub recycle_unanswered: bool,
+    /// A host at its cap, or out of ports, gives up its own idle state for a new flow:
+    /// closing TCP first, then one-shot exchanges and unanswered flows least recently used
+    /// first, then streams idle 30 s. It is refused only when it holds none.
+    #[serde(alias = "recycle_unanswered")]
+    pub recycle_idle: bool,
 }
 
 impl Default for HostQuota {
@@ -95,7 +105,7 @@ impl Default for HostQuota {
         Self {
             cap_percent: 50,
             reserve_percent: 10,
-            recycle_unanswered: true,
+            recycle_idle: true,
         }
     }
 }
@@ -126,8 +136,12 @@ pub struct NatConfig {
     pub destinations: DestinationFilter,
     /// Per-host quota, if any.
     pub quota: Option<HostQuota>,
-    /// Reclaim the oldest TIME_WAIT TCP session when no port is left (RFC 6191 spirit).
+    /// Reclaim the oldest TIME_WAIT TCP session when no port is left (RFC 7857 §3.2).
     pub reclaim_time_wait: bool,
+    /// A new TCP SYN may take the (port, remote) tuple of a closing session: a new
+    /// incarnation of the connection, which the remote's TCP accepts under RFC 6191 or
+    /// answers with RST (RFC 7857 §3.2; Linux conntrack does the same for closed tuples).
+    pub reuse_closing_for_syn: bool,
     /// When the budget is exhausted, a newcomer may take the oldest unanswered flow of a host
     /// that is over its cap (never an answered flow, never a host within its share).
     pub reclaim_from_over_cap: bool,
@@ -176,6 +190,7 @@ impl NatConfig {
             destinations: DestinationFilter::default(),
             quota: Some(HostQuota::default()),
             reclaim_time_wait: true,
+            reuse_closing_for_syn: true,
             reclaim_from_over_cap: true,
             icmp_on_refusal: true,
             icmp_rate_per_sec: 10,
@@ -185,17 +200,20 @@ impl NatConfig {
         }
     }
 
-    /// Linux conntrack + nftables SNAT as measured here (reference/nat-facts.md §3,
-    /// perf-anchors.md): UDP 30 s unreplied / 120 s replied, TCP established 5 days, TIME_WAIT
-    /// 120 s, ICMP 30 s, ports reused across destinations whenever the reply tuple is unique,
-    /// no destination filter, no quotas, silent drop when nothing is free.
+    /// Linux conntrack + nftables SNAT as measured here (`nf_conntrack_proto_udp.c`,
+    /// `nf_conntrack_proto_tcp.c` defaults): UDP 30 s unreplied and for a one-shot exchange,
+    /// 120 s once a stream (a packet 2 s after the start), TCP established 5 days, TIME_WAIT
+    /// 120 s, ICMP 30 s, ports reused across destinations whenever the reply tuple is unique
+    /// and a closed connection's tuple reused for a new SYN, no destination filter, no
+    /// quotas, silent drop when nothing is free.
     pub fn linux_like() -> Self {
         Self {
             name: "linux-like".into(),
             timeouts: Timeouts {
                 udp_unanswered: 30,
+                udp_answered_once: 30,
                 udp_answered: 120,
-                udp_dns_answered: 120,
+                udp_dns_answered: 30,
                 tcp_transitory: 120,
                 tcp_established: 432_000,
                 tcp_time_wait: 120,
@@ -209,6 +227,7 @@ impl NatConfig {
             },
             quota: None,
             reclaim_time_wait: false,
+            reuse_closing_for_syn: true,
             reclaim_from_over_cap: false,
             icmp_on_refusal: false,
             icmp_rate_per_sec: 0,
@@ -227,6 +246,7 @@ impl NatConfig {
             name: "rtx830-like".into(),
             timeouts: Timeouts {
                 udp_unanswered: 900,
+                udp_answered_once: 900,
                 udp_answered: 900,
                 udp_dns_answered: 10,
                 tcp_transitory: 900,
@@ -242,6 +262,7 @@ impl NatConfig {
             },
             quota: None,
             reclaim_time_wait: false,
+            reuse_closing_for_syn: false,
             reclaim_from_over_cap: false,
             icmp_on_refusal: false,
             icmp_rate_per_sec: 0,
@@ -376,6 +397,7 @@ impl NatConfig {
         }
         for (key, value) in [
             ("udp_unanswered", t.udp_unanswered),
+            ("udp_answered_once", t.udp_answered_once),
             ("udp_dns_answered", t.udp_dns_answered),
             ("tcp_time_wait", t.tcp_time_wait),
         ] {

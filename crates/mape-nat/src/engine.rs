@@ -104,19 +104,28 @@ pub struct SessionInfo {
     pub left_ms: u64,
     /// Whether the external port is shared with other mappings.
     pub shared_port: bool,
+    /// What the flow is for the budget, in the words of the culprit view: `closing` (TCP
+    /// that is over), `unanswered`, `answered_once` (a one-shot exchange), `stream`, or
+    /// `open` (TCP opening from outside, established or half closed: never recycled).
+    pub kind: &'static str,
 }
 
+/// [`SessionInfo::kind`] of each tier, in `TIER_*` order.
+const TIER_WORDS: [&str; TIERS] = ["closing", "unanswered", "answered_once", "stream"];
+
 const CLASS_UDP_UNANSWERED: u8 = 0;
-const CLASS_UDP_ANSWERED: u8 = 1;
-const CLASS_UDP_DNS: u8 = 2;
-const CLASS_TCP_TRANSITORY: u8 = 3;
-const CLASS_TCP_ESTABLISHED: u8 = 4;
-const CLASS_TCP_TIME_WAIT: u8 = 5;
-const CLASS_ICMP: u8 = 6;
-const CLASSES: usize = 7;
+const CLASS_UDP_ANSWERED_ONCE: u8 = 1;
+const CLASS_UDP_ANSWERED: u8 = 2;
+const CLASS_UDP_DNS: u8 = 3;
+const CLASS_TCP_TRANSITORY: u8 = 4;
+const CLASS_TCP_ESTABLISHED: u8 = 5;
+const CLASS_TCP_TIME_WAIT: u8 = 6;
+const CLASS_ICMP: u8 = 7;
+const CLASSES: usize = 8;
 /// Names of the timer classes, in index order (metrics and show commands).
 const CLASS_NAMES: [&str; CLASSES] = [
     "udp_unanswered",
+    "udp_answered_once",
     "udp_answered",
     "udp_dns_answered",
     "tcp_transitory",
@@ -125,12 +134,48 @@ const CLASS_NAMES: [&str; CLASSES] = [
     "icmp",
 ];
 
+/// What a host's session could give up for a new flow of the same host, in the order the
+/// engine recycles them (a host is never refused while it holds any of these): the
+/// per-host, per-protocol lists a session sits in (`Session::tier`).
+///
+/// TCP after both FINs, or after a believed RST: the connection is over (RFC 7857 §3.2).
+const TIER_CLOSING: u8 = 0;
+/// UDP or ICMP with no answer yet, TCP SYN sent and nothing back.
+const TIER_UNANSWERED: u8 = 1;
+/// UDP or ICMP that got its answer and was not heard of again two seconds after it began
+/// (a one-shot exchange: NTP, STUN, a game server ping, a single echo; Linux conntrack's
+/// "not a stream" test, `nf_conntrack_proto_udp.c`).
+const TIER_ANSWERED_ONCE: u8 = 2;
+/// UDP or ICMP still active two seconds after it began (a stream); recycled for its own
+/// host only after it has been idle `STREAM_IDLE_MS`.
+const TIER_STREAM: u8 = 3;
+const TIERS: usize = 4;
+/// Not in any recyclable list (TCP opening by an inbound SYN, established, half closed).
+const NO_TIER: u8 = u8::MAX;
+
+/// A flow seen again at least this long after it began is a stream, not a one-shot
+/// exchange (Linux `nf_conntrack_proto_udp.c`: "still active after two seconds").
+const STREAM_AFTER_MS: u64 = 2_000;
+/// An answered stream a host may recycle for itself has been silent this long (as long as
+/// the shortest timer the policy gives a flow that never got an answer).
+const STREAM_IDLE_MS: u64 = 30_000;
+/// Inbound RSTs are believed when their sequence number lies within this many bytes at or
+/// after the last acknowledgement the LAN host sent (RFC 5961 §3.2 in spirit: the host
+/// itself accepts only RCV.NXT exactly and challenges the rest; a NAT cannot see its
+/// window, so it allows the data that may be in flight at gigabit rates and home RTTs).
+const RST_WINDOW: u32 = 1 << 22;
+
 /// `Mapping::sessions` of a mapping on the free list.
 const FREED: u32 = u32::MAX;
 
-/// TCP FIN bookkeeping bits in `Session::fin`.
+/// Bits in `Session::bits`: TCP FINs seen each way, an RST believed from the remote (a
+/// later packet from the LAN host proves it wrong), an ACK from the LAN host recorded in
+/// `lan_ack`, and a UDP/ICMP flow known to be a stream.
 const FIN_OUT: u8 = 1;
 const FIN_IN: u8 = 2;
+const RST_IN: u8 = 4;
+const ACK_SEEN: u8 = 8;
+const STREAM: u8 = 16;
 
 /// Per-packet expiry runs at most this often (the daemon also calls [`Nat::expire`]).
 const EXPIRE_EVERY_MS: u64 = 50;
@@ -151,13 +196,15 @@ struct Session {
     proto: Protocol,
     state: SessionState,
     class: u8,
-    fin: u8,
+    bits: u8,
     internal: Endpoint,
     remote: Endpoint,
     ext_port: u16,
-    in_host_list: bool,
+    /// The recyclable list of its host this session sits in (`TIER_*`, or `NO_TIER`).
+    tier: u8,
     mapping: u32,
-    host: u32,
+    /// TCP: the last acknowledgement number the LAN host sent (valid with `ACK_SEEN`).
+    lan_ack: u32,
     /// Creation time in whole seconds (shown as the age; one line per session has no room
     /// for milliseconds).
     created_s: u32,
@@ -281,7 +328,8 @@ pub struct Nat {
     timeouts_ms: [u64; CLASSES],
     next_expire: u64,
     hosts: Vec<HostRecord>,
-    host_lists: Vec<[List; 3]>,
+    /// Per host, per protocol, one FIFO per recyclable tier.
+    host_lists: Vec<[[List; TIERS]; 3]>,
     host_ix: HashMap<Ipv4Addr, u32, RandomState>,
     active_hosts: u32,
     dests: HashMap<(Protocol, Endpoint), DestRecord, RandomState>,
@@ -293,6 +341,7 @@ pub struct Nat {
     recent: VecDeque<Refusal>,
     events: VecDeque<Event>,
     events_lost: u64,
+    rst_unverified: u64,
     peak: u32,
     peak_at: Timestamp,
     icmp_tokens: u64,
@@ -380,15 +429,28 @@ impl Lookup for InboundPacket {
     }
 }
 
-fn class_of(proto: Protocol, state: SessionState) -> u8 {
+fn class_of(proto: Protocol, state: SessionState, stream: bool) -> u8 {
     match (proto, state) {
         (Protocol::Icmp, _) => CLASS_ICMP,
-        (Protocol::Udp, SessionState::Answered) => CLASS_UDP_ANSWERED,
+        (Protocol::Udp, SessionState::Answered) if stream => CLASS_UDP_ANSWERED,
+        (Protocol::Udp, SessionState::Answered) => CLASS_UDP_ANSWERED_ONCE,
         (Protocol::Udp, SessionState::DnsAnswered) => CLASS_UDP_DNS,
         (Protocol::Udp, _) => CLASS_UDP_UNANSWERED,
         (Protocol::Tcp, SessionState::Established) => CLASS_TCP_ESTABLISHED,
         (Protocol::Tcp, SessionState::TimeWait) => CLASS_TCP_TIME_WAIT,
         (Protocol::Tcp, _) => CLASS_TCP_TRANSITORY,
+    }
+}
+
+/// The recyclable tier of a session in `state` (`NO_TIER` for TCP that is opening from
+/// outside, established or half closed: never recycled).
+fn tier_of(proto: Protocol, state: SessionState, stream: bool) -> u8 {
+    match (proto, state) {
+        (Protocol::Tcp, SessionState::TimeWait) => TIER_CLOSING,
+        (_, SessionState::Unanswered | SessionState::SynSent) => TIER_UNANSWERED,
+        (Protocol::Tcp, _) => NO_TIER,
+        (_, SessionState::Answered) if stream => TIER_STREAM,
+        (_, _) => TIER_ANSWERED_ONCE,
     }
 }
 
@@ -434,6 +496,7 @@ impl Nat {
             recent: VecDeque::with_capacity(RECENT_REFUSALS),
             events: VecDeque::new(),
             events_lost: 0,
+            rst_unverified: 0,
             peak: 0,
             peak_at: Timestamp(0),
             icmp_refill_at: 0,
@@ -448,6 +511,7 @@ impl Nat {
         let ms = |s: u64| s.saturating_mul(1000);
         [
             ms(t.udp_unanswered),
+            ms(t.udp_answered_once),
             ms(t.udp_answered),
             ms(t.udp_dns_answered),
             ms(t.tcp_transitory),
@@ -771,7 +835,7 @@ impl Nat {
         };
         match found {
             Some(s) => {
-                self.touch_outbound(s, now, pkt.flags);
+                self.touch_outbound(s, now, pkt);
                 self.outbound_translated(now, pkt, s)
             }
             None => self.outbound_new(now, pkt),
@@ -826,6 +890,8 @@ impl Nat {
             src: external,
             dst: pkt.dst,
             flags: pkt.flags,
+            seq: pkt.seq,
+            ack: pkt.ack,
         };
         match self.inbound(now, &back) {
             InboundVerdict::Translate { internal } => OutboundVerdict::Hairpin {
@@ -868,7 +934,7 @@ impl Nat {
             self.expire_tick(now);
         }
         if let Some(s) = self.find_inbound_hashed(pkt.proto, pkt.dst.port, pkt.src, hash, hint) {
-            self.touch_inbound(s, now, pkt.flags);
+            self.touch_inbound(s, now, pkt);
             return InboundVerdict::Translate {
                 internal: self.sessions[s as usize].internal,
             };
@@ -1002,19 +1068,31 @@ impl Nat {
 
     // ---------------------------------------------------------------- state machine
 
-    fn touch_outbound(&mut self, s: u32, now: Timestamp, flags: TcpFlags) {
+    fn touch_outbound(&mut self, s: u32, now: Timestamp, pkt: &OutboundPacket) {
+        let flags = pkt.flags;
         let sess = &mut self.sessions[s as usize];
         sess.last_seen = sess.last_seen.max(now.millis());
         let new_state = match (sess.proto, sess.state) {
             (Protocol::Tcp, st) => {
+                if flags.has(TcpFlags::ACK) {
+                    sess.lan_ack = pkt.ack;
+                    sess.bits |= ACK_SEEN;
+                }
                 if flags.has(TcpFlags::RST) {
+                    // The LAN host ends its own connection: believed.
                     SessionState::TimeWait
                 } else if flags.is_syn_only() && st == SessionState::TimeWait {
-                    sess.fin = 0;
+                    // A new incarnation of the same 5-tuple (RFC 7857 §3.2, RFC 6191).
+                    sess.bits &= !(FIN_OUT | FIN_IN | RST_IN);
                     SessionState::SynSent
+                } else if st == SessionState::TimeWait && sess.bits & RST_IN != 0 {
+                    // The LAN host goes on after a reset we believed: it did not (RFC 5961
+                    // §3.2 challenge ACK, or data), so the connection lives.
+                    sess.bits &= !RST_IN;
+                    SessionState::Established
                 } else if flags.has(TcpFlags::FIN) {
-                    sess.fin |= FIN_OUT;
-                    if sess.fin == FIN_OUT | FIN_IN {
+                    sess.bits |= FIN_OUT;
+                    if sess.bits & (FIN_OUT | FIN_IN) == FIN_OUT | FIN_IN {
                         SessionState::TimeWait
                     } else {
                         SessionState::FinWait
@@ -1027,6 +1105,9 @@ impl Nat {
             }
             // A new query on an answered DNS socket waits for its own answer.
             (Protocol::Udp, SessionState::DnsAnswered) => SessionState::Unanswered,
+            (_, SessionState::Answered) if sess.bits & STREAM == 0 => {
+                return self.maybe_stream(s, now);
+            }
             (_, st) => st,
         };
         if new_state != self.sessions[s as usize].state {
@@ -1034,17 +1115,30 @@ impl Nat {
         }
     }
 
-    fn touch_inbound(&mut self, s: u32, now: Timestamp, flags: TcpFlags) {
+    fn touch_inbound(&mut self, s: u32, now: Timestamp, pkt: &InboundPacket) {
+        let flags = pkt.flags;
         let sess = &mut self.sessions[s as usize];
         sess.last_seen = sess.last_seen.max(now.millis());
         let first_answer = sess.state.is_unanswered();
+        let mut unverified_rst = false;
         let new_state = match (sess.proto, sess.state) {
             (Protocol::Tcp, st) => {
                 if flags.has(TcpFlags::RST) {
-                    SessionState::TimeWait
+                    // Anyone on the internet can send an RST with our external port in it;
+                    // believe it only for a connection not yet answered (a refused SYN:
+                    // already recyclable) or within the window the LAN host acknowledged.
+                    let in_window = sess.bits & ACK_SEEN != 0
+                        && pkt.seq.wrapping_sub(sess.lan_ack) < RST_WINDOW;
+                    if st == SessionState::SynSent || in_window {
+                        sess.bits |= RST_IN;
+                        SessionState::TimeWait
+                    } else {
+                        unverified_rst = true;
+                        st
+                    }
                 } else if flags.has(TcpFlags::FIN) {
-                    sess.fin |= FIN_IN;
-                    if sess.fin == FIN_OUT | FIN_IN {
+                    sess.bits |= FIN_IN;
+                    if sess.bits & (FIN_OUT | FIN_IN) == FIN_OUT | FIN_IN {
                         SessionState::TimeWait
                     } else {
                         SessionState::FinWait
@@ -1056,6 +1150,9 @@ impl Nat {
                 }
             }
             (Protocol::Udp, _) if sess.remote.port == 53 => SessionState::DnsAnswered,
+            (_, SessionState::Answered) if sess.bits & STREAM == 0 => {
+                return self.maybe_stream(s, now);
+            }
             (Protocol::Udp, _) | (Protocol::Icmp, _) => SessionState::Answered,
         };
         if first_answer {
@@ -1064,19 +1161,56 @@ impl Nat {
                 d.answered = d.answered.saturating_add(1);
             }
         }
+        if unverified_rst {
+            self.rst_unverified += 1;
+        }
         if new_state != self.sessions[s as usize].state {
             self.set_state(s, new_state, now);
         }
     }
 
+    /// A packet of an answered UDP/ICMP flow not yet known as a stream: it becomes one when
+    /// the packet comes at least `STREAM_AFTER_MS` after the flow began.
+    #[inline]
+    fn maybe_stream(&mut self, s: u32, now: Timestamp) {
+        let x = &self.sessions[s as usize];
+        let began_ms = u64::from(x.created_s) * 1000;
+        // `created_s` is whole seconds: add one so the flow is surely that old.
+        if now.millis() >= began_ms + STREAM_AFTER_MS + 1000 {
+            self.sessions[s as usize].bits |= STREAM;
+            self.retier(s, now);
+        }
+    }
+
     #[inline(never)]
     fn set_state(&mut self, s: u32, state: SessionState, now: Timestamp) {
-        let (old_state, old_class, proto, host) = {
+        let x = &mut self.sessions[s as usize];
+        x.state = state;
+        if state == SessionState::Answered
+            && now.millis() >= u64::from(x.created_s) * 1000 + STREAM_AFTER_MS + 1000
+        {
+            x.bits |= STREAM;
+        }
+        self.retier(s, now);
+    }
+
+    /// Moves a session to the timer class and recyclable tier its state (and stream bit)
+    /// call for.
+    #[inline(never)]
+    fn retier(&mut self, s: u32, now: Timestamp) {
+        let (state, old_class, old_tier, proto, m, stream) = {
             let x = &self.sessions[s as usize];
-            (x.state, x.class, x.proto, x.host)
+            (
+                x.state,
+                x.class,
+                x.tier,
+                x.proto,
+                x.mapping,
+                x.bits & STREAM != 0,
+            )
         };
-        let class = class_of(proto, state);
-        self.sessions[s as usize].state = state;
+        let host = self.mappings[m as usize].host;
+        let class = class_of(proto, state, stream);
         if class != old_class {
             self.timers[old_class as usize].unlink(&mut self.sessions, s, timer_link);
             self.timers[class as usize].push_back(&mut self.sessions, s, timer_link);
@@ -1085,21 +1219,41 @@ impl Nat {
             x.queued_at = now.millis().max(x.last_seen);
             x.last_seen = x.queued_at;
         }
-        let was = old_state.is_unanswered();
-        let is = state.is_unanswered();
-        if was && !is && self.sessions[s as usize].in_host_list {
-            self.host_lists[host as usize][proto.index()].unlink(&mut self.sessions, s, host_link);
-            self.sessions[s as usize].in_host_list = false;
-            self.hosts[host as usize].unanswered -= 1;
-        } else if !was && is && !self.sessions[s as usize].in_host_list {
-            self.host_lists[host as usize][proto.index()].push_back(
-                &mut self.sessions,
-                s,
-                host_link,
-            );
-            self.sessions[s as usize].in_host_list = true;
-            self.hosts[host as usize].unanswered += 1;
+        let tier = tier_of(proto, state, stream);
+        if tier != old_tier {
+            self.untier(s, host);
+            self.entier(s, host, tier);
         }
+    }
+
+    /// Puts session `s` of `host` at the tail of its tier list.
+    fn entier(&mut self, s: u32, host: u32, tier: u8) {
+        if tier == NO_TIER {
+            return;
+        }
+        let p = self.sessions[s as usize].proto.index();
+        self.host_lists[host as usize][p][tier as usize].push_back(
+            &mut self.sessions,
+            s,
+            host_link,
+        );
+        self.sessions[s as usize].tier = tier;
+        self.hosts[host as usize].tiers[tier as usize] += 1;
+    }
+
+    /// Takes session `s` of `host` out of its tier list, if it is in one.
+    fn untier(&mut self, s: u32, host: u32) {
+        let (tier, p) = {
+            let x = &self.sessions[s as usize];
+            (x.tier, x.proto.index())
+        };
+        if tier == NO_TIER {
+            return;
+        }
+        self.host_lists[host as usize][p][tier as usize].unlink(&mut self.sessions, s, host_link);
+        self.sessions[s as usize].tier = NO_TIER;
+        let n = &mut self.hosts[host as usize].tiers[tier as usize];
+        *n = n.saturating_sub(1);
     }
 
     // ---------------------------------------------------------------- new flows
@@ -1110,7 +1264,7 @@ impl Nat {
         }
         let h = self.hosts.len() as u32;
         self.hosts.push(HostRecord::new(addr));
-        self.host_lists.push([List::default(); 3]);
+        self.host_lists.push([[List::default(); TIERS]; 3]);
         self.host_ix.insert(addr, h);
         h
     }
@@ -1155,15 +1309,14 @@ impl Nat {
             }
         }
 
-        // A new mapping needs a port: first the host's share (RFC 6888 REQ-4).
+        // A new mapping needs a port: first the host's share (RFC 6888 REQ-4). A host at its
+        // cap trades its own idle state for the new flow (its held count never grows past
+        // the cap that way); it is refused only when it holds nothing it could give up.
+        let mut choice = None;
         if let Some(q) = self.cfg.quota {
-            let mut tries = 0;
-            loop {
-                let cap = self.host_cap(host, proto);
-                let held = self.hosts[host as usize].ports[proto.index()];
-                if held < cap {
-                    break;
-                }
+            let cap = self.host_cap(host, proto);
+            let held = self.hosts[host as usize].ports[proto.index()];
+            if held >= cap {
                 if !self.hosts[host as usize].capped[proto.index()] {
                     self.hosts[host as usize].capped[proto.index()] = true;
                     let addr = self.hosts[host as usize].addr;
@@ -1176,39 +1329,76 @@ impl Nat {
                         },
                     );
                 }
-                tries += 1;
-                if !q.recycle_unanswered
-                    || tries > 16
-                    || !self.recycle_oldest_unanswered(host, proto, now)
+                let mut tries = 0;
+                while q.recycle_idle
+                    && tries < 16
+                    && self.hosts[host as usize].ports[proto.index()] >= held
                 {
+                    tries += 1;
+                    match self.recycle_own_idle(host, proto, now) {
+                        Some(ix) => choice = Some(ix),
+                        None => break,
+                    }
+                }
+                if self.hosts[host as usize].ports[proto.index()] >= held {
                     return Err(self.refuse(now, host, pkt, NatDrop::HostQuota));
                 }
             }
         }
 
-        let mut choice = self.choose_port(host, pkt);
+        // The port the host just gave up serves the new flow when its tuple is free;
+        // otherwise the strategy picks one.
+        let syn = proto == Protocol::Tcp && pkt.flags.is_syn_only();
+        choice = choice.filter(|&ix| self.tuple_free(proto, ix, pkt.dst, syn));
         if choice.is_none() {
-            // Nothing free: reclaim what may be reclaimed, oldest first, then try again.
+            choice = self.choose_port(host, pkt);
+        }
+        if choice.is_none() {
+            // Nothing free: expire what is due, then reclaim in order: closing TCP sessions
+            // of any host (RFC 7857 §3.2), this host's own idle state, the oldest unanswered
+            // flow of a host over its cap. Each reclaimed port is tried for this flow first.
             self.expire_bounded(now, usize::MAX);
             choice = self.choose_port(host, pkt);
             let mut tries = 0;
             while choice.is_none() && tries < 8 {
                 tries += 1;
-                let freed = (self.cfg.reclaim_time_wait
-                    && proto == Protocol::Tcp
-                    && self.reclaim_time_wait(now))
-                    || (self.cfg.reclaim_from_over_cap
-                        && self.reclaim_from_over_cap(host, proto, now));
-                if !freed {
+                let recycle_own = self.cfg.quota.is_some_and(|q| q.recycle_idle);
+                let freed = (if self.cfg.reclaim_time_wait && proto == Protocol::Tcp {
+                    self.reclaim_closing(now)
+                } else {
+                    None
+                })
+                .or_else(|| {
+                    recycle_own
+                        .then(|| self.recycle_own_idle(host, proto, now))
+                        .flatten()
+                })
+                .or_else(|| {
+                    self.cfg
+                        .reclaim_from_over_cap
+                        .then(|| self.reclaim_from_over_cap(host, proto, now))
+                        .flatten()
+                });
+                let Some(ix) = freed else {
                     break;
-                }
-                choice = self.choose_port(host, pkt);
+                };
+                choice = Some(ix)
+                    .filter(|&ix| self.tuple_free(proto, ix, pkt.dst, syn))
+                    .or_else(|| self.choose_port(host, pkt));
             }
         }
         let Some(ix) = choice else {
             return Err(self.refuse(now, host, pkt, NatDrop::PortsExhausted));
         };
         let port = self.ports.nth(ix).unwrap_or(0);
+        // A closing session that held the tuple gives it up to the new SYN (RFC 7857 §3.2).
+        if let Some(old) = self.find_inbound(proto, port, pkt.dst) {
+            if self.sessions[old as usize].state != SessionState::TimeWait {
+                // Every path above checked the tuple; never two sessions on one.
+                return Err(self.refuse(now, host, pkt, NatDrop::PortsExhausted));
+            }
+            self.recycle(old, now);
+        }
         let m = self.new_mapping(now, host, proto, pkt.src, port, ix);
         Ok(self.add_session(now, m, pkt.dst, Self::initial_state(pkt)))
     }
@@ -1245,6 +1435,7 @@ impl Nat {
     fn choose_port(&mut self, host: u32, pkt: &OutboundPacket) -> Option<u32> {
         let proto = pkt.proto;
         let p = proto.index();
+        let syn = proto == Protocol::Tcp && pkt.flags.is_syn_only();
         let preserve = self.ports.index_of(pkt.src.port);
         match self.cfg.strategy {
             PortStrategy::BudgetAware {
@@ -1264,7 +1455,7 @@ impl Nat {
                     }
                 };
                 if pressure {
-                    if let Some(ix) = self.find_shareable(proto, pkt.dst) {
+                    if let Some(ix) = self.find_shareable(proto, pkt.dst, syn) {
                         return Some(ix);
                     }
                 }
@@ -1279,30 +1470,31 @@ impl Nat {
                     return self.random_free(p, pkt.src.port);
                 }
                 if !pressure {
-                    return self.find_shareable(proto, pkt.dst);
+                    return self.find_shareable(proto, pkt.dst, syn);
                 }
                 None
             }
             PortStrategy::RandomProbe => {
                 // nf_nat_core.c: keep the source port if the tuple is unique, else random probes.
                 if let Some(ix) = preserve {
-                    if self.tuple_free(proto, ix, pkt.dst) {
+                    if self.tuple_free(proto, ix, pkt.dst, syn) {
                         return Some(ix);
                     }
                 }
                 // Every port already talks to this remote (each of its flows holds a distinct
                 // port): no tuple can be free, so the probes would all fail.
                 let usable = self.budget - self.pools[p].reserved;
-                if self
-                    .dests
-                    .get(&(proto, pkt.dst))
-                    .is_some_and(|d| d.flows >= usable)
+                if !self.closing_may_serve(syn)
+                    && self
+                        .dests
+                        .get(&(proto, pkt.dst))
+                        .is_some_and(|d| d.flows >= usable)
                 {
                     return None;
                 }
                 for _ in 0..128 {
                     let ix = self.rng.below(self.budget);
-                    if self.tuple_free(proto, ix, pkt.dst) {
+                    if self.tuple_free(proto, ix, pkt.dst, syn) {
                         return Some(ix);
                     }
                 }
@@ -1319,14 +1511,17 @@ impl Nat {
                     return Some(ix);
                 }
                 if share_tcp && proto == Protocol::Tcp {
-                    return self.find_shareable(proto, pkt.dst);
+                    return self.find_shareable(proto, pkt.dst, syn);
                 }
                 None
             }
         }
     }
 
-    fn tuple_free(&self, proto: Protocol, ix: u32, remote: Endpoint) -> bool {
+    /// Whether port index `ix` can carry a new flow of `proto` to `remote`: not static, and
+    /// no live session on (port, remote), except, for a new TCP SYN when the policy allows,
+    /// a closing one (a new incarnation of the connection: RFC 7857 §3.2, RFC 6191).
+    fn tuple_free(&self, proto: Protocol, ix: u32, remote: Endpoint, syn: bool) -> bool {
         let slot = self.pools[proto.index()].slots[ix as usize];
         if slot.is_static {
             return false;
@@ -1334,7 +1529,16 @@ impl Nat {
         let Some(port) = self.ports.nth(ix) else {
             return false;
         };
-        slot.users == 0 || self.find_inbound(proto, port, remote).is_none()
+        if slot.users == 0 {
+            return true;
+        }
+        match self.find_inbound(proto, port, remote) {
+            None => true,
+            Some(s) => {
+                syn && self.cfg.reuse_closing_for_syn
+                    && self.sessions[s as usize].state == SessionState::TimeWait
+            }
+        }
     }
 
     /// A random free port, preferring the source port's parity (RFC 4787 REQ-4).
@@ -1357,25 +1561,32 @@ impl Nat {
         Some(pick)
     }
 
+    /// Whether a closing session may give its tuple to this new flow (a TCP SYN, the policy
+    /// allowing it, and some closing session alive).
+    fn closing_may_serve(&self, syn: bool) -> bool {
+        syn && self.cfg.reuse_closing_for_syn && self.timers[CLASS_TCP_TIME_WAIT as usize].len > 0
+    }
+
     /// An in-use, non-static port whose (port, remote) pair is free: port overlapping across
     /// remote endpoints (RFC 7857 §3), for every protocol.
-    fn find_shareable(&mut self, proto: Protocol, remote: Endpoint) -> Option<u32> {
+    fn find_shareable(&mut self, proto: Protocol, remote: Endpoint, syn: bool) -> Option<u32> {
         let p = proto.index();
         let in_use = self.pools[p].in_use();
         if in_use == 0 {
             return None;
         }
         // Every in-use port already talks to this remote: nothing to share.
-        if self
-            .dests
-            .get(&(proto, remote))
-            .is_some_and(|d| d.flows >= in_use)
+        if !self.closing_may_serve(syn)
+            && self
+                .dests
+                .get(&(proto, remote))
+                .is_some_and(|d| d.flows >= in_use)
         {
             return None;
         }
         let usable = |nat: &Self, ix: u32| {
             let slot = nat.pools[p].slots[ix as usize];
-            slot.users > 0 && nat.tuple_free(proto, ix, remote)
+            slot.users > 0 && nat.tuple_free(proto, ix, remote, syn)
         };
         for _ in 0..32 {
             let ix = self.rng.below(self.budget);
@@ -1389,34 +1600,95 @@ impl Nat {
             .find(|&ix| usable(self, ix))
     }
 
-    fn recycle_oldest_unanswered(&mut self, host: u32, proto: Protocol, now: Timestamp) -> bool {
-        let s = self.host_lists[host as usize][proto.index()].head;
-        if s == NIL {
-            return false;
-        }
+    /// Ends session `s` to make room and returns the position of its port in the set.
+    fn recycle(&mut self, s: u32, now: Timestamp) -> Option<u32> {
+        let (port, m) = {
+            let x = &self.sessions[s as usize];
+            (x.ext_port, x.mapping)
+        };
+        let host = self.mappings[m as usize].host;
         self.hosts[host as usize].recycled += 1;
         self.remove_session(s, now);
-        self.check_culprit(now, host);
-        true
+        self.ports.index_of(port)
     }
 
-    fn reclaim_time_wait(&mut self, now: Timestamp) -> bool {
+    /// The session `host` can best give up for a new flow of `proto`, if any: a closing TCP
+    /// connection first; then, least recently used first, a one-shot exchange that got its
+    /// answer or a flow still unanswered; then a stream idle for `STREAM_IDLE_MS`. Nothing
+    /// live is ever taken: TCP that is established, opening from outside or half closed is
+    /// in no tier. Bounded: a few list heads are looked at.
+    fn own_idle(&mut self, host: u32, proto: Protocol, now: Timestamp) -> Option<u32> {
+        let p = proto.index();
+        let lists = self.host_lists[host as usize][p];
+        let closing = lists[TIER_CLOSING as usize].head;
+        if closing != NIL {
+            return Some(closing);
+        }
+        let once = lists[TIER_ANSWERED_ONCE as usize].head;
+        let unanswered = lists[TIER_UNANSWERED as usize].head;
+        match (once, unanswered) {
+            (NIL, NIL) => {}
+            (NIL, u) => return Some(u),
+            (o, NIL) => return Some(o),
+            (o, u) => {
+                let older =
+                    self.sessions[o as usize].last_seen <= self.sessions[u as usize].last_seen;
+                return Some(if older { o } else { u });
+            }
+        }
+        // Streams: the list is in the order they became streams; one heard from recently
+        // goes to the tail (lazy LRU), at most eight per call.
+        for _ in 0..8 {
+            let s = self.host_lists[host as usize][p][TIER_STREAM as usize].head;
+            if s == NIL {
+                return None;
+            }
+            if now
+                .millis()
+                .saturating_sub(self.sessions[s as usize].last_seen)
+                >= STREAM_IDLE_MS
+            {
+                return Some(s);
+            }
+            let list = &mut self.host_lists[host as usize][p][TIER_STREAM as usize];
+            list.unlink(&mut self.sessions, s, host_link);
+            list.push_back(&mut self.sessions, s, host_link);
+        }
+        None
+    }
+
+    /// Recycles `host`'s own best idle session of `proto` (see [`Nat::own_idle`]); returns
+    /// the position of the port it held.
+    fn recycle_own_idle(&mut self, host: u32, proto: Protocol, now: Timestamp) -> Option<u32> {
+        let s = self.own_idle(host, proto, now)?;
+        let ix = self.recycle(s, now);
+        self.check_culprit(now, host);
+        ix
+    }
+
+    /// The oldest closing TCP session of any host (RFC 7857 §3.2: a port in TIME_WAIT may
+    /// be reused when it is needed).
+    fn reclaim_closing(&mut self, now: Timestamp) -> Option<u32> {
         let s = self.timers[CLASS_TCP_TIME_WAIT as usize].head;
         if s == NIL {
-            return false;
+            return None;
         }
-        self.remove_session(s, now);
-        true
+        self.recycle(s, now)
     }
 
     /// When the budget is exhausted, the oldest unanswered flow of the host furthest over its
     /// cap makes room (never an answered flow; never a host within its share). A deliberate,
     /// narrow exception to RFC 6888 REQ-11, which the 240-port budget forces.
-    fn reclaim_from_over_cap(&mut self, asking: u32, proto: Protocol, now: Timestamp) -> bool {
+    fn reclaim_from_over_cap(
+        &mut self,
+        asking: u32,
+        proto: Protocol,
+        now: Timestamp,
+    ) -> Option<u32> {
         let p = proto.index();
         let mut worst: Option<(u32, u32)> = None;
         for h in 0..self.hosts.len() as u32 {
-            if h == asking || self.host_lists[h as usize][p].head == NIL {
+            if h == asking || self.host_lists[h as usize][p][TIER_UNANSWERED as usize].head == NIL {
                 continue;
             }
             let held = self.hosts[h as usize].ports[p];
@@ -1425,10 +1697,11 @@ impl Nat {
                 worst = Some((h, held));
             }
         }
-        match worst {
-            Some((h, _)) => self.recycle_oldest_unanswered(h, proto, now),
-            None => false,
-        }
+        let (h, _) = worst?;
+        let s = self.host_lists[h as usize][p][TIER_UNANSWERED as usize].head;
+        let ix = self.recycle(s, now);
+        self.check_culprit(now, h);
+        ix
     }
 
     fn filtered(
@@ -1476,7 +1749,7 @@ impl Nat {
         let h = &mut self.hosts[host as usize];
         h.refusals += 1;
         h.last_refusal = Some(now);
-        h.note_unanswered(now, pkt.proto, pkt.dst);
+        h.note_destination(pkt.proto, pkt.dst);
         if self.recent.len() == RECENT_REFUSALS {
             self.recent.pop_front();
         }
@@ -1677,18 +1950,18 @@ impl Nat {
             x.sessions += 1;
             (x.proto, x.internal, x.ext_port, x.host)
         };
-        let class = class_of(proto, state);
+        let class = class_of(proto, state, false);
         let sess = Session {
             proto,
             state,
             class,
-            fin: 0,
-            in_host_list: false,
+            bits: 0,
+            tier: NO_TIER,
             ext_port,
             internal,
             remote,
             mapping: m,
-            host,
+            lan_ack: 0,
             created_s: u32::try_from(now.millis() / 1000).unwrap_or(u32::MAX),
             last_seen: now.millis(),
             queued_at: now.millis(),
@@ -1708,15 +1981,7 @@ impl Nat {
         self.live_sessions += 1;
         self.pools[proto.index()].sessions += 1;
         self.timers[class as usize].push_back(&mut self.sessions, s, timer_link);
-        if state.is_unanswered() {
-            self.host_lists[host as usize][proto.index()].push_back(
-                &mut self.sessions,
-                s,
-                host_link,
-            );
-            self.sessions[s as usize].in_host_list = true;
-            self.hosts[host as usize].unanswered += 1;
-        }
+        self.entier(s, host, tier_of(proto, state, false));
         self.hosts[host as usize].flows += 1;
         // Both indexes (the pair is unique by construction: checked before the port was chosen).
         let hasher = &self.hasher;
@@ -1758,26 +2023,19 @@ impl Nat {
     }
 
     fn remove_session(&mut self, s: u32, now: Timestamp) {
-        let (proto, internal, remote, ext_port, class, host, m, in_list) = {
+        let (proto, internal, remote, ext_port, class, m, tier) = {
             let x = &self.sessions[s as usize];
             (
-                x.proto,
-                x.internal,
-                x.remote,
-                x.ext_port,
-                x.class,
-                x.host,
-                x.mapping,
-                x.in_host_list,
+                x.proto, x.internal, x.remote, x.ext_port, x.class, x.mapping, x.tier,
             )
         };
         if m == NIL {
             return;
         }
+        let host = self.mappings[m as usize].host;
         self.timers[class as usize].unlink(&mut self.sessions, s, timer_link);
-        if in_list {
-            self.host_lists[host as usize][proto.index()].unlink(&mut self.sessions, s, host_link);
-            self.hosts[host as usize].unanswered -= 1;
+        self.untier(s, host);
+        if tier == TIER_UNANSWERED {
             // It dies unanswered: evidence for the culprit score.
             self.hosts[host as usize].note_unanswered(now, proto, remote);
         }
@@ -1791,9 +2049,7 @@ impl Nat {
         }
         self.live_sessions -= 1;
         self.pools[proto.index()].sessions -= 1;
-        let x = &mut self.sessions[s as usize];
-        x.mapping = NIL;
-        x.in_host_list = false;
+        self.sessions[s as usize].mapping = NIL;
         self.free_sessions.push(s);
         let mm = &mut self.mappings[m as usize];
         mm.sessions -= 1;

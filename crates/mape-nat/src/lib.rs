@@ -22,7 +22,7 @@ pub use config::{
     POLICY_NAMES,
 };
 pub use drop::NatDrop;
-pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice};
+pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice, SessionInfo};
 pub use filter::{DestinationFilter, Ipv4Prefix, SPECIAL_PURPOSE};
 pub use stats::{
     Culprit, DestinationStats, Event, EventKind, HostStats, ProtoBudget, Refusal, Signature,

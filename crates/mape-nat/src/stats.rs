@@ -82,6 +82,13 @@ pub struct HostStats {
     pub ports_by_proto: [u32; 3],
     /// Live sessions never answered.
     pub unanswered: u32,
+    /// Live UDP/ICMP sessions that got their answer and were not heard of again (one-shot
+    /// exchanges: recycled for this host first when it needs room).
+    pub answered_once: u32,
+    /// Live UDP/ICMP sessions still active two seconds after they began.
+    pub streams: u32,
+    /// Live TCP sessions that are over (both FINs, or a reset) and wait out TIME_WAIT.
+    pub closing: u32,
     /// Highest `ports_held` seen.
     pub peak_ports: u32,
     /// New flows refused (quota, exhaustion, table full).
@@ -92,7 +99,7 @@ pub struct HostStats {
     pub filtered: u64,
     /// First time one of them was filtered.
     pub first_filtered: Option<Timestamp>,
-    /// Own unanswered flows given up to make room under its cap.
+    /// Own idle sessions (closing, one-shot, unanswered, idle streams) given up to make room.
     pub recycled: u64,
     /// Unanswered flows (filtered, refused or ended unanswered) per second, last minute.
     pub new_unanswered_per_s: f64,
@@ -136,6 +143,12 @@ pub struct Culprit {
     pub rate_per_s: f64,
     /// Ports held.
     pub ports_held: u32,
+    /// Its live flows never answered.
+    pub unanswered: u32,
+    /// Its live one-shot exchanges that got their answer.
+    pub answered_once: u32,
+    /// Its live streams.
+    pub streams: u32,
     /// Score.
     pub score: f64,
 }
@@ -247,6 +260,9 @@ pub struct Snapshot {
     pub destinations: Vec<DestinationStats>,
     /// Drops by reason (all reasons, zero included).
     pub drops: Vec<(NatDrop, u64)>,
+    /// Inbound TCP RSTs passed to the LAN host but not believed by the engine: outside
+    /// the window the host acknowledged (RFC 5961 §3.2), so the session stays as it was.
+    pub tcp_rst_unverified: u64,
     /// The likeliest culprit, if one stands out.
     pub culprit: Option<Culprit>,
 }
@@ -293,7 +309,8 @@ pub(crate) struct HostRecord {
     pub(crate) addr: Ipv4Addr,
     pub(crate) flows: u32,
     pub(crate) ports: [u32; 3],
-    pub(crate) unanswered: u32,
+    /// Live sessions per recyclable tier (closing, unanswered, answered once, streams).
+    pub(crate) tiers: [u32; 4],
     pub(crate) peak_ports: u32,
     pub(crate) refusals: u64,
     pub(crate) last_refusal: Option<Timestamp>,
@@ -317,7 +334,7 @@ impl HostRecord {
             addr,
             flows: 0,
             ports: [0; 3],
-            unanswered: 0,
+            tiers: [0; 4],
             peak_ports: 0,
             refusals: 0,
             last_refusal: None,
@@ -339,6 +356,11 @@ impl HostRecord {
         self.ports.iter().sum()
     }
 
+    /// Live sessions never answered.
+    pub(crate) fn unanswered(&self) -> u32 {
+        self.tiers[1]
+    }
+
     /// Records a new flow attempt (translated or not): source-port spread and signatures.
     pub(crate) fn note_new_flow(&mut self, proto: Protocol, src_port: u16, dst: Endpoint) {
         self.new_flows += 1;
@@ -358,6 +380,12 @@ impl HostRecord {
     /// Records a flow that got no answer: filtered, refused, or ended unanswered.
     pub(crate) fn note_unanswered(&mut self, now: Timestamp, proto: Protocol, dst: Endpoint) {
         self.new_unanswered.add(now);
+        self.note_destination(proto, dst);
+    }
+
+    /// Records where a flow the host could not keep went (ended unanswered, filtered, or
+    /// refused: a refused flow is evidence of what the host does, not of an unanswered one).
+    pub(crate) fn note_destination(&mut self, proto: Protocol, dst: Endpoint) {
         // Boyer-Moore majority vote keeps the dominant destination in O(1) space.
         self.top_dst = match self.top_dst {
             Some((p, d, n)) if p == proto && d == dst => Some((p, d, n.saturating_add(1))),
@@ -395,14 +423,14 @@ impl HostRecord {
     /// plus twice the share of the budget held by live unanswered flows.
     pub(crate) fn score(&self, now: Timestamp, budget: u32) -> f64 {
         let rate = self.unanswered_rate(now);
-        let live = f64::from(self.unanswered) / f64::from(budget.max(1));
+        let live = f64::from(self.unanswered()) / f64::from(budget.max(1));
         let sig = if self.signature().is_some() { 1.0 } else { 0.0 };
         rate * (0.5 + self.spread()) * (1.0 + sig) + 2.0 * live
     }
 
     /// Whether this host stands out as burning the budget.
     pub(crate) fn is_culprit(&self, now: Timestamp, budget: u32) -> bool {
-        let live = f64::from(self.unanswered) / f64::from(budget.max(1));
+        let live = f64::from(self.unanswered()) / f64::from(budget.max(1));
         self.score(now, budget) >= 0.5 && (self.unanswered_rate(now) >= 0.1 || live >= 0.25)
     }
 
@@ -412,7 +440,10 @@ impl HostRecord {
             flows: self.flows,
             ports_held: self.ports_held(),
             ports_by_proto: self.ports,
-            unanswered: self.unanswered,
+            unanswered: self.unanswered(),
+            answered_once: self.tiers[2],
+            streams: self.tiers[3],
+            closing: self.tiers[0],
             peak_ports: self.peak_ports,
             refusals: self.refusals,
             last_refusal: self.last_refusal,
@@ -434,7 +465,7 @@ impl HostRecord {
         };
         match self.top_dst {
             Some((proto, dst, _)) => format!("{proto} to {dst}{spread}"),
-            None => format!("{} unanswered flows{spread}", self.unanswered),
+            None => format!("{} unanswered flows{spread}", self.unanswered()),
         }
     }
 }

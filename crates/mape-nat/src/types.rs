@@ -194,6 +194,12 @@ pub struct OutboundPacket {
     pub dst: Endpoint,
     /// TCP flags (zero for UDP and ICMP).
     pub flags: TcpFlags,
+    /// TCP sequence number (zero for UDP and ICMP).
+    pub seq: u32,
+    /// TCP acknowledgement number, meaningful with the ACK flag: the remote's next sequence
+    /// number the LAN host expects (RCV.NXT). The engine checks inbound RSTs against it
+    /// (RFC 5961 §3.2).
+    pub ack: u32,
 }
 
 /// What the engine needs to know of a packet from the tunnel, already decapsulated.
@@ -207,6 +213,11 @@ pub struct InboundPacket {
     pub dst: Endpoint,
     /// TCP flags (zero for UDP and ICMP).
     pub flags: TcpFlags,
+    /// TCP sequence number (zero for UDP and ICMP): an RST is believed only when it falls
+    /// in the window the LAN host acknowledged (RFC 5961 §3.2).
+    pub seq: u32,
+    /// TCP acknowledgement number (zero for UDP and ICMP).
+    pub ack: u32,
 }
 
 /// Where a session stands; decides its timer class.

@@ -25,6 +25,8 @@ fn udp(src: &str, dst: &str) -> OutboundPacket {
         src: ep(src),
         dst: ep(dst),
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     }
 }
 
@@ -34,6 +36,8 @@ fn tcp(src: &str, dst: &str, flags: u8) -> OutboundPacket {
         src: ep(src),
         dst: ep(dst),
         flags: TcpFlags(flags),
+        seq: 0,
+        ack: 0,
     }
 }
 
@@ -43,6 +47,8 @@ fn reply(p: &OutboundPacket, ext: Endpoint, flags: u8) -> InboundPacket {
         src: p.dst,
         dst: ext,
         flags: TcpFlags(flags),
+        seq: 0,
+        ack: 0,
     }
 }
 
@@ -100,6 +106,8 @@ fn address_and_port_dependent_filtering_by_default() {
         src: ep("1.1.1.1:3479"),
         dst: ext,
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     };
     assert_eq!(
         n.inbound(t(1), &stranger),
@@ -136,6 +144,8 @@ fn endpoint_independent_filtering_when_asked_and_unshared() {
         src: ep("5.6.7.8:9999"),
         dst: ext,
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     };
     assert_eq!(
         n.inbound(t(1), &other),
@@ -161,6 +171,8 @@ fn hairpinning_rfc4787_req9() {
         src: ep("192.168.1.10:6000"),
         dst: server,
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     };
     match n.outbound(t(1), &p) {
         OutboundVerdict::Hairpin {
@@ -262,6 +274,8 @@ fn icmp_echo_ids_come_from_the_port_set_rfc7597_8_2() {
         src: ep("192.168.1.10:1"),
         dst: ep("1.1.1.1:0"),
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     };
     let ext = translated(n.outbound(t(0), &ping));
     assert!(
@@ -274,6 +288,8 @@ fn icmp_echo_ids_come_from_the_port_set_rfc7597_8_2() {
         src: ep("1.1.1.1:0"),
         dst: ext,
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     };
     assert_eq!(
         n.inbound(t(1), &pong),
@@ -336,6 +352,8 @@ fn static_forwards_must_lie_in_the_set_and_accept_inbound() {
         src: ep("203.0.113.5:40000"),
         dst: Endpoint::new(EXT, 6680),
         flags: TcpFlags(TcpFlags::SYN),
+        seq: 0,
+        ack: 0,
     };
     assert_eq!(
         n.inbound(t(0), &syn),
@@ -611,6 +629,8 @@ fn bad_input_gets_a_typed_verdict() {
         src: ep("1.1.1.1:53"),
         dst: ep("14.9.26.102:6672"),
         flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
     };
     assert_eq!(
         n.inbound(t(0), &wrong),
@@ -812,12 +832,53 @@ fn rst_moves_to_time_wait_and_icmp_never_ends_a_connection() {
         Some(syn.src)
     );
     assert_eq!(n.session_count(), 1);
-    // RST: the session lingers in TIME_WAIT (240 s, RFC 7857 §2.2), then goes.
-    n.inbound(t(10), &reply(&syn, ext, TcpFlags::RST));
+    // The LAN host acknowledges the remote's data up to 5000.
+    let mut ack = tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::ACK);
+    ack.ack = 5000;
+    translated(n.outbound(t(1), &ack));
+    // A spoofed RST far outside that window is passed on but not believed (RFC 5961 §3.2).
+    let mut spoofed = reply(&syn, ext, TcpFlags::RST);
+    spoofed.seq = 5000 + (1 << 30);
+    n.inbound(t(2), &spoofed);
+    assert_eq!(n.snapshot(t(2)).tcp_rst_unverified, 1);
+    let state = |n: &Nat| n.sessions(t(3), 10)[0].state;
+    assert_eq!(state(&n), SessionState::Established);
+    // An RST at the acknowledged point: the session lingers in TIME_WAIT (240 s, RFC 7857
+    // §2.2), then goes.
+    let mut rst = reply(&syn, ext, TcpFlags::RST);
+    rst.seq = 5000;
+    n.inbound(t(10), &rst);
+    assert_eq!(state(&n), SessionState::TimeWait);
     n.expire(t(10 + 239));
     assert_eq!(n.session_count(), 1);
     n.expire(t(10 + 240));
     assert_eq!(n.session_count(), 0);
+}
+
+#[test]
+fn a_believed_rst_the_lan_host_ignores_does_not_end_the_connection() {
+    let mut n = nat(NatConfig::mape());
+    let syn = tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::SYN);
+    let ext = translated(n.outbound(t(0), &syn));
+    n.inbound(t(0), &reply(&syn, ext, TcpFlags::SYN | TcpFlags::ACK));
+    let mut ack = tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::ACK);
+    ack.ack = 77;
+    translated(n.outbound(t(1), &ack));
+    // An in-window RST the host challenges (RFC 5961 §3.2): its challenge ACK (or any
+    // further segment) shows the connection lives.
+    let mut rst = reply(&syn, ext, TcpFlags::RST);
+    rst.seq = 77 + 1000;
+    n.inbound(t(2), &rst);
+    assert_eq!(n.sessions(t(2), 10)[0].state, SessionState::TimeWait);
+    translated(n.outbound(t(2), &ack));
+    assert_eq!(n.sessions(t(3), 10)[0].state, SessionState::Established);
+    // A RST the LAN host sends itself is believed at once.
+    translated(n.outbound(
+        t(4),
+        &tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::RST),
+    ));
+    assert_eq!(n.sessions(t(4), 10)[0].state, SessionState::TimeWait);
+    n.check_invariants().unwrap();
 }
 
 #[test]

@@ -80,6 +80,8 @@ fn run(policy: &str, target: Ipv4Addr, rate_x: u64) -> Outcome {
                     src: Endpoint::new(HOST_B, b_port),
                     dst: Endpoint::new(target, port),
                     flags: TcpFlags::NONE,
+                    seq: 0,
+                    ack: 0,
                 };
                 if let OutboundVerdict::Translate { .. } = nat.outbound(now, &p) {
                     if target == PRIVATE_TARGET {
@@ -95,6 +97,8 @@ fn run(policy: &str, target: Ipv4Addr, rate_x: u64) -> Outcome {
                 src: Endpoint::new(HOST_A, a_port),
                 dst: Endpoint::new(Ipv4Addr::new(8, 8, 8, 8), 53),
                 flags: TcpFlags::NONE,
+                seq: 0,
+                ack: 0,
             };
             match nat.outbound(now, &q) {
                 OutboundVerdict::Translate { external } => {
@@ -103,6 +107,8 @@ fn run(policy: &str, target: Ipv4Addr, rate_x: u64) -> Outcome {
                         src: q.dst,
                         dst: external,
                         flags: TcpFlags::NONE,
+                        seq: 0,
+                        ack: 0,
                     };
                     assert!(matches!(
                         nat.inbound(now.plus_millis(20), &answer),
@@ -123,6 +129,8 @@ fn run(policy: &str, target: Ipv4Addr, rate_x: u64) -> Outcome {
                 src,
                 dst,
                 flags: TcpFlags(flags),
+                seq: 0,
+                ack: 0,
             };
             match nat.outbound(now, &pkt(TcpFlags::SYN)) {
                 OutboundVerdict::Translate { external } => {
@@ -131,6 +139,8 @@ fn run(policy: &str, target: Ipv4Addr, rate_x: u64) -> Outcome {
                         src: dst,
                         dst: external,
                         flags: TcpFlags(flags),
+                        seq: 0,
+                        ack: 0,
                     };
                     let t1 = now.plus_millis(30);
                     nat.inbound(t1, &back(TcpFlags::SYN | TcpFlags::ACK));

@@ -110,6 +110,8 @@ proptest! {
                         src: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10 + host), 1000 + sport),
                         dst: Endpoint::new(remote_addr(remote), if proto(p) == Protocol::Icmp { 0 } else { 50 + rport }),
                         flags: TcpFlags(flags),
+                        seq: 0,
+                        ack: 0,
                     };
                     let before = nat.host_ports(pkt.src.addr, pkt.proto);
                     match nat.outbound(now, &pkt) {
@@ -146,7 +148,7 @@ proptest! {
                     let (pkt, ext) = translations[usize::from(which) % translations.len()];
                     // A capped host may have recycled that flow and its port gone to another.
                     if nat.translation_of(pkt.proto, pkt.src, pkt.dst) != Some(ext) { continue; }
-                    let back = InboundPacket { proto: pkt.proto, src: pkt.dst, dst: ext, flags: TcpFlags(flags) };
+                    let back = InboundPacket { proto: pkt.proto, src: pkt.dst, dst: ext, flags: TcpFlags(flags), seq: 0, ack: 0 };
                     if let InboundVerdict::Translate { internal } = nat.inbound(now, &back) {
                         prop_assert_eq!(internal, pkt.src, "reply reached the wrong host");
                     }
@@ -158,6 +160,8 @@ proptest! {
                         src: Endpoint::new(remote_addr(remote), 50 + rport),
                         dst: Endpoint::new(EXT, port),
                         flags: TcpFlags(TcpFlags::SYN),
+                        seq: 0,
+                        ack: 0,
                     };
                     if let InboundVerdict::Translate { internal } = nat.inbound(now, &back) {
                         // Under address-and-port-dependent filtering only a flow that sent to
@@ -257,17 +261,21 @@ proptest! {
                             src: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10 + host), 1000 + sport),
                             dst: Endpoint::new(remote_addr(*remote), if proto(*pr) == Protocol::Icmp { 0 } else { 50 + rport }),
                             flags: TcpFlags(*flags),
+                            seq: 0,
+                            ack: 0,
                         });
                     }
                     BatchPkt::Out(_) => {}
                     BatchPkt::Reply { which, flags } => {
                         let back = match translations.get(usize::from(*which) % translations.len().max(1)) {
-                            Some(&(pkt, ext)) => InboundPacket { proto: pkt.proto, src: pkt.dst, dst: ext, flags: TcpFlags(*flags) },
+                            Some(&(pkt, ext)) => InboundPacket { proto: pkt.proto, src: pkt.dst, dst: ext, flags: TcpFlags(*flags), seq: 0, ack: 0 },
                             None => InboundPacket {
                                 proto: Protocol::Udp,
                                 src: Endpoint::new(remote_addr(2), 51),
                                 dst: Endpoint::new(EXT, ports.nth(0).unwrap_or(1)),
                                 flags: TcpFlags(*flags),
+                                seq: 0,
+                                ack: 0,
                             },
                         };
                         ins.push(back);
@@ -285,6 +293,134 @@ proptest! {
         prop_assert_eq!(batched.sessions(now, usize::MAX), single.sessions(now, usize::MAX));
         prop_assert_eq!(batched.snapshot(now), single.snapshot(now));
         if let Err(e) = batched.check_invariants() {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
+
+/// One step of ordinary churn for the "never refused while idle state could serve" property.
+#[derive(Debug, Clone)]
+enum Churn {
+    /// A new flow from a new source port (TCP: a SYN).
+    Open {
+        host: u8,
+        proto: u8,
+        remote: u8,
+        rport: u8,
+    },
+    /// The remote answers the `which`-th flow (TCP: SYN-ACK).
+    Answer { which: u8 },
+    /// The LAN host speaks again on the `which`-th flow (TCP: its ACK, establishing it).
+    Again { which: u8 },
+    /// TCP: both sides close the `which`-th flow with FINs, or the LAN host resets it.
+    Close { which: u8, reset: bool },
+    /// Time passes (milliseconds).
+    Wait(u16),
+}
+
+fn churn_op() -> impl Strategy<Value = Churn> {
+    prop_oneof![
+        6 => (0u8..3, 0u8..3, 0u8..3, 0u8..2).prop_map(|(host, proto, remote, rport)| Churn::Open { host, proto, remote, rport }),
+        4 => any::<u8>().prop_map(|which| Churn::Answer { which }),
+        2 => any::<u8>().prop_map(|which| Churn::Again { which }),
+        3 => (any::<u8>(), any::<bool>()).prop_map(|(which, reset)| Churn::Close { which, reset }),
+        2 => (0u16..5000).prop_map(Churn::Wait),
+    ]
+}
+
+/// Whether `s` is state its host could give up for a new flow, judged from the session
+/// list alone (independent of the engine's own tiers): TCP after both FINs or a reset;
+/// anything unanswered; a UDP/ICMP flow answered and not heard of again three seconds
+/// after it began (the engine calls a flow a stream once a packet comes two seconds after
+/// its start, and `age_ms` counts from the start's whole second).
+fn recyclable(s: &SessionInfo) -> bool {
+    match s.state {
+        SessionState::TimeWait | SessionState::Unanswered | SessionState::SynSent => true,
+        SessionState::DnsAnswered => true,
+        SessionState::Answered => s.age_ms.saturating_sub(s.idle_ms) < 2000,
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 10, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    /// Issue #18, with the default `mape` policy: no new flow is refused while a port held
+    /// only by closing sessions, or by the same host's idle flows, could serve it.
+    #[test]
+    fn no_refusal_while_idle_state_could_serve(
+        small in any::<bool>(),
+        ops in prop::collection::vec(churn_op(), 1..400),
+    ) {
+        // 12 or 56 ports make the budget bind within a short sequence.
+        let ports = if small { PortSet::new(5, 12, 2).unwrap() } else { PortSet::new(9, 10, 3).unwrap() };
+        let mut nat = Nat::new(NatConfig::mape(), EXT, ports).unwrap();
+        let mut now = Timestamp::from_secs(0);
+        let mut flows: Vec<(OutboundPacket, Endpoint)> = Vec::new();
+        let mut next_port = 1000u16;
+        for op in ops {
+            match op {
+                Churn::Open { host, proto: p, remote, rport } => {
+                    next_port = next_port.wrapping_add(1).max(1000);
+                    let pr = proto(p);
+                    let pkt = OutboundPacket {
+                        proto: pr,
+                        src: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10 + host), next_port),
+                        dst: Endpoint::new(Ipv4Addr::new(8, 8, 8, 2 + remote), if pr == Protocol::Icmp { 0 } else { 80 + u16::from(rport) }),
+                        flags: TcpFlags(if pr == Protocol::Tcp { TcpFlags::SYN } else { 0 }),
+                        seq: 0,
+                        ack: 0,
+                    };
+                    let before = nat.sessions(now, usize::MAX);
+                    match nat.outbound(now, &pkt) {
+                        OutboundVerdict::Translate { external } => flows.push((pkt, external)),
+                        OutboundVerdict::Drop { reason, .. } => {
+                            let own = before.iter().any(|s| {
+                                s.internal.addr == pkt.src.addr && s.proto == pr && recyclable(s)
+                            });
+                            prop_assert!(!own, "{:?} refused ({:?}) while it held idle state: {:?}", pkt.src, reason,
+                                before.iter().filter(|s| s.internal.addr == pkt.src.addr && s.proto == pr && recyclable(s)).collect::<Vec<_>>());
+                            if reason == NatDrop::PortsExhausted && pr == Protocol::Tcp {
+                                prop_assert!(!before.iter().any(|s| s.proto == pr && s.state == SessionState::TimeWait),
+                                    "refused while a closing TCP session held a port");
+                            }
+                        }
+                        other => prop_assert!(false, "{:?}", other),
+                    }
+                }
+                Churn::Answer { which } | Churn::Again { which } | Churn::Close { which, .. } if flows.is_empty() => { let _ = which; }
+                Churn::Answer { which } => {
+                    let (pkt, ext) = flows[usize::from(which) % flows.len()];
+                    if nat.translation_of(pkt.proto, pkt.src, pkt.dst) != Some(ext) { continue; }
+                    let flags = if pkt.proto == Protocol::Tcp { TcpFlags::SYN | TcpFlags::ACK } else { 0 };
+                    let back = InboundPacket { proto: pkt.proto, src: pkt.dst, dst: ext, flags: TcpFlags(flags), seq: 0, ack: 0 };
+                    prop_assert_eq!(nat.inbound(now, &back), InboundVerdict::Translate { internal: pkt.src });
+                }
+                Churn::Again { which } => {
+                    let (pkt, ext) = flows[usize::from(which) % flows.len()];
+                    if nat.translation_of(pkt.proto, pkt.src, pkt.dst) != Some(ext) { continue; }
+                    let again = OutboundPacket { flags: TcpFlags(if pkt.proto == Protocol::Tcp { TcpFlags::ACK } else { 0 }), ..pkt };
+                    prop_assert_eq!(nat.outbound(now, &again), OutboundVerdict::Translate { external: ext });
+                }
+                Churn::Close { which, reset } => {
+                    let (pkt, ext) = flows[usize::from(which) % flows.len()];
+                    if pkt.proto != Protocol::Tcp || nat.translation_of(pkt.proto, pkt.src, pkt.dst) != Some(ext) { continue; }
+                    if reset {
+                        nat.outbound(now, &OutboundPacket { flags: TcpFlags(TcpFlags::RST), ..pkt });
+                    } else {
+                        nat.outbound(now, &OutboundPacket { flags: TcpFlags(TcpFlags::FIN | TcpFlags::ACK), ..pkt });
+                        let fin = InboundPacket { proto: pkt.proto, src: pkt.dst, dst: ext, flags: TcpFlags(TcpFlags::FIN | TcpFlags::ACK), seq: 0, ack: 0 };
+                        nat.inbound(now, &fin);
+                    }
+                }
+                Churn::Wait(ms) => {
+                    now = now.plus_millis(u64::from(ms));
+                    // Due expiry first, so the session list the checks read is current.
+                    nat.expire(now);
+                }
+            }
+        }
+        if let Err(e) = nat.check_invariants() {
             prop_assert!(false, "{}", e);
         }
     }

@@ -123,6 +123,10 @@ pub struct Packet {
     pub dst: Endpoint,
     /// TCP flags byte (zero for UDP and ICMP).
     pub flags: TcpFlags,
+    /// TCP sequence number (zero for UDP and ICMP).
+    pub seq: u32,
+    /// TCP acknowledgement number (zero for UDP and ICMP).
+    pub ack: u32,
     /// ICMP echo kind (`None` for TCP and UDP).
     pub icmp: Option<IcmpKind>,
 }
@@ -135,17 +139,26 @@ impl Packet {
             src,
             dst,
             flags: TcpFlags::NONE,
+            seq: 0,
+            ack: 0,
             icmp: None,
         }
     }
 
-    /// A TCP segment with `flags`.
+    /// A TCP segment with `flags` (sequence and acknowledgement numbers zero).
     pub fn tcp(src: Endpoint, dst: Endpoint, flags: u8) -> Self {
+        Self::tcp_numbered(src, dst, flags, 0, 0)
+    }
+
+    /// A TCP segment with `flags`, sequence number `seq` and acknowledgement number `ack`.
+    pub fn tcp_numbered(src: Endpoint, dst: Endpoint, flags: u8, seq: u32, ack: u32) -> Self {
         Self {
             proto: Protocol::Tcp,
             src,
             dst,
             flags: TcpFlags(flags),
+            seq,
+            ack,
             icmp: None,
         }
     }
@@ -157,6 +170,8 @@ impl Packet {
             src: Endpoint::new(src, id),
             dst: Endpoint::new(dst, 0),
             flags: TcpFlags::NONE,
+            seq: 0,
+            ack: 0,
             icmp: Some(IcmpKind::Request),
         }
     }
@@ -168,6 +183,8 @@ impl Packet {
             src: Endpoint::new(from, 0),
             dst: Endpoint::new(to, id),
             flags: TcpFlags::NONE,
+            seq: 0,
+            ack: 0,
             icmp: Some(IcmpKind::Reply),
         }
     }
@@ -179,6 +196,8 @@ impl Packet {
             src: self.dst,
             dst: self.src,
             flags: TcpFlags(flags),
+            seq: self.ack,
+            ack: self.seq,
             icmp: self.icmp.map(|k| match k {
                 IcmpKind::Request => IcmpKind::Reply,
                 IcmpKind::Reply => IcmpKind::Request,
@@ -191,6 +210,12 @@ impl Packet {
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([s[0], s[1]]))
+}
+
+#[inline]
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Decodes a captured frame of link type `link` (see [`linktype`]).
@@ -284,10 +309,14 @@ fn ipv4(b: &[u8]) -> Result<Packet, SkipReason> {
             let sp = be16(l4, 0).ok_or(SkipReason::Truncated)?;
             let dp = be16(l4, 2).ok_or(SkipReason::Truncated)?;
             let flags = *l4.get(13).ok_or(SkipReason::Truncated)?;
-            Ok(Packet::tcp(
+            let seq = be32(l4, 4).ok_or(SkipReason::Truncated)?;
+            let ack = be32(l4, 8).ok_or(SkipReason::Truncated)?;
+            Ok(Packet::tcp_numbered(
                 Endpoint::new(src, sp),
                 Endpoint::new(dst, dp),
                 flags,
+                seq,
+                ack,
             ))
         }
         17 => {
@@ -355,9 +384,8 @@ pub fn encode_ipv4(pkt: &Packet, payload: u16, ip_id: u16, out: &mut Vec<u8>) {
         Protocol::Tcp => {
             out.extend_from_slice(&pkt.src.port.to_be_bytes());
             out.extend_from_slice(&pkt.dst.port.to_be_bytes());
-            let ack: u32 = u32::from(pkt.flags.has(TcpFlags::ACK));
-            out.extend_from_slice(&1u32.to_be_bytes());
-            out.extend_from_slice(&ack.to_be_bytes());
+            out.extend_from_slice(&pkt.seq.to_be_bytes());
+            out.extend_from_slice(&pkt.ack.to_be_bytes());
             out.extend_from_slice(&[0x50, pkt.flags.0]);
             out.extend_from_slice(&64240u16.to_be_bytes());
             out.extend_from_slice(&[0, 0, 0, 0]);

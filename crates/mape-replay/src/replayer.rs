@@ -552,6 +552,8 @@ impl Replayer {
             src: p.src,
             dst: p.dst,
             flags: p.flags,
+            seq: p.seq,
+            ack: p.ack,
         };
         let entry = self.flows.get_mut(&key);
         let mut ext = entry.as_ref().map_or([NONE; MAX_POLICIES], |e| e.ext);
@@ -623,6 +625,8 @@ impl Replayer {
                 src: p.src,
                 dst: Endpoint::new(self.external, port as u16),
                 flags: p.flags,
+                seq: p.seq,
+                ack: p.ack,
             };
             match e.nat.inbound(ts, &pkt) {
                 InboundVerdict::Translate { .. } => e.c.replies_delivered += 1,

@@ -167,7 +167,7 @@ fn lost(p: &PolicyReport) -> String {
     match p.suffered.len() {
         0 => String::new(),
         1 => format!("; {} lost {n} new flows", p.suffered[0]),
-        k => format!("; {k} other hosts lost {n} new flows"),
+        k => format!("; {k} hosts lost {n} new flows"),
     }
 }
 

@@ -264,19 +264,32 @@ fn print_ports(v: &Value) {
 
 fn print_hosts(snap: &Value) {
     let now = snap["now"].as_u64().unwrap_or(0);
+    // Flows by kind, in the words the culprit view uses: never answered, answered once (a
+    // one-shot exchange), streams, closing TCP.
     println!(
-        "{:<16} {:>6} {:>6} {:>6} {:>5} {:>7} {:>12} {:>6}",
-        "host", "flows", "ports", "unansw", "peak", "refused", "last refusal", "score"
+        "{:<15} {:>5} {:>5} {:>6} {:>5} {:>5} {:>5} {:>7} {:>12} {:>5}",
+        "host",
+        "flows",
+        "ports",
+        "unansw",
+        "once",
+        "strm",
+        "clos",
+        "refused",
+        "last refusal",
+        "score"
     );
     if let Some(Value::Array(hs)) = snap.get("hosts") {
         for h in hs {
             println!(
-                "{:<16} {:>6} {:>6} {:>6} {:>5} {:>7} {:>12} {:>6.2}",
+                "{:<15} {:>5} {:>5} {:>6} {:>5} {:>5} {:>5} {:>7} {:>12} {:>5.2}",
                 s(h, "addr"),
                 u(h, "flows"),
                 u(h, "ports_held"),
                 u(h, "unanswered"),
-                u(h, "peak_ports"),
+                u(h, "answered_once"),
+                u(h, "streams"),
+                u(h, "closing"),
                 u(h, "refusals"),
                 ago(now, &h["last_refusal"]),
                 h["culprit_score"].as_f64().unwrap_or(0.0)
@@ -298,7 +311,11 @@ fn print_sessions(v: &Value) {
                 s(r, "internal"),
                 s(r, "external"),
                 s(r, "remote"),
-                s(r, "state"),
+                // UDP/ICMP "answered" says which: a one-shot exchange or a stream.
+                match (s(r, "state").as_str(), s(r, "kind").as_str()) {
+                    ("answered", k) => k.to_owned(),
+                    (st, _) => st.to_owned(),
+                },
                 u(r, "idle_ms") / 1000,
                 u(r, "left_ms") / 1000
             );
@@ -340,6 +357,12 @@ fn print_culprits(snap: &Value) {
                 s(c, "pattern"),
                 c["rate_per_s"].as_f64().unwrap_or(0.0),
                 u(c, "ports_held")
+            );
+            println!(
+                "  its live flows: {} unanswered, {} answered once, {} streams",
+                u(c, "unanswered"),
+                u(c, "answered_once"),
+                u(c, "streams")
             );
             let host = snap["hosts"]
                 .as_array()

@@ -55,6 +55,9 @@ impl Nat {
                 description: h.signature().map(|s| s.description),
                 rate_per_s: h.unanswered_rate(now),
                 ports_held: h.ports_held(),
+                unanswered: h.unanswered(),
+                answered_once: h.tiers[2],
+                streams: h.tiers[3],
                 score: h.score(now, budget),
             });
         Snapshot {
@@ -96,6 +99,7 @@ impl Nat {
                 .iter()
                 .map(|&r| (r, self.drops[r.index()]))
                 .collect(),
+            tcp_rst_unverified: self.rst_unverified,
             culprit,
         }
     }
@@ -125,6 +129,10 @@ impl Nat {
                         .saturating_add(timeout)
                         .saturating_sub(now.millis()),
                     shared_port: shared,
+                    kind: TIER_WORDS
+                        .get(usize::from(s.tier))
+                        .copied()
+                        .unwrap_or("open"),
                 }
             })
             .collect()
