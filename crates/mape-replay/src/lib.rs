@@ -7,7 +7,7 @@
 //! - [`capture`]: streaming pcap/pcapng reader (bounded memory, typed errors) and writer;
 //! - [`packet`]: frame decoding to the engine's terms, skip reasons, IPv4 encoding;
 //! - [`scenario`]: deterministic traffic generators (`flow-storm`, `dns-burst`, `p2p`,
-//!   `normal-home`), lazy iterators over a small event heap;
+//!   `normal-home`, `tcp-churn`, `udp-churn`), lazy iterators over a small event heap;
 //! - [`replayer`]: the [`Replayer`] that runs one engine per policy over one pass of the
 //!   input, remembers translations so answers are fed back inbound, samples ports in use;
 //! - [`report`]: the [`Report`] as text (80 columns) or JSON (stable keys);

@@ -7,7 +7,8 @@
 //! run. The same seed gives the same packets on every machine.
 //!
 //! The home LAN is 192.168.1.0/24; normal hosts are 192.168.1.10, .11, ... (skipping the
-//! special hosts .23, .30, .40 and .211). Every internet address is a public one (documentation
+//! special hosts .23, .30, .40 and .211; the churning hosts .220 and .221 lie above the 200
+//! normal hosts `--hosts` allows). Every internet address is a public one (documentation
 //! ranges would be refused by mape's destination filter as special-purpose).
 //!
 //! | scenario | what it models | what `--rate-x` multiplies |
@@ -15,6 +16,8 @@
 //! | `flow-storm` | the seed incident: 192.168.1.23 (Logitech Options+ "Flow") sends 2–4 UDP packets every 3 s, each from a new source port, to 192.168.1.211:59870 and :59781 — a private address of another network, never answered — beside a normal household | the storm's rate (bursts per second) |
 //! | `dns-burst` | a browser on 192.168.1.30 resolving 150–400 names in 1–3 s bursts every ~2 min (new source port per name, A and AAAA, ~3 % unanswered, some names followed by an HTTPS connection) | the burst frequency |
 //! | `p2p` | a torrent client on 192.168.1.40: DHT queries from UDP 6881 to a new peer every 0.5 s (half answered) and TCP connections to new peers every 2 s (40 % answered, the rest retransmit their SYN and give up) | both peer rates |
+//! | `tcp-churn` | ordinary TCP churn (issue #18): 192.168.1.220 opens short connections to one server, 104.16.124.96:80, about 5 a second, each from the next ephemeral port (SYN, SYN-ACK, ACK, one request and response, FIN both ways), and every 8–12 s resolves a name and connects to another server (HTTPS) | the connection rate |
+//! | `udp-churn` | ordinary UDP and ICMP churn (issue #18): 192.168.1.221 sends one datagram from the next ephemeral port to 104.16.124.96:7008, answered once ~20 ms later, 25 a second; pings the same server with a new echo identifier twice a second (answered); resolves a name every 3.6–5.4 s | the datagram and ping rates |
 //! | `normal-home` | only the normal household | every actor's rate |
 //!
 //! The normal household, per host: web browsing (a DNS query to a public resolver with a
@@ -22,6 +25,12 @@
 //! SYN, SYN-ACK, a few request/response exchanges and FIN both ways), one long-lived QUIC
 //! flow (UDP 443, answered, renewed every 2–15 minutes), and on the first host a ping every
 //! minute.
+//!
+//! The churning hosts pick source ports as Linux does for `connect()` and unbound UDP
+//! sockets in a loop: the next port of `ip_local_port_range` (32768–60999), so no port
+//! comes back before the range wraps (after 28 232 flows: about 94 min at ×1 for
+//! `tcp-churn`, 19 min for `udp-churn`). Rates above one flow per millisecond come in
+//! bursts on the millisecond.
 //!
 //! Note for `flow-storm` written with `--write-pcap`: 192.168.1.211 lies inside
 //! 192.168.1.0/24, so replaying it with `--lan 192.168.1.0/24` would count the storm as
@@ -50,15 +59,21 @@ pub enum ScenarioKind {
     P2p,
     /// A few hosts with ordinary traffic.
     NormalHome,
+    /// Short TCP connections to one server in a loop, beside a household.
+    TcpChurn,
+    /// One-shot UDP exchanges and single pings from new ports, beside a household.
+    UdpChurn,
 }
 
 impl ScenarioKind {
     /// Every scenario.
-    pub const ALL: [ScenarioKind; 4] = [
+    pub const ALL: [ScenarioKind; 6] = [
         ScenarioKind::FlowStorm,
         ScenarioKind::DnsBurst,
         ScenarioKind::P2p,
         ScenarioKind::NormalHome,
+        ScenarioKind::TcpChurn,
+        ScenarioKind::UdpChurn,
     ];
 
     /// The name used on the command line.
@@ -68,6 +83,8 @@ impl ScenarioKind {
             ScenarioKind::DnsBurst => "dns-burst",
             ScenarioKind::P2p => "p2p",
             ScenarioKind::NormalHome => "normal-home",
+            ScenarioKind::TcpChurn => "tcp-churn",
+            ScenarioKind::UdpChurn => "udp-churn",
         }
     }
 
@@ -84,6 +101,12 @@ impl ScenarioKind {
                 "a torrent client on 192.168.1.40 contacting new peers, partly unanswered"
             }
             ScenarioKind::NormalHome => "a household with ordinary traffic",
+            ScenarioKind::TcpChurn => {
+                "192.168.1.220 opening ~5 short TCP connections a second to one server, beside a household"
+            }
+            ScenarioKind::UdpChurn => {
+                "192.168.1.221 sending 25 one-shot UDP exchanges and 2 single pings a second from new ports"
+            }
         }
     }
 
@@ -106,7 +129,9 @@ impl fmt::Display for ScenarioKind {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScenarioError {
     /// Unknown name.
-    #[error("unknown scenario '{0}' (known: flow-storm, dns-burst, p2p, normal-home)")]
+    #[error(
+        "unknown scenario '{0}' (known: flow-storm, dns-burst, p2p, normal-home, tcp-churn, udp-churn)"
+    )]
     Unknown(String),
     /// Rate multiplier out of range.
     #[error("--rate-x {0} is out of range (0.01 to 10000)")]
@@ -231,6 +256,31 @@ enum Actor {
         host: Ipv4Addr,
         gap_ms: f64,
     },
+    /// `tcp-churn`: one short connection to [`CHURN_SERVER`]:80 per wake.
+    TcpChurn {
+        host: Ipv4Addr,
+        gap_ms: f64,
+        next_port: u16,
+    },
+    /// `udp-churn`: one datagram to [`CHURN_SERVER`]:7008 per wake, answered once.
+    UdpChurn {
+        host: Ipv4Addr,
+        gap_ms: f64,
+        next_port: u16,
+    },
+    /// `udp-churn`: a single ping (`ping -c1`) with a new identifier per wake.
+    PingChurn {
+        host: Ipv4Addr,
+        gap_ms: f64,
+        next_id: u16,
+    },
+    /// What shows the churning host locked out or not: a DNS lookup every
+    /// `period_ms` (±20 %), then (`connect`) a connection to a web server.
+    Probe {
+        host: Ipv4Addr,
+        period_ms: u64,
+        connect: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,13 +337,32 @@ pub const STORM_PORTS: [u16; 2] = [59870, 59781];
 pub const BURST_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 30);
 /// The torrent client of `p2p`.
 pub const P2P_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 40);
+/// The churning host of `tcp-churn`.
+pub const TCP_CHURN_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 220);
+/// The churning host of `udp-churn`.
+pub const UDP_CHURN_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 221);
+/// The one server both churns talk to (a public address: a documentation range such as
+/// 203.0.113.0/24 would be filtered by mape as special-purpose and never use a port).
+pub const CHURN_SERVER: Ipv4Addr = Ipv4Addr::new(104, 16, 124, 96);
+/// The churning TCP connections' server port.
+pub const TCP_CHURN_PORT: u16 = 80;
+/// The churning UDP datagrams' server port.
+pub const UDP_CHURN_PORT: u16 = 7008;
+/// `tcp-churn`'s connections per second at `--rate-x 1`.
+pub const TCP_CHURN_PER_S: f64 = 5.0;
+/// `udp-churn`'s datagrams per second at `--rate-x 1`.
+pub const UDP_CHURN_PER_S: f64 = 25.0;
+/// `udp-churn`'s single pings per second at `--rate-x 1`.
+pub const PING_CHURN_PER_S: f64 = 2.0;
+/// Linux's default `net.ipv4.ip_local_port_range`.
+const LINUX_EPHEMERAL: (u16, u16) = (32768, 60999);
 
 /// The address of normal host `i` (192.168.1.10 upwards, skipping the special hosts).
 pub fn normal_host(i: u32) -> Ipv4Addr {
     let mut n = 10u32;
     let mut k = 0u32;
     loop {
-        if ![23, 30, 40, 211].contains(&n) {
+        if ![23, 30, 40, 211, 220, 221].contains(&n) {
             if k == i {
                 break;
             }
@@ -302,6 +371,27 @@ pub fn normal_host(i: u32) -> Ipv4Addr {
         n += 1;
     }
     Ipv4Addr::from(u32::from(Ipv4Addr::new(192, 168, 1, 0)) + n.min(254))
+}
+
+/// An initial sequence number for the connection `from → to` opened at `t0` (a hash, as in
+/// RFC 6528, deterministic and without a draw from the scenario's generator).
+fn isn(from: Endpoint, to: Endpoint, t0: u64) -> u32 {
+    let key =
+        u64::from(u32::from(from.addr)) << 32 | u64::from(from.port) << 16 | u64::from(to.port);
+    let mut z = key ^ u64::from(u32::from(to.addr)).rotate_left(17) ^ t0.wrapping_mul(0x9e37_79b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u32
+}
+
+/// The next port of Linux's ephemeral range after `p` (wrapping at the top).
+fn next_ephemeral(p: u16) -> u16 {
+    let (lo, hi) = LINUX_EPHEMERAL;
+    if p >= hi || p < lo {
+        lo
+    } else {
+        p + 1
+    }
 }
 
 /// A running scenario: an iterator of packets in time order.
@@ -374,6 +464,38 @@ impl Scenario {
                 });
             }
             ScenarioKind::NormalHome => {}
+            ScenarioKind::TcpChurn => {
+                let next_port = s.first_ephemeral();
+                s.add(Actor::TcpChurn {
+                    host: TCP_CHURN_HOST,
+                    gap_ms: 1000.0 / (TCP_CHURN_PER_S * x),
+                    next_port,
+                });
+                s.add(Actor::Probe {
+                    host: TCP_CHURN_HOST,
+                    period_ms: 10_000,
+                    connect: true,
+                });
+            }
+            ScenarioKind::UdpChurn => {
+                let next_port = s.first_ephemeral();
+                s.add(Actor::UdpChurn {
+                    host: UDP_CHURN_HOST,
+                    gap_ms: 1000.0 / (UDP_CHURN_PER_S * x),
+                    next_port,
+                });
+                let next_id = s.rng.range(1, 65535) as u16;
+                s.add(Actor::PingChurn {
+                    host: UDP_CHURN_HOST,
+                    gap_ms: 1000.0 / (PING_CHURN_PER_S * x),
+                    next_id,
+                });
+                s.add(Actor::Probe {
+                    host: UDP_CHURN_HOST,
+                    period_ms: 4500,
+                    connect: false,
+                });
+            }
         }
         Ok(s)
     }
@@ -419,6 +541,21 @@ impl Scenario {
         self.rng.range(49152, 65535) as u16
     }
 
+    /// Where a churning host's port counter starts.
+    fn first_ephemeral(&mut self) -> u16 {
+        let (lo, hi) = LINUX_EPHEMERAL;
+        self.rng.range(u64::from(lo), u64::from(hi)) as u16
+    }
+
+    /// How many flows a churning actor starts at this wake and when it wakes next: one per
+    /// `gap_ms` (uniform ±50 %), several on the same millisecond when the gap is shorter.
+    fn churn_pace(&mut self, now: u64, gap_ms: f64) -> (u32, u64) {
+        let burst = (1.0 / gap_ms).ceil().max(1.0);
+        let jitter = 0.5 + self.rng.unit();
+        let next = (now as f64 + gap_ms * burst * jitter).round() as u64;
+        (burst as u32, next.max(now + 1))
+    }
+
     fn public_peer(&mut self) -> Ipv4Addr {
         Ipv4Addr::new(
             self.rng.pick(&PUBLIC_FIRST, 24),
@@ -446,11 +583,33 @@ impl Scenario {
     /// A TCP connection from a new port at `t0`: handshake, `exchanges` request/response
     /// pairs, FIN both ways. Unanswered: the SYN is retransmitted at +1, +3 and +7 s.
     fn tcp(&mut self, t0: u64, host: Ipv4Addr, server: Endpoint, answered: bool, exchanges: u32) {
+        let src = Endpoint::new(host, self.ephemeral());
+        self.tcp_from(t0, src, server, answered, exchanges, (100, 2000));
+    }
+
+    /// [`Scenario::tcp`] from a given source endpoint; after each response the client
+    /// thinks for `think_ms` (uniform) before its next request or its FIN.
+    fn tcp_from(
+        &mut self,
+        t0: u64,
+        src: Endpoint,
+        server: Endpoint,
+        answered: bool,
+        exchanges: u32,
+        think_ms: (u64, u64),
+    ) {
         const SYN: u8 = TcpFlags::SYN;
         const ACK: u8 = TcpFlags::ACK;
         const FIN: u8 = TcpFlags::FIN;
         const PSH: u8 = 0x08;
-        let syn = Packet::tcp(Endpoint::new(host, self.ephemeral()), server, SYN);
+        const REQUEST: u16 = 400;
+        const RESPONSE: u16 = 1200;
+        // Sequence numbers as a real stack numbers them: each side starts at its own initial
+        // number, SYN and FIN count one, data its length; every ACK names the other side's
+        // next number. The initial numbers are a hash of the connection (RFC 6528 style),
+        // not draws from the generator, so numbering changed no other field of any scenario.
+        let (mut c, mut s) = (isn(src, server, t0), isn(server, src, t0));
+        let syn = Packet::tcp_numbered(src, server, SYN, c, 0);
         if !answered {
             for d in [0, 1000, 3000, 7000] {
                 self.push(t0 + d, syn, 0);
@@ -458,29 +617,28 @@ impl Scenario {
             return;
         }
         let rtt = self.rng.range(10, 60);
-        let out = |f: u8| Packet {
-            flags: TcpFlags(f),
-            ..syn
-        };
-        let back = syn.reversed(0);
-        let inp = |f: u8| Packet {
-            flags: TcpFlags(f),
-            ..back
-        };
+        let out = |f: u8, seq: u32, ack: u32| Packet::tcp_numbered(src, server, f, seq, ack);
+        let inp = |f: u8, seq: u32, ack: u32| Packet::tcp_numbered(server, src, f, seq, ack);
         let mut t = t0;
         self.push(t, syn, 0);
-        self.push(t + rtt, inp(SYN | ACK), 0);
+        c = c.wrapping_add(1);
+        self.push(t + rtt, inp(SYN | ACK, s, c), 0);
+        s = s.wrapping_add(1);
         t += rtt + 1;
-        self.push(t, out(ACK), 0);
+        self.push(t, out(ACK, c, s), 0);
         for _ in 0..exchanges {
-            self.push(t, out(PSH | ACK), 400);
-            self.push(t + rtt, inp(PSH | ACK), 1200);
-            self.push(t + rtt + 1, out(ACK), 0);
-            t += rtt + self.rng.range(100, 2000);
+            self.push(t, out(PSH | ACK, c, s), REQUEST);
+            c = c.wrapping_add(u32::from(REQUEST));
+            self.push(t + rtt, inp(PSH | ACK, s, c), RESPONSE);
+            s = s.wrapping_add(u32::from(RESPONSE));
+            self.push(t + rtt + 1, out(ACK, c, s), 0);
+            t += rtt + self.rng.range(think_ms.0, think_ms.1);
         }
-        self.push(t, out(FIN | ACK), 0);
-        self.push(t + rtt, inp(FIN | ACK), 0);
-        self.push(t + rtt + 1, out(ACK), 0);
+        self.push(t, out(FIN | ACK, c, s), 0);
+        c = c.wrapping_add(1);
+        self.push(t + rtt, inp(FIN | ACK, s, c), 0);
+        s = s.wrapping_add(1);
+        self.push(t + rtt + 1, out(ACK, c, s), 0);
     }
 
     fn step(&mut self, i: usize, now: u64) {
@@ -609,6 +767,82 @@ impl Scenario {
                 let next = now + self.rng.exp(gap_ms);
                 self.wake(i, next);
             }
+            Actor::TcpChurn {
+                host,
+                gap_ms,
+                mut next_port,
+            } => {
+                let (n, next) = self.churn_pace(now, gap_ms);
+                let server = Endpoint::new(CHURN_SERVER, TCP_CHURN_PORT);
+                for _ in 0..n {
+                    let src = Endpoint::new(host, next_port);
+                    next_port = next_ephemeral(next_port);
+                    // connect, one request, the response, close: no think time.
+                    self.tcp_from(now, src, server, true, 1, (1, 5));
+                }
+                self.actors[i] = Actor::TcpChurn {
+                    host,
+                    gap_ms,
+                    next_port,
+                };
+                self.wake(i, next);
+            }
+            Actor::UdpChurn {
+                host,
+                gap_ms,
+                mut next_port,
+            } => {
+                let (n, next) = self.churn_pace(now, gap_ms);
+                let server = Endpoint::new(CHURN_SERVER, UDP_CHURN_PORT);
+                for _ in 0..n {
+                    let p = Packet::udp(Endpoint::new(host, next_port), server);
+                    next_port = next_ephemeral(next_port);
+                    self.push(now, p, 64);
+                    let rtt = self.rng.range(15, 25);
+                    self.push(now + rtt, p.reversed(0), 64);
+                }
+                self.actors[i] = Actor::UdpChurn {
+                    host,
+                    gap_ms,
+                    next_port,
+                };
+                self.wake(i, next);
+            }
+            Actor::PingChurn {
+                host,
+                gap_ms,
+                mut next_id,
+            } => {
+                let (n, next) = self.churn_pace(now, gap_ms);
+                for _ in 0..n {
+                    let p = Packet::echo_request(host, next_id, CHURN_SERVER);
+                    // A new `ping -c1` process, a new identifier (never 0).
+                    next_id = next_id.checked_add(1).unwrap_or(1);
+                    self.push(now, p, 56);
+                    let rtt = self.rng.range(10, 30);
+                    self.push(now + rtt, p.reversed(0), 56);
+                }
+                self.actors[i] = Actor::PingChurn {
+                    host,
+                    gap_ms,
+                    next_id,
+                };
+                self.wake(i, next);
+            }
+            Actor::Probe {
+                host,
+                period_ms,
+                connect,
+            } => {
+                let t = self.dns(now, host, true);
+                if connect {
+                    let server = Endpoint::new(self.rng.pick(&WEB_SERVERS, WEB_SERVERS[0]), 443);
+                    let n = self.rng.range(1, 3) as u32;
+                    self.tcp(t + 2, host, server, true, n);
+                }
+                let jitter = self.rng.range(period_ms * 4 / 5, period_ms * 6 / 5);
+                self.wake(i, now + jitter.max(1));
+            }
         }
     }
 }
@@ -727,5 +961,29 @@ mod tests {
         assert!(!hosts.contains(&P2P_HOST));
         assert_eq!(normal_host(199), Ipv4Addr::new(192, 168, 1, 213));
         assert!(!hosts.contains(&STORM_DST));
+        let all: Vec<_> = (0..200).map(normal_host).collect();
+        assert!(!all.contains(&TCP_CHURN_HOST));
+        assert!(!all.contains(&UDP_CHURN_HOST));
+    }
+
+    #[test]
+    fn churn_ports_walk_linux_ephemeral_range_and_wrap() {
+        assert_eq!(next_ephemeral(32768), 32769);
+        assert_eq!(next_ephemeral(60998), 60999);
+        assert_eq!(next_ephemeral(60999), 32768);
+        assert_eq!(next_ephemeral(1024), 32768);
+        let mut s = Scenario::new(ScenarioParams::new(ScenarioKind::TcpChurn)).unwrap();
+        for _ in 0..1000 {
+            assert!((32768..=60999).contains(&s.first_ephemeral()));
+        }
+    }
+
+    #[test]
+    fn churn_servers_are_not_special_purpose() {
+        let f = mape_nat::DestinationFilter::default();
+        assert_eq!(f.blocked(CHURN_SERVER), None);
+        for a in WEB_SERVERS.iter().chain(&RESOLVERS) {
+            assert_eq!(f.blocked(*a), None, "{a}");
+        }
     }
 }

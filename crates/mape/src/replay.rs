@@ -30,6 +30,12 @@ use mape_rules::{provision, Ipv4Net, Ipv6Net, PortSet, RuleSource, RuleSpec};
   dns-burst    a browser resolving hundreds of names in bursts; --rate-x: burst rate
   p2p          a torrent client with many peers, partly unanswered; --rate-x: peer rate
   normal-home  a few hosts with ordinary traffic; --rate-x: all traffic
+  tcp-churn    192.168.1.220 opens ~5 short TCP connections a second (handshake, one
+               request, FIN both ways) to one server, each from a new port, and looks
+               a name up and connects elsewhere every ~10 s; --rate-x: connection rate
+  udp-churn    192.168.1.221 sends 25 one-shot UDP exchanges and 2 single pings a
+               second from new ports/identifiers, and looks a name up every ~4.5 s;
+               --rate-x: datagram and ping rates
 
 The budget: --ports N (240, 252, 504, 1008, 2016, 4032 or 65536), or the rule of an ISP
 profile (--profile NAME --prefix P) or an explicit rule (--ipv6-prefix --ipv4-prefix
