@@ -1,10 +1,12 @@
 //! The lab: network namespaces with two LAN hosts, the CE running `mape run ce`, an ISP
-//! running `mape run br`, and an "internet" with real servers (dnsmasq for a lab zone, an
-//! HTTP server, iperf3, coturn on demand) and silent sinks that never answer.
+//! running `mape run br`, and an "internet" with real servers (dnsmasq for a lab zone, two
+//! HTTP servers, iperf3, a UDP echo, a TCP accept-and-close listener, coturn on demand)
+//! and silent sinks that never answer.
 //!
 //! ```text
-//!  lan1 192.168.10.10 ─┐                                    ┌─ inet 203.0.113.10 (dns, http, iperf3)
-//!                     ├─ br-lan 192.168.10.1 [ce] ce-wan ── isp-ce [isp] isp-inet ─┤  203.0.113.11 (turn)
+//!  lan1 192.168.10.10 ─┐                                    ┌─ inet 203.0.113.10 (dns, http, iperf3,
+//!                     │                                    │      udp echo :7008, tcp close :7009)
+//!                     ├─ br-lan 192.168.10.1 [ce] ce-wan ── isp-ce [isp] isp-inet ─┤  203.0.113.11 (http, turn)
 //!  lan2 192.168.10.23 ─┘   2001:db8:0:1::2/64    2001:db8:0:1::1  203.0.113.1      └─ sink 198.51.100.99,
 //!                                                                                       192.168.1.211 (silent)
 //! ```
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub mod bench;
+pub mod churn;
 pub mod demo;
 pub mod storm;
 
@@ -44,7 +47,7 @@ pub mod addr {
     pub const CE_EXTERNAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 18);
     /// Internet server (DNS, HTTP, iperf3, TURN primary).
     pub const SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
-    /// Second internet address (RFC 5780 needs two).
+    /// Second internet address (RFC 5780 needs two; a second HTTP server on port 80).
     pub const SERVER2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
     /// The ISP's IPv4 side.
     pub const ISP_INET: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
@@ -473,6 +476,7 @@ impl Lab {
     fn warm_up(&self, lan1: &str) -> Result<(), LabError> {
         let limit = Duration::from_secs(15);
         let t0 = Instant::now();
+        self.wait_listeners(limit)?;
         while t0.elapsed() < limit {
             let ok = self
                 .exec(
@@ -510,6 +514,38 @@ impl Lab {
         }
         Err(LabError::Timeout(
             "DNS and HTTP from lan1 through the tunnel".into(),
+            limit,
+            self.dir.display().to_string(),
+        ))
+    }
+
+    /// Waits until the internet host's servers that tests talk to are listening.
+    fn wait_listeners(&self, limit: Duration) -> Result<(), LabError> {
+        let inet = self.ns("inet");
+        let want = [
+            ("-Hltn", "203.0.113.10:80".to_string()),
+            ("-Hltn", "203.0.113.11:80".to_string()),
+            ("-Hltn", format!("203.0.113.10:{}", churn::TCP_CLOSE_PORT)),
+            ("-Hlun", format!("203.0.113.10:{}", churn::UDP_ECHO_PORT)),
+        ];
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let all = want.iter().all(|(flags, local)| {
+                self.exec(&inet, &["ss", flags])
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .split_whitespace()
+                            .any(|w| w == local)
+                    })
+                    .unwrap_or(false)
+            });
+            if all {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(LabError::Timeout(
+            "the internet host's servers".into(),
             limit,
             self.dir.display().to_string(),
         ))
@@ -565,6 +601,32 @@ impl Lab {
             ],
         )?;
         self.spawn(inet, "iperf3", &["iperf3", "-s", "-B", "203.0.113.10"])?;
+        // A second web server (another destination for the same host), a UDP echo and a
+        // TCP listener that accepts and closes at once, for the churn tests and the bench.
+        self.spawn(
+            inet,
+            "http2",
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "80",
+                "--bind",
+                "203.0.113.11",
+                "--directory",
+                &www_s,
+            ],
+        )?;
+        churn::write_scripts(&self.dir)?;
+        let servers = self.dir.join("servers.py").display().to_string();
+        let echo = format!("203.0.113.10:{}", churn::UDP_ECHO_PORT);
+        let close = format!("203.0.113.10:{}", churn::TCP_CLOSE_PORT);
+        self.spawn(inet, "udp-echo", &["python3", &servers, "udp-echo", &echo])?;
+        self.spawn(
+            inet,
+            "tcp-close",
+            &["python3", &servers, "tcp-close", &close],
+        )?;
         let sink_py = self.dir.join("sink.py");
         fs::write(&sink_py, SILENT_SINK_PY)?;
         let sink_s = sink_py.display().to_string();

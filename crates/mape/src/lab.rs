@@ -45,9 +45,10 @@ enum What {
         #[arg(long)]
         json: bool,
     },
-    /// iperf3 through mape, the kernel's NAT (240 ports) and plain routing, in one run.
+    /// iperf3 and a TCP connect loop through mape, the kernel's NAT (240 ports) and plain
+    /// routing, in one run.
     Bench {
-        /// Seconds per iperf3 test.
+        /// Seconds per iperf3 test and for the connect loop.
         #[arg(long, default_value_t = 5)]
         duration: u64,
         /// Print one JSON object.
@@ -202,6 +203,7 @@ fn print_bench(r: &mape_lab::bench::BenchResult) {
         ("tcp 1 strm", &r.tcp_1, 1e9, "Gbit/s"),
         ("tcp 4 strm", &r.tcp_4, 1e9, "Gbit/s"),
         ("udp 64 B", &r.udp64_pps, 1e3, "kpps"),
+        ("conn 240", &r.conn_240, 1.0, "conn/s"),
     ];
     for (name, row, scale, unit) in rows {
         let get = |k: &str| row.get(k).copied().unwrap_or(0.0);
@@ -222,4 +224,14 @@ fn print_bench(r: &mape_lab::bench::BenchResult) {
             ratio
         );
     }
+    let failed = |k: &str| r.conn_240_failed.get(k).copied().unwrap_or(0.0);
+    println!(
+        "conn 240: {} sequential connect + close loops to one server through 240 ports \
+         ({} ms per step); failed connects: mape {}, kernel NAT {}, route {}",
+        mape_lab::bench::CONN_LOOPS,
+        mape_lab::bench::CONN_TIMEOUT.as_millis(),
+        failed("mape"),
+        failed("kernel_nat"),
+        failed("route")
+    );
 }
