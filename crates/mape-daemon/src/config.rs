@@ -230,6 +230,11 @@ pub struct NatSection {
     /// Static forwards.
     #[serde(default)]
     pub forward: Vec<ForwardEntry>,
+    /// Warn when the budget would run out within this many seconds (default 600).
+    pub forecast_horizon_s: Option<u64>,
+    /// Directory of the user's own signature files (`*.toml`, docs/signatures.md); default
+    /// `/etc/mape/signatures.d`, missing is fine.
+    pub signatures_dir: Option<PathBuf>,
 }
 
 /// `[control]`.
@@ -326,6 +331,8 @@ pub struct CeSettings {
     pub lan_address: Ipv4Addr,
     /// NAT engine configuration.
     pub nat: NatConfig,
+    /// Known offenders: the built-in catalogue plus the user's files.
+    pub signatures: std::sync::Arc<mape_nat::Catalogue>,
 }
 
 /// A checked, resolved BR configuration.
@@ -579,6 +586,14 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
         ));
     }
     let nat = nat_config(&file.nat)?;
+    let dir = file
+        .nat
+        .signatures_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(mape_nat::signatures::DEFAULT_DIR));
+    let signatures = mape_nat::Catalogue::builtin()
+        .with_dir(&dir)
+        .map_err(|e| value_err("nat.signatures_dir", dir.display(), e))?;
     // Validate forwards and the rest against the real port set.
     mape_nat::Nat::new(
         nat.clone(),
@@ -593,6 +608,7 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
         lan_prefixes,
         lan_address,
         nat,
+        signatures: std::sync::Arc::new(signatures),
     })
 }
 
@@ -693,6 +709,12 @@ pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
     }
     if let Some(i) = n.icmp_on_refusal {
         cfg.icmp_on_refusal = i;
+    }
+    if let Some(h) = n.forecast_horizon_s {
+        if h == 0 {
+            return Err(value_err("nat.forecast_horizon_s", h, "at least 1 second"));
+        }
+        cfg.forecast_horizon_s = h;
     }
     for f in &n.forward {
         let proto = match f.proto.as_str() {

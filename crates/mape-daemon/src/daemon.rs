@@ -242,7 +242,9 @@ fn log_event(e: &serde_json::Value) {
         host = %field("host"),
         in_use = %field("in_use"),
         dst = %field("dst"),
-        pattern = %field("pattern"),
+        pattern = %field("summary"),
+        seconds = %field("seconds"),
+        driver = %field("driver"),
         at_ms = %field("at"),
         "budget event"
     );

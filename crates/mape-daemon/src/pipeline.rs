@@ -71,8 +71,10 @@ impl CePipeline {
     /// Builds the CE from checked settings.
     pub fn new(ce: &CeSettings, s: &Settings) -> Result<Self, String> {
         let cfg = ce_config(ce, s)?;
+        let mut ce_pipeline = Ce::new(cfg).map_err(|e| format!("{e:?}"))?;
+        ce_pipeline.nat_mut().set_signatures(ce.signatures.clone());
         Ok(Self {
-            ce: Ce::new(cfg).map_err(|e| format!("{e:?}"))?,
+            ce: ce_pipeline,
             settings: ce.clone(),
             events: Default::default(),
         })
@@ -210,6 +212,7 @@ impl Pipeline for CePipeline {
                 now,
             )
             .map_err(|e| e.to_string())?;
+        self.ce.nat_mut().set_signatures(new.signatures.clone());
         self.settings = (**new).clone();
         Ok(format!(
             "nat policy {} (timers, quotas, filters, forwards)",
@@ -260,6 +263,15 @@ impl Pipeline for CePipeline {
             &[],
             snap.refusals,
         );
+        // Only while a protocol's use grows toward the budget; absent otherwise.
+        for f in &snap.forecasts {
+            m.gauge(
+                "mape_budget_exhaustion_forecast_seconds",
+                "Seconds until the protocol's port budget runs out at the current rate",
+                &[("proto", f.proto.as_str())],
+                f.seconds.round() as u64,
+            );
+        }
         for r in mape_dataplane::DropReason::ALL {
             m.counter(
                 "mape_drops",
@@ -316,7 +328,7 @@ impl Pipeline for CePipeline {
             self.ce.reassembly_in_progress() as u64,
         );
         for (kind, n) in &self.events {
-            m.counter("mape_events", "Budget events (80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
+            m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
         }
     }
 

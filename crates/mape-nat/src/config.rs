@@ -155,6 +155,9 @@ pub struct NatConfig {
     pub forwards: Vec<StaticForward>,
     /// Seed of the port-choice generator (RFC 6056 randomisation, deterministic for replay).
     pub seed: u64,
+    /// Warn (event `exhaustion_forecast`) when a protocol's budget would run out within
+    /// this many seconds at the current rate.
+    pub forecast_horizon_s: u64,
 }
 
 /// The built-in policy names.
@@ -197,6 +200,7 @@ impl NatConfig {
             max_sessions: 1 << 20,
             forwards: Vec::new(),
             seed: 0x6d61_7065,
+            forecast_horizon_s: 600,
         }
     }
 
@@ -234,6 +238,7 @@ impl NatConfig {
             max_sessions: 1 << 20,
             forwards: Vec::new(),
             seed: 0x6c69_6e78,
+            forecast_horizon_s: 600,
         }
     }
 
@@ -269,6 +274,7 @@ impl NatConfig {
             max_sessions: 65_534,
             forwards: Vec::new(),
             seed: 0x7274_7838,
+            forecast_horizon_s: 600,
         }
     }
 

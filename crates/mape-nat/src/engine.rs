@@ -17,6 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use mape_rules::PortSet;
@@ -24,9 +25,12 @@ use serde::Serialize;
 
 use crate::config::{ConfigError, Filtering, NatConfig, PortStrategy};
 use crate::drop::NatDrop;
+use crate::forecast::{Forecast, Forecaster};
 use crate::index::FlowIndex;
 use crate::list::{Link, List, NIL};
+use crate::pattern::{Evidence, Pattern};
 use crate::rng::SplitMix64;
+use crate::signatures::Catalogue;
 use crate::stats::{
     Culprit, DestRecord, DestinationStats, Event, EventKind, HostRecord, ProtoBudget, Refusal,
     Snapshot,
@@ -347,6 +351,9 @@ pub struct Nat {
     icmp_tokens: u64,
     icmp_refill_at: u64,
     rng: SplitMix64,
+    forecaster: Forecaster,
+    /// Known offenders, to name a culprit's application (`signatures`).
+    signatures: Arc<Catalogue>,
 }
 
 /// An address as a number for hashing (host byte order: no swap, never shown).
@@ -442,6 +449,15 @@ fn class_of(proto: Protocol, state: SessionState, stream: bool) -> u8 {
     }
 }
 
+/// The protocol of a timer class.
+const fn class_proto(class: u8) -> Protocol {
+    match class {
+        CLASS_ICMP => Protocol::Icmp,
+        CLASS_TCP_TRANSITORY | CLASS_TCP_ESTABLISHED | CLASS_TCP_TIME_WAIT => Protocol::Tcp,
+        _ => Protocol::Udp,
+    }
+}
+
 /// The recyclable tier of a session in `state` (`NO_TIER` for TCP that is opening from
 /// outside, established or half closed: never recycled).
 fn tier_of(proto: Protocol, state: SessionState, stream: bool) -> u8 {
@@ -500,6 +516,8 @@ impl Nat {
             peak: 0,
             peak_at: Timestamp(0),
             icmp_refill_at: 0,
+            forecaster: Forecaster::new(CLASSES),
+            signatures: Arc::new(Catalogue::builtin()),
         };
         let forwards = nat.cfg.forwards.clone();
         nat.install_forwards(&forwards)?;
@@ -650,6 +668,17 @@ impl Nat {
     /// The configuration in force.
     pub fn config(&self) -> &NatConfig {
         &self.cfg
+    }
+
+    /// Replaces the catalogue of known offenders (the built-in one by default; the daemon
+    /// adds `/etc/mape/signatures.d`).
+    pub fn set_signatures(&mut self, catalogue: Arc<Catalogue>) {
+        self.signatures = catalogue;
+    }
+
+    /// The catalogue of known offenders in use.
+    pub fn signatures(&self) -> &Catalogue {
+        &self.signatures
     }
 
     /// The external IPv4 address.
@@ -873,6 +902,9 @@ impl Nat {
     fn expire_tick(&mut self, now: Timestamp) {
         self.expire_bounded(now, 256);
         self.next_expire = now.millis().saturating_add(EXPIRE_EVERY_MS);
+        if self.forecaster.due(now) {
+            self.forecast_tick(now);
+        }
     }
 
     /// Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): the packet re-enters as if it came
@@ -1214,6 +1246,8 @@ impl Nat {
         if class != old_class {
             self.timers[old_class as usize].unlink(&mut self.sessions, s, timer_link);
             self.timers[class as usize].push_back(&mut self.sessions, s, timer_link);
+            self.forecaster.left_early(old_class, now);
+            self.forecaster.entered(class, now);
             let x = &mut self.sessions[s as usize];
             x.class = class;
             x.queued_at = now.millis().max(x.last_seen);
@@ -1278,7 +1312,13 @@ impl Nat {
     ) -> Result<u32, (NatDrop, Option<RefuseNotice>)> {
         let proto = pkt.proto;
         let host = self.host_index(pkt.src.addr);
-        self.hosts[host as usize].note_new_flow(proto, pkt.src.port, pkt.dst);
+        self.hosts[host as usize].note_new_flow(
+            now,
+            proto,
+            pkt.src.port,
+            pkt.dst,
+            &self.signatures,
+        );
 
         // RFC 6890 / RFC 6888 REQ-6: never translate toward destinations that cannot answer.
         if pkt.dst.addr != self.external {
@@ -1335,7 +1375,7 @@ impl Nat {
                     && self.hosts[host as usize].ports[proto.index()] >= held
                 {
                     tries += 1;
-                    match self.recycle_own_idle(host, proto, now) {
+                    match self.recycle_own_idle(host, proto, now, None) {
                         Some(ix) => choice = Some(ix),
                         None => break,
                     }
@@ -1364,13 +1404,13 @@ impl Nat {
                 tries += 1;
                 let recycle_own = self.cfg.quota.is_some_and(|q| q.recycle_idle);
                 let freed = (if self.cfg.reclaim_time_wait && proto == Protocol::Tcp {
-                    self.reclaim_closing(now)
+                    self.reclaim_closing(now, pkt.dst)
                 } else {
                     None
                 })
                 .or_else(|| {
                     recycle_own
-                        .then(|| self.recycle_own_idle(host, proto, now))
+                        .then(|| self.recycle_own_idle(host, proto, now, Some(pkt.dst)))
                         .flatten()
                 })
                 .or_else(|| {
@@ -1608,33 +1648,94 @@ impl Nat {
         };
         let host = self.mappings[m as usize].host;
         self.hosts[host as usize].recycled += 1;
+        self.forecaster
+            .left_early(self.sessions[s as usize].class, now);
         self.remove_session(s, now);
         self.ports.index_of(port)
     }
 
-    /// The session `host` can best give up for a new flow of `proto`, if any: a closing TCP
-    /// connection first; then, least recently used first, a one-shot exchange that got its
-    /// answer or a flow still unanswered; then a stream idle for `STREAM_IDLE_MS`. Nothing
-    /// live is ever taken: TCP that is established, opening from outside or half closed is
-    /// in no tier. Bounded: a few list heads are looked at.
-    fn own_idle(&mut self, host: u32, proto: Protocol, now: Timestamp) -> Option<u32> {
+    /// How many entries of a list the recycling looks at for one that makes room.
+    const RECLAIM_SCAN: usize = 64;
+
+    /// Whether ending session `s` makes room for a new flow: it is its mapping's last
+    /// session (the host's held count drops), and, when the new flow goes to `want`, its
+    /// port is left free or its (port, remote) tuple is `want`'s.
+    fn makes_room(&self, s: u32, want: Option<Endpoint>) -> bool {
+        let x = &self.sessions[s as usize];
+        if self.mappings[x.mapping as usize].sessions != 1 {
+            return false;
+        }
+        let Some(want) = want else {
+            return true;
+        };
+        x.remote == want
+            || self
+                .ports
+                .index_of(x.ext_port)
+                .is_some_and(|ix| self.pools[x.proto.index()].slots[ix as usize].users == 1)
+    }
+
+    /// The first of at most `RECLAIM_SCAN` entries of a host tier list, from its head, that
+    /// makes room (see [`Nat::makes_room`]).
+    fn first_making_room(&self, head: u32, want: Option<Endpoint>) -> Option<u32> {
+        let mut s = head;
+        for _ in 0..Self::RECLAIM_SCAN {
+            if s == NIL {
+                return None;
+            }
+            if self.makes_room(s, want) {
+                return Some(s);
+            }
+            s = self.sessions[s as usize].host_link.next;
+        }
+        None
+    }
+
+    /// The session `host` can best give up for a new flow of `proto` (to `want`, when the
+    /// budget is out; `None` at the host's cap), if any: a closing TCP connection first;
+    /// then, least recently used first, a one-shot exchange that got its answer or a flow
+    /// still unanswered; then a stream idle for `STREAM_IDLE_MS`. Entries that make room
+    /// come before the heads of their lists. Nothing live is ever taken: TCP that is
+    /// established, opening from outside or half closed is in no tier. Bounded: at most
+    /// `RECLAIM_SCAN` entries per list are looked at.
+    fn own_idle(
+        &mut self,
+        host: u32,
+        proto: Protocol,
+        now: Timestamp,
+        want: Option<Endpoint>,
+    ) -> Option<u32> {
         let p = proto.index();
         let lists = self.host_lists[host as usize][p];
-        let closing = lists[TIER_CLOSING as usize].head;
-        if closing != NIL {
-            return Some(closing);
+        let heads = [
+            lists[TIER_CLOSING as usize].head,
+            lists[TIER_ANSWERED_ONCE as usize].head,
+            lists[TIER_UNANSWERED as usize].head,
+        ];
+        let lru = |nat: &Self, o: u32, u: u32| match (o, u) {
+            (NIL, NIL) => None,
+            (NIL, u) => Some(u),
+            (o, NIL) => Some(o),
+            (o, u) => Some(
+                if nat.sessions[o as usize].last_seen <= nat.sessions[u as usize].last_seen {
+                    o
+                } else {
+                    u
+                },
+            ),
+        };
+        let roomy = heads.map(|h| self.first_making_room(h, want).unwrap_or(NIL));
+        if roomy[0] != NIL {
+            return Some(roomy[0]);
         }
-        let once = lists[TIER_ANSWERED_ONCE as usize].head;
-        let unanswered = lists[TIER_UNANSWERED as usize].head;
-        match (once, unanswered) {
-            (NIL, NIL) => {}
-            (NIL, u) => return Some(u),
-            (o, NIL) => return Some(o),
-            (o, u) => {
-                let older =
-                    self.sessions[o as usize].last_seen <= self.sessions[u as usize].last_seen;
-                return Some(if older { o } else { u });
-            }
+        if let Some(s) = lru(self, roomy[1], roomy[2]) {
+            return Some(s);
+        }
+        if heads[0] != NIL {
+            return Some(heads[0]);
+        }
+        if let Some(s) = lru(self, heads[1], heads[2]) {
+            return Some(s);
         }
         // Streams: the list is in the order they became streams; one heard from recently
         // goes to the tail (lazy LRU), at most eight per call.
@@ -1659,21 +1760,40 @@ impl Nat {
 
     /// Recycles `host`'s own best idle session of `proto` (see [`Nat::own_idle`]); returns
     /// the position of the port it held.
-    fn recycle_own_idle(&mut self, host: u32, proto: Protocol, now: Timestamp) -> Option<u32> {
-        let s = self.own_idle(host, proto, now)?;
+    fn recycle_own_idle(
+        &mut self,
+        host: u32,
+        proto: Protocol,
+        now: Timestamp,
+        want: Option<Endpoint>,
+    ) -> Option<u32> {
+        let s = self.own_idle(host, proto, now, want)?;
         let ix = self.recycle(s, now);
         self.check_culprit(now, host);
         ix
     }
 
-    /// The oldest closing TCP session of any host (RFC 7857 §3.2: a port in TIME_WAIT may
-    /// be reused when it is needed).
-    fn reclaim_closing(&mut self, now: Timestamp) -> Option<u32> {
-        let s = self.timers[CLASS_TCP_TIME_WAIT as usize].head;
-        if s == NIL {
+    /// A closing TCP session of any host, the oldest that makes room for a flow to `want`
+    /// among the first `RECLAIM_SCAN`, else the oldest (RFC 7857 §3.2: a port in
+    /// TIME_WAIT may be reused when it is needed).
+    fn reclaim_closing(&mut self, now: Timestamp, want: Endpoint) -> Option<u32> {
+        let head = self.timers[CLASS_TCP_TIME_WAIT as usize].head;
+        if head == NIL {
             return None;
         }
-        self.recycle(s, now)
+        let mut s = head;
+        let mut pick = head;
+        for _ in 0..Self::RECLAIM_SCAN {
+            if s == NIL {
+                break;
+            }
+            if self.makes_room(s, Some(want)) {
+                pick = s;
+                break;
+            }
+            s = self.sessions[s as usize].timer.next;
+        }
+        self.recycle(pick, now)
     }
 
     /// When the budget is exhausted, the oldest unanswered flow of the host furthest over its
@@ -1749,7 +1869,7 @@ impl Nat {
         let h = &mut self.hosts[host as usize];
         h.refusals += 1;
         h.last_refusal = Some(now);
-        h.note_destination(pkt.proto, pkt.dst);
+        h.note_destination(now, pkt.proto, pkt.dst);
         if self.recent.len() == RECENT_REFUSALS {
             self.recent.pop_front();
         }
@@ -1793,19 +1913,45 @@ impl Nat {
         }
     }
 
+    /// What host `h` is doing: from what it could not keep, or, while nothing of it has
+    /// ended yet (long timers), from a sample of its live unanswered flows.
+    pub(crate) fn pattern_of(&self, h: u32, now: Timestamp) -> Pattern {
+        let rec = &self.hosts[h as usize];
+        let mut live = Evidence::default();
+        if rec.evidence.is_empty() {
+            // The newest of each protocol in turn, 32 at most.
+            let mut at = self.host_lists[h as usize].map(|l| l[TIER_UNANSWERED as usize].tail);
+            for _ in 0..32 {
+                let mut any = false;
+                for s in at.iter_mut().filter(|s| **s != NIL) {
+                    let x = &self.sessions[*s as usize];
+                    live.note(now, x.proto, x.remote);
+                    *s = x.host_link.prev;
+                    any = true;
+                }
+                if !any {
+                    break;
+                }
+            }
+        }
+        rec.pattern(now, &live)
+    }
+
     fn check_culprit(&mut self, now: Timestamp, host: u32) {
         let h = &self.hosts[host as usize];
         if h.named || !h.is_culprit(now, self.budget) {
             return;
         }
         let addr = h.addr;
-        let pattern = h.pattern();
+        let pattern = self.pattern_of(host, now);
+        let summary = pattern.to_string();
         self.hosts[host as usize].named = true;
         self.push_event(
             now,
             EventKind::CulpritNamed {
                 host: addr,
                 pattern,
+                summary,
             },
         );
     }
@@ -1892,6 +2038,7 @@ impl Nat {
             self.active_hosts += 1;
         }
         h.ports[p] += 1;
+        h.new_ports[p].add(now.millis());
         h.peak_ports = h.peak_ports.max(h.ports_held());
         self.after_budget_change(proto, now);
         m
@@ -1981,6 +2128,7 @@ impl Nat {
         self.live_sessions += 1;
         self.pools[proto.index()].sessions += 1;
         self.timers[class as usize].push_back(&mut self.sessions, s, timer_link);
+        self.forecaster.entered(class, now);
         self.entier(s, host, tier_of(proto, state, false));
         self.hosts[host as usize].flows += 1;
         // Both indexes (the pair is unique by construction: checked before the port was chosen).
@@ -2100,6 +2248,73 @@ impl Nat {
     /// one timestamp.
     pub fn expire(&mut self, now: Timestamp) {
         self.expire_bounded(now, usize::MAX);
+        if self.forecaster.due(now) {
+            self.forecast_tick(now);
+        }
+    }
+
+    /// Samples ports in use for the forecast and warns, once per episode, when a
+    /// protocol's budget would run out within the horizon (`forecast` module).
+    #[cold]
+    #[inline(never)]
+    fn forecast_tick(&mut self, now: Timestamp) {
+        let in_use = Protocol::ALL.map(|p| self.pools[p.index()].in_use());
+        self.forecaster.sample(now, in_use);
+        for proto in Protocol::ALL {
+            let f = self.forecast(proto, now);
+            let horizon = self.cfg.forecast_horizon_s;
+            if let Some(w) = self.forecaster.note(proto, f, horizon) {
+                self.push_event(
+                    now,
+                    EventKind::ExhaustionForecast {
+                        proto,
+                        seconds: w.seconds.round() as u64,
+                        driver: self.driver(proto, now),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The exhaustion forecast of `proto` now, if its use grows toward the budget.
+    pub fn forecast(&self, proto: Protocol, now: Timestamp) -> Option<Forecast> {
+        // The classes of idle state, whose sessions leave when their timer runs out, less
+        // those the policy gives to a new flow when the budget is out (closing TCP for
+        // anyone; one-shot answers for their own host, which its cap bounds): those
+        // cannot refuse anyone.
+        let recycle_idle = self.cfg.quota.is_some_and(|q| q.recycle_idle);
+        let mut classes = [(0u8, 0u64); CLASSES];
+        let mut n = 0;
+        for (c, timeout) in (0..CLASSES as u8)
+            .filter(|&c| class_proto(c) == proto)
+            .filter(|&c| c != CLASS_TCP_ESTABLISHED && c != CLASS_UDP_ANSWERED)
+            .filter(|&c| !(self.cfg.reclaim_time_wait && c == CLASS_TCP_TIME_WAIT))
+            .filter(|&c| {
+                !(recycle_idle && matches!(c, CLASS_UDP_ANSWERED_ONCE | CLASS_UDP_DNS | CLASS_ICMP))
+            })
+            .map(|c| (c, self.timeouts_ms[usize::from(c)]))
+        {
+            // No allocation: this runs on the packet path every sample.
+            classes[n] = (c, timeout);
+            n += 1;
+        }
+        let usable = self.budget - self.pools[proto.index()].reserved;
+        self.forecaster
+            .forecast(proto, now, usable, &classes[..n])
+            .map(|f| Forecast {
+                driver: self.driver(proto, now),
+                ..f
+            })
+    }
+
+    /// The LAN host opening new ports of `proto` fastest lately.
+    fn driver(&self, proto: Protocol, now: Timestamp) -> Option<Ipv4Addr> {
+        self.hosts
+            .iter()
+            .map(|h| (h.new_ports[proto.index()].decayed(now.millis()), h.addr))
+            .filter(|&(r, _)| r > 0.0)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, a)| a)
     }
 
     fn expire_bounded(&mut self, now: Timestamp, mut budget: usize) {

@@ -11,9 +11,12 @@ mod config;
 mod drop;
 mod engine;
 mod filter;
+mod forecast;
 mod index;
 mod list;
+mod pattern;
 mod rng;
+pub mod signatures;
 mod stats;
 mod types;
 
@@ -24,9 +27,11 @@ pub use config::{
 pub use drop::NatDrop;
 pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice, SessionInfo};
 pub use filter::{DestinationFilter, Ipv4Prefix, SPECIAL_PURPOSE};
+pub use forecast::Forecast;
+pub use pattern::Pattern;
+pub use signatures::{Catalogue, DestinationKind, Signature, SignatureError};
 pub use stats::{
-    Culprit, DestinationStats, Event, EventKind, HostStats, ProtoBudget, Refusal, Signature,
-    Snapshot, SIGNATURES,
+    Culprit, DestinationStats, Event, EventKind, HostStats, ProtoBudget, Refusal, Snapshot,
 };
 pub use types::{
     Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp,

@@ -7,35 +7,10 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use crate::drop::NatDrop;
+use crate::forecast::{Forecast, Rate};
+use crate::pattern::{Evidence, Pattern};
+use crate::signatures::Catalogue;
 use crate::types::{Endpoint, Protocol, Timestamp};
-
-/// A known flow pattern that burns ports (data, not code: add entries here).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Signature {
-    /// Short name.
-    pub name: &'static str,
-    /// Protocol.
-    pub proto: Protocol,
-    /// First remote port of the pattern.
-    pub port_lo: u16,
-    /// Last remote port of the pattern.
-    pub port_hi: u16,
-    /// Whether the pattern uses a new source port per flow.
-    pub changing_source_ports: bool,
-    /// What it is.
-    pub description: &'static str,
-}
-
-/// Known signatures. First entry: the seed incident, Logitech Options+ "Flow" discovery,
-/// UDP to 59780–59870 from ever-changing source ports every 3 s.
-pub const SIGNATURES: &[Signature] = &[Signature {
-    name: "logi-options-flow",
-    proto: Protocol::Udp,
-    port_lo: 59780,
-    port_hi: 59870,
-    changing_source_ports: true,
-    description: "Logitech Options+ Flow discovery",
-}];
 
 /// Budget of one protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -107,8 +82,8 @@ pub struct HostStats {
     pub source_port_spread: f64,
     /// Culprit score: the higher, the likelier this host burns the budget.
     pub culprit_score: f64,
-    /// Matched signature, if any.
-    pub signature: Option<&'static str>,
+    /// Matched signature (its name in the catalogue), if any.
+    pub signature: Option<String>,
 }
 
 /// Per-destination statistics.
@@ -133,12 +108,17 @@ pub struct DestinationStats {
 pub struct Culprit {
     /// The host.
     pub host: Ipv4Addr,
-    /// Pattern in words, e.g. "udp to 192.168.1.211:59870 from new source ports".
-    pub pattern: String,
-    /// Matched signature name.
-    pub signature: Option<&'static str>,
-    /// Signature description.
-    pub description: Option<&'static str>,
+    /// What it is doing, typed.
+    pub pattern: Pattern,
+    /// The same in words, e.g. "udp to 192.168.1.211:59870 from new source ports, never
+    /// answered" (what `show culprits`, events and the replay report print).
+    pub summary: String,
+    /// Matched signature name (`signatures` catalogue).
+    pub signature: Option<String>,
+    /// The application the signature names.
+    pub description: Option<String>,
+    /// What to do about it, from the signature.
+    pub advice: Option<String>,
     /// New unanswered flows per second.
     pub rate_per_s: f64,
     /// Ports held.
@@ -192,12 +172,24 @@ pub enum EventKind {
         /// Its cap in ports.
         cap: u32,
     },
+    /// At the current rate the protocol's budget runs out within the forecast horizon
+    /// (once per episode, before any threshold is crossed).
+    ExhaustionForecast {
+        /// Protocol.
+        proto: Protocol,
+        /// Seconds until no port is left at the current rate.
+        seconds: u64,
+        /// The LAN host opening new ports fastest, if any.
+        driver: Option<Ipv4Addr>,
+    },
     /// A culprit was named.
     CulpritNamed {
         /// The host.
         host: Ipv4Addr,
-        /// The pattern.
-        pattern: String,
+        /// What it is doing.
+        pattern: Pattern,
+        /// The same in words.
+        summary: String,
     },
     /// First filtered flow from a host to a destination.
     DestinationFiltered {
@@ -265,6 +257,11 @@ pub struct Snapshot {
     pub tcp_rst_unverified: u64,
     /// The likeliest culprit, if one stands out.
     pub culprit: Option<Culprit>,
+    /// Without a culprit: the host holding the most ports with answered, long-lived flows
+    /// when it holds a large share (pattern `heavy_use`: legitimate, not a storm).
+    pub heavy_user: Option<Culprit>,
+    /// Exhaustion forecasts, for the protocols whose use grows toward the budget.
+    pub forecasts: Vec<Forecast>,
 }
 
 /// Rolling one-minute counter in six 10-second buckets.
@@ -322,9 +319,18 @@ pub(crate) struct HostRecord {
     pub(crate) new_source_ports: u64,
     pub(crate) last_source_port: [u16; 4],
     pub(crate) signature_hits: u32,
+    /// The catalogue entry its new flows matched last, and whether that entry's pattern
+    /// uses a new source port per flow.
+    pub(crate) signature_idx: Option<(u32, bool)>,
     pub(crate) capped: [bool; 3],
-    /// The destination this host opened most new flows to recently (for the pattern line).
-    pub(crate) top_dst: Option<(Protocol, Endpoint, u32)>,
+    /// New ports (mappings) opened per protocol, smoothed: who drives the growth.
+    pub(crate) new_ports: [Rate; 3],
+    /// Where its recent flows that could not be kept went (the pattern's evidence).
+    pub(crate) evidence: Evidence,
+    /// New DNS queries (flows to port 53) per second.
+    pub(crate) dns_queries: MinuteRate,
+    /// The most DNS queries it sent within one minute.
+    pub(crate) dns_peak_per_minute: u32,
     pub(crate) named: bool,
 }
 
@@ -346,8 +352,12 @@ impl HostRecord {
             new_source_ports: 0,
             last_source_port: [0; 4],
             signature_hits: 0,
+            signature_idx: None,
             capped: [false; 3],
-            top_dst: None,
+            new_ports: [Rate::default(); 3],
+            evidence: Evidence::default(),
+            dns_queries: MinuteRate::default(),
+            dns_peak_per_minute: 0,
             named: false,
         }
     }
@@ -362,17 +372,32 @@ impl HostRecord {
     }
 
     /// Records a new flow attempt (translated or not): source-port spread and signatures.
-    pub(crate) fn note_new_flow(&mut self, proto: Protocol, src_port: u16, dst: Endpoint) {
+    pub(crate) fn note_new_flow(
+        &mut self,
+        now: Timestamp,
+        proto: Protocol,
+        src_port: u16,
+        dst: Endpoint,
+        catalogue: &Catalogue,
+    ) {
         self.new_flows += 1;
+        if proto == Protocol::Udp && dst.port == 53 {
+            self.dns_queries.add(now);
+            let last_minute = (self.dns_queries.per_sec(now) * 60.0).round() as u32;
+            self.dns_peak_per_minute = self.dns_peak_per_minute.max(last_minute);
+        }
         if !self.last_source_port.contains(&src_port) {
             self.new_source_ports += 1;
         }
         self.last_source_port.rotate_right(1);
         self.last_source_port[0] = src_port;
-        if SIGNATURES
-            .iter()
-            .any(|s| s.proto == proto && (s.port_lo..=s.port_hi).contains(&dst.port))
-        {
+        if let Some(sig) = catalogue.matches(proto, dst) {
+            let ix = catalogue
+                .entries()
+                .iter()
+                .position(|e| std::ptr::eq(e, sig))
+                .unwrap_or(0);
+            self.signature_idx = Some((ix as u32, sig.changing_source_ports));
             self.signature_hits = self.signature_hits.saturating_add(1);
         }
     }
@@ -380,18 +405,13 @@ impl HostRecord {
     /// Records a flow that got no answer: filtered, refused, or ended unanswered.
     pub(crate) fn note_unanswered(&mut self, now: Timestamp, proto: Protocol, dst: Endpoint) {
         self.new_unanswered.add(now);
-        self.note_destination(proto, dst);
+        self.note_destination(now, proto, dst);
     }
 
     /// Records where a flow the host could not keep went (ended unanswered, filtered, or
     /// refused: a refused flow is evidence of what the host does, not of an unanswered one).
-    pub(crate) fn note_destination(&mut self, proto: Protocol, dst: Endpoint) {
-        // Boyer-Moore majority vote keeps the dominant destination in O(1) space.
-        self.top_dst = match self.top_dst {
-            Some((p, d, n)) if p == proto && d == dst => Some((p, d, n.saturating_add(1))),
-            Some((p, d, n)) if n > 1 => Some((p, d, n - 1)),
-            _ => Some((proto, dst, 1)),
-        };
+    pub(crate) fn note_destination(&mut self, now: Timestamp, proto: Protocol, dst: Endpoint) {
+        self.evidence.note(now, proto, dst);
     }
 
     /// Unanswered flows per second over the last minute.
@@ -407,16 +427,11 @@ impl HostRecord {
         }
     }
 
-    pub(crate) fn signature(&self) -> Option<&'static Signature> {
-        let (proto, dst, _) = self.top_dst?;
-        if self.signature_hits < 3 {
-            return None;
-        }
-        SIGNATURES.iter().find(|s| {
-            s.proto == proto
-                && (s.port_lo..=s.port_hi).contains(&dst.port)
-                && (!s.changing_source_ports || self.spread() > 0.5)
-        })
+    /// The catalogue index of the signature the host's traffic matches: at least three
+    /// new flows matched it, with new source ports when the pattern has them.
+    pub(crate) fn signature(&self) -> Option<usize> {
+        let (ix, changing) = self.signature_idx?;
+        (self.signature_hits >= 3 && (!changing || self.spread() > 0.5)).then_some(ix as usize)
     }
 
     /// Rate of unanswered flows × (0.5 + spread of source ports) × (1 + known signature),
@@ -434,7 +449,7 @@ impl HostRecord {
         self.score(now, budget) >= 0.5 && (self.unanswered_rate(now) >= 0.1 || live >= 0.25)
     }
 
-    pub(crate) fn to_stats(&self, now: Timestamp, budget: u32) -> HostStats {
+    pub(crate) fn to_stats(&self, now: Timestamp, budget: u32, catalogue: &Catalogue) -> HostStats {
         HostStats {
             addr: self.addr,
             flows: self.flows,
@@ -453,20 +468,28 @@ impl HostRecord {
             new_unanswered_per_s: self.unanswered_rate(now),
             source_port_spread: self.spread(),
             culprit_score: self.score(now, budget),
-            signature: self.signature().map(|s| s.name),
+            signature: self
+                .signature()
+                .and_then(|i| catalogue.entries().get(i))
+                .map(|s| s.name.clone()),
         }
     }
 
-    pub(crate) fn pattern(&self) -> String {
-        let spread = if self.spread() > 0.5 {
-            " from new source ports"
+    /// What the host is doing, from its evidence; heavy legitimate use when it has no
+    /// storm evidence.
+    pub(crate) fn pattern(&self, now: Timestamp, live: &Evidence) -> Pattern {
+        let evidence = if self.evidence.is_empty() {
+            live
         } else {
-            ""
+            &self.evidence
         };
-        match self.top_dst {
-            Some((proto, dst, _)) => format!("{proto} to {dst}{spread}"),
-            None => format!("{} unanswered flows{spread}", self.unanswered()),
-        }
+        evidence
+            .classify(now, self.spread(), self.dns_peak_per_minute)
+            .unwrap_or(Pattern::HeavyUse {
+                answered_once: self.tiers[2],
+                streams: self.tiers[3],
+                open_tcp: self.flows.saturating_sub(self.tiers.iter().sum()),
+            })
     }
 }
 
@@ -515,26 +538,25 @@ mod tests {
 
     #[test]
     fn signature_needs_hits_and_spread() {
+        let cat = Catalogue::builtin();
         let mut h = HostRecord::new(Ipv4Addr::new(192, 168, 1, 23));
         let dst = Endpoint::new(Ipv4Addr::new(192, 168, 1, 211), 59870);
         for i in 0..5u16 {
-            h.note_new_flow(Protocol::Udp, 50000 + i, dst);
+            h.note_new_flow(Timestamp::from_secs(0), Protocol::Udp, 50000 + i, dst, &cat);
             h.note_unanswered(Timestamp::from_secs(u64::from(i) * 3), Protocol::Udp, dst);
         }
-        assert_eq!(h.signature().map(|s| s.name), Some("logi-options-flow"));
+        let name = |h: &HostRecord| h.signature().map(|i| cat.entries()[i].name.clone());
+        assert_eq!(name(&h).as_deref(), Some("logi-options-flow"));
         assert_eq!(
-            h.pattern(),
-            "udp to 192.168.1.211:59870 from new source ports"
+            h.pattern(Timestamp::from_secs(12), &Evidence::default())
+                .to_string(),
+            "udp to 192.168.1.211:59870 from new source ports, never answered"
         );
         let mut quiet = HostRecord::new(Ipv4Addr::new(192, 168, 1, 10));
         for i in 0..5u64 {
-            quiet.note_new_flow(Protocol::Udp, 5353, dst);
+            quiet.note_new_flow(Timestamp::from_secs(0), Protocol::Udp, 5353, dst, &cat);
             quiet.note_unanswered(Timestamp::from_secs(i), Protocol::Udp, dst);
         }
-        assert_eq!(
-            quiet.signature(),
-            None,
-            "one source port is not the pattern"
-        );
+        assert_eq!(name(&quiet), None, "one source port is not the pattern");
     }
 }

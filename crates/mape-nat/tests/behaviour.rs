@@ -734,6 +734,7 @@ fn serde_json_kind(k: &EventKind) -> String {
         EventKind::HostCapped { .. } => "host_capped",
         EventKind::CulpritNamed { .. } => "culprit_named",
         EventKind::DestinationFiltered { .. } => "destination_filtered",
+        EventKind::ExhaustionForecast { .. } => "exhaustion_forecast",
     }
     .to_string()
 }

@@ -161,7 +161,7 @@ fn run(policy: &str, target: Ipv4Addr, rate_x: u64) -> Outcome {
     out.peak = snap.peak;
     out.exhausted_at = snap.exhausted_at;
     out.culprit = snap.culprit.as_ref().map(|c| c.host);
-    out.culprit_pattern = snap.culprit.map(|c| c.pattern);
+    out.culprit_pattern = snap.culprit.map(|c| c.summary);
     out
 }
 

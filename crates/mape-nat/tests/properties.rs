@@ -375,14 +375,22 @@ proptest! {
                     match nat.outbound(now, &pkt) {
                         OutboundVerdict::Translate { external } => flows.push((pkt, external)),
                         OutboundVerdict::Drop { reason, .. } => {
-                            let own = before.iter().any(|s| {
-                                s.internal.addr == pkt.src.addr && s.proto == pr && recyclable(s)
-                            });
-                            prop_assert!(!own, "{:?} refused ({:?}) while it held idle state: {:?}", pkt.src, reason,
-                                before.iter().filter(|s| s.internal.addr == pkt.src.addr && s.proto == pr && recyclable(s)).collect::<Vec<_>>());
-                            if reason == NatDrop::PortsExhausted && pr == Protocol::Tcp {
-                                prop_assert!(!before.iter().any(|s| s.proto == pr && s.state == SessionState::TimeWait),
-                                    "refused while a closing TCP session held a port");
+                            // At its cap (quota): it held no idle session it could give up.
+                            let own_idle = |s: &SessionInfo| s.internal.addr == pkt.src.addr && s.proto == pr && recyclable(s);
+                            if reason == NatDrop::HostQuota {
+                                prop_assert!(!before.iter().any(own_idle), "{:?} refused at its cap while it held idle state: {:?}",
+                                    pkt.src, before.iter().filter(|s| own_idle(s)).collect::<Vec<_>>());
+                            }
+                            // Out of ports: no port was held only by closing TCP sessions or by
+                            // this host's own idle sessions.
+                            if reason == NatDrop::PortsExhausted {
+                                let mut ports: std::collections::BTreeMap<u16, bool> = Default::default();
+                                for s in before.iter().filter(|s| s.proto == pr) {
+                                    let ok = s.state == SessionState::TimeWait || own_idle(s);
+                                    *ports.entry(s.external.port).or_insert(true) &= ok;
+                                }
+                                let spare: Vec<_> = ports.iter().filter(|(_, &ok)| ok).map(|(p, _)| *p).collect();
+                                prop_assert!(spare.is_empty(), "{:?} refused ({:?}) while ports {:?} were held only by closing or its own idle sessions", pkt.src, reason, spare);
                             }
                         }
                         other => prop_assert!(false, "{:?}", other),

@@ -16,7 +16,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use mape_nat::{
     ConfigError, Endpoint, EventKind, InboundPacket, InboundVerdict, Ipv4Prefix, Nat, NatConfig,
-    NatDrop, OutboundPacket, OutboundVerdict, Protocol, TcpFlags, Timestamp, POLICY_NAMES,
+    NatDrop, OutboundPacket, OutboundVerdict, Pattern, Protocol, TcpFlags, Timestamp, POLICY_NAMES,
 };
 use mape_rules::PortSet;
 
@@ -252,7 +252,9 @@ struct Engine {
     nat: Nat,
     c: Counters,
     /// The last culprit the engine named (kept in case it is quiet at the end).
-    last_named: Option<(Ipv4Addr, String)>,
+    last_named: Option<(Ipv4Addr, Pattern)>,
+    /// When the engine first warned that the budget would run out within its horizon.
+    forecast_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -363,6 +365,7 @@ impl Replayer {
                 nat,
                 c: Counters::default(),
                 last_named: None,
+                forecast_at: None,
             });
         }
         let tick_ms = cfg.sample_ms.max(1);
@@ -491,8 +494,14 @@ impl Replayer {
             e.nat.expire(Timestamp::from_millis(t));
             used[i] = e.nat.budget_used();
             for ev in e.nat.drain_events() {
-                if let EventKind::CulpritNamed { host, pattern } = ev.kind {
-                    e.last_named = Some((host, pattern));
+                match ev.kind {
+                    EventKind::CulpritNamed { host, pattern, .. } => {
+                        e.last_named = Some((host, pattern));
+                    }
+                    EventKind::ExhaustionForecast { .. } => {
+                        e.forecast_at.get_or_insert(ev.at);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -662,16 +671,23 @@ impl Replayer {
                     (n > 0).then_some((*h, n))
                 })
                 .collect();
-            let (culprit, pattern, signature) = match (&snap.culprit, &e.last_named) {
+            let (culprit, kind, pattern, signature) = match (&snap.culprit, &e.last_named) {
                 (Some(c), _) => {
-                    let pat = match c.description {
-                        Some(d) => format!("{} ({d})", c.pattern),
-                        None => c.pattern.clone(),
+                    let pat = match &c.description {
+                        Some(d) => format!("{} ({d})", c.summary),
+                        None => c.summary.clone(),
                     };
-                    (Some(c.host), Some(pat), c.signature.map(str::to_owned))
+                    (
+                        Some(c.host),
+                        Some(c.pattern.clone()),
+                        Some(pat),
+                        c.signature.clone(),
+                    )
                 }
-                (None, Some((h, pat))) => (Some(*h), Some(pat.clone()), None),
-                (None, None) => (None, None, None),
+                (None, Some((h, pat))) => {
+                    (Some(*h), Some(pat.clone()), Some(pat.to_string()), None)
+                }
+                (None, None) => (None, None, None, None),
             };
             let culprit_rate = snap.culprit.as_ref().map(|c| c.rate_per_s);
             let suffered = refused_by_host
@@ -693,12 +709,19 @@ impl Replayer {
                 peak_at_s: snap.peak_at.secs_f64(),
                 peak_percent: percent(peak, budget),
                 exhausted_at_s: snap.exhausted_at.map(|t| t.secs_f64()),
+                forecast_warned_at_s: e.forecast_at.map(|t| t.secs_f64()),
+                forecast_lead_s: match (e.forecast_at, snap.exhausted_at) {
+                    (Some(w), Some(x)) if w <= x => Some(x.since(w) as f64 / 1000.0),
+                    _ => None,
+                },
                 refused: e.c.refused,
                 refused_by_host,
                 filtered: e.c.filtered,
                 filtered_by_host,
                 suffered,
                 culprit,
+                culprit_destination: kind.as_ref().and_then(Pattern::destination).map(|d| d.addr),
+                culprit_pattern_kind: kind,
                 culprit_pattern: pattern,
                 culprit_signature: signature,
                 culprit_rate_per_s: culprit_rate,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use mape_nat::DestinationFilter;
+use mape_nat::{DestinationFilter, Pattern};
 use serde::Serialize;
 
 use crate::replayer::Series;
@@ -35,6 +35,11 @@ pub struct PolicyReport {
     pub peak_percent: f64,
     /// When a protocol first had no free port left, if ever.
     pub exhausted_at_s: Option<f64>,
+    /// When the engine first forecast that the budget would run out within its horizon
+    /// (event `exhaustion_forecast`), if ever.
+    pub forecast_warned_at_s: Option<f64>,
+    /// How long before the exhaustion that warning came (both must have happened).
+    pub forecast_lead_s: Option<f64>,
     /// New flows refused (no port, host quota, session limit), all hosts.
     pub refused: u64,
     /// Refused new flows per LAN host; every host seen is listed, zero included.
@@ -49,6 +54,11 @@ pub struct PolicyReport {
     pub culprit: Option<Ipv4Addr>,
     /// Its flow pattern, naming the destination.
     pub culprit_pattern: Option<String>,
+    /// The same, typed (`kind`: new_port_each_flow, unanswered, fan_out,
+    /// unanswered_syns, dns_storm).
+    pub culprit_pattern_kind: Option<Pattern>,
+    /// The destination the pattern points at, if it has one.
+    pub culprit_destination: Option<Ipv4Addr>,
     /// The known signature it matches.
     pub culprit_signature: Option<String>,
     /// Its new unanswered flows per second at the end.
@@ -114,13 +124,6 @@ pub fn fmt_duration(s: f64) -> String {
     }
 }
 
-/// The destination address named in an engine pattern ("udp to 1.2.3.4:5 ...").
-fn pattern_destination(pattern: &str) -> Option<Ipv4Addr> {
-    let rest = pattern.split(" to ").nth(1)?;
-    let ep = rest.split_whitespace().next()?;
-    ep.split(':').next()?.parse().ok()
-}
-
 /// The culprit of a policy in words: host, what it sends, and the special-purpose block of
 /// its destination if any.
 struct Who {
@@ -137,7 +140,7 @@ impl Who {
             .culprit_pattern
             .clone()
             .unwrap_or_else(|| "unanswered flows".to_owned());
-        let dst = pattern_destination(&what);
+        let dst = p.culprit_destination;
         let block = dst.and_then(|d| DestinationFilter::default().blocked(d));
         Some(Self {
             host,
@@ -175,7 +178,25 @@ fn pct(p: &PolicyReport) -> String {
     format!("{:.0} %", p.peak_percent)
 }
 
+/// What the exhaustion forecast said, as a sentence to append to the advice.
+fn forecast_note(p: &PolicyReport) -> String {
+    match (p.forecast_warned_at_s, p.forecast_lead_s) {
+        (Some(_), Some(lead)) => format!(" The forecast warned {} before.", fmt_duration(lead)),
+        (Some(w), None) if p.exhausted_at_s.is_none() => format!(
+            " The forecast warned after {}; the ports did not run out.",
+            fmt_duration(w)
+        ),
+        _ => String::new(),
+    }
+}
+
 fn policy_advice(p: &PolicyReport, budget: u32) -> String {
+    let mut advice = policy_advice_text(p, budget);
+    advice.push_str(&forecast_note(p));
+    advice
+}
+
+fn policy_advice_text(p: &PolicyReport, budget: u32) -> String {
     let who = Who::of(p);
     let culprit_filtered = p
         .culprit
@@ -442,15 +463,6 @@ mod tests {
         assert_eq!(fmt_duration(12.4), "12 s");
         assert_eq!(fmt_duration(242.0), "4 min 2 s");
         assert_eq!(fmt_duration(3725.0), "1 h 2 min");
-    }
-
-    #[test]
-    fn destination_from_pattern() {
-        assert_eq!(
-            pattern_destination("udp to 192.168.1.211:59870 from new source ports"),
-            Some(Ipv4Addr::new(192, 168, 1, 211))
-        );
-        assert_eq!(pattern_destination("12 unanswered flows"), None);
     }
 
     #[test]

@@ -295,7 +295,7 @@ pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
                             format!(
                                 " Likely culprit: {} ({}).",
                                 c["host"].as_str().unwrap_or("?"),
-                                c["pattern"].as_str().unwrap_or("?")
+                                c["summary"].as_str().unwrap_or("?")
                             )
                         })
                     })

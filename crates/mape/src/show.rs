@@ -126,6 +126,38 @@ fn u(v: &Value, k: &str) -> u64 {
     v.get(k).and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// "at this rate: udp exhausted in 3 min 40 s, driven by 192.168.1.23", one line per
+/// protocol whose use grows toward the budget (none while use is flat or falling).
+pub(crate) fn forecast_lines(snap: &Value) -> Vec<String> {
+    let Some(Value::Array(fs)) = snap.get("forecasts") else {
+        return Vec::new();
+    };
+    fs.iter()
+        .map(|f| {
+            let driver = match f.get("driver").and_then(Value::as_str) {
+                Some(h) => format!(", driven by {h}"),
+                None => String::new(),
+            };
+            format!(
+                "at this rate: {} exhausted in {}{driver} (+{:.1} ports/s)",
+                s(f, "proto"),
+                duration(f["seconds"].as_f64().unwrap_or(0.0)),
+                f["growth_per_s"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect()
+}
+
+/// Seconds as "3 min 40 s" / "45 s" / "2 h 5 min".
+fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 fn ago(now_ms: u64, at: &Value) -> String {
     match at.as_u64() {
         Some(t) if now_ms >= t => format!("{} s ago", (now_ms - t) / 1000),
@@ -244,6 +276,9 @@ fn print_ports(v: &Value) {
             );
         }
     }
+    for line in forecast_lines(snap) {
+        println!("{line}");
+    }
     println!(
         "refused      {} (last {})",
         u(snap, "refusals"),
@@ -354,7 +389,7 @@ fn print_culprits(snap: &Value) {
             println!(
                 "host {} sends {} ({:.1}/s unanswered, {} ports held){sig}",
                 s(c, "host"),
-                s(c, "pattern"),
+                s(c, "summary"),
                 c["rate_per_s"].as_f64().unwrap_or(0.0),
                 u(c, "ports_held")
             );
@@ -377,12 +412,23 @@ fn print_culprits(snap: &Value) {
                     "  blocked by the destination filter since {since}: {filtered} flows refused, no port spent"
                 );
             }
-            println!(
-                "  advice: find the application on {} that sends this, or block it there",
-                s(c, "host")
-            );
+            match c.get("advice").and_then(Value::as_str) {
+                Some(a) => println!("  advice: {a}"),
+                None => println!(
+                    "  advice: find the application on {} that sends this, or block it there",
+                    s(c, "host")
+                ),
+            }
         }
-        _ => println!("no culprit: no host stands out"),
+        _ => match snap.get("heavy_user") {
+            Some(h) if !h.is_null() => println!(
+                "no culprit: {} holds {} ports with {}; not a storm",
+                s(h, "host"),
+                u(h, "ports_held"),
+                s(h, "summary")
+            ),
+            _ => println!("no culprit: no host stands out"),
+        },
     }
 }
 

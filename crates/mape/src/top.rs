@@ -221,6 +221,10 @@ fn draw_gauge(f: &mut Frame, area: Rect, st: &State) {
         .and_then(Value::as_str)
         .map(|h| format!("  culprit {h}"))
         .unwrap_or_default();
+    let culprit = match crate::show::forecast_lines(&st.snap).first() {
+        Some(f) => format!("{culprit}  {f}"),
+        None => culprit,
+    };
     let title = format!(
         " {} {}  peak {}  refused {}{culprit} ",
         s(&st.status, "role"),

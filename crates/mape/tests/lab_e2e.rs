@@ -539,8 +539,31 @@ fn show_metrics_events_and_top_name_the_culprit() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The lab's sink is a public (documentation) address, outside the built-in Flow
+    // entry (private destinations): a user signature file names it, which also proves
+    // `nat.signatures_dir` end to end.
+    let sig_dir = hook_dir.join("signatures.d");
+    std::fs::create_dir_all(&sig_dir).unwrap();
+    std::fs::write(
+        sig_dir.join("lab.toml"),
+        r#"[[signature]]
+name = "lab-flow-sink"
+application = "Logitech Options+ Flow (lab sink)"
+proto = "udp"
+ports = ["59870"]
+destination = "public"
+changing_source_ports = true
+advice = "Turn off Flow in Logitech Options+ on this PC."
+source = "crates/mape/tests/lab_e2e.rs"
+"#,
+    )
+    .unwrap();
     let mut opts = LabOptions::new(mape(), "mape");
-    opts.nat_extra = format!("\n[events]\nhook = \"{}\"", hook.display());
+    opts.nat_extra = format!(
+        "signatures_dir = \"{}\"\n[events]\nhook = \"{}\"",
+        sig_dir.display(),
+        hook.display()
+    );
     let mut lab = Lab::up(opts).expect("lab up");
     let (lan2, ce) = (lab.ns("lan2"), lab.ns("ce"));
     let sink = format!("{}:59870", addr::SINK);
@@ -599,7 +622,8 @@ fn show_metrics_events_and_top_name_the_culprit() {
         "{culprits}"
     );
     assert!(
-        culprits.contains("Logitech Options+ Flow discovery"),
+        culprits.contains("Logitech Options+ Flow (lab sink)")
+            && culprits.contains("advice: Turn off Flow in Logitech Options+ on this PC."),
         "{culprits}"
     );
     let cj: serde_json::Value = serde_json::from_str(&show(&["culprits", "--json"])).unwrap();
@@ -868,4 +892,96 @@ fn replay_of_a_lab_capture_matches_the_live_peak() {
         diff * 100.0
     );
     lab.teardown();
+}
+
+/// Issue #17: under an RTX-like policy the seed's storm to a public sink exhausts the
+/// budget; the forecast (event and metric) comes before it does.
+#[test]
+fn forecast_warns_before_the_budget_runs_out_under_rtx830_like() {
+    if !lab_possible() {
+        return;
+    }
+    let hook_dir = std::env::temp_dir().join(format!("mape-fc-{}", std::process::id()));
+    std::fs::create_dir_all(&hook_dir).unwrap();
+    let events_file = hook_dir.join("events.jsonl");
+    let hook = hook_dir.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ncat >> {}\n", events_file.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut opts = LabOptions::new(mape(), "rtx830-like");
+    opts.nat_extra = format!("\n[events]\nhook = \"{}\"", hook.display());
+    let mut lab = Lab::up(opts).expect("lab up");
+    let (lan2, ce) = (lab.ns("lan2"), lab.ns("ce"));
+    let sink = format!("{}:59870", addr::SINK);
+    // The seed's pattern at 10x: about 10 new ports a second, 240 gone in ~25 s.
+    let storm = lab
+        .storm(&lan2, "storm", std::slice::from_ref(&sink), 10, 40)
+        .unwrap();
+    let scrape = |lab: &Lab| {
+        let o = lab
+            .exec(
+                &ce,
+                &[
+                    "curl",
+                    "-s",
+                    "-f",
+                    "-m",
+                    "2",
+                    "http://127.0.0.1:9469/metrics",
+                ],
+            )
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let metric = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("mape_budget_exhaustion_forecast_seconds{proto=\"udp\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    // Poll (bounded: 60 s) until the metric shows a forecast; at that moment the budget
+    // must not be exhausted yet.
+    let mut seen = None;
+    for _ in 0..240 {
+        let text = scrape(&lab);
+        if let Some(v) = metric(&text) {
+            let status = lab.ce_query("status").unwrap();
+            seen = Some((v, status["budget"]["refusals"].as_u64().unwrap_or(u64::MAX)));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (secs, refused_then) = seen.expect("the forecast metric appeared");
+    assert!(secs > 0.0 && secs < 600.0, "forecast {secs} s");
+    assert_eq!(
+        refused_then, 0,
+        "the forecast came after the budget ran out"
+    );
+    lab.wait_pid(storm, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&events_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .and_then(|e| e["at"].as_u64())
+    };
+    let warned = at("exhaustion_forecast").expect("forecast event");
+    let b80 = at("budget80").expect("80 % event");
+    let exhausted = at("budget_exhausted").expect("exhaustion event");
+    assert!(warned < b80 && b80 <= exhausted, "{events:?}");
+    let fc = events
+        .iter()
+        .find(|e| e["kind"] == "exhaustion_forecast")
+        .unwrap();
+    assert_eq!(fc["driver"], "192.168.10.23", "{fc}");
+    let _ = std::fs::remove_dir_all(&hook_dir);
 }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use crate::stats::HostRecord;
+
 use super::*;
 
 impl Nat {
@@ -16,7 +18,7 @@ impl Nat {
             .hosts
             .iter()
             .filter(|h| h.flows > 0 || h.refusals > 0 || h.filtered > 0 || h.peak_ports > 0)
-            .map(|h| h.to_stats(now, budget))
+            .map(|h| h.to_stats(now, budget, &self.signatures))
             .collect();
         hosts.sort_by(|a, b| {
             b.ports_held
@@ -43,23 +45,48 @@ impl Nat {
                 .then(a.proto.cmp(&b.proto))
         });
         destinations.truncate(64);
+        let sig = |h: &HostRecord| h.signature().and_then(|i| self.signatures.entries().get(i));
+        let as_culprit = |h: &HostRecord, pattern: Pattern| Culprit {
+            host: h.addr,
+            summary: pattern.to_string(),
+            pattern,
+            signature: sig(h).map(|s| s.name.clone()),
+            description: sig(h).map(|s| s.application.clone()),
+            advice: sig(h).map(|s| s.advice.clone()),
+            rate_per_s: h.unanswered_rate(now),
+            ports_held: h.ports_held(),
+            unanswered: h.unanswered(),
+            answered_once: h.tiers[2],
+            streams: h.tiers[3],
+            score: h.score(now, budget),
+        };
         let culprit = self
             .hosts
             .iter()
             .filter(|h| h.is_culprit(now, budget) || h.named)
             .max_by(|a, b| a.score(now, budget).total_cmp(&b.score(now, budget)))
-            .map(|h| Culprit {
-                host: h.addr,
-                pattern: h.pattern(),
-                signature: h.signature().map(|s| s.name),
-                description: h.signature().map(|s| s.description),
-                rate_per_s: h.unanswered_rate(now),
-                ports_held: h.ports_held(),
-                unanswered: h.unanswered(),
-                answered_once: h.tiers[2],
-                streams: h.tiers[3],
-                score: h.score(now, budget),
+            .map(|h| {
+                let ix = self.host_ix.get(&h.addr).copied().unwrap_or(0);
+                as_culprit(h, self.pattern_of(ix, now))
             });
+        // No storm: a host holding half of a protocol's budget with answered, long-lived
+        // flows is named as a heavy user, in words that do not blame it.
+        let heavy_user = match culprit {
+            Some(_) => None,
+            None => self
+                .hosts
+                .iter()
+                .filter(|h| h.ports.iter().any(|&p| p * 2 >= budget))
+                .max_by_key(|h| h.ports_held())
+                .map(|h| {
+                    let pattern = Pattern::HeavyUse {
+                        answered_once: h.tiers[2],
+                        streams: h.tiers[3],
+                        open_tcp: h.flows.saturating_sub(h.tiers.iter().sum()),
+                    };
+                    as_culprit(h, pattern)
+                }),
+        };
         Snapshot {
             now,
             policy: self.cfg.name.clone(),
@@ -101,6 +128,11 @@ impl Nat {
                 .collect(),
             tcp_rst_unverified: self.rst_unverified,
             culprit,
+            heavy_user,
+            forecasts: Protocol::ALL
+                .iter()
+                .filter_map(|&p| self.forecast(p, now))
+                .collect(),
         }
     }
 
