@@ -891,6 +891,18 @@ fn replay_of_a_lab_capture_matches_the_live_peak() {
         "replayed peak {replayed} vs live {live} ({:.1} %)",
         diff * 100.0
     );
+    // The replay names the storm by its pattern (issue #17), typed.
+    let p = &v["policies"][0];
+    assert_eq!(p["culprit"], "192.168.10.23", "{p}");
+    assert_eq!(
+        p["culprit_pattern_kind"]["kind"], "new_port_each_flow",
+        "{p}"
+    );
+    assert_eq!(p["culprit_pattern_kind"]["dst"], sink, "{p}");
+    assert!(
+        p["forecast_warned_at_s"].is_null(),
+        "mape caps the storm: no forecast {p}"
+    );
     lab.teardown();
 }
 
