@@ -15,6 +15,8 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build release binary (integration tests run it)"
 cargo build --release --locked -p mape
+echo "== build the fault-injection binary (target/failpoints/mape; lab_failsafe.rs runs it)"
+cargo build --profile failpoints --locked -p mape --features failpoints
 if [ "${MAPE_SLOW:-0}" = "1" ]; then export MAPE_PROPTEST_CASES=1000000; fi
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -17,8 +17,11 @@ use serde::Deserialize;
 
 /// Default configuration path.
 pub const DEFAULT_CONFIG: &str = "/etc/mape/mape.toml";
-/// Default control socket.
+/// Default control socket (systemd's `RuntimeDirectory=mape`, removed on every stop).
 pub const DEFAULT_SOCKET: &str = "/run/mape/mape.sock";
+/// Default state directory: what must survive a stop or a crash (the lock, the record of
+/// what the daemon created on the host). systemd's `StateDirectory=mape`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/mape";
 
 /// A configuration error, naming the key, the value and what is expected.
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +256,24 @@ impl Default for ControlSection {
     }
 }
 
+/// `[state]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSection {
+    /// Directory for state that outlives the process: `<tun>.lock` (one daemon per TUN
+    /// and directory) and `<tun>.state` (what the daemon created, removed by the next
+    /// start after a crash). Not under /run/mape, which systemd empties on every stop.
+    pub dir: PathBuf,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        Self {
+            dir: DEFAULT_STATE_DIR.into(),
+        }
+    }
+}
+
 /// `[metrics]`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -304,6 +325,9 @@ pub struct ConfigFile {
     /// `[control]`.
     #[serde(default)]
     pub control: ControlSection,
+    /// `[state]`.
+    #[serde(default)]
+    pub state: StateSection,
     /// `[metrics]`.
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -364,6 +388,8 @@ pub struct Settings {
     pub tun: TunSection,
     /// Control socket.
     pub socket: PathBuf,
+    /// State directory (`[state] dir`).
+    pub state_dir: PathBuf,
     /// Metrics listen address.
     pub metrics: Option<SocketAddr>,
     /// Event hook command.
@@ -439,6 +465,7 @@ impl Settings {
             role,
             tun,
             socket: file.control.socket.clone(),
+            state_dir: file.state.dir.clone(),
             metrics,
             events_hook: file.events.hook.clone(),
             path: path.to_path_buf(),
@@ -489,7 +516,7 @@ pub fn resolve_map(map: &MapSection) -> Result<(Provisioned, Vec<Ipv6Addr>), Con
         return Err(value_err(
             "map",
             format!("{given} rule sources"),
-            "exactly one of: profile = \"v6plus\"; ipv6_prefix + ipv4_prefix + ea_len; dhcpv6_file = \"/run/mape/s46.hex\"",
+            "exactly one of: profile = \"v6plus\"; ipv6_prefix + ipv4_prefix + ea_len; dhcpv6_file = \"/var/lib/mape/s46.hex\"",
         ));
     }
     let source = if let Some(name) = &map.profile {
@@ -781,6 +808,9 @@ mod tests {
         assert_eq!(ce.nat.forwards.len(), 1);
         assert_eq!(s.tun.ipv4_mtu, 1460);
         assert_eq!(s.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(s.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        let s = parse(&format!("{LAB}\n[state]\ndir = \"/tmp/st\"\n")).unwrap();
+        assert_eq!(s.state_dir, PathBuf::from("/tmp/st"));
     }
 
     #[test]

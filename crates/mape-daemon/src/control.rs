@@ -126,6 +126,14 @@ pub fn handle_line(ctx: &Context, line: &str) -> Response {
                 }
             }
         },
+        #[cfg(feature = "failpoints")]
+        "failpoint" => {
+            let name = req.args.get("name").and_then(Value::as_str).unwrap_or("");
+            match crate::failpoint::arm(name) {
+                Ok(what) => Response::ok(json!({ "armed": name, "effect": what })),
+                Err(e) => Response::err(e),
+            }
+        }
         cmd => {
             let Ok(mut p) = ctx.shared.lock() else {
                 return Response::err("pipeline unavailable");

@@ -1,24 +1,39 @@
 //! `mape run`: sets up the host, runs the datapath threads and the control plane (control
-//! socket, signals, event logging) on a small current-thread runtime, and tears everything
-//! down on SIGTERM/SIGINT. SIGHUP reloads timers, quotas, filters and forwards in place.
+//! socket, signals, event logging, the systemd watchdog) on a small current-thread
+//! runtime, and tears everything down on SIGTERM/SIGINT. SIGHUP reloads timers, quotas,
+//! filters and forwards in place.
+//!
+//! Start order (issue #12): the instance lock, then the control socket, then the TUN
+//! check — a live owner of any of them refuses the start before any plumbing is touched
+//! ([`RunError::InUse`]) — then cleanup of a crashed run's leftovers, the TUN, routes,
+//! workers, and `READY=1`. Stop order: workers, routes (deleted by interface while the
+//! TUN still exists), the TUN, the socket, the lock.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{MapAddressMode, Role, Settings};
 use crate::control::{self, Context};
-use crate::datapath::{self, now_since, IoCounters, Pipeline, Shared};
+use crate::datapath::{self, now_since, IoCounters, Pipeline, Shared, WorkerCtx};
+use crate::lock::{InstanceLock, LockError};
 use crate::plumbing::{Plumbing, PlumbingError};
+use crate::supervise::{Heartbeats, Notifier};
 use crate::tun::{self, Wake};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// Another daemon owns the lock, the control socket or the TUN; nothing was touched.
+    #[error("in use: {0}")]
+    InUse(String),
+    /// The lock file could not be created.
+    #[error("{0}")]
+    Lock(LockError),
     /// Host set-up failed (everything created so far was removed).
     #[error("set-up: {0}")]
     Plumbing(#[from] PlumbingError),
@@ -39,13 +54,31 @@ pub enum RunError {
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    /// A datapath worker stopped while the daemon ran (the host was cleaned up).
+    #[error("datapath: {0}")]
+    Datapath(String),
+}
+
+impl RunError {
+    /// The process exit status for this error: [`crate::supervise::EXIT_IN_USE`] for a
+    /// refused start, [`crate::supervise::EXIT_DATAPATH`] for a datapath failure, 2 for
+    /// the rest (configuration and set-up problems).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::InUse(_) => crate::supervise::EXIT_IN_USE,
+            RunError::Datapath(_) => crate::supervise::EXIT_DATAPATH,
+            _ => 2,
+        }
+    }
 }
 
 /// Builds the pipeline for the settings (the CE or BR of mape-dataplane).
 pub type PipelineFactory = fn(&Settings) -> Result<Box<dyn Pipeline>, String>;
 
-/// Runs the daemon until SIGTERM/SIGINT.
+/// Runs the daemon until SIGTERM/SIGINT. Installs the panic hook: from here on any panic
+/// ends the process with [`crate::supervise::EXIT_DATAPATH`].
 pub fn run(settings: Settings, factory: PipelineFactory) -> Result<(), RunError> {
+    crate::supervise::install_panic_hook();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,68 +86,142 @@ pub fn run(settings: Settings, factory: PipelineFactory) -> Result<(), RunError>
     rt.block_on(run_async(settings, factory))
 }
 
-fn state_file(settings: &Settings) -> PathBuf {
-    let dir = settings
-        .socket
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| PathBuf::from("/run/mape"));
-    dir.join(format!("{}.state", settings.tun.name))
+/// `<state dir>/<tun>.state`: what this daemon created on the host.
+pub fn state_file(settings: &Settings) -> PathBuf {
+    settings
+        .state_dir
+        .join(format!("{}.state", settings.tun.name))
 }
+
+/// `<state dir>/<tun>.lock`: held while the daemon runs.
+pub fn lock_file(settings: &Settings) -> PathBuf {
+    settings
+        .state_dir
+        .join(format!("{}.lock", settings.tun.name))
+}
+
+/// How long a worker may go without progress before it is reported when systemd's
+/// watchdog is off (with it on, half of `WatchdogSec=` decides).
+const STALL_REPORT: Duration = Duration::from_secs(5);
 
 async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), RunError> {
     let start = Instant::now();
-    let pipeline = factory(&settings).map_err(RunError::Pipeline)?;
+    let notifier = Notifier::from_env();
+    // 1. One daemon per state: refuse before touching anything.
+    let lock = match InstanceLock::acquire(&lock_file(&settings)) {
+        Ok(l) => l,
+        Err(e @ LockError::Held { .. }) => return Err(RunError::InUse(e.to_string())),
+        Err(e) => return Err(RunError::Lock(e)),
+    };
+    // 2. The control socket: a daemon with another state directory but this socket.
+    let listener = control::bind(&settings.socket).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            RunError::InUse(source.to_string())
+        } else {
+            RunError::Control {
+                path: settings.socket.display().to_string(),
+                source,
+            }
+        }
+    })?;
+    let remove_socket = || {
+        let _ = std::fs::remove_file(&settings.socket);
+    };
+    let pipeline = match factory(&settings) {
+        Ok(p) => p,
+        Err(e) => {
+            remove_socket();
+            return Err(RunError::Pipeline(e));
+        }
+    };
     let shared: Shared = Arc::new(Mutex::new(pipeline));
-    let mut plumbing = Plumbing::new(state_file(&settings)).await?;
+    let tun_name = settings.tun.name.clone();
+    // 3. Leftovers of a crashed run (the lock proves it is dead), then the TUN check: a
+    // TUN of this name that exists now belongs to someone else (ours are not persistent
+    // and vanish with their process).
+    let mut plumbing = match Plumbing::new(state_file(&settings)).await {
+        Ok(p) => p,
+        Err(e) => {
+            remove_socket();
+            return Err(e.into());
+        }
+    };
+    if plumbing.link_exists(&tun_name).await {
+        remove_socket();
+        return Err(RunError::InUse(format!(
+            "interface {tun_name} already exists and is not this daemon's (another mape with another state directory, or a persistent TUN); choose another tun.name"
+        )));
+    }
 
     let queues = match settings.tun.queues {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let tun_name = settings.tun.name.clone();
-    let result = async {
-        let qs = tun::open(&tun_name, queues).map_err(RunError::Tun)?;
-        setup(&mut plumbing, &settings).await?;
-        Ok::<_, RunError>(qs)
-    }
-    .await;
-    let qs = match result {
+    let qs = match tun::open(&tun_name, queues) {
         Ok(q) => q,
         Err(e) => {
             plumbing.teardown().await;
-            return Err(e);
+            remove_socket();
+            return Err(RunError::Tun(e));
         }
     };
+    if let Err(e) = setup(&mut plumbing, &settings).await {
+        // Routes first, while the TUN exists; then the TUN.
+        plumbing.teardown().await;
+        drop(qs);
+        remove_socket();
+        return Err(e);
+    }
 
-    let listener = match control::bind(&settings.socket) {
-        Ok(l) => l,
-        Err(source) => {
-            drop(qs);
-            plumbing.teardown().await;
-            return Err(RunError::Control {
-                path: settings.socket.display().to_string(),
-                source,
-            });
-        }
-    };
     let counters = Arc::new(IoCounters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let wake = Arc::new(Wake::new().map_err(RunError::Tun)?);
+    let heartbeats = Arc::new(Heartbeats::new(qs.len(), start));
+    let wake = match Wake::new() {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            plumbing.teardown().await;
+            drop(qs);
+            remove_socket();
+            return Err(RunError::Tun(e));
+        }
+    };
+    let ctx_w = WorkerCtx {
+        wake: wake.clone(),
+        stop: stop.clone(),
+        shared: shared.clone(),
+        start,
+        counters: counters.clone(),
+        heartbeats: heartbeats.clone(),
+    };
     let mut workers = Vec::new();
     for (i, q) in qs.into_iter().enumerate() {
-        let (wake, stop, shared, counters) =
-            (wake.clone(), stop.clone(), shared.clone(), counters.clone());
-        let h = std::thread::Builder::new()
+        let ctx = ctx_w.clone();
+        // The worker hands its queue back, so the TUN outlives the route teardown.
+        let spawned = std::thread::Builder::new()
             .name(format!("mape-q{i}"))
-            .spawn(move || datapath::worker(q, wake, stop, shared, start, counters))
-            .map_err(RunError::Tun)?;
-        workers.push(h);
+            .spawn(move || {
+                datapath::worker(i, &q, ctx);
+                q
+            });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                wake.signal();
+                let qs = join_workers(workers);
+                plumbing.teardown().await;
+                drop(qs);
+                remove_socket();
+                return Err(RunError::Tun(e));
+            }
+        }
     }
     tracing::info!(
         tun = %tun_name,
         queues,
         socket = %settings.socket.display(),
+        state = %lock.path().display(),
+        watchdog_ms = notifier.watchdog.map(|d| d.as_millis() as u64),
         "mape running"
     );
     let ctx = Context {
@@ -140,12 +247,18 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         },
         None => None,
     };
+    // sd_notify(3): set-up is complete, the datapath runs.
+    notifier.ready(&format!("running: {tun_name}, {queues} queue(s)"));
 
     let mut term = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Runtime)?;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let wd_period = notifier.period();
+    let mut wd_tick = tokio::time::interval(wd_period.unwrap_or(Duration::from_secs(3600)));
+    let mut stalled = false;
     let hook_slots = Arc::new(tokio::sync::Semaphore::new(HOOK_SLOTS));
+    let mut failure = None;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
@@ -157,7 +270,42 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
                     (false, e) => tracing::error!(error = e.unwrap_or_default(), "SIGHUP: reload refused"),
                 }
             }
+            _ = wd_tick.tick(), if wd_period.is_some() => {
+                // WATCHDOG=1 only while every worker made progress within the period.
+                let period = wd_period.unwrap_or(STALL_REPORT);
+                match heartbeats.stalest(period) {
+                    None => {
+                        if stalled {
+                            tracing::info!("every datapath worker makes progress again");
+                            notifier.status(&format!("running: {tun_name}, {queues} queue(s)"));
+                            stalled = false;
+                        }
+                        notifier.ping();
+                    }
+                    Some((i, age)) => {
+                        if !stalled {
+                            tracing::error!(worker = i, stalled_ms = age.as_millis() as u64, "datapath worker makes no progress: watchdog ping withheld, systemd will restart mape");
+                            notifier.status(&format!("datapath worker {i} stalled"));
+                            stalled = true;
+                        }
+                    }
+                }
+            }
             _ = tick.tick() => {
+                if let Some(i) = workers.iter().position(|w| w.is_finished()) {
+                    failure = Some(format!("datapath worker {i} stopped (see the log above); exiting so that the supervisor restarts mape"));
+                    break;
+                }
+                if wd_period.is_none() {
+                    match heartbeats.stalest(STALL_REPORT) {
+                        Some((i, age)) if !stalled => {
+                            tracing::error!(worker = i, stalled_ms = age.as_millis() as u64, "datapath worker makes no progress");
+                            stalled = true;
+                        }
+                        None => stalled = false,
+                        _ => {}
+                    }
+                }
                 let events = match shared.lock() {
                     Ok(mut p) => {
                         p.tick(now_since(start));
@@ -174,19 +322,35 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
             }
         }
     }
+    notifier.stopping();
     stop.store(true, Ordering::Relaxed);
     wake.signal();
-    for w in workers {
-        let _ = w.join();
-    }
+    let queues_back = join_workers(workers);
     server.abort();
     if let Some(m) = metrics {
         m.abort();
     }
-    let _ = std::fs::remove_file(&settings.socket);
+    // Routes go while the TUN still exists (deleted by interface), then the TUN.
     plumbing.teardown().await;
-    tracing::info!("stopped; host left as found");
-    Ok(())
+    drop(queues_back);
+    remove_socket();
+    drop(lock);
+    match failure {
+        Some(f) => {
+            tracing::error!("{f}");
+            Err(RunError::Datapath(f))
+        }
+        None => {
+            tracing::info!("stopped; host left as found");
+            Ok(())
+        }
+    }
+}
+
+/// Joins the workers and collects the queues they hand back (a worker that panicked has
+/// already ended the process; see crate::supervise).
+fn join_workers(workers: Vec<std::thread::JoinHandle<tun::TunQueue>>) -> Vec<tun::TunQueue> {
+    workers.into_iter().filter_map(|w| w.join().ok()).collect()
 }
 
 /// Host set-up for the role (reference/linux-plumbing.md, "CE recipe").
@@ -262,6 +426,10 @@ fn run_hook(hook: &std::path::Path, e: &serde_json::Value, slots: &Arc<tokio::sy
     tokio::spawn(async move {
         let _permit = permit;
         let child = tokio::process::Command::new(&hook)
+            // Not the hook's to talk to systemd as if it were the daemon.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

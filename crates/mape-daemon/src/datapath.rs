@@ -80,15 +80,35 @@ impl OutBatch {
     }
 }
 
-/// Runs one worker until `stop` is set and `wake` signalled.
-pub fn worker(
-    queue: TunQueue,
-    wake: Arc<Wake>,
-    stop: Arc<AtomicBool>,
-    shared: Shared,
-    start: Instant,
-    counters: Arc<IoCounters>,
-) {
+/// What a worker shares with the control loop.
+#[derive(Clone)]
+pub struct WorkerCtx {
+    /// Signalled on stop.
+    pub wake: Arc<Wake>,
+    /// Set on stop.
+    pub stop: Arc<AtomicBool>,
+    /// The pipeline.
+    pub shared: Shared,
+    /// Daemon start: the pipeline's clock.
+    pub start: Instant,
+    /// io counters.
+    pub counters: Arc<IoCounters>,
+    /// Progress, one slot per worker (the watchdog pings only while all are fresh).
+    pub heartbeats: Arc<crate::supervise::Heartbeats>,
+}
+
+/// Runs worker `index` on `queue` until `stop` is set and `wake` signalled. Returning
+/// before that is a failure the control loop turns into an exit (the supervisor restarts
+/// the daemon); a panic ends the process at once (crate::supervise).
+pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
+    let WorkerCtx {
+        wake,
+        stop,
+        shared,
+        start,
+        counters,
+        heartbeats,
+    } = ctx;
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PACKET]).collect();
     let mut lens = [0usize; BATCH];
     let mut out = OutBatch {
@@ -96,8 +116,12 @@ pub fn worker(
         spans: Vec::with_capacity(BATCH * 2),
     };
     while !stop.load(Ordering::Relaxed) {
+        // Progress: every iteration, also after an idle poll timeout (at most 100 ms).
+        heartbeats.beat(index);
+        #[cfg(feature = "failpoints")]
+        crate::failpoint::check(index, &stop);
         if let Err(e) = queue.wait(std::os::fd::AsFd::as_fd(&*wake), 100) {
-            tracing::error!(error = %e, "poll on the TUN failed");
+            tracing::error!(worker = index, error = %e, "poll on the TUN failed; worker stops");
             break;
         }
         let mut n = 0;
@@ -118,7 +142,7 @@ pub fn worker(
         let now = now_since(start);
         {
             let Ok(mut p) = shared.lock() else {
-                tracing::error!("pipeline lock poisoned; stopping worker");
+                tracing::error!(worker = index, "pipeline lock poisoned; worker stops");
                 break;
             };
             if n == 0 {

@@ -7,8 +7,13 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
+#[allow(unsafe_code)]
+pub mod lock;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+pub mod supervise;
 #[allow(unsafe_code)]
 pub mod tun;

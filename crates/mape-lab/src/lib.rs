@@ -697,6 +697,8 @@ allow_destinations = ["203.0.113.0/24", "198.51.100.0/24"]
 {extra}
 [control]
 socket = "{dir}/ce.sock"
+[state]
+dir = "{dir}/ce-state"
 [metrics]
 listen = "127.0.0.1:9469"
 "#,
@@ -729,6 +731,8 @@ name = "mape0"
 queues = 1
 [control]
 socket = "{dir}/br.sock"
+[state]
+dir = "{dir}/br-state"
 "#,
             br = addr::BR,
             dir = self.dir.display()
@@ -738,6 +742,40 @@ socket = "{dir}/br.sock"
     /// The CE's control socket.
     pub fn ce_socket(&self) -> PathBuf {
         self.dir.join("ce.sock")
+    }
+
+    /// The CE's configuration file.
+    pub fn ce_config_path(&self) -> PathBuf {
+        self.dir.join("ce.toml")
+    }
+
+    /// The exact command the lab runs the CE with (inside the CE namespace).
+    pub fn ce_argv(&self) -> Vec<String> {
+        vec![
+            self.opts.mape.display().to_string(),
+            "run".into(),
+            "ce".into(),
+            "--config".into(),
+            self.ce_config_path().display().to_string(),
+        ]
+    }
+
+    /// PID of the CE daemon [`Lab::up`] started.
+    pub fn ce_pid(&self) -> Option<u32> {
+        self.daemons.get(1).copied()
+    }
+
+    /// Waits until the CE answers on its control socket (after a restart by a test).
+    pub fn wait_ce(&self) -> Result<(), LabError> {
+        self.wait_socket(&self.ce_socket(), "the CE daemon", "ce")
+    }
+
+    /// The exit status of process `pid` (started by [`Lab::spawn`]) if it has exited.
+    pub fn exit_status(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
+        self.children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     fn start_daemons(&mut self, ce: &str, isp: &str) -> Result<(), LabError> {
@@ -781,6 +819,18 @@ socket = "{dir}/br.sock"
                 detail: e,
             },
         )
+    }
+
+    /// Asks the CE daemon, with arguments.
+    pub fn ce_query_args(
+        &self,
+        cmd: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, LabError> {
+        mape_daemon::control::request(&self.ce_socket(), cmd, args).map_err(|e| LabError::Command {
+            cmd: format!("control {cmd}"),
+            detail: e,
+        })
     }
 
     /// Removes everything: processes by PID, then namespaces, then the state file.

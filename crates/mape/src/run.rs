@@ -55,8 +55,15 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if !nix_is_root() {
         bail!("mape run needs root (CAP_NET_ADMIN) to create the TUN and routes");
     }
-    mape_daemon::daemon::run(settings, mape_daemon::pipeline::build)?;
-    Ok(ExitCode::SUCCESS)
+    match mape_daemon::daemon::run(settings, mape_daemon::pipeline::build) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // One line on stderr, then the status that says what happened (README, `mape run`):
+        // 3 another daemon owns this TUN/state/socket (nothing touched), 70 datapath failure.
+        Err(e) => {
+            eprintln!("mape: {e}");
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
 }
 
 fn nix_is_root() -> bool {
