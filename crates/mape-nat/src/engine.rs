@@ -1675,9 +1675,14 @@ impl Nat {
                 .is_some_and(|ix| self.pools[x.proto.index()].slots[ix as usize].users == 1)
     }
 
-    /// The first of at most `RECLAIM_SCAN` entries of a host tier list, from its head, that
-    /// makes room (see [`Nat::makes_room`]).
-    fn first_making_room(&self, head: u32, want: Option<Endpoint>) -> Option<u32> {
+    /// The first of at most `RECLAIM_SCAN` entries of a list (host tier or timer FIFO, as
+    /// `link` says), from its head, that makes room (see [`Nat::makes_room`]).
+    fn first_making_room(
+        &mut self,
+        head: u32,
+        want: Option<Endpoint>,
+        link: fn(&mut Session) -> &mut Link,
+    ) -> Option<u32> {
         let mut s = head;
         for _ in 0..Self::RECLAIM_SCAN {
             if s == NIL {
@@ -1686,7 +1691,7 @@ impl Nat {
             if self.makes_room(s, want) {
                 return Some(s);
             }
-            s = self.sessions[s as usize].host_link.next;
+            s = link(&mut self.sessions[s as usize]).next;
         }
         None
     }
@@ -1724,7 +1729,7 @@ impl Nat {
                 },
             ),
         };
-        let roomy = heads.map(|h| self.first_making_room(h, want).unwrap_or(NIL));
+        let roomy = heads.map(|h| self.first_making_room(h, want, host_link).unwrap_or(NIL));
         if roomy[0] != NIL {
             return Some(roomy[0]);
         }
@@ -1781,18 +1786,9 @@ impl Nat {
         if head == NIL {
             return None;
         }
-        let mut s = head;
-        let mut pick = head;
-        for _ in 0..Self::RECLAIM_SCAN {
-            if s == NIL {
-                break;
-            }
-            if self.makes_room(s, Some(want)) {
-                pick = s;
-                break;
-            }
-            s = self.sessions[s as usize].timer.next;
-        }
+        let pick = self
+            .first_making_room(head, Some(want), timer_link)
+            .unwrap_or(head);
         self.recycle(pick, now)
     }
 

@@ -110,52 +110,39 @@ pub fn render_svg(r: &Report) -> Result<String, PlotError> {
                     PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
                 });
             end_labels.push((last_y, i));
-            if let Some(t) = p.forecast_warned_at_s {
-                // The forecast's warning: a dotted line up to the budget and a triangle.
+            // The forecast's warning (dotted line, triangle), then the exhaustion (dashed
+            // line, circle), each with its label stacked above the budget line.
+            let marks = [
+                (p.forecast_warned_at_s, "warned", (1, 5), true),
+                (p.exhausted_at_s, "exhausted", (4, 4), false),
+            ];
+            for (t, what, (dash, gap), triangle) in marks {
+                let Some(t) = t else { continue };
                 let x = t / 60.0;
                 chart
                     .draw_series(DashedLineSeries::new(
                         [(x, 0.0), (x, budget)],
-                        1,
-                        5,
+                        dash,
+                        gap,
                         color.stroke_width(1),
                     ))
                     .map_err(draw_err)?;
-                chart
-                    .draw_series(std::iter::once(TriangleMarker::new(
-                        (x, budget),
-                        7,
-                        color.filled(),
-                    )))
-                    .map_err(draw_err)?;
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        format!("{} warned after {}", p.name, fmt_duration(t)),
-                        (
-                            x + x_max * 0.01,
-                            budget + y_max * (0.11 + 0.05 * f64::from(exhausted_n)),
-                        ),
-                        ("sans-serif", 14).into_font().color(&color),
-                    )))
-                    .map_err(draw_err)?;
-                exhausted_n += 1;
-            }
-            if let Some(t) = p.exhausted_at_s {
-                let x = t / 60.0;
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        [(x, 0.0), (x, budget)],
-                        4,
-                        4,
-                        color.stroke_width(1),
-                    ))
-                    .map_err(draw_err)?;
-                chart
-                    .draw_series(std::iter::once(Circle::new((x, budget), 6, color.filled())))
-                    .map_err(draw_err)?;
+                if triangle {
+                    chart
+                        .draw_series(std::iter::once(TriangleMarker::new(
+                            (x, budget),
+                            7,
+                            color.filled(),
+                        )))
+                        .map_err(draw_err)?;
+                } else {
+                    chart
+                        .draw_series(std::iter::once(Circle::new((x, budget), 6, color.filled())))
+                        .map_err(draw_err)?;
+                }
                 chart
                     .draw_series(std::iter::once(Text::new(
-                        format!("{} exhausted after {}", p.name, fmt_duration(t)),
+                        format!("{} {what} after {}", p.name, fmt_duration(t)),
                         (
                             x + x_max * 0.01,
                             budget + y_max * (0.11 + 0.05 * f64::from(exhausted_n)),

@@ -39,6 +39,19 @@ fn out(o: &std::process::Output) -> String {
 }
 
 /// The 240 ports of the lab CE: PSID 0x34, a = 4, k = 8.
+/// An event hook that appends each event (JSON on stdin) to a file: (its directory, the
+/// hook, the file).
+fn event_hook(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("mape-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let hook = dir.join("hook.sh");
+    std::fs::write(&hook, format!("#!/bin/sh\ncat >> {}\n", events.display())).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, hook, events)
+}
+
 fn in_port_set(port: u16) -> bool {
     port >> 12 != 0 && (port >> 4) & 0xff == 0x34
 }
@@ -527,18 +540,7 @@ fn show_metrics_events_and_top_name_the_culprit() {
     if !lab_possible() {
         return;
     }
-    // An event hook that appends each event (JSON on stdin) to a file.
-    let hook_dir = std::env::temp_dir().join(format!("mape-hook-{}", std::process::id()));
-    std::fs::create_dir_all(&hook_dir).unwrap();
-    let events_file = hook_dir.join("events.jsonl");
-    let hook = hook_dir.join("hook.sh");
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\ncat >> {}\n", events_file.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (hook_dir, hook, events_file) = event_hook("hook");
     // The lab's sink is a public (documentation) address, outside the built-in Flow
     // entry (private destinations): a user signature file names it, which also proves
     // `nat.signatures_dir` end to end.
@@ -913,17 +915,7 @@ fn forecast_warns_before_the_budget_runs_out_under_rtx830_like() {
     if !lab_possible() {
         return;
     }
-    let hook_dir = std::env::temp_dir().join(format!("mape-fc-{}", std::process::id()));
-    std::fs::create_dir_all(&hook_dir).unwrap();
-    let events_file = hook_dir.join("events.jsonl");
-    let hook = hook_dir.join("hook.sh");
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\ncat >> {}\n", events_file.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (hook_dir, hook, events_file) = event_hook("fc");
     let mut opts = LabOptions::new(mape(), "rtx830-like");
     opts.nat_extra = format!("\n[events]\nhook = \"{}\"", hook.display());
     let mut lab = Lab::up(opts).expect("lab up");
