@@ -178,6 +178,22 @@ fn ip(args: &[&str]) -> Result<Output, LabError> {
     run(Command::new("ip").args(args))
 }
 
+/// Whether a lab test can run here: `true` when [`preflight`] passes; otherwise it says why
+/// and returns `false` (the test skips), except under `CI=true`, where a lab that cannot
+/// run is a failure and this panics.
+pub fn possible_or_skip(what: &str) -> bool {
+    match preflight() {
+        Ok(()) => true,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{what} cannot run under CI: {e}");
+            }
+            eprintln!("skipping {what}: {e}");
+            false
+        }
+    }
+}
+
 /// Checks that the tools the lab needs exist.
 pub fn preflight() -> Result<(), LabError> {
     if !is_root() {

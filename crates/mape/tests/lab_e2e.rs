@@ -18,16 +18,7 @@ fn mape() -> PathBuf {
 
 /// Whether the lab can run here; panics under CI when it cannot.
 fn lab_possible() -> bool {
-    match mape_lab::preflight() {
-        Ok(()) => true,
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("end-to-end tests cannot run under CI: {e}");
-            }
-            eprintln!("skipping end-to-end test: {e}");
-            false
-        }
-    }
+    mape_lab::possible_or_skip("end-to-end tests")
 }
 
 fn out(o: &std::process::Output) -> String {

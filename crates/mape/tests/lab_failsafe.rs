@@ -36,16 +36,7 @@ fn under_ci() -> bool {
 
 /// Whether the lab can run here; panics under CI when it cannot.
 fn lab_possible() -> bool {
-    match mape_lab::preflight() {
-        Ok(()) => true,
-        Err(e) => {
-            if under_ci() {
-                panic!("fail-safe lab tests cannot run under CI: {e}");
-            }
-            eprintln!("skipping fail-safe lab test: {e}");
-            false
-        }
-    }
+    mape_lab::possible_or_skip("fail-safe lab tests")
 }
 
 /// The failpoint-enabled binary, if built (panics under CI when it is not).
