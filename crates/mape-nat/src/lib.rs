@@ -4,6 +4,15 @@
 //!
 //! The engine is sans-IO: time is always passed in as [`Timestamp`], never read inside, so
 //! the daemon, `mape replay`, property tests and benchmarks run the same code.
+//!
+//! Module order (each file uses only those before it; no import circle):
+//! `types`, `drop`, `list`, `rng`, `token_bucket`, `keys`, `tier`, `filter` → `config`,
+//! `forecast`, `pattern`, `signatures` → `session` (the arena rows) → `timers` (timer
+//! FIFOs) → `stats` (public statistics and per-host records) → `pool` (port pools and
+//! budget levels), `ledger` (drops, refusals, events, peaks), `index` (flow indexes) →
+//! `engine` (the [`Nat`] type), whose files `batch`, `state`, `alloc`, `refusal`, `table`,
+//! `expiry` and `inspect` each use `engine` itself and the modules before it, never each
+//! other.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
@@ -13,11 +22,18 @@ mod engine;
 mod filter;
 mod forecast;
 mod index;
+mod keys;
+mod ledger;
 mod list;
 mod pattern;
+mod pool;
 mod rng;
+mod session;
 pub mod signatures;
 mod stats;
+mod tier;
+mod timers;
+mod token_bucket;
 mod types;
 
 pub use config::{
@@ -33,6 +49,7 @@ pub use signatures::{Catalogue, DestinationKind, Signature, SignatureError};
 pub use stats::{
     Culprit, DestinationStats, Event, EventKind, HostStats, ProtoBudget, Refusal, Snapshot,
 };
+pub use token_bucket::TokenBucket;
 pub use types::{
     Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp,
 };

@@ -10,6 +10,7 @@ use crate::drop::NatDrop;
 use crate::forecast::{Forecast, Rate};
 use crate::pattern::{Evidence, Pattern};
 use crate::signatures::Catalogue;
+use crate::tier::{Tier, TIERS};
 use crate::types::{Endpoint, Protocol, Timestamp};
 
 /// Budget of one protocol.
@@ -307,7 +308,7 @@ pub(crate) struct HostRecord {
     pub(crate) flows: u32,
     pub(crate) ports: [u32; 3],
     /// Live sessions per recyclable tier (closing, unanswered, answered once, streams).
-    pub(crate) tiers: [u32; 4],
+    pub(crate) tiers: [u32; TIERS],
     pub(crate) peak_ports: u32,
     pub(crate) refusals: u64,
     pub(crate) last_refusal: Option<Timestamp>,
@@ -340,7 +341,7 @@ impl HostRecord {
             addr,
             flows: 0,
             ports: [0; 3],
-            tiers: [0; 4],
+            tiers: [0; TIERS],
             peak_ports: 0,
             refusals: 0,
             last_refusal: None,
@@ -368,7 +369,7 @@ impl HostRecord {
 
     /// Live sessions never answered.
     pub(crate) fn unanswered(&self) -> u32 {
-        self.tiers[1]
+        self.tiers[Tier::Unanswered.ix()]
     }
 
     /// Records a new flow attempt (translated or not): source-port spread and signatures.
@@ -456,9 +457,9 @@ impl HostRecord {
             ports_held: self.ports_held(),
             ports_by_proto: self.ports,
             unanswered: self.unanswered(),
-            answered_once: self.tiers[2],
-            streams: self.tiers[3],
-            closing: self.tiers[0],
+            answered_once: self.tiers[Tier::AnsweredOnce.ix()],
+            streams: self.tiers[Tier::Stream.ix()],
+            closing: self.tiers[Tier::Closing.ix()],
             peak_ports: self.peak_ports,
             refusals: self.refusals,
             last_refusal: self.last_refusal,
@@ -486,8 +487,8 @@ impl HostRecord {
         evidence
             .classify(now, self.spread(), self.dns_peak_per_minute)
             .unwrap_or(Pattern::HeavyUse {
-                answered_once: self.tiers[2],
-                streams: self.tiers[3],
+                answered_once: self.tiers[Tier::AnsweredOnce.ix()],
+                streams: self.tiers[Tier::Stream.ix()],
                 open_tcp: self.flows.saturating_sub(self.tiers.iter().sum()),
             })
     }

@@ -5,9 +5,15 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use crate::stats::HostRecord;
+use crate::drop::NatDrop;
+use crate::keys::pack_in;
+use crate::pattern::Pattern;
+use crate::session::{Mapping, Session};
+use crate::stats::{Culprit, DestinationStats, HostRecord, ProtoBudget, Snapshot};
+use crate::tier::Tier;
+use crate::types::{Endpoint, Protocol, Timestamp};
 
-use super::*;
+use super::{Nat, SessionInfo};
 
 impl Nat {
     /// A copy of the statistics for readers. Costs O(hosts + destinations); call it off the
@@ -56,8 +62,8 @@ impl Nat {
             rate_per_s: h.unanswered_rate(now),
             ports_held: h.ports_held(),
             unanswered: h.unanswered(),
-            answered_once: h.tiers[2],
-            streams: h.tiers[3],
+            answered_once: h.tiers[Tier::AnsweredOnce.ix()],
+            streams: h.tiers[Tier::Stream.ix()],
             score: h.score(now, budget),
         };
         let culprit = self
@@ -80,8 +86,8 @@ impl Nat {
                 .max_by_key(|h| h.ports_held())
                 .map(|h| {
                     let pattern = Pattern::HeavyUse {
-                        answered_once: h.tiers[2],
-                        streams: h.tiers[3],
+                        answered_once: h.tiers[Tier::AnsweredOnce.ix()],
+                        streams: h.tiers[Tier::Stream.ix()],
                         open_tcp: h.flows.saturating_sub(h.tiers.iter().sum()),
                     };
                     as_culprit(h, pattern)
@@ -93,8 +99,8 @@ impl Nat {
             external: self.external,
             budget,
             in_use: self.budget_used(),
-            peak: self.peak,
-            peak_at: self.peak_at,
+            peak: self.ledger.peak,
+            peak_at: self.ledger.peak_at,
             protocols: Protocol::ALL
                 .iter()
                 .map(|&proto| {
@@ -110,23 +116,19 @@ impl Nat {
                 })
                 .collect(),
             sessions: self.live_sessions,
-            sessions_by_state: CLASS_NAMES
-                .iter()
-                .zip(self.timers.iter())
-                .map(|(n, l)| (*n, l.len))
-                .collect(),
-            refusals: self.refusals,
-            first_refusal: self.first_refusal,
-            last_refusal: self.last_refusal,
-            exhausted_at: self.exhausted_at,
-            recent_refusals: self.recent.iter().copied().collect(),
+            sessions_by_state: self.timers.lens().collect(),
+            refusals: self.ledger.refusals,
+            first_refusal: self.ledger.first_refusal,
+            last_refusal: self.ledger.last_refusal,
+            exhausted_at: self.ledger.exhausted_at,
+            recent_refusals: self.ledger.recent.iter().copied().collect(),
             hosts,
             destinations,
             drops: NatDrop::ALL
                 .iter()
-                .map(|&r| (r, self.drops[r.index()]))
+                .map(|&r| (r, self.ledger.drops[r.index()]))
                 .collect(),
-            tcp_rst_unverified: self.rst_unverified,
+            tcp_rst_unverified: self.ledger.rst_unverified,
             culprit,
             heavy_user,
             forecasts: Protocol::ALL
@@ -140,10 +142,10 @@ impl Nat {
     pub fn sessions(&self, now: Timestamp, limit: usize) -> Vec<SessionInfo> {
         self.sessions
             .iter()
-            .filter(|s| s.mapping != NIL)
+            .filter(|s| s.is_live())
             .take(limit)
             .map(|s| {
-                let timeout = self.timeouts_ms[s.class as usize];
+                let timeout = self.timers.timeout_ms(s.class);
                 let shared = self
                     .ports
                     .index_of(s.ext_port)
@@ -161,10 +163,7 @@ impl Nat {
                         .saturating_add(timeout)
                         .saturating_sub(now.millis()),
                     shared_port: shared,
-                    kind: TIER_WORDS
-                        .get(usize::from(s.tier))
-                        .copied()
-                        .unwrap_or("open"),
+                    kind: Tier::word(s.tier),
                 }
             })
             .collect()
@@ -180,7 +179,7 @@ impl Nat {
         let mut host_ports = vec![[0u32; 3]; self.hosts.len()];
         let mut mapping_sessions: HashMap<u32, u32> = HashMap::new();
         for (i, s) in self.sessions.iter().enumerate() {
-            if s.mapping == NIL {
+            if !s.is_live() {
                 continue;
             }
             live += 1;
@@ -222,14 +221,14 @@ impl Nat {
                     m.sessions
                 ));
             }
-            if n == 0 && !m.is_static {
+            if n == 0 && !m.is_static() {
                 return Err(format!("mapping {i}: alive without sessions"));
             }
             let Some(ix) = self.ports.index_of(m.ext_port) else {
                 return Err(format!("mapping {i}: port outside the set"));
             };
             users[ix as usize][m.proto.index()] += 1;
-            if !m.is_static {
+            if !m.is_static() {
                 host_ports[m.host as usize][m.proto.index()] += 1;
             }
         }
@@ -241,7 +240,7 @@ impl Nat {
                         slot.users, counted[p]
                     ));
                 }
-                let is_free = pool.free_pos[ix] != NIL;
+                let is_free = pool.is_free(ix);
                 let never = slot.is_static && slot.users == 0; // port 0
                 if is_free != (counted[p] == 0 && !never) {
                     return Err(format!("port index {ix} proto {p}: free list disagrees"));
@@ -276,10 +275,7 @@ impl Nat {
             + self
                 .pools
                 .iter()
-                .map(|p| {
-                    p.slots.capacity() * size_of::<PortSlot>()
-                        + (p.free.capacity() + p.free_pos.capacity()) * size_of::<u32>()
-                })
+                .map(crate::pool::PortPool::bytes)
                 .sum::<usize>()
     }
 
