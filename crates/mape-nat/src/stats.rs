@@ -111,6 +111,9 @@ pub struct Culprit {
     pub host: Ipv4Addr,
     /// What it is doing, typed.
     pub pattern: Pattern,
+    /// The destination that pattern centres on, typed (`Pattern::destination`: the one
+    /// place a storm goes to, the first resolver of a DNS storm; none for a fan-out).
+    pub top_destination: Option<Endpoint>,
     /// The same in words, e.g. "udp to 192.168.1.211:59870 from new source ports, never
     /// answered" (what `show culprits`, events and the replay report print).
     pub summary: String,
@@ -189,6 +192,8 @@ pub enum EventKind {
         host: Ipv4Addr,
         /// What it is doing.
         pattern: Pattern,
+        /// The destination that pattern centres on (see [`Culprit::top_destination`]).
+        top_destination: Option<Endpoint>,
         /// The same in words.
         summary: String,
     },

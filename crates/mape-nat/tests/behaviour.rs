@@ -467,6 +467,16 @@ fn fair_share_cap_recycles_own_unanswered_and_keeps_others_alive() {
         events.iter().any(|e| matches!(&e.kind, EventKind::CulpritNamed { host, .. } if *host == Ipv4Addr::new(192, 168, 1, 23))),
         "the storm host is named as it is capped"
     );
+    // The culprit names where its storm goes, typed (the sink of every flow above).
+    let sink = Endpoint::new(Ipv4Addr::new(45, 76, 1, 1), 59870);
+    assert_eq!(
+        snap.culprit.as_ref().and_then(|c| c.top_destination),
+        Some(sink)
+    );
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::CulpritNamed { top_destination, .. } if *top_destination == Some(sink)
+    )));
     n.check_invariants().unwrap();
 }
 

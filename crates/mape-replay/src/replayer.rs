@@ -252,7 +252,7 @@ struct Engine {
     nat: Nat,
     c: Counters,
     /// The last culprit the engine named (kept in case it is quiet at the end).
-    last_named: Option<(Ipv4Addr, Pattern)>,
+    last_named: Option<(Ipv4Addr, Pattern, Option<Endpoint>)>,
     /// When the engine first warned that the budget would run out within its horizon.
     forecast_at: Option<Timestamp>,
 }
@@ -495,8 +495,13 @@ impl Replayer {
             used[i] = e.nat.budget_used();
             for ev in e.nat.drain_events() {
                 match ev.kind {
-                    EventKind::CulpritNamed { host, pattern, .. } => {
-                        e.last_named = Some((host, pattern));
+                    EventKind::CulpritNamed {
+                        host,
+                        pattern,
+                        top_destination,
+                        ..
+                    } => {
+                        e.last_named = Some((host, pattern, top_destination));
                     }
                     EventKind::ExhaustionForecast { .. } => {
                         e.forecast_at.get_or_insert(ev.at);
@@ -671,7 +676,7 @@ impl Replayer {
                     (n > 0).then_some((*h, n))
                 })
                 .collect();
-            let (culprit, kind, pattern, signature) = match (&snap.culprit, &e.last_named) {
+            let (culprit, kind, pattern, signature, dst) = match (&snap.culprit, &e.last_named) {
                 (Some(c), _) => {
                     let pat = match &c.description {
                         Some(d) => format!("{} ({d})", c.summary),
@@ -682,12 +687,17 @@ impl Replayer {
                         Some(c.pattern.clone()),
                         Some(pat),
                         c.signature.clone(),
+                        c.top_destination,
                     )
                 }
-                (None, Some((h, pat))) => {
-                    (Some(*h), Some(pat.clone()), Some(pat.to_string()), None)
-                }
-                (None, None) => (None, None, None, None),
+                (None, Some((h, pat, dst))) => (
+                    Some(*h),
+                    Some(pat.clone()),
+                    Some(pat.to_string()),
+                    None,
+                    *dst,
+                ),
+                (None, None) => (None, None, None, None, None),
             };
             let culprit_rate = snap.culprit.as_ref().map(|c| c.rate_per_s);
             let suffered = refused_by_host
@@ -720,7 +730,7 @@ impl Replayer {
                 filtered_by_host,
                 suffered,
                 culprit,
-                culprit_destination: kind.as_ref().and_then(Pattern::destination).map(|d| d.addr),
+                culprit_destination: dst.map(|d| d.addr),
                 culprit_pattern_kind: kind,
                 culprit_pattern: pattern,
                 culprit_signature: signature,

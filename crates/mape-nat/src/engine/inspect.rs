@@ -55,6 +55,7 @@ impl Nat {
         let as_culprit = |h: &HostRecord, pattern: Pattern| Culprit {
             host: h.addr,
             summary: pattern.to_string(),
+            top_destination: pattern.destination(),
             pattern,
             signature: sig(h).map(|s| s.name.clone()),
             description: sig(h).map(|s| s.application.clone()),

@@ -118,6 +118,7 @@ impl Nat {
             now,
             EventKind::CulpritNamed {
                 host: addr,
+                top_destination: pattern.destination(),
                 pattern,
                 summary,
             },
