@@ -1,10 +1,8 @@
 //! The daemon's [`Pipeline`]s: the CE and BR of mape-dataplane behind the datapath threads,
 //! with the control socket's views (status, snapshot, sessions) and SIGHUP reload.
 
-use std::net::Ipv4Addr;
-
 use mape_dataplane::{Ce, CeConfig, DropCounters, Sink};
-use mape_nat::{Protocol, Timestamp};
+use mape_nat::{Protocol, SessionFilter, Timestamp};
 use serde_json::{json, Value};
 
 use crate::config::{CeSettings, Role, Settings};
@@ -149,34 +147,19 @@ impl Pipeline for CePipeline {
             "snapshot" => serde_json::to_value(self.ce.nat().snapshot(now)).ok(),
             "sessions" => {
                 let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(1000) as usize;
-                let host: Option<Ipv4Addr> = args
-                    .get("host")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok());
-                let proto = args
-                    .get("proto")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let state = args
-                    .get("state")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let dst = args.get("dst").and_then(Value::as_str).map(str::to_string);
-                let rows: Vec<_> = self
-                    .ce
-                    .nat()
-                    .sessions(now, usize::MAX)
-                    .into_iter()
-                    .filter(|s| host.is_none_or(|h| s.internal.addr == h))
-                    .filter(|s| proto.as_deref().is_none_or(|p| s.proto.as_str() == p))
-                    .filter(|s| state.as_deref().is_none_or(|st| s.state.as_str() == st))
-                    .filter(|s| {
-                        dst.as_deref().is_none_or(|d| {
-                            s.remote.to_string() == d || s.remote.addr.to_string() == d
-                        })
+                let word = |k: &str| args.get(k).and_then(Value::as_str);
+                // A proto, state or dst that names nothing matches no session.
+                let filter = (|| {
+                    Some(SessionFilter {
+                        host: word("host").and_then(|s| s.parse().ok()),
+                        proto: word("proto").map(str::parse).transpose().ok()?,
+                        state: word("state").map(str::parse).transpose().ok()?,
+                        remote: word("dst").map(str::parse).transpose().ok()?,
                     })
-                    .take(limit)
-                    .collect();
+                })();
+                let rows = filter.map_or_else(Vec::new, |f| {
+                    self.ce.nat().sessions_matching(now, &f, limit)
+                });
                 serde_json::to_value(rows).ok()
             }
             "ports" => {

@@ -6,13 +6,13 @@
 //! the daemon, `mape replay`, property tests and benchmarks run the same code.
 //!
 //! Module order (each file uses only those before it; no import circle):
-//! `types`, `drop`, `list`, `rng`, `token_bucket`, `keys`, `tier`, `filter` → `config`,
-//! `forecast`, `pattern`, `signatures` → `session` (the arena rows) → `timers` (timer
-//! FIFOs) → `stats` (public statistics and per-host records) → `pool` (port pools and
-//! budget levels), `ledger` (drops, refusals, events, peaks), `index` (flow indexes) →
-//! `engine` (the [`Nat`] type), whose files `batch`, `state`, `alloc`, `refusal`, `table`,
-//! `expiry` and `inspect` each use `engine` itself and the modules before it, never each
-//! other.
+//! `types`, `drop`, `list`, `rng`, `token_bucket`, `keys`, `tier`, `query`, `filter` →
+//! `config`, `forecast`, `pattern`, `signatures` → `session` (the arena rows) → `timers`
+//! (timer FIFOs) → `stats` (public statistics and per-host records) → `pool` (port pools
+//! and budget levels), `ledger` (drops, refusals, events, peaks), `index` (flow indexes)
+//! → `engine` (the [`Nat`] type), whose files `batch`, `state`, `alloc`, `refusal`,
+//! `table`, `expiry` and `inspect` each use `engine` itself and the modules before it,
+//! never each other.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
@@ -27,6 +27,7 @@ mod ledger;
 mod list;
 mod pattern;
 mod pool;
+mod query;
 mod rng;
 mod session;
 pub mod signatures;
@@ -45,6 +46,7 @@ pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice, SessionInfo
 pub use filter::{DestinationFilter, Ipv4Prefix, SPECIAL_PURPOSE};
 pub use forecast::Forecast;
 pub use pattern::Pattern;
+pub use query::{RemoteFilter, SessionFilter};
 pub use signatures::{Catalogue, DestinationKind, Signature, SignatureError};
 pub use stats::{
     Culprit, DestinationStats, Event, EventKind, HostStats, ProtoBudget, Refusal, Snapshot,

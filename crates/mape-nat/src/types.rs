@@ -95,6 +95,18 @@ impl Protocol {
     }
 }
 
+impl core::str::FromStr for Protocol {
+    type Err = String;
+
+    /// The name [`Protocol::as_str`] gives (`tcp`, `udp`, `icmp`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not a protocol (tcp, udp or icmp)"))
+    }
+}
+
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -243,6 +255,18 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// All states.
+    pub const ALL: [SessionState; 8] = [
+        SessionState::Unanswered,
+        SessionState::Answered,
+        SessionState::DnsAnswered,
+        SessionState::SynSent,
+        SessionState::SynReceived,
+        SessionState::Established,
+        SessionState::FinWait,
+        SessionState::TimeWait,
+    ];
+
     /// Lower-case name used in show commands and JSON.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -260,5 +284,17 @@ impl SessionState {
     /// Whether the remote has not answered yet (the flows a capped host gives up first).
     pub const fn is_unanswered(self) -> bool {
         matches!(self, SessionState::Unanswered | SessionState::SynSent)
+    }
+}
+
+impl core::str::FromStr for SessionState {
+    type Err = String;
+
+    /// The name [`SessionState::as_str`] gives (`established`, `time_wait`, ...).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SessionState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not a session state"))
     }
 }

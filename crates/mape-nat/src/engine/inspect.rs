@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use crate::drop::NatDrop;
 use crate::keys::pack_in;
 use crate::pattern::Pattern;
+use crate::query::SessionFilter;
 use crate::session::{Mapping, Session};
 use crate::stats::{Culprit, DestinationStats, HostRecord, ProtoBudget, Snapshot};
 use crate::tier::Tier;
@@ -141,33 +142,48 @@ impl Nat {
 
     /// The live sessions (at most `limit`), for `mape show sessions`.
     pub fn sessions(&self, now: Timestamp, limit: usize) -> Vec<SessionInfo> {
+        self.sessions_matching(now, &SessionFilter::default(), limit)
+    }
+
+    /// The live sessions `filter` lets through, at most `limit`, in table order. One pass
+    /// over the arena that builds only the rows it returns and stops at `limit` (the
+    /// daemon calls it under the datapath lock).
+    pub fn sessions_matching(
+        &self,
+        now: Timestamp,
+        filter: &SessionFilter,
+        limit: usize,
+    ) -> Vec<SessionInfo> {
         self.sessions
             .iter()
-            .filter(|s| s.is_live())
+            .filter(|s| s.is_live() && filter.matches(s.proto, s.internal, s.remote, s.state))
             .take(limit)
-            .map(|s| {
-                let timeout = self.timers.timeout_ms(s.class);
-                let shared = self
-                    .ports
-                    .index_of(s.ext_port)
-                    .is_some_and(|ix| self.pools[s.proto.index()].slots[ix as usize].users > 1);
-                SessionInfo {
-                    proto: s.proto,
-                    internal: s.internal,
-                    external: Endpoint::new(self.external, s.ext_port),
-                    remote: s.remote,
-                    state: s.state,
-                    age_ms: now.since(Timestamp(u64::from(s.created_s) * 1000)),
-                    idle_ms: now.since(Timestamp(s.last_seen)),
-                    left_ms: s
-                        .last_seen
-                        .saturating_add(timeout)
-                        .saturating_sub(now.millis()),
-                    shared_port: shared,
-                    kind: Tier::word(s.tier),
-                }
-            })
+            .map(|s| self.session_info(now, s))
             .collect()
+    }
+
+    /// One row of the session list.
+    fn session_info(&self, now: Timestamp, s: &Session) -> SessionInfo {
+        let timeout = self.timers.timeout_ms(s.class);
+        let shared = self
+            .ports
+            .index_of(s.ext_port)
+            .is_some_and(|ix| self.pools[s.proto.index()].slots[ix as usize].users > 1);
+        SessionInfo {
+            proto: s.proto,
+            internal: s.internal,
+            external: Endpoint::new(self.external, s.ext_port),
+            remote: s.remote,
+            state: s.state,
+            age_ms: now.since(Timestamp(u64::from(s.created_s) * 1000)),
+            idle_ms: now.since(Timestamp(s.last_seen)),
+            left_ms: s
+                .last_seen
+                .saturating_add(timeout)
+                .saturating_sub(now.millis()),
+            shared_port: shared,
+            kind: Tier::word(s.tier),
+        }
     }
 
     /// Checks the table's invariants (tests and fuzzing): every live session is in both
@@ -291,5 +307,151 @@ impl Nat {
     pub fn cap_of(&self, host: Ipv4Addr, proto: Protocol) -> Option<u32> {
         let h = *self.host_ix.get(&host)?;
         self.cfg.quota.map(|_| self.host_cap(h, proto))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mape_rules::PortSet;
+
+    use super::*;
+    use crate::config::NatConfig;
+    use crate::query::RemoteFilter;
+    use crate::types::{InboundPacket, OutboundPacket, SessionState, TcpFlags};
+    use crate::{InboundVerdict, OutboundVerdict};
+
+    fn ep(s: &str) -> Endpoint {
+        s.parse().unwrap()
+    }
+
+    fn out(proto: Protocol, src: &str, dst: &str, flags: u8) -> OutboundPacket {
+        OutboundPacket {
+            proto,
+            src: ep(src),
+            dst: ep(dst),
+            flags: TcpFlags(flags),
+            seq: 0,
+            ack: 0,
+        }
+    }
+
+    /// Four flows of two hosts, by hand: .10 asks 8.8.8.8:53 (answered) and opens TCP to
+    /// 1.1.1.1:443; .11 sends to 8.8.8.8:123 and 9.9.9.9:53 (both unanswered).
+    fn table() -> Nat {
+        let ports = PortSet::new(161, 8, 4).unwrap();
+        let mut n = Nat::new(NatConfig::mape(), Ipv4Addr::new(14, 9, 26, 101), ports).unwrap();
+        let now = Timestamp::from_secs(1);
+        let dns = out(Protocol::Udp, "192.168.1.10:5000", "8.8.8.8:53", 0);
+        let OutboundVerdict::Translate { external } = n.outbound(now, &dns) else {
+            panic!("not translated");
+        };
+        let answer = InboundPacket {
+            proto: Protocol::Udp,
+            src: dns.dst,
+            dst: external,
+            flags: TcpFlags::NONE,
+            seq: 0,
+            ack: 0,
+        };
+        assert!(matches!(
+            n.inbound(now, &answer),
+            InboundVerdict::Translate { .. }
+        ));
+        for p in [
+            out(
+                Protocol::Tcp,
+                "192.168.1.10:5001",
+                "1.1.1.1:443",
+                TcpFlags::SYN,
+            ),
+            out(Protocol::Udp, "192.168.1.11:6000", "8.8.8.8:123", 0),
+            out(Protocol::Udp, "192.168.1.11:6001", "9.9.9.9:53", 0),
+        ] {
+            assert!(matches!(
+                n.outbound(now, &p),
+                OutboundVerdict::Translate { .. }
+            ));
+        }
+        n
+    }
+
+    /// The (internal, remote, state) of each row, sorted.
+    fn rows(n: &Nat, f: SessionFilter, limit: usize) -> Vec<(Endpoint, Endpoint, SessionState)> {
+        let mut v: Vec<_> = n
+            .sessions_matching(Timestamp::from_secs(2), &f, limit)
+            .iter()
+            .map(|s| (s.internal, s.remote, s.state))
+            .collect();
+        v.sort_by_key(|r| (r.0, r.1));
+        v
+    }
+
+    #[test]
+    fn sessions_matching_returns_what_the_filter_names_up_to_the_limit() {
+        let n = table();
+        let all = SessionFilter::default();
+        let dns10 = (
+            ep("192.168.1.10:5000"),
+            ep("8.8.8.8:53"),
+            SessionState::DnsAnswered,
+        );
+        let tcp10 = (
+            ep("192.168.1.10:5001"),
+            ep("1.1.1.1:443"),
+            SessionState::SynSent,
+        );
+        let ntp11 = (
+            ep("192.168.1.11:6000"),
+            ep("8.8.8.8:123"),
+            SessionState::Unanswered,
+        );
+        let dns11 = (
+            ep("192.168.1.11:6001"),
+            ep("9.9.9.9:53"),
+            SessionState::Unanswered,
+        );
+        assert_eq!(rows(&n, all, usize::MAX), [dns10, tcp10, ntp11, dns11]);
+        assert_eq!(n.sessions(Timestamp::from_secs(2), usize::MAX).len(), 4);
+        let host = |a: u8| SessionFilter {
+            host: Some(Ipv4Addr::new(192, 168, 1, a)),
+            ..all
+        };
+        assert_eq!(rows(&n, host(10), usize::MAX), [dns10, tcp10]);
+        assert_eq!(rows(&n, host(12), usize::MAX), []);
+        let google = Ipv4Addr::new(8, 8, 8, 8);
+        let to = |r| SessionFilter {
+            remote: Some(r),
+            ..all
+        };
+        assert_eq!(
+            rows(&n, to(RemoteFilter::Addr(google)), usize::MAX),
+            [dns10, ntp11]
+        );
+        assert_eq!(
+            rows(&n, to(RemoteFilter::Endpoint(ep("8.8.8.8:53"))), usize::MAX),
+            [dns10]
+        );
+        let state = |st| SessionFilter {
+            state: Some(st),
+            ..all
+        };
+        assert_eq!(
+            rows(&n, state(SessionState::Unanswered), usize::MAX),
+            [ntp11, dns11]
+        );
+        // The limit counts rows that pass, not sessions looked at.
+        let one = rows(&n, state(SessionState::Unanswered), 1);
+        assert!(one == [ntp11] || one == [dns11], "{one:?}");
+        assert_eq!(rows(&n, all, 0), []);
+        let tcp11 = SessionFilter {
+            proto: Some(Protocol::Tcp),
+            ..host(11)
+        };
+        assert_eq!(rows(&n, tcp11, usize::MAX), []);
+        let tcp = SessionFilter {
+            proto: Some(Protocol::Tcp),
+            ..all
+        };
+        assert_eq!(rows(&n, tcp, usize::MAX), [tcp10]);
     }
 }
