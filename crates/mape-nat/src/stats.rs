@@ -481,6 +481,15 @@ impl HostRecord {
         }
     }
 
+    /// The host's live flows as heavy legitimate use.
+    pub(crate) fn heavy_use(&self) -> Pattern {
+        Pattern::HeavyUse {
+            answered_once: self.tiers[Tier::AnsweredOnce.ix()],
+            streams: self.tiers[Tier::Stream.ix()],
+            open_tcp: self.flows.saturating_sub(self.tiers.iter().sum()),
+        }
+    }
+
     /// What the host is doing, from its evidence; heavy legitimate use when it has no
     /// storm evidence.
     pub(crate) fn pattern(&self, now: Timestamp, live: &Evidence) -> Pattern {
@@ -491,11 +500,7 @@ impl HostRecord {
         };
         evidence
             .classify(now, self.spread(), self.dns_peak_per_minute)
-            .unwrap_or(Pattern::HeavyUse {
-                answered_once: self.tiers[Tier::AnsweredOnce.ix()],
-                streams: self.tiers[Tier::Stream.ix()],
-                open_tcp: self.flows.saturating_sub(self.tiers.iter().sum()),
-            })
+            .unwrap_or_else(|| self.heavy_use())
     }
 }
 

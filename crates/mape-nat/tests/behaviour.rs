@@ -480,20 +480,32 @@ fn fair_share_cap_recycles_own_unanswered_and_keeps_others_alive() {
     n.check_invariants().unwrap();
 }
 
-#[test]
-fn refusal_is_counted_and_notified_at_a_bounded_rate() {
+/// The `mape` policy without per-host quota and sharing no port before all are in use.
+fn unshared_no_quota() -> NatConfig {
     let mut cfg = NatConfig::mape();
     cfg.quota = None;
     cfg.strategy = PortStrategy::BudgetAware {
         share_above_percent: 100,
     };
-    let mut n = nat(cfg);
+    cfg
+}
+
+/// [`unshared_no_quota`] with all 240 UDP ports held by 192.168.1.10's flows to
+/// 1.2.3.4:9000, opened at 0 s.
+fn full_udp_nat() -> Nat {
+    let mut n = nat(unshared_no_quota());
     for i in 0..240u16 {
         translated(n.outbound(
             t(0),
             &udp(&format!("192.168.1.10:{}", 20000 + i), "1.2.3.4:9000"),
         ));
     }
+    n
+}
+
+#[test]
+fn refusal_is_counted_and_notified_at_a_bounded_rate() {
+    let mut n = full_udp_nat();
     let mut notices = 0;
     for i in 0..100u16 {
         if let OutboundVerdict::Drop { reason, notice } = n.outbound(
@@ -596,12 +608,7 @@ fn linux_like_reuses_ports_per_tuple_and_drops_silently() {
 
 #[test]
 fn time_wait_is_reclaimed_when_the_port_is_needed() {
-    let mut cfg = NatConfig::mape();
-    cfg.quota = None;
-    cfg.strategy = PortStrategy::BudgetAware {
-        share_above_percent: 100,
-    };
-    let mut n = nat(cfg);
+    let mut n = nat(unshared_no_quota());
     let dst = "93.184.216.34:443";
     for i in 0..240u16 {
         let src = format!("192.168.1.10:{}", 20000 + i);
@@ -705,18 +712,7 @@ fn reload_keeps_sessions_and_changes_timers() {
 
 #[test]
 fn budget_events_once_per_episode() {
-    let mut cfg = NatConfig::mape();
-    cfg.quota = None;
-    cfg.strategy = PortStrategy::BudgetAware {
-        share_above_percent: 100,
-    };
-    let mut n = nat(cfg);
-    for i in 0..240u16 {
-        translated(n.outbound(
-            t(0),
-            &udp(&format!("192.168.1.10:{}", 20000 + i), "1.2.3.4:9000"),
-        ));
-    }
+    let mut n = full_udp_nat();
     let _ = n.outbound(t(0), &udp("192.168.1.10:1", "1.2.3.4:9000"));
     n.expire(t(31));
     let kinds: Vec<String> = n

@@ -86,14 +86,7 @@ impl Nat {
                 .iter()
                 .filter(|h| h.ports.iter().any(|&p| p * 2 >= budget))
                 .max_by_key(|h| h.ports_held())
-                .map(|h| {
-                    let pattern = Pattern::HeavyUse {
-                        answered_once: h.tiers[Tier::AnsweredOnce.ix()],
-                        streams: h.tiers[Tier::Stream.ix()],
-                        open_tcp: h.flows.saturating_sub(h.tiers.iter().sum()),
-                    };
-                    as_culprit(h, pattern)
-                }),
+                .map(|h| as_culprit(h, h.heavy_use())),
         };
         Snapshot {
             now,
