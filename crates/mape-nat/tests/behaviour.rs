@@ -901,3 +901,30 @@ fn port_parity_is_preferred_rfc4787_req4() {
     }
     assert!(same >= 55, "parity kept for {same} of 60");
 }
+
+#[test]
+fn a_capped_host_whose_quota_a_reload_removed_releases_its_ports() {
+    let mut n = nat(NatConfig::mape());
+    translated(n.outbound(t(0), &udp("192.168.1.10:5000", "1.2.3.4:9000")));
+    // B runs into its cap (half of 240 while A is active) and is announced.
+    for i in 0..130u16 {
+        let _ = n.outbound(
+            t(0),
+            &udp(&format!("192.168.1.23:{}", 40000 + i), "45.76.1.1:59870"),
+        );
+    }
+    assert!(n
+        .drain_events()
+        .any(|e| matches!(e.kind, EventKind::HostCapped { .. })));
+    let mut cfg = NatConfig::mape();
+    cfg.quota = None;
+    n.reconfigure(cfg, t(1)).unwrap();
+    // Every flow ends unanswered: B gives back all it held, with no cap to compare with.
+    n.expire(t(3600));
+    assert_eq!(
+        n.host_ports(Ipv4Addr::new(192, 168, 1, 23), Protocol::Udp),
+        0
+    );
+    assert_eq!(n.ports_in_use(Protocol::Udp), 0);
+    n.check_invariants().unwrap();
+}

@@ -99,8 +99,7 @@ impl Nat {
         // cap trades its own idle state for the new flow (its held count never grows past
         // the cap that way); it is refused only when it holds nothing it could give up.
         let mut choice = None;
-        if let Some(q) = self.cfg.quota {
-            let cap = self.host_cap(host, proto);
+        if let (Some(q), Some(cap)) = (self.cfg.quota, self.host_cap(host)) {
             let held = self.hosts[host as usize].ports[proto.index()];
             if held >= cap {
                 if !self.hosts[host as usize].capped[proto.index()] {
@@ -189,36 +188,34 @@ impl Nat {
         Ok(self.add_session(now, m, pkt.dst, Self::initial_state(pkt)))
     }
 
-    pub(super) fn initial_state(pkt: &OutboundPacket) -> SessionState {
+    fn initial_state(pkt: &OutboundPacket) -> SessionState {
         match pkt.proto {
             Protocol::Tcp => SessionState::SynSent,
             _ => SessionState::Unanswered,
         }
     }
 
-    /// The most ports of `proto` a host may hold now: the cap while other hosts are active,
-    /// the whole budget when alone.
-    pub(super) fn host_cap(&self, host: u32, _proto: Protocol) -> u32 {
-        let Some(q) = self.cfg.quota else {
-            return u32::MAX;
-        };
+    /// The most ports of one protocol a host may hold now: the cap while other hosts are
+    /// active, the whole budget when alone; `None` when the policy has no quota.
+    pub(super) fn host_cap(&self, host: u32) -> Option<u32> {
+        let q = self.cfg.quota?;
         let me_active = self.hosts[host as usize].ports_held() > 0;
         let others = self.active_hosts - u32::from(me_active);
-        if others == 0 {
+        Some(if others == 0 {
             self.budget
         } else {
             (self.budget * u32::from(q.cap_percent) / 100).max(1)
-        }
+        })
     }
 
-    pub(super) fn fair_share(&self, host: u32) -> u32 {
+    fn fair_share(&self, host: u32) -> u32 {
         let me_active = self.hosts[host as usize].ports_held() > 0;
         let active = self.active_hosts + u32::from(!me_active);
         self.budget / active.max(1)
     }
 
     /// Picks a port index for a new mapping, by the configured strategy; `None` when none fits.
-    pub(super) fn choose_port(&mut self, host: u32, pkt: &OutboundPacket) -> Option<u32> {
+    fn choose_port(&mut self, host: u32, pkt: &OutboundPacket) -> Option<u32> {
         let proto = pkt.proto;
         let p = proto.index();
         let syn = proto == Protocol::Tcp && pkt.flags.is_syn_only();
@@ -294,7 +291,7 @@ impl Nat {
     /// Whether port index `ix` can carry a new flow of `proto` to `remote`: not static, and
     /// no live session on (port, remote), except, for a new TCP SYN when the policy allows,
     /// a closing one (a new incarnation of the connection: RFC 7857 §3.2, RFC 6191).
-    pub(super) fn tuple_free(&self, proto: Protocol, ix: u32, remote: Endpoint, syn: bool) -> bool {
+    fn tuple_free(&self, proto: Protocol, ix: u32, remote: Endpoint, syn: bool) -> bool {
         let slot = self.pools[proto.index()].slots[ix as usize];
         if slot.is_static {
             return false;
@@ -324,7 +321,7 @@ impl Nat {
     }
 
     /// A random free port, preferring the source port's parity (RFC 4787 REQ-4).
-    pub(super) fn random_free(&mut self, p: usize, src_port: u16) -> Option<u32> {
+    fn random_free(&mut self, p: usize, src_port: u16) -> Option<u32> {
         let n = self.pools[p].free_count();
         if n == 0 {
             return None;
@@ -345,18 +342,13 @@ impl Nat {
 
     /// Whether a closing session may give its tuple to this new flow (a TCP SYN, the policy
     /// allowing it, and some closing session alive).
-    pub(super) fn closing_may_serve(&self, syn: bool) -> bool {
+    fn closing_may_serve(&self, syn: bool) -> bool {
         syn && self.cfg.reuse_closing_for_syn && self.timers.len(CLASS_TCP_TIME_WAIT) > 0
     }
 
     /// An in-use, non-static port whose (port, remote) pair is free: port overlapping across
     /// remote endpoints (RFC 7857 §3), for every protocol.
-    pub(super) fn find_shareable(
-        &mut self,
-        proto: Protocol,
-        remote: Endpoint,
-        syn: bool,
-    ) -> Option<u32> {
+    fn find_shareable(&mut self, proto: Protocol, remote: Endpoint, syn: bool) -> Option<u32> {
         let p = proto.index();
         let in_use = self.pools[p].in_use();
         if in_use == 0 {
@@ -388,7 +380,7 @@ impl Nat {
     }
 
     /// Ends session `s` to make room and returns the position of its port in the set.
-    pub(super) fn recycle(&mut self, s: u32, now: Timestamp) -> Option<u32> {
+    fn recycle(&mut self, s: u32, now: Timestamp) -> Option<u32> {
         let (port, m) = {
             let x = &self.sessions[s as usize];
             (x.ext_port, x.mapping)
@@ -404,7 +396,7 @@ impl Nat {
     /// Whether ending session `s` makes room for a new flow: it is its mapping's last
     /// session (the host's held count drops), and, when the new flow goes to `want`, its
     /// port is left free or its (port, remote) tuple is `want`'s.
-    pub(super) fn makes_room(&self, s: u32, want: Option<Endpoint>) -> bool {
+    fn makes_room(&self, s: u32, want: Option<Endpoint>) -> bool {
         let x = &self.sessions[s as usize];
         if self.mappings[x.mapping as usize].sessions != 1 {
             return false;
@@ -421,7 +413,7 @@ impl Nat {
 
     /// The first of at most `RECLAIM_SCAN` entries of a list (host tier or timer FIFO, as
     /// `link` says), from its head, that makes room (see [`Nat::makes_room`]).
-    pub(super) fn first_making_room(
+    fn first_making_room(
         &mut self,
         head: u32,
         want: Option<Endpoint>,
@@ -447,7 +439,7 @@ impl Nat {
     /// come before the heads of their lists. Nothing live is ever taken: TCP that is
     /// established, opening from outside or half closed is in no tier. Bounded: at most
     /// `RECLAIM_SCAN` entries per list are looked at.
-    pub(super) fn own_idle(
+    fn own_idle(
         &mut self,
         host: u32,
         proto: Protocol,
@@ -509,7 +501,7 @@ impl Nat {
 
     /// Recycles `host`'s own best idle session of `proto` (see [`Nat::own_idle`]); returns
     /// the position of the port it held.
-    pub(super) fn recycle_own_idle(
+    fn recycle_own_idle(
         &mut self,
         host: u32,
         proto: Protocol,
@@ -525,7 +517,7 @@ impl Nat {
     /// A closing TCP session of any host, the oldest that makes room for a flow to `want`
     /// among the first `RECLAIM_SCAN`, else the oldest (RFC 7857 §3.2: a port in
     /// TIME_WAIT may be reused when it is needed).
-    pub(super) fn reclaim_closing(&mut self, now: Timestamp, want: Endpoint) -> Option<u32> {
+    fn reclaim_closing(&mut self, now: Timestamp, want: Endpoint) -> Option<u32> {
         let head = self.timers.head(CLASS_TCP_TIME_WAIT);
         if head == NIL {
             return None;
@@ -539,7 +531,7 @@ impl Nat {
     /// When the budget is exhausted, the oldest unanswered flow of the host furthest over its
     /// cap makes room (never an answered flow; never a host within its share). A deliberate,
     /// narrow exception to RFC 6888 REQ-11, which the 240-port budget forces.
-    pub(super) fn reclaim_from_over_cap(
+    fn reclaim_from_over_cap(
         &mut self,
         asking: u32,
         proto: Protocol,
@@ -552,8 +544,9 @@ impl Nat {
                 continue;
             }
             let held = self.hosts[h as usize].ports[p];
-            let cap = self.host_cap(h, proto);
-            if held > cap.min(self.fair_share(h).max(1)) && worst.is_none_or(|(_, w)| held > w) {
+            let share = self.fair_share(h).max(1);
+            let limit = self.host_cap(h).map_or(share, |cap| cap.min(share));
+            if held > limit && worst.is_none_or(|(_, w)| held > w) {
                 worst = Some((h, held));
             }
         }

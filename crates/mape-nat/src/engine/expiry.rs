@@ -41,7 +41,7 @@ impl Nat {
     /// protocol's budget would run out within the horizon (`forecast` module).
     #[cold]
     #[inline(never)]
-    pub(super) fn forecast_tick(&mut self, now: Timestamp) {
+    fn forecast_tick(&mut self, now: Timestamp) {
         let in_use = Protocol::ALL.map(|p| self.ports_in_use(p));
         self.forecaster.sample(now, in_use);
         for proto in Protocol::ALL {

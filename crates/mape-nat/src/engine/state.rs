@@ -130,7 +130,7 @@ impl Nat {
     }
 
     #[inline(never)]
-    pub(super) fn set_state(&mut self, s: u32, state: SessionState, now: Timestamp) {
+    fn set_state(&mut self, s: u32, state: SessionState, now: Timestamp) {
         let x = &mut self.sessions[s as usize];
         x.state = state;
         if state == SessionState::Answered && now.millis() >= x.stream_from_ms() {
@@ -142,7 +142,7 @@ impl Nat {
     /// Moves a session to the timer class and recyclable tier its state (and stream bit)
     /// call for.
     #[inline(never)]
-    pub(super) fn retier(&mut self, s: u32, now: Timestamp) {
+    fn retier(&mut self, s: u32, now: Timestamp) {
         let (state, old_class, old_tier, proto, m, stream) = {
             let x = &self.sessions[s as usize];
             (x.state, x.class, x.tier, x.proto, x.mapping, x.is_stream())

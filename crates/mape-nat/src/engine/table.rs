@@ -20,7 +20,7 @@ const MAX_DESTINATIONS: usize = 8192;
 
 impl Nat {
     /// Checks forwards against the port set and each other (no state touched).
-    pub(super) fn check_forwards(&self, forwards: &[StaticForward]) -> Result<(), ConfigError> {
+    fn check_forwards(&self, forwards: &[StaticForward]) -> Result<(), ConfigError> {
         for (i, f) in forwards.iter().enumerate() {
             if f.proto == Protocol::Icmp {
                 return Err(ConfigError::ForwardProtocol(f.proto));
@@ -60,7 +60,7 @@ impl Nat {
     }
 
     /// Whether a dynamic mapping holds a forward's port (then it cannot be installed now).
-    pub(super) fn forward_port_busy(&self, f: &StaticForward) -> bool {
+    fn forward_port_busy(&self, f: &StaticForward) -> bool {
         self.ports.index_of(f.external_port).is_some_and(|ix| {
             let slot = self.pools[f.proto.index()].slots[ix as usize];
             slot.users > 0 && !slot.is_static
@@ -120,7 +120,7 @@ impl Nat {
         self.install_forwards(&forwards)
     }
 
-    pub(super) fn drop_static_mapping(&mut self, m: u32, now: Timestamp) {
+    fn drop_static_mapping(&mut self, m: u32, now: Timestamp) {
         // Sessions through the forward end with it (O(sessions), only on reload).
         let victims: Vec<u32> = (0..self.sessions.len() as u32)
             .filter(|&s| {
@@ -143,7 +143,7 @@ impl Nat {
         self.release_mapping(m, now, false);
     }
 
-    pub(super) fn alloc_mapping(&mut self, m: Mapping) -> u32 {
+    fn alloc_mapping(&mut self, m: Mapping) -> u32 {
         match self.free_mappings.pop() {
             Some(i) => {
                 self.mappings[i as usize] = m;
@@ -156,7 +156,7 @@ impl Nat {
         }
     }
 
-    pub(super) fn index_mapping(&mut self, m: u32) {
+    fn index_mapping(&mut self, m: u32) {
         let (proto, internal) = {
             let x = &self.mappings[m as usize];
             (x.proto, x.internal)
@@ -221,7 +221,7 @@ impl Nat {
         m
     }
 
-    pub(super) fn release_mapping(&mut self, m: u32, now: Timestamp, count_host: bool) {
+    fn release_mapping(&mut self, m: u32, now: Timestamp, count_host: bool) {
         let (proto, ext_port, host, eim) = {
             let x = &self.mappings[m as usize];
             (x.proto, x.ext_port, x.host, x.eim_indexed)
@@ -251,8 +251,12 @@ impl Nat {
                 self.active_hosts = self.active_hosts.saturating_sub(1);
             }
             if h.capped[p] {
-                let cap = self.host_cap(host, proto);
-                if self.hosts[host as usize].ports[p] * 10 < cap * 9 {
+                // The episode ends (the next cap is announced again) below 90 % of the cap.
+                let held = u64::from(self.hosts[host as usize].ports[p]);
+                if self
+                    .host_cap(host)
+                    .is_none_or(|cap| held * 10 < u64::from(cap) * 9)
+                {
                     self.hosts[host as usize].capped[p] = false;
                 }
             }
@@ -383,7 +387,7 @@ impl Nat {
 
     /// Notes the ports in use of `proto` after a change: peaks, and the budget level
     /// events (`pool::PortPool::note_use`).
-    pub(super) fn after_budget_change(&mut self, proto: Protocol, now: Timestamp) {
+    fn after_budget_change(&mut self, proto: Protocol, now: Timestamp) {
         let pool = &mut self.pools[proto.index()];
         let events = pool.note_use(proto, self.budget, now);
         self.ledger.note_in_use(pool.in_use(), now);
