@@ -11,8 +11,8 @@ use crate::types::{Protocol, Timestamp};
 pub(crate) struct PortSlot {
     /// Mappings on this port (more than one = shared across remote endpoints).
     pub(crate) users: u32,
-    /// The mapping that took the port first, while it still holds it (`NIL` otherwise).
-    pub(crate) owner: u32,
+    /// The mapping that took the port first, while it still holds it.
+    pub(crate) owner: Option<u32>,
     /// A forward holds it, or it is port 0 (never handed out).
     pub(crate) is_static: bool,
 }
@@ -68,7 +68,7 @@ impl PortPool {
             slots: vec![
                 PortSlot {
                     users: 0,
-                    owner: NIL,
+                    owner: None,
                     is_static: false
                 };
                 count as usize

@@ -471,17 +471,15 @@ impl Nat {
         if slot.users == 0 {
             return self.drop_in(NatDrop::NoMapping);
         }
-        let accept = slot.owner != NIL
-            && (slot.is_static
-                || (self.cfg.filtering == Filtering::EndpointIndependent && slot.users == 1));
+        let accept = slot.is_static
+            || (self.cfg.filtering == Filtering::EndpointIndependent && slot.users == 1);
         let tcp_ok = pkt.proto != Protocol::Tcp || pkt.flags.is_syn_only();
-        if !accept || !tcp_ok {
+        let Some(m) = slot.owner.filter(|_| accept && tcp_ok) else {
             return self.drop_in(NatDrop::Filtered);
-        }
+        };
         if self.live_sessions >= self.cfg.max_sessions {
             return self.drop_in(NatDrop::SessionLimit);
         }
-        let m = slot.owner;
         let state = match pkt.proto {
             Protocol::Tcp => SessionState::SynReceived,
             _ => SessionState::Answered,

@@ -89,7 +89,7 @@ impl Nat {
             });
             let slot = &mut self.pools[p].slots[ix as usize];
             slot.users = 1;
-            slot.owner = m;
+            slot.owner = Some(m);
             slot.is_static = true;
             self.pools[p].take(ix);
             self.index_mapping(m);
@@ -204,10 +204,10 @@ impl Nat {
         let slot = &mut self.pools[p].slots[ix as usize];
         slot.users += 1;
         if slot.users == 1 {
-            slot.owner = m;
+            slot.owner = Some(m);
             self.pools[p].take(ix);
         } else {
-            slot.owner = NIL;
+            slot.owner = None;
         }
         self.index_mapping(m);
         let h = &mut self.hosts[host as usize];
@@ -236,8 +236,8 @@ impl Nat {
         if let Some(ix) = self.ports.index_of(ext_port) {
             let slot = &mut self.pools[p].slots[ix as usize];
             slot.users = slot.users.saturating_sub(1);
-            if slot.owner == m {
-                slot.owner = NIL;
+            if slot.owner == Some(m) {
+                slot.owner = None;
             }
             if slot.users == 0 {
                 slot.is_static = false;
