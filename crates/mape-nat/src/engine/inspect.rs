@@ -9,7 +9,7 @@ use crate::drop::NatDrop;
 use crate::keys::pack_in;
 use crate::pattern::Pattern;
 use crate::query::SessionFilter;
-use crate::session::{Mapping, Session};
+use crate::session::{Mapping, MappingKind, Session};
 use crate::stats::{Culprit, DestinationStats, HostRecord, ProtoBudget, Snapshot};
 use crate::tier::Tier;
 use crate::types::{Endpoint, Protocol, Timestamp};
@@ -221,7 +221,13 @@ impl Nat {
         }
         let free: std::collections::HashSet<u32> = self.free_mappings.iter().copied().collect();
         for (i, m) in self.mappings.iter().enumerate() {
-            if free.contains(&(i as u32)) {
+            if free.contains(&(i as u32)) != (m.kind == MappingKind::Free) {
+                return Err(format!(
+                    "mapping {i}: free list and kind {:?} disagree",
+                    m.kind
+                ));
+            }
+            if m.kind == MappingKind::Free {
                 continue;
             }
             let n = mapping_sessions.get(&(i as u32)).copied().unwrap_or(0);
