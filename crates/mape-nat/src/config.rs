@@ -147,7 +147,7 @@ pub struct NatConfig {
     pub reclaim_from_over_cap: bool,
     /// Answer refused flows with ICMP destination unreachable, code 13 (RFC 5508 REQ-8).
     pub icmp_on_refusal: bool,
-    /// At most this many such ICMP messages per second (a [`crate::TokenBucket`] with one
+    /// At most this many such ICMP messages per second (a `TokenBucket` with one
     /// second of burst); 0 sends none, as the bucket's 0 means.
     pub icmp_rate_per_sec: u32,
     /// Hard cap on live sessions: memory stays bounded whatever arrives.

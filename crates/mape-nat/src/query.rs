@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use crate::types::{Endpoint, Protocol, SessionState};
 
-/// Which sessions [`crate::Nat::sessions_matching`] lists; a `None` field matches every
+/// Which sessions `Nat::sessions_matching` lists; a `None` field matches every
 /// session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionFilter {
