@@ -243,10 +243,11 @@ impl NatConfig {
         }
     }
 
-    /// YAMAHA RTX830-like (reference/nat-facts.md §4 and the seed): one idle timer for every
-    /// protocol, 900 s (the YAMAHA default; UNVERIFIED), DNS sessions deleted 10 s after the
-    /// answer, port sharing ("port-saving IP masquerade") for TCP only, no destination filter,
-    /// no per-host limit, no notice on refusal.
+    /// YAMAHA RTX830-like (`nat descriptor timer` and port-saving IP masquerade as public
+    /// configurations describe them; vendor documentation not checked): one idle timer for
+    /// every protocol, 900 s (the YAMAHA default; UNVERIFIED), DNS sessions deleted 10 s
+    /// after the answer, port sharing ("port-saving IP masquerade") for TCP only, no
+    /// destination filter, no per-host limit, no notice on refusal.
     pub fn rtx830_like() -> Self {
         Self {
             name: "rtx830-like".into(),

@@ -91,7 +91,7 @@ const fn p(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Prefix {
 }
 
 /// Special-purpose blocks that are not globally reachable (IANA IPv4 Special-Purpose Address
-/// Registry, RFC 6890 §2.2.2 and its updates; reference/nat-facts.md §2), with their names.
+/// Registry, RFC 6890 §2.2.2 and its updates), with their names.
 /// Multicast (224.0.0.0/4, RFC 5771) is listed too and filtered unless configured.
 pub const SPECIAL_PURPOSE: &[(Ipv4Prefix, &str)] = &[
     (p(0, 0, 0, 0, 8), "this network (RFC 791)"),

@@ -779,7 +779,7 @@ fn ports_of_another_psid_on_our_address_go_through_the_tunnel() {
 
 #[test]
 fn port_zero_is_never_handed_out() {
-    // a = 0, PSID 0: the set 0-4095 holds port 0 (reference/mape-facts.md §3).
+    // a = 0, PSID 0: the set 0-4095 holds port 0 (RFC 7597 §5.1, Figure 2, and Appendix B).
     let ports = PortSet::new(0, 4, 0).unwrap();
     let mut n = Nat::new(NatConfig::linux_like(), EXT, ports).unwrap();
     let mut seen = std::collections::HashSet::new();
