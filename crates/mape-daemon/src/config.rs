@@ -86,7 +86,7 @@ pub enum Mode {
     Br,
 }
 
-/// How the CE's MAP address reaches the daemon (reference/linux-plumbing.md).
+/// How the CE's MAP address reaches the daemon (docs/linux-plumbing.md, "On-link MAP address").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum MapAddressMode {
