@@ -75,3 +75,66 @@ pub fn request_typed<T: DeserializeOwned>(socket: &Path, req: &Request) -> Resul
 pub fn decode<T: DeserializeOwned>(v: Value) -> Result<T, ClientError> {
     serde_json::from_value(v).map_err(ClientError::BadAnswer)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::reply::Reloaded;
+
+    /// A one-shot server: reads one line, answers `answer`; returns what it read.
+    fn serve(name: &str, answer: &'static str) -> (PathBuf, std::thread::JoinHandle<String>) {
+        let path = std::env::temp_dir().join(format!(
+            "mape-control-client-{}-{name}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap();
+            (&s).write_all(answer.as_bytes()).unwrap();
+            line
+        });
+        (path, h)
+    }
+
+    #[test]
+    fn one_request_one_answer() {
+        let (p, h) = serve(
+            "ok",
+            "{\"v\":1,\"ok\":true,\"data\":{\"reloaded\":\"x\"}}\n",
+        );
+        let r: Reloaded = request_typed(&p, &Request::Reload).unwrap();
+        assert_eq!(r.reloaded, "x");
+        assert_eq!(
+            h.join().unwrap(),
+            "{\"v\":1,\"cmd\":\"reload\",\"args\":null}\n"
+        );
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn refusals_and_garbage_are_errors_in_words() {
+        let (p, h) = serve(
+            "refused",
+            "{\"v\":1,\"ok\":false,\"error\":\"pipeline unavailable\"}\n",
+        );
+        let e = request(&p, &Request::Status).unwrap_err();
+        assert_eq!(e.to_string(), "pipeline unavailable");
+        h.join().unwrap();
+        let _ = std::fs::remove_file(&p);
+        let (p, h) = serve("garbage", "hello\n");
+        let e = request(&p, &Request::Status).unwrap_err().to_string();
+        assert!(e.starts_with("bad answer from the daemon: "), "{e}");
+        h.join().unwrap();
+        let _ = std::fs::remove_file(&p);
+        let e = request(&p, &Request::Status).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot reach the daemon at {} (", p.display())),
+            "{e}"
+        );
+    }
+}

@@ -161,3 +161,6 @@ pub async fn serve(listener: tokio::net::UnixListener, ctx: Context) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

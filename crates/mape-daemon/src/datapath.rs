@@ -133,3 +133,26 @@ fn sleep_ms(d: Duration) -> i32 {
     let ms = d.as_micros().div_ceil(1000).max(1);
     i32::try_from(ms).unwrap_or(i32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_timeouts_round_up_and_never_spin() {
+        assert_eq!(sleep_ms(Duration::ZERO), 1);
+        assert_eq!(sleep_ms(Duration::from_micros(400)), 1);
+        assert_eq!(sleep_ms(Duration::from_micros(1_200)), 2);
+        assert_eq!(sleep_ms(IDLE_WAKE), 100);
+        assert_eq!(sleep_ms(Duration::from_secs(1 << 40)), i32::MAX);
+        let now = mape_nat::Timestamp::from_millis(5_000);
+        assert_eq!(
+            until(now, mape_nat::Timestamp::from_millis(5_250)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            until(now, mape_nat::Timestamp::from_millis(4_000)),
+            Duration::ZERO
+        );
+    }
+}

@@ -149,3 +149,72 @@ pub fn run_hook(hook: &std::path::Path, e: &Event, slots: &Arc<tokio::sync::Sema
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use mape_nat::{Endpoint, Pattern, Protocol, Timestamp};
+
+    use super::*;
+
+    fn every_kind() -> Vec<EventKind> {
+        let host = Ipv4Addr::new(192, 168, 1, 23);
+        let dst = Endpoint::new(Ipv4Addr::new(203, 0, 113, 9), 3478);
+        let proto = Protocol::Udp;
+        vec![
+            EventKind::Budget80 { proto, in_use: 192 },
+            EventKind::Budget95 { proto, in_use: 228 },
+            EventKind::BudgetExhausted { proto },
+            EventKind::BudgetRecovered { proto, in_use: 100 },
+            EventKind::HostCapped {
+                host,
+                proto,
+                cap: 60,
+            },
+            EventKind::ExhaustionForecast {
+                proto,
+                seconds: 220,
+                driver: Some(host),
+            },
+            EventKind::CulpritNamed {
+                host,
+                pattern: Pattern::Unanswered { proto, dst },
+                summary: "unanswered UDP".into(),
+            },
+            EventKind::DestinationFiltered {
+                host,
+                dst,
+                block: "203.0.113.0/24",
+            },
+        ]
+    }
+
+    #[test]
+    fn kind_names_are_the_json_kinds() {
+        for kind in every_kind() {
+            let e = Event {
+                at: Timestamp::from_millis(1234),
+                kind,
+            };
+            let v: serde_json::Value = serde_json::from_str(&hook_line(&e)).unwrap();
+            assert_eq!(v["kind"], kind_name(&e.kind), "{v}");
+            assert_eq!(v["at"], 1234);
+        }
+    }
+
+    #[test]
+    fn the_hook_reads_one_line_of_json_with_sorted_keys() {
+        let e = Event {
+            at: Timestamp::from_millis(5),
+            kind: EventKind::Budget80 {
+                proto: Protocol::Tcp,
+                in_use: 3,
+            },
+        };
+        assert_eq!(
+            hook_line(&e),
+            "{\"at\":5,\"in_use\":3,\"kind\":\"budget80\",\"proto\":\"tcp\"}\n"
+        );
+    }
+}
