@@ -764,10 +764,11 @@ pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const LAB: &str = r#"
+    /// The lab's CE configuration (RFC 7597 Appendix A, example 1, PSID offset 4).
+    pub(crate) const LAB: &str = r#"
         [wan]
         interface = "ce-wan"
         [map]

@@ -13,36 +13,13 @@ use serde_json::Value;
 
 use super::*;
 
-const CE: &str = r#"
-[wan]
-interface = "ce-wan"
-[map]
-prefix = "2001:db8:12:3400::/56"
-ipv6_prefix = "2001:db8::/40"
-ipv4_prefix = "192.0.2.0/24"
-ea_len = 16
-psid_offset = 4
-br = ["2001:db8:ffff::1"]
-[lan]
-prefixes = ["192.168.1.0/24"]
-address = "192.0.2.18"
-[nat]
-allow_destinations = ["203.0.113.0/24"]
-[nat.timeouts]
-udp_unanswered = 20
-"#;
+use crate::config::tests::LAB as CE;
 
-const BR: &str = r#"
-mode = "br"
-[br]
-address = "2001:db8:ffff::1"
-[map]
-prefix = "2001:db8:12:3400::/56"
-ipv6_prefix = "2001:db8::/40"
-ipv4_prefix = "192.0.2.0/24"
-ea_len = 16
-psid_offset = 4
-"#;
+/// A BR of the same MAP domain.
+fn br_config() -> String {
+    let map = &CE[CE.find("[map]").unwrap()..CE.find("[lan]").unwrap()];
+    format!("mode = \"br\"\n[br]\naddress = \"2001:db8:ffff::1\"\n{map}")
+}
 
 /// A configuration file of its own for each test.
 struct ConfigFile(PathBuf);
@@ -395,14 +372,16 @@ fn reload_applies_a_new_policy_and_keeps_state_on_refusal() {
     );
     assert_eq!(sessions(&ctx), 1);
 
-    // Another End-user prefix: a restart's job.
-    f.write(&CE.replace("2001:db8:12:3400::/56", "2001:db8:12:3500::/56"));
+    // Another End-user prefix (another PSID, so without the forward of port 4930): a
+    // restart's job.
+    let no_forward = &CE[..CE.find("[[nat.forward]]").unwrap()];
+    f.write(&no_forward.replace("2001:db8:12:3400::/56", "2001:db8:12:3500::/56"));
     assert_eq!(
         error(ask(&ctx, &Request::Reload)),
         "reload refused, old configuration kept: MAP parameters changed (prefix or rule); restart the daemon to apply"
     );
     // The other role.
-    f.write(BR);
+    f.write(&br_config());
     assert_eq!(
         error(ask(&ctx, &Request::Reload)),
         "reload refused, old configuration kept: mode changed from ce; restart the daemon"
@@ -424,7 +403,7 @@ fn reload_applies_a_new_policy_and_keeps_state_on_refusal() {
 
 #[test]
 fn br_status_and_reload() {
-    let f = ConfigFile::new("br", BR);
+    let f = ConfigFile::new("br", &br_config());
     let ctx = context(&f.0);
     let wire = data(ask(&ctx, &Request::Status));
     let keys: Vec<&String> = wire.as_object().unwrap().keys().collect();
@@ -446,7 +425,7 @@ fn br_status_and_reload() {
         data(ask(&ctx, &Request::Reload))["reloaded"],
         "nothing to change (a BR is stateless)"
     );
-    f.write(&BR.replace("2001:db8:ffff::1", "2001:db8:ffff::2"));
+    f.write(&br_config().replace("2001:db8:ffff::1", "2001:db8:ffff::2"));
     assert_eq!(
         error(ask(&ctx, &Request::Reload)),
         "reload refused, old configuration kept: BR address or rules changed; restart the daemon"

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use mape_control::reply::Status;
+use mape_control::reply::{Flow, Status};
 use mape_control::Request;
 use mape_dataplane::{CeError, DropCounters, FnSink, Sink};
 use mape_nat::{Event, Timestamp};
@@ -70,6 +70,14 @@ pub enum ReloadRefusal {
 /// and IPv6 to the WAN, so the direction does not matter here).
 pub(crate) fn tun_sink<'a>(emit: &'a mut dyn FnMut(&[u8])) -> impl Sink + 'a {
     FnSink(move |_dir, packet: &[u8]| emit(packet))
+}
+
+/// A dataplane traffic counter as the status shows it.
+pub(crate) fn flow(t: mape_dataplane::Traffic) -> Flow {
+    Flow {
+        packets: t.packets,
+        bytes: t.bytes,
+    }
 }
 
 /// Non-zero drop counters by name (the same names as logs and metrics).

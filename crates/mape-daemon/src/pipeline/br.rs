@@ -1,13 +1,14 @@
 //! The BR behind the datapath threads: stateless, so status is counters and drops.
 
-use mape_control::reply::{BrMap, Flow, IoStatus, MapStatus, Role as StatusRole, Status, Traffic};
+use mape_control::reply::{BrMap, IoStatus, MapStatus, Role as StatusRole, Status, Traffic};
 use mape_control::Request;
 use mape_dataplane::{Br, BrConfig};
 use mape_nat::{Event, Timestamp};
 use serde_json::Value;
 
 use super::api::{
-    drop_metrics, drops_by_name, traffic_metrics, tun_sink, Pipeline, PipelineError, ReloadRefusal,
+    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, Pipeline, PipelineError,
+    ReloadRefusal,
 };
 use crate::config::{BrSettings, Role, Settings};
 use crate::metrics::Metrics;
@@ -38,13 +39,6 @@ impl BrPipeline {
             ("ipv6_in", c.rx_wan),
             ("ipv6_out", c.tx_wan),
         ]
-    }
-}
-
-fn flow(t: mape_dataplane::Traffic) -> Flow {
-    Flow {
-        packets: t.packets,
-        bytes: t.bytes,
     }
 }
 

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use mape_control::reply::{
-    BudgetStatus, CeMap, Flow, IoStatus, MapStatus, ProtocolBudget, Role as StatusRole, Status,
-    Traffic,
+    BudgetStatus, CeMap, IoStatus, MapStatus, ProtocolBudget, Role as StatusRole, Status, Traffic,
 };
 use mape_control::{Request, SessionQuery};
 use mape_dataplane::{Ce, CeConfig};
@@ -13,7 +12,8 @@ use mape_nat::{Event, Protocol, Timestamp};
 use serde_json::{json, Value};
 
 use super::api::{
-    drop_metrics, drops_by_name, traffic_metrics, tun_sink, Pipeline, PipelineError, ReloadRefusal,
+    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, Pipeline, PipelineError,
+    ReloadRefusal,
 };
 use crate::config::{CeSettings, Role, Settings};
 use crate::events::kind_name;
@@ -109,13 +109,6 @@ impl CePipeline {
             .take(limit)
             .collect();
         serde_json::to_value(rows).unwrap_or(Value::Null)
-    }
-}
-
-fn flow(t: mape_dataplane::Traffic) -> Flow {
-    Flow {
-        packets: t.packets,
-        bytes: t.bytes,
     }
 }
 
@@ -248,30 +241,26 @@ impl Pipeline for CePipeline {
         let snap = self.ce.nat().snapshot(now);
         for p in &snap.protocols {
             let l = [("proto", p.proto.as_str())];
-            m.gauge(
-                "mape_port_budget_ports",
-                "Ports in the MAP-E port set (per protocol)",
-                &l,
-                u64::from(p.total),
-            );
-            m.gauge(
-                "mape_ports_in_use",
-                "External ports holding at least one mapping",
-                &l,
-                u64::from(p.in_use),
-            );
-            m.gauge(
-                "mape_ports_peak",
-                "Highest number of ports in use since start",
-                &l,
-                u64::from(p.peak),
-            );
-            m.gauge(
-                "mape_sessions",
-                "Live NAT sessions",
-                &l,
-                u64::from(p.sessions),
-            );
+            for (name, help, value) in [
+                (
+                    "mape_port_budget_ports",
+                    "Ports in the MAP-E port set (per protocol)",
+                    p.total,
+                ),
+                (
+                    "mape_ports_in_use",
+                    "External ports holding at least one mapping",
+                    p.in_use,
+                ),
+                (
+                    "mape_ports_peak",
+                    "Highest number of ports in use since start",
+                    p.peak,
+                ),
+                ("mape_sessions", "Live NAT sessions", p.sessions),
+            ] {
+                m.gauge(name, help, &l, u64::from(value));
+            }
         }
         for (state, n) in &snap.sessions_by_state {
             m.gauge(
