@@ -86,7 +86,7 @@ pub enum Mode {
     Br,
 }
 
-/// How the CE's MAP address reaches the daemon (reference/linux-plumbing.md).
+/// How the CE's MAP address reaches the daemon (docs/linux-plumbing.md, "On-link MAP address").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum MapAddressMode {
@@ -764,10 +764,11 @@ pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const LAB: &str = r#"
+    /// The lab's CE configuration (RFC 7597 Appendix A, example 1, PSID offset 4).
+    pub(crate) const LAB: &str = r#"
         [wan]
         interface = "ce-wan"
         [map]

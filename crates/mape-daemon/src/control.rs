@@ -1,72 +1,22 @@
-//! The control socket: a Unix socket (mode 0600), one JSON request per line and one JSON
-//! response per line, versioned. Requests: `{"v":1,"cmd":"status"}`, `snapshot`,
-//! `sessions` (args: host, dst, proto, state, limit), `reload`. Bad requests get an error
-//! response; the daemon never stops for one.
+//! The daemon's side of the control socket (protocol and types: mape-control): binding
+//! the Unix socket (mode 0600), serving one JSON response per request line, and the
+//! IO-free handlers behind it — [`handle_line`], [`status`], [`reload`] (also what SIGHUP
+//! runs). Bad requests get an error response; the daemon never stops for one.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use mape_control::reply::{Reloaded, Status};
+use mape_control::{Request, Response, MAX_LINE};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::datapath::{now_since, IoCounters, Shared};
-
-/// Protocol version.
-pub const VERSION: u32 = 1;
-/// Longest request line accepted.
-const MAX_LINE: usize = 64 * 1024;
-
-/// A request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Request {
-    /// Protocol version (1).
-    pub v: u32,
-    /// Command.
-    pub cmd: String,
-    /// Arguments.
-    #[serde(default)]
-    pub args: Value,
-}
-
-/// A response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Response {
-    /// Protocol version.
-    pub v: u32,
-    /// Whether it worked.
-    pub ok: bool,
-    /// The answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-    /// The error, in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Response {
-    fn ok(data: Value) -> Self {
-        Self {
-            v: VERSION,
-            ok: true,
-            data: Some(data),
-            error: None,
-        }
-    }
-
-    fn err(e: impl Into<String>) -> Self {
-        Self {
-            v: VERSION,
-            ok: false,
-            data: None,
-            error: Some(e.into()),
-        }
-    }
-}
+use crate::clock::now_since;
+use crate::config::{ConfigError, Settings};
+use crate::counters::IoCounters;
+use crate::pipeline::api::ReloadRefusal;
+use crate::pipeline::Shared;
 
 /// Everything a request handler needs.
 #[derive(Clone)]
@@ -81,71 +31,89 @@ pub struct Context {
     pub config_path: PathBuf,
 }
 
-/// Answers one request line.
+/// Why a request could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// A datapath worker panicked holding the pipeline (the process is ending).
+    #[error("pipeline unavailable")]
+    Unavailable,
+    /// The configuration file does not load.
+    #[error("reload refused, old configuration kept: {0}")]
+    Config(#[from] ConfigError),
+    /// The pipeline refused the new configuration.
+    #[error("reload refused, old configuration kept: {0}")]
+    Refused(#[from] ReloadRefusal),
+    /// This daemon does not answer the command.
+    #[error("unknown command {0:?} (status, snapshot, sessions, reload)")]
+    Unknown(&'static str),
+    /// A failpoint could not be armed.
+    #[error("{0}")]
+    Failpoint(String),
+}
+
+/// Answers one request line. Untrusted input: whatever the line holds, the answer is a
+/// response, an error one if the line does not parse.
 pub fn handle_line(ctx: &Context, line: &str) -> Response {
-    let req: Request = match serde_json::from_str(line) {
-        Ok(r) => r,
-        Err(e) => return Response::err(format!("bad request: {e}")),
+    match Request::from_line(line) {
+        Ok(req) => handle(ctx, &req),
+        Err(e) => Response::err(e),
+    }
+}
+
+/// Answers one parsed request.
+pub fn handle(ctx: &Context, req: &Request) -> Response {
+    let answer = match req {
+        Request::Status => status(ctx).map(|s| Response::ok_typed(&s)),
+        Request::Reload => reload(ctx).map(|what| Response::ok_typed(&Reloaded { reloaded: what })),
+        Request::Failpoint { name } => failpoint(name),
+        _ => query(ctx, req),
     };
-    if req.v != VERSION {
-        return Response::err(format!(
-            "unsupported protocol version {} (this daemon speaks {VERSION})",
-            req.v
-        ));
-    }
+    answer.unwrap_or_else(Response::err)
+}
+
+fn query(ctx: &Context, req: &Request) -> Result<Response, HandleError> {
     let now = now_since(ctx.start);
-    match req.cmd.as_str() {
-        "status" => {
-            let Ok(p) = ctx.shared.lock() else {
-                return Response::err("pipeline unavailable");
-            };
-            let mut s = p.status(now);
-            if let Value::Object(m) = &mut s {
-                m.insert("uptime_s".into(), json!(ctx.start.elapsed().as_secs()));
-                m.insert(
-                    "io".into(),
-                    json!({
-                        "rx_packets": ctx.counters.rx_packets.load(Ordering::Relaxed),
-                        "tx_packets": ctx.counters.tx_packets.load(Ordering::Relaxed),
-                        "tx_errors": ctx.counters.tx_errors.load(Ordering::Relaxed),
-                        "rx_errors": ctx.counters.rx_errors.load(Ordering::Relaxed),
-                    }),
-                );
-            }
-            Response::ok(s)
-        }
-        "reload" => match crate::config::Settings::load(&ctx.config_path) {
-            Err(e) => Response::err(format!("reload refused, old configuration kept: {e}")),
-            Ok(settings) => {
-                let Ok(mut p) = ctx.shared.lock() else {
-                    return Response::err("pipeline unavailable");
-                };
-                match p.reload(now, &settings) {
-                    Ok(what) => Response::ok(json!({ "reloaded": what })),
-                    Err(e) => Response::err(format!("reload refused, old configuration kept: {e}")),
-                }
-            }
-        },
-        #[cfg(feature = "failpoints")]
-        "failpoint" => {
-            let name = req.args.get("name").and_then(Value::as_str).unwrap_or("");
-            match crate::failpoint::arm(name) {
-                Ok(what) => Response::ok(json!({ "armed": name, "effect": what })),
-                Err(e) => Response::err(e),
-            }
-        }
-        cmd => {
-            let Ok(mut p) = ctx.shared.lock() else {
-                return Response::err("pipeline unavailable");
-            };
-            match p.query(now, cmd, &req.args) {
-                Some(v) => Response::ok(v),
-                None => Response::err(format!(
-                    "unknown command {cmd:?} (status, snapshot, sessions, reload)"
-                )),
-            }
-        }
-    }
+    let mut p = ctx.shared.lock().map_err(|_| HandleError::Unavailable)?;
+    p.query(now, req)
+        .map(Response::ok)
+        .ok_or(HandleError::Unknown(req.cmd()))
+}
+
+#[cfg(feature = "failpoints")]
+fn failpoint(name: &str) -> Result<Response, HandleError> {
+    let effect = crate::failpoint::arm(name).map_err(HandleError::Failpoint)?;
+    Ok(Response::ok(
+        serde_json::json!({ "armed": name, "effect": effect }),
+    ))
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn failpoint(_name: &str) -> Result<Response, HandleError> {
+    Err(HandleError::Unknown("failpoint"))
+}
+
+/// The daemon's status: the pipeline's, with the uptime and the io counters.
+pub fn status(ctx: &Context) -> Result<Status, HandleError> {
+    let now = now_since(ctx.start);
+    let p = ctx.shared.lock().map_err(|_| HandleError::Unavailable)?;
+    let mut s = p.status(now);
+    s.uptime_s = ctx.start.elapsed().as_secs();
+    s.io = ctx.counters.snapshot();
+    Ok(s)
+}
+
+/// Re-reads the configuration file and applies it (the `reload` request and SIGHUP); on
+/// any error the running configuration stays as it was.
+pub fn reload(ctx: &Context) -> Result<String, HandleError> {
+    let settings = Settings::load(&ctx.config_path)?;
+    reload_with(ctx, &settings)
+}
+
+/// Applies already loaded settings.
+pub fn reload_with(ctx: &Context, settings: &Settings) -> Result<String, HandleError> {
+    let now = now_since(ctx.start);
+    let mut p = ctx.shared.lock().map_err(|_| HandleError::Unavailable)?;
+    Ok(p.reload(now, settings)?)
 }
 
 /// Binds the socket (creating its directory, removing a stale socket, mode 0600).
@@ -184,7 +152,7 @@ pub async fn serve(listener: tokio::net::UnixListener, ctx: Context) {
                 } else {
                     handle_line(&ctx, &line)
                 };
-                let mut text = serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into());
+                let mut text = resp.to_line();
                 text.push('\n');
                 if w.write_all(text.as_bytes()).await.is_err() {
                     break;
@@ -194,33 +162,5 @@ pub async fn serve(listener: tokio::net::UnixListener, ctx: Context) {
     }
 }
 
-/// Client side (for `mape show`): one request, one response.
-pub fn request(socket: &Path, cmd: &str, args: Value) -> Result<Value, String> {
-    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "cannot reach the daemon at {} ({e}); is `mape run` running? (--socket PATH to choose another)",
-            socket.display()
-        )
-    })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut w = &stream;
-    let req = Request {
-        v: VERSION,
-        cmd: cmd.into(),
-        args,
-    };
-    let mut text = serde_json::to_string(&req).map_err(|e| e.to_string())?;
-    text.push('\n');
-    w.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut line)
-        .map_err(|e| format!("no answer from the daemon: {e}"))?;
-    let resp: Response =
-        serde_json::from_str(&line).map_err(|e| format!("bad answer from the daemon: {e}"))?;
-    if resp.ok {
-        Ok(resp.data.unwrap_or(Value::Null))
-    } else {
-        Err(resp.error.unwrap_or_else(|| "error".into()))
-    }
-}
+#[cfg(test)]
+mod tests;

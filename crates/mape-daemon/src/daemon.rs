@@ -17,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::clock::now_since;
 use crate::config::{MapAddressMode, Role, Settings};
 use crate::control::{self, Context};
-use crate::datapath::{self, now_since, IoCounters, Pipeline, Shared, WorkerCtx};
+use crate::counters::IoCounters;
+use crate::datapath::{self, WorkerCtx};
+use crate::events::{log_event, run_hook, HOOK_SLOTS};
 use crate::lock::{InstanceLock, LockError};
+use crate::pipeline::{Pipeline, PipelineError, Shared};
 use crate::plumbing::{Plumbing, PlumbingError};
 use crate::supervise::{Heartbeats, Notifier};
 use crate::tun::{self, Wake};
@@ -50,7 +54,7 @@ pub enum RunError {
     },
     /// The pipeline could not be built.
     #[error("pipeline: {0}")]
-    Pipeline(String),
+    Pipeline(#[from] PipelineError),
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
@@ -73,7 +77,7 @@ impl RunError {
 }
 
 /// Builds the pipeline for the settings (the CE or BR of mape-dataplane).
-pub type PipelineFactory = fn(&Settings) -> Result<Box<dyn Pipeline>, String>;
+pub type PipelineFactory = fn(&Settings) -> Result<Box<dyn Pipeline>, PipelineError>;
 
 /// Runs the daemon until SIGTERM/SIGINT. Installs the panic hook: from here on any panic
 /// ends the process with [`crate::supervise::EXIT_DATAPATH`].
@@ -235,10 +239,7 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
                 tracing::info!(listen = %addr, "metrics at http://{addr}/metrics");
-                Some(tokio::spawn(crate::metrics::serve(
-                    l,
-                    Arc::new(ctx.clone()),
-                )))
+                Some(tokio::spawn(crate::metrics::serve(l, scraper(&ctx))))
             }
             Err(e) => {
                 tracing::error!(listen = %addr, error = %e, "metrics listener failed; continuing without");
@@ -264,10 +265,9 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = hup.recv() => {
-                let resp = control::handle_line(&ctx, r#"{"v":1,"cmd":"reload"}"#);
-                match (resp.ok, resp.error) {
-                    (true, _) => tracing::info!(detail = ?resp.data, "SIGHUP: configuration reloaded"),
-                    (false, e) => tracing::error!(error = e.unwrap_or_default(), "SIGHUP: reload refused"),
+                match control::reload(&ctx) {
+                    Ok(what) => tracing::info!(detail = %what, "SIGHUP: configuration reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused"),
                 }
             }
             _ = wd_tick.tick(), if wd_period.is_some() => {
@@ -353,12 +353,29 @@ fn join_workers(workers: Vec<std::thread::JoinHandle<tun::TunQueue>>) -> Vec<tun
     workers.into_iter().filter_map(|w| w.join().ok()).collect()
 }
 
-/// Host set-up for the role (reference/linux-plumbing.md, "CE recipe").
+/// The metrics endpoint's scrape: the pipeline's metrics, the io counters, the uptime.
+fn scraper(ctx: &Context) -> crate::metrics::Scraper {
+    let ctx = ctx.clone();
+    Arc::new(move || {
+        let now = now_since(ctx.start);
+        crate::metrics::scrape(
+            |m| {
+                if let Ok(p) = ctx.shared.lock() {
+                    p.metrics(now, m);
+                }
+            },
+            &ctx.counters.snapshot(),
+            ctx.start.elapsed(),
+        )
+    })
+}
+
+/// Host set-up for the role (docs/linux-plumbing.md, "The recipe").
 async fn setup(p: &mut Plumbing, s: &Settings) -> Result<(), RunError> {
     let tun = s.tun.name.as_str();
     p.sysctl("net/ipv4/ip_forward", "1").await?;
     p.sysctl("net/ipv6/conf/all/forwarding", "1").await?;
-    // The TUN stays at 1500 so full-size encapsulated packets from the BR fit (pitfall 1).
+    // The TUN stays at 1500 so full-size encapsulated packets from the BR fit (docs/linux-plumbing.md, "MTU on the route").
     p.link_up(tun, 1500).await?;
     match &s.role {
         Role::Ce(ce) => {
@@ -388,70 +405,4 @@ async fn setup(p: &mut Plumbing, s: &Settings) -> Result<(), RunError> {
         }
     }
     Ok(())
-}
-
-/// Hooks running at once; more events while all run are logged and not passed on.
-const HOOK_SLOTS: usize = 4;
-
-/// Logs an event once, with its fields as structured fields (journald-friendly).
-fn log_event(e: &serde_json::Value) {
-    let field = |k: &str| {
-        e.get(k)
-            .map(|v| v.to_string().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
-    tracing::warn!(
-        kind = %field("kind"),
-        proto = %field("proto"),
-        host = %field("host"),
-        in_use = %field("in_use"),
-        dst = %field("dst"),
-        pattern = %field("summary"),
-        seconds = %field("seconds"),
-        driver = %field("driver"),
-        at_ms = %field("at"),
-        "budget event"
-    );
-}
-
-/// Runs the user's hook with the event as JSON on stdin, bounded in number and time.
-fn run_hook(hook: &std::path::Path, e: &serde_json::Value, slots: &Arc<tokio::sync::Semaphore>) {
-    let Ok(permit) = slots.clone().try_acquire_owned() else {
-        tracing::warn!(hook = %hook.display(), "event hook busy; event not passed on");
-        return;
-    };
-    let hook = hook.to_path_buf();
-    let mut body = e.to_string();
-    body.push('\n');
-    tokio::spawn(async move {
-        let _permit = permit;
-        let child = tokio::process::Command::new(&hook)
-            // Not the hook's to talk to systemd as if it were the daemon.
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(err) => {
-                tracing::error!(hook = %hook.display(), error = %err, "event hook failed to start");
-                return;
-            }
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            use tokio::io::AsyncWriteExt;
-            let _ = stdin.write_all(body.as_bytes()).await;
-        }
-        match tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await {
-            Ok(Ok(st)) if !st.success() => {
-                tracing::warn!(hook = %hook.display(), status = %st, "event hook failed")
-            }
-            Err(_) => tracing::warn!(hook = %hook.display(), "event hook killed after 10 s"),
-            _ => {}
-        }
-    });
 }

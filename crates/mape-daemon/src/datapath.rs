@@ -3,68 +3,23 @@
 //! the sans-IO pipeline and writing what it emits back into the TUN (the kernel routes
 //! IPv4 to the LAN and IPv6 to the WAN). No allocation per packet once warm.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use mape_nat::Timestamp;
-
+use crate::clock::{now_since, until};
+use crate::counters::IoCounters;
+use crate::pipeline::Shared;
 use crate::tun::{TunQueue, Wake};
-
-/// What the daemon runs on each packet: the CE or the BR pipeline.
-pub trait Pipeline: Send {
-    /// Processes the packets of one read batch, in order; `emit` receives every packet to
-    /// write back. A batch lets the pipeline overlap the cache misses of its NAT lookups.
-    fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8]));
-    /// Time passes with no packet (expiry, rate-limit refill).
-    fn tick(&mut self, now: Timestamp);
-    /// A JSON status for the control socket.
-    fn status(&self, now: Timestamp) -> serde_json::Value;
-    /// Answers a control request other than `status` (`None`: unknown command).
-    fn query(
-        &mut self,
-        now: Timestamp,
-        cmd: &str,
-        args: &serde_json::Value,
-    ) -> Option<serde_json::Value>;
-    /// Applies a reloaded configuration file (SIGHUP); returns what changed.
-    fn reload(
-        &mut self,
-        now: Timestamp,
-        settings: &crate::config::Settings,
-    ) -> Result<String, String>;
-    /// Fills a metrics scrape.
-    fn metrics(&self, now: Timestamp, m: &mut crate::metrics::Metrics);
-    /// Events to log (budget thresholds, culprits, ...), drained.
-    fn drain_events(&mut self) -> Vec<serde_json::Value>;
-}
-
-/// The shared pipeline. Workers take the lock once per batch, not per packet.
-pub type Shared = Arc<Mutex<Box<dyn Pipeline>>>;
-
-/// Counters of the io shell itself.
-#[derive(Debug, Default)]
-pub struct IoCounters {
-    /// Packets read from the TUN.
-    pub rx_packets: AtomicU64,
-    /// Packets written to the TUN.
-    pub tx_packets: AtomicU64,
-    /// Writes the kernel refused.
-    pub tx_errors: AtomicU64,
-    /// Read errors.
-    pub rx_errors: AtomicU64,
-}
-
-/// Milliseconds since the daemon's start: the pipeline's clock.
-pub fn now_since(start: Instant) -> Timestamp {
-    Timestamp::from_millis(start.elapsed().as_millis() as u64)
-}
 
 /// Packets read per wake-up at most: enough for the NAT engine's batched lookups to
 /// overlap their cache misses (`cargo bench -p mape-nat --bench engine -- batch64`), few
 /// enough that a batch costs microseconds.
 const BATCH: usize = 64;
 const MAX_PACKET: usize = 65_536;
+/// Longest sleep between two wake-ups with no packet: the heartbeat's period, and how late
+/// a timer with no deadline known yet (reassembly, rate-limit refill) can run.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
 
 /// Output packets of one batch, in one reused arena.
 struct OutBatch {
@@ -115,12 +70,14 @@ pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
         bytes: Vec::with_capacity(BATCH * 2048),
         spans: Vec::with_capacity(BATCH * 2),
     };
+    let mut next_deadline = None;
+    let mut sleep = IDLE_WAKE;
     while !stop.load(Ordering::Relaxed) {
-        // Progress: every iteration, also after an idle poll timeout (at most 100 ms).
+        // Progress: every iteration, also after an idle poll timeout (at most IDLE_WAKE).
         heartbeats.beat(index);
         #[cfg(feature = "failpoints")]
         crate::failpoint::check(index, &stop);
-        if let Err(e) = queue.wait(std::os::fd::AsFd::as_fd(&*wake), 100) {
+        if let Err(e) = queue.wait(std::os::fd::AsFd::as_fd(&*wake), sleep_ms(sleep)) {
             tracing::error!(worker = index, error = %e, "poll on the TUN failed; worker stops");
             break;
         }
@@ -145,7 +102,8 @@ pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
                 tracing::error!(worker = index, "pipeline lock poisoned; worker stops");
                 break;
             };
-            if n == 0 {
+            // Idle, or a session timer fell due while packets kept coming.
+            if n == 0 || next_deadline.is_some_and(|d| d <= now) {
                 p.tick(now);
             }
             let mut batch: [&[u8]; BATCH] = [&[]; BATCH];
@@ -153,6 +111,9 @@ pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
                 *slot = &buf[..len];
             }
             p.process_batch(now, &batch[..n], &mut |pkt| out.push(pkt));
+            // Sleep until the next session timer is due, not a fixed period past it.
+            next_deadline = p.next_deadline();
+            sleep = next_deadline.map_or(IDLE_WAKE, |d| until(now, d).min(IDLE_WAKE));
         }
         counters.rx_packets.fetch_add(n as u64, Ordering::Relaxed);
         for &(s, l) in &out.spans {
@@ -163,5 +124,35 @@ pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
         }
         out.bytes.clear();
         out.spans.clear();
+    }
+}
+
+/// A poll timeout in whole milliseconds, rounded up so that a timer due in 0.4 ms does not
+/// turn into a busy loop of zero-length polls.
+fn sleep_ms(d: Duration) -> i32 {
+    let ms = d.as_micros().div_ceil(1000).max(1);
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_timeouts_round_up_and_never_spin() {
+        assert_eq!(sleep_ms(Duration::ZERO), 1);
+        assert_eq!(sleep_ms(Duration::from_micros(400)), 1);
+        assert_eq!(sleep_ms(Duration::from_micros(1_200)), 2);
+        assert_eq!(sleep_ms(IDLE_WAKE), 100);
+        assert_eq!(sleep_ms(Duration::from_secs(1 << 40)), i32::MAX);
+        let now = mape_nat::Timestamp::from_millis(5_000);
+        assert_eq!(
+            until(now, mape_nat::Timestamp::from_millis(5_250)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            until(now, mape_nat::Timestamp::from_millis(4_000)),
+            Duration::ZERO
+        );
     }
 }

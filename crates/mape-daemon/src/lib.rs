@@ -1,12 +1,19 @@
 //! The io shell of mape: configuration, the TUN datapath, netlink set-up and teardown,
 //! the control socket and signals. The only crate that touches the operating system.
+//!
+//! Modules depend one way: `clock`, `counters`, `config` and `metrics` at the bottom;
+//! `pipeline` (the CE and BR behind the trait the rest sees) on them; `datapath` (the
+//! worker threads), `control` (the socket's handlers) and `events` on those; `daemon`
+//! (start, the control loop, stop) on top.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-pub mod br;
+pub mod clock;
 pub mod config;
 pub mod control;
+pub mod counters;
 pub mod daemon;
 pub mod datapath;
+pub mod events;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
 #[allow(unsafe_code)]

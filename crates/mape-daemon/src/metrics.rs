@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -14,8 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::control::Context;
-use crate::datapath::now_since;
+use mape_control::reply::IoStatus;
 
 type Labels = Vec<(String, String)>;
 
@@ -63,55 +63,54 @@ impl Metrics {
     }
 }
 
-/// One scrape of the daemon.
-pub fn scrape(ctx: &Context) -> String {
+/// One scrape of the daemon: the pipeline's part (`fill`), then the io shell's counters
+/// and the uptime.
+pub fn scrape(fill: impl FnOnce(&mut Metrics), io: &IoStatus, uptime: Duration) -> String {
     let mut m = Metrics::default();
-    let now = now_since(ctx.start);
-    if let Ok(p) = ctx.shared.lock() {
-        p.metrics(now, &mut m);
-    }
-    let c = &ctx.counters;
-    use std::sync::atomic::Ordering::Relaxed;
+    fill(&mut m);
     m.counter(
         "mape_tun_packets",
         "Packets through the TUN device",
         &[("direction", "read")],
-        c.rx_packets.load(Relaxed),
+        io.rx_packets,
     );
     m.counter(
         "mape_tun_packets",
         "Packets through the TUN device",
         &[("direction", "written")],
-        c.tx_packets.load(Relaxed),
+        io.tx_packets,
     );
     m.counter(
         "mape_tun_errors",
         "TUN read or write errors",
         &[("op", "read")],
-        c.rx_errors.load(Relaxed),
+        io.rx_errors,
     );
     m.counter(
         "mape_tun_errors",
         "TUN read or write errors",
         &[("op", "write")],
-        c.tx_errors.load(Relaxed),
+        io.tx_errors,
     );
     m.gauge(
         "mape_uptime_seconds",
         "Seconds since the daemon started",
         &[],
-        ctx.start.elapsed().as_secs(),
+        uptime.as_secs(),
     );
     m.render()
 }
 
+/// Builds one scrape's text, at each request.
+pub type Scraper = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Serves `GET /metrics` on `listen` (HTTP/1.0, one response per connection).
-pub async fn serve(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
+pub async fn serve(listener: tokio::net::TcpListener, scrape: Scraper) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
-        let ctx = ctx.clone();
+        let scrape = scrape.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
             let n = match tokio::time::timeout(
@@ -125,7 +124,7 @@ pub async fn serve(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
             };
             let req = String::from_utf8_lossy(&buf[..n]);
             let resp = if req.starts_with("GET /metrics") {
-                let body = scrape(&ctx);
+                let body = scrape();
                 format!(
                     "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()

@@ -1,5 +1,5 @@
 //! Linux set-up and teardown through netlink (no shelling out to `ip`), after the proven
-//! recipe in reference/linux-plumbing.md: the TUN up at MTU 1500 without a link-local
+//! recipe in docs/linux-plumbing.md: the TUN up at MTU 1500 without a link-local
 //! address, the IPv4 default route into it with MTU 1460 on the route, the CE's MAP /128
 //! into it, an `unreachable` route for the rest of the delegated prefix, proxy NDP for an
 //! on-link MAP address, and the forwarding sysctls.

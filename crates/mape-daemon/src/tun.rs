@@ -1,6 +1,6 @@
 //! The TUN device: `/dev/net/tun` opened once per queue with `IFF_TUN | IFF_NO_PI`
 //! (and `IFF_MULTI_QUEUE` for more than one queue), so each read or write is one bare IPv4
-//! or IPv6 packet (reference/linux-plumbing.md, "Opening the TUN"). The device is not
+//! or IPv6 packet (Linux `Documentation/networking/tuntap.rst`; docs/linux-plumbing.md). The device is not
 //! persistent: closing the last queue removes it and every route through it.
 
 use std::io;

@@ -58,17 +58,6 @@ pub struct DemoOptions {
     pub target: (std::net::Ipv4Addr, u16),
 }
 
-fn json_u64(v: &serde_json::Value, path: &[&str]) -> u64 {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(x) => cur = x,
-            None => return 0,
-        }
-    }
-    cur.as_u64().unwrap_or(0)
-}
-
 /// One lan1 iteration: resolve with dig, then fetch with curl. True when both worked.
 pub fn lan1_iteration(lab: &Lab) -> bool {
     let ns = lab.ns("lan1");
@@ -140,9 +129,9 @@ pub fn run_policy(opts: &DemoOptions, policy: &str) -> Result<PolicyResult, LabE
         }
     }
     lab.wait_pid(storm, opts.duration + Duration::from_secs(10));
-    let status = lab.ce_query("status")?;
-    let peak = json_u64(&status, &["budget", "peak"]);
-    let refusals = json_u64(&status, &["budget", "refusals"]);
+    let budget = lab.ce_status()?.budget;
+    let peak = budget.as_ref().map_or(0, |b| u64::from(b.peak));
+    let refusals = budget.as_ref().map_or(0, |b| b.refusals);
     lab.stop_capture(capture);
     let count = count_frames(&pcap);
     let sent = lab

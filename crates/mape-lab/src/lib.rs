@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mape_control::reply::Status;
+use mape_control::Request;
 use serde::{Deserialize, Serialize};
 
 pub mod bench;
@@ -815,7 +817,7 @@ dir = "{dir}/br-state"
         let limit = Duration::from_secs(15);
         let t0 = Instant::now();
         while t0.elapsed() < limit {
-            if mape_daemon::control::request(sock, "status", serde_json::Value::Null).is_ok() {
+            if mape_control::request(sock, &Request::Status).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -827,25 +829,21 @@ dir = "{dir}/br-state"
         ))
     }
 
-    /// Asks the CE daemon.
-    pub fn ce_query(&self, cmd: &str) -> Result<serde_json::Value, LabError> {
-        mape_daemon::control::request(&self.ce_socket(), cmd, serde_json::Value::Null).map_err(
-            |e| LabError::Command {
-                cmd: format!("control {cmd}"),
-                detail: e,
-            },
-        )
+    /// Asks the CE daemon; its answer as JSON.
+    pub fn ce_query(&self, req: &Request) -> Result<serde_json::Value, LabError> {
+        mape_control::request(&self.ce_socket(), req).map_err(|e| LabError::Command {
+            cmd: format!("control {}", req.cmd()),
+            detail: e.to_string(),
+        })
     }
 
-    /// Asks the CE daemon, with arguments.
-    pub fn ce_query_args(
-        &self,
-        cmd: &str,
-        args: serde_json::Value,
-    ) -> Result<serde_json::Value, LabError> {
-        mape_daemon::control::request(&self.ce_socket(), cmd, args).map_err(|e| LabError::Command {
-            cmd: format!("control {cmd}"),
-            detail: e,
+    /// Asks the CE daemon for its status.
+    pub fn ce_status(&self) -> Result<Status, LabError> {
+        mape_control::request_typed(&self.ce_socket(), &Request::Status).map_err(|e| {
+            LabError::Command {
+                cmd: "control status".into(),
+                detail: e.to_string(),
+            }
         })
     }
 

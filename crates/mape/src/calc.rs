@@ -178,17 +178,39 @@ pub fn run(args: &CalcArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn rule_from_flags(args: &CalcArgs) -> Result<RuleSpec> {
-    let (Some(v6), Some(v4), Some(ea)) = (&args.ipv6_prefix, &args.ipv4_prefix, args.ea_len) else {
-        bail!("give the rule with --ipv6-prefix, --ipv4-prefix and --ea-len (or use --profile NAME or --dhcpv6 HEX)");
+/// The rule of `--ipv6-prefix`, `--ipv4-prefix`, `--ea-len` (`None` unless all three are
+/// given), with `--psid-offset` and `--psid-len` if given: for calc and replay.
+pub(crate) fn explicit_rule(
+    ipv6_prefix: Option<&str>,
+    ipv4_prefix: Option<&str>,
+    ea_len: Option<u8>,
+    psid_offset: Option<u8>,
+    psid_len: Option<u8>,
+) -> Result<Option<RuleSpec>> {
+    let (Some(v6), Some(v4), Some(ea)) = (ipv6_prefix, ipv4_prefix, ea_len) else {
+        return Ok(None);
     };
     let v6: Ipv6Net = v6.parse().map_err(|e| anyhow!("--ipv6-prefix: {e}"))?;
     let v4: Ipv4Net = v4.parse().map_err(|e| anyhow!("--ipv4-prefix: {e}"))?;
     let mut spec = RuleSpec::new(v6, v4, ea);
-    if let Some(a) = args.psid_offset {
+    if let Some(a) = psid_offset {
         spec.psid_offset = a;
     }
-    spec.psid_len = args.psid_len;
+    spec.psid_len = psid_len;
+    Ok(Some(spec))
+}
+
+fn rule_from_flags(args: &CalcArgs) -> Result<RuleSpec> {
+    let Some(mut spec) = explicit_rule(
+        args.ipv6_prefix.as_deref(),
+        args.ipv4_prefix.as_deref(),
+        args.ea_len,
+        args.psid_offset,
+        args.psid_len,
+    )?
+    else {
+        bail!("give the rule with --ipv6-prefix, --ipv4-prefix and --ea-len (or use --profile NAME or --dhcpv6 HEX)");
+    };
     spec.psid = args.psid.as_deref().map(parse_psid).transpose()?;
     Ok(spec)
 }

@@ -7,9 +7,10 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Result;
 use clap::Args;
+use mape_control::reply::{Snapshot, Status};
+use mape_control::{request_typed, Request};
 use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
 use serde::Serialize;
-use serde_json::Value;
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
@@ -144,7 +145,7 @@ pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
     }
     let running = settings
         .as_ref()
-        .and_then(|s| mape_daemon::control::request(&s.socket, "status", Value::Null).ok());
+        .and_then(|s| request_typed::<Status>(&s.socket, &Request::Status).ok());
     for (key, path) in [
         ("ipv4 forwarding", "/proc/sys/net/ipv4/ip_forward"),
         ("ipv6 forwarding", "/proc/sys/net/ipv6/conf/all/forwarding"),
@@ -269,35 +270,28 @@ pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
             Some("start it: systemctl start mape (or mape run ce)"),
         ),
         (Some(st), _) => {
-            let b = &st["budget"];
-            let (used, total) = (
-                b["in_use"].as_u64().unwrap_or(0),
-                b["total"].as_u64().unwrap_or(0).max(1),
-            );
+            // A BR has no budget: it shows as 0 of 1.
+            let (used, total, peak, refusals) = st.budget.as_ref().map_or((0, 1, 0, 0), |b| {
+                (
+                    u64::from(b.in_use),
+                    u64::from(b.total).max(1),
+                    b.peak,
+                    b.refusals,
+                )
+            });
             r.add(
                 "daemon",
                 Level::Ok,
-                format!(
-                    "running, {used}/{total} ports in use, peak {}",
-                    b["peak"].as_u64().unwrap_or(0)
-                ),
+                format!("running, {used}/{total} ports in use, peak {peak}"),
                 None,
             );
-            let refusals = b["refusals"].as_u64().unwrap_or(0);
             if used * 100 >= total * 95 || refusals > 0 {
                 let culprit = settings
                     .as_ref()
-                    .and_then(|s| {
-                        mape_daemon::control::request(&s.socket, "snapshot", Value::Null).ok()
-                    })
+                    .and_then(|s| request_typed::<Snapshot>(&s.socket, &Request::Snapshot).ok())
                     .and_then(|snap| {
-                        snap["culprit"].as_object().map(|c| {
-                            format!(
-                                " Likely culprit: {} ({}).",
-                                c["host"].as_str().unwrap_or("?"),
-                                c["summary"].as_str().unwrap_or("?")
-                            )
-                        })
+                        snap.culprit
+                            .map(|c| format!(" Likely culprit: {} ({}).", c.host, c.summary))
                     })
                     .unwrap_or_default();
                 r.add(

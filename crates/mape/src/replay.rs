@@ -19,7 +19,7 @@ use mape_replay::{
     replay_scenario, replay_scenario_to_pcap, write_plot, Lan, PcapWriter, ReplayConfig, Report,
     ScenarioKind, ScenarioParams, DEFAULT_EXTERNAL,
 };
-use mape_rules::{provision, Ipv4Net, Ipv6Net, PortSet, RuleSource, RuleSpec};
+use mape_rules::{provision, Ipv6Net, PortSet, RuleSource};
 
 /// Arguments of `mape replay`.
 #[derive(Args, Debug)]
@@ -157,17 +157,16 @@ fn budget(args: &ReplayArgs) -> Result<(PortSet, Option<Ipv4Addr>)> {
             profiles_dir: args.profiles_dir.clone(),
         }
     } else {
-        let (Some(v6), Some(v4), Some(ea)) = (&args.ipv6_prefix, &args.ipv4_prefix, args.ea_len)
+        let Some(spec) = crate::calc::explicit_rule(
+            args.ipv6_prefix.as_deref(),
+            args.ipv4_prefix.as_deref(),
+            args.ea_len,
+            args.psid_offset,
+            args.psid_len,
+        )?
         else {
             bail!("an explicit rule needs --ipv6-prefix, --ipv4-prefix and --ea-len");
         };
-        let v6: Ipv6Net = v6.parse().map_err(|e| anyhow!("--ipv6-prefix: {e}"))?;
-        let v4: Ipv4Net = v4.parse().map_err(|e| anyhow!("--ipv4-prefix: {e}"))?;
-        let mut spec = RuleSpec::new(v6, v4, ea);
-        if let Some(a) = args.psid_offset {
-            spec.psid_offset = a;
-        }
-        spec.psid_len = args.psid_len;
         RuleSource::Explicit(spec)
     };
     let p = provision(&source, &prefix, None, &[]).map_err(|e| anyhow!("{e}"))?;

@@ -16,6 +16,15 @@ pub enum RoleArg {
     Br,
 }
 
+impl std::fmt::Display for RoleArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RoleArg::Ce => "ce",
+            RoleArg::Br => "br",
+        })
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Role; must agree with `mode` in the configuration (default: the file's).
@@ -40,7 +49,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if let Some(r) = args.role {
         if r != file_role {
             bail!(
-                "{}: mode is {:?} but `mape run {:?}` was asked",
+                "{}: mode is {} but `mape run {}` was asked",
                 args.config.display(),
                 file_role,
                 r

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
+use mape_control::reply::{Snapshot, Status};
+use mape_control::{Request, SessionQuery};
 use mape_daemon::config::DEFAULT_SOCKET;
+use mape_nat::Protocol;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 #[derive(Args, Debug)]
@@ -34,13 +38,13 @@ enum What {
     Sessions {
         /// Only this LAN host.
         #[arg(long)]
-        host: Option<String>,
+        host: Option<std::net::Ipv4Addr>,
         /// Only this remote address or address:port.
         #[arg(long)]
         dst: Option<String>,
         /// Only this protocol (tcp, udp, icmp).
-        #[arg(long)]
-        proto: Option<String>,
+        #[arg(long, value_parser = parse_proto)]
+        proto: Option<Protocol>,
         /// Only this state (unanswered, answered, established, ...).
         #[arg(long)]
         state: Option<String>,
@@ -60,36 +64,59 @@ enum What {
     },
 }
 
-fn ask(socket: &std::path::Path, cmd: &str, args: Value) -> Result<Value> {
-    mape_daemon::control::request(socket, cmd, args).map_err(|e| anyhow!(e))
+fn parse_proto(s: &str) -> Result<Protocol, String> {
+    serde_json::from_value(Value::String(s.to_ascii_lowercase()))
+        .map_err(|_| format!("{s:?} is not a protocol (tcp, udp, icmp)"))
+}
+
+fn ask(socket: &std::path::Path, req: &Request) -> Result<Value> {
+    Ok(mape_control::request(socket, req)?)
+}
+
+/// Reads an answer as the reply type the view shows.
+fn read<T: DeserializeOwned>(v: &Value) -> Result<T> {
+    serde_json::from_value(v.clone()).map_err(|e| anyhow!("bad answer from the daemon: {e}"))
+}
+
+/// How an answer is shown without `--json`.
+enum View {
+    Status,
+    Ports,
+    Hosts,
+    Sessions,
+    Destinations,
+    Culprits,
+    RtxSummary,
 }
 
 pub fn run(args: &ShowArgs) -> Result<ExitCode> {
     let sock = &args.socket;
-    let (value, render): (Value, fn(&Value)) = match &args.what {
-        What::Status => (ask(sock, "status", Value::Null)?, print_status),
+    let (value, view) = match &args.what {
+        What::Status => (ask(sock, &Request::Status)?, View::Status),
         What::Ports => {
-            let status = ask(sock, "status", Value::Null)?;
-            let snap = ask(sock, "snapshot", Value::Null)?;
-            (json!({"status": status, "snapshot": snap}), print_ports)
+            let status = ask(sock, &Request::Status)?;
+            let snap = ask(sock, &Request::Snapshot)?;
+            (json!({"status": status, "snapshot": snap}), View::Ports)
         }
-        What::Hosts => (ask(sock, "snapshot", Value::Null)?, print_hosts),
+        What::Hosts => (ask(sock, &Request::Snapshot)?, View::Hosts),
         What::Sessions {
             host,
             dst,
             proto,
             state,
             limit,
-        } => (
-            ask(
-                sock,
-                "sessions",
-                json!({"host": host, "dst": dst, "proto": proto, "state": state, "limit": limit}),
-            )?,
-            print_sessions,
-        ),
-        What::Destinations => (ask(sock, "snapshot", Value::Null)?, print_destinations),
-        What::Culprits => (ask(sock, "snapshot", Value::Null)?, print_culprits),
+        } => {
+            let q = SessionQuery {
+                host: *host,
+                dst: dst.clone(),
+                proto: *proto,
+                state: state.clone(),
+                limit: Some(*limit),
+            };
+            (ask(sock, &Request::Sessions(q))?, View::Sessions)
+        }
+        What::Destinations => (ask(sock, &Request::Snapshot)?, View::Destinations),
+        What::Culprits => (ask(sock, &Request::Snapshot)?, View::Culprits),
         What::Nat { rest } => {
             let want = ["descriptor", "masquerade", "session", "summary"];
             let words: Vec<&str> = rest
@@ -103,46 +130,41 @@ pub fn run(args: &ShowArgs) -> Result<ExitCode> {
                     rest.join(" ")
                 ));
             }
-            (ask(sock, "snapshot", Value::Null)?, print_rtx_summary)
+            (ask(sock, &Request::Snapshot)?, View::RtxSummary)
         }
     };
     if args.json {
+        // The daemon's answer as it came (stable keys).
         println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        render(&value);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match view {
+        View::Status => print_status(&read(&value)?),
+        View::Ports => print_ports(&read(&value["snapshot"])?),
+        View::Hosts => print_hosts(&read(&value)?),
+        View::Sessions => print_sessions(&read::<Vec<_>>(&value)?),
+        View::Destinations => print_destinations(&read(&value)?),
+        View::Culprits => print_culprits(&read(&value)?),
+        View::RtxSummary => print_rtx_summary(&read(&value)?),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn s(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(x) => x.to_string(),
-    }
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
 /// "at this rate: udp exhausted in 3 min 40 s, driven by 192.168.1.23", one line per
 /// protocol whose use grows toward the budget (none while use is flat or falling).
-pub(crate) fn forecast_lines(snap: &Value) -> Vec<String> {
-    let Some(Value::Array(fs)) = snap.get("forecasts") else {
-        return Vec::new();
-    };
-    fs.iter()
+pub(crate) fn forecast_lines(snap: &Snapshot) -> Vec<String> {
+    snap.forecasts
+        .iter()
         .map(|f| {
-            let driver = match f.get("driver").and_then(Value::as_str) {
+            let driver = match f.driver {
                 Some(h) => format!(", driven by {h}"),
                 None => String::new(),
             };
             format!(
                 "at this rate: {} exhausted in {}{driver} (+{:.1} ports/s)",
-                s(f, "proto"),
-                duration(f["seconds"].as_f64().unwrap_or(0.0)),
-                f["growth_per_s"].as_f64().unwrap_or(0.0)
+                f.proto,
+                duration(f.seconds),
+                f.growth_per_s
             )
         })
         .collect()
@@ -158,14 +180,15 @@ fn duration(secs: f64) -> String {
     }
 }
 
-fn ago(now_ms: u64, at: &Value) -> String {
-    match at.as_u64() {
+fn ago(now_ms: u64, at: Option<u64>) -> String {
+    match at {
         Some(t) if now_ms >= t => format!("{} s ago", (now_ms - t) / 1000),
         _ => "never".into(),
     }
 }
 
-fn bar(used: u64, total: u64, width: usize) -> String {
+fn bar(used: u32, total: u32, width: usize) -> String {
+    let (used, total) = (u64::from(used), u64::from(total));
     let filled = if total == 0 {
         0
     } else {
@@ -188,117 +211,91 @@ fn bar(used: u64, total: u64, width: usize) -> String {
     }
 }
 
-fn print_status(v: &Value) {
-    println!("role        {}", s(v, "role"));
-    println!("uptime      {} s", s(v, "uptime_s"));
-    if v.get("policy").is_some() {
-        println!("policy      {}", s(v, "policy"));
+fn print_status(v: &Status) {
+    println!("role        {}", v.role.as_str());
+    println!("uptime      {} s", v.uptime_s);
+    if let Some(p) = &v.policy {
+        println!("policy      {p}");
     }
-    if let Some(m) = v.get("map") {
-        for k in [
-            "ipv4",
-            "psid",
-            "ports",
-            "ce_ipv6",
-            "br",
-            "rule",
-            "rule_source",
-        ] {
-            if m.get(k).is_some() {
-                println!("{:<11} {}", k.replace('_', " "), s(m, k));
-            }
-        }
-        if let Some(Value::Array(r)) = m.get("port_ranges") {
-            let ranges: Vec<String> = r
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect();
-            for chunk in ranges.chunks(5) {
-                println!("            {}", chunk.join(" "));
-            }
-        }
+    for (k, x) in v.map.fields() {
+        println!("{:<11} {x}", k.replace('_', " "));
     }
-    if let Some(b) = v.get("budget") {
+    for chunk in v.map.port_ranges().chunks(5) {
+        println!("            {}", chunk.join(" "));
+    }
+    if let Some(b) = &v.budget {
         println!(
             "budget      {}/{} ports in use, peak {}, {} sessions, {} refused",
-            u(b, "in_use"),
-            u(b, "total"),
-            u(b, "peak"),
-            u(b, "sessions"),
-            u(b, "refusals")
+            b.in_use, b.total, b.peak, b.sessions, b.refusals
+        );
+        if b.events_lost > 0 {
+            println!(
+                "events      {} lost (the queue was full before they were logged)",
+                b.events_lost
+            );
+        }
+    }
+    for (k, x) in v.traffic.directions() {
+        println!(
+            "{:<11} {} packets, {} bytes",
+            k.replace('_', " "),
+            x.packets,
+            x.bytes
         );
     }
-    if let Some(Value::Object(t)) = v.get("traffic") {
-        for (k, x) in t {
-            if x.is_object() {
-                println!(
-                    "{:<11} {} packets, {} bytes",
-                    k.replace('_', " "),
-                    u(x, "packets"),
-                    u(x, "bytes")
-                );
-            }
+    if v.drops.is_empty() {
+        println!("drops       none");
+    } else {
+        println!("drops");
+        for (k, n) in &v.drops {
+            println!("  {k:<30} {n}");
         }
-    }
-    match v.get("drops") {
-        Some(Value::Object(d)) if !d.is_empty() => {
-            println!("drops");
-            for (k, n) in d {
-                println!("  {k:<30} {n}");
-            }
-        }
-        _ => println!("drops       none"),
     }
 }
 
-fn print_ports(v: &Value) {
-    let snap = &v["snapshot"];
-    let now = snap["now"].as_u64().unwrap_or(0);
-    let total = u(snap, "budget");
+fn print_ports(snap: &Snapshot) {
+    let now = snap.now;
+    let total = snap.budget;
     println!(
         "ports in use {}/{} {}  peak {} ({})",
-        u(snap, "in_use"),
+        snap.in_use,
         total,
-        bar(u(snap, "in_use"), total, 24),
-        u(snap, "peak"),
-        ago(now, &snap["peak_at"])
+        bar(snap.in_use, total, 24),
+        snap.peak,
+        ago(now, Some(snap.peak_at))
     );
-    if let Some(Value::Array(ps)) = snap.get("protocols") {
-        for p in ps {
-            println!(
-                "  {:<5} {:>5}/{:<5} {} peak {:<5} sessions {}",
-                s(p, "proto"),
-                u(p, "in_use"),
-                u(p, "total"),
-                bar(u(p, "in_use"), u(p, "total"), 20),
-                u(p, "peak"),
-                u(p, "sessions")
-            );
-        }
+    for p in &snap.protocols {
+        println!(
+            "  {:<5} {:>5}/{:<5} {} peak {:<5} sessions {}",
+            p.proto.to_string(),
+            p.in_use,
+            p.total,
+            bar(p.in_use, p.total, 20),
+            p.peak,
+            p.sessions
+        );
     }
     for line in forecast_lines(snap) {
         println!("{line}");
     }
     println!(
         "refused      {} (last {})",
-        u(snap, "refusals"),
-        ago(now, &snap["last_refusal"])
+        snap.refusals,
+        ago(now, snap.last_refusal)
     );
     println!("top holders");
-    if let Some(Value::Array(hs)) = snap.get("hosts") {
-        for h in hs.iter().take(5) {
-            println!(
-                "  {:<16} {:>5} ports  {:>5} flows",
-                s(h, "addr"),
-                u(h, "ports_held"),
-                u(h, "flows")
-            );
-        }
+    for h in snap.hosts.iter().take(5) {
+        println!(
+            "  {:<16} {:>5} ports  {:>5} flows",
+            h.addr.to_string(),
+            h.ports_held,
+            h.flows
+        );
     }
 }
 
-fn print_hosts(snap: &Value) {
-    let now = snap["now"].as_u64().unwrap_or(0);
+fn print_hosts(snap: &Snapshot) {
+    let now = snap.now;
     // Flows by kind, in the words the culprit view uses: never answered, answered once (a
     // one-shot exchange), streams, closing TCP.
     println!(
@@ -314,149 +311,127 @@ fn print_hosts(snap: &Value) {
         "last refusal",
         "score"
     );
-    if let Some(Value::Array(hs)) = snap.get("hosts") {
-        for h in hs {
-            println!(
-                "{:<15} {:>5} {:>5} {:>6} {:>5} {:>5} {:>5} {:>7} {:>12} {:>5.2}",
-                s(h, "addr"),
-                u(h, "flows"),
-                u(h, "ports_held"),
-                u(h, "unanswered"),
-                u(h, "answered_once"),
-                u(h, "streams"),
-                u(h, "closing"),
-                u(h, "refusals"),
-                ago(now, &h["last_refusal"]),
-                h["culprit_score"].as_f64().unwrap_or(0.0)
-            );
-        }
+    for h in &snap.hosts {
+        println!(
+            "{:<15} {:>5} {:>5} {:>6} {:>5} {:>5} {:>5} {:>7} {:>12} {:>5.2}",
+            h.addr.to_string(),
+            h.flows,
+            h.ports_held,
+            h.unanswered,
+            h.answered_once,
+            h.streams,
+            h.closing,
+            h.refusals,
+            ago(now, h.last_refusal),
+            h.culprit_score
+        );
     }
 }
 
-fn print_sessions(v: &Value) {
+fn print_sessions(rows: &[mape_control::reply::SessionRow]) {
     println!(
         "{:<5} {:<21} {:<21} {:<21} {:<12} {:>6} {:>6}",
         "proto", "internal", "external", "remote", "state", "idle", "left"
     );
-    if let Value::Array(rows) = v {
-        for r in rows {
-            println!(
-                "{:<5} {:<21} {:<21} {:<21} {:<12} {:>5}s {:>5}s",
-                s(r, "proto"),
-                s(r, "internal"),
-                s(r, "external"),
-                s(r, "remote"),
-                // UDP/ICMP "answered" says which: a one-shot exchange or a stream.
-                match (s(r, "state").as_str(), s(r, "kind").as_str()) {
-                    ("answered", k) => k.to_owned(),
-                    (st, _) => st.to_owned(),
-                },
-                u(r, "idle_ms") / 1000,
-                u(r, "left_ms") / 1000
-            );
-        }
+    for r in rows {
+        println!(
+            "{:<5} {:<21} {:<21} {:<21} {:<12} {:>5}s {:>5}s",
+            r.proto.to_string(),
+            r.internal.to_string(),
+            r.external.to_string(),
+            r.remote.to_string(),
+            // UDP/ICMP "answered" says which: a one-shot exchange or a stream.
+            if r.state == "answered" {
+                &r.kind
+            } else {
+                &r.state
+            },
+            r.idle_ms / 1000,
+            r.left_ms / 1000
+        );
     }
 }
 
-fn print_destinations(snap: &Value) {
+fn print_destinations(snap: &Snapshot) {
     println!(
         "{:<5} {:<22} {:>6} {:>9} {:>6} {:>9}",
         "proto", "destination", "flows", "total", "hosts", "filtered"
     );
-    if let Some(Value::Array(ds)) = snap.get("destinations") {
-        for d in ds.iter().take(30) {
-            println!(
-                "{:<5} {:<22} {:>6} {:>9} {:>6} {:>9}",
-                s(d, "proto"),
-                s(d, "dst"),
-                u(d, "flows"),
-                u(d, "flows_total"),
-                u(d, "hosts"),
-                u(d, "filtered")
-            );
-        }
+    for d in snap.destinations.iter().take(30) {
+        println!(
+            "{:<5} {:<22} {:>6} {:>9} {:>6} {:>9}",
+            d.proto.to_string(),
+            d.dst.to_string(),
+            d.flows,
+            d.flows_total,
+            d.hosts,
+            d.filtered
+        );
     }
 }
 
-fn print_culprits(snap: &Value) {
-    match snap.get("culprit") {
-        Some(c) if !c.is_null() => {
+fn print_culprits(snap: &Snapshot) {
+    match &snap.culprit {
+        Some(c) => {
             let sig = c
-                .get("description")
-                .and_then(Value::as_str)
+                .description
+                .as_deref()
                 .map(|d| format!(" — {d}"))
                 .unwrap_or_default();
             println!(
                 "host {} sends {} ({:.1}/s unanswered, {} ports held){sig}",
-                s(c, "host"),
-                s(c, "summary"),
-                c["rate_per_s"].as_f64().unwrap_or(0.0),
-                u(c, "ports_held")
+                c.host, c.summary, c.rate_per_s, c.ports_held
             );
             println!(
                 "  its live flows: {} unanswered, {} answered once, {} streams",
-                u(c, "unanswered"),
-                u(c, "answered_once"),
-                u(c, "streams")
+                c.unanswered, c.answered_once, c.streams
             );
-            let host = snap["hosts"]
-                .as_array()
-                .and_then(|hs| hs.iter().find(|h| h["addr"] == c["host"]));
-            let filtered = host.map(|h| u(h, "filtered")).unwrap_or(0);
+            let host = snap.hosts.iter().find(|h| h.addr == c.host);
+            let filtered = host.map_or(0, |h| h.filtered);
             if filtered > 0 {
-                let now = snap["now"].as_u64().unwrap_or(0);
                 let since = host
-                    .map(|h| ago(now, &h["first_filtered"]))
+                    .map(|h| ago(snap.now, h.first_filtered))
                     .unwrap_or_default();
                 println!(
                     "  blocked by the destination filter since {since}: {filtered} flows refused, no port spent"
                 );
             }
-            match c.get("advice").and_then(Value::as_str) {
+            match &c.advice {
                 Some(a) => println!("  advice: {a}"),
                 None => println!(
                     "  advice: find the application on {} that sends this, or block it there",
-                    s(c, "host")
+                    c.host
                 ),
             }
         }
-        _ => match snap.get("heavy_user") {
-            Some(h) if !h.is_null() => println!(
+        None => match &snap.heavy_user {
+            Some(h) => println!(
                 "no culprit: {} holds {} ports with {}; not a storm",
-                s(h, "host"),
-                u(h, "ports_held"),
-                s(h, "summary")
+                h.host, h.ports_held, h.summary
             ),
-            _ => println!("no culprit: no host stands out"),
+            None => println!("no culprit: no host stands out"),
         },
     }
 }
 
-fn print_rtx_summary(snap: &Value) {
-    let now = snap["now"].as_u64().unwrap_or(0);
-    let total = u(snap, "budget");
+fn print_rtx_summary(snap: &Snapshot) {
+    let now = snap.now;
+    let total = snap.budget;
     println!("NAT masquerade session summary (limit = the real port budget, {total} ports)");
     println!(
         "{:<16} {:>15} {:>6} {:>11} {:>15}",
         "Inner Address", "Session/Limit", "Peak", "Over Limits", "Last Occurred"
     );
-    if let Some(Value::Array(hs)) = snap.get("hosts") {
-        for h in hs {
-            let limit = total;
-            println!(
-                "{:<16} {:>15} {:>6} {:>11} {:>15}",
-                s(h, "addr"),
-                format!("{}/{}", u(h, "ports_held"), limit),
-                u(h, "peak_ports"),
-                u(h, "refusals"),
-                ago(now, &h["last_refusal"])
-            );
-        }
+    for h in &snap.hosts {
+        let limit = total;
+        println!(
+            "{:<16} {:>15} {:>6} {:>11} {:>15}",
+            h.addr.to_string(),
+            format!("{}/{}", h.ports_held, limit),
+            h.peak_ports,
+            h.refusals,
+            ago(now, h.last_refusal)
+        );
     }
-    println!(
-        "total {}/{} ports, peak {}",
-        u(snap, "in_use"),
-        total,
-        u(snap, "peak")
-    );
+    println!("total {}/{} ports, peak {}", snap.in_use, total, snap.peak);
 }

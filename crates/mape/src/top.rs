@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Args;
+use mape_control::reply::{HostView, Snapshot, Status};
+use mape_control::{request_typed, Request};
 use mape_daemon::config::DEFAULT_SOCKET;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
@@ -17,7 +19,6 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
-use serde_json::Value;
 
 #[derive(Args, Debug)]
 pub struct TopArgs {
@@ -58,8 +59,8 @@ impl Sort {
 }
 
 struct State {
-    snap: Value,
-    status: Value,
+    snap: Option<Snapshot>,
+    status: Option<Status>,
     history: VecDeque<u64>,
     paused: bool,
     sort: Sort,
@@ -67,21 +68,9 @@ struct State {
     error: Option<String>,
 }
 
-fn u(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn s(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(x)) => x.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(x) => x.to_string(),
-    }
-}
-
 pub fn run(args: &TopArgs) -> Result<ExitCode> {
     // Fail before taking over the terminal when the daemon is not there.
-    mape_daemon::control::request(&args.socket, "status", Value::Null).map_err(|e| anyhow!(e))?;
+    mape_control::request(&args.socket, &Request::Status)?;
     let mut terminal = ratatui::init();
     let result = main_loop(&mut terminal, args);
     ratatui::restore();
@@ -90,26 +79,26 @@ pub fn run(args: &TopArgs) -> Result<ExitCode> {
 
 fn refresh(st: &mut State, socket: &std::path::Path) {
     match (
-        mape_daemon::control::request(socket, "snapshot", Value::Null),
-        mape_daemon::control::request(socket, "status", Value::Null),
+        request_typed::<Snapshot>(socket, &Request::Snapshot),
+        request_typed::<Status>(socket, &Request::Status),
     ) {
         (Ok(snap), Ok(status)) => {
-            st.history.push_back(u(&snap, "in_use"));
+            st.history.push_back(u64::from(snap.in_use));
             while st.history.len() > 240 {
                 st.history.pop_front();
             }
-            st.snap = snap;
-            st.status = status;
+            st.snap = Some(snap);
+            st.status = Some(status);
             st.error = None;
         }
-        (Err(e), _) | (_, Err(e)) => st.error = Some(e),
+        (Err(e), _) | (_, Err(e)) => st.error = Some(e.to_string()),
     }
 }
 
 fn main_loop(terminal: &mut ratatui::DefaultTerminal, args: &TopArgs) -> Result<()> {
     let mut st = State {
-        snap: Value::Null,
-        status: Value::Null,
+        snap: None,
+        status: None,
         history: VecDeque::new(),
         paused: false,
         sort: Sort::Ports,
@@ -134,10 +123,12 @@ fn main_loop(terminal: &mut ratatui::DefaultTerminal, args: &TopArgs) -> Result<
                     KeyCode::Char('p') => st.paused = !st.paused,
                     KeyCode::Char('s') => st.sort = st.sort.next(),
                     KeyCode::Char('f') => {
-                        let hosts: Vec<String> = st.snap["hosts"]
-                            .as_array()
-                            .map(|h| h.iter().map(|x| s(x, "addr")).collect())
-                            .unwrap_or_default();
+                        let hosts: Vec<String> = st
+                            .snap
+                            .iter()
+                            .flat_map(|s| &s.hosts)
+                            .map(|h| h.addr.to_string())
+                            .collect();
                         st.filter = match &st.filter {
                             None => hosts.first().cloned(),
                             Some(cur) => hosts
@@ -169,7 +160,7 @@ fn draw(f: &mut Frame, st: &State) {
         .split(area);
     draw_gauge(f, rows[0], st);
     let spark: Vec<u64> = st.history.iter().copied().collect();
-    let budget = u(&st.snap, "budget").max(1);
+    let budget = st.snap.as_ref().map_or(0, |s| u64::from(s.budget)).max(1);
     f.render_widget(
         Sparkline::default()
             .block(
@@ -206,9 +197,10 @@ fn draw(f: &mut Frame, st: &State) {
 }
 
 fn draw_gauge(f: &mut Frame, area: Rect, st: &State) {
-    let used = u(&st.snap, "in_use");
-    let total = u(&st.snap, "budget").max(1);
-    let ratio = (used as f64 / total as f64).clamp(0.0, 1.0);
+    let snap = st.snap.as_ref();
+    let used = snap.map_or(0, |s| s.in_use);
+    let total = snap.map_or(0, |s| s.budget).max(1);
+    let ratio = (f64::from(used) / f64::from(total)).clamp(0.0, 1.0);
     let colour = if ratio >= 0.95 {
         Color::Red
     } else if ratio >= 0.80 {
@@ -216,24 +208,20 @@ fn draw_gauge(f: &mut Frame, area: Rect, st: &State) {
     } else {
         Color::Green
     };
-    let culprit = st.snap["culprit"]
-        .get("host")
-        .and_then(Value::as_str)
-        .map(|h| format!("  culprit {h}"))
+    let culprit = snap
+        .and_then(|s| s.culprit.as_ref())
+        .map(|c| format!("  culprit {}", c.host))
         .unwrap_or_default();
-    let culprit = match crate::show::forecast_lines(&st.snap).first() {
+    let culprit = match snap.and_then(|s| crate::show::forecast_lines(s).into_iter().next()) {
         Some(f) => format!("{culprit}  {f}"),
         None => culprit,
     };
     let title = format!(
         " {} {}  peak {}  refused {}{culprit} ",
-        s(&st.status, "role"),
-        st.status["map"]
-            .get("ipv4")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        u(&st.snap, "peak"),
-        u(&st.snap, "refusals"),
+        st.status.as_ref().map_or("-", |s| s.role.as_str()),
+        st.status.as_ref().and_then(|s| s.map.ipv4()).unwrap_or(""),
+        snap.map_or(0, |s| s.peak),
+        snap.map_or(0, |s| s.refusals),
     );
     f.render_widget(
         Gauge::default()
@@ -246,19 +234,16 @@ fn draw_gauge(f: &mut Frame, area: Rect, st: &State) {
 }
 
 fn draw_hosts(f: &mut Frame, area: Rect, st: &State) {
-    let mut hosts: Vec<&Value> = st.snap["hosts"]
-        .as_array()
-        .map(|h| h.iter().collect())
-        .unwrap_or_default();
+    let mut hosts: Vec<&HostView> = st.snap.iter().flat_map(|s| &s.hosts).collect();
     if let Some(filter) = &st.filter {
-        hosts.retain(|h| &s(h, "addr") == filter);
+        hosts.retain(|h| &h.addr.to_string() == filter);
     }
-    let key = |h: &&Value| -> f64 {
+    let key = |h: &&HostView| -> f64 {
         match st.sort {
-            Sort::Ports => u(h, "ports_held") as f64,
-            Sort::Flows => u(h, "flows") as f64,
-            Sort::Refused => u(h, "refusals") as f64,
-            Sort::Score => h["culprit_score"].as_f64().unwrap_or(0.0),
+            Sort::Ports => f64::from(h.ports_held),
+            Sort::Flows => f64::from(h.flows),
+            Sort::Refused => h.refusals as f64,
+            Sort::Score => h.culprit_score,
         }
     };
     hosts.sort_by(|a, b| key(b).total_cmp(&key(a)));
@@ -266,12 +251,12 @@ fn draw_hosts(f: &mut Frame, area: Rect, st: &State) {
         .iter()
         .map(|h| {
             Row::new(vec![
-                s(h, "addr"),
-                u(h, "ports_held").to_string(),
-                u(h, "flows").to_string(),
-                u(h, "unanswered").to_string(),
-                u(h, "refusals").to_string(),
-                format!("{:.1}", h["culprit_score"].as_f64().unwrap_or(0.0)),
+                h.addr.to_string(),
+                h.ports_held.to_string(),
+                h.flows.to_string(),
+                h.unanswered.to_string(),
+                h.refusals.to_string(),
+                format!("{:.1}", h.culprit_score),
             ])
         })
         .collect();
@@ -297,20 +282,18 @@ fn draw_hosts(f: &mut Frame, area: Rect, st: &State) {
 }
 
 fn draw_destinations(f: &mut Frame, area: Rect, st: &State) {
-    let rows: Vec<Row> = st.snap["destinations"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .map(|x| {
-                    Row::new(vec![
-                        format!("{} {}", s(x, "proto"), s(x, "dst")),
-                        u(x, "flows").to_string(),
-                        u(x, "filtered").to_string(),
-                    ])
-                })
-                .collect()
+    let rows: Vec<Row> = st
+        .snap
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .map(|x| {
+            Row::new(vec![
+                format!("{} {}", x.proto, x.dst),
+                x.flows.to_string(),
+                x.filtered.to_string(),
+            ])
         })
-        .unwrap_or_default();
+        .collect();
     f.render_widget(
         Table::new(
             rows,
@@ -335,22 +318,25 @@ fn draw_destinations(f: &mut Frame, area: Rect, st: &State) {
 
 fn draw_events(f: &mut Frame, area: Rect, st: &State) {
     let mut lines: Vec<Line> = Vec::new();
-    if let Some(Value::Object(d)) = st.status.get("drops") {
-        let drops: Vec<String> = d.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if let Some(status) = &st.status {
+        let drops: Vec<String> = status
+            .drops
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         if !drops.is_empty() {
             lines.push(Line::from(format!("drops: {}", drops.join(", "))));
         }
     }
-    if let Some(Value::Array(r)) = st.snap.get("recent_refusals") {
-        for x in r.iter().rev().take(3) {
-            lines.push(Line::from(format!(
-                "refused {} {} -> {} ({})",
-                s(x, "proto"),
-                s(x, "host"),
-                s(x, "dst"),
-                s(x, "reason")
-            )));
-        }
+    for x in st
+        .snap
+        .iter()
+        .flat_map(|s| s.recent_refusals.iter().rev().take(3))
+    {
+        lines.push(Line::from(format!(
+            "refused {} {} -> {} ({})",
+            x.proto, x.host, x.dst, x.reason
+        )));
     }
     if lines.is_empty() {
         lines.push(Line::from("no drops, no refusals"));

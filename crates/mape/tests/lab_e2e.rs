@@ -436,7 +436,9 @@ fn storm_to_a_silent_public_sink_stays_within_the_cap_and_lan2_hears_no() {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    let snap = lab.ce_query("snapshot").expect("snapshot");
+    let snap = lab
+        .ce_query(&mape_control::Request::Snapshot)
+        .expect("snapshot");
     let lan2_ports = snap["hosts"]
         .as_array()
         .and_then(|h| h.iter().find(|x| x["addr"] == "192.168.10.23"))
@@ -480,7 +482,7 @@ fn daemon_lifecycle_leaves_the_host_as_found() {
     );
     // Reload without dropping sessions: a flow survives SIGHUP.
     assert!(lan1_iteration(&lab));
-    let before = lab.ce_query("status").unwrap()["budget"]["sessions"]
+    let before = lab.ce_query(&mape_control::Request::Status).unwrap()["budget"]["sessions"]
         .as_u64()
         .unwrap_or(0);
     let pid = lab
@@ -493,7 +495,7 @@ fn daemon_lifecycle_leaves_the_host_as_found() {
         .args(["-HUP", &pid])
         .status();
     std::thread::sleep(Duration::from_millis(500));
-    let after = lab.ce_query("status").unwrap()["budget"]["sessions"]
+    let after = lab.ce_query(&mape_control::Request::Status).unwrap()["budget"]["sessions"]
         .as_u64()
         .unwrap_or(0);
     assert!(
@@ -518,7 +520,7 @@ fn daemon_lifecycle_leaves_the_host_as_found() {
     let mut line = String::new();
     std::io::BufReader::new(&s).read_line(&mut line).unwrap();
     assert!(line.contains("\"ok\":false"), "{line}");
-    assert!(mape_daemon::control::request(&br_sock, "status", serde_json::Value::Null).is_ok());
+    assert!(mape_control::request(&br_sock, &mape_control::Request::Status).is_ok());
     lab.teardown();
     let _ = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
 }
@@ -861,7 +863,7 @@ fn replay_of_a_lab_capture_matches_the_live_peak() {
     lab.wait_pid(storm, Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     lab.stop_capture(cap);
-    let live = lab.ce_query("status").unwrap()["budget"]["peak"]
+    let live = lab.ce_query(&mape_control::Request::Status).unwrap()["budget"]["peak"]
         .as_u64()
         .unwrap_or(0);
     assert!(
@@ -944,7 +946,7 @@ fn forecast_warns_before_the_budget_runs_out_under_rtx830_like() {
     for _ in 0..240 {
         let text = scrape(&lab);
         if let Some(v) = metric(&text) {
-            let status = lab.ce_query("status").unwrap();
+            let status = lab.ce_query(&mape_control::Request::Status).unwrap();
             seen = Some((v, status["budget"]["refusals"].as_u64().unwrap_or(u64::MAX)));
             break;
         }

@@ -256,7 +256,9 @@ fn a_datapath_panic_exits_and_ipv4_is_back_within_3s() {
     // The fault: the next datapath worker that runs its loop panics.
     let fault_at = SystemTime::now();
     let t_fault = Instant::now();
-    let armed = lab.ce_query_args("failpoint", serde_json::json!({"name": "datapath_panic"}));
+    let armed = lab.ce_query(&mape_control::Request::Failpoint {
+        name: "datapath_panic".into(),
+    });
     assert!(armed.is_ok(), "failpoint: {armed:?}");
 
     // The supervisor: as systemd's Restart=always, RestartSec= of dist/mape.service.
@@ -317,7 +319,7 @@ fn a_datapath_panic_exits_and_ipv4_is_back_within_3s() {
         lab.log("ce-restarted")
     );
     // The restarted daemon cleaned up after the crashed one and serves as before.
-    assert!(lab.ce_query("status").is_ok());
+    assert!(lab.ce_query(&mape_control::Request::Status).is_ok());
     assert!(lab
         .log("ce-restarted")
         .contains("cleaning up after a previous run"));
@@ -366,8 +368,10 @@ fn watchdog_pings_only_while_every_worker_makes_progress() {
     let pings = first.iter().filter(|(_, l)| l == "WATCHDOG=1").count();
     assert!(pings >= 4, "healthy: {pings} pings in 3 s: {first:?}");
     // One worker stops making progress: the pings stop (one may still be on its way).
-    lab.ce_query_args("failpoint", serde_json::json!({"name": "datapath_stall"}))
-        .expect("failpoint");
+    lab.ce_query(&mape_control::Request::Failpoint {
+        name: "datapath_stall".into(),
+    })
+    .expect("failpoint");
     let grace = recv_for(Duration::from_millis(1200));
     let after = recv_for(Duration::from_secs(3));
     let late: Vec<_> = after.iter().filter(|(_, l)| l == "WATCHDOG=1").collect();
@@ -556,7 +560,10 @@ fn a_second_start_is_refused_and_touches_nothing() {
         );
         assert_same(&before, &host_state(&lab, true), what);
         assert!(ping_once(&lab), "{what}: lan1 lost IPv4");
-        assert!(lab.ce_query("status").is_ok(), "{what}: first daemon gone");
+        assert!(
+            lab.ce_query(&mape_control::Request::Status).is_ok(),
+            "{what}: first daemon gone"
+        );
         println!("second start ({what}): exit 3 in {took:?}: {}", text.trim());
     }
     lab.teardown();
@@ -669,7 +676,7 @@ fn runs_as_an_unprivileged_user_with_only_cap_net_admin() {
     let t0 = Instant::now();
     let mut up = false;
     while t0.elapsed() < Duration::from_secs(15) {
-        if mape_daemon::control::request(&sock, "status", serde_json::Value::Null).is_ok() {
+        if mape_control::request(&sock, &mape_control::Request::Status).is_ok() {
             up = true;
             break;
         }

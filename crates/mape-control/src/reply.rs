@@ -1,0 +1,417 @@
+//! The typed replies: what the daemon answers to each [`crate::Request`] and what its
+//! clients read. The daemon builds [`Status`] and [`Reloaded`] itself; [`Snapshot`] and
+//! [`SessionRow`] are the client's view of the NAT engine's own `Snapshot` and
+//! `SessionInfo` (mape-nat serialises them; these read back the fields the tools show, and
+//! the daemon's tests check that a real engine snapshot reads back into them).
+//!
+//! Every reply goes on the wire through a JSON value, so object keys are sorted whatever
+//! the field order here.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use mape_nat::{Endpoint, Protocol};
+use serde::{Deserialize, Serialize};
+
+/// Which pipeline the daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Customer edge.
+    Ce,
+    /// Border relay.
+    Br,
+}
+
+impl Role {
+    /// `ce` or `br`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Ce => "ce",
+            Role::Br => "br",
+        }
+    }
+}
+
+/// The answer to [`crate::Request::Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// CE or BR.
+    pub role: Role,
+    /// The NAT policy's name (CE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The MAP parameters.
+    pub map: MapStatus,
+    /// The port budget (CE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStatus>,
+    /// Packets and bytes each way.
+    pub traffic: Traffic,
+    /// Drops by reason, non-zero only.
+    pub drops: BTreeMap<String, u64>,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// The io shell's own counters.
+    pub io: IoStatus,
+}
+
+/// MAP parameters: a CE's own, or a BR's address and rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MapStatus {
+    /// A CE.
+    Ce(CeMap),
+    /// A BR.
+    Br(BrMap),
+}
+
+/// A CE's MAP parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CeMap {
+    /// The shared IPv4 address.
+    pub ipv4: String,
+    /// The PSID (none when the CE has the whole address).
+    pub psid: Option<u16>,
+    /// "N in M ranges".
+    pub ports: String,
+    /// The port set's ranges, `lo-hi`.
+    pub port_ranges: Vec<String>,
+    /// The CE's IPv6 address.
+    pub ce_ipv6: String,
+    /// The BR address(es), comma-separated.
+    pub br: String,
+    /// The BMR, `v6 prefix -> v4 prefix ea N`.
+    pub rule: String,
+    /// Where the rule came from.
+    pub rule_source: String,
+}
+
+/// A BR's MAP parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrMap {
+    /// The BR address.
+    pub br: String,
+    /// The rules, `v6 prefix -> v4 prefix ea N`, `; `-separated.
+    pub rule: String,
+}
+
+impl MapStatus {
+    /// The scalar fields, in the order `show status` prints them (`-` for none).
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        match self {
+            MapStatus::Ce(m) => vec![
+                ("ipv4", m.ipv4.clone()),
+                ("psid", m.psid.map_or_else(|| "-".into(), |p| p.to_string())),
+                ("ports", m.ports.clone()),
+                ("ce_ipv6", m.ce_ipv6.clone()),
+                ("br", m.br.clone()),
+                ("rule", m.rule.clone()),
+                ("rule_source", m.rule_source.clone()),
+            ],
+            MapStatus::Br(m) => vec![("br", m.br.clone()), ("rule", m.rule.clone())],
+        }
+    }
+
+    /// The port set's ranges (a CE's).
+    pub fn port_ranges(&self) -> &[String] {
+        match self {
+            MapStatus::Ce(m) => &m.port_ranges,
+            MapStatus::Br(_) => &[],
+        }
+    }
+
+    /// The shared IPv4 address (a CE's).
+    pub fn ipv4(&self) -> Option<&str> {
+        match self {
+            MapStatus::Ce(m) => Some(&m.ipv4),
+            MapStatus::Br(_) => None,
+        }
+    }
+}
+
+/// The CE's port budget in [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// Ports in the port set.
+    pub total: u32,
+    /// Ports in use.
+    pub in_use: u32,
+    /// Highest use.
+    pub peak: u32,
+    /// When, in seconds since start.
+    pub peak_at_s: f64,
+    /// Live sessions.
+    pub sessions: u32,
+    /// New flows refused.
+    pub refusals: u64,
+    /// Last refusal, seconds since start.
+    pub last_refusal_s: Option<f64>,
+    /// When the budget last ran out, seconds since start.
+    pub exhausted_at_s: Option<f64>,
+    /// Per protocol.
+    pub by_protocol: Vec<ProtocolBudget>,
+    /// Budget events dropped because nobody drained the engine's queue.
+    #[serde(default)]
+    pub events_lost: u64,
+}
+
+/// One protocol's share of the budget (the engine's `ProtoBudget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolBudget {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Ports in the set for it.
+    pub total: u32,
+    /// In use.
+    pub in_use: u32,
+    /// Highest use.
+    pub peak: u32,
+    /// When, milliseconds since start.
+    pub peak_at: u64,
+    /// Live sessions.
+    pub sessions: u32,
+}
+
+/// Packets and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// Traffic each way: a CE names its sides LAN and WAN, a BR IPv4 and IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Traffic {
+    /// A CE.
+    Ce {
+        /// From the LAN.
+        lan_in: Flow,
+        /// To the LAN.
+        lan_out: Flow,
+        /// From the WAN (BR).
+        wan_in: Flow,
+        /// To the WAN.
+        wan_out: Flow,
+        /// ICMP errors the CE generated.
+        icmp_generated: u64,
+    },
+    /// A BR.
+    Br {
+        /// From the IPv4 internet.
+        ipv4_in: Flow,
+        /// To the IPv4 internet.
+        ipv4_out: Flow,
+        /// From the MAP domain.
+        ipv6_in: Flow,
+        /// To the MAP domain.
+        ipv6_out: Flow,
+    },
+}
+
+impl Traffic {
+    /// The directions by name, in the (sorted) order of the JSON object.
+    pub fn directions(&self) -> [(&'static str, Flow); 4] {
+        match *self {
+            Traffic::Ce {
+                lan_in,
+                lan_out,
+                wan_in,
+                wan_out,
+                ..
+            } => [
+                ("lan_in", lan_in),
+                ("lan_out", lan_out),
+                ("wan_in", wan_in),
+                ("wan_out", wan_out),
+            ],
+            Traffic::Br {
+                ipv4_in,
+                ipv4_out,
+                ipv6_in,
+                ipv6_out,
+            } => [
+                ("ipv4_in", ipv4_in),
+                ("ipv4_out", ipv4_out),
+                ("ipv6_in", ipv6_in),
+                ("ipv6_out", ipv6_out),
+            ],
+        }
+    }
+}
+
+/// The io shell's counters in [`Status`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoStatus {
+    /// Packets read from the TUN.
+    pub rx_packets: u64,
+    /// Packets written to the TUN.
+    pub tx_packets: u64,
+    /// Writes the kernel refused.
+    pub tx_errors: u64,
+    /// Read errors.
+    pub rx_errors: u64,
+}
+
+/// The answer to [`crate::Request::Reload`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    /// What changed, in words.
+    pub reloaded: String,
+}
+
+/// The client's view of the engine's snapshot ([`crate::Request::Snapshot`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Snapshot {
+    /// Milliseconds since start.
+    pub now: u64,
+    /// Ports in the set.
+    pub budget: u32,
+    /// In use.
+    pub in_use: u32,
+    /// Highest use.
+    pub peak: u32,
+    /// When, milliseconds since start.
+    pub peak_at: u64,
+    /// Per protocol.
+    pub protocols: Vec<ProtocolBudget>,
+    /// New flows refused.
+    pub refusals: u64,
+    /// Last refusal, milliseconds since start.
+    pub last_refusal: Option<u64>,
+    /// The latest refusals.
+    pub recent_refusals: Vec<RefusalView>,
+    /// LAN hosts, most ports held first.
+    pub hosts: Vec<HostView>,
+    /// Remote endpoints, most flows first.
+    pub destinations: Vec<DestinationView>,
+    /// The named suspect, if any.
+    pub culprit: Option<CulpritView>,
+    /// The heaviest user when nobody is a culprit.
+    pub heavy_user: Option<CulpritView>,
+    /// Protocols whose use grows toward the budget.
+    pub forecasts: Vec<ForecastView>,
+}
+
+/// A refused flow.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RefusalView {
+    /// Milliseconds since start.
+    pub at: u64,
+    /// LAN host.
+    pub host: Ipv4Addr,
+    /// Protocol.
+    pub proto: Protocol,
+    /// Destination.
+    pub dst: Endpoint,
+    /// Why (the engine's drop reason, snake case).
+    pub reason: String,
+}
+
+/// One LAN host.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HostView {
+    /// Address.
+    pub addr: Ipv4Addr,
+    /// Live flows.
+    pub flows: u32,
+    /// Ports held.
+    pub ports_held: u32,
+    /// Flows never answered.
+    pub unanswered: u32,
+    /// Flows answered once.
+    pub answered_once: u32,
+    /// Streams.
+    pub streams: u32,
+    /// Closing TCP.
+    pub closing: u32,
+    /// Most ports held at once.
+    pub peak_ports: u32,
+    /// Flows refused.
+    pub refusals: u64,
+    /// Last refusal, milliseconds since start.
+    pub last_refusal: Option<u64>,
+    /// Flows the destination filter refused.
+    pub filtered: u64,
+    /// First such refusal, milliseconds since start.
+    pub first_filtered: Option<u64>,
+    /// Culprit score.
+    pub culprit_score: f64,
+}
+
+/// One remote endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DestinationView {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Endpoint.
+    pub dst: Endpoint,
+    /// Live flows.
+    pub flows: u32,
+    /// Flows ever.
+    pub flows_total: u64,
+    /// LAN hosts talking to it.
+    pub hosts: u32,
+    /// Flows the destination filter refused.
+    pub filtered: u64,
+}
+
+/// A culprit or heavy user.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CulpritView {
+    /// LAN host.
+    pub host: Ipv4Addr,
+    /// What it sends, in words.
+    pub summary: String,
+    /// The known signature's description.
+    pub description: Option<String>,
+    /// One line of advice.
+    pub advice: Option<String>,
+    /// New unanswered flows per second.
+    pub rate_per_s: f64,
+    /// Ports held.
+    pub ports_held: u32,
+    /// Flows never answered.
+    pub unanswered: u32,
+    /// Flows answered once.
+    pub answered_once: u32,
+    /// Streams.
+    pub streams: u32,
+}
+
+/// An exhaustion forecast.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ForecastView {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Seconds until no port is left.
+    pub seconds: f64,
+    /// Ports per second.
+    pub growth_per_s: f64,
+    /// The host opening ports fastest.
+    pub driver: Option<Ipv4Addr>,
+}
+
+/// One row of [`crate::Request::Sessions`] (the engine's `SessionInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SessionRow {
+    /// Protocol.
+    pub proto: Protocol,
+    /// LAN endpoint.
+    pub internal: Endpoint,
+    /// External endpoint.
+    pub external: Endpoint,
+    /// Remote endpoint.
+    pub remote: Endpoint,
+    /// State (snake case).
+    pub state: String,
+    /// What the flow is for the budget (`unanswered`, `answered_once`, `stream`, ...).
+    pub kind: String,
+    /// Milliseconds since the last packet.
+    pub idle_ms: u64,
+    /// Milliseconds until expiry.
+    pub left_ms: u64,
+}

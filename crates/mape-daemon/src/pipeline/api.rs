@@ -1,0 +1,118 @@
+//! What the daemon runs on each packet, as the datapath threads, the control socket and
+//! the metrics scrape see it: the [`Pipeline`] trait, the lock it sits behind ([`Shared`]),
+//! and its errors.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use mape_control::reply::{Flow, Status};
+use mape_control::Request;
+use mape_dataplane::{CeError, DropCounters, FnSink, Sink};
+use mape_nat::{Event, Timestamp};
+use serde_json::Value;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+/// What the daemon runs on each packet: the CE or the BR pipeline.
+pub trait Pipeline: Send {
+    /// Processes the packets of one read batch, in order; `emit` receives every packet to
+    /// write back. A batch lets the pipeline overlap the cache misses of its NAT lookups.
+    fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8]));
+    /// Time passes with no packet (expiry, rate-limit refill).
+    fn tick(&mut self, now: Timestamp);
+    /// When the next session timer falls due (`None`: none is pending); the datapath
+    /// sleeps no longer than that before it calls [`Pipeline::tick`].
+    fn next_deadline(&self) -> Option<Timestamp>;
+    /// The status for the control socket. `uptime_s` and `io` are the io shell's to fill.
+    fn status(&self, now: Timestamp) -> Status;
+    /// Answers a request other than status, reload and failpoint (`None`: this pipeline
+    /// has no answer to it).
+    fn query(&mut self, now: Timestamp, req: &Request) -> Option<Value>;
+    /// Applies a reloaded configuration file (SIGHUP); returns what changed. A refusal
+    /// leaves the pipeline as it was.
+    fn reload(&mut self, now: Timestamp, settings: &Settings) -> Result<String, ReloadRefusal>;
+    /// Fills a metrics scrape.
+    fn metrics(&self, now: Timestamp, m: &mut Metrics);
+    /// Budget events to log (thresholds, culprits, ...), drained.
+    fn drain_events(&mut self) -> Vec<Event>;
+}
+
+/// The shared pipeline. Workers take the lock once per batch, not per packet.
+pub type Shared = Arc<Mutex<Box<dyn Pipeline>>>;
+
+/// Why a pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The dataplane refused the configuration.
+    #[error("{0}")]
+    Dataplane(#[from] CeError),
+}
+
+/// Why a pipeline refused a reloaded configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadRefusal {
+    /// The file now asks for the other role.
+    #[error("mode changed from {0}; restart the daemon")]
+    RoleChanged(&'static str),
+    /// The CE's MAP parameters changed.
+    #[error("MAP parameters changed (prefix or rule); restart the daemon to apply")]
+    MapChanged,
+    /// The BR's address or rules changed.
+    #[error("BR address or rules changed; restart the daemon")]
+    BrChanged,
+    /// The NAT engine refused the new policy.
+    #[error("{0}")]
+    Nat(#[from] mape_nat::ConfigError),
+}
+
+/// A sink that writes every packet back into the TUN (the kernel routes IPv4 to the LAN
+/// and IPv6 to the WAN, so the direction does not matter here).
+pub(crate) fn tun_sink<'a>(emit: &'a mut dyn FnMut(&[u8])) -> impl Sink + 'a {
+    FnSink(move |_dir, packet: &[u8]| emit(packet))
+}
+
+/// A dataplane traffic counter as the status shows it.
+pub(crate) fn flow(t: mape_dataplane::Traffic) -> Flow {
+    Flow {
+        packets: t.packets,
+        bytes: t.bytes,
+    }
+}
+
+/// Non-zero drop counters by name (the same names as logs and metrics).
+pub(crate) fn drops_by_name(d: &DropCounters) -> BTreeMap<String, u64> {
+    d.nonzero()
+        .map(|(r, n)| (r.as_str().to_string(), n))
+        .collect()
+}
+
+/// Drops by reason, every reason, as the `mape_drops` counter.
+pub(crate) fn drop_metrics(d: &DropCounters, m: &mut Metrics) {
+    for r in mape_dataplane::DropReason::ALL {
+        m.counter(
+            "mape_drops",
+            "Packets dropped, by reason",
+            &[("reason", r.as_str())],
+            d.get(r),
+        );
+    }
+}
+
+/// Packets and bytes by direction, as the `mape_packets` and `mape_bytes` counters.
+pub(crate) fn traffic_metrics(dirs: [(&str, mape_dataplane::Traffic); 4], m: &mut Metrics) {
+    for (dir, t) in dirs {
+        m.counter(
+            "mape_packets",
+            "Packets by direction",
+            &[("direction", dir)],
+            t.packets,
+        );
+        m.counter(
+            "mape_bytes",
+            "Bytes by direction",
+            &[("direction", dir)],
+            t.bytes,
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! The CE behind the datapath threads: the NAT engine's views for the control socket
+//! (status, snapshot, sessions, ports), SIGHUP reload of the NAT policy, metrics and events.
+
+use std::collections::BTreeMap;
+
+use mape_control::reply::{
+    BudgetStatus, CeMap, IoStatus, MapStatus, ProtocolBudget, Role as StatusRole, Status, Traffic,
+};
+use mape_control::{Request, SessionQuery};
+use mape_dataplane::{Ce, CeConfig};
+use mape_nat::{Event, Protocol, SessionFilter, Timestamp};
+use serde_json::{json, Value};
+
+use super::api::{
+    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, Pipeline, PipelineError,
+    ReloadRefusal,
+};
+use crate::config::{CeSettings, Role, Settings};
+use crate::events::kind_name;
+use crate::metrics::Metrics;
+
+/// The CE.
+pub struct CePipeline {
+    ce: Ce,
+    settings: CeSettings,
+    /// Budget events seen, by kind (the `mape_events` counter).
+    events: BTreeMap<&'static str, u64>,
+}
+
+fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, PipelineError> {
+    let mut cfg = CeConfig::from_domain(
+        &ce.map.domain,
+        &ce.map.mapping.end_user_prefix,
+        ce.lan_address,
+        ce.nat.clone(),
+    )?;
+    cfg.accepted_br_sources = ce.br_sources.clone();
+    // Port choice must not repeat from boot to boot (RFC 6056, RFC 6888 REQ-15): seed the
+    // engine's generator from the process's random hasher keys and the clock.
+    cfg.nat.seed = random_seed();
+    cfg.ipv4_mtu = s.tun.ipv4_mtu;
+    cfg.ipv6_mtu = s.tun.ipv6_mtu;
+    let mss = if s.tun.mss == 0 {
+        s.tun.ipv4_mtu.saturating_sub(40)
+    } else {
+        s.tun.mss
+    };
+    cfg.mss_clamp = Some(mss);
+    Ok(cfg)
+}
+
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    std::collections::hash_map::RandomState::new().hash_one((now, std::process::id()))
+}
+
+impl CePipeline {
+    /// Builds the CE from checked settings.
+    pub fn new(ce: &CeSettings, s: &Settings) -> Result<Self, PipelineError> {
+        let cfg = ce_config(ce, s)?;
+        let mut ce_pipeline = Ce::new(cfg)?;
+        ce_pipeline.nat_mut().set_signatures(ce.signatures.clone());
+        Ok(Self {
+            ce: ce_pipeline,
+            settings: ce.clone(),
+            events: BTreeMap::new(),
+        })
+    }
+
+    /// The dataplane (for tests).
+    pub fn ce(&self) -> &Ce {
+        &self.ce
+    }
+
+    fn directions(&self) -> [(&'static str, mape_dataplane::Traffic); 4] {
+        let c = self.ce.counters();
+        [
+            ("lan_in", c.rx_lan),
+            ("lan_out", c.tx_lan),
+            ("wan_in", c.rx_wan),
+            ("wan_out", c.tx_wan),
+        ]
+    }
+
+    fn sessions(&self, now: Timestamp, q: &SessionQuery) -> Value {
+        let limit = q.limit.map_or(SessionQuery::DEFAULT_LIMIT as usize, |l| {
+            usize::try_from(l).unwrap_or(usize::MAX)
+        });
+        // A state or dst that names nothing matches no session. The engine builds only
+        // the rows it returns (no pass over every session under the datapath lock).
+        let filter = (|| {
+            Some(SessionFilter {
+                host: q.host,
+                proto: q.proto,
+                state: q.state.as_deref().map(str::parse).transpose().ok()?,
+                remote: q.dst.as_deref().map(str::parse).transpose().ok()?,
+            })
+        })();
+        let rows = filter.map_or_else(Vec::new, |f| {
+            self.ce.nat().sessions_matching(now, &f, limit)
+        });
+        serde_json::to_value(rows).unwrap_or(Value::Null)
+    }
+}
+
+impl Pipeline for CePipeline {
+    fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8])) {
+        self.ce.process_batch(now, packets, &mut tun_sink(emit));
+    }
+
+    fn tick(&mut self, now: Timestamp) {
+        self.ce.expire(now);
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.ce.nat().next_deadline()
+    }
+
+    fn status(&self, now: Timestamp) -> Status {
+        let m = &self.settings.map.mapping;
+        let nat = self.ce.nat();
+        let snap = nat.snapshot(now);
+        let c = self.ce.counters();
+        let bmr = &self.settings.map.bmr;
+        Status {
+            role: StatusRole::Ce,
+            policy: Some(nat.config().name.clone()),
+            map: MapStatus::Ce(CeMap {
+                ipv4: m.share.ipv4.addr().to_string(),
+                psid: m.share.psid,
+                ports: format!(
+                    "{} in {} ranges",
+                    m.share.port_set.count(),
+                    m.share.port_set.range_count()
+                ),
+                port_ranges: m.share.port_set.ranges().map(|r| r.to_string()).collect(),
+                ce_ipv6: m.ce_ipv6.to_string(),
+                br: self
+                    .settings
+                    .map
+                    .domain
+                    .br()
+                    .iter()
+                    .map(|b| b.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rule: format!(
+                    "{} -> {} ea {}",
+                    bmr.ipv6_prefix(),
+                    bmr.ipv4_prefix(),
+                    bmr.ea_len()
+                ),
+                rule_source: self.settings.map.origin.clone(),
+            }),
+            budget: Some(BudgetStatus {
+                total: snap.budget,
+                in_use: snap.in_use,
+                peak: snap.peak,
+                peak_at_s: snap.peak_at.secs_f64(),
+                sessions: snap.sessions,
+                refusals: snap.refusals,
+                last_refusal_s: snap.last_refusal.map(Timestamp::secs_f64),
+                exhausted_at_s: snap.exhausted_at.map(Timestamp::secs_f64),
+                by_protocol: snap
+                    .protocols
+                    .iter()
+                    .map(|p| ProtocolBudget {
+                        proto: p.proto,
+                        total: p.total,
+                        in_use: p.in_use,
+                        peak: p.peak,
+                        peak_at: p.peak_at.millis(),
+                        sessions: p.sessions,
+                    })
+                    .collect(),
+                events_lost: nat.events_lost(),
+            }),
+            traffic: Traffic::Ce {
+                lan_in: flow(c.rx_lan),
+                lan_out: flow(c.tx_lan),
+                wan_in: flow(c.rx_wan),
+                wan_out: flow(c.tx_wan),
+                icmp_generated: c.icmp_generated,
+            },
+            drops: drops_by_name(self.ce.drops()),
+            uptime_s: 0,
+            io: IoStatus::default(),
+        }
+    }
+
+    fn query(&mut self, now: Timestamp, req: &Request) -> Option<Value> {
+        match req {
+            Request::Snapshot => serde_json::to_value(self.ce.nat().snapshot(now)).ok(),
+            Request::Sessions(q) => Some(self.sessions(now, q)),
+            Request::Ports => {
+                let snap = self.ce.nat().snapshot(now);
+                let caps: Vec<Value> = snap
+                    .hosts
+                    .iter()
+                    .map(|h| json!({"addr": h.addr, "cap_udp": self.ce.nat().cap_of(h.addr, Protocol::Udp)}))
+                    .collect();
+                Some(json!({"snapshot": snap, "caps": caps}))
+            }
+            _ => None,
+        }
+    }
+
+    fn reload(&mut self, now: Timestamp, settings: &Settings) -> Result<String, ReloadRefusal> {
+        let Role::Ce(new) = &settings.role else {
+            return Err(ReloadRefusal::RoleChanged("ce"));
+        };
+        if new.map.mapping != self.settings.map.mapping {
+            return Err(ReloadRefusal::MapChanged);
+        }
+        let seed = self.ce.nat().config().seed;
+        self.ce.nat_mut().reconfigure(
+            mape_nat::NatConfig {
+                seed,
+                ..new.nat.clone()
+            },
+            now,
+        )?;
+        self.ce.nat_mut().set_signatures(new.signatures.clone());
+        self.settings = (**new).clone();
+        Ok(format!(
+            "nat policy {} (timers, quotas, filters, forwards)",
+            new.nat.name
+        ))
+    }
+
+    fn metrics(&self, now: Timestamp, m: &mut Metrics) {
+        let snap = self.ce.nat().snapshot(now);
+        for p in &snap.protocols {
+            let l = [("proto", p.proto.as_str())];
+            for (name, help, value) in [
+                (
+                    "mape_port_budget_ports",
+                    "Ports in the MAP-E port set (per protocol)",
+                    p.total,
+                ),
+                (
+                    "mape_ports_in_use",
+                    "External ports holding at least one mapping",
+                    p.in_use,
+                ),
+                (
+                    "mape_ports_peak",
+                    "Highest number of ports in use since start",
+                    p.peak,
+                ),
+                ("mape_sessions", "Live NAT sessions", p.sessions),
+            ] {
+                m.gauge(name, help, &l, u64::from(value));
+            }
+        }
+        for (state, n) in &snap.sessions_by_state {
+            m.gauge(
+                "mape_sessions_by_state",
+                "Live NAT sessions by timer class",
+                &[("state", state)],
+                u64::from(*n),
+            );
+        }
+        m.counter(
+            "mape_refusals",
+            "New flows refused (quota, exhaustion, table full)",
+            &[],
+            snap.refusals,
+        );
+        // Only while a protocol's use grows toward the budget; absent otherwise.
+        for f in &snap.forecasts {
+            m.gauge(
+                "mape_budget_exhaustion_forecast_seconds",
+                "Seconds until the protocol's port budget runs out at the current rate",
+                &[("proto", f.proto.as_str())],
+                f.seconds.round() as u64,
+            );
+        }
+        drop_metrics(self.ce.drops(), m);
+        // Bounded label set: the top ten hosts, the rest summed as "other".
+        let mut other = 0u64;
+        for (i, h) in snap.hosts.iter().enumerate() {
+            if i < 10 {
+                let a = h.addr.to_string();
+                m.gauge(
+                    "mape_host_ports_held",
+                    "Ports held per LAN host (top 10 + other)",
+                    &[("host", &a)],
+                    u64::from(h.ports_held),
+                );
+            } else {
+                other += u64::from(h.ports_held);
+            }
+        }
+        m.gauge(
+            "mape_host_ports_held",
+            "Ports held per LAN host (top 10 + other)",
+            &[("host", "other")],
+            other,
+        );
+        traffic_metrics(self.directions(), m);
+        m.gauge(
+            "mape_reassembly_buffers",
+            "Datagrams being reassembled",
+            &[],
+            self.ce.reassembly_in_progress() as u64,
+        );
+        for (kind, n) in &self.events {
+            m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
+        }
+        m.counter(
+            "mape_events_lost",
+            "Budget events dropped because the engine's queue was full when nobody drained it",
+            &[],
+            self.ce.nat().events_lost(),
+        );
+    }
+
+    fn drain_events(&mut self) -> Vec<Event> {
+        let events: Vec<Event> = self.ce.nat_mut().drain_events().collect();
+        for e in &events {
+            *self.events.entry(kind_name(&e.kind)).or_default() += 1;
+        }
+        events
+    }
+}
