@@ -6,6 +6,11 @@
 //! Layers, sans-IO at the core:
 //! - [`capture`]: streaming pcap/pcapng reader (bounded memory, typed errors) and writer;
 //! - [`packet`]: frame decoding to the engine's terms, skip reasons, IPv4 encoding;
+//!   everything from the IP header up is parsed and built by `mape-wire` (views, `Repr`s,
+//!   checksums). The one exception: the capture's link layer (Ethernet and 802.1Q tags,
+//!   Linux cooked SLL/SLL2, BSD loopback) is read by offset in [`packet`], because the
+//!   router never sees a link layer (it runs on a TUN device) and `mape-wire` has no view
+//!   for one;
 //! - [`scenario`]: deterministic traffic generators (`flow-storm`, `dns-burst`, `p2p`,
 //!   `normal-home`, `tcp-churn`, `udp-churn`), lazy iterators over a small event heap;
 //! - [`replayer`]: the [`Replayer`] that runs one engine per policy over one pass of the
@@ -59,6 +64,9 @@ pub enum RunError {
     /// Writing the scenario capture failed.
     #[error("writing the capture: {0}")]
     Write(#[source] std::io::Error),
+    /// A scenario packet could not be built for the capture.
+    #[error("building a packet for the capture: {0}")]
+    Encode(#[source] mape_wire::WireError),
 }
 
 /// Why a `--ports` size was refused.
@@ -163,7 +171,8 @@ fn run_scenario<W: Write>(
         replayer.feed(sp.at_ms, &sp.packet);
         if let Some((w, link)) = pcap.as_mut() {
             ip_id = ip_id.wrapping_add(1);
-            packet::encode_ipv4(&sp.packet, sp.payload, ip_id, &mut ipbuf);
+            packet::encode_ipv4(&sp.packet, sp.payload, ip_id, &mut ipbuf)
+                .map_err(RunError::Encode)?;
             let data = if *link == linktype::ETHERNET {
                 packet::ethernet_frame(&ipbuf, &mut frame);
                 &frame
