@@ -13,8 +13,10 @@
 //!   for one;
 //! - [`scenario`]: deterministic traffic generators (`flow-storm`, `dns-burst`, `p2p`,
 //!   `normal-home`, `tcp-churn`, `udp-churn`), lazy iterators over a small event heap;
+//! - [`lan`]: which addresses are the LAN, so which way a packet crosses the router;
 //! - [`replayer`]: the [`Replayer`] that runs one engine per policy over one pass of the
 //!   input, remembers translations so answers are fed back inbound, samples ports in use;
+//! - [`series`]: the ports-in-use samples over time, bounded in length;
 //! - [`report`]: the [`Report`] as text (80 columns) or JSON (stable keys);
 //! - [`plot`]: the ports-in-use chart as SVG.
 //!
@@ -29,25 +31,27 @@
 //! ```
 
 pub mod capture;
+pub mod lan;
 pub mod packet;
 pub mod plot;
 pub mod replayer;
 pub mod report;
 mod rng;
 pub mod scenario;
+pub mod series;
 
 use std::io::{Read, Write};
 
 use mape_rules::PortSet;
 
 pub use capture::{CaptureError, CaptureReader, Frame, PcapWriter};
+pub use lan::{Direction, Lan};
 pub use packet::{decode, linktype, Packet, SkipReason};
 pub use plot::{render_svg, write_plot, PlotError};
-pub use replayer::{
-    policies_by_name, Direction, Lan, ReplayConfig, ReplayError, Replayer, Series, DEFAULT_EXTERNAL,
-};
+pub use replayer::{policies_by_name, ReplayConfig, ReplayError, Replayer, DEFAULT_EXTERNAL};
 pub use report::{render_json, render_text, PolicyReport, Report};
 pub use scenario::{Scenario, ScenarioError, ScenarioKind, ScenarioPacket, ScenarioParams};
+pub use series::{SamplePoint, Series, MAX_POLICIES};
 
 /// Everything that can stop a replay.
 #[derive(Debug, thiserror::Error)]
