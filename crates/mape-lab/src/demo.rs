@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{addr, count_frames, Lab, LabError, LabOptions};
+use crate::addr;
+use crate::error::LabError;
+use crate::topology::{Lab, LabOptions};
+use crate::traffic::count_frames;
 
 /// One policy's outcome.
 #[derive(Debug, Clone, Serialize)]
