@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::addr;
 use crate::error::LabError;
+pub use crate::servers::lan1_iteration;
 use crate::topology::{Lab, LabOptions};
 use crate::traffic::count_frames;
 
@@ -70,39 +70,6 @@ fn json_u64(v: &serde_json::Value, path: &[&str]) -> u64 {
         }
     }
     cur.as_u64().unwrap_or(0)
-}
-
-/// One lan1 iteration: resolve with dig, then fetch with curl. True when both worked.
-pub fn lan1_iteration(lab: &Lab) -> bool {
-    let ns = lab.ns("lan1");
-    let Ok(out) = lab.exec(
-        &ns,
-        &[
-            "dig",
-            "+time=1",
-            "+tries=1",
-            "+short",
-            "@203.0.113.10",
-            addr::WWW,
-        ],
-    ) else {
-        return false;
-    };
-    let answer = String::from_utf8_lossy(&out.stdout);
-    let Some(ip) = answer
-        .lines()
-        .find(|l| l.parse::<std::net::Ipv4Addr>().is_ok())
-    else {
-        return false;
-    };
-    let resolve = format!("{}:80:{ip}", addr::WWW);
-    let url = format!("http://{}/index.html", addr::WWW);
-    lab.exec(
-        &ns,
-        &["curl", "-s", "-f", "-m", "2", "--resolve", &resolve, &url],
-    )
-    .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("mape lab"))
-    .unwrap_or(false)
 }
 
 /// Runs the demo for one policy.

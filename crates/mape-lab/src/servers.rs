@@ -26,43 +26,15 @@ while True:
 "#;
 
 impl Lab {
-    /// Waits until lan1 resolves the lab's web name through the tunnel: servers listening,
-    /// neighbour caches filled, the whole path proven before any test counts anything.
-    pub(crate) fn warm_up(&self, lan1: &str) -> Result<(), LabError> {
+    /// Waits until lan1 resolves the lab's web name and fetches its page through the tunnel
+    /// ([`lan1_iteration`]): servers listening, neighbour caches filled, the whole path
+    /// proven before any test counts anything.
+    pub(crate) fn warm_up(&self) -> Result<(), LabError> {
         let limit = Duration::from_secs(15);
         let t0 = Instant::now();
         self.wait_listeners(limit)?;
         while t0.elapsed() < limit {
-            let ok = self
-                .exec(
-                    lan1,
-                    &[
-                        "dig",
-                        "+time=1",
-                        "+tries=1",
-                        "+short",
-                        "@203.0.113.10",
-                        addr::WWW,
-                    ],
-                )
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains("203.0.113.10"))
-                .unwrap_or(false);
-            let http = ok
-                && self
-                    .exec(
-                        lan1,
-                        &[
-                            "curl",
-                            "-s",
-                            "-f",
-                            "-m",
-                            "2",
-                            "http://203.0.113.10/index.html",
-                        ],
-                    )
-                    .map(|o| o.status.success())
-                    .unwrap_or(false);
-            if http {
+            if lan1_iteration(self) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -226,4 +198,37 @@ impl Lab {
         }
         Ok(())
     }
+}
+
+/// One lan1 iteration: resolve with dig, then fetch with curl. True when both worked.
+pub fn lan1_iteration(lab: &Lab) -> bool {
+    let ns = lab.ns("lan1");
+    let Ok(out) = lab.exec(
+        &ns,
+        &[
+            "dig",
+            "+time=1",
+            "+tries=1",
+            "+short",
+            "@203.0.113.10",
+            addr::WWW,
+        ],
+    ) else {
+        return false;
+    };
+    let answer = String::from_utf8_lossy(&out.stdout);
+    let Some(ip) = answer
+        .lines()
+        .find(|l| l.parse::<std::net::Ipv4Addr>().is_ok())
+    else {
+        return false;
+    };
+    let resolve = format!("{}:80:{ip}", addr::WWW);
+    let url = format!("http://{}/index.html", addr::WWW);
+    lab.exec(
+        &ns,
+        &["curl", "-s", "-f", "-m", "2", "--resolve", &resolve, &url],
+    )
+    .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("mape lab"))
+    .unwrap_or(false)
 }

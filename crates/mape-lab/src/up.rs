@@ -42,6 +42,6 @@ impl Lab {
         let (inet, sink) = (self.ns("inet"), self.ns("sink"));
         self.start_servers(&inet, &sink)?;
         self.start_daemons(&ce, &isp)?;
-        self.warm_up(&self.ns("lan1"))
+        self.warm_up()
     }
 }
