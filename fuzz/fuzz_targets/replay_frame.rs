@@ -21,7 +21,7 @@ fuzz_target!(|input: (u8, &[u8])| {
     let link = links[usize::from(sel) % links.len()];
     if let Ok(p) = decode(link, data) {
         let mut buf = Vec::new();
-        encode_ipv4(&p, 0, 1, &mut buf);
+        encode_ipv4(&p, 0, 1, &mut buf).expect("a decoded packet encodes");
         assert_eq!(decode(linktype::RAW, &buf), Ok(p));
     }
 });

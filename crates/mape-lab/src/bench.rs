@@ -25,8 +25,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::addr;
 use crate::churn::{ConnLoop, ConnMode, TCP_CLOSE_PORT};
-use crate::{addr, Lab, LabError, LabOptions};
+use crate::error::LabError;
+use crate::topology::{Lab, LabOptions};
 
 /// One test's figure per mode.
 pub type Row = BTreeMap<&'static str, f64>;

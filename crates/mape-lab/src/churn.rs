@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Lab, LabError};
+use crate::error::LabError;
+use crate::topology::Lab;
 
 /// The lab's UDP echo server (203.0.113.10): answers each datagram with itself.
 pub const UDP_ECHO_PORT: u16 = 7008;

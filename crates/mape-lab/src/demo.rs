@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{addr, count_frames, Lab, LabError, LabOptions};
+use crate::error::LabError;
+pub use crate::servers::lan1_iteration;
+use crate::topology::{Lab, LabOptions};
+use crate::traffic::count_frames;
 
 /// One policy's outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -56,39 +59,6 @@ pub struct DemoOptions {
     pub iterations: u32,
     /// Storm target.
     pub target: (std::net::Ipv4Addr, u16),
-}
-
-/// One lan1 iteration: resolve with dig, then fetch with curl. True when both worked.
-pub fn lan1_iteration(lab: &Lab) -> bool {
-    let ns = lab.ns("lan1");
-    let Ok(out) = lab.exec(
-        &ns,
-        &[
-            "dig",
-            "+time=1",
-            "+tries=1",
-            "+short",
-            "@203.0.113.10",
-            addr::WWW,
-        ],
-    ) else {
-        return false;
-    };
-    let answer = String::from_utf8_lossy(&out.stdout);
-    let Some(ip) = answer
-        .lines()
-        .find(|l| l.parse::<std::net::Ipv4Addr>().is_ok())
-    else {
-        return false;
-    };
-    let resolve = format!("{}:80:{ip}", addr::WWW);
-    let url = format!("http://{}/index.html", addr::WWW);
-    lab.exec(
-        &ns,
-        &["curl", "-s", "-f", "-m", "2", "--resolve", &resolve, &url],
-    )
-    .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("mape lab"))
-    .unwrap_or(false)
 }
 
 /// Runs the demo for one policy.

@@ -6,10 +6,17 @@
 //! Layers, sans-IO at the core:
 //! - [`capture`]: streaming pcap/pcapng reader (bounded memory, typed errors) and writer;
 //! - [`packet`]: frame decoding to the engine's terms, skip reasons, IPv4 encoding;
+//!   everything from the IP header up is parsed and built by `mape-wire` (views, `Repr`s,
+//!   checksums). The one exception: the capture's link layer (Ethernet and 802.1Q tags,
+//!   Linux cooked SLL/SLL2, BSD loopback) is read by offset in [`packet`], because the
+//!   router never sees a link layer (it runs on a TUN device) and `mape-wire` has no view
+//!   for one;
 //! - [`scenario`]: deterministic traffic generators (`flow-storm`, `dns-burst`, `p2p`,
 //!   `normal-home`, `tcp-churn`, `udp-churn`), lazy iterators over a small event heap;
+//! - [`lan`]: which addresses are the LAN, so which way a packet crosses the router;
 //! - [`replayer`]: the [`Replayer`] that runs one engine per policy over one pass of the
 //!   input, remembers translations so answers are fed back inbound, samples ports in use;
+//! - [`series`]: the ports-in-use samples over time, bounded in length;
 //! - [`report`]: the [`Report`] as text (80 columns) or JSON (stable keys);
 //! - [`plot`]: the ports-in-use chart as SVG.
 //!
@@ -24,25 +31,27 @@
 //! ```
 
 pub mod capture;
+pub mod lan;
 pub mod packet;
 pub mod plot;
 pub mod replayer;
 pub mod report;
 mod rng;
 pub mod scenario;
+pub mod series;
 
 use std::io::{Read, Write};
 
 use mape_rules::PortSet;
 
 pub use capture::{CaptureError, CaptureReader, Frame, PcapWriter};
+pub use lan::{Direction, Lan};
 pub use packet::{decode, linktype, Packet, SkipReason};
 pub use plot::{render_svg, write_plot, PlotError};
-pub use replayer::{
-    policies_by_name, Direction, Lan, ReplayConfig, ReplayError, Replayer, Series, DEFAULT_EXTERNAL,
-};
+pub use replayer::{policies_by_name, ReplayConfig, ReplayError, Replayer, DEFAULT_EXTERNAL};
 pub use report::{render_json, render_text, PolicyReport, Report};
 pub use scenario::{Scenario, ScenarioError, ScenarioKind, ScenarioPacket, ScenarioParams};
+pub use series::{SamplePoint, Series, MAX_POLICIES};
 
 /// Everything that can stop a replay.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +68,9 @@ pub enum RunError {
     /// Writing the scenario capture failed.
     #[error("writing the capture: {0}")]
     Write(#[source] std::io::Error),
+    /// A scenario packet could not be built for the capture.
+    #[error("building a packet for the capture: {0}")]
+    Encode(#[source] mape_wire::WireError),
 }
 
 /// Why a `--ports` size was refused.
@@ -163,7 +175,8 @@ fn run_scenario<W: Write>(
         replayer.feed(sp.at_ms, &sp.packet);
         if let Some((w, link)) = pcap.as_mut() {
             ip_id = ip_id.wrapping_add(1);
-            packet::encode_ipv4(&sp.packet, sp.payload, ip_id, &mut ipbuf);
+            packet::encode_ipv4(&sp.packet, sp.payload, ip_id, &mut ipbuf)
+                .map_err(RunError::Encode)?;
             let data = if *link == linktype::ETHERNET {
                 packet::ethernet_frame(&ipbuf, &mut frame);
                 &frame

@@ -15,16 +15,16 @@ use std::net::Ipv4Addr;
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use mape_nat::{
-    ConfigError, Endpoint, EventKind, InboundPacket, InboundVerdict, Ipv4Prefix, Nat, NatConfig,
-    NatDrop, OutboundPacket, OutboundVerdict, Pattern, Protocol, TcpFlags, Timestamp, POLICY_NAMES,
+    ConfigError, Endpoint, EventKind, InboundPacket, InboundVerdict, Nat, NatConfig, NatDrop,
+    OutboundPacket, OutboundVerdict, Pattern, Protocol, TcpFlags, Timestamp, POLICY_NAMES,
 };
 use mape_rules::PortSet;
 
+use crate::lan::{Direction, Lan};
 use crate::packet::{decode, IcmpKind, Packet, SkipReason};
 use crate::report::{PolicyReport, Replies, Report};
+use crate::series::{Series, MAX_POLICIES};
 
-/// At most this many policies run side by side.
-pub const MAX_POLICIES: usize = 3;
 /// At most this many LAN hosts are tracked one by one (the rest are counted together).
 pub const MAX_HOSTS: usize = 65_536;
 /// The default external address (TEST-NET-1) when no rule gives one.
@@ -78,55 +78,6 @@ pub fn policies_by_name<S: AsRef<str>>(names: &[S]) -> Result<Vec<NatConfig>, Re
     Ok(out)
 }
 
-/// Which addresses are the LAN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lan {
-    /// RFC 1918 private sources are the LAN. A packet from a private address is outbound
-    /// whatever its destination (a private destination of another network is exactly what
-    /// the incident sent); a packet from a public address to a private one is inbound.
-    Private,
-    /// These prefixes are the LAN (`--lan`); traffic between two LAN addresses is skipped
-    /// as LAN-local.
-    Nets(Vec<Ipv4Prefix>),
-}
-
-/// Direction of a packet through the router.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// LAN → internet.
-    Outbound,
-    /// Internet → LAN.
-    Inbound,
-}
-
-fn is_private(a: Ipv4Addr) -> bool {
-    a.is_private()
-}
-
-impl Lan {
-    /// Whether `a` is a LAN address.
-    pub fn contains(&self, a: Ipv4Addr) -> bool {
-        match self {
-            Lan::Private => is_private(a),
-            Lan::Nets(nets) => nets.iter().any(|n| n.contains(a)),
-        }
-    }
-
-    /// The direction of a packet `src → dst`, or why it is skipped.
-    pub fn classify(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Result<Direction, SkipReason> {
-        if dst.is_multicast() || dst.is_broadcast() {
-            return Err(SkipReason::Multicast);
-        }
-        let (s, d) = (self.contains(src), self.contains(dst));
-        match (s, d, self) {
-            (true, true, Lan::Nets(_)) => Err(SkipReason::LanLocal),
-            (true, _, _) => Ok(Direction::Outbound),
-            (false, true, _) => Ok(Direction::Inbound),
-            (false, false, _) => Err(SkipReason::NotLan),
-        }
-    }
-}
-
 /// What a replay runs.
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -158,78 +109,6 @@ impl ReplayConfig {
             lan: Lan::Private,
             sample_ms: 1000,
             max_points: 1200,
-        }
-    }
-}
-
-/// One sample: ports in use per policy (max over the sample's bucket).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SamplePoint {
-    /// Milliseconds from the first packet.
-    pub t_ms: u64,
-    /// Ports in use (most pressed protocol), per policy in report order.
-    pub used: [u32; MAX_POLICIES],
-}
-
-/// Ports in use over time, bounded in length.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Series {
-    /// Samples in time order.
-    pub points: Vec<SamplePoint>,
-    /// Capture milliseconds one point covers.
-    pub point_ms: u64,
-    width: u64,
-    acc: Option<SamplePoint>,
-    acc_n: u64,
-    max_points: usize,
-}
-
-impl Series {
-    fn new(max_points: usize, sample_ms: u64) -> Self {
-        Self {
-            points: Vec::new(),
-            point_ms: sample_ms,
-            width: 1,
-            acc: None,
-            acc_n: 0,
-            max_points: max_points.max(16),
-        }
-    }
-
-    fn add(&mut self, t_ms: u64, used: [u32; MAX_POLICIES]) {
-        let acc = self.acc.get_or_insert(SamplePoint { t_ms, used });
-        for (a, u) in acc.used.iter_mut().zip(used) {
-            *a = (*a).max(u);
-        }
-        self.acc_n += 1;
-        if self.acc_n >= self.width {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some(p) = self.acc.take() {
-            self.points.push(p);
-        }
-        self.acc_n = 0;
-        if self.points.len() >= self.max_points {
-            // Halve: keep the maximum of each pair so peaks survive.
-            let merged = self
-                .points
-                .chunks(2)
-                .map(|c| {
-                    let mut p = c[0];
-                    if let Some(q) = c.get(1) {
-                        for (a, b) in p.used.iter_mut().zip(q.used) {
-                            *a = (*a).max(b);
-                        }
-                    }
-                    p
-                })
-                .collect();
-            self.points = merged;
-            self.width *= 2;
-            self.point_ms *= 2;
         }
     }
 }
@@ -809,45 +688,6 @@ mod tests {
     }
 
     #[test]
-    fn lan_classification() {
-        let p = Lan::Private;
-        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(
-            p.classify(a("192.168.1.10"), a("1.1.1.1")),
-            Ok(Direction::Outbound)
-        );
-        assert_eq!(
-            p.classify(a("192.168.1.23"), a("192.168.1.211")),
-            Ok(Direction::Outbound)
-        );
-        assert_eq!(
-            p.classify(a("1.1.1.1"), a("192.168.1.10")),
-            Ok(Direction::Inbound)
-        );
-        assert_eq!(
-            p.classify(a("1.1.1.1"), a("8.8.8.8")),
-            Err(SkipReason::NotLan)
-        );
-        assert_eq!(
-            p.classify(a("192.168.1.10"), a("239.255.255.250")),
-            Err(SkipReason::Multicast)
-        );
-        let n = Lan::Nets(vec!["192.168.1.0/24".parse().unwrap()]);
-        assert_eq!(
-            n.classify(a("192.168.1.10"), a("192.168.1.1")),
-            Err(SkipReason::LanLocal)
-        );
-        assert_eq!(
-            n.classify(a("192.168.1.10"), a("10.0.0.1")),
-            Ok(Direction::Outbound)
-        );
-        assert_eq!(
-            n.classify(a("10.0.0.1"), a("192.168.1.10")),
-            Ok(Direction::Inbound)
-        );
-    }
-
-    #[test]
     fn replies_reach_the_engine_through_the_remembered_translation() {
         let mut r = Replayer::new(ReplayConfig::new(v6plus())).unwrap();
         let q = Packet::udp(ep("192.168.1.10:40000"), ep("1.1.1.1:53"));
@@ -887,19 +727,6 @@ mod tests {
         let rtx = &rep.policies[2];
         assert_eq!(rtx.filtered, 0);
         assert_eq!(rtx.peak_ports, 50);
-    }
-
-    #[test]
-    fn series_downsampling_keeps_peaks_and_bounds_length() {
-        let mut s = Series::new(16, 1000);
-        for t in 0..1000u64 {
-            let v = if t == 500 { 99 } else { 1 };
-            s.add(t * 1000, [v, 0, 0]);
-        }
-        s.flush();
-        assert!(s.points.len() <= 16);
-        assert_eq!(s.points.iter().map(|p| p.used[0]).max(), Some(99));
-        assert!(s.points.windows(2).all(|w| w[0].t_ms < w[1].t_ms));
     }
 
     #[test]

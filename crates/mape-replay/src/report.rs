@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use mape_nat::{DestinationFilter, Pattern};
 use serde::Serialize;
 
-use crate::replayer::Series;
+use crate::series::Series;
 
 /// Answers from the internet side, per policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -13,14 +13,16 @@ use std::io::Cursor;
 use std::net::Ipv4Addr;
 
 use mape_nat::{Endpoint, Protocol, TcpFlags};
+
+mod common;
+use common::policy;
 use mape_replay::scenario::{
     normal_host, CHURN_SERVER, PING_CHURN_PER_S, TCP_CHURN_HOST, TCP_CHURN_PER_S, TCP_CHURN_PORT,
     UDP_CHURN_HOST, UDP_CHURN_PER_S, UDP_CHURN_PORT,
 };
 use mape_replay::{
-    budget_port_set, decode, linktype, render_text, replay_capture, replay_scenario,
-    replay_scenario_to_pcap, CaptureReader, PcapWriter, PolicyReport, ReplayConfig, Report,
-    Scenario, ScenarioKind, ScenarioPacket, ScenarioParams,
+    budget_port_set, decode, linktype, render_text, replay_scenario, CaptureReader, PolicyReport,
+    ReplayConfig, Report, Scenario, ScenarioKind, ScenarioPacket, ScenarioParams,
 };
 
 const BUDGET: u32 = 240;
@@ -47,13 +49,6 @@ fn replay(p: &ScenarioParams) -> Report {
     r
 }
 
-fn policy<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
-    r.policies
-        .iter()
-        .find(|p| p.name == name)
-        .unwrap_or_else(|| panic!("no policy {name}"))
-}
-
 fn refused(p: &PolicyReport, host: Ipv4Addr) -> u64 {
     *p.refused_by_host
         .get(&host)
@@ -62,6 +57,16 @@ fn refused(p: &PolicyReport, host: Ipv4Addr) -> u64 {
 
 fn normal_hosts(kind: ScenarioKind) -> Vec<Ipv4Addr> {
     (0..kind.default_hosts()).map(normal_host).collect()
+}
+
+/// Under `mape` no flow of the scenario goes to a filtered destination and neither the
+/// churning host nor any household host is ever refused.
+fn assert_mape_refuses_no_one(r: &Report, kind: ScenarioKind, churn_host: Ipv4Addr) {
+    let mape = policy(r, "mape");
+    assert_eq!(mape.filtered, 0, "every destination is public");
+    for h in normal_hosts(kind).iter().chain([&churn_host]) {
+        assert_eq!(refused(mape, *h), 0, "mape refuses {h}");
+    }
 }
 
 fn is_churn_tcp(sp: &ScenarioPacket) -> bool {
@@ -312,14 +317,7 @@ fn tcp_churn_mape_never_refuses_the_churning_host() {
     let run = tcp_churn_run();
     // The churning host, its lookups and side connections included, is never refused, nor
     // is anyone else: closed connections are idle state that can be recycled.
-    let mape = policy(&run.report, "mape");
-    assert_eq!(mape.filtered, 0, "every destination is public");
-    for h in normal_hosts(ScenarioKind::TcpChurn)
-        .iter()
-        .chain([&TCP_CHURN_HOST])
-    {
-        assert_eq!(refused(mape, *h), 0, "mape refuses {h}");
-    }
+    assert_mape_refuses_no_one(&run.report, ScenarioKind::TcpChurn, TCP_CHURN_HOST);
 }
 
 #[test]
@@ -397,14 +395,7 @@ fn udp_churn_mape_never_refuses_the_churning_host() {
     let run = udp_churn_run();
     // Answered one-shot flows and answered pings are idle state that can be recycled: the
     // churning host is never refused, its DNS included, and neither is the household.
-    let mape = policy(&run.report, "mape");
-    assert_eq!(mape.filtered, 0, "every destination is public");
-    for h in normal_hosts(ScenarioKind::UdpChurn)
-        .iter()
-        .chain([&UDP_CHURN_HOST])
-    {
-        assert_eq!(refused(mape, *h), 0, "mape refuses {h}");
-    }
+    assert_mape_refuses_no_one(&run.report, ScenarioKind::UdpChurn, UDP_CHURN_HOST);
 }
 
 #[test]
@@ -533,14 +524,7 @@ fn tcp_sequence_numbers_are_consistent_in_every_scenario() {
 fn churn_scenarios_survive_a_pcap_round_trip() {
     for kind in [ScenarioKind::TcpChurn, ScenarioKind::UdpChurn] {
         let p = params(kind, 120, 1.0);
-        let cfg = ReplayConfig::new(budget_port_set(BUDGET).unwrap());
-        let mut w = PcapWriter::new(Vec::new(), linktype::ETHERNET).unwrap();
-        let direct =
-            replay_scenario_to_pcap(&p, cfg, &mut w, linktype::ETHERNET, |_, _| {}).unwrap();
-        let bytes = w.finish().unwrap();
-        let cfg = ReplayConfig::new(budget_port_set(BUDGET).unwrap());
-        let replayed =
-            replay_capture(Cursor::new(bytes.clone()), cfg, "capture", |_, _| {}).unwrap();
+        let (direct, bytes, replayed) = common::pcap_round_trip(&p, BUDGET, linktype::ETHERNET);
         // Packet by packet, TCP numbers included.
         let mut reader = CaptureReader::new(Cursor::new(&bytes)).unwrap();
         for (i, sp) in packets(&p).into_iter().enumerate() {
@@ -548,12 +532,6 @@ fn churn_scenarios_survive_a_pcap_round_trip() {
             assert_eq!(decode(f.link, f.data), Ok(sp.packet), "{kind} frame {i}");
         }
         assert!(reader.next_frame().unwrap().is_none());
-        assert_eq!(replayed.packets, direct.packets, "{kind}");
-        assert!(replayed.skipped.values().all(|n| *n == 0), "{kind}");
-        for (a, b) in direct.policies.iter().zip(&replayed.policies) {
-            assert_eq!(a.peak_ports, b.peak_ports, "{kind} {}", a.name);
-            assert_eq!(a.refused_by_host, b.refused_by_host, "{kind} {}", a.name);
-            assert_eq!(a.replies, b.replies, "{kind} {}", a.name);
-        }
+        common::assert_replayed_alike(&direct, &replayed, &kind.to_string());
     }
 }

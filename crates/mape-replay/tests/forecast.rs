@@ -2,9 +2,11 @@
 //! exhaustion and never on quiet traffic, and the culprit is named by its pattern.
 
 use mape_nat::Pattern;
+
+mod common;
+use common::policy;
 use mape_replay::{
-    budget_port_set, replay_scenario, PolicyReport, ReplayConfig, Report, ScenarioKind,
-    ScenarioParams,
+    budget_port_set, replay_scenario, ReplayConfig, Report, ScenarioKind, ScenarioParams,
 };
 
 fn run(kind: ScenarioKind, secs: u64) -> Report {
@@ -16,10 +18,6 @@ fn run(kind: ScenarioKind, secs: u64) -> Report {
         |_, _| {},
     )
     .unwrap()
-}
-
-fn policy<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
-    r.policies.iter().find(|p| p.name == name).unwrap()
 }
 
 /// A warning is false when the budget did not run out afterwards.

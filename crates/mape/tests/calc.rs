@@ -1,26 +1,12 @@
 //! End-to-end checks of `mape calc`: runs the built binary.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn mape(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mape"))
-        .args(args)
-        .env("LC_ALL", "C")
-        .output()
-        .expect("run mape")
-}
+mod common;
+use common::run as mape;
 
 fn json(args: &[&str]) -> Value {
-    let out = mape(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: exit {:?}, stderr {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = common::stdout_ok(args);
     assert_eq!(
         text.trim().lines().count(),
         1,

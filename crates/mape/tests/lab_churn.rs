@@ -9,18 +9,17 @@
 //! message, except under CI (CI=true), where that is a failure. Every loop is bounded in
 //! count and in time; the lab is torn down by `Drop` also when an assertion fails.
 
-use std::path::PathBuf;
+use std::process::Output;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mape_lab::churn::{
     self, ConnLoop, ConnLoopResult, ConnMode, UdpExchanges, UdpExchangesResult, UDP_ECHO_PORT,
 };
-use mape_lab::{addr, Lab, LabOptions};
+use mape_lab::{addr, Lab, LabError, LabOptions};
 
-fn mape() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mape"))
-}
+mod common;
+use common::{bin as mape, text as out};
 
 /// Whether the lab can run here; panics under CI when it cannot.
 fn lab_possible() -> bool {
@@ -32,14 +31,6 @@ fn lab_possible() -> bool {
 fn one_lab_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// `mape show ports --json` from the CE: (TCP in use, TCP total, UDP in use, ICMP in use,
@@ -74,6 +65,20 @@ fn show_ports(lab: &Lab) -> (u64, u64, u64, u64, u64, serde_json::Value) {
 fn pace(start: Instant, period: Duration) {
     if let Some(rest) = period.checked_sub(start.elapsed()) {
         std::thread::sleep(rest);
+    }
+}
+
+/// Keeps the first `max` failures of a probe as "label: what it printed (or why it did not
+/// run)".
+fn note_failure(
+    failures: &mut Vec<String>,
+    max: usize,
+    what: Result<Output, LabError>,
+    label: impl FnOnce() -> String,
+) {
+    if failures.len() < max {
+        let what = what.map(|o| out(&o)).unwrap_or_else(|e| e.to_string());
+        failures.push(format!("{}: {}", label(), what.trim()));
     }
 }
 
@@ -125,14 +130,9 @@ fn tcp_connect_loop_to_one_server_never_locks_the_host_out() {
             match o {
                 Ok(o) if o.status.success() && out(&o).contains("mape lab") => s.ok += 1,
                 other => {
-                    if s.failures.len() < 5 {
-                        let what = other.map(|o| out(&o)).unwrap_or_else(|e| e.to_string());
-                        s.failures.push(format!(
-                            "{name} at {:.1} s: {}",
-                            t0.elapsed().as_secs_f64(),
-                            what.trim()
-                        ));
-                    }
+                    note_failure(&mut s.failures, 5, other, || {
+                        format!("{name} at {:.1} s", t0.elapsed().as_secs_f64())
+                    });
                 }
             }
         }
@@ -228,14 +228,9 @@ fn udp_one_shot_exchanges_keep_dns_alive() {
         match o {
             Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "203.0.113.10" => dig_ok += 1,
             other => {
-                if dig_failures.len() < 5 {
-                    let what = other.map(|o| out(&o)).unwrap_or_else(|e| e.to_string());
-                    dig_failures.push(format!(
-                        "at {:.1} s: {}",
-                        t0.elapsed().as_secs_f64(),
-                        what.trim()
-                    ));
-                }
+                note_failure(&mut dig_failures, 5, other, || {
+                    format!("at {:.1} s", t0.elapsed().as_secs_f64())
+                });
             }
         }
         pace(round, Duration::from_secs(1));
@@ -295,10 +290,7 @@ fn six_hundred_single_pings_all_succeed() {
             Ok(o) if o.status.success() => ok += 1,
             other => {
                 first_failure.get_or_insert(sent);
-                if failures.len() < 3 {
-                    let what = other.map(|o| out(&o)).unwrap_or_else(|e| e.to_string());
-                    failures.push(format!("ping {sent}: {}", what.trim()));
-                }
+                note_failure(&mut failures, 3, other, || format!("ping {sent}"));
             }
         }
     }

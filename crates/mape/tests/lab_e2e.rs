@@ -12,21 +12,12 @@ use std::time::Duration;
 use mape_lab::demo::{lan1_iteration, DemoOptions};
 use mape_lab::{addr, Lab, LabOptions};
 
-fn mape() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mape"))
-}
+mod common;
+use common::{bin as mape, text as out};
 
 /// Whether the lab can run here; panics under CI when it cannot.
 fn lab_possible() -> bool {
     mape_lab::possible_or_skip("end-to-end tests")
-}
-
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The 240 ports of the lab CE: PSID 0x34, a = 4, k = 8.

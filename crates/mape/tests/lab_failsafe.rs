@@ -26,9 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mape_lab::{Lab, LabOptions};
 
-fn mape() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mape"))
-}
+mod common;
+use common::{bin as mape, text as out};
 
 fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -58,14 +57,6 @@ fn failpoints_bin() -> Option<PathBuf> {
     assert!(!under_ci(), "{msg}");
     eprintln!("skipping fault-injection test: {msg}");
     None
-}
-
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn ping_once(lab: &Lab) -> bool {

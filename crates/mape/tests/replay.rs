@@ -1,25 +1,16 @@
 //! `mape replay` end to end: the built binary, its JSON contract and the acceptance facts.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn mape(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mape"))
-        .args(args)
-        .output()
-        .expect("run mape")
-}
+mod common;
+#[path = "../../mape-replay/tests/common/report_keys.rs"]
+mod report;
+use common::run as mape;
 
 fn json(args: &[&str]) -> Value {
-    let out = mape(args);
-    assert!(
-        out.status.success(),
-        "mape {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    serde_json::from_str(&common::stdout_ok(args)).expect("one JSON object")
 }
 
 fn policy<'a>(v: &'a Value, name: &str) -> &'a Value {
@@ -38,24 +29,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn assert_incident(v: &Value) {
-    for k in ["budget", "duration_s", "packets", "skipped", "policies"] {
-        assert!(v.get(k).is_some(), "missing {k}");
-    }
-    assert_eq!(v["budget"], 240);
-    for p in v["policies"].as_array().unwrap() {
-        for k in [
-            "name",
-            "peak_ports",
-            "exhausted_at_s",
-            "refused",
-            "refused_by_host",
-            "culprit",
-            "culprit_pattern",
-            "advice",
-        ] {
-            assert!(p.get(k).is_some(), "{}: missing {k}", p["name"]);
-        }
-    }
+    report::assert_report_keys(v);
     let rtx = policy(v, "rtx830-like");
     assert!(rtx["exhausted_at_s"].is_number(), "{rtx}");
     assert!(rtx["refused"].as_u64().unwrap() > 0);

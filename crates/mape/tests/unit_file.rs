@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+
 const UNIT: &str = include_str!("../../../dist/mape.service");
 
 fn analyze_available() -> bool {
@@ -80,11 +82,7 @@ fn systemd_analyze_verifies_the_unit_and_rates_it() {
         .arg(&path)
         .output()
         .expect("systemd-analyze verify");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = common::text(&o);
     assert!(o.status.success(), "systemd-analyze verify: {text}");
     assert!(
         !text.contains("mape.service:"),
