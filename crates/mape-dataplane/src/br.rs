@@ -9,14 +9,13 @@ use mape_nat::Timestamp;
 use mape_rules::{IidFormat, MapDomain, Rule};
 use mape_wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
 
-use crate::ce::{longest_v4, longest_v6, send_icmp, CeError};
 use crate::drop::{DropCounters, DropReason};
 use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
-use crate::frag::{
-    fragment_v6, reassemble_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig,
-};
-use crate::icmp::{self, RateLimiter};
+use crate::error::CeError;
+use crate::frag::{fragment_v6, reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
+use crate::icmp::{self, send_icmp, RateLimiter};
 use crate::l4::{self, addr6_at, addr_at, is_unicast, L4Kind};
+use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
 
 const HEAD: usize = IPV6_HEADER_LEN;
@@ -188,27 +187,11 @@ impl Br {
         src6: Option<Ipv6Addr>,
         out: &mut S,
     ) -> Verdict {
-        let pkt = ip.packet_bytes();
-        let hl = usize::from(ip.header_len());
-        let f = Fragment {
-            key: FragKey::V4 {
-                src: ip.src_addr(),
-                dst: ip.dst_addr(),
-                proto: ip.protocol(),
-                id: ip.ident(),
-            },
-            offset: usize::from(ip.frag_offset()),
-            more: ip.more_frags(),
-            header: &pkt[..hl],
-            nh_at: 0,
-            next_header: 0,
-            data: &pkt[hl..],
-        };
         let mut r = core::mem::take(&mut self.r4);
-        let v = match self.reasm.insert(now.millis(), f, &mut r) {
-            FragResult::Incomplete => Verdict::Buffered,
-            FragResult::Dropped(d) => Verdict::Dropped(d),
-            FragResult::Complete => {
+        let v = match reassemble_v4(&mut self.reasm, now.millis(), ip, &mut r) {
+            Ok(false) => Verdict::Buffered,
+            Err(d) => Verdict::Dropped(d),
+            Ok(true) => {
                 self.counters.reassembled += 1;
                 match src6 {
                     None => self.internet_datagram(now, &r, out),

@@ -3,24 +3,24 @@
 //! (§8.1) → decapsulation → reverse NAPT → LAN, with the ICMP (§8.2, RFC 5508, RFC 2473
 //! §8) and fragment (§8.3) paths. Steps are named after the RFC text they implement.
 
-use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use mape_nat::{
-    ConfigError, Endpoint, InboundPacket, InboundVerdict, Nat, NatConfig, OutboundPacket,
-    OutboundVerdict, RefuseNotice, TcpFlags, Timestamp,
+    Endpoint, InboundPacket, InboundVerdict, Nat, OutboundPacket, OutboundVerdict, RefuseNotice,
+    TcpFlags, Timestamp,
 };
-use mape_rules::{IidFormat, Ipv6Net, MapDomain, MapError, PortSet, Rule};
 use mape_wire::{icmpv6, IpProtocol, Ipv4Packet, Ipv6Packet};
 
+pub use crate::config::CeConfig;
 use crate::drop::{DropCounters, DropReason};
-use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
-use crate::frag::{
-    fragment_v6, reassemble_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig,
-};
-use crate::icmp::{self, RateLimiter};
+use crate::encap::{Outer, IPV6_HEADER_LEN};
+pub use crate::error::CeError;
+use crate::frag::{fragment_v6, reassemble_v4, reassemble_v6, Reassembler};
+use crate::icmp::{self, send_icmp, RateLimiter};
 use crate::l4::{self, addr6_at, addr_at, is_unicast, nat_remote, rd32, L4Kind, Side};
 use crate::mss;
+use crate::pmtu::PmtuCache;
+use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
 
 /// Headroom in front of the IPv4 packet in the scratch buffer: the outer IPv6 header.
@@ -29,209 +29,6 @@ const HEAD: usize = IPV6_HEADER_LEN;
 const BUF_LEN: usize = HEAD + 65535;
 /// Largest quote of an embedded IPv4 packet in an ICMPv4 error (576 − 20 − 8).
 const MAX_QUOTE: usize = 548;
-/// How long a learned tunnel path MTU is kept (RFC 8201 §4: 10 minutes recommended).
-const PMTU_TTL_MS: u64 = 600_000;
-
-/// Everything a CE pipeline needs. Build it from a domain with
-/// [`CeConfig::from_domain`] and adjust fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CeConfig {
-    /// The CE's MAP IPv6 address (RFC 7597 §6): outer source, accepted destination.
-    pub ce_ipv6: Ipv6Addr,
-    /// The BR address (§7): default tunnel destination.
-    pub br_ipv6: Ipv6Addr,
-    /// Other IPv6 sources accepted as the BR (§8.1 exempts the BR from the source check;
-    /// e.g. BIGLOBE replies from another address than the DMR). `br_ipv6` is always
-    /// accepted.
-    pub accepted_br_sources: Vec<Ipv6Addr>,
-    /// The CE's (shared) external IPv4 address.
-    pub external_ipv4: Ipv4Addr,
-    /// The CE's port set (§5.1).
-    pub port_set: PortSet,
-    /// Forwarding Mapping Rules (§5.2 mesh): destinations they cover go straight to the
-    /// peer CE; sources under them are checked per §8.1.
-    pub fmrs: Vec<Rule>,
-    /// CE IID layout, for peer CE addresses derived from FMRs.
-    pub iid_format: IidFormat,
-    /// Tunnel IPv4 MTU (default 1460 = 1500 − 40, §8.3.1).
-    pub ipv4_mtu: u16,
-    /// IPv6 path MTU toward the BR/peers before any Packet Too Big (default 1500).
-    pub ipv6_mtu: u16,
-    /// MSS clamp on TCP SYNs into the tunnel (default `Some(1420)`); also capped by the
-    /// current tunnel MTU − 40. `None` disables clamping.
-    pub mss_clamp: Option<u16>,
-    /// Source of the ICMP errors the CE generates toward the LAN (its LAN address).
-    pub icmp_source_ipv4: Ipv4Addr,
-    /// Outer hop limit (default 64).
-    pub hop_limit: u8,
-    /// Outer flow label (default zero).
-    pub flow_label: FlowLabel,
-    /// ICMP errors generated per second (time exceeded, frag needed, translated ICMPv6
-    /// errors); 0 = unlimited. NAT refusals are rate limited by the engine.
-    pub icmp_rate_per_sec: u32,
-    /// Reassembly limits (§8.3, RFC 7597 §10).
-    pub reassembly: ReassemblyConfig,
-    /// The NAPT policy.
-    pub nat: NatConfig,
-}
-
-impl CeConfig {
-    /// Derives the CE configuration from a MAP domain and the End-user prefix (RFC 7597
-    /// §5.2 BMR, §6 CE address): external IPv4, port set, CE address, BR, accepted BR
-    /// sources, FMRs and IID format. For an IPv4 prefix (o + r < 32) the first address is
-    /// used. Defaults: MTU 1460/1500, MSS 1420, hop limit 64.
-    pub fn from_domain(
-        domain: &MapDomain,
-        end_user: &Ipv6Net,
-        icmp_source_ipv4: Ipv4Addr,
-        nat: NatConfig,
-    ) -> Result<Self, CeError> {
-        let m = domain.map(end_user).map_err(CeError::Map)?;
-        let br_ipv6 = *domain.br().first().ok_or(CeError::NoBr)?;
-        Ok(Self {
-            ce_ipv6: m.ce_ipv6,
-            br_ipv6,
-            accepted_br_sources: domain.br_sources().to_vec(),
-            external_ipv4: m.share.ipv4.addr(),
-            port_set: m.share.port_set,
-            fmrs: domain
-                .rules()
-                .iter()
-                .filter(|r| r.is_fmr())
-                .copied()
-                .collect(),
-            iid_format: domain.iid_format(),
-            ipv4_mtu: 1460,
-            ipv6_mtu: 1500,
-            mss_clamp: Some(mss::mss_for_mtu(1460)),
-            icmp_source_ipv4,
-            hop_limit: 64,
-            flow_label: FlowLabel::Zero,
-            icmp_rate_per_sec: 100,
-            reassembly: ReassemblyConfig::default(),
-            nat,
-        })
-    }
-}
-
-/// Why a CE (or BR) configuration was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CeError {
-    /// The End-user prefix does not map through the domain.
-    Map(MapError),
-    /// The domain has no BR address.
-    NoBr,
-    /// `ipv6_mtu` below 1280 (RFC 8200 §5) or `ipv4_mtu` below 68 (RFC 791).
-    Mtu {
-        /// Configured IPv4 MTU.
-        ipv4_mtu: u16,
-        /// Configured IPv6 MTU.
-        ipv6_mtu: u16,
-    },
-    /// The NAT configuration was rejected.
-    Nat(ConfigError),
-}
-
-impl fmt::Display for CeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CeError::Map(e) => write!(f, "end-user prefix does not map: {e}"),
-            CeError::NoBr => f.write_str("the MAP domain has no BR address"),
-            CeError::Mtu { ipv4_mtu, ipv6_mtu } => write!(
-                f,
-                "ipv6_mtu {ipv6_mtu} must be >= 1280 and ipv4_mtu {ipv4_mtu} >= 68"
-            ),
-            CeError::Nat(e) => write!(f, "nat: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for CeError {}
-
-/// Learned IPv6 path MTUs toward tunnel peers (from ICMPv6 Packet Too Big), a few entries
-/// with expiry; empty on the common path so the lookup is one length test.
-#[derive(Debug, Default)]
-pub(crate) struct PmtuCache {
-    entries: Vec<(Ipv6Addr, u16, u64)>,
-}
-
-impl PmtuCache {
-    const MAX: usize = 16;
-
-    #[inline]
-    pub(crate) fn get(&mut self, dst: &Ipv6Addr, now: Timestamp) -> Option<u16> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let now = now.millis();
-        self.entries.retain(|e| e.2 > now);
-        self.entries.iter().find(|e| e.0 == *dst).map(|e| e.1)
-    }
-
-    pub(crate) fn learn(&mut self, dst: Ipv6Addr, mtu: u16, now: Timestamp) {
-        let exp = now.millis().saturating_add(PMTU_TTL_MS);
-        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == dst) {
-            e.1 = e.1.min(mtu);
-            e.2 = exp;
-            return;
-        }
-        if self.entries.len() >= Self::MAX {
-            // Drop the entry closest to expiry.
-            if let Some(i) = (0..self.entries.len()).min_by_key(|&i| self.entries[i].2) {
-                self.entries.swap_remove(i);
-            }
-        }
-        self.entries.push((dst, mtu, exp));
-    }
-}
-
-/// Longest IPv4-prefix match among `rules` (RFC 7597 §5.2, §8: FMR selection).
-pub(crate) fn longest_v4(rules: &[Rule], dst: Ipv4Addr) -> Option<&Rule> {
-    rules
-        .iter()
-        .filter(|r| r.ipv4_prefix().contains(dst))
-        .max_by_key(|r| r.ipv4_prefix().len())
-}
-
-/// Longest IPv6-prefix match among `rules` (RFC 7597 §8.1: rule for a source).
-pub(crate) fn longest_v6(rules: &[Rule], src: Ipv6Addr) -> Option<&Rule> {
-    rules
-        .iter()
-        .filter(|r| r.ipv6_prefix().contains(src))
-        .max_by_key(|r| r.ipv6_prefix().len())
-}
-
-/// Builds an ICMPv4 error in `aux` and emits it toward `dir` (rate limited unless
-/// `limited` is false). A free function so callers can lend disjoint fields.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn send_icmp<S: Sink + ?Sized>(
-    rl: &mut RateLimiter,
-    counters: &mut Counters,
-    aux: &mut [u8],
-    out: &mut S,
-    now: Timestamp,
-    limited: bool,
-    src: Ipv4Addr,
-    (msg, code): (u8, u8),
-    rest: u32,
-    offending: &[u8],
-) -> bool {
-    if !mape_wire::icmpv4::may_send_error(offending) {
-        return false;
-    }
-    if limited && !rl.allow(now) {
-        counters.icmp_rate_limited += 1;
-        return false;
-    }
-    match icmp::build_error(aux, src, msg, code, rest, offending) {
-        Some(n) => {
-            counters.icmp_generated += 1;
-            emit(counters, out, Direction::Lan, &aux[..n]);
-            true
-        }
-        None => false,
-    }
-}
 
 /// A MAP-E CE dataplane: sans-IO, one per worker (or behind a lock).
 ///
@@ -469,26 +266,11 @@ impl Ce {
         let pkt = ip.packet_bytes();
         if ip.is_fragment() {
             // §8.3: reassemble so the NAPT sees ports (RFC 4787 REQ-14: any order).
-            let hl = usize::from(ip.header_len());
-            let f = Fragment {
-                key: FragKey::V4 {
-                    src: ip.src_addr(),
-                    dst: ip.dst_addr(),
-                    proto: ip.protocol(),
-                    id: ip.ident(),
-                },
-                offset: usize::from(ip.frag_offset()),
-                more: ip.more_frags(),
-                header: &pkt[..hl],
-                nh_at: 0,
-                next_header: 0,
-                data: &pkt[hl..],
-            };
             let mut r = core::mem::take(&mut self.r4);
-            let v = match self.reasm.insert(now.millis(), f, &mut r) {
-                FragResult::Incomplete => Verdict::Buffered,
-                FragResult::Dropped(d) => Verdict::Dropped(d),
-                FragResult::Complete => {
+            let v = match reassemble_v4(&mut self.reasm, now.millis(), &ip, &mut r) {
+                Ok(false) => Verdict::Buffered,
+                Err(d) => Verdict::Dropped(d),
+                Ok(true) => {
                     self.counters.reassembled += 1;
                     self.lan_datagram(now, &r, out)
                 }
@@ -774,26 +556,11 @@ impl Ce {
             if !self.is_br_source(&src6) && longest_v6(&self.cfg.fmrs, src6).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
             }
-            let hl = usize::from(ip.header_len());
-            let f = Fragment {
-                key: FragKey::V4 {
-                    src: ip.src_addr(),
-                    dst: ip.dst_addr(),
-                    proto: ip.protocol(),
-                    id: ip.ident(),
-                },
-                offset: usize::from(ip.frag_offset()),
-                more: ip.more_frags(),
-                header: &inner[..hl],
-                nh_at: 0,
-                next_header: 0,
-                data: &inner[hl..],
-            };
             let mut r = core::mem::take(&mut self.r4);
-            let v = match self.reasm.insert(now.millis(), f, &mut r) {
-                FragResult::Incomplete => Verdict::Buffered,
-                FragResult::Dropped(d) => Verdict::Dropped(d),
-                FragResult::Complete => {
+            let v = match reassemble_v4(&mut self.reasm, now.millis(), &ip, &mut r) {
+                Ok(false) => Verdict::Buffered,
+                Err(d) => Verdict::Dropped(d),
+                Ok(true) => {
                     self.counters.reassembled += 1;
                     self.wan_datagram(now, &src6, &r, out)
                 }

@@ -341,6 +341,36 @@ impl Reassembler {
     }
 }
 
+/// Feeds one IPv4 fragment (RFC 791 §3.2) to the reassembler. `Ok(true)`: `buf` now
+/// holds the whole datagram (header fixed); `Ok(false)`: more fragments are needed;
+/// `Err`: dropped for that reason. Shared by the CE (both sides) and the BR.
+pub(crate) fn reassemble_v4(
+    reasm: &mut Reassembler,
+    now_ms: u64,
+    ip: &mape_wire::Ipv4Packet<&[u8]>,
+    buf: &mut Vec<u8>,
+) -> Result<bool, DropReason> {
+    let f = Fragment {
+        key: FragKey::V4 {
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            proto: ip.protocol(),
+            id: ip.ident(),
+        },
+        offset: usize::from(ip.frag_offset()),
+        more: ip.more_frags(),
+        header: ip.header(),
+        nh_at: 0,
+        next_header: 0,
+        data: ip.payload(),
+    };
+    match reasm.insert(now_ms, f, buf) {
+        FragResult::Incomplete => Ok(false),
+        FragResult::Complete => Ok(true),
+        FragResult::Dropped(d) => Err(d),
+    }
+}
+
 /// Feeds one IPv6 fragment (RFC 8200 §4.5) of `pkt`, whose fragment header `fh` sits at
 /// `fat`, to the reassembler. `Ok(Some((protocol, offset)))`: `buf` now holds the whole
 /// datagram, its upper layer `protocol` at `offset`; `Ok(None)`: more fragments are

@@ -1,12 +1,15 @@
 //! ICMP the pipelines generate or translate: error builders (RFC 792, RFC 1812 §4.3.2),
 //! the ICMPv6-about-the-tunnel → ICMPv4 mapping (RFC 2473 §8.1/§8.2, RFC 7597 §8.2) and a
-//! token-bucket rate limiter (RFC 1812 §4.3.2.8).
+//! token-bucket rate limiter (RFC 1812 §4.3.2.8), and [`send_icmp`], which builds, limits,
+//! counts and emits one error (shared by the CE and the BR).
 
 use core::net::Ipv4Addr;
 
 use mape_nat::Timestamp;
 use mape_wire::icmpv4::{self, msg_type, unreach};
 use mape_wire::{icmpv6, ipv4, IpProtocol};
+
+use crate::sink::{emit, Counters, Direction, Sink};
 
 /// Token bucket: at most `rate` messages per second, bursts of `rate`. `rate == 0`
 /// disables the limit.
@@ -108,6 +111,38 @@ pub(crate) const fn tunnel_error_to_v4(v6_type: u8, v6_code: u8) -> Option<(u8, 
             Some((msg_type::DEST_UNREACHABLE, unreach::HOST))
         }
         _ => None,
+    }
+}
+
+/// Builds an ICMPv4 error in `aux` and emits it toward `dir` (rate limited unless
+/// `limited` is false). A free function so callers can lend disjoint fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_icmp<S: Sink + ?Sized>(
+    rl: &mut RateLimiter,
+    counters: &mut Counters,
+    aux: &mut [u8],
+    out: &mut S,
+    now: Timestamp,
+    limited: bool,
+    src: Ipv4Addr,
+    (msg, code): (u8, u8),
+    rest: u32,
+    offending: &[u8],
+) -> bool {
+    if !mape_wire::icmpv4::may_send_error(offending) {
+        return false;
+    }
+    if limited && !rl.allow(now) {
+        counters.icmp_rate_limited += 1;
+        return false;
+    }
+    match build_error(aux, src, msg, code, rest, offending) {
+        Some(n) => {
+            counters.icmp_generated += 1;
+            emit(counters, out, Direction::Lan, &aux[..n]);
+            true
+        }
+        None => false,
     }
 }
 

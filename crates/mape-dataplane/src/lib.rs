@@ -57,12 +57,16 @@
 
 pub mod br;
 pub mod ce;
+mod config;
 pub mod drop;
 pub mod encap;
+mod error;
 pub mod frag;
 mod icmp;
 mod l4;
 pub mod mss;
+mod pmtu;
+mod route;
 pub mod sink;
 
 pub use br::{Br, BrConfig};
