@@ -14,7 +14,7 @@ use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
 use crate::error::CeError;
 use crate::frag::{fragment_v6, reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
 use crate::icmp::{self, send_icmp, RateLimiter};
-use crate::l4::{self, addr6_at, addr_at, is_unicast, L4Kind};
+use crate::l4::{self, is_unicast, L4Kind};
 use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
 
@@ -94,7 +94,7 @@ impl Br {
         }
         Ok(Br {
             outer: Outer {
-                src: cfg.br_ipv6.octets(),
+                src: cfg.br_ipv6,
                 hop_limit: cfg.hop_limit,
                 flow: cfg.flow_label,
             },
@@ -146,7 +146,7 @@ impl Br {
         input: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let v = match input.first().map(|b| b >> 4) {
+        let v = match mape_wire::ip_version(input) {
             Some(4) => {
                 self.counters.rx_lan.add(input.len());
                 self.internet_in(now, input, out)
@@ -231,15 +231,15 @@ impl Br {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let src = addr_at(pkt, 12);
-        let dst = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if !is_unicast(dst) {
             return Verdict::Dropped(DropReason::Ipv4BadDestination);
         }
         if !is_unicast(src) {
             return Verdict::Dropped(DropReason::Ipv4BadSource);
         }
-        if pkt[8] <= 1 {
+        if ip.ttl() <= 1 {
             self.icmp(now, icmp::TIME_EXCEEDED, 0, pkt, out);
             return Verdict::Dropped(DropReason::TtlExpired);
         }
@@ -255,18 +255,18 @@ impl Br {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let dst = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let dst = ip.dst_addr();
         let Some(rule) = longest_v4(&self.cfg.rules, dst) else {
             self.icmp(now, icmp::NET_UNREACHABLE, 0, pkt, out);
             return Verdict::Dropped(DropReason::NoRule);
         };
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(&ip) {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
         let port = match l4.kind {
-            L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
+            L4Kind::IcmpError => match l4::error_quote(&ip) {
                 Ok(e) => e.src.port,
                 Err(r) => return Verdict::Dropped(r),
             },
@@ -277,14 +277,14 @@ impl Br {
         };
         let len = pkt.len();
         let mtu4 = usize::from(self.cfg.ipv6_mtu) - HEAD;
-        if len > mtu4 && pkt[6] & 0x40 != 0 {
+        if len > mtu4 && ip.dont_frag() {
             self.icmp(now, icmp::FRAG_NEEDED, mtu4 as u32, pkt, out);
             return Verdict::Dropped(DropReason::FragNeeded);
         }
         let (hdr, inner) = self.buf.split_at_mut(HEAD);
         let inner = &mut inner[..len];
         inner.copy_from_slice(pkt);
-        l4::decrement_ttl(inner);
+        Ipv4Packet::new_unchecked(&mut *inner).decrement_ttl();
         self.outer.write(hdr, inner, &ce6);
         let total = HEAD + len;
         if len <= mtu4 {
@@ -387,10 +387,11 @@ impl Br {
         if proto != IpProtocol::IPV4 {
             return Verdict::Dropped(DropReason::Ipv6NotIpip);
         }
-        if !self.is_ours(&addr6_at(pkt, 24)) {
+        let ip6 = Ipv6Packet::new_unchecked(pkt);
+        if !self.is_ours(&ip6.dst_addr()) {
             return Verdict::Dropped(DropReason::Ipv6NotForUs);
         }
-        let src6 = addr6_at(pkt, 8);
+        let src6 = ip6.src_addr();
         let inner = pkt.get(off..).unwrap_or(&[]);
         let Ok(ip) = Ipv4Packet::new_checked(inner) else {
             return Verdict::Dropped(DropReason::Ipv4Malformed);
@@ -417,18 +418,17 @@ impl Br {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let src4 = addr_at(pkt, 12);
-        let dst4 = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
         let Some(rule) = longest_v6(&self.cfg.rules, *src6) else {
             return Verdict::Dropped(DropReason::UnknownTunnelSource);
         };
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(&ip) {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
         let port = match l4.kind {
-            L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
+            L4Kind::IcmpError => match l4::error_quote(&ip) {
                 Ok(e) => e.dst.port,
                 Err(r) => return Verdict::Dropped(r),
             },
@@ -440,7 +440,7 @@ impl Br {
         if !is_unicast(dst4) {
             return Verdict::Dropped(DropReason::Ipv4BadDestination);
         }
-        if pkt[8] <= 1 {
+        if ip.ttl() <= 1 {
             return Verdict::Dropped(DropReason::TtlExpired);
         }
         if longest_v4(&self.cfg.rules, dst4).is_some() {
@@ -450,7 +450,7 @@ impl Br {
         let len = pkt.len();
         let b = &mut self.buf[..len];
         b.copy_from_slice(pkt);
-        l4::decrement_ttl(b);
+        Ipv4Packet::new_unchecked(&mut *b).decrement_ttl();
         emit(
             &mut self.counters,
             out,

@@ -9,7 +9,7 @@ use mape_nat::{
     Endpoint, InboundPacket, InboundVerdict, Nat, OutboundPacket, OutboundVerdict, RefuseNotice,
     TcpFlags, Timestamp,
 };
-use mape_wire::{icmpv6, IpProtocol, Ipv4Packet, Ipv6Packet};
+use mape_wire::{icmpv6, ipv6, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
 
 pub use crate::config::CeConfig;
 use crate::drop::{DropCounters, DropReason};
@@ -17,7 +17,7 @@ use crate::encap::{Outer, IPV6_HEADER_LEN};
 pub use crate::error::CeError;
 use crate::frag::{fragment_v6, reassemble_v4, reassemble_v6, Reassembler};
 use crate::icmp::{self, send_icmp, RateLimiter};
-use crate::l4::{self, addr6_at, addr_at, is_unicast, nat_remote, rd32, L4Kind, Side};
+use crate::l4::{self, is_unicast, nat_remote, L4Kind, Side};
 use crate::mss;
 use crate::pmtu::PmtuCache;
 use crate::route::{longest_v4, longest_v6};
@@ -66,18 +66,18 @@ const PREFETCH_FROM_SESSIONS: u32 = 1 << 16;
 /// The NAT key of an unfragmented IPv4 datagram: protocol, source and destination
 /// endpoints. `None` for what the engine will not look up as a flow.
 fn peek_v4(pkt: &[u8]) -> Option<(mape_nat::Protocol, Endpoint, Endpoint)> {
-    let hl = usize::from(*pkt.first()? & 0x0f) * 4;
-    if hl < 20 || pkt.len() < hl || l4::rd16(pkt, 6) & 0x3fff != 0 {
+    let ip = Ipv4Packet::new_checked_header(pkt).ok()?;
+    if ip.is_fragment() {
         return None;
     }
-    let l4 = l4::parse(pkt, hl, pkt[9]).ok()?;
+    let l4 = l4::parse(&ip).ok()?;
     if l4.kind == L4Kind::IcmpError {
         return None;
     }
     Some((
         l4.kind.protocol(),
-        Endpoint::new(addr_at(pkt, 12), l4.sport),
-        Endpoint::new(addr_at(pkt, 16), l4.dport),
+        Endpoint::new(ip.src_addr(), l4.sport),
+        Endpoint::new(ip.dst_addr(), l4.dport),
     ))
 }
 
@@ -94,7 +94,7 @@ impl Ce {
             Nat::new(cfg.nat.clone(), cfg.external_ipv4, cfg.port_set).map_err(CeError::Nat)?;
         Ok(Ce {
             outer: Outer {
-                src: cfg.ce_ipv6.octets(),
+                src: cfg.ce_ipv6,
                 hop_limit: cfg.hop_limit,
                 flow: cfg.flow_label,
             },
@@ -175,7 +175,7 @@ impl Ce {
         input: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let v = match input.first().map(|b| b >> 4) {
+        let v = match mape_wire::ip_version(input) {
             Some(4) => {
                 self.counters.rx_lan.add(input.len());
                 self.lan_in(now, input, out)
@@ -220,7 +220,7 @@ impl Ce {
         self.peek_out.clear();
         self.peek_in.clear();
         for p in chunk {
-            match p.first().map(|b| b >> 4) {
+            match mape_wire::ip_version(p) {
                 Some(4) => {
                     if let Some((proto, src, dst)) = peek_v4(p) {
                         self.peek_out.push(OutboundPacket {
@@ -234,7 +234,13 @@ impl Ce {
                     }
                 }
                 // The tunnel: a fixed IPv6 header straight to IPv4 (RFC 2473 §3).
-                Some(6) if p.len() > IPV6_HEADER_LEN && p[6] == IpProtocol::IPV4 => {
+                Some(6) => {
+                    let Ok(ip6) = Ipv6Packet::new_checked_header(*p) else {
+                        continue;
+                    };
+                    if ip6.next_header() != IpProtocol::IPV4 {
+                        continue;
+                    }
                     if let Some((proto, src, dst)) = peek_v4(&p[IPV6_HEADER_LEN..]) {
                         self.peek_in.push(InboundPacket {
                             proto,
@@ -289,9 +295,8 @@ impl Ce {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let src = addr_at(pkt, 12);
-        let dst = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
         // RFC 1812 §5.3.7: never forward to or from non-unicast addresses.
         if !is_unicast(dst) {
             return Verdict::Dropped(DropReason::Ipv4BadDestination);
@@ -300,16 +305,16 @@ impl Ce {
             return Verdict::Dropped(DropReason::Ipv4BadSource);
         }
         // RFC 1812 §5.3.1: TTL.
-        if pkt[8] <= 1 {
+        if ip.ttl() <= 1 {
             self.icmp_to_lan(now, true, icmp::TIME_EXCEEDED, 0, pkt, out);
             return Verdict::Dropped(DropReason::TtlExpired);
         }
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(&ip) {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
         if l4.kind == L4Kind::IcmpError {
-            return self.lan_icmp_error(now, pkt, hl, out);
+            return self.lan_icmp_error(now, &ip, out);
         }
         let hairpin = dst == self.cfg.external_ipv4;
         let (dst6, mtu4) = if hairpin {
@@ -320,7 +325,7 @@ impl Ce {
         let len = pkt.len();
         // RFC 4787 REQ-13, RFC 2473 §7.2: too big for the tunnel with DF set → tell the
         // sender the tunnel MTU; checked before NAT so no port is spent on it.
-        if len > usize::from(mtu4) && pkt[6] & 0x40 != 0 {
+        if len > usize::from(mtu4) && ip.dont_frag() {
             self.icmp_to_lan(now, true, icmp::FRAG_NEEDED, u32::from(mtu4), pkt, out);
             return Verdict::Dropped(DropReason::FragNeeded);
         }
@@ -338,11 +343,12 @@ impl Ce {
                 // §8: the packet leaves with the provisioned address and a port of the set.
                 let b = &mut self.buf[HEAD..HEAD + len];
                 b.copy_from_slice(pkt);
-                l4::decrement_ttl(b);
-                l4::rewrite(b, hl, l4.kind, Side::Src, external);
-                if l4.kind == L4Kind::Tcp {
+                let mut ip = Ipv4Packet::new_unchecked(b);
+                ip.decrement_ttl();
+                l4::rewrite(&mut ip, l4.kind, Side::Src, external);
+                if l4.is_syn() {
                     if let Some(m) = self.cfg.mss_clamp {
-                        mss::clamp(b, hl, m.min(mss::mss_for_mtu(mtu4)));
+                        mss::clamp(ip.payload_mut(), m.min(mss::mss_for_mtu(mtu4)));
                     }
                 }
                 self.send_wan(len, &dst6, mtu4, out);
@@ -355,9 +361,10 @@ impl Ce {
                 // RFC 4787 REQ-9: back to the LAN, seen as coming from the mapping.
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
-                l4::decrement_ttl(b);
-                l4::rewrite(b, hl, l4.kind, Side::Src, external_src);
-                l4::rewrite(b, hl, l4.kind, Side::Dst, internal_dst);
+                let mut ip = Ipv4Packet::new_unchecked(b);
+                ip.decrement_ttl();
+                l4::rewrite(&mut ip, l4.kind, Side::Src, external_src);
+                l4::rewrite(&mut ip, l4.kind, Side::Dst, internal_dst);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }
@@ -377,14 +384,13 @@ impl Ce {
     fn lan_icmp_error<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
-        pkt: &[u8],
-        hl: usize,
+        ip: &Ipv4Packet<&[u8]>,
         out: &mut S,
     ) -> Verdict {
-        if mape_wire::checksum::data(&pkt[hl..]) != 0xffff {
+        if !Icmpv4Packet::new_unchecked(ip.payload()).verify_checksum() {
             return Verdict::Dropped(DropReason::IcmpBadChecksum);
         }
-        let e = match l4::embedded(pkt, hl + 8) {
+        let e = match l4::error_quote(ip) {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };
@@ -393,13 +399,16 @@ impl Ce {
             return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
         };
         let (dst6, mtu4) = self.route(now, e.src.addr, e.src.port);
+        let pkt = ip.packet_bytes();
         let len = pkt.len();
         let b = &mut self.buf[HEAD..HEAD + len];
         b.copy_from_slice(pkt);
-        l4::decrement_ttl(b);
-        l4::rewrite_addr(b, Side::Src, ext.addr);
-        l4::rewrite_embedded(&mut b[e.at..], e.hl, e.proto, Side::Dst, ext);
-        l4::fill_icmp_checksum(&mut b[hl..]);
+        let mut ip = Ipv4Packet::new_unchecked(b);
+        ip.decrement_ttl();
+        l4::rewrite_addr(&mut ip, Side::Src, ext.addr);
+        let mut icmp = l4::icmp_mut(&mut ip);
+        l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Dst, ext);
+        icmp.fill_checksum();
         self.send_wan(len, &dst6, mtu4, out);
         Verdict::Forwarded
     }
@@ -479,7 +488,7 @@ impl Ce {
             return Verdict::Dropped(DropReason::Ipv6Malformed);
         };
         let pkt = ip6.packet_bytes();
-        if pkt[6] == IpProtocol::IPV4 {
+        if ip6.next_header() == IpProtocol::IPV4 {
             // Fast path: no extension headers (RFC 2473 packets from the BR).
             return self.wan_packet(now, pkt, IpProtocol::IPV4, IPV6_HEADER_LEN, out);
         }
@@ -532,16 +541,18 @@ impl Ce {
         match proto {
             IpProtocol::IPV4 => {}
             IpProtocol::ICMPV6 => {
-                return match pkt.get(off) {
-                    Some(&t) if icmpv6::is_error_type(t) => self.wan_icmpv6(now, pkt, off, out),
+                let msg = pkt.get(off..).filter(|m| !m.is_empty());
+                return match msg.map(|m| Icmpv6Packet::new_unchecked(m).msg_type()) {
+                    Some(t) if icmpv6::is_error_type(t) => self.wan_icmpv6(now, pkt, off, out),
                     _ => Verdict::Dropped(DropReason::Ipv6NotIpip),
                 };
             }
             _ => return Verdict::Dropped(DropReason::Ipv6NotIpip),
         }
-        let src6 = addr6_at(pkt, 8);
+        let ip6 = Ipv6Packet::new_unchecked(pkt);
+        let src6 = ip6.src_addr();
         // §8.1: the CE decapsulates packets for its MAP address only.
-        if addr6_at(pkt, 24) != self.cfg.ce_ipv6 {
+        if ip6.dst_addr() != self.cfg.ce_ipv6 {
             return Verdict::Dropped(DropReason::Ipv6NotForUs);
         }
         let inner = pkt.get(off..).unwrap_or(&[]);
@@ -580,15 +591,14 @@ impl Ce {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let src4 = addr_at(pkt, 12);
-        let dst4 = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
         // §8.1: "MUST by default drop decapsulated packets whose IPv4 destination is not
         // its own shared address".
         if dst4 != self.cfg.external_ipv4 {
             return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
         }
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(&ip) {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
@@ -597,7 +607,7 @@ impl Ce {
         // CEs). ICMP errors: the peer's port is the embedded packet's destination port.
         if !self.is_br_source(src6) {
             let port = match l4.kind {
-                L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
+                L4Kind::IcmpError => match l4::error_quote(&ip) {
                     Ok(e) => e.dst.port,
                     Err(r) => return Verdict::Dropped(r),
                 },
@@ -611,11 +621,11 @@ impl Ce {
                 Some(_) => {}
             }
         }
-        if pkt[8] <= 1 {
+        if ip.ttl() <= 1 {
             return Verdict::Dropped(DropReason::TtlExpired);
         }
         if l4.kind == L4Kind::IcmpError {
-            return self.wan_icmp_error(pkt, hl, out);
+            return self.wan_icmp_error(&ip, out);
         }
         if !self.cfg.port_set.contains(l4.dport) {
             return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
@@ -634,8 +644,9 @@ impl Ce {
                 let len = pkt.len();
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
-                l4::decrement_ttl(b);
-                l4::rewrite(b, hl, l4.kind, Side::Dst, internal);
+                let mut ip = Ipv4Packet::new_unchecked(b);
+                ip.decrement_ttl();
+                l4::rewrite(&mut ip, l4.kind, Side::Dst, internal);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }
@@ -647,11 +658,11 @@ impl Ce {
     /// source (our external endpoint) becomes the internal endpoint, the outer
     /// destination the internal host; embedded IP and transport checksums are adjusted
     /// incrementally and the ICMP checksum recomputed.
-    fn wan_icmp_error<S: Sink + ?Sized>(&mut self, pkt: &[u8], hl: usize, out: &mut S) -> Verdict {
-        if mape_wire::checksum::data(&pkt[hl..]) != 0xffff {
+    fn wan_icmp_error<S: Sink + ?Sized>(&mut self, ip: &Ipv4Packet<&[u8]>, out: &mut S) -> Verdict {
+        if !Icmpv4Packet::new_unchecked(ip.payload()).verify_checksum() {
             return Verdict::Dropped(DropReason::IcmpBadChecksum);
         }
-        let e = match l4::embedded(pkt, hl + 8) {
+        let e = match l4::error_quote(ip) {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };
@@ -664,13 +675,16 @@ impl Ce {
         else {
             return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
         };
+        let pkt = ip.packet_bytes();
         let len = pkt.len();
         let b = &mut self.buf[..len];
         b.copy_from_slice(pkt);
-        l4::decrement_ttl(b);
-        l4::rewrite_addr(b, Side::Dst, internal.addr);
-        l4::rewrite_embedded(&mut b[e.at..], e.hl, e.proto, Side::Src, internal);
-        l4::fill_icmp_checksum(&mut b[hl..]);
+        let mut ip = Ipv4Packet::new_unchecked(b);
+        ip.decrement_ttl();
+        l4::rewrite_addr(&mut ip, Side::Dst, internal.addr);
+        let mut icmp = l4::icmp_mut(&mut ip);
+        l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Src, internal);
+        icmp.fill_checksum();
         emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
         Verdict::Forwarded
     }
@@ -688,35 +702,34 @@ impl Ce {
         off: usize,
         out: &mut S,
     ) -> Verdict {
-        let src6 = addr6_at(pkt, 8);
-        let dst6 = addr6_at(pkt, 24);
+        let ip6 = Ipv6Packet::new_unchecked(pkt);
+        let (src6, dst6) = (ip6.src_addr(), ip6.dst_addr());
         if dst6 != self.cfg.ce_ipv6 {
             return Verdict::Dropped(DropReason::Ipv6NotForUs);
         }
-        let msg = &pkt[off..];
-        if msg.len() < 8 + 40 {
+        let msg = Icmpv6Packet::new_unchecked(pkt.get(off..).unwrap_or(&[]));
+        if msg.check_len().is_err() || msg.data().len() < ipv6::HEADER_LEN {
             return Verdict::Dropped(DropReason::IcmpErrorMalformed);
         }
-        if !icmpv6::Packet::new_unchecked(msg).verify_checksum(&src6, &dst6) {
+        if !msg.verify_checksum(&src6, &dst6) {
             return Verdict::Dropped(DropReason::IcmpBadChecksum);
         }
-        let (t, code, mtu) = (msg[0], msg[1], rd32(msg, 4));
-        let emb6 = &msg[8..];
-        if emb6[0] >> 4 != 6 {
+        let Ok(emb6) = Ipv6Packet::new_checked_header(msg.data()) else {
             return Verdict::Dropped(DropReason::IcmpErrorMalformed);
-        }
-        if addr6_at(emb6, 8) != self.cfg.ce_ipv6 {
+        };
+        let (t, code, mtu) = (msg.msg_type(), msg.msg_code(), msg.mtu());
+        if emb6.src_addr() != self.cfg.ce_ipv6 {
             return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
         }
-        let peer = addr6_at(emb6, 24);
-        let Ok(ext) = mape_wire::ipv6::walk(emb6[6], &emb6[40..]) else {
+        let peer = emb6.dst_addr();
+        let Ok(ext) = ipv6::walk(emb6.next_header(), emb6.payload()) else {
             return Verdict::Dropped(DropReason::IcmpErrorMalformed);
         };
         if ext.protocol != IpProtocol::IPV4 || !ext.has_upper_header() {
             return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
         }
-        let at = off + 8 + 40 + ext.offset;
-        let e = match l4::embedded(pkt, at) {
+        let emb = emb6.payload().get(ext.offset..).unwrap_or(&[]);
+        let e = match l4::embedded(emb) {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };
@@ -730,10 +743,9 @@ impl Ce {
             return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
         };
         // The quote, translated back (RFC 5508 §4.2), in the scratch buffer.
-        let emb = &pkt[at..];
         let n = emb.len().min(MAX_QUOTE);
         self.buf[..n].copy_from_slice(&emb[..n]);
-        l4::rewrite_embedded(&mut self.buf[..n], e.hl, e.proto, Side::Src, internal);
+        l4::rewrite_embedded(&mut self.buf[..n], e.proto, Side::Src, internal);
         let (kind, rest) = if t == icmpv6::msg_type::PACKET_TOO_BIG {
             let mtu6 = mtu.clamp(1280, 65535) as u16;
             self.pmtu.learn(peer, mtu6, now);
