@@ -19,6 +19,7 @@ use crate::frag::{fragment_v6, reassemble_v4, reassemble_v6, Reassembler};
 use crate::icmp::{self, send_icmp, RateLimiter};
 use crate::l4::{self, is_unicast, nat_remote, L4Kind, Side};
 use crate::mss;
+use crate::plan::{LanFlow, LanPlan, Plan, Runs, WanFlow, WanPlan};
 use crate::pmtu::PmtuCache;
 use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
@@ -51,34 +52,27 @@ pub struct Ce {
     pmtu: PmtuCache,
     icmp_rl: RateLimiter,
     frag_id: u32,
-    /// The NAT keys a batch will look up, guessed up front (reused: no allocation).
-    peek_out: Vec<OutboundPacket>,
-    peek_in: Vec<InboundPacket>,
+    /// The pending run of flow packets of a batch (reused: no allocation).
+    runs: Runs,
 }
 
-/// Packets of a batch whose NAT lookups are prefetched together (the TUN read batch).
-const PEEK_BATCH: usize = 64;
-/// Sessions from which prefetching pays: below, the table (64-byte sessions plus about 10
-/// bytes of index each, 4.5 MiB at 2^16) stays in the cache and a prefetch pass costs more
-/// than it saves (`cargo bench -p mape-dataplane --bench pipeline`).
+/// Packets of a batch checked before their NAT lookups are made together (the TUN read
+/// batch).
+const BATCH: usize = 64;
+/// Sessions from which the batch lookups (their prefetch pass) pay: below, the table
+/// (64-byte sessions plus about 10 bytes of index each, 4.5 MiB at 2^16) stays in the
+/// cache and a prefetch pass costs more than it saves
+/// (`cargo bench -p mape-dataplane --bench pipeline`); runs are then looked up one by one.
 const PREFETCH_FROM_SESSIONS: u32 = 1 << 16;
 
-/// The NAT key of an unfragmented IPv4 datagram: protocol, source and destination
-/// endpoints. `None` for what the engine will not look up as a flow.
-fn peek_v4(pkt: &[u8]) -> Option<(mape_nat::Protocol, Endpoint, Endpoint)> {
-    let ip = Ipv4Packet::new_checked_header(pkt).ok()?;
-    if ip.is_fragment() {
-        return None;
+/// RFC 1812 §5.2.2: header sanity and checksum of an IPv4 packet from the LAN.
+#[inline]
+fn lan_ip(input: &[u8]) -> Result<Ipv4Packet<&[u8]>, DropReason> {
+    let ip = Ipv4Packet::new_checked(input).map_err(|_| DropReason::Ipv4Malformed)?;
+    if !ip.verify_checksum() {
+        return Err(DropReason::Ipv4BadChecksum);
     }
-    let l4 = l4::parse(&ip).ok()?;
-    if l4.kind == L4Kind::IcmpError {
-        return None;
-    }
-    Some((
-        l4.kind.protocol(),
-        Endpoint::new(ip.src_addr(), l4.sport),
-        Endpoint::new(ip.dst_addr(), l4.dport),
-    ))
+    Ok(ip)
 }
 
 impl Ce {
@@ -109,8 +103,7 @@ impl Ce {
             pmtu: PmtuCache::default(),
             icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
             frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
-            peek_out: Vec::with_capacity(PEEK_BATCH),
-            peek_in: Vec::with_capacity(PEEK_BATCH),
+            runs: Runs::with_capacity(BATCH),
             cfg,
         })
     }
@@ -175,24 +168,22 @@ impl Ce {
         input: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let v = match mape_wire::ip_version(input) {
-            Some(4) => {
-                self.counters.rx_lan.add(input.len());
-                self.lan_in(now, input, out)
-            }
-            Some(6) => {
-                self.counters.rx_wan.add(input.len());
-                self.wan_in(now, input, out)
-            }
-            _ => Verdict::Dropped(DropReason::BadIpVersion),
+        self.count_rx(input);
+        let v = match self.plan(now, input) {
+            Plan::Out(f) => self.lan_flow(now, input, &f, out),
+            Plan::In(f) => self.wan_flow(now, input, &f, out),
+            Plan::Drop(r) => Verdict::Dropped(r),
+            Plan::Other => self.full_path(now, input, out),
         };
-        if let Verdict::Dropped(r) = v {
-            self.drops.add(r);
-        }
-        v
+        self.settle(v)
     }
 
-    /// [`Ce::process`] over a batch; returns how many were forwarded.
+    /// [`Ce::process`] over a batch; returns how many were forwarded. Each packet is
+    /// checked once; runs of consecutive flow packets of one direction are looked up in
+    /// the NAT together (`Nat::outbound_batch` / `inbound_batch`, once the table is large
+    /// enough for their prefetch to pay), then finished in order; every other packet takes
+    /// the full path in its place. Outputs, counters and NAT state are those of
+    /// [`Ce::process`] one packet at a time.
     pub fn process_batch<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -200,76 +191,163 @@ impl Ce {
         out: &mut S,
     ) -> usize {
         let mut forwarded = 0;
-        for chunk in inputs.chunks(PEEK_BATCH) {
-            if chunk.len() > 1 && self.nat.session_count() >= PREFETCH_FROM_SESSIONS {
-                self.prefetch(chunk);
+        let mut runs = core::mem::take(&mut self.runs);
+        for chunk in inputs.chunks(BATCH) {
+            let together = chunk.len() > 1 && self.nat.session_count() >= PREFETCH_FROM_SESSIONS;
+            for (i, input) in chunk.iter().enumerate() {
+                self.count_rx(input);
+                match self.plan(now, input) {
+                    Plan::Out(f) => {
+                        if !runs.push_out(i, f) {
+                            forwarded += self.finish_run(now, chunk, &mut runs, together, out);
+                            runs.push_out(i, f);
+                        }
+                    }
+                    Plan::In(f) => {
+                        if !runs.push_in(i, f) {
+                            forwarded += self.finish_run(now, chunk, &mut runs, together, out);
+                            runs.push_in(i, f);
+                        }
+                    }
+                    // No side effect but the count: the run need not finish first.
+                    Plan::Drop(r) => {
+                        self.settle(Verdict::Dropped(r));
+                    }
+                    Plan::Other => {
+                        forwarded += self.finish_run(now, chunk, &mut runs, together, out);
+                        let v = self.full_path(now, input, out);
+                        forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
+                    }
+                }
             }
-            forwarded += chunk
-                .iter()
-                .filter(|p| self.process(now, p, out) == Verdict::Forwarded)
-                .count();
+            forwarded += self.finish_run(now, chunk, &mut runs, together, out);
         }
+        self.runs = runs;
         forwarded
     }
 
-    /// Guesses the NAT lookups of a batch from its headers (without the checks `process`
-    /// makes) and has the engine load their buckets and sessions together
-    /// ([`Nat::prefetch_outbound`]): with many sessions each lookup misses the cache, and
-    /// a batch overlaps the misses. A hint only: a wrong guess changes no verdict.
-    fn prefetch(&mut self, chunk: &[&[u8]]) {
-        self.peek_out.clear();
-        self.peek_in.clear();
-        for p in chunk {
-            match mape_wire::ip_version(p) {
-                Some(4) => {
-                    if let Some((proto, src, dst)) = peek_v4(p) {
-                        self.peek_out.push(OutboundPacket {
-                            proto,
-                            src,
-                            dst: nat_remote(dst, proto),
-                            flags: TcpFlags::NONE,
-                            seq: 0,
-                            ack: 0,
-                        });
-                    }
+    /// Looks up the pending run in the NAT and finishes its packets in order; returns how
+    /// many were forwarded.
+    fn finish_run<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        chunk: &[&[u8]],
+        runs: &mut Runs,
+        together: bool,
+        out: &mut S,
+    ) -> usize {
+        if runs.is_empty() {
+            return 0;
+        }
+        let mut forwarded = 0;
+        if !runs.out_flows.is_empty() {
+            if together && runs.out_keys.len() > 1 {
+                self.nat
+                    .outbound_batch(now, &runs.out_keys, &mut runs.out_verdicts);
+            } else {
+                for k in &runs.out_keys {
+                    runs.out_verdicts.push(self.nat.outbound(now, k));
                 }
-                // The tunnel: a fixed IPv6 header straight to IPv4 (RFC 2473 §3).
-                Some(6) => {
-                    let Ok(ip6) = Ipv6Packet::new_checked_header(*p) else {
-                        continue;
-                    };
-                    if ip6.next_header() != IpProtocol::IPV4 {
-                        continue;
-                    }
-                    if let Some((proto, src, dst)) = peek_v4(&p[IPV6_HEADER_LEN..]) {
-                        self.peek_in.push(InboundPacket {
-                            proto,
-                            src: nat_remote(src, proto),
-                            dst,
-                            flags: TcpFlags::NONE,
-                            seq: 0,
-                            ack: 0,
-                        });
-                    }
+            }
+            for (&(i, f), &v) in runs.out_flows.iter().zip(&runs.out_verdicts) {
+                let pkt = chunk.get(i).and_then(|p| p.get(..f.len)).unwrap_or(&[]);
+                let v = self.lan_finish(now, pkt, &f, v, out);
+                forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
+            }
+        } else {
+            if together && runs.in_keys.len() > 1 {
+                self.nat
+                    .inbound_batch(now, &runs.in_keys, &mut runs.in_verdicts);
+            } else {
+                for k in &runs.in_keys {
+                    runs.in_verdicts.push(self.nat.inbound(now, k));
                 }
-                _ => {}
+            }
+            for (&(i, f), &v) in runs.in_flows.iter().zip(&runs.in_verdicts) {
+                let pkt = chunk.get(i).and_then(|p| p.get(f.at..f.at + f.len));
+                let v = self.wan_finish(pkt.unwrap_or(&[]), &f, v, out);
+                forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
             }
         }
-        self.nat.prefetch_outbound(&self.peek_out);
-        self.nat.prefetch_inbound(&self.peek_in);
+        runs.clear();
+        forwarded
+    }
+
+    #[inline]
+    fn count_rx(&mut self, input: &[u8]) {
+        match mape_wire::ip_version(input) {
+            Some(4) => self.counters.rx_lan.add(input.len()),
+            Some(6) => self.counters.rx_wan.add(input.len()),
+            _ => {}
+        }
+    }
+
+    /// Counts a drop under its reason.
+    #[inline]
+    fn settle(&mut self, v: Verdict) -> Verdict {
+        if let Verdict::Dropped(r) = v {
+            self.drops.add(r);
+        }
+        v
+    }
+
+    /// Checks a packet as far as that has no side effect: a plain flow packet (the NAT
+    /// decides the rest), a drop, or [`Plan::Other`] for [`Ce::full_path`].
+    #[inline]
+    fn plan(&mut self, now: Timestamp, input: &[u8]) -> Plan {
+        match mape_wire::ip_version(input) {
+            Some(4) => match lan_ip(input) {
+                Err(r) => Plan::Drop(r),
+                Ok(ip) if ip.is_fragment() => Plan::Other,
+                Ok(ip) => match self.lan_plan(now, &ip) {
+                    LanPlan::Flow(f) => Plan::Out(f),
+                    LanPlan::Drop(r) => Plan::Drop(r),
+                    _ => Plan::Other,
+                },
+            },
+            Some(6) => {
+                let Ok(ip6) = Ipv6Packet::new_checked(input) else {
+                    return Plan::Drop(DropReason::Ipv6Malformed);
+                };
+                // The fast path: no extension headers (RFC 2473 packets from the BR).
+                if ip6.next_header() != IpProtocol::IPV4 {
+                    return Plan::Other;
+                }
+                match self.decap(ip6.packet_bytes(), IPV6_HEADER_LEN) {
+                    Err(r) => Plan::Drop(r),
+                    Ok((_, ip)) if ip.is_fragment() => Plan::Other,
+                    Ok((src6, ip)) => match self.wan_plan(&src6, &ip, IPV6_HEADER_LEN) {
+                        WanPlan::Flow(f) => Plan::In(f),
+                        WanPlan::Drop(r) => Plan::Drop(r),
+                        WanPlan::IcmpError => Plan::Other,
+                    },
+                }
+            }
+            _ => Plan::Drop(DropReason::BadIpVersion),
+        }
+    }
+
+    /// Every path of a packet, side effects included (fragments, ICMP, extension headers).
+    fn full_path<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        match mape_wire::ip_version(input) {
+            Some(4) => self.lan_in(now, input, out),
+            Some(6) => self.wan_in(now, input, out),
+            _ => Verdict::Dropped(DropReason::BadIpVersion),
+        }
     }
 
     // ------------------------------------------------------------------ LAN → tunnel
 
     fn lan_in<S: Sink + ?Sized>(&mut self, now: Timestamp, input: &[u8], out: &mut S) -> Verdict {
-        // RFC 1812 §5.2.2: header sanity and checksum.
-        let Ok(ip) = Ipv4Packet::new_checked(input) else {
-            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        let ip = match lan_ip(input) {
+            Ok(ip) => ip,
+            Err(r) => return Verdict::Dropped(r),
         };
-        if !ip.verify_checksum() {
-            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
-        }
-        let pkt = ip.packet_bytes();
         if ip.is_fragment() {
             // §8.3: reassemble so the NAPT sees ports (RFC 4787 REQ-14: any order).
             let mut r = core::mem::take(&mut self.r4);
@@ -285,7 +363,7 @@ impl Ce {
             self.note_timeouts();
             return v;
         }
-        self.lan_datagram(now, pkt, out)
+        self.lan_datagram(now, ip.packet_bytes(), out)
     }
 
     /// A whole, checked IPv4 datagram from the LAN.
@@ -296,25 +374,42 @@ impl Ce {
         out: &mut S,
     ) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(pkt);
+        match self.lan_plan(now, &ip) {
+            LanPlan::Flow(f) => self.lan_flow(now, pkt, &f, out),
+            LanPlan::Drop(r) => Verdict::Dropped(r),
+            LanPlan::TtlExpired => {
+                self.icmp_to_lan(now, true, icmp::TIME_EXCEEDED, 0, pkt, out);
+                Verdict::Dropped(DropReason::TtlExpired)
+            }
+            LanPlan::IcmpError => self.lan_icmp_error(now, &ip, out),
+            LanPlan::TooBig(mtu4) => {
+                self.icmp_to_lan(now, true, icmp::FRAG_NEEDED, u32::from(mtu4), pkt, out);
+                Verdict::Dropped(DropReason::FragNeeded)
+            }
+        }
+    }
+
+    /// The checks of a whole LAN datagram before the NAT, in RFC order.
+    #[inline]
+    fn lan_plan(&mut self, now: Timestamp, ip: &Ipv4Packet<&[u8]>) -> LanPlan {
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         // RFC 1812 §5.3.7: never forward to or from non-unicast addresses.
         if !is_unicast(dst) {
-            return Verdict::Dropped(DropReason::Ipv4BadDestination);
+            return LanPlan::Drop(DropReason::Ipv4BadDestination);
         }
         if !is_unicast(src) || src == self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::Ipv4BadSource);
+            return LanPlan::Drop(DropReason::Ipv4BadSource);
         }
         // RFC 1812 §5.3.1: TTL.
         if ip.ttl() <= 1 {
-            self.icmp_to_lan(now, true, icmp::TIME_EXCEEDED, 0, pkt, out);
-            return Verdict::Dropped(DropReason::TtlExpired);
+            return LanPlan::TtlExpired;
         }
-        let l4 = match l4::parse(&ip) {
+        let l4 = match l4::parse(ip) {
             Ok(l) => l,
-            Err(r) => return Verdict::Dropped(r),
+            Err(r) => return LanPlan::Drop(r),
         };
         if l4.kind == L4Kind::IcmpError {
-            return self.lan_icmp_error(now, &ip, out);
+            return LanPlan::IcmpError;
         }
         let hairpin = dst == self.cfg.external_ipv4;
         let (dst6, mtu4) = if hairpin {
@@ -322,36 +417,68 @@ impl Ce {
         } else {
             self.route(now, dst, l4.dport)
         };
-        let len = pkt.len();
+        let len = ip.packet_bytes().len();
         // RFC 4787 REQ-13, RFC 2473 §7.2: too big for the tunnel with DF set → tell the
         // sender the tunnel MTU; checked before NAT so no port is spent on it.
         if len > usize::from(mtu4) && ip.dont_frag() {
-            self.icmp_to_lan(now, true, icmp::FRAG_NEEDED, u32::from(mtu4), pkt, out);
-            return Verdict::Dropped(DropReason::FragNeeded);
+            return LanPlan::TooBig(mtu4);
         }
         let proto = l4.kind.protocol();
-        let opkt = OutboundPacket {
-            proto,
-            src: Endpoint::new(src, l4.sport),
-            dst: nat_remote(Endpoint::new(dst, l4.dport), proto),
-            flags: TcpFlags(l4.flags),
-            seq: l4.seq,
-            ack: l4.ack,
-        };
-        match self.nat.outbound(now, &opkt) {
+        LanPlan::Flow(LanFlow {
+            nat: OutboundPacket {
+                proto,
+                src: Endpoint::new(src, l4.sport),
+                dst: nat_remote(Endpoint::new(dst, l4.dport), proto),
+                flags: TcpFlags(l4.flags),
+                seq: l4.seq,
+                ack: l4.ack,
+            },
+            kind: l4.kind,
+            syn: l4.is_syn(),
+            dst6,
+            mtu4,
+            len,
+        })
+    }
+
+    /// A LAN flow packet through the NAT, one at a time.
+    #[inline]
+    fn lan_flow<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        f: &LanFlow,
+        out: &mut S,
+    ) -> Verdict {
+        let v = self.nat.outbound(now, &f.nat);
+        self.lan_finish(now, pkt.get(..f.len).unwrap_or(&[]), f, v, out)
+    }
+
+    /// A LAN flow packet `pkt` (the whole datagram) with its NAT verdict.
+    #[inline]
+    fn lan_finish<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        f: &LanFlow,
+        v: OutboundVerdict,
+        out: &mut S,
+    ) -> Verdict {
+        let len = pkt.len();
+        match v {
             OutboundVerdict::Translate { external } => {
                 // §8: the packet leaves with the provisioned address and a port of the set.
                 let b = &mut self.buf[HEAD..HEAD + len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
                 ip.decrement_ttl();
-                l4::rewrite(&mut ip, l4.kind, Side::Src, external);
-                if l4.is_syn() {
+                l4::rewrite(&mut ip, f.kind, Side::Src, external);
+                if f.syn {
                     if let Some(m) = self.cfg.mss_clamp {
-                        mss::clamp(ip.payload_mut(), m.min(mss::mss_for_mtu(mtu4)));
+                        mss::clamp(ip.payload_mut(), m.min(mss::mss_for_mtu(f.mtu4)));
                     }
                 }
-                self.send_wan(len, &dst6, mtu4, out);
+                self.send_wan(len, &f.dst6, f.mtu4, out);
                 Verdict::Forwarded
             }
             OutboundVerdict::Hairpin {
@@ -363,8 +490,8 @@ impl Ce {
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
                 ip.decrement_ttl();
-                l4::rewrite(&mut ip, l4.kind, Side::Src, external_src);
-                l4::rewrite(&mut ip, l4.kind, Side::Dst, internal_dst);
+                l4::rewrite(&mut ip, f.kind, Side::Src, external_src);
+                l4::rewrite(&mut ip, f.kind, Side::Dst, internal_dst);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }
@@ -549,20 +676,10 @@ impl Ce {
             }
             _ => return Verdict::Dropped(DropReason::Ipv6NotIpip),
         }
-        let ip6 = Ipv6Packet::new_unchecked(pkt);
-        let src6 = ip6.src_addr();
-        // §8.1: the CE decapsulates packets for its MAP address only.
-        if ip6.dst_addr() != self.cfg.ce_ipv6 {
-            return Verdict::Dropped(DropReason::Ipv6NotForUs);
-        }
-        let inner = pkt.get(off..).unwrap_or(&[]);
-        let Ok(ip) = Ipv4Packet::new_checked(inner) else {
-            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        let (src6, ip) = match self.decap(pkt, off) {
+            Ok(d) => d,
+            Err(r) => return Verdict::Dropped(r),
         };
-        if !ip.verify_checksum() {
-            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
-        }
-        let inner = ip.packet_bytes();
         if ip.is_fragment() {
             if !self.is_br_source(&src6) && longest_v6(&self.cfg.fmrs, src6).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
@@ -580,7 +697,27 @@ impl Ce {
             self.note_timeouts();
             return v;
         }
-        self.wan_datagram(now, &src6, inner, out)
+        self.wan_datagram(now, &src6, ip.packet_bytes(), out)
+    }
+
+    /// The IPv4 packet at `off` of the IPv6 packet `pkt` (checked), and the IPv6 source.
+    #[inline]
+    fn decap<'a>(
+        &self,
+        pkt: &'a [u8],
+        off: usize,
+    ) -> Result<(Ipv6Addr, Ipv4Packet<&'a [u8]>), DropReason> {
+        let ip6 = Ipv6Packet::new_unchecked(pkt);
+        // §8.1: the CE decapsulates packets for its MAP address only.
+        if ip6.dst_addr() != self.cfg.ce_ipv6 {
+            return Err(DropReason::Ipv6NotForUs);
+        }
+        let inner = pkt.get(off..).unwrap_or(&[]);
+        let ip = Ipv4Packet::new_checked(inner).map_err(|_| DropReason::Ipv4Malformed)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
+        Ok((ip6.src_addr(), ip))
     }
 
     /// A whole, checked IPv4 datagram decapsulated from `src6`.
@@ -592,61 +729,103 @@ impl Ce {
         out: &mut S,
     ) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(pkt);
+        match self.wan_plan(src6, &ip, 0) {
+            WanPlan::Flow(f) => self.wan_flow(now, pkt, &f, out),
+            WanPlan::Drop(r) => Verdict::Dropped(r),
+            WanPlan::IcmpError => self.wan_icmp_error(&ip, out),
+        }
+    }
+
+    /// The checks of a whole datagram from the tunnel before the NAT (§8.1); `at` is its
+    /// offset in the input, kept for the flow.
+    #[inline]
+    fn wan_plan(&self, src6: &Ipv6Addr, ip: &Ipv4Packet<&[u8]>, at: usize) -> WanPlan {
         let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
         // §8.1: "MUST by default drop decapsulated packets whose IPv4 destination is not
         // its own shared address".
         if dst4 != self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
+            return WanPlan::Drop(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
         }
-        let l4 = match l4::parse(&ip) {
+        let l4 = match l4::parse(ip) {
             Ok(l) => l,
-            Err(r) => return Verdict::Dropped(r),
+            Err(r) => return WanPlan::Drop(r),
         };
         // §8.1 source validation (not done for the BR): the inner source address and port
         // must be the ones the FMR derives from the IPv6 source (§10: no spoofing between
         // CEs). ICMP errors: the peer's port is the embedded packet's destination port.
         if !self.is_br_source(src6) {
             let port = match l4.kind {
-                L4Kind::IcmpError => match l4::error_quote(&ip) {
+                L4Kind::IcmpError => match l4::error_quote(ip) {
                     Ok(e) => e.dst.port,
-                    Err(r) => return Verdict::Dropped(r),
+                    Err(r) => return WanPlan::Drop(r),
                 },
                 _ => l4.sport,
             };
             match longest_v6(&self.cfg.fmrs, *src6) {
-                None => return Verdict::Dropped(DropReason::UnknownTunnelSource),
+                None => return WanPlan::Drop(DropReason::UnknownTunnelSource),
                 Some(r) if !r.source_is_valid(*src6, src4, port) => {
-                    return Verdict::Dropped(DropReason::SpoofedSource)
+                    return WanPlan::Drop(DropReason::SpoofedSource)
                 }
                 Some(_) => {}
             }
         }
         if ip.ttl() <= 1 {
-            return Verdict::Dropped(DropReason::TtlExpired);
+            return WanPlan::Drop(DropReason::TtlExpired);
         }
         if l4.kind == L4Kind::IcmpError {
-            return self.wan_icmp_error(&ip, out);
+            return WanPlan::IcmpError;
         }
         if !self.cfg.port_set.contains(l4.dport) {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
+            return WanPlan::Drop(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
         }
         let proto = l4.kind.protocol();
-        let ipkt = InboundPacket {
-            proto,
-            src: nat_remote(Endpoint::new(src4, l4.sport), proto),
-            dst: Endpoint::new(dst4, l4.dport),
-            flags: TcpFlags(l4.flags),
-            seq: l4.seq,
-            ack: l4.ack,
-        };
-        match self.nat.inbound(now, &ipkt) {
+        WanPlan::Flow(WanFlow {
+            nat: InboundPacket {
+                proto,
+                src: nat_remote(Endpoint::new(src4, l4.sport), proto),
+                dst: Endpoint::new(dst4, l4.dport),
+                flags: TcpFlags(l4.flags),
+                seq: l4.seq,
+                ack: l4.ack,
+            },
+            kind: l4.kind,
+            at,
+            len: ip.packet_bytes().len(),
+        })
+    }
+
+    /// A tunnel flow packet through the NAT, one at a time; `input` holds the datagram at
+    /// the flow's offset.
+    #[inline]
+    fn wan_flow<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        f: &WanFlow,
+        out: &mut S,
+    ) -> Verdict {
+        let v = self.nat.inbound(now, &f.nat);
+        let pkt = input.get(f.at..f.at + f.len).unwrap_or(&[]);
+        self.wan_finish(pkt, f, v, out)
+    }
+
+    /// A tunnel flow packet `pkt` (the whole inner datagram) with its NAT verdict.
+    #[inline]
+    fn wan_finish<S: Sink + ?Sized>(
+        &mut self,
+        pkt: &[u8],
+        f: &WanFlow,
+        v: InboundVerdict,
+        out: &mut S,
+    ) -> Verdict {
+        match v {
             InboundVerdict::Translate { internal } => {
                 let len = pkt.len();
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
                 ip.decrement_ttl();
-                l4::rewrite(&mut ip, l4.kind, Side::Dst, internal);
+                l4::rewrite(&mut ip, f.kind, Side::Dst, internal);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }

@@ -65,6 +65,7 @@ pub mod frag;
 mod icmp;
 mod l4;
 pub mod mss;
+mod plan;
 mod pmtu;
 mod route;
 pub mod sink;
