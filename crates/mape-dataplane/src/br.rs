@@ -12,7 +12,7 @@ use mape_wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
 use crate::drop::{DropCounters, DropReason};
 use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
 use crate::error::CeError;
-use crate::frag::{fragment_v6, reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
+use crate::frag::{reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
 use crate::icmp::{self, send_icmp, RateLimiter};
 use crate::l4::{self, is_unicast, L4Kind};
 use crate::route::{longest_v4, longest_v6};
@@ -80,7 +80,6 @@ pub struct Br {
     r6: Vec<u8>,
     r4: Vec<u8>,
     icmp_rl: RateLimiter,
-    frag_id: u32,
 }
 
 impl Br {
@@ -97,6 +96,7 @@ impl Br {
                 src: cfg.br_ipv6,
                 hop_limit: cfg.hop_limit,
                 flow: cfg.flow_label,
+                frag_id: 0x4d41_5045,
             },
             drops: DropCounters::default(),
             counters: Counters::default(),
@@ -106,7 +106,6 @@ impl Br {
             r6: Vec::with_capacity(BUF_LEN),
             r4: Vec::with_capacity(BUF_LEN),
             icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
-            frag_id: 0x4d41_5045,
             cfg,
         })
     }
@@ -281,27 +280,13 @@ impl Br {
             self.icmp(now, icmp::FRAG_NEEDED, mtu4 as u32, pkt, out);
             return Verdict::Dropped(DropReason::FragNeeded);
         }
-        let (hdr, inner) = self.buf.split_at_mut(HEAD);
-        let inner = &mut inner[..len];
+        let inner = &mut self.buf[HEAD..HEAD + len];
         inner.copy_from_slice(pkt);
-        Ipv4Packet::new_unchecked(&mut *inner).decrement_ttl();
-        self.outer.write(hdr, inner, &ce6);
-        let total = HEAD + len;
-        if len <= mtu4 {
-            emit(&mut self.counters, out, Direction::Wan, &self.buf[..total]);
-        } else {
-            // RFC 2473 §7.2: DF clear → fragment the IPv6 packet.
-            self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
-            let counters = &mut self.counters;
-            let n = fragment_v6(
-                &self.buf[..total],
-                usize::from(self.cfg.ipv6_mtu),
-                self.frag_id,
-                &mut self.aux,
-                |f| emit(counters, out, Direction::Wan, f),
-            );
-            self.counters.fragments_emitted += n as u64;
-        }
+        Ipv4Packet::new_unchecked(inner).decrement_ttl();
+        let mtu6 = usize::from(self.cfg.ipv6_mtu);
+        let (buf, aux) = (&mut self.buf, &mut self.aux);
+        self.outer
+            .send(buf, aux, len, &ce6, mtu6, &mut self.counters, out);
         Verdict::Forwarded
     }
 

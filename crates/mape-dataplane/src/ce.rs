@@ -9,13 +9,13 @@ use mape_nat::{
     Endpoint, InboundPacket, InboundVerdict, Nat, OutboundPacket, OutboundVerdict, RefuseNotice,
     TcpFlags, Timestamp,
 };
-use mape_wire::{icmpv6, ipv6, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
+use mape_wire::{icmpv6, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
 
 pub use crate::config::CeConfig;
 use crate::drop::{DropCounters, DropReason};
 use crate::encap::{Outer, IPV6_HEADER_LEN};
 pub use crate::error::CeError;
-use crate::frag::{fragment_v6, reassemble_v4, reassemble_v6, Reassembler};
+use crate::frag::{reassemble_v4, reassemble_v6, Reassembler};
 use crate::icmp::{self, send_icmp, RateLimiter};
 use crate::l4::{self, is_unicast, nat_remote, L4Kind, Side};
 use crate::mss;
@@ -51,7 +51,6 @@ pub struct Ce {
     r4: Vec<u8>,
     pmtu: PmtuCache,
     icmp_rl: RateLimiter,
-    frag_id: u32,
     /// The pending run of flow packets of a batch (reused: no allocation).
     runs: Runs,
 }
@@ -91,6 +90,7 @@ impl Ce {
                 src: cfg.ce_ipv6,
                 hop_limit: cfg.hop_limit,
                 flow: cfg.flow_label,
+                frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
             },
             nat,
             drops: DropCounters::default(),
@@ -102,7 +102,6 @@ impl Ce {
             r4: Vec::with_capacity(BUF_LEN),
             pmtu: PmtuCache::default(),
             icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
-            frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
             runs: Runs::with_capacity(BATCH),
             cfg,
         })
@@ -239,35 +238,17 @@ impl Ce {
         if runs.is_empty() {
             return 0;
         }
+        runs.look_up(&mut self.nat, now, together);
         let mut forwarded = 0;
-        if !runs.out_flows.is_empty() {
-            if together && runs.out_keys.len() > 1 {
-                self.nat
-                    .outbound_batch(now, &runs.out_keys, &mut runs.out_verdicts);
-            } else {
-                for k in &runs.out_keys {
-                    runs.out_verdicts.push(self.nat.outbound(now, k));
-                }
-            }
-            for (&(i, f), &v) in runs.out_flows.iter().zip(&runs.out_verdicts) {
-                let pkt = chunk.get(i).and_then(|p| p.get(..f.len)).unwrap_or(&[]);
-                let v = self.lan_finish(now, pkt, &f, v, out);
-                forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
-            }
-        } else {
-            if together && runs.in_keys.len() > 1 {
-                self.nat
-                    .inbound_batch(now, &runs.in_keys, &mut runs.in_verdicts);
-            } else {
-                for k in &runs.in_keys {
-                    runs.in_verdicts.push(self.nat.inbound(now, k));
-                }
-            }
-            for (&(i, f), &v) in runs.in_flows.iter().zip(&runs.in_verdicts) {
-                let pkt = chunk.get(i).and_then(|p| p.get(f.at..f.at + f.len));
-                let v = self.wan_finish(pkt.unwrap_or(&[]), &f, v, out);
-                forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
-            }
+        for (&(i, f), &v) in runs.out_flows.iter().zip(&runs.out_verdicts) {
+            let pkt = chunk.get(i).and_then(|p| p.get(..f.len)).unwrap_or(&[]);
+            let v = self.lan_finish(now, pkt, &f, v, out);
+            forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
+        }
+        for (&(i, f), &v) in runs.in_flows.iter().zip(&runs.in_verdicts) {
+            let pkt = chunk.get(i).and_then(|p| p.get(f.at..f.at + f.len));
+            let v = self.wan_finish(pkt.unwrap_or(&[]), &f, v, out);
+            forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
         }
         runs.clear();
         forwarded
@@ -556,28 +537,14 @@ impl Ce {
         (dst6, mtu4)
     }
 
-    /// Encapsulates the IPv4 packet at `buf[40..40 + len]` (RFC 2473, next header 4) and
-    /// emits it, fragmenting the IPv6 packet when it exceeds the tunnel MTU (DF clear,
-    /// RFC 2473 §7.2).
+    /// Encapsulates the IPv4 packet at `buf[40..40 + len]` toward `dst6` (RFC 2473, next
+    /// header 4) and emits it within the tunnel MTU.
     #[inline]
     fn send_wan<S: Sink + ?Sized>(&mut self, len: usize, dst6: &Ipv6Addr, mtu4: u16, out: &mut S) {
-        let (hdr, inner) = self.buf.split_at_mut(HEAD);
-        self.outer.write(hdr, &inner[..len], dst6);
-        let total = HEAD + len;
-        if len <= usize::from(mtu4) {
-            emit(&mut self.counters, out, Direction::Wan, &self.buf[..total]);
-            return;
-        }
-        self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
-        let counters = &mut self.counters;
-        let n = fragment_v6(
-            &self.buf[..total],
-            usize::from(mtu4) + HEAD,
-            self.frag_id,
-            &mut self.aux,
-            |f| emit(counters, out, Direction::Wan, f),
-        );
-        self.counters.fragments_emitted += n as u64;
+        let mtu6 = usize::from(mtu4) + HEAD;
+        let (buf, aux) = (&mut self.buf, &mut self.aux);
+        self.outer
+            .send(buf, aux, len, dst6, mtu6, &mut self.counters, out);
     }
 
     fn icmp_to_lan<S: Sink + ?Sized>(
@@ -881,37 +848,11 @@ impl Ce {
         off: usize,
         out: &mut S,
     ) -> Verdict {
-        let ip6 = Ipv6Packet::new_unchecked(pkt);
-        let (src6, dst6) = (ip6.src_addr(), ip6.dst_addr());
-        if dst6 != self.cfg.ce_ipv6 {
-            return Verdict::Dropped(DropReason::Ipv6NotForUs);
-        }
-        let msg = Icmpv6Packet::new_unchecked(pkt.get(off..).unwrap_or(&[]));
-        if msg.check_len().is_err() || msg.data().len() < ipv6::HEADER_LEN {
-            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
-        }
-        if !msg.verify_checksum(&src6, &dst6) {
-            return Verdict::Dropped(DropReason::IcmpBadChecksum);
-        }
-        let Ok(emb6) = Ipv6Packet::new_checked_header(msg.data()) else {
-            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
-        };
-        let (t, code, mtu) = (msg.msg_type(), msg.msg_code(), msg.mtu());
-        if emb6.src_addr() != self.cfg.ce_ipv6 {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let peer = emb6.dst_addr();
-        let Ok(ext) = ipv6::walk(emb6.next_header(), emb6.payload()) else {
-            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
-        };
-        if ext.protocol != IpProtocol::IPV4 || !ext.has_upper_header() {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let emb = emb6.payload().get(ext.offset..).unwrap_or(&[]);
-        let e = match l4::embedded(emb) {
-            Ok(e) => e,
+        let te = match icmp::tunnel_error(pkt, off, &self.cfg.ce_ipv6) {
+            Ok(te) => te,
             Err(r) => return Verdict::Dropped(r),
         };
+        let (e, emb) = (te.embedded, te.quote);
         if e.src.addr != self.cfg.external_ipv4 {
             return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
         }
@@ -925,16 +866,16 @@ impl Ce {
         let n = emb.len().min(MAX_QUOTE);
         self.buf[..n].copy_from_slice(&emb[..n]);
         l4::rewrite_embedded(&mut self.buf[..n], e.proto, Side::Src, internal);
-        let (kind, rest) = if t == icmpv6::msg_type::PACKET_TOO_BIG {
-            let mtu6 = mtu.clamp(1280, 65535) as u16;
-            self.pmtu.learn(peer, mtu6, now);
+        let (kind, rest) = if te.msg_type == icmpv6::msg_type::PACKET_TOO_BIG {
+            let mtu6 = te.mtu.clamp(1280, 65535) as u16;
+            self.pmtu.learn(te.peer, mtu6, now);
             if !e.dont_frag {
                 return Verdict::Absorbed;
             }
             let next_hop = self.cfg.ipv4_mtu.min(mtu6 - 40);
             (icmp::FRAG_NEEDED, u32::from(next_hop))
         } else {
-            match icmp::tunnel_error_to_v4(t, code) {
+            match icmp::tunnel_error_to_v4(te.msg_type, te.code) {
                 Some(k) => (k, 0),
                 None => return Verdict::Dropped(DropReason::IcmpUnsupported),
             }

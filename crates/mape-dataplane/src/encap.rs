@@ -1,5 +1,6 @@
 //! IPv4-in-IPv6 encapsulation (RFC 2473, RFC 7597 §5 and §8: next header 4): the outer
-//! header and its flow label.
+//! header, its flow label, and the emission (whole, or as IPv6 fragments) shared by the
+//! CE and the BR.
 //!
 //! The outer header is written in front of the IPv4 packet in the same scratch buffer
 //! (the packet is copied once to `scratch[40..]`, rewritten in place, then the 40-byte
@@ -8,6 +9,9 @@
 use core::net::Ipv6Addr;
 
 use mape_wire::{ipv4, IpProtocol, Ipv4Packet, Ipv6Repr};
+
+use crate::frag::fragment_v6;
+use crate::sink::{emit, Counters, Direction, Sink};
 
 /// Length of the outer IPv6 header.
 pub const IPV6_HEADER_LEN: usize = 40;
@@ -29,6 +33,8 @@ pub(crate) struct Outer {
     pub(crate) src: Ipv6Addr,
     pub(crate) hop_limit: u8,
     pub(crate) flow: FlowLabel,
+    /// Identification of the last fragmented packet (RFC 8200 §4.5), stepped per packet.
+    pub(crate) frag_id: u32,
 }
 
 impl Outer {
@@ -53,6 +59,38 @@ impl Outer {
         };
         // Cannot fail: 40 bytes of room, the payload length and the label fit their fields.
         let _ = repr.emit(hdr);
+    }
+}
+
+impl Outer {
+    /// Encapsulates the IPv4 packet at `buf[40..40 + len]` toward `dst` (the outer header
+    /// goes to `buf[..40]`) and emits it toward the IPv6 side, fragmenting the IPv6 packet
+    /// in `aux` when it exceeds `mtu6` (DF clear, RFC 2473 §7.2). Shared by the CE and
+    /// the BR.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn send<S: Sink + ?Sized>(
+        &mut self,
+        buf: &mut [u8],
+        aux: &mut [u8],
+        len: usize,
+        dst: &Ipv6Addr,
+        mtu6: usize,
+        counters: &mut Counters,
+        out: &mut S,
+    ) {
+        let (hdr, inner) = buf.split_at_mut(IPV6_HEADER_LEN);
+        self.write(hdr, &inner[..len], dst);
+        let total = IPV6_HEADER_LEN + len;
+        if total <= mtu6 {
+            emit(counters, out, Direction::Wan, &buf[..total]);
+            return;
+        }
+        self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
+        let n = fragment_v6(&buf[..total], mtu6, self.frag_id, aux, |f| {
+            emit(counters, out, Direction::Wan, f)
+        });
+        counters.fragments_emitted += n as u64;
     }
 }
 
@@ -93,6 +131,7 @@ mod tests {
             src: "2001:db8::1".parse::<Ipv6Addr>().unwrap(),
             hop_limit: 64,
             flow: FlowLabel::Zero,
+            frag_id: 0,
         };
         let mut inner = [0u8; 28];
         inner[0] = 0x45;

@@ -11,7 +11,7 @@
 
 use core::net::Ipv6Addr;
 
-use mape_nat::{InboundPacket, InboundVerdict, OutboundPacket, OutboundVerdict};
+use mape_nat::{InboundPacket, InboundVerdict, Nat, OutboundPacket, OutboundVerdict, Timestamp};
 
 use crate::drop::DropReason;
 use crate::l4::L4Kind;
@@ -122,6 +122,32 @@ impl Runs {
         self.in_keys.push(f.nat);
         self.in_flows.push((i, f));
         true
+    }
+
+    /// The NAT verdicts of the pending run, in order: together (`*_batch`, their cache
+    /// misses overlapped) when `together`, else one by one.
+    pub(crate) fn look_up(&mut self, nat: &mut Nat, now: Timestamp, together: bool) {
+        let together = together && self.out_keys.len() + self.in_keys.len() > 1;
+        if !self.out_keys.is_empty() {
+            if together {
+                nat.outbound_batch(now, &self.out_keys, &mut self.out_verdicts);
+            } else {
+                self.out_verdicts.clear();
+                for k in &self.out_keys {
+                    self.out_verdicts.push(nat.outbound(now, k));
+                }
+            }
+        }
+        if !self.in_keys.is_empty() {
+            if together {
+                nat.inbound_batch(now, &self.in_keys, &mut self.in_verdicts);
+            } else {
+                self.in_verdicts.clear();
+                for k in &self.in_keys {
+                    self.in_verdicts.push(nat.inbound(now, k));
+                }
+            }
+        }
     }
 
     /// Empties the run (keeps the capacity).

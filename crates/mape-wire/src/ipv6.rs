@@ -190,6 +190,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
+impl<'a> Packet<&'a [u8]> {
+    /// [`Packet::payload`] for the lifetime of the buffer, not of the view.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let end = self.payload_end();
+        &self.buffer[HEADER_LEN.min(end)..end]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     fn set_vtf(&mut self, mask: u32, value: u32) {
@@ -513,6 +522,17 @@ pub fn walk(next_header: u8, bytes: &[u8]) -> Result<ExtHeaders> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn into_payload_outlives_the_view() {
+        // Payload length 3, four bytes present after the fixed header.
+        let mut b = [0u8; 44];
+        b[0] = 0x60;
+        b[5] = 3;
+        b[40..].copy_from_slice(&[1, 2, 3, 4]);
+        let p: &[u8] = Packet::new_checked(&b[..]).unwrap().into_payload();
+        assert_eq!(p, &[1, 2, 3]);
+    }
 
     #[test]
     fn fragment_nh_index_walks_the_chain() {
