@@ -14,7 +14,7 @@ use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
 use crate::error::CeError;
 use crate::frag::{reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
 use crate::icmp::{self, send_icmp, RateLimiter};
-use crate::l4::{self, is_unicast, L4Kind};
+use crate::l4::{self, is_unicast, Side};
 use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
 
@@ -264,12 +264,9 @@ impl Br {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
-        let port = match l4.kind {
-            L4Kind::IcmpError => match l4::error_quote(&ip) {
-                Ok(e) => e.src.port,
-                Err(r) => return Verdict::Dropped(r),
-            },
-            _ => l4.dport,
+        let port = match l4::map_port(&ip, &l4, Side::Dst) {
+            Ok(p) => p,
+            Err(r) => return Verdict::Dropped(r),
         };
         let Ok(ce6) = rule.ce_ipv6_for(dst, port, self.cfg.iid_format) else {
             return Verdict::Dropped(DropReason::NoCe);
@@ -412,12 +409,9 @@ impl Br {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
-        let port = match l4.kind {
-            L4Kind::IcmpError => match l4::error_quote(&ip) {
-                Ok(e) => e.dst.port,
-                Err(r) => return Verdict::Dropped(r),
-            },
-            _ => l4.sport,
+        let port = match l4::map_port(&ip, &l4, Side::Src) {
+            Ok(p) => p,
+            Err(r) => return Verdict::Dropped(r),
         };
         if !rule.source_is_valid(*src6, src4, port) {
             return Verdict::Dropped(DropReason::SpoofedSource);

@@ -17,7 +17,7 @@ use crate::encap::{Outer, IPV6_HEADER_LEN};
 pub use crate::error::CeError;
 use crate::frag::{reassemble_v4, reassemble_v6, Reassembler};
 use crate::icmp::{self, send_icmp, RateLimiter};
-use crate::l4::{self, is_unicast, nat_remote, L4Kind, Side};
+use crate::l4::{self, is_unicast, nat_remote, Embedded, L4Kind, Side};
 use crate::mss;
 use crate::plan::{LanFlow, LanPlan, Plan, Runs, WanFlow, WanPlan};
 use crate::pmtu::PmtuCache;
@@ -721,12 +721,9 @@ impl Ce {
         // must be the ones the FMR derives from the IPv6 source (§10: no spoofing between
         // CEs). ICMP errors: the peer's port is the embedded packet's destination port.
         if !self.is_br_source(src6) {
-            let port = match l4.kind {
-                L4Kind::IcmpError => match l4::error_quote(ip) {
-                    Ok(e) => e.dst.port,
-                    Err(r) => return WanPlan::Drop(r),
-                },
-                _ => l4.sport,
+            let port = match l4::map_port(ip, &l4, Side::Src) {
+                Ok(p) => p,
+                Err(r) => return WanPlan::Drop(r),
             };
             match longest_v6(&self.cfg.fmrs, *src6) {
                 None => return WanPlan::Drop(DropReason::UnknownTunnelSource),
@@ -800,6 +797,17 @@ impl Ce {
         }
     }
 
+    /// The internal endpoint of the session an ICMP error from the tunnel is about: its
+    /// quote must be a packet we sent (source: our external address).
+    fn icmp_error_session(&mut self, e: &Embedded) -> Result<Endpoint, DropReason> {
+        if e.src.addr != self.cfg.external_ipv4 {
+            return Err(DropReason::IcmpErrorNotOurs);
+        }
+        self.nat
+            .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
+            .ok_or(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession))
+    }
+
     /// RFC 5508 §4.2 (inbound): an ICMPv4 error about a packet we sent. The embedded
     /// source (our external endpoint) becomes the internal endpoint, the outer
     /// destination the internal host; embedded IP and transport checksums are adjusted
@@ -812,14 +820,9 @@ impl Ce {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };
-        if e.src.addr != self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let Some(internal) =
-            self.nat
-                .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
-        else {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
+        let internal = match self.icmp_error_session(&e) {
+            Ok(i) => i,
+            Err(r) => return Verdict::Dropped(r),
         };
         let pkt = ip.packet_bytes();
         let len = pkt.len();
@@ -853,14 +856,9 @@ impl Ce {
             Err(r) => return Verdict::Dropped(r),
         };
         let (e, emb) = (te.embedded, te.quote);
-        if e.src.addr != self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let Some(internal) =
-            self.nat
-                .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
-        else {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
+        let internal = match self.icmp_error_session(&e) {
+            Ok(i) => i,
+            Err(r) => return Verdict::Dropped(r),
         };
         // The quote, translated back (RFC 5508 §4.2), in the scratch buffer.
         let n = emb.len().min(MAX_QUOTE);

@@ -177,6 +177,19 @@ pub(crate) fn error_quote(ip: &Ipv4Packet<&[u8]>) -> Result<Embedded, DropReason
     embedded(Icmpv4Packet::new_unchecked(ip.payload()).data())
 }
 
+/// The port that names the CE of a datagram (RFC 7597 §5.3 PSID, §8.1 source check):
+/// the port on `side` (`Dst` for packets toward a CE, `Src` for packets from one), or for
+/// an ICMP error the opposite port of the packet it quotes (§8.2: the quote is a packet
+/// going the other way).
+pub(crate) fn map_port(ip: &Ipv4Packet<&[u8]>, l4: &L4, side: Side) -> Result<u16, DropReason> {
+    Ok(match (l4.kind, side) {
+        (L4Kind::IcmpError, Side::Dst) => error_quote(ip)?.src.port,
+        (L4Kind::IcmpError, Side::Src) => error_quote(ip)?.dst.port,
+        (_, Side::Dst) => l4.dport,
+        (_, Side::Src) => l4.sport,
+    })
+}
+
 /// The endpoint as the NAT engine keys the remote side: ICMP queries use port 0 there
 /// (the identifier is ours only).
 #[inline]
