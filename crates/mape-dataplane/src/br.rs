@@ -9,14 +9,13 @@ use mape_nat::Timestamp;
 use mape_rules::{IidFormat, MapDomain, Rule};
 use mape_wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
 
-use crate::ce::{longest_v4, longest_v6, send_icmp, CeError};
 use crate::drop::{DropCounters, DropReason};
 use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
-use crate::frag::{
-    fragment_v6, reassemble_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig,
-};
-use crate::icmp::{self, RateLimiter};
-use crate::l4::{self, addr6_at, addr_at, is_unicast, L4Kind};
+use crate::error::CeError;
+use crate::frag::{reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
+use crate::icmp::{self, send_icmp, RateLimiter};
+use crate::l4::{self, is_unicast, Side};
+use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
 
 const HEAD: usize = IPV6_HEADER_LEN;
@@ -81,7 +80,6 @@ pub struct Br {
     r6: Vec<u8>,
     r4: Vec<u8>,
     icmp_rl: RateLimiter,
-    frag_id: u32,
 }
 
 impl Br {
@@ -95,9 +93,10 @@ impl Br {
         }
         Ok(Br {
             outer: Outer {
-                src: cfg.br_ipv6.octets(),
+                src: cfg.br_ipv6,
                 hop_limit: cfg.hop_limit,
                 flow: cfg.flow_label,
+                frag_id: 0x4d41_5045,
             },
             drops: DropCounters::default(),
             counters: Counters::default(),
@@ -107,7 +106,6 @@ impl Br {
             r6: Vec::with_capacity(BUF_LEN),
             r4: Vec::with_capacity(BUF_LEN),
             icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
-            frag_id: 0x4d41_5045,
             cfg,
         })
     }
@@ -147,7 +145,7 @@ impl Br {
         input: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let v = match input.first().map(|b| b >> 4) {
+        let v = match mape_wire::ip_version(input) {
             Some(4) => {
                 self.counters.rx_lan.add(input.len());
                 self.internet_in(now, input, out)
@@ -188,27 +186,11 @@ impl Br {
         src6: Option<Ipv6Addr>,
         out: &mut S,
     ) -> Verdict {
-        let pkt = ip.packet_bytes();
-        let hl = usize::from(ip.header_len());
-        let f = Fragment {
-            key: FragKey::V4 {
-                src: ip.src_addr(),
-                dst: ip.dst_addr(),
-                proto: ip.protocol(),
-                id: ip.ident(),
-            },
-            offset: usize::from(ip.frag_offset()),
-            more: ip.more_frags(),
-            header: &pkt[..hl],
-            nh_at: 0,
-            next_header: 0,
-            data: &pkt[hl..],
-        };
         let mut r = core::mem::take(&mut self.r4);
-        let v = match self.reasm.insert(now.millis(), f, &mut r) {
-            FragResult::Incomplete => Verdict::Buffered,
-            FragResult::Dropped(d) => Verdict::Dropped(d),
-            FragResult::Complete => {
+        let v = match reassemble_v4(&mut self.reasm, now.millis(), ip, &mut r) {
+            Ok(false) => Verdict::Buffered,
+            Err(d) => Verdict::Dropped(d),
+            Ok(true) => {
                 self.counters.reassembled += 1;
                 match src6 {
                     None => self.internet_datagram(now, &r, out),
@@ -248,15 +230,15 @@ impl Br {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let src = addr_at(pkt, 12);
-        let dst = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if !is_unicast(dst) {
             return Verdict::Dropped(DropReason::Ipv4BadDestination);
         }
         if !is_unicast(src) {
             return Verdict::Dropped(DropReason::Ipv4BadSource);
         }
-        if pkt[8] <= 1 {
+        if ip.ttl() <= 1 {
             self.icmp(now, icmp::TIME_EXCEEDED, 0, pkt, out);
             return Verdict::Dropped(DropReason::TtlExpired);
         }
@@ -272,53 +254,36 @@ impl Br {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let dst = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let dst = ip.dst_addr();
         let Some(rule) = longest_v4(&self.cfg.rules, dst) else {
             self.icmp(now, icmp::NET_UNREACHABLE, 0, pkt, out);
             return Verdict::Dropped(DropReason::NoRule);
         };
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(&ip) {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
-        let port = match l4.kind {
-            L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
-                Ok(e) => e.src.port,
-                Err(r) => return Verdict::Dropped(r),
-            },
-            _ => l4.dport,
+        let port = match l4::map_port(&ip, &l4, Side::Dst) {
+            Ok(p) => p,
+            Err(r) => return Verdict::Dropped(r),
         };
         let Ok(ce6) = rule.ce_ipv6_for(dst, port, self.cfg.iid_format) else {
             return Verdict::Dropped(DropReason::NoCe);
         };
         let len = pkt.len();
         let mtu4 = usize::from(self.cfg.ipv6_mtu) - HEAD;
-        if len > mtu4 && pkt[6] & 0x40 != 0 {
+        if len > mtu4 && ip.dont_frag() {
             self.icmp(now, icmp::FRAG_NEEDED, mtu4 as u32, pkt, out);
             return Verdict::Dropped(DropReason::FragNeeded);
         }
-        let (hdr, inner) = self.buf.split_at_mut(HEAD);
-        let inner = &mut inner[..len];
+        let inner = &mut self.buf[HEAD..HEAD + len];
         inner.copy_from_slice(pkt);
-        l4::decrement_ttl(inner);
-        self.outer.write(hdr, inner, &ce6);
-        let total = HEAD + len;
-        if len <= mtu4 {
-            emit(&mut self.counters, out, Direction::Wan, &self.buf[..total]);
-        } else {
-            // RFC 2473 §7.2: DF clear → fragment the IPv6 packet.
-            self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
-            let counters = &mut self.counters;
-            let n = fragment_v6(
-                &self.buf[..total],
-                usize::from(self.cfg.ipv6_mtu),
-                self.frag_id,
-                &mut self.aux,
-                |f| emit(counters, out, Direction::Wan, f),
-            );
-            self.counters.fragments_emitted += n as u64;
-        }
+        Ipv4Packet::new_unchecked(inner).decrement_ttl();
+        let mtu6 = usize::from(self.cfg.ipv6_mtu);
+        let (buf, aux) = (&mut self.buf, &mut self.aux);
+        self.outer
+            .send(buf, aux, len, &ce6, mtu6, &mut self.counters, out);
         Verdict::Forwarded
     }
 
@@ -404,10 +369,11 @@ impl Br {
         if proto != IpProtocol::IPV4 {
             return Verdict::Dropped(DropReason::Ipv6NotIpip);
         }
-        if !self.is_ours(&addr6_at(pkt, 24)) {
+        let ip6 = Ipv6Packet::new_unchecked(pkt);
+        if !self.is_ours(&ip6.dst_addr()) {
             return Verdict::Dropped(DropReason::Ipv6NotForUs);
         }
-        let src6 = addr6_at(pkt, 8);
+        let src6 = ip6.src_addr();
         let inner = pkt.get(off..).unwrap_or(&[]);
         let Ok(ip) = Ipv4Packet::new_checked(inner) else {
             return Verdict::Dropped(DropReason::Ipv4Malformed);
@@ -434,22 +400,18 @@ impl Br {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let src4 = addr_at(pkt, 12);
-        let dst4 = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
         let Some(rule) = longest_v6(&self.cfg.rules, *src6) else {
             return Verdict::Dropped(DropReason::UnknownTunnelSource);
         };
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(&ip) {
             Ok(l) => l,
             Err(r) => return Verdict::Dropped(r),
         };
-        let port = match l4.kind {
-            L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
-                Ok(e) => e.dst.port,
-                Err(r) => return Verdict::Dropped(r),
-            },
-            _ => l4.sport,
+        let port = match l4::map_port(&ip, &l4, Side::Src) {
+            Ok(p) => p,
+            Err(r) => return Verdict::Dropped(r),
         };
         if !rule.source_is_valid(*src6, src4, port) {
             return Verdict::Dropped(DropReason::SpoofedSource);
@@ -457,7 +419,7 @@ impl Br {
         if !is_unicast(dst4) {
             return Verdict::Dropped(DropReason::Ipv4BadDestination);
         }
-        if pkt[8] <= 1 {
+        if ip.ttl() <= 1 {
             return Verdict::Dropped(DropReason::TtlExpired);
         }
         if longest_v4(&self.cfg.rules, dst4).is_some() {
@@ -467,7 +429,7 @@ impl Br {
         let len = pkt.len();
         let b = &mut self.buf[..len];
         b.copy_from_slice(pkt);
-        l4::decrement_ttl(b);
+        Ipv4Packet::new_unchecked(&mut *b).decrement_ttl();
         emit(
             &mut self.counters,
             out,

@@ -3,24 +3,25 @@
 //! (§8.1) → decapsulation → reverse NAPT → LAN, with the ICMP (§8.2, RFC 5508, RFC 2473
 //! §8) and fragment (§8.3) paths. Steps are named after the RFC text they implement.
 
-use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use mape_nat::{
-    ConfigError, Endpoint, InboundPacket, InboundVerdict, Nat, NatConfig, OutboundPacket,
-    OutboundVerdict, RefuseNotice, TcpFlags, Timestamp,
+    Endpoint, InboundPacket, InboundVerdict, Nat, OutboundPacket, OutboundVerdict, RefuseNotice,
+    TcpFlags, Timestamp,
 };
-use mape_rules::{IidFormat, Ipv6Net, MapDomain, MapError, PortSet, Rule};
-use mape_wire::{icmpv6, IpProtocol, Ipv4Packet, Ipv6Packet};
+use mape_wire::{icmpv6, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
 
+pub use crate::config::CeConfig;
 use crate::drop::{DropCounters, DropReason};
-use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
-use crate::frag::{
-    fragment_v6, reassemble_v6, FragKey, FragResult, Fragment, Reassembler, ReassemblyConfig,
-};
-use crate::icmp::{self, RateLimiter};
-use crate::l4::{self, addr6_at, addr_at, is_unicast, nat_remote, rd32, L4Kind, Side};
+use crate::encap::{Outer, IPV6_HEADER_LEN};
+pub use crate::error::CeError;
+use crate::frag::{reassemble_v4, reassemble_v6, Reassembler};
+use crate::icmp::{self, send_icmp, RateLimiter};
+use crate::l4::{self, is_unicast, nat_remote, Embedded, L4Kind, Side};
 use crate::mss;
+use crate::plan::{LanFlow, LanPlan, Plan, Runs, WanFlow, WanPlan};
+use crate::pmtu::PmtuCache;
+use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
 
 /// Headroom in front of the IPv4 packet in the scratch buffer: the outer IPv6 header.
@@ -29,209 +30,6 @@ const HEAD: usize = IPV6_HEADER_LEN;
 const BUF_LEN: usize = HEAD + 65535;
 /// Largest quote of an embedded IPv4 packet in an ICMPv4 error (576 − 20 − 8).
 const MAX_QUOTE: usize = 548;
-/// How long a learned tunnel path MTU is kept (RFC 8201 §4: 10 minutes recommended).
-const PMTU_TTL_MS: u64 = 600_000;
-
-/// Everything a CE pipeline needs. Build it from a domain with
-/// [`CeConfig::from_domain`] and adjust fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CeConfig {
-    /// The CE's MAP IPv6 address (RFC 7597 §6): outer source, accepted destination.
-    pub ce_ipv6: Ipv6Addr,
-    /// The BR address (§7): default tunnel destination.
-    pub br_ipv6: Ipv6Addr,
-    /// Other IPv6 sources accepted as the BR (§8.1 exempts the BR from the source check;
-    /// e.g. BIGLOBE replies from another address than the DMR). `br_ipv6` is always
-    /// accepted.
-    pub accepted_br_sources: Vec<Ipv6Addr>,
-    /// The CE's (shared) external IPv4 address.
-    pub external_ipv4: Ipv4Addr,
-    /// The CE's port set (§5.1).
-    pub port_set: PortSet,
-    /// Forwarding Mapping Rules (§5.2 mesh): destinations they cover go straight to the
-    /// peer CE; sources under them are checked per §8.1.
-    pub fmrs: Vec<Rule>,
-    /// CE IID layout, for peer CE addresses derived from FMRs.
-    pub iid_format: IidFormat,
-    /// Tunnel IPv4 MTU (default 1460 = 1500 − 40, §8.3.1).
-    pub ipv4_mtu: u16,
-    /// IPv6 path MTU toward the BR/peers before any Packet Too Big (default 1500).
-    pub ipv6_mtu: u16,
-    /// MSS clamp on TCP SYNs into the tunnel (default `Some(1420)`); also capped by the
-    /// current tunnel MTU − 40. `None` disables clamping.
-    pub mss_clamp: Option<u16>,
-    /// Source of the ICMP errors the CE generates toward the LAN (its LAN address).
-    pub icmp_source_ipv4: Ipv4Addr,
-    /// Outer hop limit (default 64).
-    pub hop_limit: u8,
-    /// Outer flow label (default zero).
-    pub flow_label: FlowLabel,
-    /// ICMP errors generated per second (time exceeded, frag needed, translated ICMPv6
-    /// errors); 0 = unlimited. NAT refusals are rate limited by the engine.
-    pub icmp_rate_per_sec: u32,
-    /// Reassembly limits (§8.3, RFC 7597 §10).
-    pub reassembly: ReassemblyConfig,
-    /// The NAPT policy.
-    pub nat: NatConfig,
-}
-
-impl CeConfig {
-    /// Derives the CE configuration from a MAP domain and the End-user prefix (RFC 7597
-    /// §5.2 BMR, §6 CE address): external IPv4, port set, CE address, BR, accepted BR
-    /// sources, FMRs and IID format. For an IPv4 prefix (o + r < 32) the first address is
-    /// used. Defaults: MTU 1460/1500, MSS 1420, hop limit 64.
-    pub fn from_domain(
-        domain: &MapDomain,
-        end_user: &Ipv6Net,
-        icmp_source_ipv4: Ipv4Addr,
-        nat: NatConfig,
-    ) -> Result<Self, CeError> {
-        let m = domain.map(end_user).map_err(CeError::Map)?;
-        let br_ipv6 = *domain.br().first().ok_or(CeError::NoBr)?;
-        Ok(Self {
-            ce_ipv6: m.ce_ipv6,
-            br_ipv6,
-            accepted_br_sources: domain.br_sources().to_vec(),
-            external_ipv4: m.share.ipv4.addr(),
-            port_set: m.share.port_set,
-            fmrs: domain
-                .rules()
-                .iter()
-                .filter(|r| r.is_fmr())
-                .copied()
-                .collect(),
-            iid_format: domain.iid_format(),
-            ipv4_mtu: 1460,
-            ipv6_mtu: 1500,
-            mss_clamp: Some(mss::mss_for_mtu(1460)),
-            icmp_source_ipv4,
-            hop_limit: 64,
-            flow_label: FlowLabel::Zero,
-            icmp_rate_per_sec: 100,
-            reassembly: ReassemblyConfig::default(),
-            nat,
-        })
-    }
-}
-
-/// Why a CE (or BR) configuration was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CeError {
-    /// The End-user prefix does not map through the domain.
-    Map(MapError),
-    /// The domain has no BR address.
-    NoBr,
-    /// `ipv6_mtu` below 1280 (RFC 8200 §5) or `ipv4_mtu` below 68 (RFC 791).
-    Mtu {
-        /// Configured IPv4 MTU.
-        ipv4_mtu: u16,
-        /// Configured IPv6 MTU.
-        ipv6_mtu: u16,
-    },
-    /// The NAT configuration was rejected.
-    Nat(ConfigError),
-}
-
-impl fmt::Display for CeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CeError::Map(e) => write!(f, "end-user prefix does not map: {e}"),
-            CeError::NoBr => f.write_str("the MAP domain has no BR address"),
-            CeError::Mtu { ipv4_mtu, ipv6_mtu } => write!(
-                f,
-                "ipv6_mtu {ipv6_mtu} must be >= 1280 and ipv4_mtu {ipv4_mtu} >= 68"
-            ),
-            CeError::Nat(e) => write!(f, "nat: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for CeError {}
-
-/// Learned IPv6 path MTUs toward tunnel peers (from ICMPv6 Packet Too Big), a few entries
-/// with expiry; empty on the common path so the lookup is one length test.
-#[derive(Debug, Default)]
-pub(crate) struct PmtuCache {
-    entries: Vec<(Ipv6Addr, u16, u64)>,
-}
-
-impl PmtuCache {
-    const MAX: usize = 16;
-
-    #[inline]
-    pub(crate) fn get(&mut self, dst: &Ipv6Addr, now: Timestamp) -> Option<u16> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let now = now.millis();
-        self.entries.retain(|e| e.2 > now);
-        self.entries.iter().find(|e| e.0 == *dst).map(|e| e.1)
-    }
-
-    pub(crate) fn learn(&mut self, dst: Ipv6Addr, mtu: u16, now: Timestamp) {
-        let exp = now.millis().saturating_add(PMTU_TTL_MS);
-        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == dst) {
-            e.1 = e.1.min(mtu);
-            e.2 = exp;
-            return;
-        }
-        if self.entries.len() >= Self::MAX {
-            // Drop the entry closest to expiry.
-            if let Some(i) = (0..self.entries.len()).min_by_key(|&i| self.entries[i].2) {
-                self.entries.swap_remove(i);
-            }
-        }
-        self.entries.push((dst, mtu, exp));
-    }
-}
-
-/// Longest IPv4-prefix match among `rules` (RFC 7597 §5.2, §8: FMR selection).
-pub(crate) fn longest_v4(rules: &[Rule], dst: Ipv4Addr) -> Option<&Rule> {
-    rules
-        .iter()
-        .filter(|r| r.ipv4_prefix().contains(dst))
-        .max_by_key(|r| r.ipv4_prefix().len())
-}
-
-/// Longest IPv6-prefix match among `rules` (RFC 7597 §8.1: rule for a source).
-pub(crate) fn longest_v6(rules: &[Rule], src: Ipv6Addr) -> Option<&Rule> {
-    rules
-        .iter()
-        .filter(|r| r.ipv6_prefix().contains(src))
-        .max_by_key(|r| r.ipv6_prefix().len())
-}
-
-/// Builds an ICMPv4 error in `aux` and emits it toward `dir` (rate limited unless
-/// `limited` is false). A free function so callers can lend disjoint fields.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn send_icmp<S: Sink + ?Sized>(
-    rl: &mut RateLimiter,
-    counters: &mut Counters,
-    aux: &mut [u8],
-    out: &mut S,
-    now: Timestamp,
-    limited: bool,
-    src: Ipv4Addr,
-    (msg, code): (u8, u8),
-    rest: u32,
-    offending: &[u8],
-) -> bool {
-    if !mape_wire::icmpv4::may_send_error(offending) {
-        return false;
-    }
-    if limited && !rl.allow(now) {
-        counters.icmp_rate_limited += 1;
-        return false;
-    }
-    match icmp::build_error(aux, src, msg, code, rest, offending) {
-        Some(n) => {
-            counters.icmp_generated += 1;
-            emit(counters, out, Direction::Lan, &aux[..n]);
-            true
-        }
-        None => false,
-    }
-}
 
 /// A MAP-E CE dataplane: sans-IO, one per worker (or behind a lock).
 ///
@@ -253,35 +51,27 @@ pub struct Ce {
     r4: Vec<u8>,
     pmtu: PmtuCache,
     icmp_rl: RateLimiter,
-    frag_id: u32,
-    /// The NAT keys a batch will look up, guessed up front (reused: no allocation).
-    peek_out: Vec<OutboundPacket>,
-    peek_in: Vec<InboundPacket>,
+    /// The pending run of flow packets of a batch (reused: no allocation).
+    runs: Runs,
 }
 
-/// Packets of a batch whose NAT lookups are prefetched together (the TUN read batch).
-const PEEK_BATCH: usize = 64;
-/// Sessions from which prefetching pays: below, the table (64-byte sessions plus about 10
-/// bytes of index each, 4.5 MiB at 2^16) stays in the cache and a prefetch pass costs more
-/// than it saves (`cargo bench -p mape-dataplane --bench pipeline`).
+/// Packets of a batch checked before their NAT lookups are made together (the TUN read
+/// batch).
+const BATCH: usize = 64;
+/// Sessions from which the batch lookups (their prefetch pass) pay: below, the table
+/// (64-byte sessions plus about 10 bytes of index each, 4.5 MiB at 2^16) stays in the
+/// cache and a prefetch pass costs more than it saves
+/// (`cargo bench -p mape-dataplane --bench pipeline`); runs are then looked up one by one.
 const PREFETCH_FROM_SESSIONS: u32 = 1 << 16;
 
-/// The NAT key of an unfragmented IPv4 datagram: protocol, source and destination
-/// endpoints. `None` for what the engine will not look up as a flow.
-fn peek_v4(pkt: &[u8]) -> Option<(mape_nat::Protocol, Endpoint, Endpoint)> {
-    let hl = usize::from(*pkt.first()? & 0x0f) * 4;
-    if hl < 20 || pkt.len() < hl || l4::rd16(pkt, 6) & 0x3fff != 0 {
-        return None;
+/// RFC 1812 §5.2.2: header sanity and checksum of an IPv4 packet from the LAN.
+#[inline]
+fn lan_ip(input: &[u8]) -> Result<Ipv4Packet<&[u8]>, DropReason> {
+    let ip = Ipv4Packet::new_checked(input).map_err(|_| DropReason::Ipv4Malformed)?;
+    if !ip.verify_checksum() {
+        return Err(DropReason::Ipv4BadChecksum);
     }
-    let l4 = l4::parse(pkt, hl, pkt[9]).ok()?;
-    if l4.kind == L4Kind::IcmpError {
-        return None;
-    }
-    Some((
-        l4.kind.protocol(),
-        Endpoint::new(addr_at(pkt, 12), l4.sport),
-        Endpoint::new(addr_at(pkt, 16), l4.dport),
-    ))
+    Ok(ip)
 }
 
 impl Ce {
@@ -297,9 +87,10 @@ impl Ce {
             Nat::new(cfg.nat.clone(), cfg.external_ipv4, cfg.port_set).map_err(CeError::Nat)?;
         Ok(Ce {
             outer: Outer {
-                src: cfg.ce_ipv6.octets(),
+                src: cfg.ce_ipv6,
                 hop_limit: cfg.hop_limit,
                 flow: cfg.flow_label,
+                frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
             },
             nat,
             drops: DropCounters::default(),
@@ -311,9 +102,7 @@ impl Ce {
             r4: Vec::with_capacity(BUF_LEN),
             pmtu: PmtuCache::default(),
             icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
-            frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
-            peek_out: Vec::with_capacity(PEEK_BATCH),
-            peek_in: Vec::with_capacity(PEEK_BATCH),
+            runs: Runs::with_capacity(BATCH),
             cfg,
         })
     }
@@ -378,24 +167,22 @@ impl Ce {
         input: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let v = match input.first().map(|b| b >> 4) {
-            Some(4) => {
-                self.counters.rx_lan.add(input.len());
-                self.lan_in(now, input, out)
-            }
-            Some(6) => {
-                self.counters.rx_wan.add(input.len());
-                self.wan_in(now, input, out)
-            }
-            _ => Verdict::Dropped(DropReason::BadIpVersion),
+        self.count_rx(input);
+        let v = match self.plan(now, input) {
+            Plan::Out(f) => self.lan_flow(now, input, &f, out),
+            Plan::In(f) => self.wan_flow(now, input, &f, out),
+            Plan::Drop(r) => Verdict::Dropped(r),
+            Plan::Other => self.full_path(now, input, out),
         };
-        if let Verdict::Dropped(r) = v {
-            self.drops.add(r);
-        }
-        v
+        self.settle(v)
     }
 
-    /// [`Ce::process`] over a batch; returns how many were forwarded.
+    /// [`Ce::process`] over a batch; returns how many were forwarded. Each packet is
+    /// checked once; runs of consecutive flow packets of one direction are looked up in
+    /// the NAT together (`Nat::outbound_batch` / `inbound_batch`, once the table is large
+    /// enough for their prefetch to pay), then finished in order; every other packet takes
+    /// the full path in its place. Outputs, counters and NAT state are those of
+    /// [`Ce::process`] one packet at a time.
     pub fn process_batch<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -403,92 +190,152 @@ impl Ce {
         out: &mut S,
     ) -> usize {
         let mut forwarded = 0;
-        for chunk in inputs.chunks(PEEK_BATCH) {
-            if chunk.len() > 1 && self.nat.session_count() >= PREFETCH_FROM_SESSIONS {
-                self.prefetch(chunk);
+        let mut runs = core::mem::take(&mut self.runs);
+        for chunk in inputs.chunks(BATCH) {
+            let together = chunk.len() > 1 && self.nat.session_count() >= PREFETCH_FROM_SESSIONS;
+            for (i, input) in chunk.iter().enumerate() {
+                self.count_rx(input);
+                match self.plan(now, input) {
+                    Plan::Out(f) => {
+                        if !runs.push_out(i, f) {
+                            forwarded += self.finish_run(now, chunk, &mut runs, together, out);
+                            runs.push_out(i, f);
+                        }
+                    }
+                    Plan::In(f) => {
+                        if !runs.push_in(i, f) {
+                            forwarded += self.finish_run(now, chunk, &mut runs, together, out);
+                            runs.push_in(i, f);
+                        }
+                    }
+                    // No side effect but the count: the run need not finish first.
+                    Plan::Drop(r) => {
+                        self.settle(Verdict::Dropped(r));
+                    }
+                    Plan::Other => {
+                        forwarded += self.finish_run(now, chunk, &mut runs, together, out);
+                        let v = self.full_path(now, input, out);
+                        forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
+                    }
+                }
             }
-            forwarded += chunk
-                .iter()
-                .filter(|p| self.process(now, p, out) == Verdict::Forwarded)
-                .count();
+            forwarded += self.finish_run(now, chunk, &mut runs, together, out);
         }
+        self.runs = runs;
         forwarded
     }
 
-    /// Guesses the NAT lookups of a batch from its headers (without the checks `process`
-    /// makes) and has the engine load their buckets and sessions together
-    /// ([`Nat::prefetch_outbound`]): with many sessions each lookup misses the cache, and
-    /// a batch overlaps the misses. A hint only: a wrong guess changes no verdict.
-    fn prefetch(&mut self, chunk: &[&[u8]]) {
-        self.peek_out.clear();
-        self.peek_in.clear();
-        for p in chunk {
-            match p.first().map(|b| b >> 4) {
-                Some(4) => {
-                    if let Some((proto, src, dst)) = peek_v4(p) {
-                        self.peek_out.push(OutboundPacket {
-                            proto,
-                            src,
-                            dst: nat_remote(dst, proto),
-                            flags: TcpFlags::NONE,
-                            seq: 0,
-                            ack: 0,
-                        });
-                    }
-                }
-                // The tunnel: a fixed IPv6 header straight to IPv4 (RFC 2473 §3).
-                Some(6) if p.len() > IPV6_HEADER_LEN && p[6] == IpProtocol::IPV4 => {
-                    if let Some((proto, src, dst)) = peek_v4(&p[IPV6_HEADER_LEN..]) {
-                        self.peek_in.push(InboundPacket {
-                            proto,
-                            src: nat_remote(src, proto),
-                            dst,
-                            flags: TcpFlags::NONE,
-                            seq: 0,
-                            ack: 0,
-                        });
-                    }
-                }
-                _ => {}
-            }
+    /// Looks up the pending run in the NAT and finishes its packets in order; returns how
+    /// many were forwarded.
+    fn finish_run<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        chunk: &[&[u8]],
+        runs: &mut Runs,
+        together: bool,
+        out: &mut S,
+    ) -> usize {
+        if runs.is_empty() {
+            return 0;
         }
-        self.nat.prefetch_outbound(&self.peek_out);
-        self.nat.prefetch_inbound(&self.peek_in);
+        runs.look_up(&mut self.nat, now, together);
+        let mut forwarded = 0;
+        for (&(i, f), &v) in runs.out_flows.iter().zip(&runs.out_verdicts) {
+            let pkt = chunk.get(i).and_then(|p| p.get(..f.len)).unwrap_or(&[]);
+            let v = self.lan_finish(now, pkt, &f, v, out);
+            forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
+        }
+        for (&(i, f), &v) in runs.in_flows.iter().zip(&runs.in_verdicts) {
+            let pkt = chunk.get(i).and_then(|p| p.get(f.at..f.at + f.len));
+            let v = self.wan_finish(pkt.unwrap_or(&[]), &f, v, out);
+            forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
+        }
+        runs.clear();
+        forwarded
+    }
+
+    #[inline]
+    fn count_rx(&mut self, input: &[u8]) {
+        match mape_wire::ip_version(input) {
+            Some(4) => self.counters.rx_lan.add(input.len()),
+            Some(6) => self.counters.rx_wan.add(input.len()),
+            _ => {}
+        }
+    }
+
+    /// Counts a drop under its reason.
+    #[inline]
+    fn settle(&mut self, v: Verdict) -> Verdict {
+        if let Verdict::Dropped(r) = v {
+            self.drops.add(r);
+        }
+        v
+    }
+
+    /// Checks a packet as far as that has no side effect: a plain flow packet (the NAT
+    /// decides the rest), a drop, or [`Plan::Other`] for [`Ce::full_path`].
+    #[inline]
+    fn plan(&mut self, now: Timestamp, input: &[u8]) -> Plan {
+        match mape_wire::ip_version(input) {
+            Some(4) => match lan_ip(input) {
+                Err(r) => Plan::Drop(r),
+                Ok(ip) if ip.is_fragment() => Plan::Other,
+                Ok(ip) => match self.lan_plan(now, &ip) {
+                    LanPlan::Flow(f) => Plan::Out(f),
+                    LanPlan::Drop(r) => Plan::Drop(r),
+                    _ => Plan::Other,
+                },
+            },
+            Some(6) => {
+                let Ok(ip6) = Ipv6Packet::new_checked(input) else {
+                    return Plan::Drop(DropReason::Ipv6Malformed);
+                };
+                // The fast path: no extension headers (RFC 2473 packets from the BR).
+                if ip6.next_header() != IpProtocol::IPV4 {
+                    return Plan::Other;
+                }
+                match self.decap(ip6.packet_bytes(), IPV6_HEADER_LEN) {
+                    Err(r) => Plan::Drop(r),
+                    Ok((_, ip)) if ip.is_fragment() => Plan::Other,
+                    Ok((src6, ip)) => match self.wan_plan(&src6, &ip, IPV6_HEADER_LEN) {
+                        WanPlan::Flow(f) => Plan::In(f),
+                        WanPlan::Drop(r) => Plan::Drop(r),
+                        WanPlan::IcmpError => Plan::Other,
+                    },
+                }
+            }
+            _ => Plan::Drop(DropReason::BadIpVersion),
+        }
+    }
+
+    /// Every path of a packet, side effects included (fragments, ICMP, extension headers).
+    fn full_path<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        match mape_wire::ip_version(input) {
+            Some(4) => self.lan_in(now, input, out),
+            Some(6) => self.wan_in(now, input, out),
+            _ => Verdict::Dropped(DropReason::BadIpVersion),
+        }
     }
 
     // ------------------------------------------------------------------ LAN → tunnel
 
     fn lan_in<S: Sink + ?Sized>(&mut self, now: Timestamp, input: &[u8], out: &mut S) -> Verdict {
-        // RFC 1812 §5.2.2: header sanity and checksum.
-        let Ok(ip) = Ipv4Packet::new_checked(input) else {
-            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        let ip = match lan_ip(input) {
+            Ok(ip) => ip,
+            Err(r) => return Verdict::Dropped(r),
         };
-        if !ip.verify_checksum() {
-            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
-        }
-        let pkt = ip.packet_bytes();
         if ip.is_fragment() {
             // §8.3: reassemble so the NAPT sees ports (RFC 4787 REQ-14: any order).
-            let hl = usize::from(ip.header_len());
-            let f = Fragment {
-                key: FragKey::V4 {
-                    src: ip.src_addr(),
-                    dst: ip.dst_addr(),
-                    proto: ip.protocol(),
-                    id: ip.ident(),
-                },
-                offset: usize::from(ip.frag_offset()),
-                more: ip.more_frags(),
-                header: &pkt[..hl],
-                nh_at: 0,
-                next_header: 0,
-                data: &pkt[hl..],
-            };
             let mut r = core::mem::take(&mut self.r4);
-            let v = match self.reasm.insert(now.millis(), f, &mut r) {
-                FragResult::Incomplete => Verdict::Buffered,
-                FragResult::Dropped(d) => Verdict::Dropped(d),
-                FragResult::Complete => {
+            let v = match reassemble_v4(&mut self.reasm, now.millis(), &ip, &mut r) {
+                Ok(false) => Verdict::Buffered,
+                Err(d) => Verdict::Dropped(d),
+                Ok(true) => {
                     self.counters.reassembled += 1;
                     self.lan_datagram(now, &r, out)
                 }
@@ -497,7 +344,7 @@ impl Ce {
             self.note_timeouts();
             return v;
         }
-        self.lan_datagram(now, pkt, out)
+        self.lan_datagram(now, ip.packet_bytes(), out)
     }
 
     /// A whole, checked IPv4 datagram from the LAN.
@@ -507,27 +354,43 @@ impl Ce {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let src = addr_at(pkt, 12);
-        let dst = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        match self.lan_plan(now, &ip) {
+            LanPlan::Flow(f) => self.lan_flow(now, pkt, &f, out),
+            LanPlan::Drop(r) => Verdict::Dropped(r),
+            LanPlan::TtlExpired => {
+                self.icmp_to_lan(now, true, icmp::TIME_EXCEEDED, 0, pkt, out);
+                Verdict::Dropped(DropReason::TtlExpired)
+            }
+            LanPlan::IcmpError => self.lan_icmp_error(now, &ip, out),
+            LanPlan::TooBig(mtu4) => {
+                self.icmp_to_lan(now, true, icmp::FRAG_NEEDED, u32::from(mtu4), pkt, out);
+                Verdict::Dropped(DropReason::FragNeeded)
+            }
+        }
+    }
+
+    /// The checks of a whole LAN datagram before the NAT, in RFC order.
+    #[inline]
+    fn lan_plan(&mut self, now: Timestamp, ip: &Ipv4Packet<&[u8]>) -> LanPlan {
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
         // RFC 1812 §5.3.7: never forward to or from non-unicast addresses.
         if !is_unicast(dst) {
-            return Verdict::Dropped(DropReason::Ipv4BadDestination);
+            return LanPlan::Drop(DropReason::Ipv4BadDestination);
         }
         if !is_unicast(src) || src == self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::Ipv4BadSource);
+            return LanPlan::Drop(DropReason::Ipv4BadSource);
         }
         // RFC 1812 §5.3.1: TTL.
-        if pkt[8] <= 1 {
-            self.icmp_to_lan(now, true, icmp::TIME_EXCEEDED, 0, pkt, out);
-            return Verdict::Dropped(DropReason::TtlExpired);
+        if ip.ttl() <= 1 {
+            return LanPlan::TtlExpired;
         }
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(ip) {
             Ok(l) => l,
-            Err(r) => return Verdict::Dropped(r),
+            Err(r) => return LanPlan::Drop(r),
         };
         if l4.kind == L4Kind::IcmpError {
-            return self.lan_icmp_error(now, pkt, hl, out);
+            return LanPlan::IcmpError;
         }
         let hairpin = dst == self.cfg.external_ipv4;
         let (dst6, mtu4) = if hairpin {
@@ -535,35 +398,68 @@ impl Ce {
         } else {
             self.route(now, dst, l4.dport)
         };
-        let len = pkt.len();
+        let len = ip.packet_bytes().len();
         // RFC 4787 REQ-13, RFC 2473 §7.2: too big for the tunnel with DF set → tell the
         // sender the tunnel MTU; checked before NAT so no port is spent on it.
-        if len > usize::from(mtu4) && pkt[6] & 0x40 != 0 {
-            self.icmp_to_lan(now, true, icmp::FRAG_NEEDED, u32::from(mtu4), pkt, out);
-            return Verdict::Dropped(DropReason::FragNeeded);
+        if len > usize::from(mtu4) && ip.dont_frag() {
+            return LanPlan::TooBig(mtu4);
         }
         let proto = l4.kind.protocol();
-        let opkt = OutboundPacket {
-            proto,
-            src: Endpoint::new(src, l4.sport),
-            dst: nat_remote(Endpoint::new(dst, l4.dport), proto),
-            flags: TcpFlags(l4.flags),
-            seq: l4.seq,
-            ack: l4.ack,
-        };
-        match self.nat.outbound(now, &opkt) {
+        LanPlan::Flow(LanFlow {
+            nat: OutboundPacket {
+                proto,
+                src: Endpoint::new(src, l4.sport),
+                dst: nat_remote(Endpoint::new(dst, l4.dport), proto),
+                flags: TcpFlags(l4.flags),
+                seq: l4.seq,
+                ack: l4.ack,
+            },
+            kind: l4.kind,
+            syn: l4.is_syn(),
+            dst6,
+            mtu4,
+            len,
+        })
+    }
+
+    /// A LAN flow packet through the NAT, one at a time.
+    #[inline]
+    fn lan_flow<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        f: &LanFlow,
+        out: &mut S,
+    ) -> Verdict {
+        let v = self.nat.outbound(now, &f.nat);
+        self.lan_finish(now, pkt.get(..f.len).unwrap_or(&[]), f, v, out)
+    }
+
+    /// A LAN flow packet `pkt` (the whole datagram) with its NAT verdict.
+    #[inline]
+    fn lan_finish<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        pkt: &[u8],
+        f: &LanFlow,
+        v: OutboundVerdict,
+        out: &mut S,
+    ) -> Verdict {
+        let len = pkt.len();
+        match v {
             OutboundVerdict::Translate { external } => {
                 // §8: the packet leaves with the provisioned address and a port of the set.
                 let b = &mut self.buf[HEAD..HEAD + len];
                 b.copy_from_slice(pkt);
-                l4::decrement_ttl(b);
-                l4::rewrite(b, hl, l4.kind, Side::Src, external);
-                if l4.kind == L4Kind::Tcp {
+                let mut ip = Ipv4Packet::new_unchecked(b);
+                ip.decrement_ttl();
+                l4::rewrite(&mut ip, f.kind, Side::Src, external);
+                if f.syn {
                     if let Some(m) = self.cfg.mss_clamp {
-                        mss::clamp(b, hl, m.min(mss::mss_for_mtu(mtu4)));
+                        mss::clamp(ip.payload_mut(), m.min(mss::mss_for_mtu(f.mtu4)));
                     }
                 }
-                self.send_wan(len, &dst6, mtu4, out);
+                self.send_wan(len, &f.dst6, f.mtu4, out);
                 Verdict::Forwarded
             }
             OutboundVerdict::Hairpin {
@@ -573,9 +469,10 @@ impl Ce {
                 // RFC 4787 REQ-9: back to the LAN, seen as coming from the mapping.
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
-                l4::decrement_ttl(b);
-                l4::rewrite(b, hl, l4.kind, Side::Src, external_src);
-                l4::rewrite(b, hl, l4.kind, Side::Dst, internal_dst);
+                let mut ip = Ipv4Packet::new_unchecked(b);
+                ip.decrement_ttl();
+                l4::rewrite(&mut ip, f.kind, Side::Src, external_src);
+                l4::rewrite(&mut ip, f.kind, Side::Dst, internal_dst);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }
@@ -595,14 +492,13 @@ impl Ce {
     fn lan_icmp_error<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
-        pkt: &[u8],
-        hl: usize,
+        ip: &Ipv4Packet<&[u8]>,
         out: &mut S,
     ) -> Verdict {
-        if mape_wire::checksum::data(&pkt[hl..]) != 0xffff {
+        if !Icmpv4Packet::new_unchecked(ip.payload()).verify_checksum() {
             return Verdict::Dropped(DropReason::IcmpBadChecksum);
         }
-        let e = match l4::embedded(pkt, hl + 8) {
+        let e = match l4::error_quote(ip) {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };
@@ -611,13 +507,16 @@ impl Ce {
             return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
         };
         let (dst6, mtu4) = self.route(now, e.src.addr, e.src.port);
+        let pkt = ip.packet_bytes();
         let len = pkt.len();
         let b = &mut self.buf[HEAD..HEAD + len];
         b.copy_from_slice(pkt);
-        l4::decrement_ttl(b);
-        l4::rewrite_addr(b, Side::Src, ext.addr);
-        l4::rewrite_embedded(&mut b[e.at..], e.hl, e.proto, Side::Dst, ext);
-        l4::fill_icmp_checksum(&mut b[hl..]);
+        let mut ip = Ipv4Packet::new_unchecked(b);
+        ip.decrement_ttl();
+        l4::rewrite_addr(&mut ip, Side::Src, ext.addr);
+        let mut icmp = l4::icmp_mut(&mut ip);
+        l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Dst, ext);
+        icmp.fill_checksum();
         self.send_wan(len, &dst6, mtu4, out);
         Verdict::Forwarded
     }
@@ -638,28 +537,14 @@ impl Ce {
         (dst6, mtu4)
     }
 
-    /// Encapsulates the IPv4 packet at `buf[40..40 + len]` (RFC 2473, next header 4) and
-    /// emits it, fragmenting the IPv6 packet when it exceeds the tunnel MTU (DF clear,
-    /// RFC 2473 §7.2).
+    /// Encapsulates the IPv4 packet at `buf[40..40 + len]` toward `dst6` (RFC 2473, next
+    /// header 4) and emits it within the tunnel MTU.
     #[inline]
     fn send_wan<S: Sink + ?Sized>(&mut self, len: usize, dst6: &Ipv6Addr, mtu4: u16, out: &mut S) {
-        let (hdr, inner) = self.buf.split_at_mut(HEAD);
-        self.outer.write(hdr, &inner[..len], dst6);
-        let total = HEAD + len;
-        if len <= usize::from(mtu4) {
-            emit(&mut self.counters, out, Direction::Wan, &self.buf[..total]);
-            return;
-        }
-        self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
-        let counters = &mut self.counters;
-        let n = fragment_v6(
-            &self.buf[..total],
-            usize::from(mtu4) + HEAD,
-            self.frag_id,
-            &mut self.aux,
-            |f| emit(counters, out, Direction::Wan, f),
-        );
-        self.counters.fragments_emitted += n as u64;
+        let mtu6 = usize::from(mtu4) + HEAD;
+        let (buf, aux) = (&mut self.buf, &mut self.aux);
+        self.outer
+            .send(buf, aux, len, dst6, mtu6, &mut self.counters, out);
     }
 
     fn icmp_to_lan<S: Sink + ?Sized>(
@@ -697,7 +582,7 @@ impl Ce {
             return Verdict::Dropped(DropReason::Ipv6Malformed);
         };
         let pkt = ip6.packet_bytes();
-        if pkt[6] == IpProtocol::IPV4 {
+        if ip6.next_header() == IpProtocol::IPV4 {
             // Fast path: no extension headers (RFC 2473 packets from the BR).
             return self.wan_packet(now, pkt, IpProtocol::IPV4, IPV6_HEADER_LEN, out);
         }
@@ -750,50 +635,27 @@ impl Ce {
         match proto {
             IpProtocol::IPV4 => {}
             IpProtocol::ICMPV6 => {
-                return match pkt.get(off) {
-                    Some(&t) if icmpv6::is_error_type(t) => self.wan_icmpv6(now, pkt, off, out),
+                let msg = pkt.get(off..).filter(|m| !m.is_empty());
+                return match msg.map(|m| Icmpv6Packet::new_unchecked(m).msg_type()) {
+                    Some(t) if icmpv6::is_error_type(t) => self.wan_icmpv6(now, pkt, off, out),
                     _ => Verdict::Dropped(DropReason::Ipv6NotIpip),
                 };
             }
             _ => return Verdict::Dropped(DropReason::Ipv6NotIpip),
         }
-        let src6 = addr6_at(pkt, 8);
-        // §8.1: the CE decapsulates packets for its MAP address only.
-        if addr6_at(pkt, 24) != self.cfg.ce_ipv6 {
-            return Verdict::Dropped(DropReason::Ipv6NotForUs);
-        }
-        let inner = pkt.get(off..).unwrap_or(&[]);
-        let Ok(ip) = Ipv4Packet::new_checked(inner) else {
-            return Verdict::Dropped(DropReason::Ipv4Malformed);
+        let (src6, ip) = match self.decap(pkt, off) {
+            Ok(d) => d,
+            Err(r) => return Verdict::Dropped(r),
         };
-        if !ip.verify_checksum() {
-            return Verdict::Dropped(DropReason::Ipv4BadChecksum);
-        }
-        let inner = ip.packet_bytes();
         if ip.is_fragment() {
             if !self.is_br_source(&src6) && longest_v6(&self.cfg.fmrs, src6).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
             }
-            let hl = usize::from(ip.header_len());
-            let f = Fragment {
-                key: FragKey::V4 {
-                    src: ip.src_addr(),
-                    dst: ip.dst_addr(),
-                    proto: ip.protocol(),
-                    id: ip.ident(),
-                },
-                offset: usize::from(ip.frag_offset()),
-                more: ip.more_frags(),
-                header: &inner[..hl],
-                nh_at: 0,
-                next_header: 0,
-                data: &inner[hl..],
-            };
             let mut r = core::mem::take(&mut self.r4);
-            let v = match self.reasm.insert(now.millis(), f, &mut r) {
-                FragResult::Incomplete => Verdict::Buffered,
-                FragResult::Dropped(d) => Verdict::Dropped(d),
-                FragResult::Complete => {
+            let v = match reassemble_v4(&mut self.reasm, now.millis(), &ip, &mut r) {
+                Ok(false) => Verdict::Buffered,
+                Err(d) => Verdict::Dropped(d),
+                Ok(true) => {
                     self.counters.reassembled += 1;
                     self.wan_datagram(now, &src6, &r, out)
                 }
@@ -802,7 +664,27 @@ impl Ce {
             self.note_timeouts();
             return v;
         }
-        self.wan_datagram(now, &src6, inner, out)
+        self.wan_datagram(now, &src6, ip.packet_bytes(), out)
+    }
+
+    /// The IPv4 packet at `off` of the IPv6 packet `pkt` (checked), and the IPv6 source.
+    #[inline]
+    fn decap<'a>(
+        &self,
+        pkt: &'a [u8],
+        off: usize,
+    ) -> Result<(Ipv6Addr, Ipv4Packet<&'a [u8]>), DropReason> {
+        let ip6 = Ipv6Packet::new_unchecked(pkt);
+        // §8.1: the CE decapsulates packets for its MAP address only.
+        if ip6.dst_addr() != self.cfg.ce_ipv6 {
+            return Err(DropReason::Ipv6NotForUs);
+        }
+        let inner = pkt.get(off..).unwrap_or(&[]);
+        let ip = Ipv4Packet::new_checked(inner).map_err(|_| DropReason::Ipv4Malformed)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
+        Ok((ip6.src_addr(), ip))
     }
 
     /// A whole, checked IPv4 datagram decapsulated from `src6`.
@@ -813,62 +695,101 @@ impl Ce {
         pkt: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let hl = usize::from(pkt[0] & 0x0f) * 4;
-        let src4 = addr_at(pkt, 12);
-        let dst4 = addr_at(pkt, 16);
+        let ip = Ipv4Packet::new_unchecked(pkt);
+        match self.wan_plan(src6, &ip, 0) {
+            WanPlan::Flow(f) => self.wan_flow(now, pkt, &f, out),
+            WanPlan::Drop(r) => Verdict::Dropped(r),
+            WanPlan::IcmpError => self.wan_icmp_error(&ip, out),
+        }
+    }
+
+    /// The checks of a whole datagram from the tunnel before the NAT (§8.1); `at` is its
+    /// offset in the input, kept for the flow.
+    #[inline]
+    fn wan_plan(&self, src6: &Ipv6Addr, ip: &Ipv4Packet<&[u8]>, at: usize) -> WanPlan {
+        let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
         // §8.1: "MUST by default drop decapsulated packets whose IPv4 destination is not
         // its own shared address".
         if dst4 != self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
+            return WanPlan::Drop(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
         }
-        let l4 = match l4::parse(pkt, hl, pkt[9]) {
+        let l4 = match l4::parse(ip) {
             Ok(l) => l,
-            Err(r) => return Verdict::Dropped(r),
+            Err(r) => return WanPlan::Drop(r),
         };
         // §8.1 source validation (not done for the BR): the inner source address and port
         // must be the ones the FMR derives from the IPv6 source (§10: no spoofing between
         // CEs). ICMP errors: the peer's port is the embedded packet's destination port.
         if !self.is_br_source(src6) {
-            let port = match l4.kind {
-                L4Kind::IcmpError => match l4::embedded(pkt, hl + 8) {
-                    Ok(e) => e.dst.port,
-                    Err(r) => return Verdict::Dropped(r),
-                },
-                _ => l4.sport,
+            let port = match l4::map_port(ip, &l4, Side::Src) {
+                Ok(p) => p,
+                Err(r) => return WanPlan::Drop(r),
             };
             match longest_v6(&self.cfg.fmrs, *src6) {
-                None => return Verdict::Dropped(DropReason::UnknownTunnelSource),
+                None => return WanPlan::Drop(DropReason::UnknownTunnelSource),
                 Some(r) if !r.source_is_valid(*src6, src4, port) => {
-                    return Verdict::Dropped(DropReason::SpoofedSource)
+                    return WanPlan::Drop(DropReason::SpoofedSource)
                 }
                 Some(_) => {}
             }
         }
-        if pkt[8] <= 1 {
-            return Verdict::Dropped(DropReason::TtlExpired);
+        if ip.ttl() <= 1 {
+            return WanPlan::Drop(DropReason::TtlExpired);
         }
         if l4.kind == L4Kind::IcmpError {
-            return self.wan_icmp_error(pkt, hl, out);
+            return WanPlan::IcmpError;
         }
         if !self.cfg.port_set.contains(l4.dport) {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
+            return WanPlan::Drop(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
         }
         let proto = l4.kind.protocol();
-        let ipkt = InboundPacket {
-            proto,
-            src: nat_remote(Endpoint::new(src4, l4.sport), proto),
-            dst: Endpoint::new(dst4, l4.dport),
-            flags: TcpFlags(l4.flags),
-            seq: l4.seq,
-            ack: l4.ack,
-        };
-        match self.nat.inbound(now, &ipkt) {
+        WanPlan::Flow(WanFlow {
+            nat: InboundPacket {
+                proto,
+                src: nat_remote(Endpoint::new(src4, l4.sport), proto),
+                dst: Endpoint::new(dst4, l4.dport),
+                flags: TcpFlags(l4.flags),
+                seq: l4.seq,
+                ack: l4.ack,
+            },
+            kind: l4.kind,
+            at,
+            len: ip.packet_bytes().len(),
+        })
+    }
+
+    /// A tunnel flow packet through the NAT, one at a time; `input` holds the datagram at
+    /// the flow's offset.
+    #[inline]
+    fn wan_flow<S: Sink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        input: &[u8],
+        f: &WanFlow,
+        out: &mut S,
+    ) -> Verdict {
+        let v = self.nat.inbound(now, &f.nat);
+        let pkt = input.get(f.at..f.at + f.len).unwrap_or(&[]);
+        self.wan_finish(pkt, f, v, out)
+    }
+
+    /// A tunnel flow packet `pkt` (the whole inner datagram) with its NAT verdict.
+    #[inline]
+    fn wan_finish<S: Sink + ?Sized>(
+        &mut self,
+        pkt: &[u8],
+        f: &WanFlow,
+        v: InboundVerdict,
+        out: &mut S,
+    ) -> Verdict {
+        match v {
             InboundVerdict::Translate { internal } => {
                 let len = pkt.len();
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
-                l4::decrement_ttl(b);
-                l4::rewrite(b, hl, l4.kind, Side::Dst, internal);
+                let mut ip = Ipv4Packet::new_unchecked(b);
+                ip.decrement_ttl();
+                l4::rewrite(&mut ip, f.kind, Side::Dst, internal);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }
@@ -876,34 +797,43 @@ impl Ce {
         }
     }
 
+    /// The internal endpoint of the session an ICMP error from the tunnel is about: its
+    /// quote must be a packet we sent (source: our external address).
+    fn icmp_error_session(&mut self, e: &Embedded) -> Result<Endpoint, DropReason> {
+        if e.src.addr != self.cfg.external_ipv4 {
+            return Err(DropReason::IcmpErrorNotOurs);
+        }
+        self.nat
+            .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
+            .ok_or(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession))
+    }
+
     /// RFC 5508 §4.2 (inbound): an ICMPv4 error about a packet we sent. The embedded
     /// source (our external endpoint) becomes the internal endpoint, the outer
     /// destination the internal host; embedded IP and transport checksums are adjusted
     /// incrementally and the ICMP checksum recomputed.
-    fn wan_icmp_error<S: Sink + ?Sized>(&mut self, pkt: &[u8], hl: usize, out: &mut S) -> Verdict {
-        if mape_wire::checksum::data(&pkt[hl..]) != 0xffff {
+    fn wan_icmp_error<S: Sink + ?Sized>(&mut self, ip: &Ipv4Packet<&[u8]>, out: &mut S) -> Verdict {
+        if !Icmpv4Packet::new_unchecked(ip.payload()).verify_checksum() {
             return Verdict::Dropped(DropReason::IcmpBadChecksum);
         }
-        let e = match l4::embedded(pkt, hl + 8) {
+        let e = match l4::error_quote(ip) {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };
-        if e.src.addr != self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let Some(internal) =
-            self.nat
-                .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
-        else {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
+        let internal = match self.icmp_error_session(&e) {
+            Ok(i) => i,
+            Err(r) => return Verdict::Dropped(r),
         };
+        let pkt = ip.packet_bytes();
         let len = pkt.len();
         let b = &mut self.buf[..len];
         b.copy_from_slice(pkt);
-        l4::decrement_ttl(b);
-        l4::rewrite_addr(b, Side::Dst, internal.addr);
-        l4::rewrite_embedded(&mut b[e.at..], e.hl, e.proto, Side::Src, internal);
-        l4::fill_icmp_checksum(&mut b[hl..]);
+        let mut ip = Ipv4Packet::new_unchecked(b);
+        ip.decrement_ttl();
+        l4::rewrite_addr(&mut ip, Side::Dst, internal.addr);
+        let mut icmp = l4::icmp_mut(&mut ip);
+        l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Src, internal);
+        icmp.fill_checksum();
         emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
         Verdict::Forwarded
     }
@@ -921,62 +851,29 @@ impl Ce {
         off: usize,
         out: &mut S,
     ) -> Verdict {
-        let src6 = addr6_at(pkt, 8);
-        let dst6 = addr6_at(pkt, 24);
-        if dst6 != self.cfg.ce_ipv6 {
-            return Verdict::Dropped(DropReason::Ipv6NotForUs);
-        }
-        let msg = &pkt[off..];
-        if msg.len() < 8 + 40 {
-            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
-        }
-        if !icmpv6::Packet::new_unchecked(msg).verify_checksum(&src6, &dst6) {
-            return Verdict::Dropped(DropReason::IcmpBadChecksum);
-        }
-        let (t, code, mtu) = (msg[0], msg[1], rd32(msg, 4));
-        let emb6 = &msg[8..];
-        if emb6[0] >> 4 != 6 {
-            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
-        }
-        if addr6_at(emb6, 8) != self.cfg.ce_ipv6 {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let peer = addr6_at(emb6, 24);
-        let Ok(ext) = mape_wire::ipv6::walk(emb6[6], &emb6[40..]) else {
-            return Verdict::Dropped(DropReason::IcmpErrorMalformed);
-        };
-        if ext.protocol != IpProtocol::IPV4 || !ext.has_upper_header() {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let at = off + 8 + 40 + ext.offset;
-        let e = match l4::embedded(pkt, at) {
-            Ok(e) => e,
+        let te = match icmp::tunnel_error(pkt, off, &self.cfg.ce_ipv6) {
+            Ok(te) => te,
             Err(r) => return Verdict::Dropped(r),
         };
-        if e.src.addr != self.cfg.external_ipv4 {
-            return Verdict::Dropped(DropReason::IcmpErrorNotOurs);
-        }
-        let Some(internal) =
-            self.nat
-                .inbound_icmp_error(e.proto, e.src, nat_remote(e.dst, e.proto))
-        else {
-            return Verdict::Dropped(DropReason::Nat(mape_nat::NatDrop::IcmpErrorNoSession));
+        let (e, emb) = (te.embedded, te.quote);
+        let internal = match self.icmp_error_session(&e) {
+            Ok(i) => i,
+            Err(r) => return Verdict::Dropped(r),
         };
         // The quote, translated back (RFC 5508 §4.2), in the scratch buffer.
-        let emb = &pkt[at..];
         let n = emb.len().min(MAX_QUOTE);
         self.buf[..n].copy_from_slice(&emb[..n]);
-        l4::rewrite_embedded(&mut self.buf[..n], e.hl, e.proto, Side::Src, internal);
-        let (kind, rest) = if t == icmpv6::msg_type::PACKET_TOO_BIG {
-            let mtu6 = mtu.clamp(1280, 65535) as u16;
-            self.pmtu.learn(peer, mtu6, now);
+        l4::rewrite_embedded(&mut self.buf[..n], e.proto, Side::Src, internal);
+        let (kind, rest) = if te.msg_type == icmpv6::msg_type::PACKET_TOO_BIG {
+            let mtu6 = te.mtu.clamp(1280, 65535) as u16;
+            self.pmtu.learn(te.peer, mtu6, now);
             if !e.dont_frag {
                 return Verdict::Absorbed;
             }
             let next_hop = self.cfg.ipv4_mtu.min(mtu6 - 40);
             (icmp::FRAG_NEEDED, u32::from(next_hop))
         } else {
-            match icmp::tunnel_error_to_v4(t, code) {
+            match icmp::tunnel_error_to_v4(te.msg_type, te.code) {
                 Some(k) => (k, 0),
                 None => return Verdict::Dropped(DropReason::IcmpUnsupported),
             }

@@ -1,5 +1,6 @@
-//! IPv4-in-IPv6 encapsulation (RFC 2473, RFC 7597 §5 and §8: next header 4) and the
-//! decapsulation-side parsing helpers.
+//! IPv4-in-IPv6 encapsulation (RFC 2473, RFC 7597 §5 and §8: next header 4): the outer
+//! header, its flow label, and the emission (whole, or as IPv6 fragments) shared by the
+//! CE and the BR.
 //!
 //! The outer header is written in front of the IPv4 packet in the same scratch buffer
 //! (the packet is copied once to `scratch[40..]`, rewritten in place, then the 40-byte
@@ -7,7 +8,10 @@
 
 use core::net::Ipv6Addr;
 
-use mape_wire::IpProtocol;
+use mape_wire::{ipv4, IpProtocol, Ipv4Packet, Ipv6Repr};
+
+use crate::frag::fragment_v6;
+use crate::sink::{emit, Counters, Direction, Sink};
 
 /// Length of the outer IPv6 header.
 pub const IPV6_HEADER_LEN: usize = 40;
@@ -26,9 +30,11 @@ pub enum FlowLabel {
 /// Parameters of the outer header that do not change per packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Outer {
-    pub(crate) src: [u8; 16],
+    pub(crate) src: Ipv6Addr,
     pub(crate) hop_limit: u8,
     pub(crate) flow: FlowLabel,
+    /// Identification of the last fragmented packet (RFC 8200 §4.5), stepped per packet.
+    pub(crate) frag_id: u32,
 }
 
 impl Outer {
@@ -37,40 +43,72 @@ impl Outer {
     /// DSCP and ECN are carried), next header 4, hop limit, source, `dst`.
     #[inline]
     pub(crate) fn write(&self, hdr: &mut [u8], inner: &[u8], dst: &Ipv6Addr) {
-        let tos = inner.get(1).copied().unwrap_or(0);
-        let flow = match self.flow {
-            FlowLabel::Zero => 0,
-            FlowLabel::Hash => flow_hash(inner),
+        let ip = (inner.len() >= ipv4::HEADER_LEN).then(|| Ipv4Packet::new_unchecked(inner));
+        let repr = Ipv6Repr {
+            src_addr: self.src,
+            dst_addr: *dst,
+            next_header: IpProtocol::IPV4,
+            // An IPv4 datagram is at most 65535 bytes: it always fits.
+            payload_len: inner.len().min(usize::from(u16::MAX)),
+            hop_limit: self.hop_limit,
+            traffic_class: ip.as_ref().map_or(0, Ipv4Packet::tos),
+            flow_label: match (self.flow, ip) {
+                (FlowLabel::Zero, _) => 0,
+                (FlowLabel::Hash, ip) => flow_hash(ip.as_ref()),
+            },
         };
-        let vtf = (6u32 << 28) | (u32::from(tos) << 20) | flow;
-        hdr[0..4].copy_from_slice(&vtf.to_be_bytes());
-        let plen = u16::try_from(inner.len()).unwrap_or(u16::MAX);
-        hdr[4..6].copy_from_slice(&plen.to_be_bytes());
-        hdr[6] = IpProtocol::IPV4;
-        hdr[7] = self.hop_limit;
-        hdr[8..24].copy_from_slice(&self.src);
-        hdr[24..40].copy_from_slice(&dst.octets());
+        // Cannot fail: 40 bytes of room, the payload length and the label fit their fields.
+        let _ = repr.emit(hdr);
+    }
+}
+
+impl Outer {
+    /// Encapsulates the IPv4 packet at `buf[40..40 + len]` toward `dst` (the outer header
+    /// goes to `buf[..40]`) and emits it toward the IPv6 side, fragmenting the IPv6 packet
+    /// in `aux` when it exceeds `mtu6` (DF clear, RFC 2473 §7.2). Shared by the CE and
+    /// the BR.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn send<S: Sink + ?Sized>(
+        &mut self,
+        buf: &mut [u8],
+        aux: &mut [u8],
+        len: usize,
+        dst: &Ipv6Addr,
+        mtu6: usize,
+        counters: &mut Counters,
+        out: &mut S,
+    ) {
+        let (hdr, inner) = buf.split_at_mut(IPV6_HEADER_LEN);
+        self.write(hdr, &inner[..len], dst);
+        let total = IPV6_HEADER_LEN + len;
+        if total <= mtu6 {
+            emit(counters, out, Direction::Wan, &buf[..total]);
+            return;
+        }
+        self.frag_id = self.frag_id.wrapping_add(0x9e37_79b9);
+        let n = fragment_v6(&buf[..total], mtu6, self.frag_id, aux, |f| {
+            emit(counters, out, Direction::Wan, f)
+        });
+        counters.fragments_emitted += n as u64;
     }
 }
 
 /// 20-bit flow label from the inner addresses, protocol and (if present) first 4 bytes of
 /// the transport header: a multiply-xorshift mix, never zero.
 #[inline]
-pub(crate) fn flow_hash(inner: &[u8]) -> u32 {
+pub(crate) fn flow_hash(inner: Option<&Ipv4Packet<&[u8]>>) -> u32 {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-    if inner.len() >= 20 {
-        let hl = usize::from(inner[0] & 0x0f) * 4;
-        let a = u64::from(u32::from_be_bytes([
-            inner[12], inner[13], inner[14], inner[15],
-        ]));
-        let b = u64::from(u32::from_be_bytes([
-            inner[16], inner[17], inner[18], inner[19],
-        ]));
-        let ports = inner
-            .get(hl..hl + 4)
-            .map(|p| u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]])))
+    if let Some(ip) = inner {
+        let ports = mape_wire::ports(ip.payload())
+            .map(|(s, d)| u64::from((u32::from(s) << 16) | u32::from(d)))
             .unwrap_or(0);
-        for w in [a, b, u64::from(inner[9]), ports] {
+        for w in [
+            u64::from(u32::from(ip.src_addr())),
+            u64::from(u32::from(ip.dst_addr())),
+            u64::from(ip.protocol()),
+            ports,
+        ] {
             h = (h ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd);
             h ^= h >> 33;
         }
@@ -83,20 +121,6 @@ pub(crate) fn flow_hash(inner: &[u8]) -> u32 {
     }
 }
 
-/// The index of the byte that holds next header 44 (fragment) in front of the fragment
-/// header at `frag_at`: byte 6 of the IPv6 header, or the next-header byte of the last
-/// extension header before it. `None` if the chain is inconsistent.
-pub(crate) fn frag_nh_index(pkt: &[u8], frag_at: usize) -> Option<usize> {
-    let mut pos = 6;
-    let mut off = IPV6_HEADER_LEN;
-    while off < frag_at {
-        pos = off;
-        let len = (usize::from(*pkt.get(off + 1)?) + 1) * 8;
-        off += len;
-    }
-    (off == frag_at && *pkt.get(pos)? == IpProtocol::IPV6_FRAG).then_some(pos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,9 +128,10 @@ mod tests {
     #[test]
     fn header_fields() {
         let o = Outer {
-            src: "2001:db8::1".parse::<Ipv6Addr>().unwrap().octets(),
+            src: "2001:db8::1".parse::<Ipv6Addr>().unwrap(),
             hop_limit: 64,
             flow: FlowLabel::Zero,
+            frag_id: 0,
         };
         let mut inner = [0u8; 28];
         inner[0] = 0x45;
@@ -116,19 +141,8 @@ mod tests {
         o.write(&mut h, &inner, &dst);
         assert_eq!(&h[..8], &[0x6b, 0x80, 0, 0, 0, 28, 4, 64]);
         assert_eq!(&h[24..40], &dst.octets());
-        let f = flow_hash(&inner);
+        let ip = Ipv4Packet::new_unchecked(&inner[..]);
+        let f = flow_hash(Some(&ip));
         assert!(f != 0 && f < (1 << 20));
-    }
-
-    #[test]
-    fn frag_nh_index_walks() {
-        let mut p = [0u8; 64];
-        p[6] = 44;
-        assert_eq!(frag_nh_index(&p, 40), Some(6));
-        p[6] = 60;
-        p[40] = 44;
-        p[41] = 0;
-        assert_eq!(frag_nh_index(&p, 48), Some(40));
-        assert_eq!(frag_nh_index(&p, 44), None);
     }
 }

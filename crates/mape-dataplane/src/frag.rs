@@ -15,8 +15,9 @@
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
+use mape_wire::{ipv6, FragmentHeader, IpProtocol, Ipv4Packet, Ipv6Packet};
+
 use crate::drop::DropReason;
-use crate::l4::wr16;
 
 /// Reassembly limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,20 +290,21 @@ impl Reassembler {
         out.extend_from_slice(&s.data[..t]);
         match f.key {
             FragKey::V4 { .. } => {
-                let total = (hlen + t) as u16;
-                wr16(out, 2, total);
-                wr16(out, 6, 0);
-                wr16(out, 10, 0);
-                let c = mape_wire::checksum::of(&out[..hlen]);
-                wr16(out, 10, c);
+                let mut ip = Ipv4Packet::new_unchecked(&mut out[..]);
+                ip.set_total_len((hlen + t) as u16);
+                ip.clear_flags();
+                ip.fill_checksum();
             }
             FragKey::V6 { .. } => {
                 let nh_at = s.nh_at;
-                if nh_at >= hlen || hlen < 40 {
+                if nh_at >= hlen || hlen < ipv6::HEADER_LEN {
                     return self.discard(i, DropReason::FragMalformed);
                 }
+                // The byte that named the fragment header (found by
+                // `ipv6::fragment_nh_index`) now names what the fragments carried.
                 out[nh_at] = s.next_header;
-                wr16(out, 4, (hlen - 40 + t) as u16);
+                Ipv6Packet::new_unchecked(&mut out[..])
+                    .set_payload_len((hlen - ipv6::HEADER_LEN + t) as u16);
             }
         }
         self.bytes -= s.extent;
@@ -341,6 +343,36 @@ impl Reassembler {
     }
 }
 
+/// Feeds one IPv4 fragment (RFC 791 §3.2) to the reassembler. `Ok(true)`: `buf` now
+/// holds the whole datagram (header fixed); `Ok(false)`: more fragments are needed;
+/// `Err`: dropped for that reason. Shared by the CE (both sides) and the BR.
+pub(crate) fn reassemble_v4(
+    reasm: &mut Reassembler,
+    now_ms: u64,
+    ip: &Ipv4Packet<&[u8]>,
+    buf: &mut Vec<u8>,
+) -> Result<bool, DropReason> {
+    let f = Fragment {
+        key: FragKey::V4 {
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            proto: ip.protocol(),
+            id: ip.ident(),
+        },
+        offset: usize::from(ip.frag_offset()),
+        more: ip.more_frags(),
+        header: ip.header(),
+        nh_at: 0,
+        next_header: 0,
+        data: ip.payload(),
+    };
+    match reasm.insert(now_ms, f, buf) {
+        FragResult::Incomplete => Ok(false),
+        FragResult::Complete => Ok(true),
+        FragResult::Dropped(d) => Err(d),
+    }
+}
+
 /// Feeds one IPv6 fragment (RFC 8200 §4.5) of `pkt`, whose fragment header `fh` sits at
 /// `fat`, to the reassembler. `Ok(Some((protocol, offset)))`: `buf` now holds the whole
 /// datagram, its upper layer `protocol` at `offset`; `Ok(None)`: more fragments are
@@ -349,12 +381,12 @@ pub(crate) fn reassemble_v6(
     reasm: &mut Reassembler,
     now_ms: u64,
     pkt: &[u8],
-    fh: &mape_wire::ipv6::FragmentHeader,
+    fh: &FragmentHeader,
     fat: usize,
     (src, dst): (Ipv6Addr, Ipv6Addr),
     buf: &mut Vec<u8>,
 ) -> Result<Option<(u8, usize)>, DropReason> {
-    let nh_at = crate::encap::frag_nh_index(pkt, fat).ok_or(DropReason::Ipv6BadExtHeader)?;
+    let nh_at = ipv6::fragment_nh_index(pkt, fat).ok_or(DropReason::Ipv6BadExtHeader)?;
     let f = Fragment {
         key: FragKey::V6 {
             src,
@@ -366,17 +398,15 @@ pub(crate) fn reassemble_v6(
         header: &pkt[..fat],
         nh_at,
         next_header: fh.next_header,
-        data: pkt.get(fat + 8..).unwrap_or(&[]),
+        data: pkt.get(fat + FragmentHeader::LEN..).unwrap_or(&[]),
     };
     match reasm.insert(now_ms, f, buf) {
         FragResult::Incomplete => Ok(None),
         FragResult::Dropped(d) => Err(d),
-        FragResult::Complete => {
-            match mape_wire::Ipv6Packet::new_checked(&buf[..]).map(|p| p.ext_headers()) {
-                Ok(Ok(e)) if e.fragment.is_none() => Ok(Some((e.protocol, e.offset))),
-                _ => Err(DropReason::Ipv6BadExtHeader),
-            }
-        }
+        FragResult::Complete => match Ipv6Packet::new_checked(&buf[..]).map(|p| p.ext_headers()) {
+            Ok(Ok(e)) if e.fragment.is_none() => Ok(Some((e.protocol, e.offset))),
+            _ => Err(DropReason::Ipv6BadExtHeader),
+        },
     }
 }
 
@@ -390,12 +420,14 @@ pub(crate) fn fragment_v6(
     scratch: &mut [u8],
     mut emit: impl FnMut(&[u8]),
 ) -> usize {
-    let Some(payload) = pkt.get(40..) else {
+    let ip6 = Ipv6Packet::new_unchecked(pkt);
+    let Some(payload) = pkt.get(ipv6::HEADER_LEN..) else {
         return 0;
     };
-    let nh = pkt[6];
-    let step = (mtu.saturating_sub(48) / 8) * 8;
-    if step == 0 || scratch.len() < 48 + step.min(payload.len()) {
+    let nh = ip6.next_header();
+    let head = ipv6::HEADER_LEN + FragmentHeader::LEN;
+    let step = (mtu.saturating_sub(head) / 8) * 8;
+    if step == 0 || scratch.len() < head + step.min(payload.len()) {
         return 0;
     }
     let mut off = 0;
@@ -403,15 +435,20 @@ pub(crate) fn fragment_v6(
     while off < payload.len() {
         let len = step.min(payload.len() - off);
         let more = off + len < payload.len();
-        scratch[..40].copy_from_slice(&pkt[..40]);
-        scratch[6] = mape_wire::IpProtocol::IPV6_FRAG;
-        wr16(scratch, 4, (8 + len) as u16);
-        scratch[40] = nh;
-        scratch[41] = 0;
-        wr16(scratch, 42, (off as u16 & 0xfff8) | u16::from(more));
-        scratch[44..48].copy_from_slice(&ident.to_be_bytes());
-        scratch[48..48 + len].copy_from_slice(&payload[off..off + len]);
-        emit(&scratch[..48 + len]);
+        scratch[..ipv6::HEADER_LEN].copy_from_slice(&pkt[..ipv6::HEADER_LEN]);
+        let mut f = Ipv6Packet::new_unchecked(&mut scratch[..]);
+        f.set_next_header(IpProtocol::IPV6_FRAG);
+        f.set_payload_len((FragmentHeader::LEN + len) as u16);
+        let fh = FragmentHeader {
+            next_header: nh,
+            offset: off as u16,
+            more_fragments: more,
+            ident,
+        };
+        // Cannot fail: `scratch` holds `head` bytes at least.
+        let _ = fh.emit(&mut scratch[ipv6::HEADER_LEN..]);
+        scratch[head..head + len].copy_from_slice(&payload[off..off + len]);
+        emit(&scratch[..head + len]);
         off += len;
         n += 1;
     }

@@ -1,12 +1,17 @@
 //! ICMP the pipelines generate or translate: error builders (RFC 792, RFC 1812 §4.3.2),
 //! the ICMPv6-about-the-tunnel → ICMPv4 mapping (RFC 2473 §8.1/§8.2, RFC 7597 §8.2) and a
-//! token-bucket rate limiter (RFC 1812 §4.3.2.8).
+//! token-bucket rate limiter (RFC 1812 §4.3.2.8), and [`send_icmp`], which builds, limits,
+//! counts and emits one error (shared by the CE and the BR).
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use mape_nat::Timestamp;
 use mape_wire::icmpv4::{self, msg_type, unreach};
-use mape_wire::{icmpv6, ipv4, IpProtocol};
+use mape_wire::{icmpv6, ipv4, ipv6, Icmpv6Packet, IpProtocol, Ipv6Packet};
+
+use crate::drop::DropReason;
+use crate::l4::{self, Embedded};
+use crate::sink::{emit, Counters, Direction, Sink};
 
 /// Token bucket: at most `rate` messages per second, bursts of `rate`. `rate == 0`
 /// disables the limit.
@@ -109,6 +114,95 @@ pub(crate) const fn tunnel_error_to_v4(v6_type: u8, v6_code: u8) -> Option<(u8, 
         }
         _ => None,
     }
+}
+
+/// Builds an ICMPv4 error in `aux` and emits it toward `dir` (rate limited unless
+/// `limited` is false). A free function so callers can lend disjoint fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_icmp<S: Sink + ?Sized>(
+    rl: &mut RateLimiter,
+    counters: &mut Counters,
+    aux: &mut [u8],
+    out: &mut S,
+    now: Timestamp,
+    limited: bool,
+    src: Ipv4Addr,
+    (msg, code): (u8, u8),
+    rest: u32,
+    offending: &[u8],
+) -> bool {
+    if !mape_wire::icmpv4::may_send_error(offending) {
+        return false;
+    }
+    if limited && !rl.allow(now) {
+        counters.icmp_rate_limited += 1;
+        return false;
+    }
+    match build_error(aux, src, msg, code, rest, offending) {
+        Some(n) => {
+            counters.icmp_generated += 1;
+            emit(counters, out, Direction::Lan, &aux[..n]);
+            true
+        }
+        None => false,
+    }
+}
+
+/// An ICMPv6 error about one of our encapsulated packets (RFC 2473 §8): it quotes our
+/// IPv6 header and the IPv4 packet we sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TunnelError<'a> {
+    pub(crate) msg_type: u8,
+    pub(crate) code: u8,
+    /// The MTU of a Packet Too Big (RFC 8201).
+    pub(crate) mtu: u32,
+    /// The outer destination of the quoted packet: the tunnel peer.
+    pub(crate) peer: Ipv6Addr,
+    /// The quoted IPv4 packet, as far as present, and what it says.
+    pub(crate) quote: &'a [u8],
+    pub(crate) embedded: Embedded,
+}
+
+/// Parses the ICMPv6 error at offset `off` of the IPv6 packet `pkt`, which must be for
+/// `ce` and quote a packet `ce` encapsulated (next header 4, after any extension headers).
+pub(crate) fn tunnel_error<'a>(
+    pkt: &'a [u8],
+    off: usize,
+    ce: &Ipv6Addr,
+) -> Result<TunnelError<'a>, DropReason> {
+    let ip6 = Ipv6Packet::new_unchecked(pkt);
+    let (src6, dst6) = (ip6.src_addr(), ip6.dst_addr());
+    if dst6 != *ce {
+        return Err(DropReason::Ipv6NotForUs);
+    }
+    let msg = Icmpv6Packet::new_unchecked(pkt.get(off..).unwrap_or(&[]));
+    if msg.check_len().is_err() || msg.data().len() < ipv6::HEADER_LEN {
+        return Err(DropReason::IcmpErrorMalformed);
+    }
+    if !msg.verify_checksum(&src6, &dst6) {
+        return Err(DropReason::IcmpBadChecksum);
+    }
+    let (msg_type, code, mtu) = (msg.msg_type(), msg.msg_code(), msg.mtu());
+    let emb6 = Ipv6Packet::new_checked_header(msg.into_data())
+        .map_err(|_| DropReason::IcmpErrorMalformed)?;
+    if emb6.src_addr() != *ce {
+        return Err(DropReason::IcmpErrorNotOurs);
+    }
+    let ext = ipv6::walk(emb6.next_header(), emb6.payload())
+        .map_err(|_| DropReason::IcmpErrorMalformed)?;
+    if ext.protocol != IpProtocol::IPV4 || !ext.has_upper_header() {
+        return Err(DropReason::IcmpErrorNotOurs);
+    }
+    let peer = emb6.dst_addr();
+    let quote = emb6.into_payload().get(ext.offset..).unwrap_or(&[]);
+    Ok(TunnelError {
+        msg_type,
+        code,
+        mtu,
+        peer,
+        quote,
+        embedded: l4::embedded(quote)?,
+    })
 }
 
 #[cfg(test)]

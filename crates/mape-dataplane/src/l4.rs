@@ -1,13 +1,14 @@
 //! Transport summaries of IPv4 datagrams and the in-place NAPT rewrites, with RFC 1624
 //! (eqn. 3) incremental checksum updates: one pass over the changed words, never over the
-//! payload. ICMP query identifiers are treated like ports (RFC 7597 §8.2, RFC 5508).
+//! payload. ICMP query identifiers are treated like ports (RFC 7597 §8.2, RFC 5508). Every
+//! header field is read and written through the `mape_wire` views.
 
 use core::net::Ipv4Addr;
 
 use mape_nat::{Endpoint, Protocol};
 use mape_wire::checksum::Delta;
 use mape_wire::icmpv4::msg_type;
-use mape_wire::IpProtocol;
+use mape_wire::{Icmpv4Packet, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 
 use crate::drop::DropReason;
 
@@ -51,32 +52,23 @@ pub(crate) struct L4 {
     pub(crate) ack: u32,
 }
 
-#[inline]
-pub(crate) fn rd16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
+impl L4 {
+    const fn ports(kind: L4Kind, sport: u16, dport: u16) -> L4 {
+        L4 {
+            kind,
+            sport,
+            dport,
+            flags: 0,
+            seq: 0,
+            ack: 0,
+        }
+    }
 
-#[inline]
-pub(crate) fn wr16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-#[inline]
-pub(crate) fn rd32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-#[inline]
-pub(crate) fn addr_at(b: &[u8], at: usize) -> Ipv4Addr {
-    Ipv4Addr::from(rd32(b, at))
-}
-
-/// An IPv6 address at a fixed offset (caller checked the bounds).
-#[inline]
-pub(crate) fn addr6_at(b: &[u8], at: usize) -> core::net::Ipv6Addr {
-    let mut o = [0u8; 16];
-    o.copy_from_slice(&b[at..at + 16]);
-    core::net::Ipv6Addr::from(o)
+    /// Whether this is a TCP SYN (the segments whose MSS option is clamped).
+    #[inline]
+    pub(crate) const fn is_syn(&self) -> bool {
+        matches!(self.kind, L4Kind::Tcp) && self.flags & mape_wire::TcpFlags::SYN.bits() != 0
+    }
 }
 
 /// Whether `a` names a single host that may be forwarded to or from (RFC 1812 §4.2.2.11,
@@ -87,76 +79,42 @@ pub(crate) fn is_unicast(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || o == 127 || o >= 224)
 }
 
-/// Whether an ICMPv4 type is an error the NAPT translates through its embedded packet.
+/// Whether an ICMPv4 type is an error the NAPT translates through its embedded packet
+/// (RFC 5508 §4; a redirect is not translated).
 #[inline]
 pub(crate) const fn is_icmp_error(t: u8) -> bool {
-    matches!(
-        t,
-        msg_type::DEST_UNREACHABLE
-            | msg_type::TIME_EXCEEDED
-            | msg_type::PARAM_PROBLEM
-            | msg_type::SOURCE_QUENCH
-    )
+    t != msg_type::REDIRECT && mape_wire::icmpv4::is_error_type(t)
 }
 
-/// Reads the transport facts of a whole (unfragmented or reassembled) datagram `pkt`
-/// whose header is `hl` bytes long. After `Ok`, the fixed transport header is present.
-pub(crate) fn parse(pkt: &[u8], hl: usize, proto: u8) -> Result<L4, DropReason> {
-    match proto {
+/// Reads the transport facts of a whole (unfragmented or reassembled) datagram. After
+/// `Ok`, the fixed transport header is present (TCP: with its options).
+#[inline]
+pub(crate) fn parse(ip: &Ipv4Packet<&[u8]>) -> Result<L4, DropReason> {
+    let payload = ip.payload();
+    match ip.protocol() {
         IpProtocol::TCP => {
-            if pkt.len() < hl + 20 {
-                return Err(DropReason::L4Truncated);
-            }
-            let doff = usize::from(pkt[hl + 12] >> 4) * 4;
-            if doff < 20 || pkt.len() < hl + doff {
-                return Err(DropReason::L4Truncated);
-            }
+            let t = TcpPacket::new_checked(payload).map_err(|_| DropReason::L4Truncated)?;
             Ok(L4 {
                 kind: L4Kind::Tcp,
-                sport: rd16(pkt, hl),
-                dport: rd16(pkt, hl + 2),
-                flags: pkt[hl + 13],
-                seq: rd32(pkt, hl + 4),
-                ack: rd32(pkt, hl + 8),
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                flags: t.flags().bits(),
+                seq: t.seq_number(),
+                ack: t.ack_number(),
             })
         }
         IpProtocol::UDP => {
-            if pkt.len() < hl + 8 {
-                return Err(DropReason::L4Truncated);
-            }
-            Ok(L4 {
-                kind: L4Kind::Udp,
-                sport: rd16(pkt, hl),
-                dport: rd16(pkt, hl + 2),
-                flags: 0,
-                seq: 0,
-                ack: 0,
-            })
+            let u = UdpPacket::new_checked_header(payload).map_err(|_| DropReason::L4Truncated)?;
+            Ok(L4::ports(L4Kind::Udp, u.src_port(), u.dst_port()))
         }
         IpProtocol::ICMP => {
-            if pkt.len() < hl + 8 {
-                return Err(DropReason::L4Truncated);
-            }
-            let t = pkt[hl];
+            let m = Icmpv4Packet::new_checked(payload).map_err(|_| DropReason::L4Truncated)?;
+            let t = m.msg_type();
             if t == msg_type::ECHO_REQUEST || t == msg_type::ECHO_REPLY {
-                let id = rd16(pkt, hl + 4);
-                Ok(L4 {
-                    kind: L4Kind::IcmpQuery,
-                    sport: id,
-                    dport: id,
-                    flags: 0,
-                    seq: 0,
-                    ack: 0,
-                })
+                let id = m.echo_ident();
+                Ok(L4::ports(L4Kind::IcmpQuery, id, id))
             } else if is_icmp_error(t) {
-                Ok(L4 {
-                    kind: L4Kind::IcmpError,
-                    sport: 0,
-                    dport: 0,
-                    flags: 0,
-                    seq: 0,
-                    ack: 0,
-                })
+                Ok(L4::ports(L4Kind::IcmpError, 0, 0))
             } else {
                 Err(DropReason::IcmpUnsupported)
             }
@@ -168,56 +126,67 @@ pub(crate) fn parse(pkt: &[u8], hl: usize, proto: u8) -> Result<L4, DropReason> 
 /// The packet quoted in an ICMP error (RFC 792: IP header + at least 8 bytes), parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Embedded {
-    /// Offset of the embedded IPv4 header within the datagram holding the ICMP error.
-    pub(crate) at: usize,
-    pub(crate) hl: usize,
     pub(crate) proto: Protocol,
     pub(crate) src: Endpoint,
     pub(crate) dst: Endpoint,
     pub(crate) dont_frag: bool,
 }
 
-/// Parses the packet embedded in an ICMP error, starting at offset `at` of `pkt` (for an
-/// ICMPv4 error: its header offset + 8; for an ICMPv6 error about a tunnel packet: after
-/// the quoted IPv6 header and its extension headers).
-/// The embedded packet may be truncated but must show its full IP header and 8 bytes of
-/// transport header, and be a first fragment. An embedded ICMP must be a query (no error
-/// about an error, RFC 1812 §4.3.2.7).
-pub(crate) fn embedded(pkt: &[u8], at: usize) -> Result<Embedded, DropReason> {
-    let emb = pkt.get(at..).ok_or(DropReason::IcmpErrorMalformed)?;
-    if emb.len() < 20 || emb[0] >> 4 != 4 {
-        return Err(DropReason::IcmpErrorMalformed);
+/// Parses `quote`, the packet embedded in an ICMP error (for an ICMPv4 error: its data;
+/// for an ICMPv6 error about a tunnel packet: what follows the quoted IPv6 header and its
+/// extension headers). The embedded packet may be truncated but must show its full IP
+/// header and 8 bytes of transport header, and be a first fragment. An embedded ICMP must
+/// be a query (no error about an error, RFC 1812 §4.3.2.7).
+pub(crate) fn embedded(quote: &[u8]) -> Result<Embedded, DropReason> {
+    let bad = DropReason::IcmpErrorMalformed;
+    let ip = Ipv4Packet::new_checked_header(quote).map_err(|_| bad)?;
+    let l4 = ip.payload();
+    if l4.len() < mape_wire::udp::HEADER_LEN || !ip.is_first_fragment() {
+        return Err(bad);
     }
-    let hl = usize::from(emb[0] & 0x0f) * 4;
-    if hl < 20 || emb.len() < hl + 8 {
-        return Err(DropReason::IcmpErrorMalformed);
-    }
-    let flags_off = rd16(emb, 6);
-    if flags_off & 0x1fff != 0 {
-        return Err(DropReason::IcmpErrorMalformed);
-    }
-    let src = addr_at(emb, 12);
-    let dst = addr_at(emb, 16);
-    let (proto, sport, dport) = match emb[9] {
-        IpProtocol::TCP => (Protocol::Tcp, rd16(emb, hl), rd16(emb, hl + 2)),
-        IpProtocol::UDP => (Protocol::Udp, rd16(emb, hl), rd16(emb, hl + 2)),
-        IpProtocol::ICMP => {
-            let t = emb[hl];
-            if t != msg_type::ECHO_REQUEST && t != msg_type::ECHO_REPLY {
-                return Err(DropReason::IcmpErrorMalformed);
-            }
-            let id = rd16(emb, hl + 4);
-            (Protocol::Icmp, id, id)
+    let (proto, sport, dport) = match ip.protocol() {
+        IpProtocol::TCP => {
+            let (s, d) = mape_wire::ports(l4).ok_or(bad)?;
+            (Protocol::Tcp, s, d)
         }
-        _ => return Err(DropReason::IcmpErrorMalformed),
+        IpProtocol::UDP => {
+            let (s, d) = mape_wire::ports(l4).ok_or(bad)?;
+            (Protocol::Udp, s, d)
+        }
+        IpProtocol::ICMP => {
+            let m = Icmpv4Packet::new_checked(l4).map_err(|_| bad)?;
+            let t = m.msg_type();
+            if t != msg_type::ECHO_REQUEST && t != msg_type::ECHO_REPLY {
+                return Err(bad);
+            }
+            (Protocol::Icmp, m.echo_ident(), m.echo_ident())
+        }
+        _ => return Err(bad),
     };
     Ok(Embedded {
-        at,
-        hl,
         proto,
-        src: Endpoint::new(src, sport),
-        dst: Endpoint::new(dst, dport),
-        dont_frag: flags_off & 0x4000 != 0,
+        src: Endpoint::new(ip.src_addr(), sport),
+        dst: Endpoint::new(ip.dst_addr(), dport),
+        dont_frag: ip.dont_frag(),
+    })
+}
+
+/// [`embedded`] for the packet quoted by the ICMPv4 error that `ip` carries.
+#[inline]
+pub(crate) fn error_quote(ip: &Ipv4Packet<&[u8]>) -> Result<Embedded, DropReason> {
+    embedded(Icmpv4Packet::new_unchecked(ip.payload()).data())
+}
+
+/// The port that names the CE of a datagram (RFC 7597 §5.3 PSID, §8.1 source check):
+/// the port on `side` (`Dst` for packets toward a CE, `Src` for packets from one), or for
+/// an ICMP error the opposite port of the packet it quotes (§8.2: the quote is a packet
+/// going the other way).
+pub(crate) fn map_port(ip: &Ipv4Packet<&[u8]>, l4: &L4, side: Side) -> Result<u16, DropReason> {
+    Ok(match (l4.kind, side) {
+        (L4Kind::IcmpError, Side::Dst) => error_quote(ip)?.src.port,
+        (L4Kind::IcmpError, Side::Src) => error_quote(ip)?.dst.port,
+        (_, Side::Dst) => l4.dport,
+        (_, Side::Src) => l4.sport,
     })
 }
 
@@ -240,157 +209,97 @@ pub(crate) enum Side {
     Dst,
 }
 
-impl Side {
-    const fn addr_at(self) -> usize {
-        match self {
-            Side::Src => 12,
-            Side::Dst => 16,
-        }
+/// Rewrites only the IPv4 address on `side`, updating the header checksum (RFC 1624), and
+/// returns the change for the transport checksums that cover the address.
+#[inline]
+pub(crate) fn rewrite_addr(ip: &mut Ipv4Packet<&mut [u8]>, side: Side, new: Ipv4Addr) -> Delta {
+    let old = match side {
+        Side::Src => ip.src_addr(),
+        Side::Dst => ip.dst_addr(),
+    };
+    match side {
+        Side::Src => ip.set_src_addr(new),
+        Side::Dst => ip.set_dst_addr(new),
     }
-    const fn port_at(self) -> usize {
-        match self {
-            Side::Src => 0,
-            Side::Dst => 2,
-        }
-    }
+    let d = Delta::new().replace_32(u32::from(old), u32::from(new));
+    ip.set_checksum(d.apply(ip.checksum()));
+    d
 }
 
-/// Rewrites only the IPv4 address on `side`, updating the header checksum (RFC 1624).
-/// For an ICMP datagram (no pseudo-header) nothing else changes.
+/// Rewrites the port (or ICMP query identifier) on `side` of the transport header `l4`
+/// of protocol `proto`, updating its checksum with `addr` (the address change the
+/// pseudo-header saw) and the port change. `l4` may be cut short (a quote): the port
+/// needs 8 bytes, a TCP checksum is updated only when present. A zero UDP checksum stays
+/// zero (RFC 768).
 #[inline]
-pub(crate) fn rewrite_addr(pkt: &mut [u8], side: Side, new: Ipv4Addr) {
-    let at = side.addr_at();
-    let old = rd32(pkt, at);
-    let new = u32::from(new);
-    pkt[at..at + 4].copy_from_slice(&new.to_be_bytes());
-    let c = Delta::new().replace_32(old, new).apply(rd16(pkt, 10));
-    wr16(pkt, 10, c);
+fn rewrite_port(l4: &mut [u8], proto: Protocol, side: Side, addr: Delta, new: u16) {
+    if l4.len() < mape_wire::udp::HEADER_LEN {
+        return;
+    }
+    match proto {
+        Protocol::Tcp => {
+            let mut t = TcpPacket::new_unchecked(l4);
+            let old = match side {
+                Side::Src => t.src_port(),
+                Side::Dst => t.dst_port(),
+            };
+            match side {
+                Side::Src => t.set_src_port(new),
+                Side::Dst => t.set_dst_port(new),
+            }
+            if t.shows_checksum() {
+                t.set_checksum(addr.replace_16(old, new).apply(t.checksum()));
+            }
+        }
+        Protocol::Udp => {
+            let mut u = UdpPacket::new_unchecked(l4);
+            let old = match side {
+                Side::Src => u.src_port(),
+                Side::Dst => u.dst_port(),
+            };
+            match side {
+                Side::Src => u.set_src_port(new),
+                Side::Dst => u.set_dst_port(new),
+            }
+            u.set_checksum(addr.replace_16(old, new).apply_udp(u.checksum()));
+        }
+        Protocol::Icmp => {
+            // No pseudo-header: only the identifier change counts.
+            let mut m = Icmpv4Packet::new_unchecked(l4);
+            let old = m.echo_ident();
+            m.set_echo_ident(new);
+            m.set_checksum(Delta::new().replace_16(old, new).apply(m.checksum()));
+        }
+    }
 }
 
 /// Rewrites address and port (or ICMP identifier) on `side` of a whole datagram that
 /// [`parse`] accepted as TCP, UDP or an ICMP query. IPv4 header checksum and transport
-/// checksum are updated incrementally (RFC 1624 eqn. 3); a zero UDP checksum stays zero
-/// (RFC 768). The payload is never read.
+/// checksum are updated incrementally (RFC 1624 eqn. 3). The payload is never read.
 #[inline]
-pub(crate) fn rewrite(pkt: &mut [u8], hl: usize, kind: L4Kind, side: Side, new: Endpoint) {
-    let at = side.addr_at();
-    let old_a = rd32(pkt, at);
-    let new_a = u32::from(new.addr);
-    pkt[at..at + 4].copy_from_slice(&new_a.to_be_bytes());
-    let addr = Delta::new().replace_32(old_a, new_a);
-    wr16(pkt, 10, addr.apply(rd16(pkt, 10)));
-    match kind {
-        L4Kind::Tcp | L4Kind::Udp => {
-            let p = hl + side.port_at();
-            let old_p = rd16(pkt, p);
-            wr16(pkt, p, new.port);
-            let d = addr.replace_16(old_p, new.port);
-            if kind == L4Kind::Tcp {
-                let c = hl + 16;
-                wr16(pkt, c, d.apply(rd16(pkt, c)));
-            } else {
-                let c = hl + 6;
-                wr16(pkt, c, d.apply_udp(rd16(pkt, c)));
-            }
-        }
-        L4Kind::IcmpQuery => {
-            let p = hl + 4;
-            let old_p = rd16(pkt, p);
-            wr16(pkt, p, new.port);
-            let c = hl + 2;
-            wr16(
-                pkt,
-                c,
-                Delta::new().replace_16(old_p, new.port).apply(rd16(pkt, c)),
-            );
-        }
-        L4Kind::IcmpError => {}
+pub(crate) fn rewrite(ip: &mut Ipv4Packet<&mut [u8]>, kind: L4Kind, side: Side, new: Endpoint) {
+    let addr = rewrite_addr(ip, side, new.addr);
+    if kind != L4Kind::IcmpError {
+        rewrite_port(ip.payload_mut(), kind.protocol(), side, addr, new.port);
     }
 }
 
-/// [`rewrite`] for the packet embedded in an ICMP error (RFC 5508 §4.2): the embedded
-/// packet may be truncated, so the port and transport checksum are updated only when
-/// present. The caller recomputes the outer ICMP checksum afterwards.
-pub(crate) fn rewrite_embedded(
-    emb: &mut [u8],
-    hl: usize,
-    proto: Protocol,
-    side: Side,
-    new: Endpoint,
-) {
-    if emb.len() < 20 {
+/// [`rewrite`] for the packet embedded in an ICMP error (RFC 5508 §4.2), `quote` as
+/// [`embedded`] accepted it: the embedded packet may be truncated, so the transport
+/// checksum is updated only when present. The caller recomputes the outer ICMP checksum.
+pub(crate) fn rewrite_embedded(quote: &mut [u8], proto: Protocol, side: Side, new: Endpoint) {
+    if Ipv4Packet::new_checked_header(&*quote).is_err() {
         return;
     }
-    let at = side.addr_at();
-    let old_a = rd32(emb, at);
-    let new_a = u32::from(new.addr);
-    emb[at..at + 4].copy_from_slice(&new_a.to_be_bytes());
-    let addr = Delta::new().replace_32(old_a, new_a);
-    wr16(emb, 10, addr.apply(rd16(emb, 10)));
-    match proto {
-        Protocol::Tcp | Protocol::Udp => {
-            let p = hl + side.port_at();
-            if emb.len() < p + 2 {
-                return;
-            }
-            let old_p = rd16(emb, p);
-            wr16(emb, p, new.port);
-            let d = addr.replace_16(old_p, new.port);
-            if proto == Protocol::Tcp {
-                let c = hl + 16;
-                if emb.len() >= c + 2 {
-                    wr16(emb, c, d.apply(rd16(emb, c)));
-                }
-            } else {
-                let c = hl + 6;
-                if emb.len() >= c + 2 {
-                    wr16(emb, c, d.apply_udp(rd16(emb, c)));
-                }
-            }
-        }
-        Protocol::Icmp => {
-            let p = hl + 4;
-            if emb.len() < p + 2 {
-                return;
-            }
-            let old_p = rd16(emb, p);
-            wr16(emb, p, new.port);
-            let c = hl + 2;
-            wr16(
-                emb,
-                c,
-                Delta::new().replace_16(old_p, new.port).apply(rd16(emb, c)),
-            );
-        }
-    }
+    let mut ip = Ipv4Packet::new_unchecked(quote);
+    let addr = rewrite_addr(&mut ip, side, new.addr);
+    rewrite_port(ip.payload_mut(), proto, side, addr, new.port);
 }
 
-/// Decrements the TTL and updates the header checksum (RFC 1812 §5.3.1, RFC 1624).
+/// The ICMP message of an IPv4 datagram that carries one, as a mutable view.
 #[inline]
-pub(crate) fn decrement_ttl(pkt: &mut [u8]) {
-    let ttl = pkt[8];
-    if ttl == 0 {
-        return;
-    }
-    let old = u16::from_be_bytes([ttl, pkt[9]]);
-    let new = u16::from_be_bytes([ttl - 1, pkt[9]]);
-    pkt[8] = ttl - 1;
-    wr16(
-        pkt,
-        10,
-        Delta::new().replace_16(old, new).apply(rd16(pkt, 10)),
-    );
-}
-
-/// Recomputes the ICMP checksum over `icmp` (the whole message) from scratch.
-pub(crate) fn fill_icmp_checksum(icmp: &mut [u8]) {
-    if icmp.len() < 4 {
-        return;
-    }
-    icmp[2] = 0;
-    icmp[3] = 0;
-    let c = mape_wire::checksum::of(icmp);
-    wr16(icmp, 2, c);
+pub(crate) fn icmp_mut<'a>(ip: &'a mut Ipv4Packet<&mut [u8]>) -> Icmpv4Packet<&'a mut [u8]> {
+    Icmpv4Packet::new_unchecked(ip.payload_mut())
 }
 
 #[cfg(test)]
@@ -411,8 +320,9 @@ mod tests {
     fn rewrite_matches_full_recomputation() {
         let mut p = udp_packet();
         let new = Endpoint::new(Ipv4Addr::new(14, 9, 26, 101), 6672);
-        rewrite(&mut p, 20, L4Kind::Udp, Side::Src, new);
-        decrement_ttl(&mut p);
+        let mut ip = Ipv4Packet::new_unchecked(&mut p[..]);
+        rewrite(&mut ip, L4Kind::Udp, Side::Src, new);
+        ip.decrement_ttl();
         let mut want = Vec::new();
         etherparse::PacketBuilder::ipv4([14, 9, 26, 101], [8, 8, 8, 8], 63)
             .udp(6672, 53)
@@ -428,22 +338,27 @@ mod tests {
         p[26] = 0;
         p[27] = 0;
         rewrite(
-            &mut p,
-            20,
+            &mut Ipv4Packet::new_unchecked(&mut p[..]),
             L4Kind::Udp,
             Side::Dst,
             Endpoint::new(Ipv4Addr::new(10, 0, 0, 1), 9),
         );
-        assert_eq!(rd16(&p, 26), 0);
+        assert_eq!(&p[26..28], &[0, 0]);
     }
 
     #[test]
     fn parse_rejects_short_and_unknown() {
         let p = udp_packet();
-        assert_eq!(parse(&p[..25], 20, 17), Err(DropReason::L4Truncated));
-        assert_eq!(parse(&p, 20, 47), Err(DropReason::ProtocolUnsupported));
-        assert_eq!(parse(&p, 20, 6), Err(DropReason::L4Truncated));
-        let l = parse(&p, 20, 17).unwrap();
+        let with_proto = |proto: u8| {
+            let mut q = p.clone();
+            q[9] = proto;
+            q
+        };
+        let v = |b: &[u8]| parse(&Ipv4Packet::new_unchecked(b));
+        assert_eq!(v(&p[..25]), Err(DropReason::L4Truncated));
+        assert_eq!(v(&with_proto(47)), Err(DropReason::ProtocolUnsupported));
+        assert_eq!(v(&with_proto(6)), Err(DropReason::L4Truncated));
+        let l = v(&p).unwrap();
         assert_eq!((l.sport, l.dport, l.kind), (40000, 53, L4Kind::Udp));
     }
 }

@@ -19,6 +19,24 @@
 //! once to `scratch[..]` and rewritten. One copy of a ≤ 1500-byte packet costs far less
 //! than the NAT lookup, and keeps the API free of headroom contracts.
 //!
+//! (The daemon's worker copies emitted packets once more into its output buffer, to write
+//! them after releasing the pipeline lock; that copy is the shell's, not the pipeline's.)
+//!
+//! # Parsing
+//!
+//! Every header field is read and written through the `mape_wire` views (`Ipv4Packet`,
+//! `Ipv6Packet`, TCP/UDP/ICMP views, `Ipv6Repr` for the outer header, `FragmentHeader`):
+//! one parser to fuzz and trust. The one index the dataplane computes itself is the
+//! next-header byte a reassembled IPv6 packet gets back (`frag.rs`), found by
+//! `mape_wire::ipv6::fragment_nh_index`; the tests build their fixtures with raw bytes.
+//!
+//! # Batches
+//!
+//! [`Ce::process_batch`] checks each packet once (no side effect before the NAT), hands
+//! runs of consecutive flow packets of one direction to the NAT's batch lookups and
+//! finishes them in order; fragments, ICMP errors and every other packet with side
+//! effects of its own take the full path in their place. See `plan.rs`.
+//!
 //! # Fragments (RFC 7597 §8.3)
 //!
 //! * Outbound, too big for the tunnel MTU: DF set → ICMP "fragmentation needed" with the
@@ -57,12 +75,17 @@
 
 pub mod br;
 pub mod ce;
+mod config;
 pub mod drop;
 pub mod encap;
+mod error;
 pub mod frag;
 mod icmp;
 mod l4;
 pub mod mss;
+mod plan;
+mod pmtu;
+mod route;
 pub mod sink;
 
 pub use br::{Br, BrConfig};

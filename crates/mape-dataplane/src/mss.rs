@@ -9,16 +9,12 @@ pub const fn mss_for_mtu(ipv4_mtu: u16) -> u16 {
     ipv4_mtu.saturating_sub(40)
 }
 
-/// If `pkt` (header length `hl`, TCP, whole) is a SYN with an MSS option above `max`,
-/// lowers it to `max` and fixes the TCP checksum. Returns the old MSS if clamped.
+/// If the TCP segment `tcp` carries an MSS option above `max`, lowers it to `max` and
+/// fixes the checksum (RFC 1624). Returns the old MSS if clamped. The caller checked the
+/// header (`l4::parse`) and that the segment is a SYN.
 #[inline]
-pub(crate) fn clamp(pkt: &mut [u8], hl: usize, max: u16) -> Option<u16> {
-    // SYN flag at TCP byte 13 (bit 0x02); the caller checked the fixed header is present.
-    if pkt.get(hl + 13)? & 0x02 == 0 {
-        return None;
-    }
-    let mut t = tcp::Packet::new_checked(pkt.get_mut(hl..)?).ok()?;
-    t.clamp_mss(max)
+pub(crate) fn clamp(tcp: &mut [u8], max: u16) -> Option<u16> {
+    tcp::Packet::new_unchecked(tcp).clamp_mss(max)
 }
 
 #[cfg(test)]
@@ -36,7 +32,7 @@ mod tests {
             .unwrap()
             .write(&mut v, &[])
             .unwrap();
-        assert_eq!(clamp(&mut v, 20, 1420), Some(1460));
+        assert_eq!(clamp(&mut v[20..], 1420), Some(1460));
         let t = tcp::Packet::new_checked(&v[20..]).unwrap();
         assert_eq!(t.mss(), Some(1420));
         let ph = PseudoHeader::V4 {
@@ -44,7 +40,7 @@ mod tests {
             dst: [8, 8, 8, 8].into(),
         };
         assert!(t.verify_checksum(&ph));
-        assert_eq!(clamp(&mut v, 20, 1420), None);
+        assert_eq!(clamp(&mut v[20..], 1420), None);
         assert_eq!(mss_for_mtu(1460), 1420);
     }
 }

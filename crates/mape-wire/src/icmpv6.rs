@@ -240,6 +240,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
+impl<'a> Packet<&'a [u8]> {
+    /// [`Packet::data`] for the lifetime of the buffer, not of the view.
+    #[inline]
+    pub fn into_data(self) -> &'a [u8] {
+        &self.buffer[HEADER_LEN.min(self.buffer.len())..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Set the type.
     #[inline]
@@ -522,6 +530,14 @@ pub fn may_send_error(offending: &[u8], err_type: u8, err_code: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn into_data_outlives_the_view() {
+        let b = [1u8, 0, 0, 0, 0, 0, 0, 0, 0x60, 7];
+        let d: &[u8] = Packet::new_checked(&b[..]).unwrap().into_data();
+        assert_eq!(d, &[0x60, 7]);
+        assert!(Packet::new_unchecked(&b[..3]).into_data().is_empty());
+    }
     use proptest::prelude::*;
 
     fn x() -> Ipv6Addr {

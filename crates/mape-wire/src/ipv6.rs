@@ -190,6 +190,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
+impl<'a> Packet<&'a [u8]> {
+    /// [`Packet::payload`] for the lifetime of the buffer, not of the view.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let end = self.payload_end();
+        &self.buffer[HEADER_LEN.min(end)..end]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     fn set_vtf(&mut self, mask: u32, value: u32) {
@@ -320,6 +329,7 @@ impl Repr {
     }
 
     /// Write the fixed header into `buf[..40]`. Returns 40.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         if buf.len() < HEADER_LEN {
             return Err(WireError::BufferTooSmall);
@@ -435,6 +445,21 @@ impl ExtHeaders {
     }
 }
 
+/// The index in `packet` (an IPv6 packet from its fixed header) of the next-header byte
+/// that names the extension header at offset `at`: byte 6 of the fixed header, or the
+/// first byte of the extension header before it (RFC 8200 §4: hop-by-hop, routing and
+/// destination options headers are `(len + 1) × 8` bytes). `None` if the chain does not
+/// land on `at` or `at` is not named as a fragment header. Reassembly rewrites that byte.
+pub fn fragment_nh_index(packet: &[u8], at: usize) -> Option<usize> {
+    let mut pos = field::NXT_HDR;
+    let mut off = HEADER_LEN;
+    while off < at {
+        pos = off;
+        off += (usize::from(*packet.get(off + 1)?) + 1) * 8;
+    }
+    (off == at && *packet.get(pos)? == IpProtocol::IPV6_FRAG).then_some(pos)
+}
+
 /// Walk the extension-header chain of an IPv6 payload `bytes` whose first header is
 /// `next_header` (RFC 8200 §4.1). Skips hop-by-hop (0, only as the first header), routing
 /// (43) and destination options (60) headers; parses the fragment header (44) and stops
@@ -497,6 +522,33 @@ pub fn walk(next_header: u8, bytes: &[u8]) -> Result<ExtHeaders> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn into_payload_outlives_the_view() {
+        // Payload length 3, four bytes present after the fixed header.
+        let mut b = [0u8; 44];
+        b[0] = 0x60;
+        b[5] = 3;
+        b[40..].copy_from_slice(&[1, 2, 3, 4]);
+        let p: &[u8] = Packet::new_checked(&b[..]).unwrap().into_payload();
+        assert_eq!(p, &[1, 2, 3]);
+    }
+
+    #[test]
+    fn fragment_nh_index_walks_the_chain() {
+        let mut p = [0u8; 64];
+        p[6] = 44;
+        assert_eq!(fragment_nh_index(&p, 40), Some(6));
+        // Destination options (60, 8 bytes) naming the fragment header at 48.
+        p[6] = 60;
+        p[40] = 44;
+        p[41] = 0;
+        assert_eq!(fragment_nh_index(&p, 48), Some(40));
+        assert_eq!(fragment_nh_index(&p, 44), None);
+        p[40] = 17;
+        assert_eq!(fragment_nh_index(&p, 48), None);
+        assert_eq!(fragment_nh_index(&p[..41], 48), None);
+    }
     use proptest::prelude::*;
 
     // = tests/fixtures/ipv6_hbh_dstopt_tcp.bin: hop-by-hop (PadN) + destination options

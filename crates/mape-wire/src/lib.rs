@@ -194,6 +194,13 @@ pub fn ports(l4: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// Byte range of a header field.
+/// The IP version of a packet: its first nibble (RFC 791 §3.1, RFC 8200 §3), which says
+/// which view parses it; `None` for an empty buffer.
+#[inline]
+pub fn ip_version(packet: &[u8]) -> Option<u8> {
+    packet.first().map(|b| b >> 4)
+}
+
 pub(crate) type Field = core::ops::Range<usize>;
 
 /// Big-endian reads and writes at fixed offsets. Callers guarantee bounds (via `check_len`).
@@ -219,6 +226,13 @@ pub(crate) mod be {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_version_is_the_first_nibble() {
+        assert_eq!(ip_version(&[0x45, 0]), Some(4));
+        assert_eq!(ip_version(&[0x60]), Some(6));
+        assert_eq!(ip_version(&[]), None);
+    }
 
     #[test]
     fn error_names_and_display() {

@@ -420,6 +420,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
             .map(|at| be::u16_at(self.buffer.as_ref(), at))
     }
 
+    /// Whether the buffer, perhaps cut short (the segment quoted in an ICMP error shows
+    /// 8 bytes at least, RFC 792), reaches past the checksum field.
+    #[inline]
+    pub fn shows_checksum(&self) -> bool {
+        self.buffer.as_ref().len() >= field::CHECKSUM.end
+    }
+
     /// Payload after the header and options.
     #[inline]
     pub fn payload(&self) -> &[u8] {
@@ -709,6 +716,14 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shows_checksum_of_a_cut_short_segment() {
+        // Bytes 16..18 hold the checksum (RFC 9293 §3.1).
+        assert!(!Packet::new_unchecked(&[0u8; 8][..]).shows_checksum());
+        assert!(!Packet::new_unchecked(&[0u8; 17][..]).shows_checksum());
+        assert!(Packet::new_unchecked(&[0u8; 18][..]).shows_checksum());
+    }
     use core::net::{Ipv4Addr, Ipv6Addr};
     use proptest::prelude::*;
 

@@ -38,6 +38,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    /// Wrap a buffer that shows at least the 8-byte header; the length field is not
+    /// judged (a NAPT rewrites ports of datagrams whatever they claim, and the datagram
+    /// quoted in an ICMP error is cut short). [`Packet::payload`] stays within the buffer.
+    #[inline]
+    pub fn new_checked_header(buffer: T) -> Result<Packet<T>> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        Ok(Self::new_unchecked(buffer))
+    }
+
     /// At least 8 bytes, length field ≥ 8 and ≤ buffer length. A longer buffer is fine;
     /// [`Packet::payload`] stops at the length field.
     #[inline]
@@ -224,6 +235,26 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checked_header_ignores_the_length_field() {
+        // Ports 40000 → 53, length field 200 although only 8 bytes are present.
+        let b = [0x9c, 0x40, 0x00, 0x35, 0x00, 0xc8, 0x12, 0x34];
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Truncated)
+        );
+        let p = Packet::new_checked_header(&b[..]).unwrap();
+        assert_eq!(
+            (p.src_port(), p.dst_port(), p.checksum()),
+            (40000, 53, 0x1234)
+        );
+        assert!(p.payload().is_empty());
+        assert_eq!(
+            Packet::new_checked_header(&b[..7]).err(),
+            Some(WireError::Truncated)
+        );
+    }
     use core::net::{Ipv4Addr, Ipv6Addr};
     use proptest::prelude::*;
 
