@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub mod bench;
 pub mod churn;
 pub mod demo;
+pub mod hb46pp;
 pub mod storm;
 
 /// Prefix shared by every lab namespace name (per run: `mlab<pid>-`).

@@ -113,10 +113,17 @@ impl Credentials {
             Some(name) => {
                 url.scheme() == "https"
                     && verify == Verify::Yes
-                    && url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(name))
+                    && url
+                        .host_str()
+                        .is_some_and(|h| bare(h).eq_ignore_ascii_case(bare(name)))
             }
         }
     }
+}
+
+/// A host without the brackets of an IPv6 literal.
+fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The request URL: `base` with the §3.3 parameters appended to its own query.
@@ -211,6 +218,9 @@ mod tests {
         assert!(!sends(&https, Verify::No, &pinned));
         assert!(!sends(&other, Verify::Yes, &pinned));
         assert!(!sends(&http, Verify::No, &pinned));
+        let literal = Url::parse("https://[2001:db8::443]/config").unwrap();
+        let by_addr = Credentials::new("u_1", "p-2", Some("2001:db8::443")).unwrap();
+        assert!(sends(&literal, Verify::Yes, &by_addr));
         let free = Credentials::new("u_1", "p-2", None).unwrap();
         assert!(sends(&http, Verify::No, &free));
         assert_eq!(
