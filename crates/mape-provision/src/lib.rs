@@ -24,6 +24,7 @@
 pub mod answer;
 pub mod machine;
 pub mod request;
+#[cfg(feature = "shell")]
 pub mod shell;
 pub mod txt;
 
