@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::{run, Lab, LabError, LabOptions, LabState};
+use crate::{run, Lab, LabError, LabOptions};
 
 /// The resolver's address.
 pub const DNS: &str = "2001:db8:0:1::53";
@@ -71,20 +71,8 @@ impl Hb46ppLab {
             return Err(LabError::Missing("openssl".into()));
         }
         let prefix = format!("mhb{}{tag}", std::process::id());
-        let dir = std::env::temp_dir().join(format!("mape-lab-{prefix}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir)?;
-        let lab = Lab {
-            prefix,
-            dir: dir.clone(),
-            state: LabState {
-                dir,
-                ..Default::default()
-            },
-            children: Vec::new(),
-            opts: LabOptions::new(PathBuf::from("mape"), "mape"),
-            daemons: Vec::new(),
-        };
+        let _ = fs::remove_dir_all(std::env::temp_dir().join(format!("mape-lab-{prefix}")));
+        let lab = Lab::empty(prefix, LabOptions::new(PathBuf::from("mape"), "mape"))?;
         let mut me = Self { lab, dns_pid: None };
         // On error the Lab's drop tears down what was made.
         me.build()?;
