@@ -3,6 +3,8 @@
 //! provisioning server (python3's http.server; http on [::80]:80 and https on
 //! [::443]:443 with a certificate from a CA made by openssl for this run).
 //!
+//! The resolver also knows the https server as `prov.lab.example` ([`HTTPS_NAME`]).
+//!
 //! ```text
 //!  ce  2001:db8:0:1::2 ── ce-wan ═ vne-ce ── vne 2001:db8:0:1::1, ::53 (dns),
 //!                                              ::80 (http), ::443 (https)
@@ -23,6 +25,8 @@ pub const DNS: &str = "2001:db8:0:1::53";
 pub const HTTP: &str = "2001:db8:0:1::80";
 /// The https server's address (in the certificate as an IP SAN).
 pub const HTTPS: &str = "2001:db8:0:1::443";
+/// The https server's name (AAAA at the lab resolver only; the certificate's DNS SAN).
+pub const HTTPS_NAME: &str = "prov.lab.example";
 
 const SERVER_PY: &str = r#"
 import http.server, json, socket, ssl, sys
@@ -241,6 +245,9 @@ impl Hb46ppLab {
             &listen,
             // Answer for the name from local data only: NXDOMAIN without a record.
             "--local=/4over6.info/",
+            // The https server by name (the certificate's DNS SAN), in the lab zone only.
+            "--local=/lab.example/",
+            "--host-record=prov.lab.example,2001:db8:0:1::443",
             "--log-facility=-",
             "--pid-file=",
             "--user=root",

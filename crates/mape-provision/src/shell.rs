@@ -1,10 +1,11 @@
 //! The IO shell: the TXT lookup through given resolvers (hickory-resolver), the GET over
-//! IPv6 (ureq with rustls: http, https unverified for `t=a`, verified for `t=b`), and
+//! IPv6 (ureq with rustls, the server's name resolved through the same resolvers: http, https unverified for `t=a`, verified for `t=b`), and
 //! [`run_once`], which drives a [`Client`] through one round.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
@@ -15,7 +16,10 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
 use rand::Rng;
 use ureq::config::IpFamily;
+use ureq::http::Uri;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver as UreqResolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::machine::{Action, Client, HttpResult, Outcome, Request, Time, TxtResult};
 use crate::txt::{Verify, DISCOVERY_NAME};
@@ -65,8 +69,7 @@ pub enum ShellError {
 
 /// The network side of the client.
 pub struct Shell {
-    rt: tokio::runtime::Runtime,
-    resolver: TokioResolver,
+    dns: Arc<LineDns>,
     unverified: ureq::Agent,
     verified: ureq::Agent,
 }
@@ -77,7 +80,64 @@ impl fmt::Debug for Shell {
     }
 }
 
-fn agent(tls: TlsConfig, timeout: Duration) -> ureq::Agent {
+/// The line's resolvers and the runtime they run on, shared by the TXT lookup and the
+/// HTTP agents' name resolution.
+struct LineDns {
+    rt: tokio::runtime::Runtime,
+    resolver: TokioResolver,
+}
+
+/// Resolves the provisioning server's name through the line's resolvers, AAAA only
+/// (§3.3: the request goes over IPv6). An IPv6 literal needs no lookup.
+#[derive(Clone)]
+struct AaaaResolver(Arc<LineDns>);
+
+impl fmt::Debug for AaaaResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AaaaResolver")
+    }
+}
+
+impl UreqResolver for AaaaResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let mut out = self.empty();
+        if let Ok(ip) = host.parse::<Ipv6Addr>() {
+            out.push(SocketAddr::new(IpAddr::V6(ip), port));
+            return Ok(out);
+        }
+        let lookup = self
+            .0
+            .rt
+            .block_on(self.0.resolver.ipv6_lookup(host))
+            .map_err(|_| ureq::Error::HostNotFound)?;
+        for r in lookup.answers() {
+            if let RData::AAAA(a) = &r.data {
+                // A full list keeps the first 16.
+                let _ = out.try_push(SocketAddr::new(IpAddr::V6(a.0), port));
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
+}
+
+fn agent(tls: TlsConfig, timeout: Duration, dns: &Arc<LineDns>) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         // 307 is a step of the state machine, not something to follow blindly.
         .max_redirects(0)
@@ -89,7 +149,7 @@ fn agent(tls: TlsConfig, timeout: Duration) -> ureq::Agent {
         .user_agent(concat!("mape/", env!("CARGO_PKG_VERSION")))
         .tls_config(tls)
         .build();
-    ureq::Agent::new_with_config(config)
+    ureq::Agent::with_parts(config, DefaultConnector::new(), AaaaResolver(dns.clone()))
 }
 
 impl Shell {
@@ -122,14 +182,19 @@ impl Shell {
         } else {
             RootCerts::new_with_certs(&load_cas(&cfg.ca_files)?)
         };
-        let verified = agent(TlsConfig::builder().root_certs(roots).build(), cfg.timeout);
+        let dns = Arc::new(LineDns { rt, resolver });
+        let verified = agent(
+            TlsConfig::builder().root_certs(roots).build(),
+            cfg.timeout,
+            &dns,
+        );
         let unverified = agent(
             TlsConfig::builder().disable_verification(true).build(),
             cfg.timeout,
+            &dns,
         );
         Ok(Self {
-            rt,
-            resolver,
+            dns,
             unverified,
             verified,
         })
@@ -137,7 +202,11 @@ impl Shell {
 
     /// Looks up the TXT record of `4over6.info` (§3.1).
     pub fn resolve_txt(&self) -> TxtResult {
-        match self.rt.block_on(self.resolver.txt_lookup(DISCOVERY_NAME)) {
+        match self
+            .dns
+            .rt
+            .block_on(self.dns.resolver.txt_lookup(DISCOVERY_NAME))
+        {
             Ok(lookup) => {
                 let records: Vec<Vec<u8>> = lookup
                     .answers()

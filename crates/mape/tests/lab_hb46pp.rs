@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use mape_lab::hb46pp::{Hb46ppLab, HTTP, HTTPS};
+use mape_lab::hb46pp::{Hb46ppLab, HTTP, HTTPS, HTTPS_NAME};
 use serde_json::Value;
 
 const PREFIX: &str = "2001:db8:12:3400::/56";
@@ -231,6 +231,17 @@ fn https_with_and_without_verification() {
         "no answer",
     );
     fails(&provision(&lab, &["--json"]), 5, "no answer");
+
+    // By name: the AAAA comes from the line's resolver (this host's resolv.conf does not
+    // know the lab zone), the certificate is checked against the name.
+    lab.set_txt(Some(&format!(
+        "v=v6mig-1 url=https://{HTTPS_NAME}/config t=b"
+    )))
+    .unwrap();
+    let j = json_ok(&provision(&lab, &["--json", "--ca-file", &ca]));
+    assert_eq!(j["url"], format!("https://{HTTPS_NAME}/config"));
+    lab.set_txt(Some(&format!("v=v6mig-1 url=https://[{HTTPS}]/config t=b")))
+        .unwrap();
 
     // user/pass pinned to another server name: not sent; to this one: sent.
     let n = lab.requests().len();
