@@ -16,9 +16,19 @@ impl Lab {
             .prefix
             .clone()
             .unwrap_or_else(|| format!("{NS_FAMILY}{}", std::process::id()));
+        let mut lab = Self::empty(prefix, opts)?;
+        if let Err(e) = lab.bring_up() {
+            lab.teardown();
+            return Err(e);
+        }
+        Ok(lab)
+    }
+
+    /// A lab with nothing in it yet: its working directory, named after `prefix`.
+    pub(crate) fn empty(prefix: String, opts: LabOptions) -> Result<Self, LabError> {
         let dir = std::env::temp_dir().join(format!("mape-lab-{prefix}"));
         fs::create_dir_all(&dir)?;
-        let mut lab = Self {
+        Ok(Self {
             prefix,
             dir: dir.clone(),
             state: LabState {
@@ -28,12 +38,7 @@ impl Lab {
             children: Vec::new(),
             opts,
             daemons: Vec::new(),
-        };
-        if let Err(e) = lab.bring_up() {
-            lab.teardown();
-            return Err(e);
-        }
-        Ok(lab)
+        })
     }
 
     fn bring_up(&mut self) -> Result<(), LabError> {

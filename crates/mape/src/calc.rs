@@ -74,9 +74,10 @@ pub struct CalcArgs {
     list_profiles: bool,
 }
 
-/// The JSON output: the keys up to `rule` are the contract.
+/// The JSON output: the keys up to `rule` are the contract (`mape provision` prints the
+/// same object with its own keys added).
 #[derive(Serialize)]
-struct CalcJson {
+pub(crate) struct CalcJson {
     ipv4: String,
     ipv4_len: u8,
     psid: Option<u16>,
@@ -107,7 +108,7 @@ struct RuleJson {
 }
 
 /// The rule, mapping and context computed for the output.
-struct Outcome {
+pub(crate) struct Outcome {
     rule: Rule,
     mapping: CeMapping,
     br: Vec<Ipv6Addr>,
@@ -167,15 +168,20 @@ pub fn run(args: &CalcArgs) -> Result<ExitCode> {
         ProvisionError::ProfilesDir(d) => anyhow!("--profiles-dir {d} is not a directory"),
         other => anyhow!(other),
     })?;
-    let out = Outcome {
-        rule: p.bmr,
-        mapping: p.mapping,
-        br: p.domain.br().to_vec(),
-        profile: p.profile,
-        rule_source: p.origin,
-    };
-    print(&out, args.json)?;
+    print(&Outcome::from(p), args.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl From<mape_rules::Provisioned> for Outcome {
+    fn from(p: mape_rules::Provisioned) -> Self {
+        Self {
+            rule: p.bmr,
+            mapping: p.mapping,
+            br: p.domain.br().to_vec(),
+            profile: p.profile,
+            rule_source: p.origin,
+        }
+    }
 }
 
 /// The rule of `--ipv6-prefix`, `--ipv4-prefix`, `--ea-len` (`None` unless all three are
@@ -231,54 +237,60 @@ fn parse_psid(s: &str) -> Result<u16> {
     r.map_err(|_| anyhow!("--psid {s:?} is not a number 0-65535 (decimal or 0x hex)"))
 }
 
-fn print(o: &Outcome, json: bool) -> Result<()> {
+/// The JSON object for `o`.
+pub(crate) fn json(o: &Outcome) -> CalcJson {
     let m = &o.mapping;
     let share = &m.share;
     let spec = o.rule.spec();
-    let ranges: Vec<[u16; 2]> = share.port_set.ranges().map(|r| [r.start, r.end]).collect();
+    CalcJson {
+        ipv4: share.ipv4.addr().to_string(),
+        ipv4_len: share.ipv4.len(),
+        psid: share.psid,
+        psid_len: o.rule.psid_len(),
+        psid_offset: spec.psid_offset,
+        ea_len: spec.ea_len,
+        port_count: share.port_set.count(),
+        port_ranges: share.port_set.ranges().map(|r| [r.start, r.end]).collect(),
+        ce_ipv6: m.ce_ipv6.to_string(),
+        br: o.br.first().map(|b| b.to_string()),
+        rule: RuleJson {
+            ipv6_prefix: spec.ipv6_prefix.to_string(),
+            ipv4_prefix: spec.ipv4_prefix.to_string(),
+            ea_len: spec.ea_len,
+            psid_offset: spec.psid_offset,
+            psid_len: o.rule.psid_len(),
+            fmr: spec.forwarding,
+        },
+        end_user_prefix: m.end_user_prefix.to_string(),
+        ea_bits: format!("{:#x}", m.ea_bits),
+        iid_format: m.iid_format,
+        profile: o.profile.clone(),
+        rule_source: o.rule_source.clone(),
+        brs: o.br.iter().map(|b| b.to_string()).collect(),
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe is not an error.
+pub(crate) fn write_stdout(text: &str) -> Result<()> {
     let stdout = io::stdout();
     let mut w = stdout.lock();
-    let res = if json {
-        let j = CalcJson {
-            ipv4: share.ipv4.addr().to_string(),
-            ipv4_len: share.ipv4.len(),
-            psid: share.psid,
-            psid_len: o.rule.psid_len(),
-            psid_offset: spec.psid_offset,
-            ea_len: spec.ea_len,
-            port_count: share.port_set.count(),
-            port_ranges: ranges,
-            ce_ipv6: m.ce_ipv6.to_string(),
-            br: o.br.first().map(|b| b.to_string()),
-            rule: RuleJson {
-                ipv6_prefix: spec.ipv6_prefix.to_string(),
-                ipv4_prefix: spec.ipv4_prefix.to_string(),
-                ea_len: spec.ea_len,
-                psid_offset: spec.psid_offset,
-                psid_len: o.rule.psid_len(),
-                fmr: spec.forwarding,
-            },
-            end_user_prefix: m.end_user_prefix.to_string(),
-            ea_bits: format!("{:#x}", m.ea_bits),
-            iid_format: m.iid_format,
-            profile: o.profile.clone(),
-            rule_source: o.rule_source.clone(),
-            brs: o.br.iter().map(|b| b.to_string()).collect(),
-        };
-        serde_json::to_string(&j)
-            .map_err(io::Error::other)
-            .and_then(|s| writeln!(w, "{s}"))
-    } else {
-        write!(w, "{}", text(o))
-    };
-    match res {
+    match w.write_all(text.as_bytes()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("writing to stdout"),
     }
 }
 
+fn print(o: &Outcome, json_out: bool) -> Result<()> {
+    let t = if json_out {
+        serde_json::to_string(&json(o)).context("serialising")? + "\n"
+    } else {
+        text(o)
+    };
+    write_stdout(&t)
+}
+
 /// The human summary: iproute2-style `key value` lines, ranges in aligned columns.
-fn text(o: &Outcome) -> String {
+pub(crate) fn text(o: &Outcome) -> String {
     let m = &o.mapping;
     let s = &m.share;
     let spec = o.rule.spec();

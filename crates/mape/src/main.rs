@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod calc;
 mod doctor;
 mod lab;
+mod provision;
 mod replay;
 mod run;
 mod show;
@@ -31,6 +32,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Network-namespace lab: LAN hosts, CE, BR and an internet with real servers.
     Lab(lab::LabArgs),
+    /// Fetch the MAP-E rule the line offers (HB46PP) and show the parameters it gives.
+    Provision(provision::ProvisionArgs),
     /// Run the daemon (CE or BR) on a TUN device.
     Run(run::RunArgs),
     /// Ask the running daemon: status and more.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Calc(args) => calc::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Lab(args) => lab::run(&args),
+        Command::Provision(args) => provision::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Top(args) => top::run(&args),
