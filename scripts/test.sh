@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test suite, exactly as README.md gives it and .ci/run runs it.
 #   scripts/test.sh          fmt check, clippy -D warnings, unit/property/integration tests,
-#                            doctests, and a short bounded run of every fuzz target.
+#                            doctests, the Debian package installed into a clean Debian
+#                            root and purged (root), and a short bounded run of every fuzz
+#                            target.
 #   MAPE_FUZZ_SECONDS=N      seconds per fuzz target (default 20; 0 skips fuzzing).
 #   MAPE_SLOW=1              also run the slow suites (long property runs).
 set -euo pipefail
@@ -22,6 +24,14 @@ echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
 echo "== doctests"
 cargo test --workspace --locked --doc
+echo "== the Debian package: build it, install it into a clean Debian root, purge it"
+if [ "$(id -u)" = 0 ]; then
+  scripts/test-deb.sh "$(scripts/build-deb.sh | tail -n 1)"
+elif [ "${CI:-}" = "true" ]; then
+  echo "scripts/test-deb.sh needs root under CI" >&2; exit 1
+else
+  echo "skipping: scripts/test-deb.sh needs root (debootstrap, chroot)"
+fi
 if [ "${MAPE_FUZZ_SECONDS:-20}" != "0" ] && [ -d fuzz ]; then
   echo "== fuzz smoke (${MAPE_FUZZ_SECONDS:-20}s per target)"
   scripts/fuzz.sh "${MAPE_FUZZ_SECONDS:-20}"

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod calc;
 mod doctor;
 mod lab;
+mod manual;
 mod provision;
 mod replay;
 mod run;
@@ -47,8 +48,12 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `mape manpage > /usr/local/share/man/man8/mape.8`.
-    Manpage,
+    /// Print the man page mape(8) (roff), or write every page with --dir.
+    Manpage {
+        /// Write mape.8, one mape-<command>.8 per subcommand and mape.toml.5 into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,7 +72,18 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "mape", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Manpage => {
+        Command::Manpage { dir: Some(dir) } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            manual::write_pages(cmd, &dir)
+                .map(|pages| {
+                    for p in pages {
+                        println!("{}", p.display());
+                    }
+                    ExitCode::SUCCESS
+                })
+                .map_err(|e| anyhow::anyhow!("writing the manual into {}: {e}", dir.display()))
+        }
+        Command::Manpage { dir: None } => {
             let cmd = <Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(cmd)
                 .section("8")

@@ -33,7 +33,7 @@ fn unit_copy() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mape-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let path = dir.join("mape.service");
-    let text = UNIT.replace("/usr/local/bin/mape", env!("CARGO_BIN_EXE_mape"));
+    let text = UNIT.replace("/usr/bin/mape", env!("CARGO_BIN_EXE_mape"));
     std::fs::write(&path, text).expect("write unit");
     path
 }
