@@ -13,7 +13,7 @@ use crate::drop::{DropCounters, DropReason};
 use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
 use crate::error::CeError;
 use crate::frag::{reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
-use crate::icmp::{self, send_icmp, RateLimiter};
+use crate::icmp::{self, icmp_limit, send_icmp, IcmpLimit};
 use crate::l4::{self, is_unicast, Side};
 use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
@@ -42,8 +42,8 @@ pub struct BrConfig {
     pub flow_label: FlowLabel,
     /// Source of the ICMP errors the BR sends to the internet.
     pub icmp_source_ipv4: Ipv4Addr,
-    /// ICMP errors per second (default 100; 0 = unlimited).
-    pub icmp_rate_per_sec: u32,
+    /// ICMP errors per second (default 100; `None` = unlimited, `Some(0)` = none).
+    pub icmp_rate_per_sec: Option<u32>,
     /// Reassembly limits.
     pub reassembly: ReassemblyConfig,
 }
@@ -61,7 +61,7 @@ impl BrConfig {
             hop_limit: 64,
             flow_label: FlowLabel::Zero,
             icmp_source_ipv4,
-            icmp_rate_per_sec: 100,
+            icmp_rate_per_sec: Some(100),
             reassembly: ReassemblyConfig::default(),
         })
     }
@@ -79,7 +79,7 @@ pub struct Br {
     reasm: Reassembler,
     r6: Vec<u8>,
     r4: Vec<u8>,
-    icmp_rl: RateLimiter,
+    icmp_rl: IcmpLimit,
 }
 
 impl Br {
@@ -105,7 +105,7 @@ impl Br {
             reasm: Reassembler::new(cfg.reassembly),
             r6: Vec::with_capacity(BUF_LEN),
             r4: Vec::with_capacity(BUF_LEN),
-            icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
+            icmp_rl: icmp_limit(cfg.icmp_rate_per_sec),
             cfg,
         })
     }

@@ -16,7 +16,7 @@ use crate::drop::{DropCounters, DropReason};
 use crate::encap::{Outer, IPV6_HEADER_LEN};
 pub use crate::error::CeError;
 use crate::frag::{reassemble_v4, reassemble_v6, Reassembler};
-use crate::icmp::{self, send_icmp, RateLimiter};
+use crate::icmp::{self, icmp_limit, send_icmp, IcmpLimit};
 use crate::l4::{self, is_unicast, nat_remote, Embedded, L4Kind, Side};
 use crate::mss;
 use crate::plan::{LanFlow, LanPlan, Plan, Runs, WanFlow, WanPlan};
@@ -50,7 +50,7 @@ pub struct Ce {
     r6: Vec<u8>,
     r4: Vec<u8>,
     pmtu: PmtuCache,
-    icmp_rl: RateLimiter,
+    icmp_rl: IcmpLimit,
     /// The pending run of flow packets of a batch (reused: no allocation).
     runs: Runs,
 }
@@ -101,7 +101,7 @@ impl Ce {
             r6: Vec::with_capacity(BUF_LEN),
             r4: Vec::with_capacity(BUF_LEN),
             pmtu: PmtuCache::default(),
-            icmp_rl: RateLimiter::new(cfg.icmp_rate_per_sec),
+            icmp_rl: icmp_limit(cfg.icmp_rate_per_sec),
             runs: Runs::with_capacity(BATCH),
             cfg,
         })

@@ -46,8 +46,10 @@ pub struct CeConfig {
     /// Outer flow label (default zero).
     pub flow_label: FlowLabel,
     /// ICMP errors generated per second (time exceeded, frag needed, translated ICMPv6
-    /// errors); 0 = unlimited. NAT refusals are rate limited by the engine.
-    pub icmp_rate_per_sec: u32,
+    /// errors); `None` = unlimited, `Some(0)` = none (mape-nat's `TokenBucket`: 0 lets
+    /// nothing pass, as `NatConfig::icmp_rate_per_sec`). NAT refusals are rate limited by
+    /// the engine.
+    pub icmp_rate_per_sec: Option<u32>,
     /// Reassembly limits (§8.3, RFC 7597 §10).
     pub reassembly: ReassemblyConfig,
     /// The NAPT policy.
@@ -86,7 +88,7 @@ impl CeConfig {
             icmp_source_ipv4,
             hop_limit: 64,
             flow_label: FlowLabel::Zero,
-            icmp_rate_per_sec: 100,
+            icmp_rate_per_sec: Some(100),
             reassembly: ReassemblyConfig::default(),
             nat,
         })

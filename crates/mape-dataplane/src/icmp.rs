@@ -1,11 +1,11 @@
 //! ICMP the pipelines generate or translate: error builders (RFC 792, RFC 1812 §4.3.2),
-//! the ICMPv6-about-the-tunnel → ICMPv4 mapping (RFC 2473 §8.1/§8.2, RFC 7597 §8.2) and a
-//! token-bucket rate limiter (RFC 1812 §4.3.2.8), and [`send_icmp`], which builds, limits,
+//! the ICMPv6-about-the-tunnel → ICMPv4 mapping (RFC 2473 §8.1/§8.2, RFC 7597 §8.2) and their
+//! rate limit (RFC 1812 §4.3.2.8, mape-nat's `TokenBucket`), and [`send_icmp`], which builds, limits,
 //! counts and emits one error (shared by the CE and the BR).
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-use mape_nat::Timestamp;
+use mape_nat::{Timestamp, TokenBucket};
 use mape_wire::icmpv4::{self, msg_type, unreach};
 use mape_wire::{icmpv6, ipv4, ipv6, Icmpv6Packet, IpProtocol, Ipv6Packet};
 
@@ -13,41 +13,13 @@ use crate::drop::DropReason;
 use crate::l4::{self, Embedded};
 use crate::sink::{emit, Counters, Direction, Sink};
 
-/// Token bucket: at most `rate` messages per second, bursts of `rate`. `rate == 0`
-/// disables the limit.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RateLimiter {
-    rate: u32,
-    /// Tokens in thousandths.
-    milli_tokens: u64,
-    last: u64,
-}
+/// The limit on generated ICMP errors (RFC 1812 §4.3.2.8): mape-nat's [`TokenBucket`]
+/// (a rate of 0 lets nothing pass), or none when the configuration sets no rate.
+pub(crate) type IcmpLimit = Option<TokenBucket>;
 
-impl RateLimiter {
-    pub(crate) fn new(rate: u32) -> Self {
-        Self {
-            rate,
-            milli_tokens: u64::from(rate) * 1000,
-            last: 0,
-        }
-    }
-
-    /// Takes one token if available.
-    pub(crate) fn allow(&mut self, now: Timestamp) -> bool {
-        if self.rate == 0 {
-            return true;
-        }
-        let cap = u64::from(self.rate) * 1000;
-        let elapsed = now.millis().saturating_sub(self.last);
-        self.last = self.last.max(now.millis());
-        self.milli_tokens = (self.milli_tokens + elapsed * u64::from(self.rate)).min(cap);
-        if self.milli_tokens >= 1000 {
-            self.milli_tokens -= 1000;
-            true
-        } else {
-            false
-        }
-    }
+/// The limit for `rate_per_sec` (bursts of one second's worth; `None` = unlimited).
+pub(crate) fn icmp_limit(rate_per_sec: Option<u32>) -> IcmpLimit {
+    rate_per_sec.map(TokenBucket::per_second)
 }
 
 /// Builds a whole IPv4 packet with an ICMP error from `src` to the source of `offending`
@@ -120,7 +92,7 @@ pub(crate) const fn tunnel_error_to_v4(v6_type: u8, v6_code: u8) -> Option<(u8, 
 /// `limited` is false). A free function so callers can lend disjoint fields.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn send_icmp<S: Sink + ?Sized>(
-    rl: &mut RateLimiter,
+    rl: &mut IcmpLimit,
     counters: &mut Counters,
     aux: &mut [u8],
     out: &mut S,
@@ -134,7 +106,7 @@ pub(crate) fn send_icmp<S: Sink + ?Sized>(
     if !mape_wire::icmpv4::may_send_error(offending) {
         return false;
     }
-    if limited && !rl.allow(now) {
+    if limited && !rl.as_mut().is_none_or(|b| b.try_take(now)) {
         counters.icmp_rate_limited += 1;
         return false;
     }
@@ -210,15 +182,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_limiter_refills() {
-        let mut r = RateLimiter::new(2);
-        let t = Timestamp::from_millis;
-        assert!(r.allow(t(0)));
-        assert!(r.allow(t(0)));
-        assert!(!r.allow(t(0)));
-        assert!(!r.allow(t(400)));
-        assert!(r.allow(t(500)));
-        assert!(RateLimiter::new(0).allow(t(0)));
+    fn icmp_limit_refills_and_none_is_unlimited() {
+        let allow = |l: &mut IcmpLimit, ms| {
+            l.as_mut()
+                .is_none_or(|b| b.try_take(Timestamp::from_millis(ms)))
+        };
+        let mut r = icmp_limit(Some(2));
+        assert!(allow(&mut r, 0));
+        assert!(allow(&mut r, 0));
+        assert!(!allow(&mut r, 0));
+        assert!(!allow(&mut r, 400));
+        assert!(allow(&mut r, 500));
+        let mut none = icmp_limit(None);
+        assert!((0..1000).all(|_| allow(&mut none, 0)));
+        let mut zero = icmp_limit(Some(0));
+        assert!(!allow(&mut zero, 0) && !allow(&mut zero, 60_000));
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn br_maps_icmp_by_identifier_and_errors_by_embedded_source_port_rfc7597_s8_2() 
 #[test]
 fn br_without_rule_answers_unreachable_rate_limited() {
     let mut cfg = BrConfig::from_domain(&domain(false), Ipv4Addr::from(BR_V4)).unwrap();
-    cfg.icmp_rate_per_sec = 2;
+    cfg.icmp_rate_per_sec = Some(2);
     let mut b = Br::new(cfg).unwrap();
     let input = udp4(REMOTE, 53, [203, 0, 113, 50], 1232, 64, b"x");
     let (v, out) = run_br(&mut b, 0, &input);
