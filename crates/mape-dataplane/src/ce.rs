@@ -19,7 +19,7 @@ use crate::frag::{reassemble_v4, reassemble_v6, Reassembler};
 use crate::icmp::{self, icmp_limit, send_icmp, IcmpLimit};
 use crate::l4::{self, is_unicast, nat_remote, Embedded, L4Kind, Side};
 use crate::mss;
-use crate::plan::{LanFlow, LanPlan, Plan, Runs, WanFlow, WanPlan};
+use crate::plan::{LanFlow, Plan, Runs, WanFlow};
 use crate::pmtu::PmtuCache;
 use crate::route::{longest_v4, longest_v6};
 use crate::sink::{emit, Counters, Direction, Sink, Verdict};
@@ -172,7 +172,7 @@ impl Ce {
             Plan::Out(f) => self.lan_flow(now, input, &f, out),
             Plan::In(f) => self.wan_flow(now, input, &f, out),
             Plan::Drop(r) => Verdict::Dropped(r),
-            Plan::Other => self.full_path(now, input, out),
+            _ => self.full_path(now, input, out),
         };
         self.settle(v)
     }
@@ -212,7 +212,7 @@ impl Ce {
                     Plan::Drop(r) => {
                         self.settle(Verdict::Dropped(r));
                     }
-                    Plan::Other => {
+                    _ => {
                         forwarded += self.finish_run(now, chunk, &mut runs, together, out);
                         let v = self.full_path(now, input, out);
                         forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
@@ -274,17 +274,13 @@ impl Ce {
 
     /// Checks a packet as far as that has no side effect: a plain flow packet (the NAT
     /// decides the rest), a drop, or [`Plan::Other`] for [`Ce::full_path`].
-    #[inline]
+    #[inline(always)]
     fn plan(&mut self, now: Timestamp, input: &[u8]) -> Plan {
         match mape_wire::ip_version(input) {
             Some(4) => match lan_ip(input) {
                 Err(r) => Plan::Drop(r),
                 Ok(ip) if ip.is_fragment() => Plan::Other,
-                Ok(ip) => match self.lan_plan(now, &ip) {
-                    LanPlan::Flow(f) => Plan::Out(f),
-                    LanPlan::Drop(r) => Plan::Drop(r),
-                    _ => Plan::Other,
-                },
+                Ok(ip) => self.lan_plan(now, &ip),
             },
             Some(6) => {
                 let Ok(ip6) = Ipv6Packet::new_checked(input) else {
@@ -297,11 +293,7 @@ impl Ce {
                 match self.decap(ip6.packet_bytes(), IPV6_HEADER_LEN) {
                     Err(r) => Plan::Drop(r),
                     Ok((_, ip)) if ip.is_fragment() => Plan::Other,
-                    Ok((src6, ip)) => match self.wan_plan(&src6, &ip, IPV6_HEADER_LEN) {
-                        WanPlan::Flow(f) => Plan::In(f),
-                        WanPlan::Drop(r) => Plan::Drop(r),
-                        WanPlan::IcmpError => Plan::Other,
-                    },
+                    Ok((src6, ip)) => self.wan_plan(&src6, &ip, IPV6_HEADER_LEN),
                 }
             }
             _ => Plan::Drop(DropReason::BadIpVersion),
@@ -356,41 +348,43 @@ impl Ce {
     ) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(pkt);
         match self.lan_plan(now, &ip) {
-            LanPlan::Flow(f) => self.lan_flow(now, pkt, &f, out),
-            LanPlan::Drop(r) => Verdict::Dropped(r),
-            LanPlan::TtlExpired => {
+            Plan::Out(f) => self.lan_flow(now, pkt, &f, out),
+            Plan::Drop(r) => Verdict::Dropped(r),
+            Plan::TtlExpired => {
                 self.icmp_to_lan(now, true, icmp::TIME_EXCEEDED, 0, pkt, out);
                 Verdict::Dropped(DropReason::TtlExpired)
             }
-            LanPlan::IcmpError => self.lan_icmp_error(now, &ip, out),
-            LanPlan::TooBig(mtu4) => {
+            Plan::IcmpError => self.lan_icmp_error(now, &ip, out),
+            Plan::TooBig(mtu4) => {
                 self.icmp_to_lan(now, true, icmp::FRAG_NEEDED, u32::from(mtu4), pkt, out);
                 Verdict::Dropped(DropReason::FragNeeded)
             }
+            // `lan_plan` never answers these for a whole LAN datagram.
+            Plan::In(_) | Plan::Other => Verdict::Dropped(DropReason::Ipv4Malformed),
         }
     }
 
     /// The checks of a whole LAN datagram before the NAT, in RFC order.
-    #[inline]
-    fn lan_plan(&mut self, now: Timestamp, ip: &Ipv4Packet<&[u8]>) -> LanPlan {
+    #[inline(always)]
+    fn lan_plan(&mut self, now: Timestamp, ip: &Ipv4Packet<&[u8]>) -> Plan {
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         // RFC 1812 §5.3.7: never forward to or from non-unicast addresses.
         if !is_unicast(dst) {
-            return LanPlan::Drop(DropReason::Ipv4BadDestination);
+            return Plan::Drop(DropReason::Ipv4BadDestination);
         }
         if !is_unicast(src) || src == self.cfg.external_ipv4 {
-            return LanPlan::Drop(DropReason::Ipv4BadSource);
+            return Plan::Drop(DropReason::Ipv4BadSource);
         }
         // RFC 1812 §5.3.1: TTL.
         if ip.ttl() <= 1 {
-            return LanPlan::TtlExpired;
+            return Plan::TtlExpired;
         }
         let l4 = match l4::parse(ip) {
             Ok(l) => l,
-            Err(r) => return LanPlan::Drop(r),
+            Err(r) => return Plan::Drop(r),
         };
         if l4.kind == L4Kind::IcmpError {
-            return LanPlan::IcmpError;
+            return Plan::IcmpError;
         }
         let hairpin = dst == self.cfg.external_ipv4;
         let (dst6, mtu4) = if hairpin {
@@ -402,10 +396,10 @@ impl Ce {
         // RFC 4787 REQ-13, RFC 2473 §7.2: too big for the tunnel with DF set → tell the
         // sender the tunnel MTU; checked before NAT so no port is spent on it.
         if len > usize::from(mtu4) && ip.dont_frag() {
-            return LanPlan::TooBig(mtu4);
+            return Plan::TooBig(mtu4);
         }
         let proto = l4.kind.protocol();
-        LanPlan::Flow(LanFlow {
+        Plan::Out(LanFlow {
             nat: OutboundPacket {
                 proto,
                 src: Endpoint::new(src, l4.sport),
@@ -423,7 +417,7 @@ impl Ce {
     }
 
     /// A LAN flow packet through the NAT, one at a time.
-    #[inline]
+    #[inline(always)]
     fn lan_flow<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -436,7 +430,7 @@ impl Ce {
     }
 
     /// A LAN flow packet `pkt` (the whole datagram) with its NAT verdict.
-    #[inline]
+    #[inline(always)]
     fn lan_finish<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -697,25 +691,27 @@ impl Ce {
     ) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(pkt);
         match self.wan_plan(src6, &ip, 0) {
-            WanPlan::Flow(f) => self.wan_flow(now, pkt, &f, out),
-            WanPlan::Drop(r) => Verdict::Dropped(r),
-            WanPlan::IcmpError => self.wan_icmp_error(&ip, out),
+            Plan::In(f) => self.wan_flow(now, pkt, &f, out),
+            Plan::Drop(r) => Verdict::Dropped(r),
+            Plan::IcmpError => self.wan_icmp_error(&ip, out),
+            // `wan_plan` never answers these for a decapsulated datagram.
+            _ => Verdict::Dropped(DropReason::Ipv4Malformed),
         }
     }
 
     /// The checks of a whole datagram from the tunnel before the NAT (§8.1); `at` is its
     /// offset in the input, kept for the flow.
-    #[inline]
-    fn wan_plan(&self, src6: &Ipv6Addr, ip: &Ipv4Packet<&[u8]>, at: usize) -> WanPlan {
+    #[inline(always)]
+    fn wan_plan(&self, src6: &Ipv6Addr, ip: &Ipv4Packet<&[u8]>, at: usize) -> Plan {
         let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
         // §8.1: "MUST by default drop decapsulated packets whose IPv4 destination is not
         // its own shared address".
         if dst4 != self.cfg.external_ipv4 {
-            return WanPlan::Drop(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
+            return Plan::Drop(DropReason::Nat(mape_nat::NatDrop::NotOurAddress));
         }
         let l4 = match l4::parse(ip) {
             Ok(l) => l,
-            Err(r) => return WanPlan::Drop(r),
+            Err(r) => return Plan::Drop(r),
         };
         // §8.1 source validation (not done for the BR): the inner source address and port
         // must be the ones the FMR derives from the IPv6 source (§10: no spoofing between
@@ -723,27 +719,27 @@ impl Ce {
         if !self.is_br_source(src6) {
             let port = match l4::map_port(ip, &l4, Side::Src) {
                 Ok(p) => p,
-                Err(r) => return WanPlan::Drop(r),
+                Err(r) => return Plan::Drop(r),
             };
             match longest_v6(&self.cfg.fmrs, *src6) {
-                None => return WanPlan::Drop(DropReason::UnknownTunnelSource),
+                None => return Plan::Drop(DropReason::UnknownTunnelSource),
                 Some(r) if !r.source_is_valid(*src6, src4, port) => {
-                    return WanPlan::Drop(DropReason::SpoofedSource)
+                    return Plan::Drop(DropReason::SpoofedSource)
                 }
                 Some(_) => {}
             }
         }
         if ip.ttl() <= 1 {
-            return WanPlan::Drop(DropReason::TtlExpired);
+            return Plan::Drop(DropReason::TtlExpired);
         }
         if l4.kind == L4Kind::IcmpError {
-            return WanPlan::IcmpError;
+            return Plan::IcmpError;
         }
         if !self.cfg.port_set.contains(l4.dport) {
-            return WanPlan::Drop(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
+            return Plan::Drop(DropReason::Nat(mape_nat::NatDrop::PortOutsideSet));
         }
         let proto = l4.kind.protocol();
-        WanPlan::Flow(WanFlow {
+        Plan::In(WanFlow {
             nat: InboundPacket {
                 proto,
                 src: nat_remote(Endpoint::new(src4, l4.sport), proto),
@@ -760,7 +756,7 @@ impl Ce {
 
     /// A tunnel flow packet through the NAT, one at a time; `input` holds the datagram at
     /// the flow's offset.
-    #[inline]
+    #[inline(always)]
     fn wan_flow<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -774,7 +770,7 @@ impl Ce {
     }
 
     /// A tunnel flow packet `pkt` (the whole inner datagram) with its NAT verdict.
-    #[inline]
+    #[inline(always)]
     fn wan_finish<S: Sink + ?Sized>(
         &mut self,
         pkt: &[u8],

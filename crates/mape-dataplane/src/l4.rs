@@ -211,7 +211,7 @@ pub(crate) enum Side {
 
 /// Rewrites only the IPv4 address on `side`, updating the header checksum (RFC 1624), and
 /// returns the change for the transport checksums that cover the address.
-#[inline]
+#[inline(always)]
 pub(crate) fn rewrite_addr(ip: &mut Ipv4Packet<&mut [u8]>, side: Side, new: Ipv4Addr) -> Delta {
     let old = match side {
         Side::Src => ip.src_addr(),
@@ -276,7 +276,7 @@ fn rewrite_port(l4: &mut [u8], proto: Protocol, side: Side, addr: Delta, new: u1
 /// Rewrites address and port (or ICMP identifier) on `side` of a whole datagram that
 /// [`parse`] accepted as TCP, UDP or an ICMP query. IPv4 header checksum and transport
 /// checksum are updated incrementally (RFC 1624 eqn. 3). The payload is never read.
-#[inline]
+#[inline(always)]
 pub(crate) fn rewrite(ip: &mut Ipv4Packet<&mut [u8]>, kind: L4Kind, side: Side, new: Endpoint) {
     let addr = rewrite_addr(ip, side, new.addr);
     if kind != L4Kind::IcmpError {

@@ -385,7 +385,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Router forwarding step (RFC 1812 §5.3.1): decrement TTL and update the header
     /// checksum incrementally (RFC 1624). Returns the new TTL; does nothing and returns 0
     /// if the TTL is already 0.
-    #[inline]
+    #[inline(always)]
     pub fn decrement_ttl(&mut self) -> u8 {
         let ttl = self.ttl();
         if ttl == 0 {
