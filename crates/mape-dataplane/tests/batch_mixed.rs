@@ -13,31 +13,14 @@ use common::*;
 use etherparse::icmpv4::DestUnreachableHeader;
 use etherparse::{Icmpv4Type, Icmpv6Type, PacketBuilder};
 use mape_dataplane::*;
-use mape_nat::{Endpoint, NatConfig, Protocol};
-use mape_rules::{IidFormat, MapDomain, Rule, RuleSpec};
+use mape_nat::{Endpoint, Protocol};
 
 /// The table size from which the CE looks runs up together (`PREFETCH_FROM_SESSIONS`).
 const TOGETHER_FROM: u32 = 1 << 16;
 
 /// A CE owning a whole IPv4 address (k = 0), with `fill` established UDP flows.
 fn filled_ce(fill: u32) -> Ce {
-    let rule = Rule::new(RuleSpec::new(
-        "2001:db8:12::/48".parse().unwrap(),
-        "192.0.2.0/24".parse().unwrap(),
-        8,
-    ))
-    .unwrap();
-    let domain = MapDomain::new(vec![rule], vec![br6()], IidFormat::Rfc7597);
-    let mut nat = NatConfig::mape().allow_destinations(&["198.51.100.0/24".parse().unwrap()]);
-    nat.quota = None;
-    let cfg = CeConfig::from_domain(
-        &domain,
-        &"2001:db8:12:3400::/56".parse().unwrap(),
-        Ipv4Addr::from(CE_LAN),
-        nat,
-    )
-    .unwrap();
-    let mut c = Ce::new(cfg).unwrap();
+    let mut c = whole_address_ce();
     for i in 0..fill {
         let host = [10, 1, (i / 250 % 250) as u8, 1 + (i % 250) as u8];
         let p = udp4(

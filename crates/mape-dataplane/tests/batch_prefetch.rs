@@ -9,33 +9,10 @@ use std::net::Ipv4Addr;
 
 use common::*;
 use mape_dataplane::*;
-use mape_nat::{Endpoint, NatConfig, Protocol};
-use mape_rules::{IidFormat, MapDomain, Rule, RuleSpec};
+use mape_nat::{Endpoint, Protocol};
 
 /// The table size from which the CE prefetches (`PREFETCH_FROM_SESSIONS` in ce.rs).
 const PREFETCH_FROM: u32 = 1 << 16;
-
-/// A CE owning a whole IPv4 address (a /48 rule, 8 EA bits, all of them IPv4 suffix: k = 0)
-/// so that tens of thousands of flows fit without port sharing.
-fn big_ce() -> Ce {
-    let rule = Rule::new(RuleSpec::new(
-        "2001:db8:12::/48".parse().unwrap(),
-        "192.0.2.0/24".parse().unwrap(),
-        8,
-    ))
-    .unwrap();
-    let domain = MapDomain::new(vec![rule], vec![br6()], IidFormat::Rfc7597);
-    let mut nat = NatConfig::mape().allow_destinations(&["198.51.100.0/24".parse().unwrap()]);
-    nat.quota = None;
-    let cfg = CeConfig::from_domain(
-        &domain,
-        &"2001:db8:12:3400::/56".parse().unwrap(),
-        Ipv4Addr::from(CE_LAN),
-        nat,
-    )
-    .unwrap();
-    Ce::new(cfg).unwrap()
-}
 
 struct Discard;
 
@@ -53,8 +30,8 @@ fn sport(i: u32) -> u16 {
 
 #[test]
 fn batches_with_prefetch_match_one_packet_at_a_time() {
-    let mut batched = big_ce();
-    let mut single = big_ce();
+    let mut batched = whole_address_ce();
+    let mut single = whole_address_ce();
     const FLOWS: u32 = PREFETCH_FROM + 4_000;
     for i in 0..FLOWS {
         let p = udp4(

@@ -230,3 +230,26 @@ pub fn fragment6(p: &[u8], cut: usize, id: u32) -> (Vec<u8>, Vec<u8>) {
         mk(cut, &payload[cut..], false),
     )
 }
+
+/// A CE owning a whole IPv4 address (a /48 rule, 8 EA bits, all of them IPv4 suffix:
+/// k = 0) with no per-host quota, so that tens of thousands of flows fit without port
+/// sharing (the batch tests' large tables).
+pub fn whole_address_ce() -> Ce {
+    let rule = Rule::new(RuleSpec::new(
+        "2001:db8:12::/48".parse().unwrap(),
+        "192.0.2.0/24".parse().unwrap(),
+        8,
+    ))
+    .unwrap();
+    let domain = MapDomain::new(vec![rule], vec![br6()], IidFormat::Rfc7597);
+    let mut nat = NatConfig::mape().allow_destinations(&["198.51.100.0/24".parse().unwrap()]);
+    nat.quota = None;
+    let cfg = CeConfig::from_domain(
+        &domain,
+        &"2001:db8:12:3400::/56".parse().unwrap(),
+        Ipv4Addr::from(CE_LAN),
+        nat,
+    )
+    .unwrap();
+    Ce::new(cfg).unwrap()
+}
