@@ -8,8 +8,10 @@
 //! On the wire: `{"v":1,"cmd":"status"}`, `snapshot`, `sessions` (args: host, dst, proto,
 //! state, limit), `ports`, `reload`; the answer is `{"v":1,"ok":true,"data":...}` or
 //! `{"v":1,"ok":false,"error":"..."}`.
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
-#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod client;
 pub mod reply;

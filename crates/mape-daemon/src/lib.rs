@@ -5,7 +5,10 @@
 //! `pipeline` (the CE and BR behind the trait the rest sees) on them; `datapath` (the
 //! worker threads), `control` (the socket's handlers) and `events` on those; `daemon`
 //! (start, the control loop, stop) on top.
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod clock;
 pub mod config;

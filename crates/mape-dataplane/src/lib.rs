@@ -67,7 +67,7 @@
 //!   (which hairpins it to the owning CE) without a tunnel-MTU check and without FMR lookup.
 //! * The checksum of the IP header embedded in ICMP errors is not verified (RFC 5508 REQ-3).
 //! * The BR ignores ICMPv6 (§8.3.1: an anycast BR does not do PMTUD).
-#![warn(missing_docs, unreachable_pub)]
+
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)

@@ -42,6 +42,10 @@ pub(crate) fn ip(args: &[&str]) -> Result<Output, LabError> {
 /// Whether a lab test can run here: `true` when [`preflight`] passes; otherwise it says why
 /// and returns `false` (the test skips), except under `CI=true`, where a lab that cannot
 /// run is a failure and this panics.
+#[allow(
+    clippy::panic,
+    reason = "a test helper: failing the test is its job under CI"
+)]
 pub fn possible_or_skip(what: &str) -> bool {
     match preflight() {
         Ok(()) => true,

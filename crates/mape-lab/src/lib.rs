@@ -14,6 +14,10 @@
 //! End-user prefix 2001:db8:12:3400::/56 gets 192.0.2.18, PSID 0x34, 240 ports. BR
 //! 2001:db8:ffff::1. Every address a test sends to is held by a lab namespace. Names carry a
 //! per-run prefix; everything is removed on drop, on `down`, and by `down --all` after a crash.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod addr;
 pub mod bench;

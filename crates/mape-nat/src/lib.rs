@@ -13,8 +13,10 @@
 //! → `engine` (the [`Nat`] type), whose files `batch`, `state`, `alloc`, `refusal`,
 //! `table`, `expiry` and `inspect` each use `engine` itself and the modules before it,
 //! never each other.
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
-#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod config;
 mod drop;

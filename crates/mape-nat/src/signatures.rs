@@ -299,6 +299,10 @@ impl Catalogue {
     /// # Panics
     ///
     /// Never in a released build: the built-in files are checked by this module's tests.
+    #[allow(
+        clippy::expect_used,
+        reason = "compiled-in input, checked by this module's tests"
+    )]
     pub fn builtin() -> Catalogue {
         static BUILTIN: OnceLock<Catalogue> = OnceLock::new();
         BUILTIN

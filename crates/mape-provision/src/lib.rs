@@ -18,8 +18,10 @@
 //! assert_eq!(p.mapping.ce_ipv6.to_string(), "2001:db8:12:3400:0:c000:212:34");
 //! assert_eq!(offer.unsupported()[0].as_str(), "dslite");
 //! ```
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
-#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod answer;
 pub mod machine;

@@ -1,6 +1,10 @@
 //! Replay throughput: packets of a generated capture (flow-storm at 10x for 30 min, raw
 //! IPv4 pcap held in memory) read, decoded and run through one policy, then through all
 //! three side by side. Throughput is in packets (elements) per second on one core.
+#![allow(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented pub fn"
+)]
 
 use std::hint::black_box;
 use std::io::Cursor;

@@ -29,6 +29,10 @@
 //! let rtx = report.policies.iter().find(|p| p.name == "rtx830-like").unwrap();
 //! assert!(rtx.exhausted_at_s.is_some());
 //! ```
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod capture;
 pub mod lan;

@@ -19,7 +19,10 @@
 //! assert_eq!(m.share.port_set.count(), 252);
 //! assert_eq!(m.ce_ipv6.to_string(), "2001:db8:12:3400:0:c000:212:34");
 //! ```
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod dhcpv6;
 pub mod domain;

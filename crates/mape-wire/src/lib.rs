@@ -17,7 +17,6 @@
 //!
 //! Nothing here allocates or performs IO.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)

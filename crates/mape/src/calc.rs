@@ -26,7 +26,7 @@ use serde::Serialize;
   mape calc --prefix 240b:13:1a65:a100::/56 --profile v6plus --json
   mape calc --dhcpv6 005e002d...  --prefix 2001:db8:12:3400::/56
   mape calc --list-profiles")]
-pub struct CalcArgs {
+pub(crate) struct CalcArgs {
     /// End-user IPv6 prefix (delegated prefix) or the CE's /128 address.
     #[arg(long, value_name = "PREFIX|ADDRESS")]
     prefix: Option<String>,
@@ -117,7 +117,7 @@ pub(crate) struct Outcome {
 }
 
 /// Runs `mape calc`.
-pub fn run(args: &CalcArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &CalcArgs) -> Result<ExitCode> {
     if args.list_profiles {
         return list_profiles(args);
     }

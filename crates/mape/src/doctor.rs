@@ -13,7 +13,7 @@ use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Configuration file.
     #[arg(long, short, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
@@ -101,7 +101,7 @@ fn foreign_ipv4_default(tun: &str) -> Option<String> {
     })
 }
 
-pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
     let mut r = Report(Vec::new());
     let settings = match Settings::load(&args.config) {
         Ok(s) => {

@@ -10,7 +10,7 @@ use mape_lab::demo::{DemoOptions, DemoResult};
 use mape_lab::{addr, parse_target, Lab, LabOptions};
 
 #[derive(Args, Debug)]
-pub struct LabArgs {
+pub(crate) struct LabArgs {
     #[command(subcommand)]
     what: What,
 }
@@ -73,7 +73,7 @@ fn this_binary() -> Result<PathBuf> {
     std::env::current_exe().map_err(|e| anyhow!("cannot find the mape binary: {e}"))
 }
 
-pub fn run(args: &LabArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &LabArgs) -> Result<ExitCode> {
     match &args.what {
         What::Up { policy } => {
             let lab = Lab::up(LabOptions::new(this_binary()?, policy))?;

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use roff::{bold, italic, roman, Roff};
 
 /// The documented example configuration, the source of `mape.toml(5)`.
-pub const EXAMPLE_CONFIG: &str = include_str!("../../../dist/mape.toml");
+pub(crate) const EXAMPLE_CONFIG: &str = include_str!("../../../dist/mape.toml");
 
 /// Writes `mape.8`, `mape-<command>[-<sub>].8` for every (nested) subcommand and
 /// `mape.toml.5` into `dir`; returns the files written.
-pub fn write_pages(cmd: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn write_pages(cmd: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
     write_command_pages(cmd.clone(), dir, &mut written)?;
@@ -231,7 +231,7 @@ fn parse_example(example: &str) -> (Vec<String>, Vec<Table>, Vec<Key>) {
 }
 
 /// `mape.toml(5)` in roff.
-pub fn config_page(example: &str) -> String {
+pub(crate) fn config_page(example: &str) -> String {
     let (header, tables, keys) = parse_example(example);
     let mut page = Roff::new();
     page.control("TH", ["MAPE.TOML", "5"])

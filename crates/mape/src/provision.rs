@@ -33,7 +33,7 @@ const EXIT_CODES: &str = "Exit status:
 
 /// Arguments of `mape provision`.
 #[derive(Args, Debug)]
-pub struct ProvisionArgs {
+pub(crate) struct ProvisionArgs {
     #[command(subcommand)]
     method: Method,
 }
@@ -47,7 +47,7 @@ enum Method {
 
 /// Arguments of `mape provision hb46pp`.
 #[derive(Args, Debug)]
-pub struct Hb46ppArgs {
+pub(crate) struct Hb46ppArgs {
     /// The line's DNS resolver (repeatable; default: /etc/resolv.conf).
     #[arg(long = "dns", value_name = "ADDR")]
     dns: Vec<IpAddr>,
@@ -93,7 +93,7 @@ struct ProvisionJson {
 }
 
 /// Runs `mape provision`.
-pub fn run(args: &ProvisionArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &ProvisionArgs) -> Result<ExitCode> {
     match &args.method {
         Method::Hb46pp(a) => hb46pp(a),
     }

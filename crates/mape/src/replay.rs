@@ -48,7 +48,7 @@ Examples:
   mape replay --scenario flow-storm --rate-x 100 --plot storm.svg --write-pcap storm.pcap
   mape replay home.pcapng --lan 192.168.1.0/24 --profile v6plus --prefix 240b:10:1a65:a100::/56
   mape replay capture.pcap --policy mape,rtx830-like --json")]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     /// Capture file (pcap or pcapng; Ethernet, Linux cooked v1/v2, raw IP), or - for stdin.
     #[arg(value_name = "CAPTURE", conflicts_with = "scenario")]
     input: Option<PathBuf>,
@@ -327,7 +327,7 @@ fn run_capture(args: &ReplayArgs, path: &PathBuf, cfg: ReplayConfig) -> Result<R
 }
 
 /// Runs `mape replay`.
-pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &ReplayArgs) -> Result<ExitCode> {
     if let Some(plot) = &args.plot {
         // Refuse a PNG before spending minutes on the replay.
         let ext = plot.extension().and_then(|e| e.to_str()).unwrap_or("");

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use mape_daemon::config::{Role, Settings, DEFAULT_CONFIG};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RoleArg {
+pub(crate) enum RoleArg {
     /// Customer edge (NAT44 + MAP-E encapsulation).
     Ce,
     /// Border relay (stateless).
@@ -26,7 +26,7 @@ impl std::fmt::Display for RoleArg {
 }
 
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Role; must agree with `mode` in the configuration (default: the file's).
     role: Option<RoleArg>,
     /// Configuration file.
@@ -40,7 +40,7 @@ pub struct RunArgs {
     log_json: bool,
 }
 
-pub fn run(args: &RunArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &RunArgs) -> Result<ExitCode> {
     let settings = Settings::load(&args.config)?;
     let file_role = match settings.role {
         Role::Ce(_) => RoleArg::Ce,

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 #[derive(Args, Debug)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     #[command(subcommand)]
     what: What,
     /// Control socket of the daemon.
@@ -89,7 +89,7 @@ enum View {
     RtxSummary,
 }
 
-pub fn run(args: &ShowArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
     let sock = &args.socket;
     let (value, view) = match &args.what {
         What::Status => (ask(sock, &Request::Status)?, View::Status),

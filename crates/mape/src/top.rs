@@ -21,7 +21,7 @@ use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
 #[derive(Args, Debug)]
-pub struct TopArgs {
+pub(crate) struct TopArgs {
     /// Control socket of the daemon.
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -68,7 +68,7 @@ struct State {
     error: Option<String>,
 }
 
-pub fn run(args: &TopArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &TopArgs) -> Result<ExitCode> {
     // Fail before taking over the terminal when the daemon is not there.
     mape_control::request(&args.socket, &Request::Status)?;
     let mut terminal = ratatui::init();

@@ -10,29 +10,29 @@ use mape_dataplane::*;
 use mape_nat::NatConfig;
 use mape_rules::{IidFormat, Ipv6Net, MapDomain, Rule, RuleSpec};
 
-pub const LAN_HOST: [u8; 4] = [192, 168, 1, 10];
-pub const CE_LAN: [u8; 4] = [192, 168, 1, 1];
-pub const EXT: [u8; 4] = [192, 0, 2, 18];
+pub(crate) const LAN_HOST: [u8; 4] = [192, 168, 1, 10];
+pub(crate) const CE_LAN: [u8; 4] = [192, 168, 1, 1];
+pub(crate) const EXT: [u8; 4] = [192, 0, 2, 18];
 /// A second CE of the same domain: End-user 2001:db8:13:3400::/56 → 192.0.2.19 PSID 0x34.
-pub const EXT2: [u8; 4] = [192, 0, 2, 19];
-pub const REMOTE: [u8; 4] = [198, 51, 100, 7];
-pub const BR_V4: [u8; 4] = [203, 0, 113, 1];
+pub(crate) const EXT2: [u8; 4] = [192, 0, 2, 19];
+pub(crate) const REMOTE: [u8; 4] = [198, 51, 100, 7];
+pub(crate) const BR_V4: [u8; 4] = [203, 0, 113, 1];
 /// First ports of PSID 0x34 (A = 1): 1232..=1235.
-pub const PORT: u16 = 1233;
+pub(crate) const PORT: u16 = 1233;
 
-pub fn br6() -> Ipv6Addr {
+pub(crate) fn br6() -> Ipv6Addr {
     "2001:db8:ffff::1".parse().unwrap()
 }
 
-pub fn ce6() -> Ipv6Addr {
+pub(crate) fn ce6() -> Ipv6Addr {
     "2001:db8:12:3400:0:c000:212:34".parse().unwrap()
 }
 
-pub fn ce6_2() -> Ipv6Addr {
+pub(crate) fn ce6_2() -> Ipv6Addr {
     "2001:db8:13:3400:0:c000:213:34".parse().unwrap()
 }
 
-pub fn rule(fmr: bool) -> Rule {
+pub(crate) fn rule(fmr: bool) -> Rule {
     let mut s = RuleSpec::new(
         "2001:db8::/40".parse().unwrap(),
         "192.0.2.0/24".parse().unwrap(),
@@ -42,11 +42,11 @@ pub fn rule(fmr: bool) -> Rule {
     Rule::new(s).unwrap()
 }
 
-pub fn domain(fmr: bool) -> MapDomain {
+pub(crate) fn domain(fmr: bool) -> MapDomain {
     MapDomain::new(vec![rule(fmr)], vec![br6()], IidFormat::Rfc7597)
 }
 
-pub fn nat_cfg() -> NatConfig {
+pub(crate) fn nat_cfg() -> NatConfig {
     NatConfig::mape().allow_destinations(&[
         "192.0.2.0/24".parse().unwrap(),
         "198.51.100.0/24".parse().unwrap(),
@@ -54,49 +54,49 @@ pub fn nat_cfg() -> NatConfig {
     ])
 }
 
-pub fn ce_cfg(fmr: bool, end_user: &str) -> CeConfig {
+pub(crate) fn ce_cfg(fmr: bool, end_user: &str) -> CeConfig {
     let eu: Ipv6Net = end_user.parse().unwrap();
     CeConfig::from_domain(&domain(fmr), &eu, Ipv4Addr::from(CE_LAN), nat_cfg()).unwrap()
 }
 
-pub fn ce(fmr: bool) -> Ce {
+pub(crate) fn ce(fmr: bool) -> Ce {
     Ce::new(ce_cfg(fmr, "2001:db8:12:3400::/56")).unwrap()
 }
 
-pub fn ce2(fmr: bool) -> Ce {
+pub(crate) fn ce2(fmr: bool) -> Ce {
     Ce::new(ce_cfg(fmr, "2001:db8:13:3400::/56")).unwrap()
 }
 
-pub fn br() -> Br {
+pub(crate) fn br() -> Br {
     Br::new(BrConfig::from_domain(&domain(false), Ipv4Addr::from(BR_V4)).unwrap()).unwrap()
 }
 
-pub fn t(ms: u64) -> Timestamp {
+pub(crate) fn t(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
-pub type Out = Vec<(Direction, Vec<u8>)>;
+pub(crate) type Out = Vec<(Direction, Vec<u8>)>;
 
-pub fn run_ce(c: &mut Ce, now: u64, pkt: &[u8]) -> (Verdict, Out) {
+pub(crate) fn run_ce(c: &mut Ce, now: u64, pkt: &[u8]) -> (Verdict, Out) {
     let mut out = Vec::new();
     let v = c.process(t(now), pkt, &mut out);
     (v, out)
 }
 
-pub fn run_br(b: &mut Br, now: u64, pkt: &[u8]) -> (Verdict, Out) {
+pub(crate) fn run_br(b: &mut Br, now: u64, pkt: &[u8]) -> (Verdict, Out) {
     let mut out = Vec::new();
     let v = b.process(t(now), pkt, &mut out);
     (v, out)
 }
 
 /// The single output packet, asserting its direction.
-pub fn one(out: &Out, dir: Direction) -> Vec<u8> {
+pub(crate) fn one(out: &Out, dir: Direction) -> Vec<u8> {
     assert_eq!(out.len(), 1, "expected one output, got {out:?}");
     assert_eq!(out[0].0, dir);
     out[0].1.clone()
 }
 
-pub fn udp4(
+pub(crate) fn udp4(
     src: [u8; 4],
     sport: u16,
     dst: [u8; 4],
@@ -112,7 +112,14 @@ pub fn udp4(
     v
 }
 
-pub fn tcp_syn4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, ttl: u8, mss: u16) -> Vec<u8> {
+pub(crate) fn tcp_syn4(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    ttl: u8,
+    mss: u16,
+) -> Vec<u8> {
     let mut v = Vec::new();
     PacketBuilder::ipv4(src, dst, ttl)
         .tcp(sport, dport, 0x1234_5678, 64240)
@@ -128,7 +135,14 @@ pub fn tcp_syn4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, ttl: u8, mss
     v
 }
 
-pub fn echo4(src: [u8; 4], dst: [u8; 4], ttl: u8, request: bool, id: u16, seq: u16) -> Vec<u8> {
+pub(crate) fn echo4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    request: bool,
+    id: u16,
+    seq: u16,
+) -> Vec<u8> {
     let mut v = Vec::new();
     let b = PacketBuilder::ipv4(src, dst, ttl);
     let b = if request {
@@ -142,7 +156,7 @@ pub fn echo4(src: [u8; 4], dst: [u8; 4], ttl: u8, request: bool, id: u16, seq: u
 
 /// An ICMPv4 error built by etherparse. `df` for the outer header; CE/BR-generated errors
 /// have DF clear and TTL 64.
-pub fn icmp4_err(
+pub(crate) fn icmp4_err(
     src: [u8; 4],
     dst: [u8; 4],
     ttl: u8,
@@ -161,7 +175,7 @@ pub fn icmp4_err(
 }
 
 /// IPv6 (next header 4, hop limit 64, traffic class from the TOS, flow label 0) + `inner`.
-pub fn encap(src: Ipv6Addr, dst: Ipv6Addr, inner: &[u8]) -> Vec<u8> {
+pub(crate) fn encap(src: Ipv6Addr, dst: Ipv6Addr, inner: &[u8]) -> Vec<u8> {
     let h = Ipv6Header {
         traffic_class: inner[1],
         flow_label: Ipv6FlowLabel::ZERO,
@@ -179,14 +193,14 @@ pub fn encap(src: Ipv6Addr, dst: Ipv6Addr, inner: &[u8]) -> Vec<u8> {
 
 /// Sets DF/MF/offset and the identification of an etherparse-built IPv4 packet and
 /// recomputes the header checksum (for fragment fixtures).
-pub fn set_frag(p: &mut [u8], id: u16, df: bool, mf: bool, off_bytes: u16) {
+pub(crate) fn set_frag(p: &mut [u8], id: u16, df: bool, mf: bool, off_bytes: u16) {
     p[4..6].copy_from_slice(&id.to_be_bytes());
     let f = (u16::from(df) << 14) | (u16::from(mf) << 13) | (off_bytes / 8);
     p[6..8].copy_from_slice(&f.to_be_bytes());
     fix_ip_checksum(p);
 }
 
-pub fn fix_ip_checksum(p: &mut [u8]) {
+pub(crate) fn fix_ip_checksum(p: &mut [u8]) {
     let hl = usize::from(p[0] & 0x0f) * 4;
     p[10] = 0;
     p[11] = 0;
@@ -196,7 +210,7 @@ pub fn fix_ip_checksum(p: &mut [u8]) {
 }
 
 /// Splits a whole IPv4 datagram into fragments at `cut` (multiple of 8 bytes of payload).
-pub fn fragment4(p: &[u8], cut: usize, id: u16) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn fragment4(p: &[u8], cut: usize, id: u16) -> (Vec<u8>, Vec<u8>) {
     let hl = usize::from(p[0] & 0x0f) * 4;
     let payload = &p[hl..];
     let mut a = p[..hl + cut].to_vec();
@@ -211,7 +225,7 @@ pub fn fragment4(p: &[u8], cut: usize, id: u16) -> (Vec<u8>, Vec<u8>) {
 
 /// Splits an IPv6 packet (no extension headers) into two fragments at `cut` bytes of its
 /// payload (multiple of 8), with identification `id`.
-pub fn fragment6(p: &[u8], cut: usize, id: u32) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn fragment6(p: &[u8], cut: usize, id: u32) -> (Vec<u8>, Vec<u8>) {
     let nh = p[6];
     let payload = &p[40..];
     let mk = |off: usize, data: &[u8], more: bool| {
@@ -234,7 +248,7 @@ pub fn fragment6(p: &[u8], cut: usize, id: u32) -> (Vec<u8>, Vec<u8>) {
 /// A CE owning a whole IPv4 address (a /48 rule, 8 EA bits, all of them IPv4 suffix:
 /// k = 0) with no per-host quota, so that tens of thousands of flows fit without port
 /// sharing (the batch tests' large tables).
-pub fn whole_address_ce() -> Ce {
+pub(crate) fn whole_address_ce() -> Ce {
     let rule = Rule::new(RuleSpec::new(
         "2001:db8:12::/48".parse().unwrap(),
         "192.0.2.0/24".parse().unwrap(),

@@ -9,10 +9,10 @@ use mape_replay::{
     ReplayConfig, Report, ScenarioParams,
 };
 
-pub mod report_keys;
+pub(crate) mod report_keys;
 
 /// The report of policy `name`.
-pub fn policy<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
+pub(crate) fn policy<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
     r.policies
         .iter()
         .find(|p| p.name == name)
@@ -21,7 +21,11 @@ pub fn policy<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
 
 /// A scenario replayed directly while written as a capture of link type `link`, and that
 /// capture replayed: (the direct report, the capture, the report of the capture).
-pub fn pcap_round_trip(p: &ScenarioParams, budget: u32, link: u32) -> (Report, Vec<u8>, Report) {
+pub(crate) fn pcap_round_trip(
+    p: &ScenarioParams,
+    budget: u32,
+    link: u32,
+) -> (Report, Vec<u8>, Report) {
     let cfg = ReplayConfig::new(budget_port_set(budget).unwrap());
     let mut w = PcapWriter::new(Vec::new(), link).unwrap();
     let direct = replay_scenario_to_pcap(p, cfg, &mut w, link, |_, _| {}).unwrap();
@@ -33,7 +37,7 @@ pub fn pcap_round_trip(p: &ScenarioParams, budget: u32, link: u32) -> (Report, V
 
 /// The replayed capture saw every packet, skipped none, and each policy reached the same
 /// peak, refused the same hosts and delivered the same replies as the direct run.
-pub fn assert_replayed_alike(direct: &Report, replayed: &Report, what: &str) {
+pub(crate) fn assert_replayed_alike(direct: &Report, replayed: &Report, what: &str) {
     assert_eq!(replayed.packets, direct.packets, "{what}");
     assert!(replayed.skipped.values().all(|n| *n == 0), "{what}");
     for (a, b) in direct.policies.iter().zip(&replayed.policies) {

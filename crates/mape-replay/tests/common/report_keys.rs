@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 /// The report's top-level keys, a budget of 240 ports, and each policy's keys.
-pub fn assert_report_keys(v: &Value) {
+pub(crate) fn assert_report_keys(v: &Value) {
     for k in ["budget", "duration_s", "packets", "skipped", "policies"] {
         assert!(v.get(k).is_some(), "missing {k}");
     }

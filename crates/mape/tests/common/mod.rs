@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The `mape` binary cargo built for these tests.
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mape"))
 }
 
 /// Runs `mape args` in the C locale.
-pub fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
         .env("LC_ALL", "C")
@@ -20,7 +20,7 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 /// The standard output of `mape args`, which must succeed.
-pub fn stdout_ok(args: &[&str]) -> String {
+pub(crate) fn stdout_ok(args: &[&str]) -> String {
     let out = run(args);
     assert!(
         out.status.success(),
@@ -32,7 +32,7 @@ pub fn stdout_ok(args: &[&str]) -> String {
 }
 
 /// What a process printed: standard output, then standard error.
-pub fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
