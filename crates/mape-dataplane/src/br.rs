@@ -9,10 +9,11 @@ use mape_nat::Timestamp;
 use mape_rules::{IidFormat, MapDomain, Rule};
 use mape_wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
 
+use crate::defrag::{self, Defrag, Reassembles};
 use crate::drop::{DropCounters, DropReason};
 use crate::encap::{FlowLabel, Outer, IPV6_HEADER_LEN};
 use crate::error::CeError;
-use crate::frag::{reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
+use crate::frag::ReassemblyConfig;
 use crate::icmp::{self, icmp_limit, send_icmp, IcmpLimit};
 use crate::l4::{self, is_unicast, Side};
 use crate::route::{longest_v4, longest_v6};
@@ -76,9 +77,7 @@ pub struct Br {
     counters: Counters,
     buf: Box<[u8]>,
     aux: Box<[u8]>,
-    reasm: Reassembler,
-    r6: Vec<u8>,
-    r4: Vec<u8>,
+    defrag: Defrag,
     icmp_rl: IcmpLimit,
 }
 
@@ -102,9 +101,7 @@ impl Br {
             counters: Counters::default(),
             buf: vec![0u8; BUF_LEN].into_boxed_slice(),
             aux: vec![0u8; BUF_LEN].into_boxed_slice(),
-            reasm: Reassembler::new(cfg.reassembly),
-            r6: Vec::with_capacity(BUF_LEN),
-            r4: Vec::with_capacity(BUF_LEN),
+            defrag: Defrag::new(cfg.reassembly, BUF_LEN),
             icmp_rl: icmp_limit(cfg.icmp_rate_per_sec),
             cfg,
         })
@@ -127,15 +124,7 @@ impl Br {
 
     /// Reassembly timeouts.
     pub fn expire(&mut self, now: Timestamp) {
-        self.reasm.expire(now.millis());
-        self.note_timeouts();
-    }
-
-    fn note_timeouts(&mut self) {
-        let n = self.reasm.take_timeouts();
-        if n > 0 {
-            self.drops.add_n(DropReason::FragTimeout, n);
-        }
+        self.defrag.expire(now.millis(), &mut self.drops);
     }
 
     /// Processes one packet: IPv4 = from the internet, IPv6 = from the MAP domain.
@@ -179,30 +168,6 @@ impl Br {
         *dst == self.cfg.br_ipv6 || self.cfg.extra_br_addresses.contains(dst)
     }
 
-    fn reassemble_v4<S: Sink + ?Sized>(
-        &mut self,
-        now: Timestamp,
-        ip: &Ipv4Packet<&[u8]>,
-        src6: Option<Ipv6Addr>,
-        out: &mut S,
-    ) -> Verdict {
-        let mut r = core::mem::take(&mut self.r4);
-        let v = match reassemble_v4(&mut self.reasm, now.millis(), ip, &mut r) {
-            Ok(false) => Verdict::Buffered,
-            Err(d) => Verdict::Dropped(d),
-            Ok(true) => {
-                self.counters.reassembled += 1;
-                match src6 {
-                    None => self.internet_datagram(now, &r, out),
-                    Some(s) => self.domain_datagram(now, &s, &r, out),
-                }
-            }
-        };
-        self.r4 = r;
-        self.note_timeouts();
-        v
-    }
-
     // ------------------------------------------------------------- internet → domain
 
     fn internet_in<S: Sink + ?Sized>(
@@ -219,7 +184,9 @@ impl Br {
         }
         if ip.is_fragment() {
             // §8.3.2: only the first fragment has ports: reassemble before forwarding.
-            return self.reassemble_v4(now, &ip, None, out);
+            return defrag::via_v4(self, now.millis(), &ip, |br, whole| {
+                br.internet_datagram(now, whole, out)
+            });
         }
         self.internet_datagram(now, ip.packet_bytes(), out)
     }
@@ -333,26 +300,15 @@ impl Br {
             if longest_v6(&self.cfg.rules, src).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
             }
-            let mut r = core::mem::take(&mut self.r6);
-            let v = match reassemble_v6(
-                &mut self.reasm,
+            let frag = (&fh, fat);
+            return defrag::via_v6(
+                self,
                 now.millis(),
                 pkt,
-                &fh,
-                fat,
+                frag,
                 (src, dst),
-                &mut r,
-            ) {
-                Ok(Some((proto, off))) => {
-                    self.counters.reassembled += 1;
-                    self.domain_packet(now, &r, proto, off, out)
-                }
-                Ok(None) => Verdict::Buffered,
-                Err(d) => Verdict::Dropped(d),
-            };
-            self.r6 = r;
-            self.note_timeouts();
-            return v;
+                |br, p, nh, at| br.domain_packet(now, p, nh, at, out),
+            );
         }
         self.domain_packet(now, pkt, ext.protocol, ext.offset, out)
     }
@@ -385,7 +341,9 @@ impl Br {
             if longest_v6(&self.cfg.rules, src6).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
             }
-            return self.reassemble_v4(now, &ip, Some(src6), out);
+            return defrag::via_v4(self, now.millis(), &ip, |br, whole| {
+                br.domain_datagram(now, &src6, whole, out)
+            });
         }
         self.domain_datagram(now, &src6, ip.packet_bytes(), out)
     }
@@ -437,5 +395,11 @@ impl Br {
             &self.buf[..len],
         );
         Verdict::Forwarded
+    }
+}
+
+impl Reassembles for Br {
+    fn reassembly(&mut self) -> (&mut Defrag, &mut Counters, &mut DropCounters) {
+        (&mut self.defrag, &mut self.counters, &mut self.drops)
     }
 }

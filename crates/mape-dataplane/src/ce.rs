@@ -12,10 +12,10 @@ use mape_nat::{
 use mape_wire::{icmpv6, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
 
 pub use crate::config::CeConfig;
+use crate::defrag::{self, Defrag, Reassembles};
 use crate::drop::{DropCounters, DropReason};
 use crate::encap::{Outer, IPV6_HEADER_LEN};
 pub use crate::error::CeError;
-use crate::frag::{reassemble_v4, reassemble_v6, Reassembler};
 use crate::icmp::{self, icmp_limit, send_icmp, IcmpLimit};
 use crate::l4::{self, is_unicast, nat_remote, Embedded, L4Kind, Side};
 use crate::mss;
@@ -46,9 +46,7 @@ pub struct Ce {
     counters: Counters,
     buf: Box<[u8]>,
     aux: Box<[u8]>,
-    reasm: Reassembler,
-    r6: Vec<u8>,
-    r4: Vec<u8>,
+    defrag: Defrag,
     pmtu: PmtuCache,
     icmp_rl: IcmpLimit,
     /// The pending run of flow packets of a batch (reused: no allocation).
@@ -97,9 +95,7 @@ impl Ce {
             counters: Counters::default(),
             buf: vec![0u8; BUF_LEN].into_boxed_slice(),
             aux: vec![0u8; BUF_LEN].into_boxed_slice(),
-            reasm: Reassembler::new(cfg.reassembly),
-            r6: Vec::with_capacity(BUF_LEN),
-            r4: Vec::with_capacity(BUF_LEN),
+            defrag: Defrag::new(cfg.reassembly, BUF_LEN),
             pmtu: PmtuCache::default(),
             icmp_rl: icmp_limit(cfg.icmp_rate_per_sec),
             runs: Runs::with_capacity(BATCH),
@@ -134,7 +130,7 @@ impl Ce {
 
     /// Datagrams waiting in reassembly.
     pub fn reassembly_in_progress(&self) -> usize {
-        self.reasm.in_progress()
+        self.defrag.in_progress()
     }
 
     /// The current tunnel IPv4 MTU toward `dst6` (lowered by Packet Too Big).
@@ -147,15 +143,7 @@ impl Ce {
     /// when [`Nat::next_deadline`] passes.
     pub fn expire(&mut self, now: Timestamp) {
         self.nat.expire(now);
-        self.reasm.expire(now.millis());
-        self.note_timeouts();
-    }
-
-    fn note_timeouts(&mut self) {
-        let n = self.reasm.take_timeouts();
-        if n > 0 {
-            self.drops.add_n(DropReason::FragTimeout, n);
-        }
+        self.defrag.expire(now.millis(), &mut self.drops);
     }
 
     /// Processes one packet read from the TUN: IP version 4 = from the LAN, 6 = from the
@@ -323,18 +311,9 @@ impl Ce {
         };
         if ip.is_fragment() {
             // §8.3: reassemble so the NAPT sees ports (RFC 4787 REQ-14: any order).
-            let mut r = core::mem::take(&mut self.r4);
-            let v = match reassemble_v4(&mut self.reasm, now.millis(), &ip, &mut r) {
-                Ok(false) => Verdict::Buffered,
-                Err(d) => Verdict::Dropped(d),
-                Ok(true) => {
-                    self.counters.reassembled += 1;
-                    self.lan_datagram(now, &r, out)
-                }
-            };
-            self.r4 = r;
-            self.note_timeouts();
-            return v;
+            return defrag::via_v4(self, now.millis(), &ip, |ce, whole| {
+                ce.lan_datagram(now, whole, out)
+            });
         }
         self.lan_datagram(now, ip.packet_bytes(), out)
     }
@@ -593,26 +572,15 @@ impl Ce {
             if !self.is_br_source(&src) && longest_v6(&self.cfg.fmrs, src).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
             }
-            let mut r = core::mem::take(&mut self.r6);
-            let v = match reassemble_v6(
-                &mut self.reasm,
+            let frag = (&fh, fat);
+            return defrag::via_v6(
+                self,
                 now.millis(),
                 pkt,
-                &fh,
-                fat,
+                frag,
                 (src, dst),
-                &mut r,
-            ) {
-                Ok(Some((proto, off))) => {
-                    self.counters.reassembled += 1;
-                    self.wan_packet(now, &r, proto, off, out)
-                }
-                Ok(None) => Verdict::Buffered,
-                Err(d) => Verdict::Dropped(d),
-            };
-            self.r6 = r;
-            self.note_timeouts();
-            return v;
+                |ce, p, nh, at| ce.wan_packet(now, p, nh, at, out),
+            );
         }
         self.wan_packet(now, pkt, ext.protocol, ext.offset, out)
     }
@@ -645,18 +613,9 @@ impl Ce {
             if !self.is_br_source(&src6) && longest_v6(&self.cfg.fmrs, src6).is_none() {
                 return Verdict::Dropped(DropReason::UnknownTunnelSource);
             }
-            let mut r = core::mem::take(&mut self.r4);
-            let v = match reassemble_v4(&mut self.reasm, now.millis(), &ip, &mut r) {
-                Ok(false) => Verdict::Buffered,
-                Err(d) => Verdict::Dropped(d),
-                Ok(true) => {
-                    self.counters.reassembled += 1;
-                    self.wan_datagram(now, &src6, &r, out)
-                }
-            };
-            self.r4 = r;
-            self.note_timeouts();
-            return v;
+            return defrag::via_v4(self, now.millis(), &ip, |ce, whole| {
+                ce.wan_datagram(now, &src6, whole, out)
+            });
         }
         self.wan_datagram(now, &src6, ip.packet_bytes(), out)
     }
@@ -891,5 +850,11 @@ impl Ce {
         } else {
             Verdict::Absorbed
         }
+    }
+}
+
+impl Reassembles for Ce {
+    fn reassembly(&mut self) -> (&mut Defrag, &mut Counters, &mut DropCounters) {
+        (&mut self.defrag, &mut self.counters, &mut self.drops)
     }
 }

@@ -46,7 +46,8 @@
 //! * Inbound IPv6 fragments and IPv4 fragments (from the LAN, inside the tunnel, from the
 //!   internet at the BR) are **fully reassembled** before NAT and the §8.1 checks, in a
 //!   bounded, pooled reassembler (2 s, 64 datagrams per host by default; overlaps discard
-//!   the datagram per RFC 5722).
+//!   the datagram per RFC 5722). `frag.rs` is the reassembler; `defrag.rs` holds the
+//!   state a CE or BR owns and the one entry both pipelines feed fragments through.
 //! * The IPv4 identification is left as the sender chose it (RFC 6864; RFC 7597 §8.3.3
 //!   only says a CE "could" rewrite it).
 //!
@@ -76,6 +77,7 @@
 pub mod br;
 pub mod ce;
 mod config;
+mod defrag;
 pub mod drop;
 pub mod encap;
 mod error;
