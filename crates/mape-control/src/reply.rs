@@ -1,17 +1,14 @@
 //! The typed replies: what the daemon answers to each [`crate::Request`] and what its
 //! clients read. The daemon builds [`Status`] and [`Reloaded`] itself; [`Snapshot`] and
-//! [`SessionRow`] are the client's view of the NAT engine's own `Snapshot` and
-//! `SessionInfo` (mape-nat serialises them; these read back the fields the tools show, and
-//! the daemon's tests check that a real engine snapshot reads back into them).
+//! [`SessionInfo`] are the NAT engine's own types, sent as they are and read back into the
+//! same types (one definition for both ends).
 //!
 //! Every reply goes on the wire through a JSON value, so object keys are sorted whatever
 //! the field order here.
 
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-
-use mape_nat::{Endpoint, Protocol};
+use mape_nat::Protocol;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Which pipeline the daemon runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,155 +260,11 @@ pub struct Reloaded {
     pub reloaded: String,
 }
 
-/// The client's view of the engine's snapshot ([`crate::Request::Snapshot`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Snapshot {
-    /// Milliseconds since start.
-    pub now: u64,
-    /// Ports in the set.
-    pub budget: u32,
-    /// In use.
-    pub in_use: u32,
-    /// Highest use.
-    pub peak: u32,
-    /// When, milliseconds since start.
-    pub peak_at: u64,
-    /// Per protocol.
-    pub protocols: Vec<ProtocolBudget>,
-    /// New flows refused.
-    pub refusals: u64,
-    /// Last refusal, milliseconds since start.
-    pub last_refusal: Option<u64>,
-    /// The latest refusals.
-    pub recent_refusals: Vec<RefusalView>,
-    /// LAN hosts, most ports held first.
-    pub hosts: Vec<HostView>,
-    /// Remote endpoints, most flows first.
-    pub destinations: Vec<DestinationView>,
-    /// The named suspect, if any.
-    pub culprit: Option<CulpritView>,
-    /// The heaviest user when nobody is a culprit.
-    pub heavy_user: Option<CulpritView>,
-    /// Protocols whose use grows toward the budget.
-    pub forecasts: Vec<ForecastView>,
-}
+/// The engine's snapshot, as the daemon sends it ([`crate::Request::Snapshot`]).
+pub use mape_nat::Snapshot;
 
-/// A refused flow.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct RefusalView {
-    /// Milliseconds since start.
-    pub at: u64,
-    /// LAN host.
-    pub host: Ipv4Addr,
-    /// Protocol.
-    pub proto: Protocol,
-    /// Destination.
-    pub dst: Endpoint,
-    /// Why (the engine's drop reason, snake case).
-    pub reason: String,
-}
+/// Its parts.
+pub use mape_nat::{Culprit, DestinationStats, Forecast, HostStats, ProtoBudget, Refusal};
 
-/// One LAN host.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct HostView {
-    /// Address.
-    pub addr: Ipv4Addr,
-    /// Live flows.
-    pub flows: u32,
-    /// Ports held.
-    pub ports_held: u32,
-    /// Flows never answered.
-    pub unanswered: u32,
-    /// Flows answered once.
-    pub answered_once: u32,
-    /// Streams.
-    pub streams: u32,
-    /// Closing TCP.
-    pub closing: u32,
-    /// Most ports held at once.
-    pub peak_ports: u32,
-    /// Flows refused.
-    pub refusals: u64,
-    /// Last refusal, milliseconds since start.
-    pub last_refusal: Option<u64>,
-    /// Flows the destination filter refused.
-    pub filtered: u64,
-    /// First such refusal, milliseconds since start.
-    pub first_filtered: Option<u64>,
-    /// Culprit score.
-    pub culprit_score: f64,
-}
-
-/// One remote endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DestinationView {
-    /// Protocol.
-    pub proto: Protocol,
-    /// Endpoint.
-    pub dst: Endpoint,
-    /// Live flows.
-    pub flows: u32,
-    /// Flows ever.
-    pub flows_total: u64,
-    /// LAN hosts talking to it.
-    pub hosts: u32,
-    /// Flows the destination filter refused.
-    pub filtered: u64,
-}
-
-/// A culprit or heavy user.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CulpritView {
-    /// LAN host.
-    pub host: Ipv4Addr,
-    /// What it sends, in words.
-    pub summary: String,
-    /// The known signature's description.
-    pub description: Option<String>,
-    /// One line of advice.
-    pub advice: Option<String>,
-    /// New unanswered flows per second.
-    pub rate_per_s: f64,
-    /// Ports held.
-    pub ports_held: u32,
-    /// Flows never answered.
-    pub unanswered: u32,
-    /// Flows answered once.
-    pub answered_once: u32,
-    /// Streams.
-    pub streams: u32,
-}
-
-/// An exhaustion forecast.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ForecastView {
-    /// Protocol.
-    pub proto: Protocol,
-    /// Seconds until no port is left.
-    pub seconds: f64,
-    /// Ports per second.
-    pub growth_per_s: f64,
-    /// The host opening ports fastest.
-    pub driver: Option<Ipv4Addr>,
-}
-
-/// One row of [`crate::Request::Sessions`] (the engine's `SessionInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SessionRow {
-    /// Protocol.
-    pub proto: Protocol,
-    /// LAN endpoint.
-    pub internal: Endpoint,
-    /// External endpoint.
-    pub external: Endpoint,
-    /// Remote endpoint.
-    pub remote: Endpoint,
-    /// State (snake case).
-    pub state: String,
-    /// What the flow is for the budget (`unanswered`, `answered_once`, `stream`, ...).
-    pub kind: String,
-    /// Milliseconds since the last packet.
-    pub idle_ms: u64,
-    /// Milliseconds until expiry.
-    pub left_ms: u64,
-}
+/// One row of [`crate::Request::Sessions`].
+pub use mape_nat::SessionInfo;

@@ -1,10 +1,10 @@
 //! Why the NAT engine refused or dropped a packet: one closed enum whose names are the log
 //! fields and metric labels (the dataplane folds these into its own reason list).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A reason the engine did not translate a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NatDrop {
     /// Destination is special-purpose and not globally reachable (RFC 6890): it can never be

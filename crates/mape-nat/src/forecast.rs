@@ -19,7 +19,7 @@
 //!
 //! When both say yes, the forecast is the free ports divided by the growth rate.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::types::{Protocol, Timestamp};
 
@@ -42,7 +42,7 @@ const QUIET_SAMPLES: u32 = 240;
 const CEILING_MARGIN: f64 = 2.0;
 
 /// How long until a protocol's budget runs out at the current rate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Forecast {
     /// Protocol.
     pub proto: Protocol,

@@ -10,12 +10,12 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::types::{Endpoint, Protocol, Timestamp};
 
 /// A pattern of traffic, from the host's own records.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Pattern {
     /// A new source port for each flow to one destination, never answered: the seed's

@@ -4,7 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::drop::NatDrop;
 use crate::forecast::{Forecast, Rate};
@@ -14,7 +16,7 @@ use crate::tier::{Tier, TIERS};
 use crate::types::{Endpoint, Protocol, Timestamp};
 
 /// Budget of one protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtoBudget {
     /// Protocol.
     pub proto: Protocol,
@@ -31,7 +33,7 @@ pub struct ProtoBudget {
 }
 
 /// A refused or filtered new flow, kept in a bounded ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     /// When.
     pub at: Timestamp,
@@ -46,7 +48,7 @@ pub struct Refusal {
 }
 
 /// Per-LAN-host statistics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostStats {
     /// The host.
     pub addr: Ipv4Addr,
@@ -88,7 +90,7 @@ pub struct HostStats {
 }
 
 /// Per-destination statistics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationStats {
     /// Protocol.
     pub proto: Protocol,
@@ -105,7 +107,7 @@ pub struct DestinationStats {
 }
 
 /// A named suspect with the evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Culprit {
     /// The host.
     pub host: Ipv4Addr,
@@ -219,7 +221,7 @@ pub struct Event {
 }
 
 /// A copy of the truth for readers (show commands, metrics, replay reports).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Time of the snapshot.
     pub now: Timestamp,
@@ -241,7 +243,7 @@ pub struct Snapshot {
     pub sessions: u32,
     /// Live sessions by timer class (udp_unanswered, udp_answered, udp_dns_answered,
     /// tcp_transitory, tcp_established, tcp_time_wait, icmp).
-    pub sessions_by_state: Vec<(&'static str, u32)>,
+    pub sessions_by_state: Vec<(Cow<'static, str>, u32)>,
     /// New flows refused, all hosts.
     pub refusals: u64,
     /// First refusal.

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// A point in time in milliseconds since an origin the caller chooses (the daemon uses a
 /// monotonic clock, replay the capture's first packet). The engine never reads a clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -233,7 +235,7 @@ pub struct InboundPacket {
 }
 
 /// Where a session stands; decides its timer class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// UDP or ICMP: only outbound packets seen so far.

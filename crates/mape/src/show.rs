@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use mape_control::reply::{Snapshot, Status};
 use mape_control::{Request, SessionQuery};
 use mape_daemon::config::DEFAULT_SOCKET;
-use mape_nat::Protocol;
+use mape_nat::{Protocol, SessionState, Timestamp};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -180,9 +180,9 @@ fn duration(secs: f64) -> String {
     }
 }
 
-fn ago(now_ms: u64, at: Option<u64>) -> String {
+fn ago(now: Timestamp, at: Option<Timestamp>) -> String {
     match at {
-        Some(t) if now_ms >= t => format!("{} s ago", (now_ms - t) / 1000),
+        Some(t) if now >= t => format!("{} s ago", now.since(t) / 1000),
         _ => "never".into(),
     }
 }
@@ -328,7 +328,7 @@ fn print_hosts(snap: &Snapshot) {
     }
 }
 
-fn print_sessions(rows: &[mape_control::reply::SessionRow]) {
+fn print_sessions(rows: &[mape_control::reply::SessionInfo]) {
     println!(
         "{:<5} {:<21} {:<21} {:<21} {:<12} {:>6} {:>6}",
         "proto", "internal", "external", "remote", "state", "idle", "left"
@@ -341,10 +341,10 @@ fn print_sessions(rows: &[mape_control::reply::SessionRow]) {
             r.external.to_string(),
             r.remote.to_string(),
             // UDP/ICMP "answered" says which: a one-shot exchange or a stream.
-            if r.state == "answered" {
+            if r.state == SessionState::Answered {
                 &r.kind
             } else {
-                &r.state
+                r.state.as_str()
             },
             r.idle_ms / 1000,
             r.left_ms / 1000

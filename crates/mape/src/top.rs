@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
-use mape_control::reply::{HostView, Snapshot, Status};
+use mape_control::reply::{HostStats, Snapshot, Status};
 use mape_control::{request_typed, Request};
 use mape_daemon::config::DEFAULT_SOCKET;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
@@ -234,11 +234,11 @@ fn draw_gauge(f: &mut Frame, area: Rect, st: &State) {
 }
 
 fn draw_hosts(f: &mut Frame, area: Rect, st: &State) {
-    let mut hosts: Vec<&HostView> = st.snap.iter().flat_map(|s| &s.hosts).collect();
+    let mut hosts: Vec<&HostStats> = st.snap.iter().flat_map(|s| &s.hosts).collect();
     if let Some(filter) = &st.filter {
         hosts.retain(|h| &h.addr.to_string() == filter);
     }
-    let key = |h: &&HostView| -> f64 {
+    let key = |h: &&HostStats| -> f64 {
         match st.sort {
             Sort::Ports => f64::from(h.ports_held),
             Sort::Flows => f64::from(h.flows),

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use mape_control::reply::{MapStatus, SessionRow, Snapshot, Status, Traffic};
+use mape_control::reply::{MapStatus, SessionInfo, Snapshot, Status, Traffic};
 use mape_control::{Request, SessionQuery};
 use serde_json::Value;
 
@@ -317,7 +317,7 @@ fn snapshot_and_sessions_read_back_into_the_client_types() {
     assert_eq!((snap.hosts[0].flows, snap.hosts[0].unanswered), (1, 1));
     assert_eq!(snap.destinations[0].dst.to_string(), "203.0.113.10:53");
 
-    let rows = |q: SessionQuery| -> Vec<SessionRow> {
+    let rows = |q: SessionQuery| -> Vec<SessionInfo> {
         serde_json::from_value(data(ask(&ctx, &Request::Sessions(q)))).unwrap()
     };
     let all = rows(SessionQuery::default());
@@ -325,7 +325,7 @@ fn snapshot_and_sessions_read_back_into_the_client_types() {
     assert_eq!(all[0].internal.to_string(), "192.168.1.10:40000");
     assert_eq!(all[0].remote.to_string(), "203.0.113.10:53");
     assert_eq!(all[0].external.addr, Ipv4Addr::new(192, 0, 2, 18));
-    assert_eq!(all[0].state, "unanswered");
+    assert_eq!(all[0].state, mape_nat::SessionState::Unanswered);
     let by = |host, proto, dst: Option<&str>| {
         rows(SessionQuery {
             host,

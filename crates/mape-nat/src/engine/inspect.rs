@@ -111,7 +111,7 @@ impl Nat {
                 })
                 .collect(),
             sessions: self.live_sessions,
-            sessions_by_state: self.timers.lens().collect(),
+            sessions_by_state: self.timers.lens().map(|(n, c)| (n.into(), c)).collect(),
             refusals: self.ledger.refusals,
             first_refusal: self.ledger.first_refusal,
             last_refusal: self.ledger.last_refusal,
@@ -175,7 +175,7 @@ impl Nat {
                 .saturating_add(timeout)
                 .saturating_sub(now.millis()),
             shared_port: shared,
-            kind: Tier::word(s.tier),
+            kind: Tier::word(s.tier).into(),
         }
     }
 

@@ -25,6 +25,7 @@
 //! loads, so the misses overlap: safe Rust has no prefetch instruction, but a load nothing
 //! waits on is one (docs/performance.md).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use mape_rules::PortSet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Filtering, NatConfig};
 use crate::drop::NatDrop;
@@ -106,7 +107,7 @@ pub enum InboundVerdict {
 }
 
 /// One row of the session table, for `mape show sessions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     /// Protocol.
     pub proto: Protocol,
@@ -129,7 +130,7 @@ pub struct SessionInfo {
     /// What the flow is for the budget, in the words of the culprit view: `closing` (TCP
     /// that is over), `unanswered`, `answered_once` (a one-shot exchange), `stream`, or
     /// `open` (TCP opening from outside, established or half closed: never recycled).
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
 }
 
 /// A packet the batch calls look up: outbound through the outbound index, inbound through
