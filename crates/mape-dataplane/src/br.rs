@@ -284,33 +284,18 @@ impl Br {
         input: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let Ok(ip6) = Ipv6Packet::new_checked(input) else {
-            return Verdict::Dropped(DropReason::Ipv6Malformed);
-        };
-        let pkt = ip6.packet_bytes();
-        let Ok(ext) = ip6.ext_headers() else {
-            return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
-        };
-        if let (Some(fh), Some(fat)) = (ext.fragment, ext.fragment_at) {
-            let src = ip6.src_addr();
-            let dst = ip6.dst_addr();
-            if !self.is_ours(&dst) {
-                return Verdict::Dropped(DropReason::Ipv6NotForUs);
+        let admit = |br: &Br, src: Ipv6Addr, dst: Ipv6Addr| {
+            if !br.is_ours(&dst) {
+                Err(DropReason::Ipv6NotForUs)
+            } else if longest_v6(&br.cfg.rules, src).is_none() {
+                Err(DropReason::UnknownTunnelSource)
+            } else {
+                Ok(())
             }
-            if longest_v6(&self.cfg.rules, src).is_none() {
-                return Verdict::Dropped(DropReason::UnknownTunnelSource);
-            }
-            let frag = (&fh, fat);
-            return defrag::via_v6(
-                self,
-                now.millis(),
-                pkt,
-                frag,
-                (src, dst),
-                |br, p, nh, at| br.domain_packet(now, p, nh, at, out),
-            );
-        }
-        self.domain_packet(now, pkt, ext.protocol, ext.offset, out)
+        };
+        defrag::ipv6_in(self, now.millis(), input, admit, |br, p, nh, at| {
+            br.domain_packet(now, p, nh, at, out)
+        })
     }
 
     fn domain_packet<S: Sink + ?Sized>(

@@ -551,38 +551,18 @@ impl Ce {
     }
 
     fn wan_in<S: Sink + ?Sized>(&mut self, now: Timestamp, input: &[u8], out: &mut S) -> Verdict {
-        let Ok(ip6) = Ipv6Packet::new_checked(input) else {
-            return Verdict::Dropped(DropReason::Ipv6Malformed);
-        };
-        let pkt = ip6.packet_bytes();
-        if ip6.next_header() == IpProtocol::IPV4 {
-            // Fast path: no extension headers (RFC 2473 packets from the BR).
-            return self.wan_packet(now, pkt, IpProtocol::IPV4, IPV6_HEADER_LEN, out);
-        }
-        let Ok(ext) = ip6.ext_headers() else {
-            return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
-        };
-        if let (Some(fh), Some(fat)) = (ext.fragment, ext.fragment_at) {
-            let src = ip6.src_addr();
-            let dst = ip6.dst_addr();
-            if dst != self.cfg.ce_ipv6 {
-                return Verdict::Dropped(DropReason::Ipv6NotForUs);
+        let admit = |ce: &Ce, src: Ipv6Addr, dst: Ipv6Addr| {
+            if dst != ce.cfg.ce_ipv6 {
+                Err(DropReason::Ipv6NotForUs)
+            } else if !ce.is_br_source(&src) && longest_v6(&ce.cfg.fmrs, src).is_none() {
+                Err(DropReason::UnknownTunnelSource)
+            } else {
+                Ok(())
             }
-            // §8.1 / §10: buffer nothing from a source that could never pass the check.
-            if !self.is_br_source(&src) && longest_v6(&self.cfg.fmrs, src).is_none() {
-                return Verdict::Dropped(DropReason::UnknownTunnelSource);
-            }
-            let frag = (&fh, fat);
-            return defrag::via_v6(
-                self,
-                now.millis(),
-                pkt,
-                frag,
-                (src, dst),
-                |ce, p, nh, at| ce.wan_packet(now, p, nh, at, out),
-            );
-        }
-        self.wan_packet(now, pkt, ext.protocol, ext.offset, out)
+        };
+        defrag::ipv6_in(self, now.millis(), input, admit, |ce, p, nh, at| {
+            ce.wan_packet(now, p, nh, at, out)
+        })
     }
 
     /// An unfragmented IPv6 packet whose upper layer is `proto` at offset `off`.

@@ -4,9 +4,10 @@
 
 use core::net::Ipv6Addr;
 
-use mape_wire::{FragmentHeader, Ipv4Packet};
+use mape_wire::{FragmentHeader, IpProtocol, Ipv4Packet, Ipv6Packet};
 
 use crate::drop::{DropCounters, DropReason};
+use crate::encap::IPV6_HEADER_LEN;
 use crate::frag::{reassemble_v4, reassemble_v6, Reassembler, ReassemblyConfig};
 use crate::sink::{Counters, Verdict};
 
@@ -105,4 +106,37 @@ pub(crate) fn via_v6<T: Reassembles>(
     d.v6 = buf;
     d.count_timeouts(drops);
     v
+}
+
+/// The entry of an IPv6 packet from the tunnel side, the same at the CE (from the WAN) and
+/// the BR (from the MAP domain): checks the header and the extension-header chain; a
+/// fragment is fed to the reassembly only if `admit(this, src, dst)` lets it in (RFC 7597
+/// §8.1, §10: buffer nothing that could never pass the source check); then
+/// `packet(this, whole packet, upper-layer protocol, its offset)` goes on with it.
+pub(crate) fn ipv6_in<T: Reassembles>(
+    this: &mut T,
+    now_ms: u64,
+    input: &[u8],
+    admit: impl FnOnce(&T, Ipv6Addr, Ipv6Addr) -> Result<(), DropReason>,
+    packet: impl FnOnce(&mut T, &[u8], u8, usize) -> Verdict,
+) -> Verdict {
+    let Ok(ip6) = Ipv6Packet::new_checked(input) else {
+        return Verdict::Dropped(DropReason::Ipv6Malformed);
+    };
+    let pkt = ip6.packet_bytes();
+    if ip6.next_header() == IpProtocol::IPV4 {
+        // No extension headers: what RFC 2473 encapsulation normally sends.
+        return packet(this, pkt, IpProtocol::IPV4, IPV6_HEADER_LEN);
+    }
+    let Ok(ext) = ip6.ext_headers() else {
+        return Verdict::Dropped(DropReason::Ipv6BadExtHeader);
+    };
+    let (Some(fh), Some(fat)) = (ext.fragment, ext.fragment_at) else {
+        return packet(this, pkt, ext.protocol, ext.offset);
+    };
+    let addrs = (ip6.src_addr(), ip6.dst_addr());
+    if let Err(r) = admit(this, addrs.0, addrs.1) {
+        return Verdict::Dropped(r);
+    }
+    via_v6(this, now_ms, pkt, (&fh, fat), addrs, packet)
 }
