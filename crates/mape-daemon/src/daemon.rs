@@ -358,10 +358,12 @@ fn scraper(ctx: &Context) -> crate::metrics::Scraper {
     let ctx = ctx.clone();
     Arc::new(move || {
         let now = now_since(ctx.start);
+        // Only the copy is taken under the datapath lock; the text is built after it.
+        let fill = ctx.shared.lock().ok().map(|p| p.metrics(now));
         crate::metrics::scrape(
             |m| {
-                if let Ok(p) = ctx.shared.lock() {
-                    p.metrics(now, m);
+                if let Some(fill) = fill {
+                    fill(m);
                 }
             },
             &ctx.counters.snapshot(),

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -63,8 +63,8 @@ impl Metrics {
     }
 }
 
-/// One scrape of the daemon: the pipeline's part (`fill`), then the io shell's counters
-/// and the uptime.
+/// One scrape of the daemon: the pipeline's part (`fill`), then the io shell's counters,
+/// the build and the start time (`uptime` ago).
 pub fn scrape(fill: impl FnOnce(&mut Metrics), io: &IoStatus, uptime: Duration) -> String {
     let mut m = Metrics::default();
     fill(&mut m);
@@ -92,13 +92,83 @@ pub fn scrape(fill: impl FnOnce(&mut Metrics), io: &IoStatus, uptime: Duration) 
         &[("op", "write")],
         io.tx_errors,
     );
-    m.gauge(
-        "mape_uptime_seconds",
-        "Seconds since the daemon started",
-        &[],
-        uptime.as_secs(),
-    );
+    build_and_start(&mut m, uptime, SystemTime::now());
     m.render()
+}
+
+/// `mape_build_info` (the version and target as labels, value 1) and
+/// `process_start_time_seconds` (Unix time, the Prometheus client convention that
+/// `time() - process_start_time_seconds` is the uptime), for a daemon up `uptime` at `now`.
+fn build_and_start(m: &mut Metrics, uptime: Duration, now: SystemTime) {
+    m.gauge(
+        "mape_build_info",
+        "The mape build: version and target architecture",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("arch", std::env::consts::ARCH),
+        ],
+        1,
+    );
+    let started = now
+        .checked_sub(uptime)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    m.gauge(
+        "process_start_time_seconds",
+        "Start time of the process since the Unix epoch, in seconds",
+        &[],
+        started.as_secs(),
+    );
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether the request's `Accept` header asks for OpenMetrics (Prometheus does; curl,
+/// promtool and most other tools take the classic text format).
+fn wants_openmetrics(request: &str) -> bool {
+    request.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("accept") && v.contains("application/openmetrics-text")
+        })
+    })
+}
+
+/// The classic Prometheus text format (0.0.4) of an OpenMetrics exposition that has only
+/// counters and gauges, as [`Metrics::render`] makes it. OpenMetrics names a counter
+/// family `x` and its sample `x_total`; the text format names both `x_total`. There is no
+/// `# EOF` line. Escaping of help text and label values is the same in both.
+pub fn text_format_004(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Builds one scrape's text, at each request.
@@ -124,9 +194,13 @@ pub async fn serve(listener: tokio::net::TcpListener, scrape: Scraper) {
             };
             let req = String::from_utf8_lossy(&buf[..n]);
             let resp = if req.starts_with("GET /metrics") {
-                let body = scrape();
+                let (body, content_type) = if wants_openmetrics(&req) {
+                    (scrape(), OPENMETRICS)
+                } else {
+                    (text_format_004(&scrape()), TEXT_004)
+                };
                 format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+                    "HTTP/1.0 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 )
             } else {
@@ -179,5 +253,31 @@ mod tests {
             find("mape_drops_total", "reason", "destination_filtered"),
             Some(42.0)
         );
+    }
+
+    #[test]
+    fn the_classic_text_format_names_counter_families_with_total_and_has_no_eof() {
+        let mut m = Metrics::default();
+        m.counter("mape_drops", "Drops", &[("reason", "no_rule")], 3);
+        m.gauge("mape_sessions", "Sessions", &[], 2);
+        let text = text_format_004(&m.render());
+        assert!(text.contains("# HELP mape_drops_total Drops"), "{text}");
+        assert!(text.contains("# TYPE mape_drops_total counter"), "{text}");
+        assert!(
+            text.contains("mape_drops_total{reason=\"no_rule\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE mape_sessions gauge"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        let prometheus = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5\r\n\r\n";
+        assert!(wants_openmetrics(prometheus));
+        assert!(!wants_openmetrics(
+            "GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"
+        ));
+        assert!(!wants_openmetrics("GET /metrics HTTP/1.0\r\n\r\n"));
     }
 }

@@ -18,6 +18,8 @@ const MAX_EVENTS: usize = 1024;
 pub(crate) struct Ledger {
     pub(crate) drops: [u64; NatDrop::COUNT],
     pub(crate) refusals: u64,
+    /// Refusals by reason (indexed like `drops`).
+    pub(crate) refused_by: [u64; NatDrop::COUNT],
     pub(crate) first_refusal: Option<Timestamp>,
     pub(crate) last_refusal: Option<Timestamp>,
     pub(crate) exhausted_at: Option<Timestamp>,
@@ -36,6 +38,7 @@ impl Ledger {
         Self {
             drops: [0; NatDrop::COUNT],
             refusals: 0,
+            refused_by: [0; NatDrop::COUNT],
             first_refusal: None,
             last_refusal: None,
             exhausted_at: None,
@@ -58,6 +61,7 @@ impl Ledger {
     pub(crate) fn refused(&mut self, r: Refusal) {
         self.count(r.reason);
         self.refusals += 1;
+        self.refused_by[r.reason.index()] += 1;
         self.first_refusal.get_or_insert(r.at);
         self.last_refusal = Some(r.at);
         if r.reason == NatDrop::PortsExhausted {

@@ -51,7 +51,8 @@ pub use pattern::Pattern;
 pub use query::{RemoteFilter, SessionFilter};
 pub use signatures::{Catalogue, DestinationKind, Signature, SignatureError};
 pub use stats::{
-    Culprit, DestinationStats, Event, EventKind, HostStats, ProtoBudget, Refusal, Snapshot,
+    Culprit, DestinationStats, Event, EventKind, HostStats, MetricsView, ProtoBudget, Refusal,
+    Snapshot,
 };
 pub use token_bucket::TokenBucket;
 pub use types::{

@@ -2,9 +2,8 @@
 //! destination; refusals; a culprit score with known flow signatures; and an event stream.
 //! Snapshots are plain owned values built off the packet path.
 
-use std::net::Ipv4Addr;
-
 use std::borrow::Cow;
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
@@ -218,6 +217,26 @@ pub struct Event {
     /// What.
     #[serde(flatten)]
     pub kind: EventKind,
+}
+
+/// What the metrics endpoint exports ([`crate::Nat::metrics_view`]): the few numbers a
+/// scrape needs, without the per-host statistics and destinations of a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsView {
+    /// Per protocol.
+    pub protocols: Vec<ProtoBudget>,
+    /// Live sessions by timer class.
+    pub sessions_by_state: Vec<(&'static str, u32)>,
+    /// Refused new flows by reason: every refusal reason, and any other with a count.
+    pub refusals: Vec<(NatDrop, u64)>,
+    /// Protocols whose use grows toward the budget.
+    pub forecasts: Vec<Forecast>,
+    /// The hosts holding the most ports, most first, and the ports they hold.
+    pub top_hosts: Vec<(Ipv4Addr, u32)>,
+    /// Ports held by every other host.
+    pub other_hosts_ports: u64,
+    /// Budget events lost because nobody drained the queue.
+    pub events_lost: u64,
 }
 
 /// A copy of the truth for readers (show commands, metrics, replay reports).

@@ -928,3 +928,56 @@ fn a_capped_host_whose_quota_a_reload_removed_releases_its_ports() {
     assert_eq!(n.ports_in_use(Protocol::Udp), 0);
     n.check_invariants().unwrap();
 }
+
+#[test]
+fn metrics_view_names_the_top_hosts_and_counts_refusals_by_reason() {
+    // 192.168.1.10 holds all 240 UDP ports; 100 flows of .11 are refused for exhaustion.
+    let mut n = full_udp_nat();
+    for i in 0..100u16 {
+        n.outbound(
+            t(1),
+            &udp(&format!("192.168.1.11:{}", 30000 + i), "1.2.3.4:9000"),
+        );
+    }
+    let v = n.metrics_view(t(1), 10);
+    assert_eq!(v.top_hosts, vec![(Ipv4Addr::new(192, 168, 1, 10), 240)]);
+    assert_eq!(v.other_hosts_ports, 0);
+    let by = |r: NatDrop| v.refusals.iter().find(|(x, _)| *x == r).map(|(_, n)| *n);
+    assert_eq!(by(NatDrop::PortsExhausted), Some(100));
+    // Every refusal reason is exported, also at zero; other reasons only with a count.
+    assert_eq!(by(NatDrop::HostQuota), Some(0));
+    assert_eq!(by(NatDrop::SessionLimit), Some(0));
+    assert_eq!(by(NatDrop::NoMapping), None);
+    let udp_budget = v
+        .protocols
+        .iter()
+        .find(|p| p.proto == Protocol::Udp)
+        .unwrap();
+    assert_eq!((udp_budget.total, udp_budget.in_use), (240, 240));
+    // The same numbers as the full snapshot.
+    let snap = n.snapshot(t(1));
+    assert_eq!(v.protocols, snap.protocols);
+    assert_eq!(
+        v.refusals.iter().map(|(_, n)| n).sum::<u64>(),
+        snap.refusals
+    );
+}
+
+#[test]
+fn metrics_view_keeps_the_top_and_sums_the_rest() {
+    // Host .1 holds 1 port, .2 holds 2, … .5 holds 5 (UDP flows to one server).
+    let mut n = nat(unshared_no_quota());
+    for h in 1..=5u16 {
+        for i in 0..h {
+            translated(n.outbound(
+                t(0),
+                &udp(&format!("192.168.1.{h}:{}", 20000 + i), "1.2.3.4:9000"),
+            ));
+        }
+    }
+    let v = n.metrics_view(t(0), 2);
+    let a = |x: u8| Ipv4Addr::new(192, 168, 1, x);
+    assert_eq!(v.top_hosts, vec![(a(5), 5), (a(4), 4)]);
+    assert_eq!(v.other_hosts_ports, 3 + 2 + 1);
+    assert_eq!(n.metrics_view(t(0), 0).other_hosts_ports, 15);
+}

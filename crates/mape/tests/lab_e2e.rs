@@ -674,6 +674,8 @@ source = "crates/mape/tests/lab_e2e.rs"
         "mape_events_total",
         "mape_bytes_total",
         "mape_sessions",
+        // The dashboard's router selector.
+        "mape_build_info",
     ] {
         assert!(dash.contains(name), "dashboard lacks {name}");
         assert!(

@@ -440,7 +440,7 @@ fn a_scrape_of_the_ce_counts_traffic_io_and_lost_events() {
     ctx.counters.rx_packets.store(1, Ordering::Relaxed);
     let now = crate::clock::now_since(ctx.start);
     let text = crate::metrics::scrape(
-        |m| ctx.shared.lock().unwrap().metrics(now, m),
+        ctx.shared.lock().unwrap().metrics(now),
         &ctx.counters.snapshot(),
         std::time::Duration::from_secs(42),
     );
@@ -474,7 +474,31 @@ fn a_scrape_of_the_ce_counts_traffic_io_and_lost_events() {
         value("mape_tun_packets_total", Some(("direction", "read"))),
         Some(1.0)
     );
-    assert_eq!(value("mape_uptime_seconds", None), Some(42.0));
+    // Started 42 s before the scrape, in Unix seconds (± 1 s for the clock's tick).
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    let started = value("process_start_time_seconds", None).unwrap();
+    assert!(
+        (started - (unix_now - 42.0)).abs() <= 1.0,
+        "{started} vs {unix_now}"
+    );
+    assert_eq!(
+        value(
+            "mape_build_info",
+            Some(("version", env!("CARGO_PKG_VERSION")))
+        ),
+        Some(1.0)
+    );
+    // Refusals by reason, each refusal reason present at zero.
+    for reason in ["host_quota", "ports_exhausted", "session_limit"] {
+        assert_eq!(
+            value("mape_refusals_total", Some(("reason", reason))),
+            Some(0.0),
+            "{reason}"
+        );
+    }
     assert_eq!(
         value("mape_drops_total", Some(("reason", "frag_timeout"))),
         Some(0.0)
@@ -502,4 +526,56 @@ fn the_datapath_wakes_at_the_first_session_timer() {
     p.tick(d);
     assert_eq!(sessions(&**p), 0);
     assert_eq!(p.next_deadline(), None);
+}
+
+/// `promtool check metrics` (Debian's prometheus package), the reference linter of the
+/// exposition format and its naming conventions, accepts a CE's scrape after traffic.
+/// Skips when promtool is absent, except under CI (CI=true), where that is a failure.
+#[test]
+fn promtool_accepts_the_exposition() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let f = ConfigFile::new("promtool", CE);
+    let ctx = context(&f.0);
+    one_flow(&ctx);
+    let now = crate::clock::now_since(ctx.start);
+    let fill = ctx.shared.lock().unwrap().metrics(now);
+    let text = crate::metrics::scrape(
+        fill,
+        &ctx.counters.snapshot(),
+        std::time::Duration::from_secs(1),
+    );
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "promtool missing under CI: {e}"
+            );
+            eprintln!("skipping: promtool not found ({e}); apt-get install prometheus");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(crate::metrics::text_format_004(&text).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
 }

@@ -32,11 +32,16 @@ pub trait Pipeline: Send {
     /// Applies a reloaded configuration file (SIGHUP); returns what changed. A refusal
     /// leaves the pipeline as it was.
     fn reload(&mut self, now: Timestamp, settings: &Settings) -> Result<String, ReloadRefusal>;
-    /// Fills a metrics scrape.
-    fn metrics(&self, now: Timestamp, m: &mut Metrics);
+    /// Copies what a metrics scrape exports (bounded work: no per-session or
+    /// per-destination walk), to be written out by the returned closure once the lock is
+    /// released.
+    fn metrics(&self, now: Timestamp) -> MetricsFill;
     /// Budget events to log (thresholds, culprits, ...), drained.
     fn drain_events(&mut self) -> Vec<Event>;
 }
+
+/// A scrape's numbers, copied under the lock, written into [`Metrics`] outside it.
+pub type MetricsFill = Box<dyn FnOnce(&mut Metrics) + Send>;
 
 /// The shared pipeline. Workers take the lock once per batch, not per packet.
 pub type Shared = Arc<Mutex<Box<dyn Pipeline>>>;

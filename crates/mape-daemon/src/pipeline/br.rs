@@ -7,11 +7,10 @@ use mape_nat::{Event, Timestamp};
 use serde_json::Value;
 
 use super::api::{
-    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, Pipeline, PipelineError,
-    ReloadRefusal,
+    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, MetricsFill, Pipeline,
+    PipelineError, ReloadRefusal,
 };
 use crate::config::{BrSettings, Role, Settings};
-use crate::metrics::Metrics;
 
 /// The BR.
 pub struct BrPipeline {
@@ -106,9 +105,13 @@ impl Pipeline for BrPipeline {
         }
     }
 
-    fn metrics(&self, _now: Timestamp, m: &mut Metrics) {
-        drop_metrics(self.br.drops(), m);
-        traffic_metrics(self.directions(), m);
+    fn metrics(&self, _now: Timestamp) -> MetricsFill {
+        let drops = self.br.drops().clone();
+        let directions = self.directions();
+        Box::new(move |m| {
+            drop_metrics(&drops, m);
+            traffic_metrics(directions, m);
+        })
     }
 
     fn drain_events(&mut self) -> Vec<Event> {

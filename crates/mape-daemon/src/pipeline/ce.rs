@@ -8,12 +8,12 @@ use mape_control::reply::{
 };
 use mape_control::{Request, SessionQuery};
 use mape_dataplane::{Ce, CeConfig};
-use mape_nat::{Event, Protocol, SessionFilter, Timestamp};
+use mape_nat::{Event, MetricsView, Protocol, SessionFilter, Timestamp};
 use serde_json::{json, Value};
 
 use super::api::{
-    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, Pipeline, PipelineError,
-    ReloadRefusal,
+    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, MetricsFill, Pipeline,
+    PipelineError, ReloadRefusal,
 };
 use crate::config::{CeSettings, Role, Settings};
 use crate::events::kind_name;
@@ -232,92 +232,26 @@ impl Pipeline for CePipeline {
         ))
     }
 
-    fn metrics(&self, now: Timestamp, m: &mut Metrics) {
-        let snap = self.ce.nat().snapshot(now);
-        for p in &snap.protocols {
-            let l = [("proto", p.proto.as_str())];
-            for (name, help, value) in [
-                (
-                    "mape_port_budget_ports",
-                    "Ports in the MAP-E port set (per protocol)",
-                    p.total,
-                ),
-                (
-                    "mape_ports_in_use",
-                    "External ports holding at least one mapping",
-                    p.in_use,
-                ),
-                (
-                    "mape_ports_peak",
-                    "Highest number of ports in use since start",
-                    p.peak,
-                ),
-                ("mape_sessions", "Live NAT sessions", p.sessions),
-            ] {
-                m.gauge(name, help, &l, u64::from(value));
-            }
-        }
-        for (state, n) in &snap.sessions_by_state {
+    fn metrics(&self, now: Timestamp) -> MetricsFill {
+        let view = self.ce.nat().metrics_view(now, TOP_HOSTS);
+        let drops = self.ce.drops().clone();
+        let directions = self.directions();
+        let reassembling = self.ce.reassembly_in_progress() as u64;
+        let events = self.events.clone();
+        Box::new(move |m| {
+            nat_metrics(&view, m);
+            drop_metrics(&drops, m);
+            traffic_metrics(directions, m);
             m.gauge(
-                "mape_sessions_by_state",
-                "Live NAT sessions by timer class",
-                &[("state", state)],
-                u64::from(*n),
+                "mape_reassembly_buffers",
+                "Datagrams being reassembled",
+                &[],
+                reassembling,
             );
-        }
-        m.counter(
-            "mape_refusals",
-            "New flows refused (quota, exhaustion, table full)",
-            &[],
-            snap.refusals,
-        );
-        // Only while a protocol's use grows toward the budget; absent otherwise.
-        for f in &snap.forecasts {
-            m.gauge(
-                "mape_budget_exhaustion_forecast_seconds",
-                "Seconds until the protocol's port budget runs out at the current rate",
-                &[("proto", f.proto.as_str())],
-                f.seconds.round() as u64,
-            );
-        }
-        drop_metrics(self.ce.drops(), m);
-        // Bounded label set: the top ten hosts, the rest summed as "other".
-        let mut other = 0u64;
-        for (i, h) in snap.hosts.iter().enumerate() {
-            if i < 10 {
-                let a = h.addr.to_string();
-                m.gauge(
-                    "mape_host_ports_held",
-                    "Ports held per LAN host (top 10 + other)",
-                    &[("host", &a)],
-                    u64::from(h.ports_held),
-                );
-            } else {
-                other += u64::from(h.ports_held);
+            for (kind, n) in &events {
+                m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
             }
-        }
-        m.gauge(
-            "mape_host_ports_held",
-            "Ports held per LAN host (top 10 + other)",
-            &[("host", "other")],
-            other,
-        );
-        traffic_metrics(self.directions(), m);
-        m.gauge(
-            "mape_reassembly_buffers",
-            "Datagrams being reassembled",
-            &[],
-            self.ce.reassembly_in_progress() as u64,
-        );
-        for (kind, n) in &self.events {
-            m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
-        }
-        m.counter(
-            "mape_events_lost",
-            "Budget events dropped because the engine's queue was full when nobody drained it",
-            &[],
-            self.ce.nat().events_lost(),
-        );
+        })
     }
 
     fn drain_events(&mut self) -> Vec<Event> {
@@ -327,4 +261,80 @@ impl Pipeline for CePipeline {
         }
         events
     }
+}
+
+/// Hosts named in `mape_host_ports_held`; the rest are summed as `other` (a bounded label
+/// set, as Prometheus wants).
+const TOP_HOSTS: usize = 10;
+
+/// The NAT engine's part of a scrape.
+fn nat_metrics(v: &MetricsView, m: &mut Metrics) {
+    for p in &v.protocols {
+        let l = [("proto", p.proto.as_str())];
+        for (name, help, value) in [
+            (
+                "mape_port_budget_ports",
+                "Ports in the MAP-E port set (per protocol)",
+                p.total,
+            ),
+            (
+                "mape_ports_in_use",
+                "External ports holding at least one mapping",
+                p.in_use,
+            ),
+            (
+                "mape_ports_peak",
+                "Highest number of ports in use since start",
+                p.peak,
+            ),
+            ("mape_sessions", "Live NAT sessions", p.sessions),
+        ] {
+            m.gauge(name, help, &l, u64::from(value));
+        }
+    }
+    for (state, n) in &v.sessions_by_state {
+        m.gauge(
+            "mape_sessions_by_state",
+            "Live NAT sessions by timer class",
+            &[("state", state)],
+            u64::from(*n),
+        );
+    }
+    for (reason, n) in &v.refusals {
+        m.counter(
+            "mape_refusals",
+            "New flows refused, by reason (host quota, ports exhausted, session limit)",
+            &[("reason", reason.as_str())],
+            *n,
+        );
+    }
+    // Only while a protocol's use grows toward the budget; absent otherwise.
+    for f in &v.forecasts {
+        m.gauge(
+            "mape_budget_exhaustion_forecast_seconds",
+            "Seconds until the protocol's port budget runs out at the current rate",
+            &[("proto", f.proto.as_str())],
+            f.seconds.round() as u64,
+        );
+    }
+    for (addr, held) in &v.top_hosts {
+        m.gauge(
+            "mape_host_ports_held",
+            "Ports held per LAN host (top 10 + other)",
+            &[("host", &addr.to_string())],
+            u64::from(*held),
+        );
+    }
+    m.gauge(
+        "mape_host_ports_held",
+        "Ports held per LAN host (top 10 + other)",
+        &[("host", "other")],
+        v.other_hosts_ports,
+    );
+    m.counter(
+        "mape_events_lost",
+        "Budget events dropped because the engine's queue was full when nobody drained it",
+        &[],
+        v.events_lost,
+    );
 }

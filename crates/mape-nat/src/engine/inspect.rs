@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use crate::drop::NatDrop;
+use crate::forecast::Forecast;
 use crate::keys::pack_in;
 use crate::pattern::Pattern;
 use crate::query::SessionFilter;
 use crate::session::{Mapping, MappingKind, Session};
-use crate::stats::{Culprit, DestinationStats, HostRecord, ProtoBudget, Snapshot};
+use crate::stats::{Culprit, DestinationStats, HostRecord, MetricsView, ProtoBudget, Snapshot};
 use crate::tier::Tier;
 use crate::types::{Endpoint, Protocol, Timestamp};
 
@@ -96,20 +97,7 @@ impl Nat {
             in_use: self.budget_used(),
             peak: self.ledger.peak,
             peak_at: self.ledger.peak_at,
-            protocols: Protocol::ALL
-                .iter()
-                .map(|&proto| {
-                    let pool = &self.pools[proto.index()];
-                    ProtoBudget {
-                        proto,
-                        total: budget,
-                        in_use: pool.in_use(),
-                        peak: pool.peak,
-                        peak_at: pool.peak_at,
-                        sessions: pool.sessions,
-                    }
-                })
-                .collect(),
+            protocols: self.proto_budgets(),
             sessions: self.live_sessions,
             sessions_by_state: self.timers.lens().map(|(n, c)| (n.into(), c)).collect(),
             refusals: self.ledger.refusals,
@@ -126,11 +114,64 @@ impl Nat {
             tcp_rst_unverified: self.ledger.rst_unverified,
             culprit,
             heavy_user,
-            forecasts: Protocol::ALL
-                .iter()
-                .filter_map(|&p| self.forecast(p, now))
-                .collect(),
+            forecasts: self.forecasts(now),
         }
+    }
+
+    /// What a metrics scrape exports, with the `top` hosts holding the most ports named.
+    /// Costs O(hosts) and builds no per-host statistics: cheap enough to take under the
+    /// datapath lock at every scrape.
+    pub fn metrics_view(&self, now: Timestamp, top: usize) -> MetricsView {
+        let mut held: Vec<(u32, Ipv4Addr)> = self
+            .hosts
+            .iter()
+            .map(|h| (h.ports_held(), h.addr))
+            .filter(|&(n, _)| n > 0)
+            .collect();
+        let most_first =
+            |a: &(u32, Ipv4Addr), b: &(u32, Ipv4Addr)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        if held.len() > top && top > 0 {
+            held.select_nth_unstable_by(top - 1, most_first);
+        }
+        let rest = held.split_off(top.min(held.len()));
+        held.sort_unstable_by(most_first);
+        MetricsView {
+            protocols: self.proto_budgets(),
+            sessions_by_state: self.timers.lens().collect(),
+            refusals: NatDrop::ALL
+                .iter()
+                .map(|&r| (r, self.ledger.refused_by[r.index()]))
+                .filter(|&(r, n)| r.is_refusal() || n > 0)
+                .collect(),
+            forecasts: self.forecasts(now),
+            top_hosts: held.into_iter().map(|(n, a)| (a, n)).collect(),
+            other_hosts_ports: rest.iter().map(|&(n, _)| u64::from(n)).sum(),
+            events_lost: self.ledger.events_lost,
+        }
+    }
+
+    fn proto_budgets(&self) -> Vec<ProtoBudget> {
+        Protocol::ALL
+            .iter()
+            .map(|&proto| {
+                let pool = &self.pools[proto.index()];
+                ProtoBudget {
+                    proto,
+                    total: self.budget,
+                    in_use: pool.in_use(),
+                    peak: pool.peak,
+                    peak_at: pool.peak_at,
+                    sessions: pool.sessions,
+                }
+            })
+            .collect()
+    }
+
+    fn forecasts(&self, now: Timestamp) -> Vec<Forecast> {
+        Protocol::ALL
+            .iter()
+            .filter_map(|&p| self.forecast(p, now))
+            .collect()
     }
 
     /// The live sessions (at most `limit`), for `mape show sessions`.
