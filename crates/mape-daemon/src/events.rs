@@ -1,7 +1,6 @@
 //! The NAT engine's budget events once drained: their names, one structured log line each
 //! (journald-friendly), and the user's event hook, which gets each one as JSON on stdin.
 
-use std::fmt;
 use std::sync::Arc;
 
 use mape_nat::{Event, EventKind};
@@ -23,81 +22,76 @@ pub fn kind_name(k: &EventKind) -> &'static str {
     }
 }
 
-/// An optional log field: its value, or nothing.
-struct Opt<T>(Option<T>);
-
-impl<T: fmt::Display> fmt::Display for Opt<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Logs an event once, with its fields as structured fields.
+/// Logs an event once, at warning level, with its fields as structured fields named
+/// `mape_*` (under journald: `MAPE_EVENT`, `MAPE_HOST`, `MAPE_PORTS_USED`, …; as text:
+/// `mape_event=budget80 mape_proto=udp …`) and a sentence for people.
 pub fn log_event(e: &Event) {
-    let (mut proto, mut host, mut in_use, mut dst) = (None, None, None, None);
-    let (mut summary, mut seconds, mut driver) = (None, None, None);
+    let event = kind_name(&e.kind);
+    let at_ms = e.at.millis();
     match &e.kind {
-        EventKind::Budget80 {
-            proto: p,
-            in_use: n,
-        }
-        | EventKind::Budget95 {
-            proto: p,
-            in_use: n,
-        }
-        | EventKind::BudgetRecovered {
-            proto: p,
-            in_use: n,
-        } => {
-            proto = Some(*p);
-            in_use = Some(*n);
-        }
-        EventKind::BudgetExhausted { proto: p } => proto = Some(*p),
-        EventKind::HostCapped {
-            host: h, proto: p, ..
-        } => {
-            host = Some(*h);
-            proto = Some(*p);
-        }
+        EventKind::Budget80 { proto, in_use }
+        | EventKind::Budget95 { proto, in_use }
+        | EventKind::BudgetRecovered { proto, in_use } => tracing::warn!(
+            mape_event = %event,
+            mape_proto = %proto,
+            mape_ports_used = in_use,
+            mape_at_ms = at_ms,
+            "budget event {event}: {in_use} {proto} ports in use"
+        ),
+        EventKind::BudgetExhausted { proto } => tracing::warn!(
+            mape_event = %event,
+            mape_proto = %proto,
+            mape_at_ms = at_ms,
+            "budget event {event}: no {proto} port left"
+        ),
+        EventKind::HostCapped { host, proto, cap } => tracing::warn!(
+            mape_event = %event,
+            mape_host = %host,
+            mape_proto = %proto,
+            mape_cap = cap,
+            mape_at_ms = at_ms,
+            "budget event {event}: {host} capped at {cap} {proto} ports"
+        ),
         EventKind::ExhaustionForecast {
-            proto: p,
-            seconds: s,
-            driver: d,
+            proto,
+            seconds,
+            driver,
         } => {
-            proto = Some(*p);
-            seconds = Some(*s);
-            driver = *d;
+            let driver = driver.map(|d| d.to_string()).unwrap_or_default();
+            tracing::warn!(
+                mape_event = %event,
+                mape_proto = %proto,
+                mape_seconds = seconds,
+                mape_driver = %driver,
+                mape_at_ms = at_ms,
+                "budget event {event}: {proto} exhausted in {seconds} s at this rate"
+            )
         }
         EventKind::CulpritNamed {
-            host: h,
-            summary: s,
+            host,
+            summary,
+            top_destination,
             ..
         } => {
-            host = Some(*h);
-            summary = Some(s.as_str());
+            let dst = top_destination.map(|d| d.to_string()).unwrap_or_default();
+            tracing::warn!(
+                mape_event = %event,
+                mape_host = %host,
+                mape_pattern = %summary,
+                mape_dst = %dst,
+                mape_at_ms = at_ms,
+                "budget event {event}: {host}: {summary}"
+            )
         }
-        EventKind::DestinationFiltered {
-            host: h, dst: d, ..
-        } => {
-            host = Some(*h);
-            dst = Some(*d);
-        }
+        EventKind::DestinationFiltered { host, dst, block } => tracing::warn!(
+            mape_event = %event,
+            mape_host = %host,
+            mape_dst = %dst,
+            mape_block = %block,
+            mape_at_ms = at_ms,
+            "budget event {event}: {host} to {dst} ({block})"
+        ),
     }
-    tracing::warn!(
-        kind = %kind_name(&e.kind),
-        proto = %Opt(proto),
-        host = %Opt(host),
-        in_use = %Opt(in_use),
-        dst = %Opt(dst),
-        pattern = %Opt(summary),
-        seconds = %Opt(seconds),
-        driver = %Opt(driver),
-        at_ms = %e.at.millis(),
-        "budget event"
-    );
 }
 
 /// The line the hook reads: the event as JSON, keys sorted, and a newline.
@@ -217,5 +211,119 @@ mod tests {
             hook_line(&e),
             "{\"at\":5,\"in_use\":3,\"kind\":\"budget80\",\"proto\":\"tcp\"}\n"
         );
+    }
+
+    /// Fields of journald native-protocol datagrams (systemd's "Native Journal Protocol":
+    /// `KEY=value\n`, or `KEY\n` + 64-bit little-endian length + value + `\n`).
+    fn journal_fields(d: &[u8]) -> std::collections::HashMap<String, String> {
+        let mut fields = std::collections::HashMap::new();
+        let mut rest = d;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let line = &rest[..nl];
+            if let Some(eq) = line.iter().position(|&b| b == b'=') {
+                let k = String::from_utf8_lossy(&line[..eq]).into_owned();
+                fields.insert(k, String::from_utf8_lossy(&line[eq + 1..]).into_owned());
+                rest = &rest[nl + 1..];
+            } else {
+                let k = String::from_utf8_lossy(line).into_owned();
+                let len_at = nl + 1;
+                let len = u64::from_le_bytes(rest[len_at..len_at + 8].try_into().unwrap());
+                let v = &rest[len_at + 8..len_at + 8 + len as usize];
+                fields.insert(k, String::from_utf8_lossy(v).into_owned());
+                rest = &rest[(len_at + 8 + len as usize + 1).min(rest.len())..];
+            }
+        }
+        fields
+    }
+
+    /// The child half of [`journald_gets_each_event_as_structured_fields`]: logs every event
+    /// kind through the daemon's journald logger. Does nothing unless run by that test.
+    #[test]
+    #[ignore = "run by journald_gets_each_event_as_structured_fields in a mount namespace"]
+    fn journald_child() {
+        if std::env::var_os("MAPE_JOURNALD_CHILD").is_none() {
+            return;
+        }
+        crate::logs::init(crate::logs::LogSink::Journald);
+        for kind in every_kind() {
+            log_event(&Event {
+                at: Timestamp::from_millis(7),
+                kind,
+            });
+        }
+    }
+
+    /// Under journald every event is one journal entry whose fields `journalctl
+    /// MAPE_EVENT=…` matches. The test listens on a journald socket of its own, mounted
+    /// over /run/systemd/journal in a mount namespace (unshare(1), root), and runs
+    /// [`journald_child`] there. Skips without root, except under CI (CI=true).
+    #[test]
+    fn journald_gets_each_event_as_structured_fields() {
+        use std::os::unix::net::UnixDatagram;
+        let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        });
+        if !root {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "the journald test needs root under CI"
+            );
+            eprintln!("skipping: needs root (a mount namespace)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("mape-journald-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = UnixDatagram::bind(dir.join("socket")).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let script = "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal \
+                      && mount --bind \"$0\" /run/systemd/journal \
+                      && exec \"$1\" --exact events::tests::journald_child --include-ignored";
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg(&dir)
+            .arg(std::env::current_exe().unwrap())
+            .env("MAPE_JOURNALD_CHILD", "1")
+            .env("MAPE_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "child: {out:?}");
+        let mut entries = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while entries.len() < every_kind().len() {
+            let n = sock.recv(&mut buf).expect("an entry within 10 s");
+            // tracing-journald probes the socket with an empty datagram first.
+            if n > 0 {
+                entries.push(journal_fields(&buf[..n]));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        for (kind, e) in every_kind().iter().zip(&entries) {
+            assert_eq!(
+                e.get("MAPE_EVENT").map(String::as_str),
+                Some(kind_name(kind)),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.get("PRIORITY").map(String::as_str),
+                Some("4"),
+                "warn: {e:?}"
+            );
+            assert_eq!(e.get("SYSLOG_IDENTIFIER").map(String::as_str), Some("mape"));
+            assert_eq!(e.get("MAPE_AT_MS").map(String::as_str), Some("7"));
+            assert!(e["MESSAGE"].contains(kind_name(kind)), "{e:?}");
+        }
+        let field = |i: usize, k: &str| entries[i].get(k).cloned().unwrap_or_default();
+        // Budget80 { udp, 192 }; HostCapped { 192.168.1.23, udp, 60 }; the culprit.
+        assert_eq!(field(0, "MAPE_PORTS_USED"), "192");
+        assert_eq!(field(0, "MAPE_PROTO"), "udp");
+        assert_eq!(field(4, "MAPE_HOST"), "192.168.1.23");
+        assert_eq!(field(4, "MAPE_CAP"), "60");
+        assert_eq!(field(6, "MAPE_HOST"), "192.168.1.23");
+        assert_eq!(field(6, "MAPE_PATTERN"), "unanswered UDP");
+        assert_eq!(field(7, "MAPE_DST"), "203.0.113.9:3478");
     }
 }

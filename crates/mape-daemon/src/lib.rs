@@ -21,6 +21,7 @@ pub mod events;
 pub mod failpoint;
 #[allow(unsafe_code)]
 pub mod lock;
+pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;

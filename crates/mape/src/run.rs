@@ -88,19 +88,7 @@ fn nix_is_root() -> bool {
 }
 
 fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
-        // journald adds its own timestamps.
-        b.without_time().with_ansi(false).init();
-    } else {
-        b.init();
-    }
+    mape_daemon::logs::init(mape_daemon::logs::LogSink::detect(json));
 }
 
 fn print_plan(s: &Settings) {

@@ -694,7 +694,7 @@ source = "crates/mape/tests/lab_e2e.rs"
     // The event log names the culprit once.
     let log = lab.log("ce");
     assert!(
-        log.contains("culprit_named") && log.contains("192.168.10.23"),
+        log.contains("mape_event=culprit_named") && log.contains("mape_host=192.168.10.23"),
         "{log}"
     );
     // mape top, driven in tmux at 80x24.
