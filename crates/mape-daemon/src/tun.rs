@@ -6,10 +6,14 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-const IFF_TUN: libc::c_short = 0x0001;
-const IFF_NO_PI: libc::c_short = 0x1000;
-const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
+// From libc, per architecture and C library: the ioctl request (`_IOW('T', 202, int)`, whose
+// encoding differs on e.g. mips, powerpc and sparc) with the request type `ioctl` takes
+// there (`c_ulong` on glibc, `c_int` on musl), and the `ifr_flags` bits (linux/if_tun.h).
+use libc::TUNSETIFF;
+// The flags are `c_int` in libc; `ifr_flags` is a `short` and every flag fits.
+const IFF_TUN: libc::c_short = libc::IFF_TUN as libc::c_short;
+const IFF_NO_PI: libc::c_short = libc::IFF_NO_PI as libc::c_short;
+const IFF_MULTI_QUEUE: libc::c_short = libc::IFF_MULTI_QUEUE as libc::c_short;
 
 /// One queue of the TUN device.
 #[derive(Debug)]
