@@ -375,8 +375,11 @@ impl Ce {
         if !is_unicast(src) || src == self.cfg.external_ipv4 {
             return Plan::Drop(DropReason::Ipv4BadSource);
         }
-        // RFC 1812 §5.3.1: TTL.
-        if ip.ttl() <= 1 {
+        // RFC 1812 §5.3.1: the kernel's ip_forward already decremented the TTL on the way
+        // from the LAN into the TUN (and answered TTL ≤ 1 with time exceeded from the LAN
+        // address): that is this router's one decrement (see `ttl` in the crate docs). Only
+        // a TTL of 0 (a packet the CE's own stack made so) is left to refuse here.
+        if ip.ttl() == 0 {
             return Plan::TtlExpired;
         }
         let l4 = match l4::parse(ip) {
@@ -446,7 +449,6 @@ impl Ce {
                 let b = &mut self.buf[HEAD..HEAD + len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
-                ip.decrement_ttl();
                 l4::rewrite(&mut ip, f.kind, Side::Src, external);
                 if f.syn {
                     if let Some(m) = self.cfg.mss_clamp {
@@ -464,7 +466,6 @@ impl Ce {
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
-                ip.decrement_ttl();
                 l4::rewrite(&mut ip, f.kind, Side::Src, external_src);
                 l4::rewrite(&mut ip, f.kind, Side::Dst, internal_dst);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
@@ -506,7 +507,6 @@ impl Ce {
         let b = &mut self.buf[HEAD..HEAD + len];
         b.copy_from_slice(pkt);
         let mut ip = Ipv4Packet::new_unchecked(b);
-        ip.decrement_ttl();
         l4::rewrite_addr(&mut ip, Side::Src, ext.addr);
         let mut icmp = l4::icmp_mut(&mut ip);
         l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Dst, ext);
@@ -729,7 +729,11 @@ impl Ce {
                 Some(_) => {}
             }
         }
-        if ip.ttl() <= 1 {
+        // RFC 1812 §5.3.1: the kernel decrements when it forwards our output from the TUN
+        // to the LAN, and answers an expiring TTL with time exceeded (which comes back
+        // into the TUN and is translated outward like any error from the LAN). Only a TTL
+        // of 0, which no router may have forwarded, is refused here.
+        if ip.ttl() == 0 {
             return Plan::Drop(DropReason::TtlExpired);
         }
         if l4.kind == L4Kind::IcmpError {
@@ -784,7 +788,6 @@ impl Ce {
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
-                ip.decrement_ttl();
                 l4::rewrite(&mut ip, f.kind, Side::Dst, internal);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
@@ -825,7 +828,6 @@ impl Ce {
         let b = &mut self.buf[..len];
         b.copy_from_slice(pkt);
         let mut ip = Ipv4Packet::new_unchecked(b);
-        ip.decrement_ttl();
         l4::rewrite_addr(&mut ip, Side::Dst, internal.addr);
         let mut icmp = l4::icmp_mut(&mut ip);
         l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Src, internal);
