@@ -247,7 +247,7 @@ impl Ce {
         }
         for (&(i, f), &v) in runs.in_flows.iter().zip(&runs.in_verdicts) {
             let pkt = chunk.get(i).and_then(|p| p.get(f.at..f.at + f.len));
-            let v = self.wan_finish(pkt.unwrap_or(&[]), &f, v, out);
+            let v = self.wan_finish(now, pkt.unwrap_or(&[]), &f, v, out);
             forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
         }
         runs.clear();
@@ -753,6 +753,7 @@ impl Ce {
                 ack: l4.ack,
             },
             kind: l4.kind,
+            syn: l4.is_syn(),
             at,
             len: ip.packet_bytes().len(),
         })
@@ -770,13 +771,14 @@ impl Ce {
     ) -> Verdict {
         let v = self.nat.inbound(now, &f.nat);
         let pkt = input.get(f.at..f.at + f.len).unwrap_or(&[]);
-        self.wan_finish(pkt, f, v, out)
+        self.wan_finish(now, pkt, f, v, out)
     }
 
     /// A tunnel flow packet `pkt` (the whole inner datagram) with its NAT verdict.
     #[inline(always)]
     fn wan_finish<S: Sink + ?Sized>(
         &mut self,
+        now: Timestamp,
         pkt: &[u8],
         f: &WanFlow,
         v: InboundVerdict,
@@ -789,6 +791,18 @@ impl Ce {
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
                 l4::rewrite(&mut ip, f.kind, Side::Dst, internal);
+                if f.syn {
+                    if let Some(m) = self.cfg.mss_clamp {
+                        // RFC 4459 §3.2, RFC 7597 §8.3: the LAN host's segments go back
+                        // through the tunnel toward the remote, so its SYN-ACK (or its
+                        // SYN, to a static forward or port mapping) is clamped to the
+                        // tunnel MTU toward that remote, like outbound SYNs.
+                        let remote = f.nat.src;
+                        let (_, mtu4) = self.route(now, remote.addr, remote.port);
+                        let mut ip = Ipv4Packet::new_unchecked(&mut self.buf[..len]);
+                        mss::clamp(ip.payload_mut(), m.min(mss::mss_for_mtu(mtu4)));
+                    }
+                }
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }

@@ -123,6 +123,76 @@ fn tcp_syn_mss_is_clamped_to_1420() {
 }
 
 #[test]
+fn inbound_syn_ack_mss_is_clamped_rfc4459_s3_2_rfc7597_s8_3() {
+    // The LAN host's segments go back through the tunnel: the remote's SYN-ACK must not
+    // promise it more than 1420 either (the "neither end" of mss.rs).
+    let mut c = ce(false);
+    run_ce(&mut c, 0, &tcp_syn4(LAN_HOST, PORT, REMOTE, 443, 64, 1460));
+    let input = encap(
+        br6(),
+        ce6(),
+        &tcp_syn_ack4(REMOTE, 443, EXT, PORT, 60, 1460),
+    );
+    let (v, out) = run_ce(&mut c, 1, &input);
+    assert_eq!(v, Verdict::Forwarded);
+    let got = one(&out, Direction::Lan);
+    assert_eq!(got, tcp_syn_ack4(REMOTE, 443, LAN_HOST, PORT, 60, 1420));
+    // MSS option bytes and the TCP checksum, computed by hand (RFC 793 pseudo-header
+    // 198.51.100.7 → 192.168.1.10, proto 6, length 28, and the 28 header bytes: ports
+    // 443 → 1233, seq 0x12345678, ack 0x12345679, offset 7, SYN|ACK, window 64240, MSS
+    // 0x058c, NOP, window scale 7): 0xc56c.
+    assert_eq!(&got[40..44], &[2, 4, 0x05, 0x8c]);
+    assert_eq!(&got[36..38], &[0xc5, 0x6c]);
+    // An MSS already below the clamp is untouched.
+    run_ce(
+        &mut c,
+        2,
+        &tcp_syn4(LAN_HOST, PORT + 1, REMOTE, 443, 64, 1460),
+    );
+    let input = encap(
+        br6(),
+        ce6(),
+        &tcp_syn_ack4(REMOTE, 443, EXT, PORT + 1, 60, 1200),
+    );
+    let (_, out) = run_ce(&mut c, 3, &input);
+    assert_eq!(
+        one(&out, Direction::Lan),
+        tcp_syn_ack4(REMOTE, 443, LAN_HOST, PORT + 1, 60, 1200)
+    );
+}
+
+#[test]
+fn inbound_syn_to_a_static_forward_is_clamped_rfc4459_s3_2() {
+    let mut cfg = ce_cfg(false, "2001:db8:12:3400::/56");
+    cfg.nat.forwards.push(mape_nat::StaticForward {
+        proto: mape_nat::Protocol::Tcp,
+        external_port: 1234,
+        internal: mape_nat::Endpoint::new(LAN_HOST.into(), 8080),
+    });
+    let mut c = Ce::new(cfg).unwrap();
+    let input = encap(br6(), ce6(), &tcp_syn4(REMOTE, 50000, EXT, 1234, 60, 1460));
+    let (v, out) = run_ce(&mut c, 0, &input);
+    assert_eq!(v, Verdict::Forwarded);
+    assert_eq!(
+        one(&out, Direction::Lan),
+        tcp_syn4(REMOTE, 50000, LAN_HOST, 8080, 60, 1420)
+    );
+    // After a Packet Too Big toward the BR (1400 → tunnel IPv4 MTU 1360), the clamp
+    // follows the lower MTU: 1320.
+    let sent = {
+        let (_, out) = run_ce(&mut c, 1, &udp4(LAN_HOST, PORT, REMOTE, 53, 64, b"hello"));
+        one(&out, Direction::Wan)
+    };
+    run_ce(&mut c, 2, &ptb(1400, &sent));
+    let input = encap(br6(), ce6(), &tcp_syn4(REMOTE, 50001, EXT, 1234, 60, 1460));
+    let (_, out) = run_ce(&mut c, 3, &input);
+    assert_eq!(
+        one(&out, Direction::Lan),
+        tcp_syn4(REMOTE, 50001, LAN_HOST, 8080, 60, 1320)
+    );
+}
+
+#[test]
 fn icmp_echo_identifier_is_natted_like_a_port_rfc7597_s8_2() {
     let mut c = ce(false);
     let (v, out) = run_ce(&mut c, 0, &echo4(LAN_HOST, REMOTE, 64, true, PORT, 1));
