@@ -19,6 +19,7 @@ pub fn kind_name(k: &EventKind) -> &'static str {
         EventKind::HostCapped { .. } => "host_capped",
         EventKind::ExhaustionForecast { .. } => "exhaustion_forecast",
         EventKind::CulpritNamed { .. } => "culprit_named",
+        EventKind::CulpritCleared { .. } => "culprit_cleared",
         EventKind::DestinationFiltered { .. } => "destination_filtered",
     }
 }
@@ -79,6 +80,7 @@ pub fn log_event(e: &Event) {
             host = Some(*h);
             summary = Some(s.as_str());
         }
+        EventKind::CulpritCleared { host: h, .. } => host = Some(*h),
         EventKind::DestinationFiltered {
             host: h, dst: d, ..
         } => {
@@ -183,6 +185,10 @@ mod tests {
                 summary: "unanswered UDP".into(),
                 top_destination: None,
             },
+            EventKind::CulpritCleared {
+                host,
+                named_at: Timestamp::from_millis(1000),
+            },
             EventKind::DestinationFiltered {
                 host,
                 dst,
@@ -202,6 +208,21 @@ mod tests {
             assert_eq!(v["kind"], kind_name(&e.kind), "{v}");
             assert_eq!(v["at"], 1234);
         }
+    }
+
+    #[test]
+    fn culprit_cleared_names_the_host_and_when_it_was_named() {
+        let e = Event {
+            at: Timestamp::from_millis(200_000),
+            kind: EventKind::CulpritCleared {
+                host: Ipv4Addr::new(192, 168, 1, 23),
+                named_at: Timestamp::from_millis(60_000),
+            },
+        };
+        assert_eq!(
+            hook_line(&e),
+            "{\"at\":200000,\"host\":\"192.168.1.23\",\"kind\":\"culprit_cleared\",\"named_at\":60000}\n"
+        );
     }
 
     #[test]

@@ -739,6 +739,7 @@ fn serde_json_kind(k: &EventKind) -> String {
         EventKind::BudgetRecovered { .. } => "budget_recovered",
         EventKind::HostCapped { .. } => "host_capped",
         EventKind::CulpritNamed { .. } => "culprit_named",
+        EventKind::CulpritCleared { .. } => "culprit_cleared",
         EventKind::DestinationFiltered { .. } => "destination_filtered",
         EventKind::ExhaustionForecast { .. } => "exhaustion_forecast",
     }
@@ -927,4 +928,118 @@ fn a_capped_host_whose_quota_a_reload_removed_releases_its_ports() {
     );
     assert_eq!(n.ports_in_use(Protocol::Udp), 0);
     n.check_invariants().unwrap();
+}
+
+/// The storm host's culprit score in a snapshot at `s` seconds.
+fn score_of(n: &mut Nat, host: Ipv4Addr, s: u64) -> f64 {
+    n.snapshot(t(s))
+        .hosts
+        .iter()
+        .find(|h| h.addr == host)
+        .map_or(0.0, |h| h.culprit_score)
+}
+
+#[test]
+fn a_culprit_is_cleared_once_its_storm_has_stopped_with_hysteresis() {
+    let mut n = nat(NatConfig::mape());
+    let b = Ipv4Addr::new(192, 168, 1, 23);
+    let mut port = 40000u16;
+    let mut storm_flow = |n: &mut Nat, s: u64| {
+        port += 1;
+        let p = udp(&format!("192.168.1.23:{port}"), "45.76.1.1:59870");
+        n.outbound(t(s), &p);
+    };
+    let culprit = |n: &mut Nat, s: u64| n.snapshot(t(s)).culprit.map(|c| c.host);
+    let kinds = |n: &mut Nat| -> Vec<(String, u64)> {
+        n.drain_events()
+            .filter(|e| {
+                matches!(&e.kind, EventKind::CulpritNamed { host, .. }
+                    | EventKind::CulpritCleared { host, .. } if *host == b)
+            })
+            .map(|e| (serde_json_kind(&e.kind), e.at.millis() / 1000))
+            .collect()
+    };
+    // A storm: 10 unanswered flows a second for 30 s names B.
+    for i in 0..300u64 {
+        storm_flow(&mut n, i / 10);
+    }
+    n.expire(t(30));
+    assert_eq!(culprit(&mut n, 30), Some(b));
+    assert_eq!(
+        kinds(&mut n).first().map(|k| k.0.as_str()),
+        Some("culprit_named")
+    );
+    // It slows down to one flow every 10 s: far too little to be named (score < 0.5),
+    // not little enough to be cleared (≥ 0.1): the hysteresis keeps it named.
+    for s in 30..400u64 {
+        if s % 10 == 0 {
+            storm_flow(&mut n, s);
+        }
+        n.expire(t(s));
+    }
+    let slow = score_of(&mut n, b, 399);
+    assert!(
+        (0.1..0.5).contains(&slow),
+        "score of the slow storm: {slow}"
+    );
+    assert_eq!(culprit(&mut n, 399), Some(b), "named while it still storms");
+    assert!(kinds(&mut n).is_empty(), "no flapping");
+    // It stops. Cleared exactly 60 s (the hold) after its score fell below 0.1.
+    let mut below = None;
+    let mut cleared = None;
+    for s in 400..700u64 {
+        n.expire(t(s));
+        if below.is_none() && score_of(&mut n, b, s) < 0.1 {
+            below = Some(s);
+        }
+        let ev = kinds(&mut n);
+        if let Some((k, at)) = ev.first() {
+            assert_eq!(k, "culprit_cleared");
+            cleared = Some(*at);
+            break;
+        }
+        assert_eq!(culprit(&mut n, s), Some(b), "still named at {s}");
+    }
+    let (below, cleared) = (below.unwrap(), cleared.expect("cleared"));
+    assert_eq!(
+        cleared - below,
+        60,
+        "below 0.1 at {below} s, cleared at {cleared} s"
+    );
+    assert_eq!(culprit(&mut n, cleared), None);
+    // The event says when it was named.
+    // (checked on a fresh storm below: named again, a new culprit_named.)
+    for i in 0..300u64 {
+        storm_flow(&mut n, 800 + i / 10);
+    }
+    n.expire(t(830));
+    assert_eq!(culprit(&mut n, 830), Some(b));
+    assert_eq!(
+        kinds(&mut n).first().map(|k| k.0.clone()),
+        Some("culprit_named".to_string())
+    );
+}
+
+#[test]
+fn culprit_cleared_carries_the_naming_time() {
+    let mut n = nat(NatConfig::mape());
+    for i in 0..300u16 {
+        let p = udp(&format!("192.168.1.23:{}", 40000 + i), "45.76.1.1:59870");
+        n.outbound(t(100 + u64::from(i) / 10), &p);
+    }
+    let named_at = n
+        .drain_events()
+        .find_map(|e| matches!(e.kind, EventKind::CulpritNamed { .. }).then_some(e.at))
+        .expect("named");
+    for s in 130..600u64 {
+        n.expire(t(s));
+    }
+    let cleared: Vec<_> = n
+        .drain_events()
+        .filter_map(|e| match e.kind {
+            EventKind::CulpritCleared { host, named_at } => Some((host, named_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cleared, [(Ipv4Addr::new(192, 168, 1, 23), named_at)]);
 }

@@ -310,7 +310,7 @@ impl Pipeline for CePipeline {
             self.ce.reassembly_in_progress() as u64,
         );
         for (kind, n) in &self.events {
-            m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
+            m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, culprit cleared, destination filtered)", &[("kind", kind)], *n);
         }
         m.counter(
             "mape_events_lost",
