@@ -21,6 +21,7 @@ pub mod lock;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+pub mod ra;
 pub mod supervise;
 #[allow(unsafe_code)]
 pub mod tun;
