@@ -831,20 +831,19 @@ fn onlink_map_address_answers_neighbour_discovery() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let prefix = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "prefix")
-        .unwrap();
+    let check = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let prefix = check("prefix");
     assert_eq!(prefix["level"], "fail");
     assert!(prefix["fix"].as_str().unwrap_or("").contains("map.prefix"));
-    let ra = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "accept_ra")
-        .unwrap();
+    let ra = check("accept_ra");
     assert_eq!(ra["level"], "fail", "{ra}");
     assert!(
         ra["fix"]
