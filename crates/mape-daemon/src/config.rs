@@ -287,7 +287,7 @@ pub struct MetricsSection {
 #[serde(deny_unknown_fields)]
 pub struct EventsSection {
     /// A command run for each event (budget 80 %, 95 %, exhausted, recovered, host capped,
-    /// culprit named, destination filtered) with the event as JSON on stdin. At most four
+    /// culprit named, culprit cleared, destination filtered) with the event as JSON on stdin. At most four
     /// run at once, each for at most ten seconds; the datapath never waits for them.
     pub hook: Option<PathBuf>,
 }

@@ -381,6 +381,14 @@ async fn setup(p: &mut Plumbing, s: &Settings) -> Result<(), RunError> {
     p.link_up(tun, 1500).await?;
     match &s.role {
         Role::Ce(ce) => {
+            // With forwarding on, Linux ignores RAs on a WAN left at accept_ra=1, and the
+            // IPv6 default route learnt from them lapses at its lifetime (`ra` module):
+            // 2 while we run (restored at stop); 0, a static set-up, is left alone.
+            let ra = format!("net/ipv6/conf/{}/accept_ra", ce.wan_interface);
+            let now = crate::plumbing::read_sysctl(&ra).unwrap_or_default();
+            if let Some(v) = crate::ra::accept_ra_for_forwarding(&now) {
+                p.sysctl(&ra, v).await?;
+            }
             let m = &ce.map.mapping;
             p.route4(
                 Ipv4Addr::UNSPECIFIED,

@@ -18,6 +18,7 @@ pub fn kind_name(k: &EventKind) -> &'static str {
         EventKind::HostCapped { .. } => "host_capped",
         EventKind::ExhaustionForecast { .. } => "exhaustion_forecast",
         EventKind::CulpritNamed { .. } => "culprit_named",
+        EventKind::CulpritCleared { .. } => "culprit_cleared",
         EventKind::DestinationFiltered { .. } => "destination_filtered",
     }
 }
@@ -83,6 +84,13 @@ pub fn log_event(e: &Event) {
                 "budget event {event}: {host}: {summary}"
             )
         }
+        EventKind::CulpritCleared { host, named_at } => tracing::warn!(
+            mape_event = %event,
+            mape_host = %host,
+            mape_named_at_ms = named_at.millis(),
+            mape_at_ms = at_ms,
+            "budget event {event}: {host} no longer storms"
+        ),
         EventKind::DestinationFiltered { host, dst, block } => tracing::warn!(
             mape_event = %event,
             mape_host = %host,
@@ -177,6 +185,10 @@ mod tests {
                 summary: "unanswered UDP".into(),
                 top_destination: None,
             },
+            EventKind::CulpritCleared {
+                host,
+                named_at: Timestamp::from_millis(1000),
+            },
             EventKind::DestinationFiltered {
                 host,
                 dst,
@@ -196,6 +208,21 @@ mod tests {
             assert_eq!(v["kind"], kind_name(&e.kind), "{v}");
             assert_eq!(v["at"], 1234);
         }
+    }
+
+    #[test]
+    fn culprit_cleared_names_the_host_and_when_it_was_named() {
+        let e = Event {
+            at: Timestamp::from_millis(200_000),
+            kind: EventKind::CulpritCleared {
+                host: Ipv4Addr::new(192, 168, 1, 23),
+                named_at: Timestamp::from_millis(60_000),
+            },
+        };
+        assert_eq!(
+            hook_line(&e),
+            "{\"at\":200000,\"host\":\"192.168.1.23\",\"kind\":\"culprit_cleared\",\"named_at\":60000}\n"
+        );
     }
 
     #[test]
@@ -316,14 +343,23 @@ mod tests {
             assert_eq!(e.get("MAPE_AT_MS").map(String::as_str), Some("7"));
             assert!(e["MESSAGE"].contains(kind_name(kind)), "{e:?}");
         }
-        let field = |i: usize, k: &str| entries[i].get(k).cloned().unwrap_or_default();
+        let field = |event: &str, k: &str| {
+            let e = entries
+                .iter()
+                .find(|e| e.get("MAPE_EVENT").map(String::as_str) == Some(event));
+            e.and_then(|e| e.get(k)).cloned().unwrap_or_default()
+        };
         // Budget80 { udp, 192 }; HostCapped { 192.168.1.23, udp, 60 }; the culprit.
-        assert_eq!(field(0, "MAPE_PORTS_USED"), "192");
-        assert_eq!(field(0, "MAPE_PROTO"), "udp");
-        assert_eq!(field(4, "MAPE_HOST"), "192.168.1.23");
-        assert_eq!(field(4, "MAPE_CAP"), "60");
-        assert_eq!(field(6, "MAPE_HOST"), "192.168.1.23");
-        assert_eq!(field(6, "MAPE_PATTERN"), "unanswered UDP");
-        assert_eq!(field(7, "MAPE_DST"), "203.0.113.9:3478");
+        assert_eq!(field("budget80", "MAPE_PORTS_USED"), "192");
+        assert_eq!(field("budget80", "MAPE_PROTO"), "udp");
+        assert_eq!(field("host_capped", "MAPE_HOST"), "192.168.1.23");
+        assert_eq!(field("host_capped", "MAPE_CAP"), "60");
+        assert_eq!(field("culprit_named", "MAPE_HOST"), "192.168.1.23");
+        assert_eq!(field("culprit_named", "MAPE_PATTERN"), "unanswered UDP");
+        assert_eq!(field("culprit_cleared", "MAPE_NAMED_AT_MS"), "1000");
+        assert_eq!(
+            field("destination_filtered", "MAPE_DST"),
+            "203.0.113.9:3478"
+        );
     }
 }

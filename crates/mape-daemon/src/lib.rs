@@ -25,6 +25,7 @@ pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+pub mod ra;
 pub mod supervise;
 #[allow(unsafe_code)]
 pub mod tun;

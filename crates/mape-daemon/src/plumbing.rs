@@ -665,7 +665,8 @@ fn sysctl_path(path: &str) -> PathBuf {
     Path::new("/proc/sys").join(path)
 }
 
-fn read_sysctl(path: &str) -> std::io::Result<String> {
+/// The value of sysctl `path` (under /proc/sys), trimmed.
+pub(crate) fn read_sysctl(path: &str) -> std::io::Result<String> {
     Ok(std::fs::read_to_string(sysctl_path(path))?
         .trim()
         .to_string())

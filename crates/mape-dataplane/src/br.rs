@@ -205,20 +205,25 @@ impl Br {
         if !is_unicast(src) {
             return Verdict::Dropped(DropReason::Ipv4BadSource);
         }
-        if ip.ttl() <= 1 {
+        // RFC 1812 §5.3.1: the kernel's ip_forward decremented the TTL on the way from
+        // the internet into the TUN (and answered TTL ≤ 1 itself): that is the BR's one
+        // decrement. Only a TTL of 0 (made so by this host's own stack) is refused here.
+        if ip.ttl() == 0 {
             self.icmp(now, icmp::TIME_EXCEEDED, 0, pkt, out);
             return Verdict::Dropped(DropReason::TtlExpired);
         }
-        self.encap_to_ce(now, pkt, out)
+        self.encap_to_ce(now, pkt, false, out)
     }
 
     /// Encapsulates a whole IPv4 datagram toward the CE that owns its destination address
     /// and port (RFC 7597 §5.3: EA = IPv4 suffix ‖ PSID(port); ICMP queries: identifier;
-    /// ICMP errors: the embedded packet's source port, §8.2). TTL is decremented here.
+    /// ICMP errors: the embedded packet's source port, §8.2). The TTL is decremented here
+    /// only when `decrement` (a hairpin: no kernel forwarding of IPv4 on that path).
     fn encap_to_ce<S: Sink + ?Sized>(
         &mut self,
         now: Timestamp,
         pkt: &[u8],
+        decrement: bool,
         out: &mut S,
     ) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(pkt);
@@ -246,7 +251,9 @@ impl Br {
         }
         let inner = &mut self.buf[HEAD..HEAD + len];
         inner.copy_from_slice(pkt);
-        Ipv4Packet::new_unchecked(inner).decrement_ttl();
+        if decrement {
+            Ipv4Packet::new_unchecked(inner).decrement_ttl();
+        }
         let mtu6 = usize::from(self.cfg.ipv6_mtu);
         let (buf, aux) = (&mut self.buf, &mut self.aux);
         self.outer
@@ -362,17 +369,27 @@ impl Br {
         if !is_unicast(dst4) {
             return Verdict::Dropped(DropReason::Ipv4BadDestination);
         }
-        if ip.ttl() <= 1 {
-            return Verdict::Dropped(DropReason::TtlExpired);
-        }
         if longest_v4(&self.cfg.rules, dst4).is_some() {
-            // Hairpin inside the domain: re-encapsulate to the destination CE.
-            return self.encap_to_ce(now, pkt, out);
+            // Hairpin inside the domain: re-encapsulate to the destination CE. IPv6 in,
+            // IPv6 out: the kernel never forwards this IPv4 packet, so the BR's one
+            // decrement (RFC 1812 §5.3.1) is ours. An expiring TTL is dropped, counted,
+            // without time exceeded (a known limit: the error would have to be
+            // encapsulated toward the source CE).
+            if ip.ttl() <= 1 {
+                return Verdict::Dropped(DropReason::TtlExpired);
+            }
+            return self.encap_to_ce(now, pkt, true, out);
+        }
+        // Toward the internet the kernel decrements when it forwards our output from the
+        // TUN (RFC 1812 §5.3.1), and answers an expiring TTL with time exceeded from the BR
+        // (back into the TUN, then encapsulated to the CE by the §8.2 embedded port). Only
+        // a TTL of 0, which no router may have forwarded, is refused here.
+        if ip.ttl() == 0 {
+            return Verdict::Dropped(DropReason::TtlExpired);
         }
         let len = pkt.len();
         let b = &mut self.buf[..len];
         b.copy_from_slice(pkt);
-        Ipv4Packet::new_unchecked(&mut *b).decrement_ttl();
         emit(
             &mut self.counters,
             out,

@@ -235,7 +235,7 @@ impl Ce {
         }
         for (&(i, f), &v) in runs.in_flows.iter().zip(&runs.in_verdicts) {
             let pkt = chunk.get(i).and_then(|p| p.get(f.at..f.at + f.len));
-            let v = self.wan_finish(pkt.unwrap_or(&[]), &f, v, out);
+            let v = self.wan_finish(now, pkt.unwrap_or(&[]), &f, v, out);
             forwarded += usize::from(self.settle(v) == Verdict::Forwarded);
         }
         runs.clear();
@@ -354,8 +354,11 @@ impl Ce {
         if !is_unicast(src) || src == self.cfg.external_ipv4 {
             return Plan::Drop(DropReason::Ipv4BadSource);
         }
-        // RFC 1812 §5.3.1: TTL.
-        if ip.ttl() <= 1 {
+        // RFC 1812 §5.3.1: the kernel's ip_forward already decremented the TTL on the way
+        // from the LAN into the TUN (and answered TTL ≤ 1 with time exceeded from the LAN
+        // address): that is this router's one decrement (see `ttl` in the crate docs). Only
+        // a TTL of 0 (a packet the CE's own stack made so) is left to refuse here.
+        if ip.ttl() == 0 {
             return Plan::TtlExpired;
         }
         let l4 = match l4::parse(ip) {
@@ -425,7 +428,6 @@ impl Ce {
                 let b = &mut self.buf[HEAD..HEAD + len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
-                ip.decrement_ttl();
                 l4::rewrite(&mut ip, f.kind, Side::Src, external);
                 if f.syn {
                     if let Some(m) = self.cfg.mss_clamp {
@@ -443,7 +445,6 @@ impl Ce {
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
-                ip.decrement_ttl();
                 l4::rewrite(&mut ip, f.kind, Side::Src, external_src);
                 l4::rewrite(&mut ip, f.kind, Side::Dst, internal_dst);
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
@@ -485,7 +486,6 @@ impl Ce {
         let b = &mut self.buf[HEAD..HEAD + len];
         b.copy_from_slice(pkt);
         let mut ip = Ipv4Packet::new_unchecked(b);
-        ip.decrement_ttl();
         l4::rewrite_addr(&mut ip, Side::Src, ext.addr);
         let mut icmp = l4::icmp_mut(&mut ip);
         l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Dst, ext);
@@ -668,7 +668,11 @@ impl Ce {
                 Some(_) => {}
             }
         }
-        if ip.ttl() <= 1 {
+        // RFC 1812 §5.3.1: the kernel decrements when it forwards our output from the TUN
+        // to the LAN, and answers an expiring TTL with time exceeded (which comes back
+        // into the TUN and is translated outward like any error from the LAN). Only a TTL
+        // of 0, which no router may have forwarded, is refused here.
+        if ip.ttl() == 0 {
             return Plan::Drop(DropReason::TtlExpired);
         }
         if l4.kind == L4Kind::IcmpError {
@@ -688,6 +692,7 @@ impl Ce {
                 ack: l4.ack,
             },
             kind: l4.kind,
+            syn: l4.is_syn(),
             at,
             len: ip.packet_bytes().len(),
         })
@@ -705,13 +710,14 @@ impl Ce {
     ) -> Verdict {
         let v = self.nat.inbound(now, &f.nat);
         let pkt = input.get(f.at..f.at + f.len).unwrap_or(&[]);
-        self.wan_finish(pkt, f, v, out)
+        self.wan_finish(now, pkt, f, v, out)
     }
 
     /// A tunnel flow packet `pkt` (the whole inner datagram) with its NAT verdict.
     #[inline(always)]
     fn wan_finish<S: Sink + ?Sized>(
         &mut self,
+        now: Timestamp,
         pkt: &[u8],
         f: &WanFlow,
         v: InboundVerdict,
@@ -723,8 +729,19 @@ impl Ce {
                 let b = &mut self.buf[..len];
                 b.copy_from_slice(pkt);
                 let mut ip = Ipv4Packet::new_unchecked(b);
-                ip.decrement_ttl();
                 l4::rewrite(&mut ip, f.kind, Side::Dst, internal);
+                if f.syn {
+                    if let Some(m) = self.cfg.mss_clamp {
+                        // RFC 4459 §3.2, RFC 7597 §8.3: the LAN host's segments go back
+                        // through the tunnel toward the remote, so its SYN-ACK (or its
+                        // SYN, to a static forward or port mapping) is clamped to the
+                        // tunnel MTU toward that remote, like outbound SYNs.
+                        let remote = f.nat.src;
+                        let (_, mtu4) = self.route(now, remote.addr, remote.port);
+                        let mut ip = Ipv4Packet::new_unchecked(&mut self.buf[..len]);
+                        mss::clamp(ip.payload_mut(), m.min(mss::mss_for_mtu(mtu4)));
+                    }
+                }
                 emit(&mut self.counters, out, Direction::Lan, &self.buf[..len]);
                 Verdict::Forwarded
             }
@@ -764,7 +781,6 @@ impl Ce {
         let b = &mut self.buf[..len];
         b.copy_from_slice(pkt);
         let mut ip = Ipv4Packet::new_unchecked(b);
-        ip.decrement_ttl();
         l4::rewrite_addr(&mut ip, Side::Dst, internal.addr);
         let mut icmp = l4::icmp_mut(&mut ip);
         l4::rewrite_embedded(icmp.data_mut(), e.proto, Side::Src, internal);

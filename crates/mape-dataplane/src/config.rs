@@ -36,8 +36,9 @@ pub struct CeConfig {
     pub ipv4_mtu: u16,
     /// IPv6 path MTU toward the BR/peers before any Packet Too Big (default 1500).
     pub ipv6_mtu: u16,
-    /// MSS clamp on TCP SYNs into the tunnel (default `Some(1420)`); also capped by the
-    /// current tunnel MTU − 40. `None` disables clamping.
+    /// MSS clamp on TCP SYNs and SYN-ACKs crossing the tunnel, both ways (default
+    /// `Some(1420)`); also capped by the current tunnel MTU − 40 toward the remote. `None`
+    /// disables clamping.
     pub mss_clamp: Option<u16>,
     /// Source of the ICMP errors the CE generates toward the LAN (its LAN address).
     pub icmp_source_ipv4: Ipv4Addr,

@@ -59,10 +59,24 @@
 //! become ICMPv4 errors to the original sender (RFC 2473 §8), Packet Too Big lowering the
 //! tunnel MTU (RFC 8201) and becoming "fragmentation needed" (MTU − 40) for DF packets.
 //!
+//! # TTL (RFC 1812 §5.3.1: each router decrements once)
+//!
+//! CE and BR sit behind a TUN, and the kernel forwards every IPv4 packet of theirs exactly
+//! once per direction: into the TUN (LAN → CE, internet → BR), or out of it (CE → LAN,
+//! BR → internet); the IPv6 side is forwarded as IPv6 (hop limit, not TTL). That kernel
+//! decrement is each router's one decrement, so the pipelines leave the TTL as it is, and
+//! the kernel answers an expiring TTL with time exceeded from the router where it expires
+//! (CE: its LAN address; BR: its own address, encapsulated back to the CE by §8.2). The
+//! pipelines refuse only a TTL of 0, which no router may have forwarded. Exceptions:
+//!
+//! * The BR's hairpin between CEs (IPv6 in, IPv6 out) is never forwarded as IPv4 by the
+//!   kernel: there the BR decrements itself, and drops (counted `ttl_expired`, without
+//!   time exceeded) what would expire.
+//! * The CE's hairpin (LAN → own shared address → LAN) is forwarded by the kernel twice
+//!   (into the TUN and out of it): it loses 2, as if it crossed the CE twice.
+//!
 //! # Known limits
 //!
-//! * A CE drops (counted `ttl_expired`) inbound packets whose TTL would expire instead of
-//!   sending ICMP time exceeded back into the tunnel.
 //! * With an IPv4 prefix share (o + r < 32) the CE NATs to the first address only.
 //! * A LAN packet to our own shared address but a port of *another* PSID goes to the BR
 //!   (which hairpins it to the owning CE) without a tunnel-MTU check and without FMR lookup.

@@ -1,6 +1,8 @@
-//! TCP MSS clamping on SYNs that enter the tunnel, so that neither end sends segments the
-//! 40-byte encapsulation would push past the path MTU (RFC 7597 §8.3: "uses PMTUD,
-//! fragmentation and TCP MSS"; tunnel MTU 1460 → MSS 1420). RFC 1624 incremental checksum.
+//! TCP MSS clamping on the SYNs and SYN-ACKs that cross the tunnel, both ways, so that
+//! neither end sends segments the 40-byte encapsulation would push past the path MTU
+//! (RFC 7597 §8.3: "uses PMTUD, fragmentation and TCP MSS"; RFC 4459 §3.2; tunnel MTU
+//! 1460 → MSS 1420): an outbound SYN limits what the remote sends, an inbound SYN-ACK (or
+//! SYN, to a static forward) what the LAN host sends. RFC 1624 incremental checksum.
 
 use mape_wire::tcp;
 

@@ -37,6 +37,8 @@ pub(crate) struct WanFlow {
     /// What the NAT looks up.
     pub(crate) nat: InboundPacket,
     pub(crate) kind: L4Kind,
+    /// A TCP SYN or SYN-ACK (its MSS is clamped).
+    pub(crate) syn: bool,
     /// Offset of the IPv4 datagram in the input and its length.
     pub(crate) at: usize,
     pub(crate) len: usize,

@@ -1,6 +1,12 @@
 //! BR golden tests (RFC 7597 §5.3, §8.1, Appendix A Ex. 2), the in-memory CE → BR →
 //! internet → BR → CE loop, hairpin between CEs through the BR, and the spoofing
 //! checklist of VPP's test_map_br.py at the BR and at the CE.
+//!
+//! TTLs: the pipelines leave the IPv4 TTL as it is, because the kernel's forwarding into
+//! or out of the TUN is each router's one decrement (RFC 1812 §5.3.1; mape-dataplane
+//! crate docs, "TTL"). The expected TTLs marked "TTL" were one or two lower while CE and
+//! BR decremented a second time (issue #12 item 8); only the BR's hairpin between CEs,
+//! which the kernel never forwards as IPv4, decrements (64 → 63).
 
 mod common;
 
@@ -19,7 +25,7 @@ fn br_encapsulates_to_the_ce_owning_the_port_rfc7597_appendix_a_ex2() {
     let input = udp4([1, 2, 3, 4], 80, EXT, 1232, 64, b"ex2");
     let (v, out) = run_br(&mut b, 0, &input);
     assert_eq!(v, Verdict::Forwarded);
-    let want = encap(br6(), ce6(), &udp4([1, 2, 3, 4], 80, EXT, 1232, 63, b"ex2"));
+    let want = encap(br6(), ce6(), &udp4([1, 2, 3, 4], 80, EXT, 1232, 64, b"ex2")); // TTL: see the module docs
     assert_eq!(one(&out, Direction::DOMAIN), want);
     // Port 1236 carries PSID 0x35: another CE (2001:db8:12:3500::/56).
     let (_, out) = run_br(&mut b, 0, &udp4([1, 2, 3, 4], 80, EXT, 1236, 64, b"x"));
@@ -39,7 +45,7 @@ fn br_maps_icmp_by_identifier_and_errors_by_embedded_source_port_rfc7597_s8_2() 
     let (_, out) = run_br(&mut b, 0, &echo4(REMOTE, EXT, 64, false, PORT, 3));
     assert_eq!(
         one(&out, Direction::DOMAIN),
-        encap(br6(), ce6(), &echo4(REMOTE, EXT, 63, false, PORT, 3))
+        encap(br6(), ce6(), &echo4(REMOTE, EXT, 64, false, PORT, 3)) // TTL: see the module docs
     );
     let quote = udp4(EXT, PORT, REMOTE, 53, 60, b"q");
     let err = icmp4_err(
@@ -93,7 +99,7 @@ fn br_decapsulates_valid_ce_traffic_rfc7597_s8_1() {
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&out, Direction::INTERNET),
-        udp4(EXT, PORT, REMOTE, 53, 62, b"up")
+        udp4(EXT, PORT, REMOTE, 53, 63, b"up") // TTL: see the module docs
     );
 }
 
@@ -156,14 +162,14 @@ fn ce_spoofing_checklist_with_fmr_rfc7597_s8_1_s10() {
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&out, Direction::Wan),
-        encap(ce6(), ce6_2(), &udp4(EXT, PORT, EXT2, 1234, 63, b"hi"))
+        encap(ce6(), ce6_2(), &udp4(EXT, PORT, EXT2, 1234, 64, b"hi")) // TTL: see the module docs
     );
     let genuine = encap(ce6_2(), ce6(), &udp4(EXT2, 1234, EXT, PORT, 63, b"re"));
     let (v, out) = run_ce(&mut c, 1, &genuine);
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&out, Direction::Lan),
-        udp4(EXT2, 1234, LAN_HOST, PORT, 62, b"re")
+        udp4(EXT2, 1234, LAN_HOST, PORT, 63, b"re") // TTL: see the module docs
     );
     let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
         (
@@ -264,7 +270,7 @@ fn ce_br_internet_br_ce_loop_is_byte_identical_where_it_must_be() {
         assert_eq!(v, Verdict::Forwarded);
         assert_eq!(
             one(&lan_out, Direction::Lan),
-            udp4(REMOTE, 53, LAN_HOST, sport, 62, b"answer!"),
+            udp4(REMOTE, 53, LAN_HOST, sport, 64, b"answer!"), // TTL: see the module docs
             "internal address and port restored, checksums right"
         );
     }
@@ -278,7 +284,7 @@ fn ce_br_internet_br_ce_loop_is_byte_identical_where_it_must_be() {
     let (_, lan) = run_ce(&mut c, 102, &one(&down, Direction::DOMAIN));
     assert_eq!(
         one(&lan, Direction::Lan),
-        echo4(REMOTE, LAN_HOST, 62, false, 77, 9)
+        echo4(REMOTE, LAN_HOST, 64, false, 77, 9) // TTL: see the module docs
     );
     assert_eq!(c.drops().total() + b.drops().total(), 0);
 }
@@ -298,7 +304,7 @@ fn hairpin_between_two_ces_through_the_br() {
     let via = one(&via, Direction::DOMAIN);
     assert_eq!(
         via,
-        encap(br6(), ce6_2(), &udp4(EXT, PORT, EXT2, 1234, 62, b"to ce2"))
+        encap(br6(), ce6_2(), &udp4(EXT, PORT, EXT2, 1234, 63, b"to ce2")) // TTL: see the module docs
     );
     // CE 2 has no mapping for it (nobody inside opened one): filtered, counted.
     let (v, _) = run_ce(&mut c2, 1, &via);
@@ -311,7 +317,7 @@ fn hairpin_between_two_ces_through_the_br() {
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&lan, Direction::Lan),
-        udp4(EXT2, 1234, LAN_HOST, PORT, 61, b"to ce1")
+        udp4(EXT2, 1234, LAN_HOST, PORT, 63, b"to ce1") // TTL: see the module docs
     );
 }
 
@@ -330,7 +336,7 @@ fn br_fragments_big_df_clear_packets_and_refuses_df_ones() {
     assert_eq!(run_ce(&mut c, 1, &out[1].1).0, Verdict::Buffered);
     let (v, lan) = run_ce(&mut c, 1, &out[0].1);
     assert_eq!(v, Verdict::Forwarded);
-    let mut want = udp4(REMOTE, 53, LAN_HOST, PORT, 62, &[4u8; 1472]);
+    let mut want = udp4(REMOTE, 53, LAN_HOST, PORT, 64, &[4u8; 1472]); // TTL: see the module docs
     set_frag(&mut want, 0x1111, false, false, 0);
     assert_eq!(one(&lan, Direction::Lan), want);
     // DF set: fragmentation needed with 1460.
@@ -350,7 +356,34 @@ fn br_reassembles_internet_ipv4_fragments_before_lookup_rfc7597_s8_3_2() {
     assert_eq!(run_br(&mut b, 0, &z).0, Verdict::Buffered);
     let (v, out) = run_br(&mut b, 0, &a);
     assert_eq!(v, Verdict::Forwarded);
-    let mut inner = udp4(REMOTE, 53, EXT, PORT, 63, &[8u8; 500]);
+    let mut inner = udp4(REMOTE, 53, EXT, PORT, 64, &[8u8; 500]); // TTL: see the module docs
     set_frag(&mut inner, 0x2222, false, false, 0);
     assert_eq!(one(&out, Direction::DOMAIN), encap(br6(), ce6(), &inner));
+}
+
+#[test]
+fn br_forwards_ttl_1_both_ways_and_expires_it_only_on_a_hairpin_rfc1812_s5_3_1() {
+    // TTL 1 reaches the BR's TUN after the kernel's decrement (the BR's one) from the
+    // internet, or is decremented by the kernel after it (toward the internet): forwarded
+    // unchanged. On a hairpin between CEs the BR decrements itself: 1 expires there.
+    let mut b = br();
+    let (v, out) = run_br(&mut b, 0, &udp4(REMOTE, 53, EXT, PORT, 1, b"in"));
+    assert_eq!(v, Verdict::Forwarded);
+    let want = encap(br6(), ce6(), &udp4(REMOTE, 53, EXT, PORT, 1, b"in"));
+    assert_eq!(one(&out, Direction::DOMAIN), want);
+    let up = encap(ce6(), br6(), &udp4(EXT, PORT, REMOTE, 53, 1, b"out"));
+    let (v, out) = run_br(&mut b, 0, &up);
+    assert_eq!(v, Verdict::Forwarded);
+    assert_eq!(
+        one(&out, Direction::INTERNET),
+        udp4(EXT, PORT, REMOTE, 53, 1, b"out")
+    );
+    let hairpin = encap(ce6(), br6(), &udp4(EXT, PORT, EXT2, 1234, 1, b"hp"));
+    assert_eq!(
+        run_br(&mut b, 0, &hairpin).0,
+        Verdict::Dropped(DropReason::TtlExpired)
+    );
+    let (v, out) = run_br(&mut b, 0, &udp4(REMOTE, 53, EXT, PORT, 0, b"zero"));
+    assert_eq!(v, Verdict::Dropped(DropReason::TtlExpired));
+    assert_eq!(out.len(), 1, "time exceeded to the sender");
 }

@@ -1,5 +1,10 @@
 //! CE pipeline golden tests: input bytes → expected output bytes, the expected packets
 //! built independently with etherparse (full checksums), RFC sections named per test.
+//!
+//! TTLs: the CE leaves the IPv4 TTL as it is, because the kernel's forwarding into or out
+//! of the TUN is the CE's one decrement (RFC 1812 §5.3.1; mape-dataplane crate docs,
+//! "TTL"). The expected TTLs marked "TTL" were one lower (two after a BR) while the CE
+//! and the BR decremented a second time (issue #12 item 8).
 
 mod common;
 
@@ -20,7 +25,7 @@ fn open_udp(c: &mut Ce) -> Vec<u8> {
 fn lan_udp_is_napt_and_encapsulated_to_the_br_rfc7597_s8() {
     let mut c = ce(false);
     let got = open_udp(&mut c);
-    let want = encap(ce6(), br6(), &udp4(EXT, PORT, REMOTE, 53, 63, b"hello"));
+    let want = encap(ce6(), br6(), &udp4(EXT, PORT, REMOTE, 53, 64, b"hello")); // TTL: see the module docs
     assert_eq!(got, want);
     assert_eq!(c.counters().tx_wan.packets, 1);
 }
@@ -33,7 +38,7 @@ fn port_outside_the_set_is_replaced_by_one_inside_rfc7597_s9() {
     let p = one(&out, Direction::Wan);
     let sport = u16::from_be_bytes([p[60], p[61]]);
     assert!(c.config().port_set.contains(sport), "port {sport}");
-    let want = encap(ce6(), br6(), &udp4(EXT, sport, REMOTE, 53, 63, b"x"));
+    let want = encap(ce6(), br6(), &udp4(EXT, sport, REMOTE, 53, 64, b"x")); // TTL: see the module docs
     assert_eq!(p, want);
 }
 
@@ -47,7 +52,7 @@ fn traffic_class_is_copied_from_tos_rfc2473() {
     let got = one(&out, Direction::Wan);
     assert_eq!(got[0], 0x6b);
     assert_eq!(got[1] & 0xf0, 0x80);
-    let mut inner = udp4(EXT, PORT, REMOTE, 53, 63, b"tos");
+    let mut inner = udp4(EXT, PORT, REMOTE, 53, 64, b"tos"); // TTL: see the module docs
     inner[1] = 0xb8;
     fix_ip_checksum(&mut inner);
     assert_eq!(got, encap(ce6(), br6(), &inner));
@@ -75,7 +80,7 @@ fn reply_from_the_br_is_decapsulated_and_reverse_translated_rfc7597_s8_1() {
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&out, Direction::Lan),
-        udp4(REMOTE, 53, LAN_HOST, PORT, 59, b"answer")
+        udp4(REMOTE, 53, LAN_HOST, PORT, 60, b"answer") // TTL: see the module docs
     );
 }
 
@@ -101,7 +106,7 @@ fn tcp_syn_mss_is_clamped_to_1420() {
     let mut c = ce(false);
     let (v, out) = run_ce(&mut c, 0, &tcp_syn4(LAN_HOST, PORT, REMOTE, 443, 64, 1460));
     assert_eq!(v, Verdict::Forwarded);
-    let want = encap(ce6(), br6(), &tcp_syn4(EXT, PORT, REMOTE, 443, 63, 1420));
+    let want = encap(ce6(), br6(), &tcp_syn4(EXT, PORT, REMOTE, 443, 64, 1420)); // TTL: see the module docs
     assert_eq!(one(&out, Direction::Wan), want);
     // An MSS already below the clamp is untouched.
     let (_, out) = run_ce(
@@ -112,9 +117,79 @@ fn tcp_syn_mss_is_clamped_to_1420() {
     let want = encap(
         ce6(),
         br6(),
-        &tcp_syn4(EXT, PORT + 1, REMOTE, 443, 63, 1200),
+        &tcp_syn4(EXT, PORT + 1, REMOTE, 443, 64, 1200), // TTL: see the module docs
     );
     assert_eq!(one(&out, Direction::Wan), want);
+}
+
+#[test]
+fn inbound_syn_ack_mss_is_clamped_rfc4459_s3_2_rfc7597_s8_3() {
+    // The LAN host's segments go back through the tunnel: the remote's SYN-ACK must not
+    // promise it more than 1420 either (the "neither end" of mss.rs).
+    let mut c = ce(false);
+    run_ce(&mut c, 0, &tcp_syn4(LAN_HOST, PORT, REMOTE, 443, 64, 1460));
+    let input = encap(
+        br6(),
+        ce6(),
+        &tcp_syn_ack4(REMOTE, 443, EXT, PORT, 60, 1460),
+    );
+    let (v, out) = run_ce(&mut c, 1, &input);
+    assert_eq!(v, Verdict::Forwarded);
+    let got = one(&out, Direction::Lan);
+    assert_eq!(got, tcp_syn_ack4(REMOTE, 443, LAN_HOST, PORT, 60, 1420));
+    // MSS option bytes and the TCP checksum, computed by hand (RFC 793 pseudo-header
+    // 198.51.100.7 → 192.168.1.10, proto 6, length 28, and the 28 header bytes: ports
+    // 443 → 1233, seq 0x12345678, ack 0x12345679, offset 7, SYN|ACK, window 64240, MSS
+    // 0x058c, NOP, window scale 7): 0xc56c.
+    assert_eq!(&got[40..44], &[2, 4, 0x05, 0x8c]);
+    assert_eq!(&got[36..38], &[0xc5, 0x6c]);
+    // An MSS already below the clamp is untouched.
+    run_ce(
+        &mut c,
+        2,
+        &tcp_syn4(LAN_HOST, PORT + 1, REMOTE, 443, 64, 1460),
+    );
+    let input = encap(
+        br6(),
+        ce6(),
+        &tcp_syn_ack4(REMOTE, 443, EXT, PORT + 1, 60, 1200),
+    );
+    let (_, out) = run_ce(&mut c, 3, &input);
+    assert_eq!(
+        one(&out, Direction::Lan),
+        tcp_syn_ack4(REMOTE, 443, LAN_HOST, PORT + 1, 60, 1200)
+    );
+}
+
+#[test]
+fn inbound_syn_to_a_static_forward_is_clamped_rfc4459_s3_2() {
+    let mut cfg = ce_cfg(false, "2001:db8:12:3400::/56");
+    cfg.nat.forwards.push(mape_nat::StaticForward {
+        proto: mape_nat::Protocol::Tcp,
+        external_port: 1234,
+        internal: mape_nat::Endpoint::new(LAN_HOST.into(), 8080),
+    });
+    let mut c = Ce::new(cfg).unwrap();
+    let input = encap(br6(), ce6(), &tcp_syn4(REMOTE, 50000, EXT, 1234, 60, 1460));
+    let (v, out) = run_ce(&mut c, 0, &input);
+    assert_eq!(v, Verdict::Forwarded);
+    assert_eq!(
+        one(&out, Direction::Lan),
+        tcp_syn4(REMOTE, 50000, LAN_HOST, 8080, 60, 1420)
+    );
+    // After a Packet Too Big toward the BR (1400 → tunnel IPv4 MTU 1360), the clamp
+    // follows the lower MTU: 1320.
+    let sent = {
+        let (_, out) = run_ce(&mut c, 1, &udp4(LAN_HOST, PORT, REMOTE, 53, 64, b"hello"));
+        one(&out, Direction::Wan)
+    };
+    run_ce(&mut c, 2, &ptb(1400, &sent));
+    let input = encap(br6(), ce6(), &tcp_syn4(REMOTE, 50001, EXT, 1234, 60, 1460));
+    let (_, out) = run_ce(&mut c, 3, &input);
+    assert_eq!(
+        one(&out, Direction::Lan),
+        tcp_syn4(REMOTE, 50001, LAN_HOST, 8080, 60, 1320)
+    );
 }
 
 #[test]
@@ -124,14 +199,14 @@ fn icmp_echo_identifier_is_natted_like_a_port_rfc7597_s8_2() {
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&out, Direction::Wan),
-        encap(ce6(), br6(), &echo4(EXT, REMOTE, 63, true, PORT, 1))
+        encap(ce6(), br6(), &echo4(EXT, REMOTE, 64, true, PORT, 1)) // TTL: see the module docs
     );
     let reply = encap(br6(), ce6(), &echo4(REMOTE, EXT, 50, false, PORT, 1));
     let (v, out) = run_ce(&mut c, 5, &reply);
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&out, Direction::Lan),
-        echo4(REMOTE, LAN_HOST, 49, false, PORT, 1)
+        echo4(REMOTE, LAN_HOST, 50, false, PORT, 1) // TTL: see the module docs
     );
     // An identifier outside the set never leaves: it is rewritten into the set.
     let (_, out) = run_ce(&mut c, 6, &echo4(LAN_HOST, REMOTE, 64, true, 7, 1));
@@ -143,7 +218,9 @@ fn icmp_echo_identifier_is_natted_like_a_port_rfc7597_s8_2() {
 #[test]
 fn ttl_expiry_is_answered_with_time_exceeded_rfc1812_s5_3_1() {
     let mut c = ce(false);
-    let offending = udp4(LAN_HOST, PORT, REMOTE, 53, 1, b"ttl");
+    // TTL 0 (was 1 while the CE decremented a second time): the kernel answers TTL 1
+    // itself before the packet reaches the TUN; only 0 can reach the pipeline.
+    let offending = udp4(LAN_HOST, PORT, REMOTE, 53, 0, b"ttl");
     let (v, out) = run_ce(&mut c, 0, &offending);
     assert_eq!(v, Verdict::Dropped(DropReason::TtlExpired));
     let want = icmp4_err(
@@ -156,6 +233,30 @@ fn ttl_expiry_is_answered_with_time_exceeded_rfc1812_s5_3_1() {
     );
     assert_eq!(one(&out, Direction::Lan), want);
     assert_eq!(c.drops().get(DropReason::TtlExpired), 1);
+}
+
+#[test]
+fn ttl_1_from_the_tun_is_forwarded_unchanged_rfc1812_s5_3_1() {
+    // A LAN packet sent with TTL 2 reaches the TUN with 1 (the kernel's decrement, the
+    // CE's one) and must go on to the BR with 1, both ways: the next router answers it.
+    let mut c = ce(false);
+    let (v, out) = run_ce(&mut c, 0, &udp4(LAN_HOST, PORT, REMOTE, 53, 1, b"hop2"));
+    assert_eq!(v, Verdict::Forwarded);
+    let want = encap(ce6(), br6(), &udp4(EXT, PORT, REMOTE, 53, 1, b"hop2"));
+    assert_eq!(one(&out, Direction::Wan), want);
+    let input = encap(br6(), ce6(), &udp4(REMOTE, 53, EXT, PORT, 1, b"back"));
+    let (v, out) = run_ce(&mut c, 1, &input);
+    assert_eq!(v, Verdict::Forwarded);
+    assert_eq!(
+        one(&out, Direction::Lan),
+        udp4(REMOTE, 53, LAN_HOST, PORT, 1, b"back")
+    );
+    // TTL 0 from the tunnel: no router may have forwarded it.
+    let input = encap(br6(), ce6(), &udp4(REMOTE, 53, EXT, PORT, 0, b"dead"));
+    assert_eq!(
+        run_ce(&mut c, 2, &input).0,
+        Verdict::Dropped(DropReason::TtlExpired)
+    );
 }
 
 #[test]
@@ -222,10 +323,10 @@ fn icmp_error_from_the_tunnel_is_translated_back_rfc5508_s4_2() {
     let want = icmp4_err(
         REMOTE,
         LAN_HOST,
-        59,
+        60, // TTL: see the module docs
         false,
         Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port),
-        &udp4(LAN_HOST, PORT, REMOTE, 53, 63, b"hello"),
+        &udp4(LAN_HOST, PORT, REMOTE, 53, 64, b"hello"), // TTL: see the module docs
     );
     assert_eq!(one(&out, Direction::Lan), want);
 }
@@ -250,10 +351,10 @@ fn lan_icmp_error_about_an_inbound_packet_is_translated_outward() {
     let want_inner = icmp4_err(
         EXT,
         REMOTE,
-        63,
+        64, // TTL: see the module docs
         false,
         Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port),
-        &udp4(REMOTE, 53, EXT, PORT, 59, b"answer"),
+        &udp4(REMOTE, 53, EXT, PORT, 60, b"answer"), // TTL: see the module docs
     );
     assert_eq!(one(&out, Direction::Wan), encap(ce6(), br6(), &want_inner));
 }
@@ -282,7 +383,7 @@ fn packet_too_big_becomes_frag_needed_for_df_rfc2473_s8() {
         Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
             next_hop_mtu: 1360,
         }),
-        &udp4(LAN_HOST, PORT, REMOTE, 53, 63, b"hello"),
+        &udp4(LAN_HOST, PORT, REMOTE, 53, 64, b"hello"), // TTL: see the module docs
     );
     assert_eq!(one(&out, Direction::Lan), want);
     assert_eq!(c.tunnel_mtu(t(6), &br6()), 1360);
@@ -319,7 +420,7 @@ fn packet_too_big_for_df_clear_lowers_the_mtu_and_later_packets_are_fragmented()
     assert_eq!(run_br(&mut b, 3, &out[0].1).0, Verdict::Buffered);
     let (v, got) = run_br(&mut b, 3, &out[1].1);
     assert_eq!(v, Verdict::Forwarded);
-    let mut want = udp4(EXT, PORT, REMOTE, 53, 62, &[3u8; 1372]);
+    let mut want = udp4(EXT, PORT, REMOTE, 53, 64, &[3u8; 1372]); // TTL: see the module docs
     set_frag(&mut want, 0x4243, false, false, 0);
     assert_eq!(one(&got, Direction::INTERNET), want);
 }
@@ -344,7 +445,7 @@ fn time_exceeded_in_the_tunnel_becomes_host_unreachable_rfc2473_s8() {
         64,
         false,
         Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Host),
-        &udp4(LAN_HOST, PORT, REMOTE, 53, 63, b"hello"),
+        &udp4(LAN_HOST, PORT, REMOTE, 53, 64, b"hello"), // TTL: see the module docs
     );
     assert_eq!(one(&out, Direction::Lan), want);
 }
@@ -379,7 +480,7 @@ fn lan_fragments_are_reassembled_before_napt_rfc7597_s8_3_2() {
     assert_eq!(c.reassembly_in_progress(), 1);
     let (v, out) = run_ce(&mut c, 1, &a);
     assert_eq!(v, Verdict::Forwarded);
-    let mut inner = udp4(EXT, PORT, REMOTE, 53, 63, &[9u8; 600]);
+    let mut inner = udp4(EXT, PORT, REMOTE, 53, 64, &[9u8; 600]); // TTL: see the module docs
     set_frag(&mut inner, 0x77, false, false, 0);
     assert_eq!(one(&out, Direction::Wan), encap(ce6(), br6(), &inner));
     assert_eq!(c.counters().reassembled, 1);
@@ -396,7 +497,7 @@ fn tunnel_ipv6_fragments_are_reassembled_rfc7597_s8_3() {
     assert_eq!(v, Verdict::Forwarded);
     assert_eq!(
         one(&out, Direction::Lan),
-        udp4(REMOTE, 53, LAN_HOST, PORT, 59, &[5u8; 300])
+        udp4(REMOTE, 53, LAN_HOST, PORT, 60, &[5u8; 300]) // TTL: see the module docs
     );
 }
 
@@ -413,7 +514,7 @@ fn inner_ipv4_fragments_are_reassembled() {
     );
     let (v, out) = run_ce(&mut c, 2, &encap(br6(), ce6(), &a));
     assert_eq!(v, Verdict::Forwarded);
-    let mut want = udp4(REMOTE, 53, LAN_HOST, PORT, 59, &[6u8; 400]);
+    let mut want = udp4(REMOTE, 53, LAN_HOST, PORT, 60, &[6u8; 400]); // TTL: see the module docs
     set_frag(&mut want, 0x99, false, false, 0);
     assert_eq!(one(&out, Direction::Lan), want);
 }

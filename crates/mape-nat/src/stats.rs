@@ -198,6 +198,15 @@ pub enum EventKind {
         /// The same in words.
         summary: String,
     },
+    /// A named culprit's storm has stopped: its score stayed below the clearing
+    /// threshold for the hold time (hysteresis, see `Nat::culprit_tick`); it is no longer
+    /// shown as the culprit, and is named again (a new `culprit_named`) if it starts over.
+    CulpritCleared {
+        /// The host.
+        host: Ipv4Addr,
+        /// When it was named.
+        named_at: Timestamp,
+    },
     /// First filtered flow from a host to a destination.
     DestinationFiltered {
         /// The host.
@@ -358,7 +367,10 @@ pub(crate) struct HostRecord {
     pub(crate) dns_queries: MinuteRate,
     /// The most DNS queries it sent within one minute.
     pub(crate) dns_peak_per_minute: u32,
-    pub(crate) named: bool,
+    /// Named as the culprit (`culprit_named`) at this time, until cleared.
+    pub(crate) named: Option<Timestamp>,
+    /// Since when a named host's score stayed below the clearing threshold.
+    pub(crate) quiet_since: Option<Timestamp>,
 }
 
 impl HostRecord {
@@ -385,7 +397,8 @@ impl HostRecord {
             evidence: Evidence::default(),
             dns_queries: MinuteRate::default(),
             dns_peak_per_minute: 0,
-            named: false,
+            named: None,
+            quiet_since: None,
         }
     }
 

@@ -739,6 +739,7 @@ fn serde_json_kind(k: &EventKind) -> String {
         EventKind::BudgetRecovered { .. } => "budget_recovered",
         EventKind::HostCapped { .. } => "host_capped",
         EventKind::CulpritNamed { .. } => "culprit_named",
+        EventKind::CulpritCleared { .. } => "culprit_cleared",
         EventKind::DestinationFiltered { .. } => "destination_filtered",
         EventKind::ExhaustionForecast { .. } => "exhaustion_forecast",
     }
@@ -927,6 +928,245 @@ fn a_capped_host_whose_quota_a_reload_removed_releases_its_ports() {
     );
     assert_eq!(n.ports_in_use(Protocol::Udp), 0);
     n.check_invariants().unwrap();
+}
+
+/// The storm host's culprit score in a snapshot at `s` seconds.
+fn score_of(n: &mut Nat, host: Ipv4Addr, s: u64) -> f64 {
+    n.snapshot(t(s))
+        .hosts
+        .iter()
+        .find(|h| h.addr == host)
+        .map_or(0.0, |h| h.culprit_score)
+}
+
+#[test]
+fn a_culprit_is_cleared_once_its_storm_has_stopped_with_hysteresis() {
+    let mut n = nat(NatConfig::mape());
+    let b = Ipv4Addr::new(192, 168, 1, 23);
+    let mut port = 40000u16;
+    let mut storm_flow = |n: &mut Nat, s: u64| {
+        port += 1;
+        let p = udp(&format!("192.168.1.23:{port}"), "45.76.1.1:59870");
+        n.outbound(t(s), &p);
+    };
+    let culprit = |n: &mut Nat, s: u64| n.snapshot(t(s)).culprit.map(|c| c.host);
+    let kinds = |n: &mut Nat| -> Vec<(String, u64)> {
+        n.drain_events()
+            .filter(|e| {
+                matches!(&e.kind, EventKind::CulpritNamed { host, .. }
+                    | EventKind::CulpritCleared { host, .. } if *host == b)
+            })
+            .map(|e| (serde_json_kind(&e.kind), e.at.millis() / 1000))
+            .collect()
+    };
+    // A storm: 10 unanswered flows a second for 30 s names B.
+    for i in 0..300u64 {
+        storm_flow(&mut n, i / 10);
+    }
+    n.expire(t(30));
+    assert_eq!(culprit(&mut n, 30), Some(b));
+    assert_eq!(
+        kinds(&mut n).first().map(|k| k.0.as_str()),
+        Some("culprit_named")
+    );
+    // It slows down to one flow every 10 s: far too little to be named (score < 0.5),
+    // not little enough to be cleared (≥ 0.1): the hysteresis keeps it named.
+    for s in 30..400u64 {
+        if s % 10 == 0 {
+            storm_flow(&mut n, s);
+        }
+        n.expire(t(s));
+    }
+    let slow = score_of(&mut n, b, 399);
+    assert!(
+        (0.1..0.5).contains(&slow),
+        "score of the slow storm: {slow}"
+    );
+    assert_eq!(culprit(&mut n, 399), Some(b), "named while it still storms");
+    assert!(kinds(&mut n).is_empty(), "no flapping");
+    // It stops. Cleared exactly 60 s (the hold) after its score fell below 0.1.
+    let mut below = None;
+    let mut cleared = None;
+    for s in 400..700u64 {
+        n.expire(t(s));
+        if below.is_none() && score_of(&mut n, b, s) < 0.1 {
+            below = Some(s);
+        }
+        let ev = kinds(&mut n);
+        if let Some((k, at)) = ev.first() {
+            assert_eq!(k, "culprit_cleared");
+            cleared = Some(*at);
+            break;
+        }
+        assert_eq!(culprit(&mut n, s), Some(b), "still named at {s}");
+    }
+    let (below, cleared) = (below.unwrap(), cleared.expect("cleared"));
+    assert_eq!(
+        cleared - below,
+        60,
+        "below 0.1 at {below} s, cleared at {cleared} s"
+    );
+    assert_eq!(culprit(&mut n, cleared), None);
+    // The event says when it was named.
+    // (checked on a fresh storm below: named again, a new culprit_named.)
+    for i in 0..300u64 {
+        storm_flow(&mut n, 800 + i / 10);
+    }
+    n.expire(t(830));
+    assert_eq!(culprit(&mut n, 830), Some(b));
+    assert_eq!(
+        kinds(&mut n).first().map(|k| k.0.clone()),
+        Some("culprit_named".to_string())
+    );
+}
+
+#[test]
+fn culprit_cleared_carries_the_naming_time() {
+    let mut n = nat(NatConfig::mape());
+    for i in 0..300u16 {
+        let p = udp(&format!("192.168.1.23:{}", 40000 + i), "45.76.1.1:59870");
+        n.outbound(t(100 + u64::from(i) / 10), &p);
+    }
+    let named_at = n
+        .drain_events()
+        .find_map(|e| matches!(e.kind, EventKind::CulpritNamed { .. }).then_some(e.at))
+        .expect("named");
+    for s in 130..600u64 {
+        n.expire(t(s));
+    }
+    let cleared: Vec<_> = n
+        .drain_events()
+        .filter_map(|e| match e.kind {
+            EventKind::CulpritCleared { host, named_at } => Some((host, named_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cleared, [(Ipv4Addr::new(192, 168, 1, 23), named_at)]);
+}
+
+/// A victim connection 192.168.1.10:50000 → 1.1.1.1:443, established, its host having
+/// acknowledged up to 5000, and every other port of the budget held by established
+/// connections of 192.168.1.23 to the same remote (so that no port can be shared and a
+/// newcomer to that remote needs a reclaim). No quota: the only reclaim path is TIME_WAIT
+/// (RFC 7857 §3.2).
+fn full_budget_with_a_victim() -> (Nat, OutboundPacket, Endpoint) {
+    let mut cfg = NatConfig::mape();
+    cfg.quota = None;
+    let mut n = nat(cfg);
+    let syn = tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::SYN);
+    let ext = translated(n.outbound(t(0), &syn));
+    n.inbound(t(0), &reply(&syn, ext, TcpFlags::SYN | TcpFlags::ACK));
+    let mut ack = tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::ACK);
+    ack.ack = 5000;
+    translated(n.outbound(t(0), &ack));
+    for i in 0..n.budget() - 1 {
+        let p = tcp(
+            &format!("192.168.1.23:{}", 20000 + i),
+            "1.1.1.1:443",
+            TcpFlags::SYN,
+        );
+        let e = translated(n.outbound(t(0), &p));
+        n.inbound(t(0), &reply(&p, e, TcpFlags::SYN | TcpFlags::ACK));
+    }
+    assert_eq!(n.ports_in_use(Protocol::Tcp), n.budget());
+    (n, ack, ext)
+}
+
+fn newcomer(n: &mut Nat, s: u64, port: u16) -> OutboundVerdict {
+    n.outbound(
+        t(s),
+        &tcp(
+            &format!("192.168.1.30:{port}"),
+            "1.1.1.1:443",
+            TcpFlags::SYN,
+        ),
+    )
+}
+
+#[test]
+fn a_spoofed_in_window_rst_does_not_free_a_live_connections_port_rfc5961_s3() {
+    let (mut n, ack, ext) = full_budget_with_a_victim();
+    // Someone on the internet guesses a sequence number inside the window (not RCV.NXT):
+    // believed as far as a NAT can tell, so the session is closing...
+    let mut spoofed = reply(&ack, ext, TcpFlags::RST);
+    spoofed.seq = 5000 + 1400;
+    assert!(matches!(
+        n.inbound(t(10), &spoofed),
+        InboundVerdict::Translate { .. }
+    ));
+    // ...but while the LAN host has not had its say, its port is no one's to take: the
+    // newcomer who needs a port right now is refused rather than handed the victim's.
+    match newcomer(&mut n, 10, 40000) {
+        OutboundVerdict::Drop { reason, .. } => assert_eq!(reason, NatDrop::PortsExhausted),
+        other => panic!("the victim's port was given away: {other:?}"),
+    }
+    // The host answers with a challenge ACK (RFC 5961 §3.2): the connection lives, and
+    // data after the RST still flows both ways on the same port.
+    assert_eq!(
+        n.outbound(t(10), &ack),
+        OutboundVerdict::Translate { external: ext }
+    );
+    let mut data = reply(&ack, ext, TcpFlags::ACK);
+    data.seq = 5000;
+    assert_eq!(
+        n.inbound(t(11), &data),
+        InboundVerdict::Translate { internal: ack.src }
+    );
+    let state = n
+        .sessions(t(11), 1000)
+        .into_iter()
+        .find(|s| s.internal == ack.src)
+        .map(|s| s.state);
+    assert_eq!(state, Some(SessionState::Established));
+    // Long after the grace, it still holds: a live connection is never reclaimed.
+    assert!(matches!(
+        newcomer(&mut n, 60, 40001),
+        OutboundVerdict::Drop { .. }
+    ));
+    assert_eq!(
+        n.outbound(t(60), &ack),
+        OutboundVerdict::Translate { external: ext }
+    );
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn a_real_rst_frees_the_port_once_the_lan_host_stayed_silent_rfc7857_s2_2() {
+    let (mut n, ack, ext) = full_budget_with_a_victim();
+    // The remote really resets (RCV.NXT exactly); the LAN host closes and says nothing.
+    let mut rst = reply(&ack, ext, TcpFlags::RST);
+    rst.seq = 5000;
+    n.inbound(t(10), &rst);
+    // Within the grace (5 s) the port is kept...
+    assert!(matches!(
+        newcomer(&mut n, 14, 40000),
+        OutboundVerdict::Drop { .. }
+    ));
+    // ...then it is an ordinary closing session, reclaimed for the newcomer (RFC 7857
+    // §3.2), long before its 240 s TIME_WAIT would have ended.
+    assert_eq!(
+        newcomer(&mut n, 15, 40001),
+        OutboundVerdict::Translate { external: ext }
+    );
+    assert!(n
+        .sessions(t(15), 1000)
+        .iter()
+        .all(|s| s.internal != ack.src));
+    n.check_invariants().unwrap();
+}
+
+#[test]
+fn a_reset_the_lan_host_sends_frees_its_port_at_once() {
+    let (mut n, ack, ext) = full_budget_with_a_victim();
+    translated(n.outbound(
+        t(10),
+        &tcp("192.168.1.10:50000", "1.1.1.1:443", TcpFlags::RST),
+    ));
+    assert_eq!(
+        newcomer(&mut n, 10, 40000),
+        OutboundVerdict::Translate { external: ext }
+    );
+    let _ = ack;
 }
 
 #[test]

@@ -10,6 +10,7 @@ use clap::Args;
 use mape_control::reply::{Snapshot, Status};
 use mape_control::{request_typed, Request};
 use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
+use mape_daemon::ra::{ra_state, RaState};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -99,6 +100,58 @@ fn foreign_ipv4_default(tun: &str) -> Option<String> {
         (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" && f[0] != tun)
             .then(|| f[0].to_string())
     })
+}
+
+/// The `accept_ra` finding for the WAN `wan` from the values read (IO-free): with
+/// forwarding on, Linux ignores RAs at accept_ra=1 and the IPv6 default route lapses
+/// (`mape_daemon::ra`).
+fn accept_ra_check(wan: &str, accept_ra: Option<&str>, forwarding: bool, running: bool) -> Check {
+    let check = |level, message: String, fix: Option<String>| Check {
+        name: "accept_ra",
+        level,
+        message,
+        fix,
+    };
+    let Some(v) = accept_ra.map(str::trim) else {
+        return check(
+            Level::Warn,
+            format!("accept_ra of {wan} is unreadable"),
+            None,
+        );
+    };
+    let set = format!("sysctl -w net.ipv6.conf.{wan}.accept_ra=2");
+    match ra_state(v, forwarding) {
+        RaState::Accepted if v == "1" => check(
+            Level::Ok,
+            format!("{wan} accepts router advertisements (accept_ra=1, forwarding off); mape run sets 2 when it turns forwarding on"),
+            None,
+        ),
+        RaState::Accepted => check(
+            Level::Ok,
+            format!("{wan} accepts router advertisements with forwarding on (accept_ra={v})"),
+            None,
+        ),
+        RaState::IgnoredWithForwarding if running => check(
+            Level::Fail,
+            format!("forwarding is on and {wan} has accept_ra=1: the kernel ignores its router advertisements, so the IPv6 default route lapses when its lifetime ends"),
+            Some(format!("{set} (mape run sets it at start: something reset it)")),
+        ),
+        RaState::IgnoredWithForwarding => check(
+            Level::Warn,
+            format!("forwarding is on and {wan} has accept_ra=1: the kernel ignores its router advertisements, so the IPv6 default route lapses when its lifetime ends"),
+            Some(format!("{set} (mape run sets it when it starts)")),
+        ),
+        RaState::Off => check(
+            Level::Ok,
+            format!("{wan} ignores router advertisements (accept_ra=0): the IPv6 default route must be static"),
+            None,
+        ),
+        RaState::Unknown => check(
+            Level::Warn,
+            format!("{wan} has accept_ra={v}, a value Linux does not document"),
+            Some(set),
+        ),
+    }
 }
 
 pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
@@ -204,6 +257,15 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                         None,
                     );
                 }
+                let forwarding =
+                    read("/proc/sys/net/ipv6/conf/all/forwarding").as_deref() == Some("1");
+                let accept_ra = read(&format!("/proc/sys/net/ipv6/conf/{wan}/accept_ra"));
+                r.0.push(accept_ra_check(
+                    wan,
+                    accept_ra.as_deref(),
+                    forwarding,
+                    running.is_some(),
+                ));
                 let m = &ce.map.mapping;
                 let addrs = ipv6_addresses(wan);
                 let rule6 = ce.map.bmr.ipv6_prefix();
@@ -337,4 +399,45 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_ra_1_with_forwarding_is_a_finding_with_the_fix() {
+        let c = accept_ra_check("eth1", Some("1\n"), true, true);
+        assert_eq!((c.name, c.level), ("accept_ra", Level::Fail));
+        assert!(
+            c.message.contains("ignores its router advertisements"),
+            "{}",
+            c.message
+        );
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("sysctl -w net.ipv6.conf.eth1.accept_ra=2 (mape run sets it at start: something reset it)")
+        );
+        // Not running: mape run will set it; a warning, not a failure.
+        let c = accept_ra_check("eth1", Some("1"), true, false);
+        assert_eq!(c.level, Level::Warn);
+        assert!(c
+            .fix
+            .unwrap()
+            .starts_with("sysctl -w net.ipv6.conf.eth1.accept_ra=2"));
+    }
+
+    #[test]
+    fn accept_ra_2_or_0_or_forwarding_off_is_fine() {
+        for (v, fwd) in [("2", true), ("0", true), ("1", false), ("2", false)] {
+            let c = accept_ra_check("eth1", Some(v), fwd, true);
+            assert_eq!(c.level, Level::Ok, "{v} {fwd}: {}", c.message);
+            assert!(c.fix.is_none());
+        }
+        assert_eq!(
+            accept_ra_check("eth1", Some("5"), true, true).level,
+            Level::Warn
+        );
+        assert_eq!(accept_ra_check("eth1", None, true, true).level, Level::Warn);
+    }
 }

@@ -757,7 +757,8 @@ source = "crates/mape/tests/lab_e2e.rs"
 
 /// RA-only line: the MAP address lies in the WAN's on-link /64 and nothing routes a prefix
 /// to the CE; the CE must answer neighbour discovery for it at once (proxy NDP, no delay).
-/// `mape doctor` agrees that the machine and the line are fine.
+/// `mape doctor` agrees that the machine and the line are fine; the RA-only WAN takes RAs
+/// with forwarding on (accept_ra=2), and doctor names accept_ra=1 with the fix.
 #[test]
 fn onlink_map_address_answers_neighbour_discovery() {
     if !lab_possible() {
@@ -800,6 +801,17 @@ fn onlink_map_address_answers_neighbour_discovery() {
         text.contains("ok   prefix") && text.contains("ok   daemon"),
         "{text}"
     );
+    // An RA line: with forwarding on, the WAN must take RAs at accept_ra=2 (the daemon set
+    // it; the namespace started at 1), and doctor says so.
+    let accept_ra = |lab: &Lab| {
+        lab.exec(&ce, &["sysctl", "-n", "net.ipv6.conf.ce-wan.accept_ra"])
+            .map(|o| out(&o).trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(accept_ra(&lab), "2");
+    assert!(text.contains("ok   accept_ra"), "{text}");
+    lab.exec_ok(&ce, &["sysctl", "-qw", "net.ipv6.conf.ce-wan.accept_ra=1"])
+        .unwrap();
     // A broken line: the WAN loses its address in the prefix → doctor fails with the fix.
     lab.exec_ok(
         &ce,
@@ -821,14 +833,27 @@ fn onlink_map_address_answers_neighbour_discovery() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let prefix = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "prefix")
-        .unwrap();
+    let check = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let prefix = check("prefix");
     assert_eq!(prefix["level"], "fail");
     assert!(prefix["fix"].as_str().unwrap_or("").contains("map.prefix"));
+    let ra = check("accept_ra");
+    assert_eq!(ra["level"], "fail", "{ra}");
+    assert!(
+        ra["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("net.ipv6.conf.ce-wan.accept_ra=2"),
+        "{ra}"
+    );
     lab.teardown();
 }
 

@@ -249,7 +249,7 @@ impl Pipeline for CePipeline {
                 reassembling,
             );
             for (kind, n) in &events {
-                m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, destination filtered)", &[("kind", kind)], *n);
+                m.counter("mape_events", "Budget events (exhaustion forecast, 80 %, 95 %, exhausted, recovered, host capped, culprit named, culprit cleared, destination filtered)", &[("kind", kind)], *n);
             }
         })
     }

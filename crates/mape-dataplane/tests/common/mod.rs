@@ -120,18 +120,43 @@ pub(crate) fn tcp_syn4(
     ttl: u8,
     mss: u16,
 ) -> Vec<u8> {
+    tcp_syn_opt4(src, sport, dst, dport, ttl, mss, false)
+}
+
+/// The answer to [`tcp_syn4`]: SYN-ACK acknowledging its sequence number.
+pub(crate) fn tcp_syn_ack4(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    ttl: u8,
+    mss: u16,
+) -> Vec<u8> {
+    tcp_syn_opt4(src, sport, dst, dport, ttl, mss, true)
+}
+
+fn tcp_syn_opt4(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    ttl: u8,
+    mss: u16,
+    ack: bool,
+) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv4(src, dst, ttl)
+    let b = PacketBuilder::ipv4(src, dst, ttl)
         .tcp(sport, dport, 0x1234_5678, 64240)
-        .syn()
-        .options(&[
-            etherparse::TcpOptionElement::MaximumSegmentSize(mss),
-            etherparse::TcpOptionElement::Noop,
-            etherparse::TcpOptionElement::WindowScale(7),
-        ])
-        .unwrap()
-        .write(&mut v, &[])
-        .unwrap();
+        .syn();
+    let b = if ack { b.ack(0x1234_5679) } else { b };
+    b.options(&[
+        etherparse::TcpOptionElement::MaximumSegmentSize(mss),
+        etherparse::TcpOptionElement::Noop,
+        etherparse::TcpOptionElement::WindowScale(7),
+    ])
+    .unwrap()
+    .write(&mut v, &[])
+    .unwrap();
     v
 }
 

@@ -133,17 +133,17 @@ impl Nat {
 
         // The port the host just gave up serves the new flow when its tuple is free;
         // otherwise the strategy picks one.
-        let syn = proto == Protocol::Tcp && pkt.flags.is_syn_only();
+        let syn = (proto == Protocol::Tcp && pkt.flags.is_syn_only()).then_some(now);
         choice = choice.filter(|&ix| self.tuple_free(proto, ix, pkt.dst, syn));
         if choice.is_none() {
-            choice = self.choose_port(host, pkt);
+            choice = self.choose_port(now, host, pkt);
         }
         if choice.is_none() {
             // Nothing free: expire what is due, then reclaim in order: closing TCP sessions
             // of any host (RFC 7857 §3.2), this host's own idle state, the oldest unanswered
             // flow of a host over its cap. Each reclaimed port is tried for this flow first.
             self.expire_bounded(now, usize::MAX);
-            choice = self.choose_port(host, pkt);
+            choice = self.choose_port(now, host, pkt);
             let mut tries = 0;
             while choice.is_none() && tries < RECLAIM_TRIES {
                 tries += 1;
@@ -169,7 +169,7 @@ impl Nat {
                 };
                 choice = Some(ix)
                     .filter(|&ix| self.tuple_free(proto, ix, pkt.dst, syn))
-                    .or_else(|| self.choose_port(host, pkt));
+                    .or_else(|| self.choose_port(now, host, pkt));
             }
         }
         let Some(ix) = choice else {
@@ -178,7 +178,7 @@ impl Nat {
         let port = self.ports.nth(ix).unwrap_or(0);
         // A closing session that held the tuple gives it up to the new SYN (RFC 7857 §3.2).
         if let Some(old) = self.find_inbound(proto, port, pkt.dst) {
-            if self.sessions[old as usize].state != SessionState::TimeWait {
+            if !self.closing_reclaimable(old, now) {
                 // Every path above checked the tuple; never two sessions on one.
                 return Err(self.refuse(now, host, pkt, NatDrop::PortsExhausted));
             }
@@ -215,10 +215,10 @@ impl Nat {
     }
 
     /// Picks a port index for a new mapping, by the configured strategy; `None` when none fits.
-    fn choose_port(&mut self, host: u32, pkt: &OutboundPacket) -> Option<u32> {
+    fn choose_port(&mut self, now: Timestamp, host: u32, pkt: &OutboundPacket) -> Option<u32> {
         let proto = pkt.proto;
         let p = proto.index();
-        let syn = proto == Protocol::Tcp && pkt.flags.is_syn_only();
+        let syn = (proto == Protocol::Tcp && pkt.flags.is_syn_only()).then_some(now);
         let preserve = self.ports.index_of(pkt.src.port);
         match self.cfg.strategy {
             PortStrategy::BudgetAware {
@@ -289,9 +289,16 @@ impl Nat {
     }
 
     /// Whether port index `ix` can carry a new flow of `proto` to `remote`: not static, and
-    /// no live session on (port, remote), except, for a new TCP SYN when the policy allows,
-    /// a closing one (a new incarnation of the connection: RFC 7857 §3.2, RFC 6191).
-    fn tuple_free(&self, proto: Protocol, ix: u32, remote: Endpoint, syn: bool) -> bool {
+    /// no live session on (port, remote), except, for a new TCP SYN (`syn`: its time) when
+    /// the policy allows, a closing one that may be reclaimed then (a new incarnation of
+    /// the connection: RFC 7857 §3.2, RFC 6191; `Nat::closing_reclaimable`).
+    fn tuple_free(
+        &self,
+        proto: Protocol,
+        ix: u32,
+        remote: Endpoint,
+        syn: Option<Timestamp>,
+    ) -> bool {
         let slot = self.pools[proto.index()].slots[ix as usize];
         if slot.is_static {
             return false;
@@ -304,10 +311,9 @@ impl Nat {
         }
         match self.find_inbound(proto, port, remote) {
             None => true,
-            Some(s) => {
-                syn && self.cfg.reuse_closing_for_syn
-                    && self.sessions[s as usize].state == SessionState::TimeWait
-            }
+            Some(s) => syn.is_some_and(|now| {
+                self.cfg.reuse_closing_for_syn && self.closing_reclaimable(s, now)
+            }),
         }
     }
 
@@ -342,13 +348,18 @@ impl Nat {
 
     /// Whether a closing session may give its tuple to this new flow (a TCP SYN, the policy
     /// allowing it, and some closing session alive).
-    fn closing_may_serve(&self, syn: bool) -> bool {
-        syn && self.cfg.reuse_closing_for_syn && self.timers.len(CLASS_TCP_TIME_WAIT) > 0
+    fn closing_may_serve(&self, syn: Option<Timestamp>) -> bool {
+        syn.is_some() && self.cfg.reuse_closing_for_syn && self.timers.len(CLASS_TCP_TIME_WAIT) > 0
     }
 
     /// An in-use, non-static port whose (port, remote) pair is free: port overlapping across
     /// remote endpoints (RFC 7857 §3), for every protocol.
-    fn find_shareable(&mut self, proto: Protocol, remote: Endpoint, syn: bool) -> Option<u32> {
+    fn find_shareable(
+        &mut self,
+        proto: Protocol,
+        remote: Endpoint,
+        syn: Option<Timestamp>,
+    ) -> Option<u32> {
         let p = proto.index();
         let in_use = self.pools[p].in_use();
         if in_use == 0 {
@@ -393,12 +404,13 @@ impl Nat {
         self.ports.index_of(port)
     }
 
-    /// Whether ending session `s` makes room for a new flow: it is its mapping's last
-    /// session (the host's held count drops), and, when the new flow goes to `want`, its
-    /// port is left free or its (port, remote) tuple is `want`'s.
-    fn makes_room(&self, s: u32, want: Option<Endpoint>) -> bool {
+    /// Whether ending session `s` makes room for a new flow at `now`: it may be reclaimed
+    /// (not a reset still in its grace, `Nat::closing_reclaimable`), it is its mapping's
+    /// last session (the host's held count drops), and, when the new flow goes to `want`,
+    /// its port is left free or its (port, remote) tuple is `want`'s.
+    fn makes_room(&self, s: u32, now: Timestamp, want: Option<Endpoint>) -> bool {
         let x = &self.sessions[s as usize];
-        if self.mappings[x.mapping as usize].sessions != 1 {
+        if self.mappings[x.mapping as usize].sessions != 1 || self.in_rst_grace(s, now) {
             return false;
         }
         let Some(want) = want else {
@@ -416,6 +428,7 @@ impl Nat {
     fn first_making_room(
         &mut self,
         head: u32,
+        now: Timestamp,
         want: Option<Endpoint>,
         link: fn(&mut Session) -> &mut Link,
     ) -> Option<u32> {
@@ -424,7 +437,7 @@ impl Nat {
             if s == NIL {
                 return None;
             }
-            if self.makes_room(s, want) {
+            if self.makes_room(s, now, want) {
                 return Some(s);
             }
             s = link(&mut self.sessions[s as usize]).next;
@@ -465,14 +478,17 @@ impl Nat {
                 },
             ),
         };
-        let roomy = heads.map(|h| self.first_making_room(h, want, host_link).unwrap_or(NIL));
+        let roomy = heads.map(|h| {
+            self.first_making_room(h, now, want, host_link)
+                .unwrap_or(NIL)
+        });
         if roomy[0] != NIL {
             return Some(roomy[0]);
         }
         if let Some(s) = lru(self, roomy[1], roomy[2]) {
             return Some(s);
         }
-        if heads[0] != NIL {
+        if heads[0] != NIL && !self.in_rst_grace(heads[0], now) {
             return Some(heads[0]);
         }
         if let Some(s) = lru(self, heads[1], heads[2]) {
@@ -523,8 +539,8 @@ impl Nat {
             return None;
         }
         let pick = self
-            .first_making_room(head, Some(want), timer_link)
-            .unwrap_or(head);
+            .first_making_room(head, now, Some(want), timer_link)
+            .or_else(|| (!self.in_rst_grace(head, now)).then_some(head))?;
         self.recycle(pick, now)
     }
 

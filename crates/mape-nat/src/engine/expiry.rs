@@ -20,6 +20,7 @@ impl Nat {
     #[inline(never)]
     pub(super) fn expire_tick(&mut self, now: Timestamp) {
         self.expire_bounded(now, EXPIRE_TICK_WORK);
+        self.culprit_tick(now);
         self.timers.ticked(now);
         if self.forecaster.due(now) {
             self.forecast_tick(now);
@@ -32,6 +33,7 @@ impl Nat {
     /// one timestamp.
     pub fn expire(&mut self, now: Timestamp) {
         self.expire_bounded(now, usize::MAX);
+        self.culprit_tick(now);
         if self.forecaster.due(now) {
             self.forecast_tick(now);
         }

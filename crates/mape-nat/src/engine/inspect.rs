@@ -72,7 +72,7 @@ impl Nat {
         let culprit = self
             .hosts
             .iter()
-            .filter(|h| h.is_culprit(now, budget) || h.named)
+            .filter(|h| h.is_culprit(now, budget) || h.named.is_some())
             .max_by(|a, b| a.score(now, budget).total_cmp(&b.score(now, budget)))
             .map(|h| {
                 let ix = self.host_ix.get(&h.addr).copied().unwrap_or(0);

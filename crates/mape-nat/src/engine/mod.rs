@@ -210,6 +210,8 @@ pub struct Nat {
     forecaster: Forecaster,
     /// Known offenders, to name a culprit's application (`signatures`).
     signatures: Arc<Catalogue>,
+    /// Hosts named as culprits and not cleared yet (`refusal::culprit_tick`).
+    named: Vec<u32>,
 }
 
 /// The refusal notice bucket a configuration asks for.
@@ -250,6 +252,7 @@ impl Nat {
             ledger: Ledger::new(),
             forecaster: Forecaster::new(CLASSES),
             signatures: Arc::new(Catalogue::builtin()),
+            named: Vec::new(),
         };
         let forwards = nat.cfg.forwards.clone();
         nat.install_forwards(&forwards)?;

@@ -1,6 +1,6 @@
 //! Refusals and blame: a new flow refused or filtered is counted and remembered, told to
 //! its sender with a rate-limited notice, and weighed as evidence against its host, which
-//! is named as the culprit once its score says so.
+//! is named as the culprit once its score says so, and cleared once its storm has stopped.
 
 use crate::drop::NatDrop;
 use crate::pattern::{Evidence, Pattern};
@@ -9,6 +9,18 @@ use crate::tier::Tier;
 use crate::types::{OutboundPacket, Timestamp};
 
 use super::{Nat, RefuseNotice, NIL};
+
+/// A named culprit is cleared when its score stays below this (a fifth of the 0.5 that
+/// names it, `HostRecord::is_culprit`) for [`CLEAR_HOLD_MS`]. The gap between the two
+/// thresholds is the hysteresis: a storm that only slows down (its one-minute rate of
+/// unanswered flows, or the share of the budget its live unanswered flows hold, still
+/// well above nothing) stays named, so the events do not flap named/cleared.
+pub(crate) const CLEAR_SCORE: f64 = 0.1;
+/// How long a named host must stay below [`CLEAR_SCORE`] to be cleared: one minute, the
+/// window of the rate in the score, so that a storm pausing between bursts (retries every
+/// 30 s) is not cleared in a pause, and one that stopped is cleared within about two
+/// minutes (its rate decays over one minute, then the hold).
+pub(crate) const CLEAR_HOLD_MS: u64 = 60_000;
 
 impl Nat {
     /// A new flow to a destination the filter blocks (`block` names its special-purpose
@@ -107,13 +119,16 @@ impl Nat {
 
     pub(super) fn check_culprit(&mut self, now: Timestamp, host: u32) {
         let h = &self.hosts[host as usize];
-        if h.named || !h.is_culprit(now, self.budget) {
+        if h.named.is_some() || !h.is_culprit(now, self.budget) {
             return;
         }
         let addr = h.addr;
         let pattern = self.pattern_of(host, now);
         let summary = pattern.to_string();
-        self.hosts[host as usize].named = true;
+        let h = &mut self.hosts[host as usize];
+        h.named = Some(now);
+        h.quiet_since = None;
+        self.named.push(host);
         self.ledger.push_event(
             now,
             EventKind::CulpritNamed {
@@ -123,5 +138,41 @@ impl Nat {
                 summary,
             },
         );
+    }
+
+    /// Clears the named culprits whose storm has stopped (`CLEAR_SCORE` for
+    /// `CLEAR_HOLD_MS`), with a `culprit_cleared` event each. O(named hosts): run with
+    /// the timers.
+    pub(super) fn culprit_tick(&mut self, now: Timestamp) {
+        let mut i = 0;
+        while let Some(&host) = self.named.get(i) {
+            let budget = self.budget;
+            let h = &mut self.hosts[host as usize];
+            let Some(named_at) = h.named else {
+                self.named.swap_remove(i);
+                continue;
+            };
+            if h.score(now, budget) >= CLEAR_SCORE {
+                h.quiet_since = None;
+                i += 1;
+                continue;
+            }
+            let since = *h.quiet_since.get_or_insert(now);
+            if now.millis().saturating_sub(since.millis()) < CLEAR_HOLD_MS {
+                i += 1;
+                continue;
+            }
+            h.named = None;
+            h.quiet_since = None;
+            let addr = h.addr;
+            self.named.swap_remove(i);
+            self.ledger.push_event(
+                now,
+                EventKind::CulpritCleared {
+                    host: addr,
+                    named_at,
+                },
+            );
+        }
     }
 }

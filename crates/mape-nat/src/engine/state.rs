@@ -2,7 +2,7 @@
 //! answered state and stream bit, and the moves between timer classes and tiers that
 //! follow (RFC 7857 §3.2, RFC 5961 §3.2 for resets, RFC 6191 for new incarnations).
 
-use crate::session::{host_link, ACK_SEEN, FIN_IN, FIN_OUT, RST_IN, STREAM};
+use crate::session::{host_link, ACK_SEEN, FIN_IN, FIN_OUT, RST_GRACE, RST_IN, STREAM};
 use crate::tier::Tier;
 use crate::timers::class_of;
 use crate::types::{InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp};
@@ -14,6 +14,19 @@ use super::Nat;
 /// itself accepts only RCV.NXT exactly and challenges the rest; a NAT cannot see its
 /// window, so it allows the data that may be in flight at gigabit rates and home RTTs).
 const RST_WINDOW: u32 = 1 << 22;
+
+/// How long a connection that was live when a reset from the internet ended it (believed,
+/// in the window above) keeps its port from every reclaim path. The window check is all a
+/// NAT can do without the host's RCV.NXT, and a spoofer who lands in it must not free the
+/// port of a live connection for the next newcomer while the LAN host has not yet had its
+/// say: the host answers an in-window RST that is not exactly RCV.NXT with a challenge ACK
+/// (RFC 5961 §3.2), and any packet of it brings the session back (`touch_outbound`). A
+/// real reset leaves the host silent, so after the grace the session is an ordinary
+/// TIME_WAIT one, reclaimable when ports run out (RFC 7857 §2.2, §3.2). 5 s: a LAN round
+/// trip is milliseconds, and a host whose challenge ACKs a flood has used up answers
+/// within the next second (their limit is per second, RFC 5961 §7; Linux
+/// `tcp_challenge_ack_limit`); a real reset costs its port for at most 5 s more.
+pub(super) const RST_GRACE_MS: u64 = 5_000;
 
 impl Nat {
     #[inline]
@@ -28,16 +41,17 @@ impl Nat {
                     sess.bits |= ACK_SEEN;
                 }
                 if flags.has(TcpFlags::RST) {
-                    // The LAN host ends its own connection: believed.
+                    // The LAN host ends its own connection: believed, no grace.
+                    sess.bits &= !RST_GRACE;
                     SessionState::TimeWait
                 } else if flags.is_syn_only() && st == SessionState::TimeWait {
                     // A new incarnation of the same 5-tuple (RFC 7857 §3.2, RFC 6191).
-                    sess.bits &= !(FIN_OUT | FIN_IN | RST_IN);
+                    sess.bits &= !(FIN_OUT | FIN_IN | RST_IN | RST_GRACE);
                     SessionState::SynSent
                 } else if st == SessionState::TimeWait && sess.bits & RST_IN != 0 {
                     // The LAN host goes on after a reset we believed: it did not (RFC 5961
                     // §3.2 challenge ACK, or data), so the connection lives.
-                    sess.bits &= !RST_IN;
+                    sess.bits &= !(RST_IN | RST_GRACE);
                     SessionState::Established
                 } else if flags.has(TcpFlags::FIN) {
                     sess.bits |= FIN_OUT;
@@ -81,6 +95,9 @@ impl Nat {
                         && pkt.seq.wrapping_sub(sess.lan_ack) < RST_WINDOW;
                     if st == SessionState::SynSent || in_window {
                         sess.bits |= RST_IN;
+                        if st != SessionState::SynSent {
+                            sess.bits |= RST_GRACE;
+                        }
                         SessionState::TimeWait
                     } else {
                         unverified_rst = true;
@@ -117,6 +134,21 @@ impl Nat {
         if new_state != self.sessions[s as usize].state {
             self.set_state(s, new_state, now);
         }
+    }
+
+    /// Whether session `s` is a connection a reset from the internet ended less than
+    /// [`RST_GRACE_MS`] ago (since the last packet the remote side sent): no reclaim path
+    /// may take it yet.
+    #[inline]
+    pub(super) fn in_rst_grace(&self, s: u32, now: Timestamp) -> bool {
+        let x = &self.sessions[s as usize];
+        x.bits & RST_GRACE != 0 && now.millis().saturating_sub(x.last_seen) < RST_GRACE_MS
+    }
+
+    /// Whether session `s` is closing (TIME_WAIT) and may give up its port or tuple now.
+    #[inline]
+    pub(super) fn closing_reclaimable(&self, s: u32, now: Timestamp) -> bool {
+        self.sessions[s as usize].state == SessionState::TimeWait && !self.in_rst_grace(s, now)
     }
 
     /// A packet of an answered UDP/ICMP flow not yet known as a stream: it becomes one when
