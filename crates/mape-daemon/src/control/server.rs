@@ -96,7 +96,7 @@ pub async fn serve_with(listener: UnixListener, ctx: Context, limits: Limits) {
             }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            refuse(&stream, limits.max_clients);
+            refuse(stream, limits.max_clients);
             continue;
         };
         let ctx = ctx.clone();
@@ -107,13 +107,17 @@ pub async fn serve_with(listener: UnixListener, ctx: Context, limits: Limits) {
     }
 }
 
-/// Tells a client over the cap why it is closed. A fresh socket's send buffer takes the
-/// line at once; if it does not, the client is closed without it.
-fn refuse(stream: &UnixStream, max_clients: usize) {
+/// Tells a client over the cap why it is closed: one write straight on the socket (a
+/// fresh socket's send buffer takes the line at once; if it did not, the client is closed
+/// without it), then the close.
+fn refuse(stream: UnixStream, max_clients: usize) {
+    use std::io::Write;
     let resp = Response::err(format!(
         "too many control clients (at most {max_clients} at once); try again"
     ));
-    let _ = stream.try_write(line_of(&resp).as_bytes());
+    if let Ok(s) = stream.into_std() {
+        let _ = (&s).write(line_of(&resp).as_bytes());
+    }
 }
 
 fn line_of(resp: &Response) -> String {
