@@ -21,6 +21,8 @@ pub mod lock;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+#[allow(unsafe_code)]
+pub mod privs;
 pub mod supervise;
 #[allow(unsafe_code)]
 pub mod tun;
