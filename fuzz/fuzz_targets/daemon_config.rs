@@ -44,6 +44,7 @@ const BR: &str = r#"mode = "br"
 [br]
 address = "2001:db8:ffff::1"
 [map]
+prefix = "2001:db8:12:3400::/56"
 ipv6_prefix = "2001:db8::/40"
 ipv4_prefix = "192.0.2.0/24"
 ea_len = 16
