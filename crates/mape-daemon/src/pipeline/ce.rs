@@ -93,6 +93,11 @@ impl CePipeline {
     }
 }
 
+/// Rows one `sessions` step builds at most: a row costs about a hundred nanoseconds (its
+/// timer and port-sharing look-ups), so a step of 1024 rows holds the datapath lock about
+/// 0.1 ms (10 000 rows in one step took 1 ms, measured on a 1 M-session table).
+pub const ROWS_PER_STEP: usize = 1024;
+
 /// The engine's filter for a query; `None` when a state or dst names nothing (it then
 /// matches no session).
 fn session_filter(q: &SessionQuery) -> Option<SessionFilter> {
@@ -214,14 +219,22 @@ impl Pipeline for CePipeline {
         scan: usize,
         rows: &mut Vec<SessionInfo>,
     ) -> Option<SessionsStep> {
-        // The engine builds only the rows it returns and looks at no more than `scan`
-        // slots (the caller holds the datapath lock for one step).
-        let next = session_filter(q).and_then(|f| {
-            self.ce
-                .nat()
-                .sessions_page(now, &f, q.rows(), from, scan, rows)
-        });
-        Some(next.map_or(SessionsStep::Done, SessionsStep::Next))
+        // The engine builds only the rows it returns, looks at no more than `scan` slots
+        // and builds no more than `ROWS_PER_STEP` rows (the caller holds the datapath lock
+        // for one step).
+        let Some(f) = session_filter(q) else {
+            return Some(SessionsStep::Done);
+        };
+        let limit = q.rows();
+        let step_limit = limit.min(rows.len().saturating_add(ROWS_PER_STEP));
+        let next = self
+            .ce
+            .nat()
+            .sessions_page(now, &f, step_limit, from, scan, rows);
+        Some(match next {
+            Some(next) if rows.len() < limit => SessionsStep::Next(next),
+            _ => SessionsStep::Done,
+        })
     }
 
     fn reload(&mut self, now: Timestamp, settings: &Settings) -> Result<String, ReloadRefusal> {

@@ -154,10 +154,10 @@ impl Nat {
 
     /// One bounded step of [`Nat::sessions_matching`]: looks at no more than `scan` slots of
     /// the session table from slot `from` on, appends the rows `filter` lets through to
-    /// `rows` until it holds `limit`, and returns the slot to resume from (`None`: the
-    /// table or the limit is done). A caller that holds a lock around the engine releases
-    /// it between steps, so no step costs O(table); sessions created or ended between
-    /// steps may or may not be listed.
+    /// `rows` until it holds `limit`, and returns the slot to resume from (`None`: the end
+    /// of the table; the walk is also done once `rows` holds the caller's limit). A caller
+    /// that holds a lock around the engine releases it between steps, so no step costs
+    /// O(table); sessions created or ended between steps may or may not be listed.
     pub fn sessions_page(
         &self,
         now: Timestamp,
@@ -169,17 +169,18 @@ impl Nat {
     ) -> Option<usize> {
         let end = from.saturating_add(scan).min(self.sessions.len());
         if rows.len() >= limit {
-            return None;
+            return (from < self.sessions.len()).then_some(from);
         }
-        for s in self.sessions.get(from..end)? {
+        for (i, s) in self.sessions.get(from..end)?.iter().enumerate() {
             if s.is_live() && filter.matches(s.proto, s.internal, s.remote, s.state) {
                 rows.push(self.session_info(now, s));
                 if rows.len() >= limit {
-                    return None;
+                    let next = from + i + 1;
+                    return (next < self.sessions.len()).then_some(next);
                 }
             }
         }
-        (end < self.sessions.len() && rows.len() < limit).then_some(end)
+        (end < self.sessions.len()).then_some(end)
     }
 
     /// One row of the session list.
@@ -500,10 +501,18 @@ mod tests {
             rows.iter().map(key).collect::<Vec<_>>(),
             whole.iter().map(key).collect::<Vec<_>>()
         );
-        // The limit ends the walk early, whatever the slice.
+        // The limit ends a step early, and the next step resumes after the last row.
         let mut two = Vec::new();
-        assert_eq!(n.sessions_page(now, &all, 2, 0, usize::MAX, &mut two), None);
+        assert_eq!(
+            n.sessions_page(now, &all, 2, 0, usize::MAX, &mut two),
+            Some(2)
+        );
         assert_eq!(two.len(), 2);
+        assert_eq!(n.sessions_page(now, &all, 4, 2, usize::MAX, &mut two), None);
+        assert_eq!(
+            two.iter().map(key).collect::<Vec<_>>(),
+            whole.iter().map(key).collect::<Vec<_>>()
+        );
         // Past the end: nothing, done.
         let mut none = Vec::new();
         assert_eq!(n.sessions_page(now, &all, 9, 99, 1, &mut none), None);
