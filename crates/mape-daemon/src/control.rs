@@ -81,7 +81,9 @@ fn query(ctx: &Context, req: &Request) -> Result<Response, HandleError> {
     if let Request::Sessions(q) = req {
         return sessions(ctx, now, q, SCAN_SLOTS);
     }
-    // Snapshot and ports cost O(hosts + destinations), both capped by the engine.
+    // Snapshot and ports cost O(hosts + destinations) under the lock, as the once-a-second
+    // metrics snapshot does: the engine caps destinations (8192); host records are bounded
+    // only once the engine caps and expires them (#12 item 5).
     let mut p = ctx.shared.lock().map_err(|_| HandleError::Unavailable)?;
     p.query(now, req)
         .map(Response::ok)
