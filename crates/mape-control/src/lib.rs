@@ -8,6 +8,12 @@
 //! On the wire: `{"v":1,"cmd":"status"}`, `snapshot`, `sessions` (args: host, dst, proto,
 //! state, limit), `ports`, `reload`; the answer is `{"v":1,"ok":true,"data":...}` or
 //! `{"v":1,"ok":false,"error":"..."}`.
+//!
+//! The daemon bounds every client: a line longer than [`MAX_LINE`] bytes, or no complete
+//! line within 5 s of connecting or of the previous answer, gets an error line and the
+//! connection is closed; over 16 clients at once, the next one gets an error line and is
+//! closed (it does not wait); `sessions` answers at most [`SessionQuery::MAX_LIMIT`]
+//! rows, a larger `limit` is clamped.
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)

@@ -33,7 +33,7 @@ pub enum Request {
     Status,
     /// The NAT engine's snapshot ([`crate::reply::Snapshot`]).
     Snapshot,
-    /// The session table, filtered ([`crate::reply::SessionRow`]s).
+    /// The session table, filtered ([`crate::reply::SessionInfo`]s).
     Sessions(SessionQuery),
     /// The snapshot with each host's UDP port cap.
     Ports,
@@ -61,7 +61,8 @@ pub struct SessionQuery {
     /// Only this state (`unanswered`, `established`, ...).
     #[serde(default)]
     pub state: Option<String>,
-    /// At most this many rows (the daemon's default: [`SessionQuery::DEFAULT_LIMIT`]).
+    /// At most this many rows (the daemon's default: [`SessionQuery::DEFAULT_LIMIT`]; more
+    /// than [`SessionQuery::MAX_LIMIT`] is answered with that many).
     #[serde(default)]
     pub limit: Option<u64>,
 }
@@ -69,6 +70,21 @@ pub struct SessionQuery {
 impl SessionQuery {
     /// Rows answered when the request names no limit.
     pub const DEFAULT_LIMIT: u64 = 1000;
+    /// The most rows one answer holds; a larger `limit` is clamped to it (not refused:
+    /// `mape show sessions --limit 100000` means "all of them" and keeps working). A row is
+    /// about 250 bytes of JSON, so an answer stays near 2.5 MB, built outside the datapath
+    /// lock; ten thousand rows is more than a CE's port budget has sessions in practice
+    /// (a /8 of ports per customer is 4096 ports).
+    pub const MAX_LIMIT: u64 = 10_000;
+
+    /// The rows to answer: the limit asked for, else the default, at most the maximum.
+    pub fn rows(&self) -> usize {
+        let rows = self
+            .limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .min(Self::MAX_LIMIT);
+        usize::try_from(rows).unwrap_or(usize::MAX)
+    }
 }
 
 #[derive(Deserialize)]
@@ -260,6 +276,20 @@ mod tests {
                 ..SessionQuery::default()
             })
         );
+    }
+
+    #[test]
+    fn the_limit_defaults_and_is_clamped_to_the_maximum() {
+        let q = |limit| SessionQuery {
+            limit,
+            ..SessionQuery::default()
+        };
+        assert_eq!(q(None).rows(), 1000);
+        assert_eq!(q(Some(0)).rows(), 0);
+        assert_eq!(q(Some(7)).rows(), 7);
+        assert_eq!(q(Some(10_000)).rows(), 10_000);
+        assert_eq!(q(Some(10_001)).rows(), 10_000);
+        assert_eq!(q(Some(u64::MAX)).rows(), 10_000);
     }
 
     #[test]

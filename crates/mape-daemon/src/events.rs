@@ -1,5 +1,6 @@
 //! The NAT engine's budget events once drained: their names, one structured log line each
-//! (journald-friendly), and the user's event hook, which gets each one as JSON on stdin.
+//! (journald-friendly), and the user's event hook, which gets each one as JSON on stdin
+//! and runs with no capability.
 
 use std::sync::Arc;
 
@@ -111,7 +112,8 @@ pub fn hook_line(e: &Event) -> String {
     body
 }
 
-/// Runs the user's hook with the event as JSON on stdin, bounded in number and time.
+/// Runs the user's hook with the event as JSON on stdin, bounded in number and time,
+/// without any capability ([`crate::privs::no_capabilities`]).
 pub fn run_hook(hook: &std::path::Path, e: &Event, slots: &Arc<tokio::sync::Semaphore>) {
     let Ok(permit) = slots.clone().try_acquire_owned() else {
         tracing::warn!(hook = %hook.display(), "event hook busy; event not passed on");
@@ -121,16 +123,18 @@ pub fn run_hook(hook: &std::path::Path, e: &Event, slots: &Arc<tokio::sync::Sema
     let body = hook_line(e);
     tokio::spawn(async move {
         let _permit = permit;
-        let child = tokio::process::Command::new(&hook)
-            // Not the hook's to talk to systemd as if it were the daemon.
-            .env_remove("NOTIFY_SOCKET")
+        let mut cmd = tokio::process::Command::new(&hook);
+        // Not the hook's to talk to systemd as if it were the daemon.
+        cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        // Nor its to change the network: no CAP_NET_ADMIN, no capability at all.
+        crate::privs::no_capabilities(&mut cmd);
+        let child = cmd.spawn();
         let mut child = match child {
             Ok(c) => c,
             Err(err) => {
@@ -207,6 +211,77 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&hook_line(&e)).unwrap();
             assert_eq!(v["kind"], kind_name(&e.kind), "{v}");
             assert_eq!(v["at"], 1234);
+        }
+    }
+
+    /// The `Cap*:` and `NoNewPrivs:` lines of a /proc/PID/status, by name.
+    fn cap_lines(status: &str) -> std::collections::BTreeMap<String, String> {
+        status
+            .lines()
+            .filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs"))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_hook_runs_without_any_capability() {
+        let own = cap_lines(&std::fs::read_to_string("/proc/self/status").unwrap());
+        let eff = u64::from_str_radix(&own["CapEff"], 16).unwrap();
+        if eff & (1 << 12) == 0 {
+            // Without CAP_NET_ADMIN here there is nothing for the child to lose.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs this test as root"
+            );
+            eprintln!("skipped: needs CAP_NET_ADMIN (run as root)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("mape-hook-caps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("status");
+        let hook = dir.join("hook.sh");
+        // The hook's own status ($$ is the shell the hook is), once it has read its event.
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\ncat >/dev/null\ncat /proc/$$/status >{}.tmp\nmv {0}.tmp {0}\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let e = Event {
+            at: Timestamp::from_millis(1),
+            kind: EventKind::BudgetExhausted {
+                proto: Protocol::Udp,
+            },
+        };
+        let status = rt.block_on(async {
+            run_hook(&hook, &e, &slots);
+            for _ in 0..500 {
+                if let Ok(s) = std::fs::read_to_string(&out) {
+                    return s;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("the hook did not run");
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        let caps = cap_lines(&status);
+        for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            assert_eq!(caps[set], "0000000000000000", "{set} of the hook: {caps:?}");
+        }
+        assert_eq!(caps["NoNewPrivs"], "1");
+        // With CAP_SETPCAP the daemon empties the bounding set too.
+        if eff & (1 << 8) != 0 {
+            assert_eq!(caps["CapBnd"], "0000000000000000", "{caps:?}");
         }
     }
 

@@ -25,6 +25,8 @@ pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+#[allow(unsafe_code)]
+pub mod privs;
 pub mod ra;
 pub mod supervise;
 #[allow(unsafe_code)]

@@ -1,11 +1,13 @@
 //! `mape`: the command-line entry point. Each subcommand lives in its own module and
-//! returns `anyhow::Result<ExitCode>`; errors print as one line on stderr with exit code 2.
+//! returns `anyhow::Result<ExitCode>`; errors print as one line on stderr, each cause once,
+//! with the status of [`exit::code_of`] (the table: [`exit::TABLE`]).
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod calc;
 mod doctor;
+mod exit;
 mod lab;
 mod manual;
 mod provision;
@@ -85,20 +87,25 @@ fn main() -> ExitCode {
         }
         Command::Manpage { dir: None } => {
             let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
             clap_mangen::Man::new(cmd)
                 .section("8")
-                .render(&mut std::io::stdout())
-                .map(|_| ExitCode::SUCCESS)
+                .render(&mut page)
                 .map_err(anyhow::Error::from)
+                .and_then(|()| {
+                    use std::io::Write;
+                    page.extend_from_slice(exit::man_section().as_bytes());
+                    std::io::stdout().write_all(&page)?;
+                    Ok(ExitCode::SUCCESS)
+                })
         }
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             // One line, whatever the error chain holds.
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("mape: {msg}");
-            ExitCode::from(2)
+            eprintln!("mape: {}", exit::one_line(&e));
+            ExitCode::from(exit::code_of(&e))
         }
     }
 }

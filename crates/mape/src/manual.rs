@@ -38,6 +38,7 @@ fn write_command_pages(
         .section(SECTION)
         .render(&mut out)?;
     if name == "mape" {
+        out.extend_from_slice(crate::exit::man_section().as_bytes());
         out.extend_from_slice(see_also_config().as_bytes());
     }
     std::fs::write(&path, ascii_roff(&String::from_utf8_lossy(&out)))?;

@@ -48,7 +48,7 @@ enum What {
         /// Only this state (unanswered, answered, established, ...).
         #[arg(long)]
         state: Option<String>,
-        /// At most this many rows.
+        /// At most this many rows (the daemon answers at most 10000).
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },

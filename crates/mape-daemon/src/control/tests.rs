@@ -22,10 +22,10 @@ fn br_config() -> String {
 }
 
 /// A configuration file of its own for each test.
-struct ConfigFile(PathBuf);
+pub(super) struct ConfigFile(pub(super) PathBuf);
 
 impl ConfigFile {
-    fn new(name: &str, text: &str) -> Self {
+    pub(super) fn new(name: &str, text: &str) -> Self {
         let p = std::env::temp_dir().join(format!(
             "mape-control-test-{}-{name}.toml",
             std::process::id()
@@ -45,7 +45,7 @@ impl Drop for ConfigFile {
     }
 }
 
-fn context(path: &Path) -> Context {
+pub(super) fn context(path: &Path) -> Context {
     let settings = Settings::load(path).unwrap();
     let pipeline = crate::pipeline::build(&settings).unwrap();
     Context {
@@ -577,5 +577,47 @@ fn promtool_accepts_the_exposition() {
     assert!(
         out.status.success() && said.trim().is_empty(),
         "promtool: {said}\n{text}"
+    );
+}
+
+#[test]
+fn sessions_in_steps_of_one_slot_answer_what_one_step_answers() {
+    let f = ConfigFile::new("steps", CE);
+    let ctx = context(&f.0);
+    {
+        let mut p = ctx.shared.lock().unwrap();
+        for sport in 40000..40005 {
+            let pkt = udp4(HOST, sport, DNS, 53, b"query");
+            p.process_batch(crate::clock::now_since(ctx.start), &[&pkt], &mut |_| {});
+        }
+    }
+    let now = crate::clock::now_since(ctx.start);
+    let rows = |q: &SessionQuery, scan| -> Vec<SessionInfo> {
+        let r = sessions(&ctx, now, q, scan).unwrap();
+        serde_json::from_value(data(r)).unwrap()
+    };
+    let ports = |rows: &[SessionInfo]| rows.iter().map(|r| r.internal.port).collect::<Vec<_>>();
+    let all = SessionQuery::default();
+    let whole = rows(&all, usize::MAX);
+    assert_eq!(ports(&whole), [40000, 40001, 40002, 40003, 40004]);
+    assert_eq!(ports(&rows(&all, 1)), ports(&whole));
+    assert_eq!(ports(&rows(&all, 2)), ports(&whole));
+    let three = SessionQuery {
+        limit: Some(3),
+        ..SessionQuery::default()
+    };
+    assert_eq!(ports(&rows(&three, 1)), [40000, 40001, 40002]);
+    // A limit above the maximum is clamped, not refused (the lab asks for 100000).
+    let many = SessionQuery {
+        limit: Some(100_000),
+        ..SessionQuery::default()
+    };
+    assert_eq!(ports(&rows(&many, 1)), ports(&whole));
+    // The BR keeps no sessions: the command stays unknown there.
+    let b = ConfigFile::new("steps-br", &br_config());
+    let br = context(&b.0);
+    assert!(
+        error(sessions(&br, now, &all, 1).unwrap_or_else(Response::err))
+            .starts_with("unknown command \"sessions\"")
     );
 }

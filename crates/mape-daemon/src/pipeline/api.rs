@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use mape_control::reply::{Flow, Status};
-use mape_control::Request;
+use mape_control::{Request, SessionQuery};
 use mape_dataplane::{CeError, DropCounters, FnSink, Sink};
-use mape_nat::{Event, Timestamp};
+use mape_nat::{Event, SessionInfo, Timestamp};
 use serde_json::Value;
 
 use crate::config::Settings;
@@ -29,6 +29,19 @@ pub trait Pipeline: Send {
     /// Answers a request other than status, reload and failpoint (`None`: this pipeline
     /// has no answer to it).
     fn query(&mut self, now: Timestamp, req: &Request) -> Option<Value>;
+    /// One bounded step of the `sessions` answer: at most `scan` slots of the session table
+    /// from slot `from` on, their matching rows appended to `rows` (see
+    /// [`mape_nat::Nat::sessions_page`]). `None`: this pipeline keeps no sessions.
+    fn sessions_page(
+        &self,
+        _now: Timestamp,
+        _q: &SessionQuery,
+        _from: usize,
+        _scan: usize,
+        _rows: &mut Vec<SessionInfo>,
+    ) -> Option<SessionsStep> {
+        None
+    }
     /// Applies a reloaded configuration file (SIGHUP); returns what changed. A refusal
     /// leaves the pipeline as it was.
     fn reload(&mut self, now: Timestamp, settings: &Settings) -> Result<String, ReloadRefusal>;
@@ -42,6 +55,15 @@ pub trait Pipeline: Send {
 
 /// A scrape's numbers, copied under the lock, written into [`Metrics`] outside it.
 pub type MetricsFill = Box<dyn FnOnce(&mut Metrics) + Send>;
+
+/// Where a [`Pipeline::sessions_page`] step left the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionsStep {
+    /// More slots to look at, from this one.
+    Next(usize),
+    /// The table or the limit is done.
+    Done,
+}
 
 /// The shared pipeline. Workers take the lock once per batch, not per packet.
 pub type Shared = Arc<Mutex<Box<dyn Pipeline>>>;

@@ -188,12 +188,40 @@ impl Nat {
         filter: &SessionFilter,
         limit: usize,
     ) -> Vec<SessionInfo> {
-        self.sessions
-            .iter()
-            .filter(|s| s.is_live() && filter.matches(s.proto, s.internal, s.remote, s.state))
-            .take(limit)
-            .map(|s| self.session_info(now, s))
-            .collect()
+        let mut rows = Vec::new();
+        self.sessions_page(now, filter, limit, 0, usize::MAX, &mut rows);
+        rows
+    }
+
+    /// One bounded step of [`Nat::sessions_matching`]: looks at no more than `scan` slots of
+    /// the session table from slot `from` on, appends the rows `filter` lets through to
+    /// `rows` until it holds `limit`, and returns the slot to resume from (`None`: the end
+    /// of the table; the walk is also done once `rows` holds the caller's limit). A caller
+    /// that holds a lock around the engine releases it between steps, so no step costs
+    /// O(table); sessions created or ended between steps may or may not be listed.
+    pub fn sessions_page(
+        &self,
+        now: Timestamp,
+        filter: &SessionFilter,
+        limit: usize,
+        from: usize,
+        scan: usize,
+        rows: &mut Vec<SessionInfo>,
+    ) -> Option<usize> {
+        let end = from.saturating_add(scan).min(self.sessions.len());
+        if rows.len() >= limit {
+            return (from < self.sessions.len()).then_some(from);
+        }
+        for (i, s) in self.sessions.get(from..end)?.iter().enumerate() {
+            if s.is_live() && filter.matches(s.proto, s.internal, s.remote, s.state) {
+                rows.push(self.session_info(now, s));
+                if rows.len() >= limit {
+                    let next = from + i + 1;
+                    return (next < self.sessions.len()).then_some(next);
+                }
+            }
+        }
+        (end < self.sessions.len()).then_some(end)
     }
 
     /// One row of the session list.
@@ -493,5 +521,42 @@ mod tests {
             ..all
         };
         assert_eq!(rows(&n, tcp, usize::MAX), [tcp10]);
+    }
+
+    #[test]
+    fn sessions_page_steps_through_the_table_in_bounded_slices() {
+        let n = table();
+        let now = Timestamp::from_secs(2);
+        let all = SessionFilter::default();
+        let whole = n.sessions_matching(now, &all, usize::MAX);
+        assert_eq!(whole.len(), 4);
+        // One slot at a time: the same rows in the same order, one resume point per slot.
+        let (mut rows, mut from, mut steps) = (Vec::new(), Some(0), 0);
+        while let Some(f) = from {
+            from = n.sessions_page(now, &all, usize::MAX, f, 1, &mut rows);
+            steps += 1;
+            assert!(steps <= 4, "a slice of one slot must move on");
+        }
+        let key = |r: &SessionInfo| (r.internal, r.remote);
+        assert_eq!(
+            rows.iter().map(key).collect::<Vec<_>>(),
+            whole.iter().map(key).collect::<Vec<_>>()
+        );
+        // The limit ends a step early, and the next step resumes after the last row.
+        let mut two = Vec::new();
+        assert_eq!(
+            n.sessions_page(now, &all, 2, 0, usize::MAX, &mut two),
+            Some(2)
+        );
+        assert_eq!(two.len(), 2);
+        assert_eq!(n.sessions_page(now, &all, 4, 2, usize::MAX, &mut two), None);
+        assert_eq!(
+            two.iter().map(key).collect::<Vec<_>>(),
+            whole.iter().map(key).collect::<Vec<_>>()
+        );
+        // Past the end: nothing, done.
+        let mut none = Vec::new();
+        assert_eq!(n.sessions_page(now, &all, 9, 99, 1, &mut none), None);
+        assert!(none.is_empty());
     }
 }
