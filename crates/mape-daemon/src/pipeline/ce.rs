@@ -35,6 +35,7 @@ fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, PipelineError> {
         ce.nat.clone(),
     )?;
     cfg.accepted_br_sources = ce.br_sources.clone();
+    cfg.lan_prefixes = ce.lan_prefixes.clone();
     // Port choice must not repeat from boot to boot (RFC 6056, RFC 6888 REQ-15): seed the
     // engine's generator from the process's random hasher keys and the clock.
     cfg.nat.seed = random_seed();
@@ -225,6 +226,7 @@ impl Pipeline for CePipeline {
             now,
         )?;
         self.ce.nat_mut().set_signatures(new.signatures.clone());
+        self.ce.set_lan_prefixes(new.lan_prefixes.clone());
         self.settings = (**new).clone();
         Ok(format!(
             "nat policy {} (timers, quotas, filters, forwards)",
