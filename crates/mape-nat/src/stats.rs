@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::drop::NatDrop;
 use crate::forecast::{Forecast, Rate};
+use crate::list::Link;
 use crate::pattern::{Evidence, Pattern};
 use crate::signatures::Catalogue;
 use crate::tier::{Tier, TIERS};
@@ -338,6 +339,12 @@ pub(crate) struct HostRecord {
     /// The most DNS queries it sent within one minute.
     pub(crate) dns_peak_per_minute: u32,
     pub(crate) named: bool,
+    /// Static forwards to it: a host with one is never expired (`engine::hosts`).
+    pub(crate) forwards: u32,
+    /// Since when it has held nothing (no session, no forward), while on the idle list.
+    pub(crate) idle_since: Option<Timestamp>,
+    /// Its link in the engine's idle list (oldest idle first).
+    pub(crate) idle_link: Link,
 }
 
 impl HostRecord {
@@ -365,6 +372,9 @@ impl HostRecord {
             dns_queries: MinuteRate::default(),
             dns_peak_per_minute: 0,
             named: false,
+            forwards: 0,
+            idle_since: None,
+            idle_link: Link::default(),
         }
     }
 

@@ -275,7 +275,7 @@ impl Nat {
         if active != self.active_hosts {
             return Err(format!("active hosts {} vs {active}", self.active_hosts));
         }
-        Ok(())
+        self.check_hosts()
     }
 
     /// Bytes held by the session table: arenas, free lists, the three indexes (64-byte
