@@ -282,6 +282,22 @@ impl Pipeline for CePipeline {
                 f.seconds.round() as u64,
             );
         }
+        let nat = self.ce.nat();
+        m.gauge(
+            "mape_nat_host_records",
+            "LAN hosts the NAT keeps a record for (at most nat.max_hosts)",
+            &[],
+            nat.host_records() as u64,
+        );
+        let (expired, evicted) = nat.host_records_released();
+        for (why, n) in [("idle", expired), ("cap", evicted)] {
+            m.counter(
+                "mape_nat_host_records_released",
+                "Host records given up: idle 600 s, or early for a new host at the cap",
+                &[("why", why)],
+                n,
+            );
+        }
         drop_metrics(self.ce.drops(), m);
         // Bounded label set: the top ten hosts, the rest summed as "other".
         let mut other = 0u64;
