@@ -5,8 +5,11 @@
 //! kernel itself drops never reaches mape; see `crates/mape/tests/lab_wan_garbage.rs`),
 //! no fragment or extension header (nothing a pipeline may hold instead of dropping), and
 //! only lab addresses (documentation ranges). Run it inside the ISP namespace.
+//!
+//! [`run_lan`] is the LAN side's counterpart: UDP from spoofed IPv4 sources, half outside
+//! the lab's `lan.prefixes` (192.168.10.0/24), half inside it; run it inside a LAN host.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -193,6 +196,51 @@ pub fn run(target: Target, count: u64, pps: u64, seed: u64) -> Result<GarbageRep
         // IPPROTO_RAW on IPv6 implies the header is ours (IPV6_HDRINCL); the address only
         // routes the packet.
         let to = SockAddr::from(SocketAddrV6::new(dst, 0, 0, 0));
+        match sock.send_to(&buf[..len], &to) {
+            Ok(_) => report.sent[kind] += 1,
+            Err(_) => report.errors += 1,
+        }
+        if pps > 0 && i % 256 == 255 {
+            let due = Duration::from_secs_f64((i + 1) as f64 / pps as f64);
+            if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The kinds of [`run_lan`], sent in turn.
+pub const LAN_KINDS: [&str; 2] = ["outside_lan_prefixes", "inside_lan_prefixes"];
+
+/// Spoofed LAN sources, inside 192.168.10.0/24 but held by no lab host: .100 - .199.
+pub const SPOOFED_INSIDE: u8 = 100;
+
+/// Sends `count` UDP packets to the internet server's port 9 from spoofed sources, in
+/// turn outside the LAN prefixes (192.0.2.100 - 192.0.2.199, never the CE's .18) and
+/// inside them (192.168.10.100 - .199), at about `pps` per second (0: unpaced). Counted in
+/// `sent[0]` and `sent[1]`. Needs CAP_NET_RAW; bounded by `count`.
+pub fn run_lan(count: u64, pps: u64) -> Result<GarbageReport, LabError> {
+    // IPPROTO_RAW on IPv4 implies IP_HDRINCL: the source is ours.
+    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255)))?;
+    let mut buf = [0u8; 64];
+    let mut report = GarbageReport::default();
+    let to = SockAddr::from(SocketAddrV4::new(addr::SERVER, 0));
+    let t0 = Instant::now();
+    for i in 0..count {
+        let kind = (i % 2) as usize;
+        let host = SPOOFED_INSIDE + ((i / 2) % 100) as u8;
+        let src = if kind == 0 {
+            Ipv4Addr::new(192, 0, 2, host)
+        } else {
+            Ipv4Addr::new(192, 168, 10, host)
+        };
+        let len = ipv4_udp(
+            &mut buf,
+            (src, 40_000 + (i % 1000) as u16),
+            (addr::SERVER, 9),
+            8,
+        );
         match sock.send_to(&buf[..len], &to) {
             Ok(_) => report.sent[kind] += 1,
             Err(_) => report.errors += 1,

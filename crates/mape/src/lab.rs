@@ -56,10 +56,11 @@ enum What {
         json: bool,
     },
     /// Garbage and spoofed WAN packets at the lab's CE or BR (run inside the ISP
-    /// namespace; crates/mape/tests/lab_wan_garbage.rs).
+    /// namespace), or spoofed LAN sources (`--to lan`, inside a LAN host);
+    /// crates/mape/tests/lab_wan_garbage.rs.
     #[command(hide = true)]
     Garbage {
-        /// `ce` or `br`.
+        /// `ce`, `br` or `lan`.
         #[arg(long)]
         to: String,
         /// Packets to send.
@@ -169,17 +170,18 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
             pps,
             seed,
         } => {
-            let target = match to.as_str() {
-                "ce" => mape_lab::garbage::Target::Ce,
-                "br" => mape_lab::garbage::Target::Br,
-                _ => bail!("--to {to:?}: expected ce or br"),
-            };
+            use mape_lab::garbage::{self, Target, KINDS, LAN_KINDS};
             if *count > 100_000_000 {
                 bail!("--count {count}: at most 100000000");
             }
             let t0 = std::time::Instant::now();
-            let r = mape_lab::garbage::run(target, *count, *pps, *seed)?;
-            let by_kind: serde_json::Map<String, serde_json::Value> = mape_lab::garbage::KINDS
+            let (r, kinds) = match to.as_str() {
+                "ce" => (garbage::run(Target::Ce, *count, *pps, *seed)?, &KINDS[..]),
+                "br" => (garbage::run(Target::Br, *count, *pps, *seed)?, &KINDS[..]),
+                "lan" => (garbage::run_lan(*count, *pps)?, &LAN_KINDS[..]),
+                _ => bail!("--to {to:?}: expected ce, br or lan"),
+            };
+            let by_kind: serde_json::Map<String, serde_json::Value> = kinds
                 .iter()
                 .zip(r.sent)
                 .map(|(k, n)| ((*k).to_string(), n.into()))

@@ -17,12 +17,19 @@
 //!   warm-up of 20 000 packets each, so first-use allocations are not counted as growth);
 //! - lan1's pings all answered (the one in flight when ping is stopped excepted).
 //!
+//! And the LAN side (issue #12 item 5): 10^5 UDP packets from lan2 with spoofed sources,
+//! half outside `lan.prefixes` (each counted `source_outside_lan`, none translated), half
+//! from 100 unused addresses inside it (each gets a NAT host record, no more: the prefix and
+//! `nat.max_hosts` bound them); lan1 keeps working. (10^5 distinct sources cannot fit in
+//! the lab's /24: the engine's own test, `hosts::tests`, sends those.)
+//!
 //! Needs root and the tools of scripts/install-deps.sh. Without them the test skips with a
 //! message, except under CI (CI=true), where that is a failure. Every loop is bounded; every
 //! process is started through the lab and killed by PID at teardown, also when an
 //! assertion fails (the lab tears down on drop).
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mape_control::reply::Status;
@@ -41,6 +48,58 @@ const PPS: u64 = 50_000;
 
 fn lab_possible() -> bool {
     mape_lab::possible_or_skip("WAN garbage lab test")
+}
+
+/// One lab at a time within this binary (tests are threads of one process, and a lab's
+/// namespace prefix is per process).
+fn one_lab_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Pings the internet server from lan1 in the background (bounded count); stop with
+/// [`stop_ping`].
+fn start_ping(lab: &mut Lab, count: u32) -> u32 {
+    let lan1 = lab.ns("lan1");
+    let c = count.to_string();
+    lab.spawn(
+        &lan1,
+        "ping",
+        &[
+            "ping",
+            "-n",
+            "-c",
+            &c,
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "203.0.113.10",
+        ],
+    )
+    .expect("ping")
+}
+
+/// Stops ping (SIGINT: it prints its summary); (transmitted, received, the summary).
+fn stop_ping(lab: &mut Lab, pid: u32) -> (u64, u64, String) {
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    assert!(
+        lab.wait_pid(pid, Duration::from_secs(5)),
+        "ping did not stop"
+    );
+    let log = lab.log("ping");
+    let stats = log
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary: {log}"))
+        .to_string();
+    let nums: Vec<u64> = stats
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1], stats)
 }
 
 /// `VmRSS` of `pid`, kB.
@@ -112,7 +171,7 @@ fn sample(lab: &Lab, ce: bool) -> Sample {
 /// Sends `count` garbage packets at `to` ("ce" or "br") from the ISP namespace; the
 /// sender's JSON report.
 fn send(lab: &mut Lab, to: &str, count: u64, name: &str) -> serde_json::Value {
-    let isp = lab.ns("isp");
+    let isp = lab.ns(if to == "lan" { "lan2" } else { "isp" });
     let bin = mape().display().to_string();
     let (count_s, pps_s) = (count.to_string(), PPS.to_string());
     let argv = [
@@ -190,6 +249,7 @@ fn wan_garbage_is_dropped_counted_and_harmless() {
     if !lab_possible() {
         return;
     }
+    let _one = one_lab_at_a_time();
     let t0 = Instant::now();
     let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
     send(&mut lab, "ce", WARM_UP, "warm-ce");
@@ -197,47 +257,13 @@ fn wan_garbage_is_dropped_counted_and_harmless() {
     std::thread::sleep(Duration::from_millis(500));
     let (ce0, br0) = (sample(&lab, true), sample(&lab, false));
 
-    let lan1 = lab.ns("lan1");
-    let ping = lab
-        .spawn(
-            &lan1,
-            "ping",
-            &[
-                "ping",
-                "-n",
-                "-c",
-                "500",
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                "203.0.113.10",
-            ],
-        )
-        .expect("ping");
+    let ping = start_ping(&mut lab, 500);
     let ce_report = send(&mut lab, "ce", PER_DAEMON, "garbage-ce");
     let br_report = send(&mut lab, "br", PER_DAEMON, "garbage-br");
-    // Stop ping (SIGINT: it prints its summary) and let the last packets drain.
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &ping.to_string()])
-        .status();
-    assert!(
-        lab.wait_pid(ping, Duration::from_secs(5)),
-        "ping did not stop"
-    );
+    let (tx, rx, stats) = stop_ping(&mut lab, ping);
+    // Let the last packets drain.
     std::thread::sleep(Duration::from_millis(500));
     let (ce1, br1) = (sample(&lab, true), sample(&lab, false));
-
-    let log = lab.log("ping");
-    let stats = log
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary: {log}"));
-    let nums: Vec<u64> = stats
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let (tx, rx) = (nums[0], nums[1]);
     eprintln!("lan1 ping: {stats}");
     eprintln!("senders: CE {ce_report}, BR {br_report}");
     assert!(tx >= 20, "ping ran during the storm: {stats}");
@@ -252,4 +278,64 @@ fn wan_garbage_is_dropped_counted_and_harmless() {
     check("CE", &ce0, &ce1, sent(&ce_report), tx);
     check("BR", &br0, &br1, sent(&br_report), tx);
     eprintln!("took {:?}", t0.elapsed());
+}
+
+/// The LAN hosts the CE's NAT shows (`mape show hosts`: the snapshot).
+fn shown_hosts(lab: &Lab) -> Vec<std::net::Ipv4Addr> {
+    let v = lab
+        .ce_query(&mape_control::Request::Snapshot)
+        .expect("snapshot");
+    v["hosts"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .filter_map(|h| h["addr"].as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn spoofed_lan_sources_are_dropped_or_bounded() {
+    if !lab_possible() {
+        return;
+    }
+    let _one = one_lab_at_a_time();
+    let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
+    let before = lab.ce_status().expect("status");
+    let ping = start_ping(&mut lab, 100);
+    let report = send(&mut lab, "lan", 100_000, "spoof-lan");
+    let (tx, rx, stats) = stop_ping(&mut lab, ping);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = lab.ce_status().expect("status");
+    let drops = drops_delta(&before, &after);
+    let hosts = shown_hosts(&lab);
+    eprintln!(
+        "lan2 spoofing: {report}; CE drops {drops:?}; hosts shown {}; lan1 ping: {stats}",
+        hosts.len()
+    );
+    let outside = report["by_kind"]["outside_lan_prefixes"]
+        .as_u64()
+        .unwrap_or(0);
+    let inside = report["by_kind"]["inside_lan_prefixes"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(outside + inside, 100_000, "all sent: {report}");
+    // Each spoofed source outside the prefixes counted, exactly.
+    assert_eq!(
+        drops.get("source_outside_lan").copied(),
+        Some(outside),
+        "{drops:?}"
+    );
+    // Inside: 100 spoofed addresses plus the lab's own hosts at most, all in the prefix.
+    let lan: mape_rules::Ipv4Net = "192.168.10.0/24".parse().unwrap();
+    assert!(hosts.iter().all(|h| lan.contains(*h)), "{hosts:?}");
+    let spoofed = hosts
+        .iter()
+        .filter(|h| (100..200).contains(&h.octets()[3]))
+        .count();
+    assert!(spoofed > 0 && spoofed <= 100, "{hosts:?}");
+    assert!(hosts.len() <= 100 + 3, "{hosts:?}");
+    assert!(tx >= 5, "ping ran during the spoofing: {stats}");
+    assert!(rx + 1 >= tx, "lan1 lost pings: {stats}");
 }
