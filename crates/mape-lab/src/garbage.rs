@@ -183,6 +183,17 @@ fn build(target: Target, i: u64, rng: &mut Rng, buf: &mut [u8]) -> (usize, usize
     (kind, 40 + len, dst)
 }
 
+/// After packet `i` (from 0) of a send that began at `t0`: every 256 packets, sleeps
+/// until `pps` per second are on schedule (0: never).
+fn pace(t0: Instant, i: u64, pps: u64) {
+    if pps > 0 && i % 256 == 255 {
+        let due = Duration::from_secs_f64((i + 1) as f64 / pps as f64);
+        if let Some(wait) = due.checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// Sends `count` packets to `target` at about `pps` packets per second (0: as fast as
 /// the kernel takes them). Needs CAP_NET_RAW; bounded by `count`.
 pub fn run(target: Target, count: u64, pps: u64, seed: u64) -> Result<GarbageReport, LabError> {
@@ -200,12 +211,7 @@ pub fn run(target: Target, count: u64, pps: u64, seed: u64) -> Result<GarbageRep
             Ok(_) => report.sent[kind] += 1,
             Err(_) => report.errors += 1,
         }
-        if pps > 0 && i % 256 == 255 {
-            let due = Duration::from_secs_f64((i + 1) as f64 / pps as f64);
-            if let Some(wait) = due.checked_sub(t0.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
+        pace(t0, i, pps);
     }
     Ok(report)
 }
@@ -245,12 +251,7 @@ pub fn run_lan(count: u64, pps: u64) -> Result<GarbageReport, LabError> {
             Ok(_) => report.sent[kind] += 1,
             Err(_) => report.errors += 1,
         }
-        if pps > 0 && i % 256 == 255 {
-            let due = Duration::from_secs_f64((i + 1) as f64 / pps as f64);
-            if let Some(wait) = due.checked_sub(t0.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
+        pace(t0, i, pps);
     }
     Ok(report)
 }

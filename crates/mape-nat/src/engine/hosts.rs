@@ -279,6 +279,22 @@ mod tests {
         matches!(n.outbound(now, p), OutboundVerdict::Translate { .. })
     }
 
+    /// Whether `p` is translated and its remote's answer comes back in.
+    fn answered(n: &mut Nat, now: Timestamp, p: &OutboundPacket) -> bool {
+        let OutboundVerdict::Translate { external } = n.outbound(now, p) else {
+            return false;
+        };
+        let back = InboundPacket {
+            proto: Protocol::Udp,
+            src: p.dst,
+            dst: external,
+            flags: TcpFlags::NONE,
+            seq: 0,
+            ack: 0,
+        };
+        matches!(n.inbound(now, &back), InboundVerdict::Translate { .. })
+    }
+
     fn shown(n: &Nat, now: Timestamp) -> Vec<Ipv4Addr> {
         n.snapshot(now).hosts.iter().map(|h| h.addr).collect()
     }
@@ -326,22 +342,7 @@ mod tests {
         assert_eq!(n.host_records(), 1);
         // .10: an answered DNS-free stream kept alive by one packet a minute.
         let p = udp(ep("192.168.1.10:5000"), ep("8.8.8.8:123"));
-        let OutboundVerdict::Translate { external } = n.outbound(Timestamp::from_secs(0), &p)
-        else {
-            panic!("not translated");
-        };
-        let back = InboundPacket {
-            proto: Protocol::Udp,
-            src: p.dst,
-            dst: external,
-            flags: TcpFlags::NONE,
-            seq: 0,
-            ack: 0,
-        };
-        assert!(matches!(
-            n.inbound(Timestamp::from_secs(0), &back),
-            InboundVerdict::Translate { .. }
-        ));
+        assert!(answered(&mut n, Timestamp::from_secs(0), &p));
         // .11: refused by the destination filter at 0 s and again at 500 s (holds nothing).
         let blocked = udp(ep("192.168.1.11:5000"), ep("10.1.2.3:53"));
         assert!(!translated(&mut n, Timestamp::from_secs(0), &blocked));
@@ -441,21 +442,10 @@ mod tests {
                     Endpoint::new(real, port),
                     Endpoint::new([1, 1, 1, 1].into(), port),
                 );
-                let OutboundVerdict::Translate { external } = n.outbound(now, &p) else {
-                    panic!("the real host was refused at packet {i}");
-                };
-                let back = InboundPacket {
-                    proto: Protocol::Udp,
-                    src: p.dst,
-                    dst: external,
-                    flags: TcpFlags::NONE,
-                    seq: 0,
-                    ack: 0,
-                };
-                assert!(matches!(
-                    n.inbound(now, &back),
-                    InboundVerdict::Translate { .. }
-                ));
+                assert!(
+                    answered(&mut n, now, &p),
+                    "the real host refused at packet {i}"
+                );
                 real_ok += 1;
             }
         }
