@@ -228,6 +228,8 @@ pub struct NatSection {
     pub allow_multicast: Option<bool>,
     /// Session table limit.
     pub max_sessions: Option<u32>,
+    /// Per-host record limit (LAN source addresses with state).
+    pub max_hosts: Option<u32>,
     /// ICMP admin-prohibited on refusal.
     pub icmp_on_refusal: Option<bool>,
     /// Static forwards.
@@ -733,6 +735,9 @@ pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
     }
     if let Some(m) = n.max_sessions {
         cfg.max_sessions = m;
+    }
+    if let Some(m) = n.max_hosts {
+        cfg.max_hosts = m;
     }
     if let Some(i) = n.icmp_on_refusal {
         cfg.icmp_on_refusal = i;

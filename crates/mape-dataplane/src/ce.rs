@@ -9,6 +9,7 @@ use mape_nat::{
     Endpoint, InboundPacket, InboundVerdict, Nat, OutboundPacket, OutboundVerdict, RefuseNotice,
     TcpFlags, Timestamp,
 };
+use mape_rules::Ipv4Net;
 use mape_wire::{icmpv6, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
 
 pub use crate::config::CeConfig;
@@ -310,6 +311,10 @@ impl Ce {
             Err(r) => return Verdict::Dropped(r),
         };
         if ip.is_fragment() {
+            // A spoofed source spends no reassembly slot (checked again on the datagram).
+            if !self.lan_source_ok(ip.src_addr()) {
+                return Verdict::Dropped(DropReason::SourceOutsideLan);
+            }
             // §8.3: reassemble so the NAPT sees ports (RFC 4787 REQ-14: any order).
             return defrag::via_v4(self, now.millis(), &ip, |ce, whole| {
                 ce.lan_datagram(now, whole, out)
@@ -343,6 +348,18 @@ impl Ce {
         }
     }
 
+    /// Whether `src` may send from the LAN: inside a LAN prefix, or any source when no
+    /// prefix is configured (`CeConfig::lan_prefixes`).
+    #[inline(always)]
+    fn lan_source_ok(&self, src: Ipv4Addr) -> bool {
+        self.cfg.lan_prefixes.is_empty() || self.cfg.lan_prefixes.iter().any(|n| n.contains(src))
+    }
+
+    /// Replaces the LAN prefixes (a reload); flows already translated keep going.
+    pub fn set_lan_prefixes(&mut self, prefixes: Vec<Ipv4Net>) {
+        self.cfg.lan_prefixes = prefixes;
+    }
+
     /// The checks of a whole LAN datagram before the NAT, in RFC order.
     #[inline(always)]
     fn lan_plan(&mut self, now: Timestamp, ip: &Ipv4Packet<&[u8]>) -> Plan {
@@ -353,6 +370,9 @@ impl Ce {
         }
         if !is_unicast(src) || src == self.cfg.external_ipv4 {
             return Plan::Drop(DropReason::Ipv4BadSource);
+        }
+        if !self.lan_source_ok(src) {
+            return Plan::Drop(DropReason::SourceOutsideLan);
         }
         // RFC 1812 §5.3.1: the kernel's ip_forward already decremented the TTL on the way
         // from the LAN into the TUN (and answered TTL ≤ 1 with time exceeded from the LAN

@@ -4,7 +4,7 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use mape_nat::NatConfig;
-use mape_rules::{IidFormat, Ipv6Net, MapDomain, PortSet, Rule};
+use mape_rules::{IidFormat, Ipv4Net, Ipv6Net, MapDomain, PortSet, Rule};
 
 use crate::encap::FlowLabel;
 use crate::error::CeError;
@@ -42,6 +42,12 @@ pub struct CeConfig {
     pub mss_clamp: Option<u16>,
     /// Source of the ICMP errors the CE generates toward the LAN (its LAN address).
     pub icmp_source_ipv4: Ipv4Addr,
+    /// The LAN prefixes whose hosts the CE translates: an IPv4 packet from the LAN whose
+    /// source is in none of them is dropped as
+    /// `source_outside_lan` (RFC 2827 ingress filtering; RFC 7597 §8 translates the CE's own
+    /// hosts only). Empty: every unicast source (library callers and tests; the daemon
+    /// always sets the required `lan.prefixes`).
+    pub lan_prefixes: Vec<Ipv4Net>,
     /// Outer hop limit (default 64).
     pub hop_limit: u8,
     /// Outer flow label (default zero).
@@ -87,6 +93,7 @@ impl CeConfig {
             ipv6_mtu: 1500,
             mss_clamp: Some(mss::mss_for_mtu(1460)),
             icmp_source_ipv4,
+            lan_prefixes: Vec::new(),
             hop_limit: 64,
             flow_label: FlowLabel::Zero,
             icmp_rate_per_sec: Some(100),

@@ -56,6 +56,9 @@ reasons! {
     /// IPv4 source is not a single host (multicast, broadcast, loopback, unspecified) or is
     /// our own external address arriving from the LAN (RFC 1812 §5.3.7).
     Ipv4BadSource => "ipv4_bad_source",
+    /// IPv4 source from the LAN outside the configured LAN prefixes (`lan.prefixes`): a
+    /// spoofed or misconfigured host (RFC 2827 ingress filtering), never given a NAT record.
+    SourceOutsideLan => "source_outside_lan",
     /// IPv4 destination cannot be forwarded (multicast, broadcast, loopback, unspecified).
     Ipv4BadDestination => "ipv4_bad_destination",
     /// TTL would reach zero (RFC 1812 §5.3.1); ICMP time exceeded sent where allowed.

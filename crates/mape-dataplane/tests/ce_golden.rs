@@ -612,3 +612,32 @@ fn hairpin_goes_back_to_the_lan_rfc4787_req9() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `lan.prefixes` bounds the LAN (RFC 2827 ingress filtering): with 192.168.1.0/24
+/// configured, 192.168.1.10 is translated as before, 10.9.9.9 and 192.168.2.10 (one bit
+/// outside the /24) are dropped, counted `source_outside_lan`, with no output and no NAT
+/// host record; a fragment from outside is dropped before reassembly.
+#[test]
+fn lan_sources_outside_the_lan_prefixes_are_dropped_and_counted() {
+    let mut cfg = ce_cfg(false, "2001:db8:12:3400::/56");
+    cfg.lan_prefixes = vec!["192.168.1.0/24".parse().unwrap()];
+    let mut c = Ce::new(cfg).unwrap();
+    let got = open_udp(&mut c);
+    // TTL as sent: the kernel's forward into the TUN was the CE's one decrement.
+    let want = encap(ce6(), br6(), &udp4(EXT, PORT, REMOTE, 53, 64, b"hello"));
+    assert_eq!(got, want);
+    for src in [[10, 9, 9, 9], [192, 168, 2, 10]] {
+        let (v, out) = run_ce(&mut c, 1, &udp4(src, 5000, REMOTE, 53, 64, b"x"));
+        assert_eq!(v, Verdict::Dropped(DropReason::SourceOutsideLan));
+        assert!(out.is_empty());
+    }
+    let (first, _) = fragment4(&udp4([10, 0, 0, 1], 5000, REMOTE, 53, 64, &[7; 64]), 40, 9);
+    let (v, out) = run_ce(&mut c, 2, &first);
+    assert_eq!(v, Verdict::Dropped(DropReason::SourceOutsideLan));
+    assert!(out.is_empty());
+    assert_eq!(c.reassembly_in_progress(), 0);
+    assert_eq!(c.drops().get(DropReason::SourceOutsideLan), 3);
+    assert_eq!(DropReason::SourceOutsideLan.as_str(), "source_outside_lan");
+    // Only 192.168.1.10 got a host record (one session).
+    assert_eq!(c.nat().session_count(), 1);
+}

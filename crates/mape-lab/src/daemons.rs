@@ -163,6 +163,26 @@ dir = "{dir}/br-state"
         })
     }
 
+    /// The BR's control socket.
+    pub fn br_socket(&self) -> PathBuf {
+        self.dir.join("br.sock")
+    }
+
+    /// PID of the BR daemon [`Lab::up`] started.
+    pub fn br_pid(&self) -> Option<u32> {
+        self.daemons.first().copied()
+    }
+
+    /// Asks the BR daemon for its status.
+    pub fn br_status(&self) -> Result<Status, LabError> {
+        mape_control::request_typed(&self.br_socket(), &Request::Status).map_err(|e| {
+            LabError::Command {
+                cmd: "control status (BR)".into(),
+                detail: e.to_string(),
+            }
+        })
+    }
+
     /// Stops the CE and BR daemons (SIGTERM: they remove their TUNs and routes).
     pub fn stop_daemons(&mut self) {
         for pid in std::mem::take(&mut self.daemons) {

@@ -26,6 +26,7 @@ mod cmd;
 mod daemons;
 pub mod demo;
 mod error;
+pub mod garbage;
 pub mod hb46pp;
 mod servers;
 pub mod storm;

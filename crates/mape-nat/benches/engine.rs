@@ -10,6 +10,10 @@
 //!   figures approach.
 //! - `new_flow`: allocate a port, insert, arm the timer (and later expire), on the 240-port
 //!   v6plus set and on a full address.
+//! - `reclaim`: new flows that find the 240-port budget exhausted and take the oldest
+//!   unanswered flow of the host furthest over its cap, with 100 and 100 000 host records
+//!   in the engine (the idle ones left by a storm of spoofed sources): the victim comes
+//!   from an index, so the figure should not depend on the number of hosts.
 //!
 //! Figures read as packets (flows) per second through `Throughput::Elements`.
 #![allow(
@@ -279,6 +283,61 @@ fn new_flow(c: &mut Criterion) {
     g.finish();
 }
 
+fn reclaim(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reclaim");
+    const ASKERS: u32 = 100;
+    let remote = Endpoint::new(Ipv4Addr::new(8, 8, 8, 8), 443);
+    let udp = |src: Endpoint, dst: Endpoint| OutboundPacket {
+        proto: Protocol::Udp,
+        src,
+        dst,
+        flags: TcpFlags::NONE,
+        seq: 0,
+        ack: 0,
+    };
+    g.throughput(Throughput::Elements(u64::from(ASKERS)));
+    for hosts in [100u32, 100_000] {
+        g.bench_function(format!("over_cap/{hosts}_hosts"), |b| {
+            b.iter_batched_ref(
+                || {
+                    let cfg = NatConfig {
+                        max_hosts: 1 << 17,
+                        ..NatConfig::mape()
+                    };
+                    let mut nat = Nat::new(cfg, EXT, PortSet::new(161, 8, 4).unwrap()).unwrap();
+                    let t0 = Timestamp::from_millis(0);
+                    // Idle records: one attempt each to a blocked destination (RFC 6890).
+                    let blocked = Endpoint::new(Ipv4Addr::new(10, 0, 0, 1), 53);
+                    for i in 0..hosts {
+                        let src = Endpoint::new(Ipv4Addr::from(0xac10_0000 + i), 5000);
+                        nat.outbound(t0, &udp(src, blocked));
+                    }
+                    // One host takes 200 ports while alone, another the other 40, all
+                    // unanswered flows to one remote: the first is over its cap.
+                    for (host, n) in [(2u8, 200u16), (3, 40)] {
+                        for port in 0..n {
+                            let src =
+                                Endpoint::new(Ipv4Addr::new(192, 168, 1, host), 10_000 + port);
+                            nat.outbound(t0, &udp(src, remote));
+                        }
+                    }
+                    nat
+                },
+                |nat| {
+                    // Newcomers to the same remote: no port to share, none free.
+                    for i in 0..ASKERS {
+                        let now = Timestamp::from_millis(1 + u64::from(i));
+                        let src = Endpoint::new(Ipv4Addr::new(192, 168, 2, i as u8), 5000);
+                        black_box(nat.outbound(now, &udp(src, remote)));
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
 /// Memory per session: measured by counting the bytes the table holds after a million
 /// sessions (arena capacity + index capacity), printed once.
 fn memory(c: &mut Criterion) {
@@ -293,5 +352,5 @@ fn memory(c: &mut Criterion) {
     let _ = c;
 }
 
-criterion_group!(benches, established, new_flow, memory);
+criterion_group!(benches, established, new_flow, reclaim, memory);
 criterion_main!(benches);

@@ -152,6 +152,10 @@ pub struct NatConfig {
     pub icmp_rate_per_sec: u32,
     /// Hard cap on live sessions: memory stays bounded whatever arrives.
     pub max_sessions: u32,
+    /// Hard cap on per-host records (LAN source addresses the engine keeps state for):
+    /// [`DEFAULT_MAX_HOSTS`] unless set; a new host beyond it is refused (`host_limit`)
+    /// unless an idle record can be given up (`engine::hosts`).
+    pub max_hosts: u32,
     /// Static port forwards.
     pub forwards: Vec<StaticForward>,
     /// Seed of the port-choice generator (RFC 6056 randomisation, deterministic for replay).
@@ -160,6 +164,12 @@ pub struct NatConfig {
     /// this many seconds at the current rate.
     pub forecast_horizon_s: u64,
 }
+
+/// Per-host records kept at most by default: a /20 of LAN hosts, far more than a home or
+/// small-office LAN has (a /24 has 254), while a LAN host sending from spoofed addresses
+/// inside a wide `lan.prefixes` can hold no more than about 2 MiB of host state (a record
+/// and its lists are under 512 bytes).
+pub const DEFAULT_MAX_HOSTS: u32 = 4096;
 
 /// The built-in policy names.
 pub const POLICY_NAMES: [&str; 3] = ["mape", "linux-like", "rtx830-like"];
@@ -199,6 +209,7 @@ impl NatConfig {
             icmp_on_refusal: true,
             icmp_rate_per_sec: 10,
             max_sessions: 1 << 20,
+            max_hosts: DEFAULT_MAX_HOSTS,
             forwards: Vec::new(),
             seed: 0x6d61_7065,
             forecast_horizon_s: 600,
@@ -237,6 +248,7 @@ impl NatConfig {
             icmp_on_refusal: false,
             icmp_rate_per_sec: 0,
             max_sessions: 1 << 20,
+            max_hosts: DEFAULT_MAX_HOSTS,
             forwards: Vec::new(),
             seed: 0x6c69_6e78,
             forecast_horizon_s: 600,
@@ -274,6 +286,7 @@ impl NatConfig {
             icmp_on_refusal: false,
             icmp_rate_per_sec: 0,
             max_sessions: 65_534,
+            max_hosts: DEFAULT_MAX_HOSTS,
             forwards: Vec::new(),
             seed: 0x7274_7838,
             forecast_horizon_s: 600,
@@ -381,6 +394,9 @@ impl NatConfig {
         }
         if self.max_sessions == 0 {
             return Err(ConfigError::Zero("nat.max_sessions"));
+        }
+        if self.max_hosts == 0 {
+            return Err(ConfigError::Zero("nat.max_hosts"));
         }
         let t = &self.timeouts;
         let floors: [(&'static str, u64, u64, &'static str); 4] = [

@@ -29,11 +29,15 @@ pub enum NatDrop {
     NotOurAddress,
     /// ICMP error whose embedded packet matches no session (RFC 5508 REQ-4/5).
     IcmpErrorNoSession,
+    /// A new flow from a LAN address the engine has no record of while it holds
+    /// `NatConfig::max_hosts` records, none of them idle: a storm of (spoofed) sources.
+    /// Hosts with a record keep working.
+    HostLimit,
 }
 
 impl NatDrop {
     /// Every reason, in declaration order (for counters and metrics).
-    pub const ALL: [NatDrop; 10] = [
+    pub const ALL: [NatDrop; 11] = [
         NatDrop::DestinationFiltered,
         NatDrop::HostQuota,
         NatDrop::PortsExhausted,
@@ -44,6 +48,7 @@ impl NatDrop {
         NatDrop::PortOutsideSet,
         NatDrop::NotOurAddress,
         NatDrop::IcmpErrorNoSession,
+        NatDrop::HostLimit,
     ];
 
     /// Number of reasons.
@@ -68,6 +73,7 @@ impl NatDrop {
             NatDrop::PortOutsideSet => "port_outside_set",
             NatDrop::NotOurAddress => "not_our_address",
             NatDrop::IcmpErrorNoSession => "icmp_error_no_session",
+            NatDrop::HostLimit => "host_limit",
         }
     }
 
@@ -75,7 +81,10 @@ impl NatDrop {
     pub const fn is_refusal(self) -> bool {
         matches!(
             self,
-            NatDrop::HostQuota | NatDrop::PortsExhausted | NatDrop::SessionLimit
+            NatDrop::HostQuota
+                | NatDrop::PortsExhausted
+                | NatDrop::SessionLimit
+                | NatDrop::HostLimit
         )
     }
 }

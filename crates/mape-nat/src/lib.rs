@@ -41,7 +41,7 @@ mod types;
 
 pub use config::{
     ConfigError, Filtering, HostQuota, NatConfig, PortStrategy, StaticForward, Timeouts,
-    POLICY_NAMES,
+    DEFAULT_MAX_HOSTS, POLICY_NAMES,
 };
 pub use drop::NatDrop;
 pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice, SessionInfo};

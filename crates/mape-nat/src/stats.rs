@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::drop::NatDrop;
 use crate::forecast::{Forecast, Rate};
+use crate::list::Link;
 use crate::pattern::{Evidence, Pattern};
 use crate::signatures::Catalogue;
 use crate::tier::{Tier, TIERS};
@@ -246,6 +247,10 @@ pub struct MetricsView {
     pub other_hosts_ports: u64,
     /// Budget events lost because nobody drained the queue.
     pub events_lost: u64,
+    /// LAN hosts with a record (at most `NatConfig::max_hosts`).
+    pub host_records: u64,
+    /// Host records given up: idle, and early for a new host at the cap.
+    pub host_records_released: (u64, u64),
 }
 
 /// A copy of the truth for readers (show commands, metrics, replay reports).
@@ -371,6 +376,12 @@ pub(crate) struct HostRecord {
     pub(crate) named: Option<Timestamp>,
     /// Since when a named host's score stayed below the clearing threshold.
     pub(crate) quiet_since: Option<Timestamp>,
+    /// Static forwards to it: a host with one is never expired (`engine::hosts`).
+    pub(crate) forwards: u32,
+    /// Since when it has held nothing (no session, no forward), while on the idle list.
+    pub(crate) idle_since: Option<Timestamp>,
+    /// Its link in the engine's idle list (oldest idle first).
+    pub(crate) idle_link: Link,
 }
 
 impl HostRecord {
@@ -399,6 +410,9 @@ impl HostRecord {
             dns_peak_per_minute: 0,
             named: None,
             quiet_since: None,
+            forwards: 0,
+            idle_since: None,
+            idle_link: Link::default(),
         }
     }
 

@@ -55,6 +55,24 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// Garbage and spoofed WAN packets at the lab's CE or BR (run inside the ISP
+    /// namespace), or spoofed LAN sources (`--to lan`, inside a LAN host);
+    /// crates/mape/tests/lab_wan_garbage.rs.
+    #[command(hide = true)]
+    Garbage {
+        /// `ce`, `br` or `lan`.
+        #[arg(long)]
+        to: String,
+        /// Packets to send.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Packets per second (0: as fast as the kernel takes them).
+        #[arg(long, default_value_t = 0)]
+        pps: u64,
+        /// Seed of the random payloads.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Send the seed's traffic from this host (run inside a LAN namespace).
     Storm {
         /// Target address:port (repeatable; default the seed's two).
@@ -145,6 +163,38 @@ pub(crate) fn run(args: &LabArgs) -> Result<ExitCode> {
             } else {
                 print_bench(&r);
             }
+        }
+        What::Garbage {
+            to,
+            count,
+            pps,
+            seed,
+        } => {
+            use mape_lab::garbage::{self, Target, KINDS, LAN_KINDS};
+            if *count > 100_000_000 {
+                bail!("--count {count}: at most 100000000");
+            }
+            let t0 = std::time::Instant::now();
+            let (r, kinds) = match to.as_str() {
+                "ce" => (garbage::run(Target::Ce, *count, *pps, *seed)?, &KINDS[..]),
+                "br" => (garbage::run(Target::Br, *count, *pps, *seed)?, &KINDS[..]),
+                "lan" => (garbage::run_lan(*count, *pps)?, &LAN_KINDS[..]),
+                _ => bail!("--to {to:?}: expected ce, br or lan"),
+            };
+            let by_kind: serde_json::Map<String, serde_json::Value> = kinds
+                .iter()
+                .zip(r.sent)
+                .map(|(k, n)| ((*k).to_string(), n.into()))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "sent": r.total(),
+                    "errors": r.errors,
+                    "by_kind": by_kind,
+                    "seconds": t0.elapsed().as_secs_f64(),
+                })
+            );
         }
         What::Storm {
             target,

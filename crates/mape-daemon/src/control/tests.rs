@@ -503,6 +503,20 @@ fn a_scrape_of_the_ce_counts_traffic_io_and_lost_events() {
         value("mape_drops_total", Some(("reason", "frag_timeout"))),
         Some(0.0)
     );
+    assert_eq!(
+        value("mape_drops_total", Some(("reason", "source_outside_lan"))),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("mape_drops_total", Some(("reason", "host_limit"))),
+        Some(0.0)
+    );
+    // The forward's internal host and the one flow's.
+    assert_eq!(value("mape_nat_host_records", None), Some(2.0));
+    assert_eq!(
+        value("mape_nat_host_records_released_total", Some(("why", "cap"))),
+        Some(0.0)
+    );
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, PipelineError> {
         ce.nat.clone(),
     )?;
     cfg.accepted_br_sources = ce.br_sources.clone();
+    cfg.lan_prefixes = ce.lan_prefixes.clone();
     // Port choice must not repeat from boot to boot (RFC 6056, RFC 6888 REQ-15): seed the
     // engine's generator from the process's random hasher keys and the clock.
     cfg.nat.seed = random_seed();
@@ -253,6 +254,7 @@ impl Pipeline for CePipeline {
             now,
         )?;
         self.ce.nat_mut().set_signatures(new.signatures.clone());
+        self.ce.set_lan_prefixes(new.lan_prefixes.clone());
         self.settings = (**new).clone();
         Ok(format!(
             "nat policy {} (timers, quotas, filters, forwards)",
@@ -359,6 +361,21 @@ fn nat_metrics(v: &MetricsView, m: &mut Metrics) {
         &[("host", "other")],
         v.other_hosts_ports,
     );
+    m.gauge(
+        "mape_nat_host_records",
+        "LAN hosts the NAT keeps a record for (at most nat.max_hosts)",
+        &[],
+        v.host_records,
+    );
+    let (expired, evicted) = v.host_records_released;
+    for (why, n) in [("idle", expired), ("cap", evicted)] {
+        m.counter(
+            "mape_nat_host_records_released",
+            "Host records given up: idle 600 s, or early for a new host at the cap",
+            &[("why", why)],
+            n,
+        );
+    }
     m.counter(
         "mape_events_lost",
         "Budget events dropped because the engine's queue was full when nobody drained it",

@@ -283,6 +283,8 @@ pub(crate) fn whole_address_ce() -> Ce {
     let domain = MapDomain::new(vec![rule], vec![br6()], IidFormat::Rfc7597);
     let mut nat = NatConfig::mape().allow_destinations(&["198.51.100.0/24".parse().unwrap()]);
     nat.quota = None;
+    // The large tables spread their flows over 62 500 LAN hosts.
+    nat.max_hosts = 1 << 17;
     let cfg = CeConfig::from_domain(
         &domain,
         &"2001:db8:12:3400::/56".parse().unwrap(),

@@ -2,18 +2,16 @@
 //! mapping gets (by the policy's strategy), per-host quotas, and the recycling and
 //! reclaiming that make room when the budget is out.
 
-use std::hash::BuildHasher;
-use std::net::Ipv4Addr;
-
 use crate::config::PortStrategy;
 use crate::drop::NatDrop;
 use crate::keys::pack_map;
-use crate::list::{Link, List, NIL};
+use crate::list::{Link, NIL};
 use crate::session::{host_link, timer_link, Session};
-use crate::stats::{EventKind, HostRecord};
-use crate::tier::{Tier, TIERS};
+use crate::stats::EventKind;
+use crate::tier::Tier;
 use crate::timers::CLASS_TCP_TIME_WAIT;
 use crate::types::{Endpoint, OutboundPacket, Protocol, SessionState, Timestamp};
+use std::hash::BuildHasher;
 
 use super::{Nat, RefuseNotice};
 
@@ -38,17 +36,6 @@ const SHARE_SCAN: u32 = 4096;
 const STREAM_ROTATE: u32 = 8;
 
 impl Nat {
-    pub(super) fn host_index(&mut self, addr: Ipv4Addr) -> u32 {
-        if let Some(&h) = self.host_ix.get(&addr) {
-            return h;
-        }
-        let h = self.hosts.len() as u32;
-        self.hosts.push(HostRecord::new(addr));
-        self.host_lists.push([[List::default(); TIERS]; 3]);
-        self.host_ix.insert(addr, h);
-        h
-    }
-
     #[cold]
     #[inline(never)]
     pub(super) fn new_flow(
@@ -57,7 +44,10 @@ impl Nat {
         pkt: &OutboundPacket,
     ) -> Result<u32, (NatDrop, Option<RefuseNotice>)> {
         let proto = pkt.proto;
-        let host = self.host_index(pkt.src.addr);
+        let Some(host) = self.host_slot(pkt.src.addr, now, true) else {
+            return Err(self.refuse_no_record(now, pkt));
+        };
+        self.host_attempt(host, now);
         self.hosts[host as usize].note_new_flow(
             now,
             proto,
@@ -554,19 +544,15 @@ impl Nat {
         now: Timestamp,
     ) -> Option<u32> {
         let p = proto.index();
-        let mut worst: Option<(u32, u32)> = None;
-        for h in 0..self.hosts.len() as u32 {
-            if h == asking || self.host_lists[h as usize][p][Tier::Unanswered.ix()].head == NIL {
-                continue;
-            }
-            let held = self.hosts[h as usize].ports[p];
-            let share = self.fair_share(h).max(1);
-            let limit = self.host_cap(h).map_or(share, |cap| cap.min(share));
-            if held > limit && worst.is_none_or(|(_, w)| held > w) {
-                worst = Some((h, held));
-            }
+        // Every candidate holds ports, so is active: its share and cap are the same for
+        // all of them, and the one holding the most decides (O(log hosts) through the
+        // index; the scan over every host it replaces was O(hosts)).
+        let (h, held) = self.most_held_unanswered(asking, p)?;
+        let share = self.fair_share(h).max(1);
+        let limit = self.host_cap(h).map_or(share, |cap| cap.min(share));
+        if held <= limit {
+            return None;
         }
-        let (h, _) = worst?;
         let s = self.host_lists[h as usize][p][Tier::Unanswered.ix()].head;
         let ix = self.recycle(s, now);
         self.check_culprit(now, h);

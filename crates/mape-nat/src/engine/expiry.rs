@@ -105,6 +105,7 @@ impl Nat {
 
     /// Ends sessions whose timer ran out by `now`, looking at `work` sessions at most.
     pub(super) fn expire_bounded(&mut self, now: Timestamp, mut work: usize) {
+        let all = work == usize::MAX;
         for class in 0..CLASSES as u8 {
             while let Some(s) =
                 self.timers
@@ -113,6 +114,7 @@ impl Nat {
                 self.remove_session(s, now);
             }
         }
+        self.expire_hosts(now, all);
     }
 
     /// The earliest time a session may expire (for the daemon's timer), if any.

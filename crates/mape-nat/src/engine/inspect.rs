@@ -147,6 +147,8 @@ impl Nat {
             top_hosts: held.into_iter().map(|(n, a)| (a, n)).collect(),
             other_hosts_ports: rest.iter().map(|&(n, _)| u64::from(n)).sum(),
             events_lost: self.ledger.events_lost,
+            host_records: self.host_records() as u64,
+            host_records_released: self.host_records_released(),
         }
     }
 
@@ -344,7 +346,7 @@ impl Nat {
         if active != self.active_hosts {
             return Err(format!("active hosts {} vs {active}", self.active_hosts));
         }
-        Ok(())
+        self.check_hosts()
     }
 
     /// Bytes held by the session table: arenas, free lists, the three indexes (64-byte

@@ -5,6 +5,8 @@
 //! - `batch`: the batch calls and prefetch hints over the flow indexes;
 //! - `state`: the per-session state machine (TCP, answered, stream) and tier moves;
 //! - `alloc`: new flows — port choice, per-host quotas, recycling and reclaiming;
+//! - `hosts`: the per-host records — bounded in number and idle time, and the index of
+//!   hosts with unanswered flows the exhaustion path reclaims from;
 //! - `refusal`: refusals, filtered flows, refusal notices and naming the culprit;
 //! - `table`: the arenas and indexes (add and remove sessions and mappings), forwards
 //!   and reconfiguration;
@@ -55,6 +57,7 @@ use crate::types::{Endpoint, InboundPacket, OutboundPacket, Protocol, SessionSta
 mod alloc;
 mod batch;
 mod expiry;
+mod hosts;
 mod inspect;
 mod refusal;
 mod state;
@@ -201,6 +204,8 @@ pub struct Nat {
     /// Per host, per protocol, one FIFO per recyclable tier (`tier::Tier`).
     host_lists: Vec<[[List; TIERS]; 3]>,
     host_ix: HashMap<Ipv4Addr, u32, RandomState>,
+    /// Free slots, the idle list and the unanswered index of the host records (`hosts`).
+    book: hosts::HostBook,
     active_hosts: u32,
     dests: HashMap<(Protocol, Endpoint), DestRecord, RandomState>,
     ledger: Ledger,
@@ -247,6 +252,7 @@ impl Nat {
             hosts: Vec::new(),
             host_lists: Vec::new(),
             host_ix: HashMap::default(),
+            book: hosts::HostBook::default(),
             active_hosts: 0,
             dests: HashMap::default(),
             ledger: Ledger::new(),
@@ -255,7 +261,7 @@ impl Nat {
             named: Vec::new(),
         };
         let forwards = nat.cfg.forwards.clone();
-        nat.install_forwards(&forwards)?;
+        nat.install_forwards(&forwards, Timestamp(0))?;
         Ok(nat)
     }
 }

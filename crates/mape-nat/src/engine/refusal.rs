@@ -85,6 +85,23 @@ impl Nat {
         (reason, self.notice(now))
     }
 
+    /// Refuses a new flow of a host that could get no record (`hosts`: at the cap, none
+    /// idle): counted `host_limit` and remembered by address; no per-host state is made.
+    pub(super) fn refuse_no_record(
+        &mut self,
+        now: Timestamp,
+        pkt: &OutboundPacket,
+    ) -> (NatDrop, Option<RefuseNotice>) {
+        self.ledger.refused(Refusal {
+            at: now,
+            host: pkt.src.addr,
+            proto: pkt.proto,
+            dst: pkt.dst,
+            reason: NatDrop::HostLimit,
+        });
+        (NatDrop::HostLimit, self.notice(now))
+    }
+
     /// A refusal notice if the rate allows one now (RFC 1812 §4.3.2.8 rate limiting).
     fn notice(&mut self, now: Timestamp) -> Option<RefuseNotice> {
         let bucket = self.notices.as_mut()?;

@@ -204,7 +204,11 @@ impl Nat {
             return;
         };
         let p = self.sessions[s as usize].proto.index();
-        self.host_lists[host as usize][p][tier.ix()].push_back(&mut self.sessions, s, host_link);
+        let list = &mut self.host_lists[host as usize][p][tier.ix()];
+        list.push_back(&mut self.sessions, s, host_link);
+        if tier == Tier::Unanswered && list.len == 1 {
+            self.note_unanswered_list(host, p, true);
+        }
         self.sessions[s as usize].tier = Some(tier);
         self.hosts[host as usize].tiers[tier.ix()] += 1;
     }
@@ -218,7 +222,11 @@ impl Nat {
         let Some(tier) = tier else {
             return;
         };
-        self.host_lists[host as usize][p][tier.ix()].unlink(&mut self.sessions, s, host_link);
+        let list = &mut self.host_lists[host as usize][p][tier.ix()];
+        list.unlink(&mut self.sessions, s, host_link);
+        if tier == Tier::Unanswered && list.len == 0 {
+            self.note_unanswered_list(host, p, false);
+        }
         self.sessions[s as usize].tier = None;
         let n = &mut self.hosts[host as usize].tiers[tier.ix()];
         *n = n.saturating_sub(1);

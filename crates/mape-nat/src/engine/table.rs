@@ -70,6 +70,7 @@ impl Nat {
     pub(super) fn install_forwards(
         &mut self,
         forwards: &[StaticForward],
+        now: Timestamp,
     ) -> Result<(), ConfigError> {
         self.check_installable(forwards)?;
         for f in forwards {
@@ -77,7 +78,11 @@ impl Nat {
                 continue;
             };
             let p = f.proto.index();
-            let host = self.host_index(f.internal.addr);
+            let Some(host) = self.host_slot(f.internal.addr, now, false) else {
+                continue;
+            };
+            self.hosts[host as usize].forwards += 1;
+            self.host_busy(host);
             let m = self.alloc_mapping(Mapping {
                 proto: f.proto,
                 internal: f.internal,
@@ -117,7 +122,7 @@ impl Nat {
         }
         let forwards = cfg.forwards.clone();
         self.cfg = cfg;
-        self.install_forwards(&forwards)
+        self.install_forwards(&forwards, now)
     }
 
     fn drop_static_mapping(&mut self, m: u32, now: Timestamp) {
@@ -133,6 +138,10 @@ impl Nat {
             self.remove_session(s, now);
         }
         self.mappings[m as usize].kind = MappingKind::Dynamic;
+        let host = self.mappings[m as usize].host;
+        let r = &mut self.hosts[host as usize];
+        r.forwards = r.forwards.saturating_sub(1);
+        self.host_maybe_idle(host, now);
         let (proto, ext_port) = (
             self.mappings[m as usize].proto,
             self.mappings[m as usize].ext_port,
@@ -210,11 +219,11 @@ impl Nat {
             slot.owner = None;
         }
         self.index_mapping(m);
-        let h = &mut self.hosts[host as usize];
-        if h.ports_held() == 0 {
+        if self.hosts[host as usize].ports_held() == 0 {
             self.active_hosts += 1;
         }
-        h.ports[p] += 1;
+        self.set_held(host, p, self.hosts[host as usize].ports[p] + 1);
+        let h = &mut self.hosts[host as usize];
         h.new_ports[p].add(now.millis());
         h.peak_ports = h.peak_ports.max(h.ports_held());
         self.after_budget_change(proto, now);
@@ -245,12 +254,15 @@ impl Nat {
             }
         }
         if count_host {
-            let h = &mut self.hosts[host as usize];
-            h.ports[p] = h.ports[p].saturating_sub(1);
-            if h.ports_held() == 0 {
+            self.set_held(
+                host,
+                p,
+                self.hosts[host as usize].ports[p].saturating_sub(1),
+            );
+            if self.hosts[host as usize].ports_held() == 0 {
                 self.active_hosts = self.active_hosts.saturating_sub(1);
             }
-            if h.capped[p] {
+            if self.hosts[host as usize].capped[p] {
                 // The episode ends (the next cap is announced again) below 90 % of the cap.
                 let held = u64::from(self.hosts[host as usize].ports[p]);
                 if self
@@ -312,6 +324,7 @@ impl Nat {
         self.forecaster.entered(class, now);
         self.entier(s, host, Tier::of(proto, state, false));
         self.hosts[host as usize].flows += 1;
+        self.host_busy(host);
         // Both indexes (the pair is unique by construction: checked before the port was chosen).
         let hasher = &self.hasher;
         let sessions = &self.sessions;
@@ -383,6 +396,7 @@ impl Nat {
         if mm.sessions == 0 && !mm.is_static() {
             self.release_mapping(m, now, true);
         }
+        self.host_maybe_idle(host, now);
     }
 
     /// Notes the ports in use of `proto` after a change: peaks, and the budget level
