@@ -3,7 +3,8 @@
 //!
 //! Modules depend one way: `clock`, `counters`, `config` and `metrics` at the bottom;
 //! `pipeline` (the CE and BR behind the trait the rest sees) on them; `datapath` (the
-//! worker threads), `control` (the socket's handlers) and `events` on those; `daemon`
+//! worker threads), `control` (the socket's handlers), `events` and `sessions_file` (the
+//! session table on disk) on those; `daemon`
 //! (start, the control loop, stop) on top.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -21,6 +22,7 @@ pub mod lock;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+pub mod sessions_file;
 pub mod supervise;
 #[allow(unsafe_code)]
 pub mod tun;

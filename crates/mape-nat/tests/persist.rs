@@ -428,3 +428,59 @@ fn an_empty_table_round_trips() {
     assert_eq!(b.restore(&table, t(0), WALL).unwrap().restored, 0);
     assert_eq!(view(&n, t(5)), view(&b, t(5)));
 }
+
+/// The copy the daemon takes under the datapath lock, for 10^5 sessions: one pass, no
+/// encoding. Prints the time (the figure in docs/operations.md); the bound only catches a
+/// pass that is no longer linear.
+#[test]
+fn saving_a_hundred_thousand_sessions_is_one_quick_pass() {
+    let mut cfg = NatConfig::mape();
+    cfg.quota = None;
+    let mut n = Nat::new(cfg, EXT, PortSet::all()).unwrap();
+    let now = t(10);
+    for i in 0..100_000u32 {
+        let host = Ipv4Addr::new(192, 168, (i / 50_000) as u8, (i % 200) as u8 + 1);
+        let p = OutboundPacket {
+            proto: if i % 2 == 0 {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            },
+            src: Endpoint::new(host, 10_000 + ((i / 200) % 250) as u16),
+            dst: Endpoint::new(Ipv4Addr::new(8, 8, (i % 7) as u8, 1), 443),
+            flags: TcpFlags(SYN),
+            seq: 0,
+            ack: 0,
+        };
+        ext_of(&mut n, now, &p);
+    }
+    assert_eq!(n.session_count(), 100_000);
+    let t0 = std::time::Instant::now();
+    let table = n.save(now, WALL);
+    let held = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    let bytes = table.encode();
+    let encoded = t1.elapsed();
+    eprintln!(
+        "save of 100000 sessions: {held:?} (the lock's hold); encode {encoded:?}, {} bytes",
+        bytes.len()
+    );
+    assert_eq!(table.session_count(), 100_000);
+    assert!(held < std::time::Duration::from_secs(1), "{held:?}");
+    let mut b = Nat::new(
+        NatConfig {
+            quota: None,
+            ..NatConfig::mape()
+        },
+        EXT,
+        PortSet::all(),
+    )
+    .unwrap();
+    let t2 = std::time::Instant::now();
+    let r = b
+        .restore(&SavedTable::decode(&bytes).unwrap(), now, WALL)
+        .unwrap();
+    eprintln!("decode and restore: {:?}", t2.elapsed());
+    assert_eq!(r.restored, 100_000);
+    b.check_invariants().unwrap();
+}

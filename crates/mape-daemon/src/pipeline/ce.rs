@@ -327,4 +327,12 @@ impl Pipeline for CePipeline {
         }
         events
     }
+
+    fn nat(&self) -> Option<&mape_nat::Nat> {
+        Some(self.ce.nat())
+    }
+
+    fn nat_mut(&mut self) -> Option<&mut mape_nat::Nat> {
+        Some(self.ce.nat_mut())
+    }
 }
