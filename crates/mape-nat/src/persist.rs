@@ -146,6 +146,11 @@ impl SavedTable {
         self.external
     }
 
+    /// The port set it was taken under.
+    pub fn port_set(&self) -> PortSet {
+        self.ports
+    }
+
     /// When it was taken, in milliseconds since the UNIX epoch.
     pub fn taken_wall_ms(&self) -> u64 {
         self.taken_wall_ms
