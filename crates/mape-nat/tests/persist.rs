@@ -432,7 +432,7 @@ fn an_empty_table_round_trips() {
 }
 
 /// The copy the daemon takes under the datapath lock, for 10^5 sessions: one pass, no
-/// encoding. Prints the time (the figure in docs/operations.md); the bound only catches a
+/// encoding. Prints the time (the figure in README.md); the bound only catches a
 /// pass that is no longer linear.
 #[test]
 fn saving_a_hundred_thousand_sessions_is_one_quick_pass() {
