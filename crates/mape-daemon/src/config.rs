@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mape_nat::{
     ConfigError as NatConfigError, Filtering, HostQuota, Ipv4Prefix, NatConfig, PortStrategy,
@@ -73,6 +74,21 @@ fn value_err(key: &'static str, value: impl ToString, expected: impl ToString) -
         key,
         value: value.to_string(),
         expected: expected.to_string(),
+    }
+}
+
+/// The session table's write period, if kept (`[state]`): 1 s to one day.
+fn persist_every(state: &StateSection) -> Result<Option<Duration>, ConfigError> {
+    if !state.persist_sessions {
+        return Ok(None);
+    }
+    match state.persist_interval_s {
+        s @ 1..=86_400 => Ok(Some(Duration::from_secs(s))),
+        s => Err(value_err(
+            "state.persist_interval_s",
+            s,
+            "seconds between two writes of the session table, 1 to 86400",
+        )),
     }
 }
 
@@ -266,12 +282,22 @@ pub struct StateSection {
     /// and directory) and `<tun>.state` (what the daemon created, removed by the next
     /// start after a crash). Not under /run/mape, which systemd empties on every stop.
     pub dir: PathBuf,
+    /// Keep the NAT session table across a restart in `<tun>.sessions` (CE only): written
+    /// on SIGTERM and every `persist_interval_s`, restored on start.
+    pub persist_sessions: bool,
+    /// Seconds between two periodic writes of the session table: what a crash can lose.
+    pub persist_interval_s: u64,
 }
+
+/// Default `[state] persist_interval_s`.
+pub const DEFAULT_PERSIST_INTERVAL_S: u64 = 30;
 
 impl Default for StateSection {
     fn default() -> Self {
         Self {
             dir: DEFAULT_STATE_DIR.into(),
+            persist_sessions: true,
+            persist_interval_s: DEFAULT_PERSIST_INTERVAL_S,
         }
     }
 }
@@ -392,6 +418,9 @@ pub struct Settings {
     pub socket: PathBuf,
     /// State directory (`[state] dir`).
     pub state_dir: PathBuf,
+    /// Period of the session table's periodic write; `None` when `[state]
+    /// persist_sessions = false` (nothing is written or restored).
+    pub persist_every: Option<Duration>,
     /// Metrics listen address.
     pub metrics: Option<SocketAddr>,
     /// Event hook command.
@@ -468,6 +497,7 @@ impl Settings {
             tun,
             socket: file.control.socket.clone(),
             state_dir: file.state.dir.clone(),
+            persist_every: persist_every(&file.state)?,
             metrics,
             events_hook: file.events.hook.clone(),
             path: path.to_path_buf(),
@@ -817,6 +847,16 @@ pub(crate) mod tests {
         assert_eq!(s.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         let s = parse(&format!("{LAB}\n[state]\ndir = \"/tmp/st\"\n")).unwrap();
         assert_eq!(s.state_dir, PathBuf::from("/tmp/st"));
+        assert_eq!(s.persist_every, Some(Duration::from_secs(30)));
+        let s = parse(&format!("{LAB}\n[state]\npersist_interval_s = 2\n")).unwrap();
+        assert_eq!(s.persist_every, Some(Duration::from_secs(2)));
+        let s = parse(&format!("{LAB}\n[state]\npersist_sessions = false\n")).unwrap();
+        assert_eq!(s.persist_every, None);
+        let e = parse(&format!("{LAB}\n[state]\npersist_interval_s = 0\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "state.persist_interval_s = \"0\": seconds between two writes of the session table, 1 to 86400"
+        );
     }
 
     #[test]

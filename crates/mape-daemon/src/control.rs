@@ -22,8 +22,11 @@ use crate::pipeline::Shared;
 pub struct Context {
     /// The pipeline.
     pub shared: Shared,
-    /// Daemon start.
+    /// The pipeline's clock origin: the daemon's start, or earlier when a restored session
+    /// table reaches back (`sessions_file::clock_origin`).
     pub start: Instant,
+    /// The daemon's start (the uptime).
+    pub up_since: Instant,
     /// io counters.
     pub counters: Arc<IoCounters>,
     /// Configuration file, for reload.
@@ -131,7 +134,7 @@ pub fn status(ctx: &Context) -> Result<Status, HandleError> {
     let now = now_since(ctx.start);
     let p = ctx.shared.lock().map_err(|_| HandleError::Unavailable)?;
     let mut s = p.status(now);
-    s.uptime_s = ctx.start.elapsed().as_secs();
+    s.uptime_s = ctx.up_since.elapsed().as_secs();
     s.io = ctx.counters.snapshot();
     Ok(s)
 }

@@ -138,9 +138,45 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
             return Err(RunError::Pipeline(e));
         }
     };
+    // 3. The session table of the previous run, restored before any packet flows
+    // (crate::sessions_file); a table refused is logged and the daemon starts empty.
+    let mut pipeline = pipeline;
+    let sessions_path = settings
+        .persist_every
+        .filter(|_| pipeline.nat().is_some())
+        .map(|_| crate::sessions_file::path(&settings));
+    let saved = match sessions_path.as_deref().map(crate::sessions_file::load) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "saved session table refused; starting with an empty table");
+            None
+        }
+        None => None,
+    };
+    let clock = crate::sessions_file::clock_origin(start, saved.as_ref());
+    if let Some(t) = &saved {
+        match crate::sessions_file::restore(&mut *pipeline, t, clock) {
+            Some(Ok(r)) => tracing::info!(
+                restored = r.restored,
+                saved = r.saved,
+                expired = r.expired,
+                outside_port_set = r.outside_port_set,
+                forward_gone = r.forward_gone,
+                conflicting = r.conflicting,
+                over_limit = r.over_limit,
+                shortened = r.shortened,
+                downtime_ms = r.downtime_ms,
+                "session table restored"
+            ),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "saved session table refused; starting with an empty table")
+            }
+            None => {}
+        }
+    }
     let shared: Shared = Arc::new(Mutex::new(pipeline));
     let tun_name = settings.tun.name.clone();
-    // 3. Leftovers of a crashed run (the lock proves it is dead), then the TUN check: a
+    // 4. Leftovers of a crashed run (the lock proves it is dead), then the TUN check: a
     // TUN of this name that exists now belongs to someone else (ours are not persistent
     // and vanish with their process).
     let mut plumbing = match Plumbing::new(state_file(&settings)).await {
@@ -193,7 +229,7 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         wake: wake.clone(),
         stop: stop.clone(),
         shared: shared.clone(),
-        start,
+        start: clock,
         counters: counters.clone(),
         heartbeats: heartbeats.clone(),
     };
@@ -230,7 +266,8 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
     );
     let ctx = Context {
         shared: shared.clone(),
-        start,
+        start: clock,
+        up_since: start,
         counters,
         config_path: settings.path.clone(),
     };
@@ -260,6 +297,12 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
     let mut stalled = false;
     let hook_slots = Arc::new(tokio::sync::Semaphore::new(HOOK_SLOTS));
     let mut failure = None;
+    let persist_every = sessions_path.as_ref().and(settings.persist_every);
+    let mut persist_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + persist_every.unwrap_or(Duration::from_secs(3600)),
+        persist_every.unwrap_or(Duration::from_secs(3600)),
+    );
+    let mut persisting: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
@@ -291,6 +334,17 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
                     }
                 }
             }
+            _ = persist_tick.tick(), if persist_every.is_some() => {
+                // The copy under the lock here; encoding and the write on a blocking
+                // thread, one at a time (a slow disk skips a period rather than queue).
+                if persisting.as_ref().is_none_or(|h| h.is_finished()) {
+                    if let (Some(path), Some(taken)) = (sessions_path.clone(), crate::sessions_file::take(&shared, clock)) {
+                        persisting = Some(tokio::task::spawn_blocking(move || {
+                            crate::sessions_file::write_logged(&path, &taken, "periodic");
+                        }));
+                    }
+                }
+            }
             _ = tick.tick() => {
                 if let Some(i) = workers.iter().position(|w| w.is_finished()) {
                     failure = Some(format!("datapath worker {i} stopped (see the log above); exiting so that the supervisor restarts mape"));
@@ -308,7 +362,7 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
                 }
                 let events = match shared.lock() {
                     Ok(mut p) => {
-                        p.tick(now_since(start));
+                        p.tick(now_since(clock));
                         p.drain_events()
                     }
                     Err(_) => Vec::new(),
@@ -326,6 +380,13 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
     stop.store(true, Ordering::Relaxed);
     wake.signal();
     let queues_back = join_workers(workers);
+    // The last word on the session table, once no worker changes it.
+    if let Some(path) = &sessions_path {
+        if let Some(h) = persisting.take() {
+            let _ = h.await;
+        }
+        crate::sessions_file::save_logged(&shared, clock, path, "stop");
+    }
     server.abort();
     if let Some(m) = metrics {
         m.abort();
@@ -367,7 +428,7 @@ fn scraper(ctx: &Context) -> crate::metrics::Scraper {
                 }
             },
             &ctx.counters.snapshot(),
-            ctx.start.elapsed(),
+            ctx.up_since.elapsed(),
         )
     })
 }

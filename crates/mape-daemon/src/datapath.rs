@@ -44,7 +44,7 @@ pub struct WorkerCtx {
     pub stop: Arc<AtomicBool>,
     /// The pipeline.
     pub shared: Shared,
-    /// Daemon start: the pipeline's clock.
+    /// The pipeline's clock origin (`control::Context::start`).
     pub start: Instant,
     /// io counters.
     pub counters: Arc<IoCounters>,

@@ -3,7 +3,8 @@
 //!
 //! Modules depend one way: `clock`, `counters`, `config` and `metrics` at the bottom;
 //! `pipeline` (the CE and BR behind the trait the rest sees) on them; `datapath` (the
-//! worker threads), `control` (the socket's handlers) and `events` on those; `daemon`
+//! worker threads), `control` (the socket's handlers), `events` and `sessions_file` (the
+//! session table on disk) on those; `daemon`
 //! (start, the control loop, stop) on top.
 #![cfg_attr(
     not(test),
@@ -28,6 +29,7 @@ pub mod plumbing;
 #[allow(unsafe_code)]
 pub mod privs;
 pub mod ra;
+pub mod sessions_file;
 pub mod supervise;
 #[allow(unsafe_code)]
 pub mod tun;

@@ -7,11 +7,11 @@
 //!
 //! Module order (each file uses only those before it; no import circle):
 //! `types`, `drop`, `list`, `rng`, `token_bucket`, `keys`, `tier`, `query`, `filter` →
-//! `config`, `forecast`, `pattern`, `signatures` → `session` (the arena rows) → `timers`
+//! `config`, `forecast`, `pattern`, `signatures`, `persist` (the saved table's format) → `session` (the arena rows) → `timers`
 //! (timer FIFOs) → `stats` (public statistics and per-host records) → `pool` (port pools
 //! and budget levels), `ledger` (drops, refusals, events, peaks), `index` (flow indexes)
 //! → `engine` (the [`Nat`] type), whose files `batch`, `state`, `alloc`, `refusal`,
-//! `table`, `expiry` and `inspect` each use `engine` itself and the modules before it,
+//! `table`, `expiry`, `inspect` and `restore` each use `engine` itself and the modules before it,
 //! never each other.
 #![cfg_attr(
     not(test),
@@ -28,6 +28,7 @@ mod keys;
 mod ledger;
 mod list;
 mod pattern;
+pub mod persist;
 mod pool;
 mod query;
 mod rng;
@@ -44,10 +45,11 @@ pub use config::{
     DEFAULT_MAX_HOSTS, POLICY_NAMES,
 };
 pub use drop::NatDrop;
-pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice, SessionInfo};
+pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice, RestoreReport, SessionInfo};
 pub use filter::{DestinationFilter, Ipv4Prefix, SPECIAL_PURPOSE};
 pub use forecast::Forecast;
 pub use pattern::Pattern;
+pub use persist::{PersistError, SavedTable};
 pub use query::{RemoteFilter, SessionFilter};
 pub use signatures::{Catalogue, DestinationKind, Signature, SignatureError};
 pub use stats::{

@@ -51,6 +51,7 @@ pub(super) fn context(path: &Path) -> Context {
     Context {
         shared: Arc::new(Mutex::new(pipeline)),
         start: Instant::now(),
+        up_since: Instant::now(),
         counters: Arc::new(IoCounters::default()),
         config_path: path.to_path_buf(),
     }

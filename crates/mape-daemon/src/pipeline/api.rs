@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use mape_control::reply::{Flow, Status};
 use mape_control::{Request, SessionQuery};
 use mape_dataplane::{CeError, DropCounters, FnSink, Sink};
-use mape_nat::{Event, SessionInfo, Timestamp};
+use mape_nat::{Event, Nat, SessionInfo, Timestamp};
 use serde_json::Value;
 
 use crate::config::Settings;
@@ -51,6 +51,15 @@ pub trait Pipeline: Send {
     fn metrics(&self, now: Timestamp) -> MetricsFill;
     /// Budget events to log (thresholds, culprits, ...), drained.
     fn drain_events(&mut self) -> Vec<Event>;
+    /// The NAT engine whose session table outlives a restart (`crate::sessions_file`);
+    /// `None` for a pipeline that keeps no sessions (the BR is stateless).
+    fn nat(&self) -> Option<&Nat> {
+        None
+    }
+    /// [`Pipeline::nat`], to restore into.
+    fn nat_mut(&mut self) -> Option<&mut Nat> {
+        None
+    }
 }
 
 /// A scrape's numbers, copied under the lock, written into [`Metrics`] outside it.

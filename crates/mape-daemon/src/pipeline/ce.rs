@@ -291,6 +291,14 @@ impl Pipeline for CePipeline {
         }
         events
     }
+
+    fn nat(&self) -> Option<&mape_nat::Nat> {
+        Some(self.ce.nat())
+    }
+
+    fn nat_mut(&mut self) -> Option<&mut mape_nat::Nat> {
+        Some(self.ce.nat_mut())
+    }
 }
 
 /// Hosts named in `mape_host_ports_held`; the rest are summed as `other` (a bounded label

@@ -11,7 +11,8 @@
 //! - `table`: the arenas and indexes (add and remove sessions and mappings), forwards
 //!   and reconfiguration;
 //! - `expiry`: timer expiry and the exhaustion forecast;
-//! - `inspect`: snapshots, the session list and the invariant checker (off the packet path).
+//! - `inspect`: snapshots, the session list and the invariant checker (off the packet path);
+//! - `restore`: saving the session table and restoring it after a restart.
 //!
 //! Shape (after Jool's BIB/session DB): one arena of sessions (one 64-byte cache line
 //! each, `session::Session`) and one of mappings; three hash indexes (`index::FlowIndex`:
@@ -52,6 +53,8 @@ use crate::stats::{DestRecord, Event, HostRecord};
 use crate::tier::TIERS;
 use crate::timers::{TimerTable, CLASSES};
 use crate::token_bucket::TokenBucket;
+pub use restore::RestoreReport;
+
 use crate::types::{Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, Timestamp};
 
 mod alloc;
@@ -60,6 +63,7 @@ mod expiry;
 mod hosts;
 mod inspect;
 mod refusal;
+mod restore;
 mod state;
 mod table;
 

@@ -200,6 +200,24 @@ impl Nat {
         port: u16,
         ix: u32,
     ) -> u32 {
+        let m = self.place_mapping(host, proto, internal, port, ix);
+        self.hosts[host as usize].new_ports[proto.index()].add(now.millis());
+        self.after_budget_change(proto, now);
+        m
+    }
+
+    /// A dynamic mapping of `host` on port `port` (index `ix` in the port set): the arena
+    /// row, the port slot, the endpoint-independent index and the host's ports held. What
+    /// a new flow and a restore (`engine::restore`) share; neither the rate of new ports
+    /// nor the budget level is touched.
+    pub(super) fn place_mapping(
+        &mut self,
+        host: u32,
+        proto: Protocol,
+        internal: Endpoint,
+        port: u16,
+        ix: u32,
+    ) -> u32 {
         let m = self.alloc_mapping(Mapping {
             proto,
             internal,
@@ -224,9 +242,7 @@ impl Nat {
         }
         self.set_held(host, p, self.hosts[host as usize].ports[p] + 1);
         let h = &mut self.hosts[host as usize];
-        h.new_ports[p].add(now.millis());
         h.peak_ports = h.peak_ports.max(h.ports_held());
-        self.after_budget_change(proto, now);
         m
     }
 
@@ -285,13 +301,12 @@ impl Nat {
         remote: Endpoint,
         state: SessionState,
     ) -> u32 {
-        let (proto, internal, ext_port, host) = {
-            let x = &mut self.mappings[m as usize];
-            x.sessions += 1;
-            (x.proto, x.internal, x.ext_port, x.host)
+        let (proto, internal, ext_port) = {
+            let x = &self.mappings[m as usize];
+            (x.proto, x.internal, x.ext_port)
         };
         let class = class_of(proto, state, false);
-        let sess = Session {
+        let s = self.insert_session(Session {
             proto,
             state,
             class,
@@ -307,6 +322,28 @@ impl Nat {
             queued_at: now.millis(),
             timer: Link::default(),
             host_link: Link::default(),
+        });
+        self.forecaster.entered(class, now);
+        s
+    }
+
+    /// Puts a session row whose class, state and times are set (its tier and links are
+    /// not: they follow from the row) into the arena, its timer FIFO (at the tail), its
+    /// host's tier list, both indexes and its destination's record, and counts it on its
+    /// mapping and host. What a new flow and a restore (`engine::restore`) share.
+    pub(super) fn insert_session(&mut self, sess: Session) -> u32 {
+        let (proto, internal, ext_port, remote, m) = (
+            sess.proto,
+            sess.internal,
+            sess.ext_port,
+            sess.remote,
+            sess.mapping,
+        );
+        let tier = Tier::of(proto, sess.state, sess.is_stream());
+        let host = {
+            let x = &mut self.mappings[m as usize];
+            x.sessions += 1;
+            x.host
         };
         let s = match self.free_sessions.pop() {
             Some(i) => {
@@ -321,11 +358,11 @@ impl Nat {
         self.live_sessions += 1;
         self.pools[proto.index()].sessions += 1;
         self.timers.push(&mut self.sessions, s);
-        self.forecaster.entered(class, now);
-        self.entier(s, host, Tier::of(proto, state, false));
+        self.entier(s, host, tier);
         self.hosts[host as usize].flows += 1;
         self.host_busy(host);
-        // Both indexes (the pair is unique by construction: checked before the port was chosen).
+        // Both indexes (the pair is unique by construction: checked before the port was
+        // chosen, or before a restore inserts it).
         let hasher = &self.hasher;
         let sessions = &self.sessions;
         let okey = pack_out(proto, internal, remote);
@@ -401,7 +438,7 @@ impl Nat {
 
     /// Notes the ports in use of `proto` after a change: peaks, and the budget level
     /// events (`pool::PortPool::note_use`).
-    fn after_budget_change(&mut self, proto: Protocol, now: Timestamp) {
+    pub(super) fn after_budget_change(&mut self, proto: Protocol, now: Timestamp) {
         let pool = &mut self.pools[proto.index()];
         let events = pool.note_use(proto, self.budget, now);
         self.ledger.note_in_use(pool.in_use(), now);
