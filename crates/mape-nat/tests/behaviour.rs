@@ -5,56 +5,8 @@ use std::net::Ipv4Addr;
 use mape_nat::*;
 use mape_rules::PortSet;
 
-const EXT: Ipv4Addr = Ipv4Addr::new(14, 9, 26, 101);
-
-fn v6plus() -> PortSet {
-    PortSet::new(161, 8, 4).unwrap()
-}
-
-fn ep(s: &str) -> Endpoint {
-    s.parse().unwrap()
-}
-
-fn t(s: u64) -> Timestamp {
-    Timestamp::from_secs(s)
-}
-
-fn udp(src: &str, dst: &str) -> OutboundPacket {
-    OutboundPacket {
-        proto: Protocol::Udp,
-        src: ep(src),
-        dst: ep(dst),
-        flags: TcpFlags::NONE,
-        seq: 0,
-        ack: 0,
-    }
-}
-
-fn tcp(src: &str, dst: &str, flags: u8) -> OutboundPacket {
-    OutboundPacket {
-        proto: Protocol::Tcp,
-        src: ep(src),
-        dst: ep(dst),
-        flags: TcpFlags(flags),
-        seq: 0,
-        ack: 0,
-    }
-}
-
-fn reply(p: &OutboundPacket, ext: Endpoint, flags: u8) -> InboundPacket {
-    InboundPacket {
-        proto: p.proto,
-        src: p.dst,
-        dst: ext,
-        flags: TcpFlags(flags),
-        seq: 0,
-        ack: 0,
-    }
-}
-
-fn nat(cfg: NatConfig) -> Nat {
-    Nat::new(cfg, EXT, v6plus()).unwrap()
-}
+mod common;
+use common::{ep, nat, reply, t, tcp, udp, v6plus, EXT};
 
 fn translated(v: OutboundVerdict) -> Endpoint {
     match v {

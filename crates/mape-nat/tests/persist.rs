@@ -10,43 +10,11 @@ use mape_nat::persist::seal;
 use mape_nat::*;
 use mape_rules::PortSet;
 
-const EXT: Ipv4Addr = Ipv4Addr::new(14, 9, 26, 101);
+mod common;
+use common::{ep, nat, out, reply, t, v6plus, EXT};
+
 /// Wall clock of the save (any value: only differences count).
 const WALL: u64 = 1_780_000_000_000;
-
-fn v6plus() -> PortSet {
-    PortSet::new(161, 8, 4).unwrap()
-}
-
-fn ep(s: &str) -> Endpoint {
-    s.parse().unwrap()
-}
-
-fn t(s: u64) -> Timestamp {
-    Timestamp::from_secs(s)
-}
-
-fn out(proto: Protocol, src: &str, dst: &str, flags: u8) -> OutboundPacket {
-    OutboundPacket {
-        proto,
-        src: ep(src),
-        dst: ep(dst),
-        flags: TcpFlags(flags),
-        seq: 0,
-        ack: 0,
-    }
-}
-
-fn reply(p: &OutboundPacket, ext: Endpoint, flags: u8) -> InboundPacket {
-    InboundPacket {
-        proto: p.proto,
-        src: p.dst,
-        dst: ext,
-        flags: TcpFlags(flags),
-        seq: 0,
-        ack: 0,
-    }
-}
 
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
@@ -64,10 +32,6 @@ fn config() -> NatConfig {
     cfg
 }
 
-fn fresh(cfg: NatConfig) -> Nat {
-    Nat::new(cfg, EXT, v6plus()).unwrap()
-}
-
 fn ext_of(n: &mut Nat, now: Timestamp, p: &OutboundPacket) -> Endpoint {
     match n.outbound(now, p) {
         OutboundVerdict::Translate { external } => external,
@@ -78,7 +42,7 @@ fn ext_of(n: &mut Nat, now: Timestamp, p: &OutboundPacket) -> Endpoint {
 /// An engine with sessions in every state, of several hosts, through a forward, created
 /// and last seen at different times, and some drops counted; at t = 100 s.
 fn busy() -> Nat {
-    let mut n = fresh(config());
+    let mut n = nat(config());
     // host .10: an established TCP connection (t 0..2) and one SYN never answered (t 90).
     let est = out(Protocol::Tcp, "192.168.1.10:40000", "8.8.4.5:443", SYN);
     let e = ext_of(&mut n, t(0), &est);
@@ -236,7 +200,7 @@ fn a_restored_engine_is_the_one_that_saved() {
     let table = round_trip(&a, now);
     assert_eq!(table.session_count(), 10);
     assert!(a.sessions(now, usize::MAX).iter().all(|s| s.left_ms > 0));
-    let mut b = fresh(config());
+    let mut b = nat(config());
     let report = b.restore(&table, now, WALL).unwrap();
     assert_eq!(report.restored, 10, "{report:?}");
     assert_eq!(
@@ -270,7 +234,7 @@ fn the_downtime_comes_off_every_remaining_lifetime() {
     let table = round_trip(&a, now);
     let before = a.sessions(now, usize::MAX);
     // Restarted 10 s later by the wall clock, the new engine's clock at 1000 s.
-    let mut b = fresh(config());
+    let mut b = nat(config());
     let later = t(1000);
     let report = b.restore(&table, later, WALL + 10_000).unwrap();
     assert_eq!(report.downtime_ms, 10_000);
@@ -289,7 +253,7 @@ fn the_downtime_comes_off_every_remaining_lifetime() {
         assert_eq!(s.age_ms, old.age_ms + 10_000, "{s:?}");
     }
     // A clock that starts too late to hold a session's past shortens it, counted.
-    let mut c = fresh(config());
+    let mut c = nat(config());
     let r = c.restore(&table, t(5), WALL + 10_000).unwrap();
     assert!(r.shortened > 0 && r.restored == 9, "{r:?}");
     c.check_invariants().unwrap();
@@ -308,7 +272,7 @@ fn sessions_outside_the_new_port_set_or_forwards_are_dropped_and_counted() {
     assert_eq!(other.session_count(), 0);
     other.check_invariants().unwrap();
     // The forward is gone from the configuration: its session goes, the others stay.
-    let mut b = fresh(cfg);
+    let mut b = nat(cfg);
     let r = b.restore(&table, now, WALL).unwrap();
     assert_eq!((r.restored, r.forward_gone), (9, 1), "{r:?}");
     b.check_invariants().unwrap();
@@ -323,14 +287,14 @@ fn sessions_outside_the_new_port_set_or_forwards_are_dropped_and_counted() {
         external_port: stream_port,
         internal: ep("192.168.1.30:9"),
     });
-    let mut c = fresh(cfg);
+    let mut c = nat(cfg);
     let r = c.restore(&table, now, WALL).unwrap();
     assert_eq!((r.restored, r.conflicting), (8, 2), "{r:?}");
     c.check_invariants().unwrap();
     // A session limit below the saved count.
     let mut cfg = config();
     cfg.max_sessions = 4;
-    let mut d = fresh(cfg);
+    let mut d = nat(cfg);
     let r = d.restore(&table, now, WALL).unwrap();
     assert_eq!((r.restored, r.over_limit), (4, 6), "{r:?}");
 }
@@ -423,10 +387,10 @@ fn damaged_files_are_refused_with_their_own_error() {
 
 #[test]
 fn an_empty_table_round_trips() {
-    let n = fresh(config());
+    let n = nat(config());
     let table = round_trip(&n, t(5));
     assert_eq!(table.session_count(), 0);
-    let mut b = fresh(config());
+    let mut b = nat(config());
     assert_eq!(b.restore(&table, t(0), WALL).unwrap().restored, 0);
     assert_eq!(view(&n, t(5)), view(&b, t(5)));
 }
