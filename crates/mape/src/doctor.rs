@@ -1,13 +1,14 @@
 //! `mape doctor`: checks the machine and the line and says what is wrong in plain words,
 //! with the fix. Exit code 1 when a check fails; `--json` for scripts.
 
+use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Result;
 use clap::Args;
-use mape_control::reply::{Snapshot, Status};
+use mape_control::reply::{Snapshot, Status, Traffic};
 use mape_control::{request_typed, Request};
 use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
 use mape_daemon::ra::{ra_state, RaState};
@@ -151,6 +152,80 @@ fn accept_ra_check(wan: &str, accept_ra: Option<&str>, forwarding: bool, running
             format!("{wan} has accept_ra={v}, a value Linux does not document"),
             Some(set),
         ),
+    }
+}
+
+/// Drops of a reason worth judging: fewer are start-up noise or a stray scanner.
+const MIN_DROPS: u64 = 20;
+/// Share of the WAN packets dropped as `unknown_tunnel_source` above which the BR address
+/// is the suspect: a mis-addressed BR has every reply dropped (close to 100 %), while on a
+/// working line strangers writing to the CE address are a small share of its traffic.
+const UNKNOWN_SOURCE_SHARE: u64 = 50;
+/// Share of the WAN packets dropped as `spoofed_source` or `port_outside_set` above which
+/// the rule is the suspect: a real spoofer or a port scan through the BR stays well below.
+const RULE_MISMATCH_SHARE: u64 = 10;
+
+/// The drop counter `name` of `drops`, 0 when absent.
+fn drop_count(drops: &BTreeMap<String, u64>, name: &str) -> u64 {
+    drops.get(name).copied().unwrap_or(0)
+}
+
+/// Whether `n` of `total` is at least `MIN_DROPS` and at least `pct` percent.
+fn significant(n: u64, total: u64, pct: u64) -> bool {
+    n >= MIN_DROPS && n.saturating_mul(100) >= total.max(1).saturating_mul(pct)
+}
+
+/// The `tunnel_source` finding (IO-free): packets from the WAN dropped because their IPv6
+/// source is neither an accepted BR address nor a CE of the domain (RFC 7597 §8.1); when
+/// they are most of what arrives, the configured BR address is wrong.
+fn tunnel_source_check(drops: &BTreeMap<String, u64>, wan_in: u64, br: &[Ipv6Addr]) -> Check {
+    let n = drop_count(drops, "unknown_tunnel_source");
+    let brs = br
+        .iter()
+        .map(Ipv6Addr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if significant(n, wan_in, UNKNOWN_SOURCE_SHARE) {
+        Check {
+            name: "tunnel_source",
+            level: Level::Fail,
+            message: format!("{n} of {wan_in} packets from the WAN were dropped as unknown_tunnel_source: they arrive from an IPv6 source that is neither the configured BR nor a CE of the domain, so the BR address is probably wrong (configured {brs})"),
+            fix: Some("check map.br (and map.br_sources) in the config, or the BR of the profile or provisioning answer, against the IPv6 source of the tunnel packets: tcpdump -ni WAN ip6 proto 4".into()),
+        }
+    } else {
+        Check {
+            name: "tunnel_source",
+            level: Level::Ok,
+            message: format!(
+                "{n} of {wan_in} packets from the WAN came from an unknown tunnel source"
+            ),
+            fix: None,
+        }
+    }
+}
+
+/// The `rule_match` finding (IO-free): packets from the WAN dropped as `spoofed_source`
+/// (a CE of the domain whose inner IPv4 source or port is not the one the rule derives
+/// from its IPv6 source, §8.1) or `port_outside_set` (the BR delivers ports that are not
+/// in our set): when many, the BR and this CE compute different port sets from the rule.
+fn rule_match_check(drops: &BTreeMap<String, u64>, wan_in: u64, rule: &str) -> Check {
+    let spoofed = drop_count(drops, "spoofed_source");
+    let outside = drop_count(drops, "port_outside_set");
+    let n = spoofed.saturating_add(outside);
+    if significant(n, wan_in, RULE_MISMATCH_SHARE) {
+        Check {
+            name: "rule_match",
+            level: Level::Fail,
+            message: format!("{n} of {wan_in} packets from the WAN were dropped ({spoofed} spoofed_source, {outside} port_outside_set): the BR and the other CEs map addresses and ports differently from the configured rule {rule}"),
+            fix: Some("check the rule's EA-bits length, PSID offset and PSID length (map.ea_len, map.psid_offset, map.psid_len, or the profile) against the ISP's; `mape calc` shows the port set they give".into()),
+        }
+    } else {
+        Check {
+            name: "rule_match",
+            level: Level::Ok,
+            message: format!("{spoofed} spoofed_source and {outside} port_outside_set drops of {wan_in} packets from the WAN"),
+            fix: None,
+        }
     }
 }
 
@@ -375,6 +450,17 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
         }
         (None, None) => {}
     }
+    if let (Some(st), Some(Role::Ce(ce))) = (&running, settings.as_ref().map(|s| &s.role)) {
+        if let Traffic::Ce { wan_in, .. } = st.traffic {
+            r.0.push(tunnel_source_check(
+                &st.drops,
+                wan_in.packets,
+                &ce.br_sources,
+            ));
+            let rule = ce.map.bmr.to_string();
+            r.0.push(rule_match_check(&st.drops, wan_in.packets, &rule));
+        }
+    }
     let failed = r.0.iter().any(|c| c.level == Level::Fail);
     if args.json {
         println!(
@@ -439,5 +525,56 @@ mod tests {
             Level::Warn
         );
         assert_eq!(accept_ra_check("eth1", None, true, true).level, Level::Warn);
+    }
+
+    fn drops(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// RFC 7597 Appendix A, Example 1: the BR.
+    const BR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1);
+
+    #[test]
+    fn replies_from_an_unknown_source_name_the_configured_br() {
+        // 95 of 100 WAN packets dropped: the BR replies from another address.
+        let c = tunnel_source_check(&drops(&[("unknown_tunnel_source", 95)]), 100, &[BR]);
+        assert_eq!((c.name, c.level), ("tunnel_source", Level::Fail));
+        assert!(c.message.starts_with("95 of 100 packets"), "{}", c.message);
+        assert!(
+            c.message
+                .contains("BR address is probably wrong (configured 2001:db8:ffff::1)"),
+            "{}",
+            c.message
+        );
+        assert!(c.fix.unwrap().contains("map.br"));
+        // Exactly at both thresholds: 20 drops, 50 %.
+        let c = tunnel_source_check(&drops(&[("unknown_tunnel_source", 20)]), 40, &[BR]);
+        assert_eq!(c.level, Level::Fail);
+    }
+
+    #[test]
+    fn a_few_strangers_or_a_small_share_are_no_finding() {
+        for (n, wan_in) in [(19, 19), (20, 41), (500, 100_000), (0, 0)] {
+            let c = tunnel_source_check(&drops(&[("unknown_tunnel_source", n)]), wan_in, &[BR]);
+            assert_eq!(c.level, Level::Ok, "{n} of {wan_in}: {}", c.message);
+            assert!(c.fix.is_none());
+        }
+        assert_eq!(tunnel_source_check(&drops(&[]), 10, &[BR]).level, Level::Ok);
+    }
+
+    #[test]
+    fn spoofed_or_outside_the_set_in_numbers_point_at_the_rule() {
+        let rule = "2001:db8::/40 -> 192.0.2.0/24 ea-len 16 psid-offset 6 psid-len 8";
+        // 15 + 10 = 25 drops of 200 packets: 12.5 % >= 10 %.
+        let d = drops(&[("spoofed_source", 15), ("port_outside_set", 10)]);
+        let c = rule_match_check(&d, 200, rule);
+        assert_eq!((c.name, c.level), ("rule_match", Level::Fail));
+        assert!(c.message.starts_with("25 of 200 packets from the WAN were dropped (15 spoofed_source, 10 port_outside_set)"), "{}", c.message);
+        assert!(c.message.ends_with(rule), "{}", c.message);
+        assert!(c.fix.unwrap().contains("PSID offset"));
+        // 25 of 251 is below 10 %; 19 of 19 is below 20 drops.
+        assert_eq!(rule_match_check(&d, 251, rule).level, Level::Ok);
+        let d = drops(&[("port_outside_set", 19)]);
+        assert_eq!(rule_match_check(&d, 19, rule).level, Level::Ok);
     }
 }
