@@ -12,6 +12,7 @@ use mape_control::reply::{Snapshot, Status, Traffic};
 use mape_control::{request_typed, Request};
 use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
 use mape_daemon::ra::{ra_state, RaState};
+use mape_rules::IidFormat;
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -226,6 +227,46 @@ fn rule_match_check(drops: &BTreeMap<String, u64>, wan_in: u64, rule: &str) -> C
             message: format!("{spoofed} spoofed_source and {outside} port_outside_set drops of {wan_in} packets from the WAN"),
             fix: None,
         }
+    }
+}
+
+/// Seconds of uptime before a silent BR is judged: TCP retries its SYN at 1, 3, 7, 15 and
+/// 31 s and DNS retries within 10 s, so a working BR has answered something by then.
+const SILENT_AFTER_S: u64 = 60;
+/// Packets sent to the BR before its silence means something (a few SYNs and queries).
+const SILENT_MIN_OUT: u64 = 20;
+
+/// The `br_replies` finding (IO-free): packets go out to the BR and nothing at all comes
+/// back to the MAP address. The usual cause is an interface identifier laid out otherwise
+/// than the BR expects, so the BR sends (and routes) to another address; `other` is the
+/// MAP address with the other layout.
+fn br_replies_check(
+    (wan_in, wan_out): (u64, u64),
+    sessions: u32,
+    uptime_s: u64,
+    iid: IidFormat,
+    ce_ipv6: Ipv6Addr,
+    other: Option<Ipv6Addr>,
+) -> Check {
+    if uptime_s < SILENT_AFTER_S || wan_out < SILENT_MIN_OUT || wan_in > 0 || sessions == 0 {
+        return Check {
+            name: "br_replies",
+            level: Level::Ok,
+            message: format!("{wan_in} packets in from the WAN, {wan_out} out, after {uptime_s} s"),
+            fix: None,
+        };
+    }
+    let layouts = "RFC 7597 §6 lays the interface ID out as 16 zero bits, IPv4 address, PSID; draft-ietf-softwire-map-03 (used by v6plus and BIGLOBE) as 8 zero bits, IPv4 address, PSID, 8 zero bits";
+    let (other_fmt, other_name) = match iid {
+        IidFormat::Rfc7597 => ("draft03", "draft-03"),
+        IidFormat::Draft03 => ("rfc7597", "RFC 7597"),
+    };
+    let becomes = other.map_or_else(String::new, |a| format!(" (the MAP address becomes {a})"));
+    Check {
+        name: "br_replies",
+        level: Level::Fail,
+        message: format!("{wan_out} packets went out to the BR in {uptime_s} s with {sessions} sessions open and not one came back: the BR does not reach the MAP address {ce_ipv6}, whose interface ID is in the {iid} layout. {layouts}; a BR expecting the other layout sends to another address"),
+        fix: Some(format!("try the {other_name} layout: map.iid_format = \"{other_fmt}\"{becomes}, then restart mape; if the BR still answers nothing, check map.br and that the ISP routes map.prefix to this router")),
     }
 }
 
@@ -451,7 +492,10 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
         (None, None) => {}
     }
     if let (Some(st), Some(Role::Ce(ce))) = (&running, settings.as_ref().map(|s| &s.role)) {
-        if let Traffic::Ce { wan_in, .. } = st.traffic {
+        if let Traffic::Ce {
+            wan_in, wan_out, ..
+        } = st.traffic
+        {
             r.0.push(tunnel_source_check(
                 &st.drops,
                 wan_in.packets,
@@ -459,6 +503,21 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
             ));
             let rule = ce.map.bmr.to_string();
             r.0.push(rule_match_check(&st.drops, wan_in.packets, &rule));
+            let m = &ce.map.mapping;
+            let other = match m.iid_format {
+                IidFormat::Rfc7597 => IidFormat::Draft03,
+                IidFormat::Draft03 => IidFormat::Rfc7597,
+            };
+            let other = ce.map.bmr.map_prefix(&m.end_user_prefix, other).ok();
+            let sessions = st.budget.as_ref().map_or(0, |b| b.sessions);
+            r.0.push(br_replies_check(
+                (wan_in.packets, wan_out.packets),
+                sessions,
+                st.uptime_s,
+                m.iid_format,
+                m.ce_ipv6,
+                other.map(|o| o.ce_ipv6),
+            ));
         }
     }
     let failed = r.0.iter().any(|c| c.level == Level::Fail);
@@ -576,5 +635,65 @@ mod tests {
         assert_eq!(rule_match_check(&d, 251, rule).level, Level::Ok);
         let d = drops(&[("port_outside_set", 19)]);
         assert_eq!(rule_match_check(&d, 19, rule).level, Level::Ok);
+    }
+
+    /// RFC 7597 Appendix A, Example 1: End-user prefix 2001:db8:12:3400::/56, IPv4
+    /// 192.0.2.18, PSID 0x34. RFC 7597 §6 IID 0000:c000:0212:0034; draft-03 IID
+    /// 00c0:0002:1200:3400 (bytes 9-12 the IPv4 address, 13-14 the PSID).
+    const CE_RFC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0x3400, 0, 0xc000, 0x212, 0x34);
+    const CE_DRAFT: Ipv6Addr =
+        Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0x3400, 0xc0, 0x2, 0x1200, 0x3400);
+
+    #[test]
+    fn a_silent_br_names_the_iid_layout_and_the_other_address() {
+        let c = br_replies_check((0, 40), 3, 120, IidFormat::Rfc7597, CE_RFC, Some(CE_DRAFT));
+        assert_eq!((c.name, c.level), ("br_replies", Level::Fail));
+        assert!(
+            c.message
+                .starts_with("40 packets went out to the BR in 120 s with 3 sessions open"),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains("MAP address 2001:db8:12:3400:0:c000:212:34, whose interface ID is in the rfc7597 layout"), "{}", c.message);
+        assert!(c.message.contains("v6plus"), "{}", c.message);
+        assert_eq!(c.fix.as_deref(), Some("try the draft-03 layout: map.iid_format = \"draft03\" (the MAP address becomes 2001:db8:12:3400:c0:2:1200:3400), then restart mape; if the BR still answers nothing, check map.br and that the ISP routes map.prefix to this router"));
+        // The other way round.
+        let c = br_replies_check((0, 20), 1, 60, IidFormat::Draft03, CE_DRAFT, Some(CE_RFC));
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.fix.unwrap().starts_with("try the RFC 7597 layout: map.iid_format = \"rfc7597\" (the MAP address becomes 2001:db8:12:3400:0:c000:212:34)"));
+    }
+
+    #[test]
+    fn a_br_that_answered_or_too_little_to_judge_is_no_finding() {
+        for (io, sessions, up) in [
+            ((1, 40), 3, 120), // one reply came back
+            ((0, 19), 3, 120), // too few sent
+            ((0, 40), 3, 59),  // too early
+            ((0, 40), 0, 120), // no session open
+        ] {
+            let c = br_replies_check(io, sessions, up, IidFormat::Rfc7597, CE_RFC, Some(CE_DRAFT));
+            assert_eq!(c.level, Level::Ok, "{io:?} {sessions} {up}: {}", c.message);
+            assert!(c.fix.is_none());
+        }
+    }
+
+    #[test]
+    fn the_other_layout_doctor_offers_is_the_hand_computed_address() {
+        use mape_rules::{Rule, RuleSpec};
+        let spec = RuleSpec::new(
+            "2001:db8::/40".parse().unwrap(),
+            "192.0.2.0/24".parse().unwrap(),
+            16,
+        );
+        let rule = Rule::new(spec).unwrap();
+        let eup = "2001:db8:12:3400::/56".parse().unwrap();
+        assert_eq!(
+            rule.map_prefix(&eup, IidFormat::Rfc7597).unwrap().ce_ipv6,
+            CE_RFC
+        );
+        assert_eq!(
+            rule.map_prefix(&eup, IidFormat::Draft03).unwrap().ce_ipv6,
+            CE_DRAFT
+        );
     }
 }
