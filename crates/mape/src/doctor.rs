@@ -12,7 +12,7 @@ use mape_control::reply::{Snapshot, Status, Traffic};
 use mape_control::{request_typed, Request};
 use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
 use mape_daemon::ra::{ra_state, RaState};
-use mape_rules::IidFormat;
+use mape_rules::{IidFormat, Provisioned};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -153,6 +153,66 @@ fn accept_ra_check(wan: &str, accept_ra: Option<&str>, forwarding: bool, running
             format!("{wan} has accept_ra={v}, a value Linux does not document"),
             Some(set),
         ),
+    }
+}
+
+/// The /64 holding `a`, as text (`2001:db8:12:3400::/64`).
+fn slash64(a: Ipv6Addr) -> String {
+    format!(
+        "{}/64",
+        Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))
+    )
+}
+
+/// Whether `a` and `b` lie in the same /64 (an on-link prefix, RFC 4291 §2.5.4).
+fn same64(a: Ipv6Addr, b: Ipv6Addr) -> bool {
+    u128::from(a) >> 64 == u128::from(b) >> 64
+}
+
+/// The `prefix` finding (IO-free) from the map address mode and the WAN's global
+/// addresses. On-link: the ISP's router finds the MAP address by neighbour discovery on
+/// the WAN link, so it must lie in the WAN's /64. Routed: the ISP routes the delegated
+/// prefix (which holds the MAP address, RFC 7597 §6) to this router; a MAP address on the
+/// WAN's own /64 is looked up by neighbour discovery instead, which routed mode does not
+/// answer.
+fn map_address_check(
+    wan: &str,
+    mode: MapAddressMode,
+    map: &Provisioned,
+    addrs: &[Ipv6Addr],
+) -> Check {
+    let check = |level, message: String, fix: Option<&str>| Check {
+        name: "prefix",
+        level,
+        message,
+        fix: fix.map(str::to_string),
+    };
+    let (eup, ce6) = (map.mapping.end_user_prefix, map.mapping.ce_ipv6);
+    let rule6 = map.bmr.ipv6_prefix();
+    let on_link = addrs.iter().find(|a| same64(**a, ce6));
+    if mode == MapAddressMode::Onlink {
+        let in_prefix = addrs.iter().find(|a| eup.contains(**a));
+        return match (on_link, in_prefix, addrs.iter().find(|a| rule6.contains(**a))) {
+            (Some(_), _, _) => check(Level::Ok, format!("map.prefix {eup} is on {wan}"), None),
+            (None, Some(a), _) => check(
+                Level::Fail,
+                format!("{wan} has {a} in map.prefix {eup}, but the MAP address {ce6} lies in {}, not on {wan}'s /64 {}: the ISP's router never looks it up on this link", slash64(ce6), slash64(*a)),
+                Some("set map.prefix to the WAN's /64 (the one holding its address), or wan.map_address = \"routed\" if the ISP delegates map.prefix to this router"),
+            ),
+            (None, None, Some(a)) => check(Level::Fail, format!("{wan} has {a}, inside the rule {rule6} but outside map.prefix {eup}: the line's prefix changed"), Some("set map.prefix to the prefix the ISP now gives (the /64 holding that address)")),
+            (None, None, None) => check(Level::Fail, format!("no address of {wan} lies in map.prefix {eup}"), Some("check map.prefix against `ip -6 addr show dev WAN`, or use map_address = \"routed\" if the ISP delegates a prefix")),
+        };
+    }
+    match on_link {
+        // A warning: a line that also routes the prefix here works (the address on the
+        // WAN then comes from the delegated prefix itself).
+        Some(a) => check(
+            Level::Warn,
+            format!("{wan} has {a}, in the same /64 {} as the MAP address {ce6}: that prefix looks on-link on the WAN rather than delegated, and in routed mode nothing answers the ISP router's neighbour solicitations for the MAP address", slash64(ce6)),
+            Some("set wan.map_address = \"onlink\" (mape then answers neighbour discovery for the MAP address)"),
+        ),
+        // Routed: the prefix is delegated to us; the WAN may hold any address.
+        None => check(Level::Ok, format!("map.prefix {eup} is delegated (routed mode); the CE address {ce6} goes to the TUN"), None),
     }
 }
 
@@ -382,31 +442,12 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                     forwarding,
                     running.is_some(),
                 ));
-                let m = &ce.map.mapping;
-                let addrs = ipv6_addresses(wan);
-                let rule6 = ce.map.bmr.ipv6_prefix();
-                let in_rule: Vec<&Ipv6Addr> =
-                    addrs.iter().filter(|a| rule6.contains(**a)).collect();
-                let in_prefix = addrs.iter().any(|a| m.end_user_prefix.contains(*a));
-                if ce.map_address == MapAddressMode::Onlink {
-                    // The MAP address must sit in the WAN's on-link prefix.
-                    if in_prefix {
-                        r.add(
-                            "prefix",
-                            Level::Ok,
-                            format!("map.prefix {} is on {wan}", m.end_user_prefix),
-                            None,
-                        );
-                    } else {
-                        match in_rule.first() {
-                            Some(a) => r.add("prefix", Level::Fail, format!("{wan} has {a}, inside the rule {rule6} but outside map.prefix {}: the line's prefix changed", m.end_user_prefix), Some("set map.prefix to the prefix the ISP now gives (the /64 holding that address)")),
-                            None => r.add("prefix", Level::Fail, format!("no address of {wan} lies in map.prefix {}", m.end_user_prefix), Some("check map.prefix against `ip -6 addr show dev WAN`, or use map_address = \"routed\" if the ISP delegates a prefix")),
-                        }
-                    }
-                } else {
-                    // Routed: the prefix is delegated to us; the WAN may hold any address.
-                    r.add("prefix", Level::Ok, format!("map.prefix {} is delegated (routed mode); the CE address {} goes to the TUN", m.end_user_prefix, m.ce_ipv6), None);
-                }
+                r.0.push(map_address_check(
+                    wan,
+                    ce.map_address,
+                    &ce.map,
+                    &ipv6_addresses(wan),
+                ));
             }
             match (foreign_ipv4_default(&s.tun.name), running.is_some()) {
                 (Some(dev), false) => r.add(
@@ -695,5 +736,103 @@ mod tests {
             rule.map_prefix(&eup, IidFormat::Draft03).unwrap().ce_ipv6,
             CE_DRAFT
         );
+    }
+
+    /// RFC 7597 Appendix A, Example 1 provisioned from `eup` (RFC 7597 layout).
+    fn example1(eup: &str) -> Provisioned {
+        use mape_rules::{MapDomain, Rule, RuleSpec};
+        let spec = RuleSpec::new(
+            "2001:db8::/40".parse().unwrap(),
+            "192.0.2.0/24".parse().unwrap(),
+            16,
+        );
+        let bmr = Rule::new(spec).unwrap();
+        let mapping = bmr
+            .map_prefix(&eup.parse().unwrap(), IidFormat::Rfc7597)
+            .unwrap();
+        Provisioned {
+            bmr,
+            domain: MapDomain::new(vec![bmr], vec![BR], IidFormat::Rfc7597),
+            mapping,
+            profile: None,
+            origin: "test".into(),
+        }
+    }
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn onlink_needs_the_map_address_on_the_wan_64() {
+        let on = MapAddressMode::Onlink;
+        // The MAP address 2001:db8:12:3400:0:c000:212:34 and the WAN share 2001:db8:12:3400::/64.
+        let c = map_address_check(
+            "eth1",
+            on,
+            &example1("2001:db8:12:3400::/64"),
+            &[v6("2001:db8:12:3400::2")],
+        );
+        assert_eq!((c.name, c.level), ("prefix", Level::Ok), "{}", c.message);
+        assert_eq!(c.message, "map.prefix 2001:db8:12:3400::/64 is on eth1");
+        // A /56 given: the WAN is on 2001:db8:12:3401::/64, the MAP address on ...3400::/64.
+        let c = map_address_check(
+            "eth1",
+            on,
+            &example1("2001:db8:12:3400::/56"),
+            &[v6("2001:db8:12:3401::2")],
+        );
+        assert_eq!(c.level, Level::Fail);
+        assert_eq!(c.message, "eth1 has 2001:db8:12:3401::2 in map.prefix 2001:db8:12:3400::/56, but the MAP address 2001:db8:12:3400:0:c000:212:34 lies in 2001:db8:12:3400::/64, not on eth1's /64 2001:db8:12:3401::/64: the ISP's router never looks it up on this link");
+        assert!(c
+            .fix
+            .unwrap()
+            .starts_with("set map.prefix to the WAN's /64"));
+        // The prefix moved inside the rule; or nothing of the rule on the WAN at all.
+        let c = map_address_check(
+            "eth1",
+            on,
+            &example1("2001:db8:12:3400::/64"),
+            &[v6("2001:db8:12:5600::2")],
+        );
+        assert!(
+            c.message
+                .contains("inside the rule 2001:db8::/40 but outside map.prefix"),
+            "{}",
+            c.message
+        );
+        let c = map_address_check(
+            "eth1",
+            on,
+            &example1("2001:db8:12:3400::/64"),
+            &[v6("2001:db9::2")],
+        );
+        assert_eq!(
+            c.message,
+            "no address of eth1 lies in map.prefix 2001:db8:12:3400::/64"
+        );
+        assert_eq!(
+            map_address_check("eth1", on, &example1("2001:db8:12:3400::/64"), &[]).level,
+            Level::Fail
+        );
+    }
+
+    #[test]
+    fn routed_with_the_map_address_on_the_wan_link_asks_for_onlink() {
+        let routed = MapAddressMode::Routed;
+        let p = example1("2001:db8:12:3400::/56");
+        let c = map_address_check("eth1", routed, &p, &[v6("2001:db8:12:3400::2")]);
+        assert_eq!((c.name, c.level), ("prefix", Level::Warn));
+        assert!(c.message.starts_with("eth1 has 2001:db8:12:3400::2, in the same /64 2001:db8:12:3400::/64 as the MAP address 2001:db8:12:3400:0:c000:212:34"), "{}", c.message);
+        assert_eq!(c.fix.as_deref(), Some("set wan.map_address = \"onlink\" (mape then answers neighbour discovery for the MAP address)"));
+        // The lab's routed line: the WAN on its own /64, the /56 routed to the CE.
+        for addrs in [
+            vec![v6("2001:db8:0:1::2")],
+            vec![],
+            vec![v6("2001:db8:12:3401::1")],
+        ] {
+            let c = map_address_check("eth1", routed, &p, &addrs);
+            assert_eq!(c.level, Level::Ok, "{addrs:?}: {}", c.message);
+        }
     }
 }
