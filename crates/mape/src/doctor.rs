@@ -226,6 +226,20 @@ const UNKNOWN_SOURCE_SHARE: u64 = 50;
 /// the rule is the suspect: a real spoofer or a port scan through the BR stays well below.
 const RULE_MISMATCH_SHARE: u64 = 10;
 
+/// A finding: failed with its message and fix when `fail` holds one, else `ok`.
+fn finding(name: &'static str, fail: Option<(String, &str)>, ok: String) -> Check {
+    let (level, message, fix) = match fail {
+        Some((m, fix)) => (Level::Fail, m, Some(fix.to_string())),
+        None => (Level::Ok, ok, None),
+    };
+    Check {
+        name,
+        level,
+        message,
+        fix,
+    }
+}
+
 /// The drop counter `name` of `drops`, 0 when absent.
 fn drop_count(drops: &BTreeMap<String, u64>, name: &str) -> u64 {
     drops.get(name).copied().unwrap_or(0)
@@ -246,23 +260,14 @@ fn tunnel_source_check(drops: &BTreeMap<String, u64>, wan_in: u64, br: &[Ipv6Add
         .map(Ipv6Addr::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    if significant(n, wan_in, UNKNOWN_SOURCE_SHARE) {
-        Check {
-            name: "tunnel_source",
-            level: Level::Fail,
-            message: format!("{n} of {wan_in} packets from the WAN were dropped as unknown_tunnel_source: they arrive from an IPv6 source that is neither the configured BR nor a CE of the domain, so the BR address is probably wrong (configured {brs})"),
-            fix: Some("check map.br (and map.br_sources) in the config, or the BR of the profile or provisioning answer, against the IPv6 source of the tunnel packets: tcpdump -ni WAN ip6 proto 4".into()),
-        }
-    } else {
-        Check {
-            name: "tunnel_source",
-            level: Level::Ok,
-            message: format!(
-                "{n} of {wan_in} packets from the WAN came from an unknown tunnel source"
-            ),
-            fix: None,
-        }
-    }
+    let fail = significant(n, wan_in, UNKNOWN_SOURCE_SHARE).then(|| {
+        (
+            format!("{n} of {wan_in} packets from the WAN were dropped as unknown_tunnel_source: they arrive from an IPv6 source that is neither the configured BR nor a CE of the domain, so the BR address is probably wrong (configured {brs})"),
+            "check map.br (and map.br_sources) in the config, or the BR of the profile or provisioning answer, against the IPv6 source of the tunnel packets: tcpdump -ni WAN ip6 proto 4",
+        )
+    });
+    let ok = format!("{n} of {wan_in} packets from the WAN came from an unknown tunnel source");
+    finding("tunnel_source", fail, ok)
 }
 
 /// The `rule_match` finding (IO-free): packets from the WAN dropped as `spoofed_source`
@@ -273,21 +278,14 @@ fn rule_match_check(drops: &BTreeMap<String, u64>, wan_in: u64, rule: &str) -> C
     let spoofed = drop_count(drops, "spoofed_source");
     let outside = drop_count(drops, "port_outside_set");
     let n = spoofed.saturating_add(outside);
-    if significant(n, wan_in, RULE_MISMATCH_SHARE) {
-        Check {
-            name: "rule_match",
-            level: Level::Fail,
-            message: format!("{n} of {wan_in} packets from the WAN were dropped ({spoofed} spoofed_source, {outside} port_outside_set): the BR and the other CEs map addresses and ports differently from the configured rule {rule}"),
-            fix: Some("check the rule's EA-bits length, PSID offset and PSID length (map.ea_len, map.psid_offset, map.psid_len, or the profile) against the ISP's; `mape calc` shows the port set they give".into()),
-        }
-    } else {
-        Check {
-            name: "rule_match",
-            level: Level::Ok,
-            message: format!("{spoofed} spoofed_source and {outside} port_outside_set drops of {wan_in} packets from the WAN"),
-            fix: None,
-        }
-    }
+    let fail = significant(n, wan_in, RULE_MISMATCH_SHARE).then(|| {
+        (
+            format!("{n} of {wan_in} packets from the WAN were dropped ({spoofed} spoofed_source, {outside} port_outside_set): the BR and the other CEs map addresses and ports differently from the configured rule {rule}"),
+            "check the rule's EA-bits length, PSID offset and PSID length (map.ea_len, map.psid_offset, map.psid_len, or the profile) against the ISP's; `mape calc` shows the port set they give",
+        )
+    });
+    let ok = format!("{spoofed} spoofed_source and {outside} port_outside_set drops of {wan_in} packets from the WAN");
+    finding("rule_match", fail, ok)
 }
 
 /// Seconds of uptime before a silent BR is judged: TCP retries its SYN at 1, 3, 7, 15 and
