@@ -572,9 +572,9 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                 Level::Warn => "warn",
                 Level::Fail => "FAIL",
             };
-            println!("{tag} {:<11} {}", c.name, c.message);
+            println!("{tag} {:<13} {}", c.name, c.message);
             if let Some(f) = &c.fix {
-                println!("     {:<11} fix: {f}", "");
+                println!("     {:<13} fix: {f}", "");
             }
         }
     }
