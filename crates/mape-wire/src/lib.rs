@@ -1,5 +1,5 @@
 //! Zero-copy views over packet buffers (IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6), checksums,
-//! and the port-mapping protocol messages (NAT-PMP in [`natpmp`]).
+//! and the port-mapping protocol messages (NAT-PMP in [`natpmp`], PCP in [`pcp`]).
 //!
 //! The shape follows smoltcp's `wire` module:
 //!
@@ -31,6 +31,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod natpmp;
+pub mod pcp;
 pub mod prefix;
 pub mod tcp;
 pub mod udp;
