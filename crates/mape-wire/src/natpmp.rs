@@ -164,6 +164,10 @@ pub enum RequestError {
         opcode: u8,
     },
     /// Opcode < 128 but not 0, 1 or 2: answer [`ResultCode::UnsupportedOpcode`] (§3.5).
+    /// §3.5 says to return "the entire request" with the response bit and result code
+    /// set; an unknown opcode has no known layout, so [`RequestError::response`] gives the
+    /// 8-byte response header (version, opcode, result, epoch), which is what a client
+    /// reads first.
     UnsupportedOpcode {
         /// The request opcode, echoed in the response.
         opcode: u8,
