@@ -635,4 +635,29 @@ mod tests {
         v[0] = 2;
         assert_eq!(Response::parse(&v), Err(WireError::BadVersion));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every request and response emits and parses back as itself.
+        #[test]
+        fn emit_parse_round_trip(tcp in any::<bool>(), ip in any::<u16>(), ep in any::<u16>(),
+                                 life in any::<u32>(), result in any::<u16>(), epoch in any::<u32>(),
+                                 addr in any::<[u8; 4]>()) {
+            let protocol = if tcp { MapProtocol::Tcp } else { MapProtocol::Udp };
+            let q = Request::Map { protocol, internal_port: ip, suggested_external_port: ep, lifetime: life };
+            let mut b = [0u8; 16];
+            let n = q.emit(&mut b).unwrap();
+            prop_assert_eq!(Request::parse(&b[..n]), Ok(q));
+            for body in [
+                ResponseBody::ExternalAddress(addr.into()),
+                ResponseBody::Map { protocol, internal_port: ip, external_port: ep, lifetime: life },
+                ResponseBody::HeaderOnly { opcode: (ip as u8) & 0x7f },
+            ] {
+                let r = Response { result, epoch, body };
+                let n = r.emit(&mut b).unwrap();
+                prop_assert_eq!(Response::parse(&b[..n]), Ok(r));
+            }
+        }
+    }
 }

@@ -811,4 +811,36 @@ mod tests {
         assert_eq!(ResultCode::ExcessiveRemotePeers.as_u8(), 13);
         assert_eq!(ResultCode::UnsuppOpcode.to_string(), "UNSUPP_OPCODE");
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A MAP request and response with options built by `emit_option` emit and parse
+        /// back as themselves, and the options iterate as built.
+        #[test]
+        fn emit_parse_round_trip(nonce in any::<[u8; 12]>(), proto in any::<u8>(),
+                                 ip in any::<u16>(), ep in any::<u16>(), life in any::<u32>(),
+                                 client in any::<[u8; 16]>(), ext in any::<[u8; 16]>(),
+                                 result in any::<u8>(), epoch in any::<u32>(),
+                                 opts in proptest::collection::vec(
+                                     (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..20)), 0..5)) {
+            let mut enc = [0u8; 5 * 24];
+            let mut n = 0;
+            for (code, data) in &opts {
+                n += emit_option(*code, data, &mut enc[n..]).unwrap();
+            }
+            let options = Options::new(&enc[..n]).unwrap();
+            let got: Vec<(u8, Vec<u8>)> = options.iter().map(|(c, d)| (c, d.to_vec())).collect();
+            prop_assert_eq!(&got, &opts);
+            let map = MapPayload { nonce, protocol: proto, internal_port: ip, external_port: ep, external_ip: ext.into() };
+            let q = Request { lifetime: life, client_ip: client.into(), op: RequestOp::Map(map), options };
+            let mut b = [0u8; MAX_MESSAGE_LEN];
+            let len = q.emit(&mut b).unwrap();
+            prop_assert_eq!(len, 60 + n);
+            prop_assert_eq!(Request::parse(&b[..len]), Ok(q));
+            let r = Response { result, lifetime: life, epoch, op: ResponseOp::Map(map), options };
+            let len = r.emit(&mut b).unwrap();
+            prop_assert_eq!(Response::parse(&b[..len]), Ok(r));
+        }
+    }
 }
