@@ -373,6 +373,24 @@ impl RequestError {
     }
 }
 
+impl RequestError {
+    /// Stable snake_case name, usable as a metric label or log field (an answered error
+    /// is named after its result code).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            RequestError::Truncated => "truncated",
+            RequestError::NotARequest => "not_a_request",
+            RequestError::Answer { result, .. } => match result {
+                ResultCode::UnsuppVersion => "unsupp_version",
+                ResultCode::MalformedRequest => "malformed_request",
+                ResultCode::UnsuppOpcode => "unsupp_opcode",
+                ResultCode::MalformedOption => "malformed_option",
+                _ => "other",
+            },
+        }
+    }
+}
+
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -795,6 +813,8 @@ mod tests {
         let mut p = MAP_REQ;
         p[1] = opcode::PEER;
         assert_eq!(rc(&p), Some(ResultCode::UnsuppOpcode));
+        assert_eq!(Request::parse(&p).unwrap_err().as_str(), "unsupp_opcode");
+        assert_eq!(RequestError::NotARequest.as_str(), "not_a_request");
         assert_eq!(
             Request::parse(&p).unwrap_err().to_string(),
             "PCP request (opcode 2) answered UNSUPP_OPCODE"
