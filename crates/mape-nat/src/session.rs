@@ -8,13 +8,16 @@ use crate::types::{Endpoint, Protocol, SessionState};
 /// Bits in `Session::bits`: TCP FINs seen each way, an RST believed from the remote (a
 /// later packet from the LAN host proves it wrong), an ACK from the LAN host recorded in
 /// `lan_ack`, a UDP/ICMP flow known to be a stream, and a live connection that RST ended
-/// (its port kept from reclaim for `state::RST_GRACE_MS`).
+/// (its port kept from reclaim for `state::RST_GRACE_MS`), and one the kernel fast path
+/// forwards.
 pub(crate) const FIN_OUT: u8 = 1;
 pub(crate) const FIN_IN: u8 = 2;
 pub(crate) const RST_IN: u8 = 4;
 pub(crate) const ACK_SEEN: u8 = 8;
 pub(crate) const STREAM: u8 = 16;
 pub(crate) const RST_GRACE: u8 = 32;
+/// The kernel fast path holds an entry for it (`engine::offload`); never saved.
+pub(crate) const OFFLOADED: u8 = 64;
 
 /// One flow. Exactly one cache line, aligned to one, with the lookup key first: verifying
 /// an index candidate and touching the session cost a single cache miss.

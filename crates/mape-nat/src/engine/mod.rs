@@ -53,6 +53,7 @@ use crate::stats::{DestRecord, Event, HostRecord};
 use crate::tier::TIERS;
 use crate::timers::{TimerTable, CLASSES};
 use crate::token_bucket::TokenBucket;
+pub use offload::{FlowSeen, OffloadDrain, OffloadFlow, OffloadOp};
 pub use restore::RestoreReport;
 
 use crate::types::{Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, Timestamp};
@@ -62,6 +63,7 @@ mod batch;
 mod expiry;
 mod hosts;
 mod inspect;
+mod offload;
 mod refusal;
 mod restore;
 mod state;
@@ -221,6 +223,8 @@ pub struct Nat {
     signatures: Arc<Catalogue>,
     /// Hosts named as culprits and not cleared yet (`refusal::culprit_tick`).
     named: Vec<u32>,
+    /// The kernel fast path's journal (`offload`).
+    offload: offload::Offload,
 }
 
 /// The refusal notice bucket a configuration asks for.
@@ -263,6 +267,7 @@ impl Nat {
             forecaster: Forecaster::new(CLASSES),
             signatures: Arc::new(Catalogue::builtin()),
             named: Vec::new(),
+            offload: offload::Offload::default(),
         };
         let forwards = nat.cfg.forwards.clone();
         nat.install_forwards(&forwards, Timestamp(0))?;

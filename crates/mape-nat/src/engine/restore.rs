@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::drop::NatDrop;
 use crate::list::{Link, NIL};
 use crate::persist::{PersistError, SavedMapping, SavedSession, SavedTable};
-use crate::session::{Session, STREAM};
+use crate::session::{Session, OFFLOADED, STREAM};
 use crate::timers::{class_of, CLASSES};
 use crate::types::{Protocol, Timestamp};
 
@@ -114,7 +114,7 @@ impl Nat {
                 SavedSession {
                     mapping: used[x.mapping as usize],
                     state: x.state,
-                    bits: x.bits,
+                    bits: x.bits & !OFFLOADED,
                     remote: x.remote,
                     lan_ack: x.lan_ack,
                     age_s: now_s.saturating_sub(x.created_s),

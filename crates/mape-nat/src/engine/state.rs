@@ -2,7 +2,7 @@
 //! answered state and stream bit, and the moves between timer classes and tiers that
 //! follow (RFC 7857 §3.2, RFC 5961 §3.2 for resets, RFC 6191 for new incarnations).
 
-use crate::session::{host_link, ACK_SEEN, FIN_IN, FIN_OUT, RST_GRACE, RST_IN, STREAM};
+use crate::session::{host_link, Session, ACK_SEEN, FIN_IN, FIN_OUT, RST_GRACE, RST_IN, STREAM};
 use crate::tier::Tier;
 use crate::timers::class_of;
 use crate::types::{InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp};
@@ -27,6 +27,13 @@ const RST_WINDOW: u32 = 1 << 22;
 /// within the next second (their limit is per second, RFC 5961 §7; Linux
 /// `tcp_challenge_ack_limit`); a real reset costs its port for at most 5 s more.
 pub(super) const RST_GRACE_MS: u64 = 5_000;
+
+/// Whether a reset with sequence number `seq` lies in the window the LAN host
+/// acknowledged (RFC 5961 §3.2, see [`RST_WINDOW`]).
+#[inline]
+fn rst_in_window(x: &Session, seq: u32) -> bool {
+    x.bits & ACK_SEEN != 0 && seq.wrapping_sub(x.lan_ack) < RST_WINDOW
+}
 
 impl Nat {
     #[inline]
@@ -91,8 +98,7 @@ impl Nat {
                     // Anyone on the internet can send an RST with our external port in it;
                     // believe it only for a connection not yet answered (a refused SYN:
                     // already recyclable) or within the window the LAN host acknowledged.
-                    let in_window = sess.bits & ACK_SEEN != 0
-                        && pkt.seq.wrapping_sub(sess.lan_ack) < RST_WINDOW;
+                    let in_window = rst_in_window(sess, pkt.seq);
                     if st == SessionState::SynSent || in_window {
                         sess.bits |= RST_IN;
                         if st != SessionState::SynSent {
@@ -130,9 +136,20 @@ impl Nat {
         }
         if unverified_rst {
             self.ledger.rst_unverified += 1;
+            self.offload_recheck_rst(s, pkt.seq);
         }
         if new_state != self.sessions[s as usize].state {
             self.set_state(s, new_state, now);
+        }
+    }
+
+    /// A reset held back for an offloaded session (`offload`), judged on the LAN host's
+    /// acknowledgement the fast path reported: believed as [`Nat::touch_inbound`] would.
+    pub(super) fn judge_held_rst(&mut self, s: u32, seq: u32, now: Timestamp) {
+        let x = &mut self.sessions[s as usize];
+        if x.proto == Protocol::Tcp && x.state != SessionState::TimeWait && rst_in_window(x, seq) {
+            x.bits |= RST_IN | RST_GRACE;
+            self.set_state(s, SessionState::TimeWait, now);
         }
     }
 
@@ -162,19 +179,20 @@ impl Nat {
     }
 
     #[inline(never)]
-    fn set_state(&mut self, s: u32, state: SessionState, now: Timestamp) {
+    pub(super) fn set_state(&mut self, s: u32, state: SessionState, now: Timestamp) {
         let x = &mut self.sessions[s as usize];
         x.state = state;
         if state == SessionState::Answered && now.millis() >= x.stream_from_ms() {
             x.bits |= STREAM;
         }
         self.retier(s, now);
+        self.offload_sync(s);
     }
 
     /// Moves a session to the timer class and recyclable tier its state (and stream bit)
     /// call for.
     #[inline(never)]
-    fn retier(&mut self, s: u32, now: Timestamp) {
+    pub(super) fn retier(&mut self, s: u32, now: Timestamp) {
         let (state, old_class, old_tier, proto, m, stream) = {
             let x = &self.sessions[s as usize];
             (x.state, x.class, x.tier, x.proto, x.mapping, x.is_stream())

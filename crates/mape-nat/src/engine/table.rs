@@ -122,7 +122,9 @@ impl Nat {
         }
         let forwards = cfg.forwards.clone();
         self.cfg = cfg;
-        self.install_forwards(&forwards, now)
+        let installed = self.install_forwards(&forwards, now);
+        self.offload_reinstall_all();
+        installed
     }
 
     fn drop_static_mapping(&mut self, m: u32, now: Timestamp) {
@@ -410,6 +412,7 @@ impl Nat {
             return;
         }
         let host = self.mappings[m as usize].host;
+        self.offload_forget(s);
         self.timers.unlink(&mut self.sessions, s);
         self.untier(s, host);
         if tier == Some(Tier::Unanswered) {

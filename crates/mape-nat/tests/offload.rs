@@ -1,0 +1,226 @@
+//! The kernel fast path's journal (`Nat::drain_offload`): only established TCP and
+//! answered UDP are installed, every end of a session removes its entry in the same
+//! step, the fold-back keeps an offloaded flow alive and judges a held-back reset.
+
+mod common;
+
+use common::*;
+use mape_nat::*;
+
+const SYN: u8 = TcpFlags::SYN;
+const ACK: u8 = TcpFlags::ACK;
+const FIN: u8 = TcpFlags::FIN;
+const RST: u8 = TcpFlags::RST;
+
+fn engine() -> Nat {
+    let mut n = nat(NatConfig::default());
+    n.set_offload(true);
+    n
+}
+
+fn ext_of(v: OutboundVerdict) -> Endpoint {
+    match v {
+        OutboundVerdict::Translate { external } => external,
+        other => panic!("not translated: {other:?}"),
+    }
+}
+
+fn ops(n: &mut Nat) -> Vec<OffloadOp> {
+    let d = n.drain_offload();
+    assert!(!d.resync);
+    d.ops
+}
+
+fn flow(p: &OutboundPacket, ext: Endpoint) -> OffloadFlow {
+    OffloadFlow {
+        proto: p.proto,
+        internal: p.src,
+        remote: p.dst,
+        external: ext,
+    }
+}
+
+/// A TCP connection through its handshake; returns the outbound data packet and its
+/// external endpoint.
+fn established(n: &mut Nat, src: &str) -> (OutboundPacket, Endpoint) {
+    let syn = tcp(src, "93.184.216.34:443", SYN);
+    let ext = ext_of(n.outbound(t(1), &syn));
+    assert_eq!(ops(n), vec![], "a SYN is not established");
+    let synack = reply(&syn, ext, SYN | ACK);
+    assert!(matches!(
+        n.inbound(t(1), &synack),
+        InboundVerdict::Translate { .. }
+    ));
+    (tcp(src, "93.184.216.34:443", ACK), ext)
+}
+
+#[test]
+fn tcp_is_installed_after_the_handshake_and_removed_at_fin() {
+    let mut n = engine();
+    let (data, ext) = established(&mut n, "192.168.1.10:40000");
+    let f = flow(&data, ext);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Install(f)]);
+    assert_eq!(n.offloaded(), 1);
+    assert_eq!(n.offloaded_flows(), vec![f]);
+    // Data on the slow path (e.g. during the move) changes nothing.
+    ext_of(n.outbound(t(2), &data));
+    assert_eq!(ops(&mut n), vec![]);
+    // The FIN comes by the slow path: the entry goes in the same step.
+    ext_of(n.outbound(
+        t(3),
+        &tcp("192.168.1.10:40000", "93.184.216.34:443", FIN | ACK),
+    ));
+    assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)]);
+    assert_eq!(n.offloaded(), 0);
+}
+
+#[test]
+fn an_unanswered_storm_never_reaches_the_fast_path() {
+    let mut n = engine();
+    let mut translated = 0;
+    for i in 0..200u16 {
+        let p = udp(&format!("192.168.1.23:{}", 20000 + i), "1.2.3.4:5000");
+        translated += matches!(n.outbound(t(1), &p), OutboundVerdict::Translate { .. }) as u32;
+    }
+    for i in 0..50u16 {
+        let syn = tcp(
+            &format!("192.168.1.23:{}", 30000 + i),
+            "93.184.216.34:80",
+            SYN,
+        );
+        translated += matches!(n.outbound(t(1), &syn), OutboundVerdict::Translate { .. }) as u32;
+    }
+    assert!(translated > 40, "the storm got ports: {translated}");
+    assert_eq!(ops(&mut n), vec![]);
+    assert_eq!(n.offloaded(), 0);
+}
+
+#[test]
+fn udp_is_installed_after_a_reply_but_dns_is_not() {
+    let mut n = engine();
+    let q = udp("192.168.1.10:5353", "1.1.1.1:53");
+    let ext = ext_of(n.outbound(t(1), &q));
+    n.inbound(t(1), &reply(&q, ext, 0));
+    assert_eq!(ops(&mut n), vec![], "a DNS answer closes the flow");
+    let p = udp("192.168.1.10:6000", "1.2.3.4:3478");
+    let ext = ext_of(n.outbound(t(1), &p));
+    assert_eq!(ops(&mut n), vec![]);
+    n.inbound(t(1), &reply(&p, ext, 0));
+    assert_eq!(ops(&mut n), vec![OffloadOp::Install(flow(&p, ext))]);
+}
+
+#[test]
+fn expiry_removes_the_entry_and_the_fold_back_keeps_it_alive() {
+    let mut n = engine();
+    let p = udp("192.168.1.10:6000", "1.2.3.4:3478");
+    let q = udp("192.168.1.10:6001", "1.2.3.4:3478");
+    let (ep, eq) = (ext_of(n.outbound(t(1), &p)), ext_of(n.outbound(t(1), &q)));
+    n.inbound(t(1), &reply(&p, ep, 0));
+    n.inbound(t(1), &reply(&q, eq, 0));
+    let (fp, fq) = (flow(&p, ep), flow(&q, eq));
+    assert_eq!(
+        ops(&mut n),
+        vec![OffloadOp::Install(fp), OffloadOp::Install(fq)]
+    );
+    // `p` keeps going on the fast path, `q` falls silent. The answered-once timer of the
+    // default policy is 300 s.
+    for s in (10..=600).step_by(10) {
+        let seen = FlowSeen {
+            last_seen: t(s),
+            lan_ack: None,
+        };
+        assert!(n.offload_seen(t(s), &fp, seen));
+        n.expire(t(s));
+    }
+    assert_eq!(ops(&mut n), vec![OffloadOp::Remove(fq)]);
+    assert_eq!(n.offloaded_flows(), vec![fp]);
+    let infos = n.sessions(t(600), usize::MAX);
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0].internal, p.src);
+    assert_eq!(infos[0].kind, "stream", "kept going past 2 s: a stream");
+    // A fold-back for a flow the engine no longer has says so.
+    let seen = FlowSeen {
+        last_seen: t(600),
+        lan_ack: None,
+    };
+    assert!(!n.offload_seen(t(600), &fq, seen));
+}
+
+#[test]
+fn a_reset_held_back_is_believed_on_the_fresh_acknowledgement() {
+    let mut n = engine();
+    let (mut data, ext) = established(&mut n, "192.168.1.10:40000");
+    data.ack = 1_000;
+    ext_of(n.outbound(t(1), &data));
+    let f = flow(&data, ext);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Install(f)]);
+    // Megabytes later (the LAN host's ACKs went by the fast path) the server resets.
+    let mut rst = reply(&data, ext, RST);
+    rst.seq = 900_000_000;
+    n.inbound(t(5), &rst);
+    assert_eq!(
+        ops(&mut n),
+        vec![OffloadOp::Refresh(f)],
+        "judged on a stale ACK: asked"
+    );
+    let seen = FlowSeen {
+        last_seen: t(5),
+        lan_ack: Some(899_999_000),
+    };
+    assert!(n.offload_seen(t(5), &f, seen));
+    assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)], "believed: closing");
+    let infos = n.sessions(t(5), usize::MAX);
+    assert_eq!(infos[0].state, SessionState::TimeWait);
+}
+
+#[test]
+fn a_spoofed_reset_stays_unbelieved_and_the_entry_stays() {
+    let mut n = engine();
+    let (mut data, ext) = established(&mut n, "192.168.1.10:40000");
+    data.ack = 1_000;
+    ext_of(n.outbound(t(1), &data));
+    let f = flow(&data, ext);
+    ops(&mut n);
+    let mut rst = reply(&data, ext, RST);
+    rst.seq = 3_000_000_000;
+    n.inbound(t(5), &rst);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Refresh(f)]);
+    let seen = FlowSeen {
+        last_seen: t(5),
+        lan_ack: Some(2_000),
+    };
+    assert!(n.offload_seen(t(5), &f, seen));
+    assert_eq!(ops(&mut n), vec![]);
+    assert_eq!(n.offloaded(), 1);
+}
+
+#[test]
+fn a_reload_moves_every_entry_off_and_back() {
+    let mut n = engine();
+    let (data, ext) = established(&mut n, "192.168.1.10:40000");
+    let f = flow(&data, ext);
+    ops(&mut n);
+    n.reconfigure(NatConfig::default(), t(2)).unwrap();
+    assert_eq!(
+        ops(&mut n),
+        vec![OffloadOp::Remove(f), OffloadOp::Install(f)]
+    );
+}
+
+#[test]
+fn turning_it_on_installs_what_is_established_and_save_forgets_the_marks() {
+    let mut n = nat(NatConfig::default());
+    let (data, ext) = established(&mut n, "192.168.1.10:40000");
+    assert_eq!(n.drain_offload().ops, vec![], "off: no journal");
+    n.set_offload(true);
+    let f = flow(&data, ext);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Install(f)]);
+    // A restored table starts with no entry until the fast path is turned on again.
+    let saved = n.save(t(3), 0);
+    let back = SavedTable::decode(&saved.encode()).unwrap();
+    let mut m = nat(NatConfig::default());
+    m.restore(&back, t(3), 0).unwrap();
+    assert_eq!(m.offloaded(), 0);
+    m.set_offload(true);
+    assert_eq!(ops(&mut m), vec![OffloadOp::Install(f)]);
+}
