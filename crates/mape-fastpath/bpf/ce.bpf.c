@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The CE's fast path for established flows (issue #13), two tc (cls_bpf,
+ * direct-action) programs:
+ *   ce_lan, on LAN ingress: IPv4 of an installed session -> source rewritten to the
+ *     external endpoint (RFC 1624 incremental checksums), TTL decremented (RFC 1812
+ *     §5.3.1), encapsulated in IPv6 toward the BR or a CE (RFC 7597 §5, RFC 2473);
+ *   ce_wan, on WAN ingress: 4in6 of an installed session from its BR -> decapsulated,
+ *     destination rewritten to the LAN endpoint, TTL decremented.
+ * Then out by bpf_redirect after a FIB lookup; without a resolved neighbour the kernel
+ * forwards the translated packet itself (it decrements then, so we do not).
+ * Everything else, and any doubt, goes on to the TUN (TC_ACT_OK, counted by reason). */
+#include "common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ce_out_key);
+	__type(value, struct ce_out_val);
+} ce_out SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ce_in_key);
+	__type(value, struct ce_in_val);
+} ce_in SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ce_config);
+} ce_config SEC(".maps");
+
+#define L3 ETH_LEN
+#define IN_L3 (ETH_LEN + IP6_LEN)
+
+SEC("tc")
+int ce_lan(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct ce_config *cfg = bpf_map_lookup_elem(&ce_config, &zero);
+	if (!cfg || !alive(cfg->deadline_ns))
+		return pass(FP_PASS_STALE);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + L3;
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return pass(FP_PASS_NOT_FLOW);
+	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+		return pass(FP_PASS_NOT_FLOW);
+	__u8 proto = ip->protocol;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return pass(FP_PASS_NOT_FLOW);
+	void *l4 = data + L3 + IP4_LEN;
+	if (l4 + sizeof(struct tcphdr) > end && proto == IPPROTO_TCP)
+		return pass(FP_PASS_NOT_FLOW);
+	if (l4 + sizeof(struct udphdr) > end)
+		return pass(FP_PASS_NOT_FLOW);
+	if (!ip4_csum_ok(ip))
+		return pass(FP_PASS_NOT_FLOW);
+	__u32 hdrs = IP4_LEN;
+	__be32 ack = 0;
+	int has_ack = 0;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > end)
+			return pass(FP_PASS_NOT_FLOW);
+		if (th->syn || th->fin || th->rst)
+			return pass(FP_PASS_CONTROL);
+		hdrs += th->doff * 4;
+		has_ack = th->ack;
+		ack = th->ack_seq;
+	} else {
+		hdrs += sizeof(struct udphdr);
+	}
+	if (ip->ttl <= 1)
+		return pass(FP_PASS_TTL);
+	struct udphdr *ports = l4;
+	struct ce_out_key key = {
+		.src = ip->saddr,
+		.dst = ip->daddr,
+		.sport = ports->source,
+		.dport = ports->dest,
+		.proto = proto,
+	};
+	struct ce_out_val *v = bpf_map_lookup_elem(&ce_out, &key);
+	if (!v)
+		return pass(FP_PASS_NO_ENTRY);
+	__u32 ip_len = bpf_ntohs(ip->tot_len);
+	if (ip_len < hdrs || L3 + ip_len > skb->len)
+		return pass(FP_PASS_NOT_FLOW);
+	/* The largest packet this becomes on the wire: a GSO super-packet is cut into
+	 * segments of gso_size payload (BPF_F_ADJ_ROOM_FIXED_GSO keeps it). */
+	__u32 seg = skb->gso_size ? hdrs + skb->gso_size : ip_len;
+	if (seg > cfg->ipv4_mtu)
+		return pass(FP_PASS_MTU);
+
+	struct bpf_fib_lookup fib = {};
+	fib.family = 10; /* AF_INET6 */
+	fib.l4_protocol = IPPROTO_IPIP;
+	fib.tot_len = seg + IP6_LEN;
+	fib.ifindex = skb->ingress_ifindex;
+	__builtin_memcpy(fib.ipv6_src, cfg->ce_addr, 16);
+	__builtin_memcpy(fib.ipv6_dst, v->peer, 16);
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return pass(FP_PASS_MTU);
+	int redirect = rc == BPF_FIB_LKUP_RET_SUCCESS;
+
+	__u8 tos = ip->tos, ttl = ip->ttl;
+	__be32 old_addr = ip->saddr, new_addr = v->ext_addr;
+	__be16 old_port = ports->source, new_port = v->ext_port;
+	__u64 pkts, bytes;
+	traffic(skb, L3, hdrs, &pkts, &bytes);
+
+	/* NAT (RFC 1624): the pseudo-header and the port in the L4 checksum, the address
+	 * in the IPv4 header checksum. */
+	int csum = L3 + IP4_LEN + l4_csum_off(proto);
+	__u64 f = l4_csum_flags(proto);
+	if (bpf_l4_csum_replace(skb, csum, old_addr, new_addr, f | BPF_F_PSEUDO_HDR | 4) ||
+	    bpf_l4_csum_replace(skb, csum, old_port, new_port, f | 2) ||
+	    bpf_l3_csum_replace(skb, L3 + 10, old_addr, new_addr, 4) ||
+	    bpf_skb_store_bytes(skb, L3 + 12, &new_addr, 4, 0) ||
+	    bpf_skb_store_bytes(skb, L3 + IP4_LEN, &new_port, 2, 0) ||
+	    ttl_decrement(skb, L3, ttl, proto))
+		return pass(FP_PASS_HELPER);
+
+	if (bpf_skb_adjust_room(skb, IP6_LEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
+		return pass(FP_PASS_HELPER);
+	struct ipv6hdr h6;
+	/* Forwarded by the kernel, the outer packet loses one hop like the slow path's. */
+	outer_header(&h6, cfg->ce_addr, v->peer, tos, ip_len,
+		     redirect ? cfg->hop_limit - 1 : cfg->hop_limit);
+	if (bpf_skb_store_bytes(skb, L3, &h6, sizeof(h6), 0)) {
+		/* Room made, header not written: nothing sane to send. */
+		count(FP_DROP_HELPER, 1);
+		return TC_ACT_SHOT;
+	}
+	__be16 type = bpf_htons(ETH_P_IPV6);
+	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
+	if (redirect) {
+		bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
+		bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
+	}
+
+	v->last_seen = bpf_ktime_get_ns();
+	if (has_ack) {
+		v->lan_ack = ack;
+		v->ack_seen = 1;
+	}
+	__sync_fetch_and_add(&v->packets, pkts);
+	__sync_fetch_and_add(&v->bytes, bytes);
+	count(FP_OUT_PACKETS, pkts);
+	count(FP_OUT_BYTES, bytes);
+	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
+}
+
+SEC("tc")
+int ce_wan(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct ce_config *cfg = bpf_map_lookup_elem(&ce_config, &zero);
+	if (!cfg || !alive(cfg->deadline_ns))
+		return pass(FP_PASS_STALE);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *h6 = data + L3;
+	struct iphdr *ip = data + IN_L3;
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return pass(FP_PASS_NOT_FLOW);
+	if (h6->nexthdr != IPPROTO_IPIP || !addr6_eq(&h6->daddr, cfg->ce_addr))
+		return pass(FP_PASS_NOT_FLOW);
+	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+		return pass(FP_PASS_NOT_FLOW);
+	__u8 proto = ip->protocol;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return pass(FP_PASS_NOT_FLOW);
+	void *l4 = data + IN_L3 + IP4_LEN;
+	if (l4 + sizeof(struct udphdr) > end)
+		return pass(FP_PASS_NOT_FLOW);
+	if (!ip4_csum_ok(ip) || ip->daddr != cfg->ext_addr)
+		return pass(FP_PASS_NOT_FLOW);
+	__u32 hdrs = IP4_LEN;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > end)
+			return pass(FP_PASS_NOT_FLOW);
+		if (th->syn || th->fin || th->rst)
+			return pass(FP_PASS_CONTROL);
+		hdrs += th->doff * 4;
+	} else {
+		hdrs += sizeof(struct udphdr);
+	}
+	__u32 ip_len = bpf_ntohs(ip->tot_len);
+	if (ip_len < hdrs || bpf_ntohs(h6->payload_len) != ip_len || IN_L3 + ip_len > skb->len)
+		return pass(FP_PASS_NOT_FLOW);
+	if (ip->ttl <= 1)
+		return pass(FP_PASS_TTL);
+	struct udphdr *ports = l4;
+	struct ce_in_key key = {
+		.remote = ip->saddr,
+		.rport = ports->source,
+		.ext_port = ports->dest,
+		.proto = proto,
+	};
+	struct ce_in_val *v = bpf_map_lookup_elem(&ce_in, &key);
+	if (!v)
+		return pass(FP_PASS_NO_ENTRY);
+	/* RFC 7597 §8.1 as the slow path applies it: the flow's packets come from the BR
+	 * (or, by FMR, from the CE that owns the remote). */
+	if (!addr6_eq(&h6->saddr, v->peer))
+		return pass(FP_PASS_SOURCE);
+
+	struct bpf_fib_lookup fib = {};
+	fib.family = 2; /* AF_INET */
+	fib.l4_protocol = proto;
+	fib.tot_len = skb->gso_size ? 0 : ip_len;
+	fib.ifindex = skb->ingress_ifindex;
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = v->lan_addr;
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return pass(FP_PASS_MTU);
+	int redirect = rc == BPF_FIB_LKUP_RET_SUCCESS;
+
+	__u8 ttl = ip->ttl;
+	__be32 old_addr = ip->daddr, new_addr = v->lan_addr;
+	__be16 old_port = ports->dest, new_port = v->lan_port;
+	__u64 pkts, bytes;
+	traffic(skb, IN_L3, hdrs, &pkts, &bytes);
+
+	int csum = IN_L3 + IP4_LEN + l4_csum_off(proto);
+	__u64 f = l4_csum_flags(proto);
+	if (bpf_l4_csum_replace(skb, csum, old_addr, new_addr, f | BPF_F_PSEUDO_HDR | 4) ||
+	    bpf_l4_csum_replace(skb, csum, old_port, new_port, f | 2) ||
+	    bpf_l3_csum_replace(skb, IN_L3 + 10, old_addr, new_addr, 4) ||
+	    bpf_skb_store_bytes(skb, IN_L3 + 16, &new_addr, 4, 0) ||
+	    bpf_skb_store_bytes(skb, IN_L3 + IP4_LEN + 2, &new_port, 2, 0))
+		return pass(FP_PASS_HELPER);
+	if (redirect && ttl_decrement(skb, IN_L3, ttl, proto))
+		return pass(FP_PASS_HELPER);
+	if (bpf_skb_adjust_room(skb, -IP6_LEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO)) {
+		/* Rewritten but still encapsulated: the slow path could not match it. */
+		count(FP_DROP_HELPER, 1);
+		return TC_ACT_SHOT;
+	}
+	__be16 type = bpf_htons(ETH_P_IP);
+	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
+	if (redirect) {
+		bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
+		bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
+	}
+
+	v->last_seen = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&v->packets, pkts);
+	__sync_fetch_and_add(&v->bytes, bytes);
+	count(FP_IN_PACKETS, pkts);
+	count(FP_IN_BYTES, bytes);
+	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The maps' keys and values: the ABI between the programs and src/layout.rs, which
+ * mirrors every struct byte for byte (the loader checks the sizes against the object's
+ * BTF). Addresses and ports are in network order as in the packet; times, counters and
+ * MTUs in host order. */
+#ifndef MAPE_LAYOUT_H
+#define MAPE_LAYOUT_H
+
+#include <linux/types.h>
+
+/* Pass and traffic counters (per CPU): the names are FastPathCounter in layout.rs. */
+enum {
+	FP_OUT_PACKETS = 0,  /* LAN -> tunnel, forwarded here */
+	FP_OUT_BYTES,
+	FP_IN_PACKETS,       /* tunnel -> LAN, forwarded here */
+	FP_IN_BYTES,
+	FP_PASS_STALE,       /* the daemon's deadline passed (it died): slow path */
+	FP_PASS_NOT_FLOW,    /* not IPv4/4in6 TCP or UDP, IP options, fragments, bad header */
+	FP_PASS_CONTROL,     /* TCP SYN, FIN or RST: the engine sees every state change */
+	FP_PASS_NO_ENTRY,    /* no established session (new flows, storms) */
+	FP_PASS_TTL,         /* the TTL would expire: the slow path answers */
+	FP_PASS_MTU,         /* larger than the tunnel MTU: the slow path fragments/answers */
+	FP_PASS_SOURCE,      /* outer source is not the flow's BR / the CE of the rule (RFC 7597 §8.1) */
+	FP_PASS_HAIRPIN,     /* BR: between two CEs of the domain */
+	FP_PASS_HELPER,      /* a kernel helper refused before anything changed */
+	FP_DROP_HELPER,      /* a kernel helper refused half-way: dropped (the only drop) */
+	FP_STATS
+};
+
+/* CE, LAN -> tunnel: keyed like the engine's outbound index (proto, internal, remote). */
+struct ce_out_key {
+	__be32 src;   /* LAN host */
+	__be32 dst;   /* remote */
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct ce_out_val {
+	__u8 peer[16];   /* outer destination: the BR, or a CE by FMR */
+	__be32 ext_addr;
+	__be16 ext_port;
+	__u16 pad0;
+	__be32 lan_ack;  /* last ACK number the LAN host sent (TCP; valid when ack_seen) */
+	__u32 ack_seen;
+	__u64 last_seen; /* bpf_ktime_get_ns of the last packet either way */
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* CE, tunnel -> LAN: keyed like the engine's inbound index (proto, external port, remote). */
+struct ce_in_key {
+	__be32 remote;
+	__be16 rport;
+	__be16 ext_port;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct ce_in_val {
+	__u8 peer[16];   /* the outer source this flow's packets must come from */
+	__be32 lan_addr;
+	__be16 lan_port;
+	__u16 pad0;
+	__u64 last_seen;
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct ce_config {
+	__u8 ce_addr[16];   /* our MAP IPv6 address */
+	__be32 ext_addr;    /* our shared IPv4 address */
+	__u32 ipv4_mtu;     /* tunnel MTU for the inner packet */
+	__u64 deadline_ns;  /* forward only before this (the daemon renews it) */
+	__u8 hop_limit;     /* outer hop limit as the originating router writes it */
+	__u8 pad[7];
+};
+
+/* BR: one MAP rule, found by the longest match of an IPv4 address. */
+struct br_rule_key {
+	__u32 prefixlen;
+	__be32 addr;
+};
+
+struct br_rule {
+	__be64 prefix6;     /* the rule IPv6 prefix (upper 64 bits) */
+	__u8 prefix6_len;
+	__u8 prefix4_len;
+	__u8 ea_len;        /* ea_len >= 32 - prefix4_len and prefix6_len + ea_len <= 64 */
+	__u8 psid_offset;
+	__u8 psid_len;
+	__u8 draft03;       /* interface-ID layout: 0 RFC 7597 §6, 1 draft-ietf-softwire-map-03 */
+	__u8 pad[2];
+};
+
+struct br_config {
+	__u8 br_addr[16];
+	__u32 ipv6_mtu;     /* tunnel MTU for the outer packet */
+	__u32 pad0;
+	__u64 deadline_ns;
+	__u8 hop_limit;
+	__u8 pad[7];
+};
+
+#endif

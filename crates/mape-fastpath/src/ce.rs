@@ -1,0 +1,214 @@
+//! The CE's fast path: its two programs attached (LAN ingress, WAN ingress), the
+//! configuration and deadline, and the entries kept in step with the engine's journal.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, Object};
+use mape_nat::OffloadFlow;
+
+use crate::layout::{self, Counters, EntrySeen};
+use crate::objects::{self, CE_OBJECT};
+use crate::tc::Hook;
+use crate::{FastPathError, DEADLINE};
+
+const OBJECT: &str = "ce";
+
+/// What the CE's programs need to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CeParams {
+    /// The CE's MAP IPv6 address (outer source, and destination of what it accepts).
+    pub ce_addr: Ipv6Addr,
+    /// The shared IPv4 address.
+    pub ext_addr: Ipv4Addr,
+    /// The tunnel MTU for the inner IPv4 packet; larger packets take the slow path.
+    pub ipv4_mtu: u32,
+    /// The outer hop limit the CE writes (the slow path's `hop_limit`).
+    pub hop_limit: u8,
+    /// Most entries per direction (sessions the fast path may hold).
+    pub max_entries: u32,
+}
+
+/// The CE's loaded programs and maps.
+#[derive(Debug)]
+pub struct CeFastPath {
+    obj: Object,
+    out_map: MapHandle,
+    in_map: MapHandle,
+    config: MapHandle,
+    stats: MapHandle,
+    params: CeParams,
+    hooks: Vec<Hook>,
+}
+
+impl CeFastPath {
+    /// Loads the programs (nothing is attached yet) with a deadline already renewed.
+    pub fn load(params: CeParams) -> Result<Self, FastPathError> {
+        let n = Some(params.max_entries.max(1));
+        let obj = objects::load(OBJECT, CE_OBJECT, &[("ce_out", n), ("ce_in", n)])?;
+        let m = |name, k, v| objects::map(OBJECT, &obj, name, k, v);
+        let out_map = m("ce_out", layout::CE_OUT_KEY_LEN, layout::CE_OUT_VAL_LEN)?;
+        let in_map = m("ce_in", layout::CE_IN_KEY_LEN, layout::CE_IN_VAL_LEN)?;
+        let config = m("ce_config", 4, layout::CE_CONFIG_LEN)?;
+        let stats = m("stats", 4, 8)?;
+        let fp = Self {
+            obj,
+            out_map,
+            in_map,
+            config,
+            stats,
+            params,
+            hooks: Vec::new(),
+        };
+        fp.renew(crate::monotonic_ns())?;
+        Ok(fp)
+    }
+
+    /// Attaches `ce_lan` at ingress of each LAN interface and `ce_wan` at ingress of the
+    /// WAN interface. On failure what was attached is detached again.
+    pub fn attach(&mut self, lan: &[u32], wan: u32) -> Result<(), FastPathError> {
+        let plan = lan
+            .iter()
+            .map(|&i| ("ce_lan", i))
+            .chain(std::iter::once(("ce_wan", wan)));
+        for (prog, ifindex) in plan {
+            let p = self.obj.progs().find(|p| p.name() == prog).ok_or_else(|| {
+                FastPathError::Mismatch {
+                    object: OBJECT,
+                    what: format!("no program {prog}"),
+                }
+            })?;
+            match Hook::attach(&p, ifindex) {
+                Ok(h) => self.hooks.push(h),
+                Err(e) => {
+                    self.detach();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches every filter this instance attached (errors are ignored: the interface
+    /// may be gone, taking its filters with it).
+    pub fn detach(&mut self) {
+        for h in self.hooks.drain(..) {
+            let _ = h.detach();
+        }
+    }
+
+    /// The interfaces it is attached to.
+    pub fn attached(&self) -> Vec<u32> {
+        self.hooks.iter().map(Hook::ifindex).collect()
+    }
+
+    /// Lets the programs forward until [`DEADLINE`] after `now_ns` (CLOCK_MONOTONIC).
+    pub fn renew(&self, now_ns: u64) -> Result<(), FastPathError> {
+        self.write_config(now_ns.saturating_add(DEADLINE.as_nanos() as u64))
+    }
+
+    /// Stops the programs forwarding at once (everything goes to the slow path).
+    pub fn suspend(&self) -> Result<(), FastPathError> {
+        self.write_config(0)
+    }
+
+    fn write_config(&self, deadline_ns: u64) -> Result<(), FastPathError> {
+        let p = &self.params;
+        let c = layout::ce_config(p.ce_addr, p.ext_addr, p.ipv4_mtu, deadline_ns, p.hop_limit);
+        self.config
+            .update(&0u32.to_ne_bytes(), &c, MapFlags::ANY)
+            .map_err(|source| FastPathError::Map {
+                map: "ce_config",
+                source,
+            })
+    }
+
+    /// Installs both directions of `flow`, tunnelled to and accepted from `peer` (the BR,
+    /// or the CE an FMR names).
+    pub fn install(&self, flow: &OffloadFlow, peer: Ipv6Addr) -> Result<(), FastPathError> {
+        let map_err = |map| move |source| FastPathError::Map { map, source };
+        self.in_map
+            .update(
+                &layout::ce_in_key(flow),
+                &layout::ce_in_val(flow, peer),
+                MapFlags::ANY,
+            )
+            .map_err(map_err("ce_in"))?;
+        if let Err(e) = self.out_map.update(
+            &layout::ce_out_key(flow),
+            &layout::ce_out_val(flow, peer),
+            MapFlags::ANY,
+        ) {
+            let _ = self.in_map.delete(&layout::ce_in_key(flow));
+            return Err(map_err("ce_out")(e));
+        }
+        Ok(())
+    }
+
+    /// Removes both directions of `flow` and returns what they recorded last (`None`
+    /// when there was no entry).
+    pub fn remove(&self, flow: &OffloadFlow) -> Option<(EntrySeen, EntrySeen)> {
+        let seen = self.seen(flow);
+        let _ = self.out_map.delete(&layout::ce_out_key(flow));
+        let _ = self.in_map.delete(&layout::ce_in_key(flow));
+        seen
+    }
+
+    /// What both directions of `flow` recorded (outbound, inbound).
+    pub fn seen(&self, flow: &OffloadFlow) -> Option<(EntrySeen, EntrySeen)> {
+        let out = self
+            .out_map
+            .lookup(&layout::ce_out_key(flow), MapFlags::ANY)
+            .ok()
+            .flatten()?;
+        let back = self
+            .in_map
+            .lookup(&layout::ce_in_key(flow), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .map(|v| layout::in_seen(&v))
+            .unwrap_or_default();
+        Some((layout::out_seen(&out), back))
+    }
+
+    /// Every flow in the LAN → tunnel map.
+    pub fn flows(&self) -> Vec<OffloadFlow> {
+        self.out_map
+            .keys()
+            .filter_map(|k| {
+                let v = self.out_map.lookup(&k, MapFlags::ANY).ok().flatten()?;
+                layout::flow_of_out(&k, &v)
+            })
+            .collect()
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        for map in [&self.out_map, &self.in_map] {
+            let keys: Vec<Vec<u8>> = map.keys().collect();
+            for k in keys {
+                let _ = map.delete(&k);
+            }
+        }
+    }
+
+    /// The programs' counters, summed over CPUs.
+    pub fn counters(&self) -> Counters {
+        objects::counters(&self.stats)
+    }
+
+    /// The parameters it was loaded with.
+    pub fn params(&self) -> &CeParams {
+        &self.params
+    }
+
+    /// The loaded object (for tests that run a program on a buffer).
+    pub fn object(&self) -> &Object {
+        &self.obj
+    }
+}
+
+impl Drop for CeFastPath {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}

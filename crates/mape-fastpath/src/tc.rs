@@ -1,0 +1,81 @@
+//! tc attachment: one direct-action cls_bpf filter per (interface, ingress), at a fixed
+//! handle and priority so that a start replaces what a killed daemon left (never a
+//! duplicate), and a stop removes exactly its own.
+
+use std::os::fd::AsFd;
+
+use libbpf_rs::{Program, TcHook, TcHookBuilder, TC_INGRESS};
+
+use crate::FastPathError;
+
+/// The handle of mape's filters (`tc filter show dev X ingress` shows it).
+pub const FILTER_HANDLE: u32 = 0x6d61;
+/// Their priority.
+pub const FILTER_PRIORITY: u32 = 0x6d65;
+
+/// An attached filter.
+#[derive(Debug)]
+pub struct Hook {
+    hook: TcHook,
+    ifindex: u32,
+}
+
+impl Hook {
+    /// Attaches `prog` at ingress of `ifindex` (creating the clsact qdisc if needed),
+    /// replacing a filter of ours already there.
+    pub(crate) fn attach(prog: &Program<'_>, ifindex: u32) -> Result<Self, FastPathError> {
+        let err = |action, source| FastPathError::Tc {
+            action,
+            ifindex,
+            source,
+        };
+        let fd = prog.as_fd();
+        let mut hook = TcHookBuilder::new(fd)
+            .ifindex(ifindex as i32)
+            .replace(true)
+            .handle(FILTER_HANDLE)
+            .priority(FILTER_PRIORITY)
+            .hook(TC_INGRESS);
+        hook.create().map_err(|e| err("qdisc", e))?;
+        hook.attach().map_err(|e| err("attach", e))?;
+        Ok(Self { hook, ifindex })
+    }
+
+    /// The interface it is attached to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Removes the filter (the clsact qdisc stays: others may use it).
+    pub fn detach(mut self) -> Result<(), FastPathError> {
+        let ifindex = self.ifindex;
+        self.hook.detach().map_err(|source| FastPathError::Tc {
+            action: "detach",
+            ifindex,
+            source,
+        })
+    }
+}
+
+/// Removes a filter of ours left at ingress of `ifindex` (a killed daemon's), if any,
+/// without loading anything: a start with the fast path off leaves no stale program.
+pub fn remove_ours(ifindex: u32) -> Result<bool, FastPathError> {
+    // The hook only carries the program fd into an attach; a detach names the filter
+    // by interface, handle and priority. Any open descriptor serves as the placeholder.
+    let placeholder = std::io::stdin();
+    let mut hook = TcHookBuilder::new(placeholder.as_fd())
+        .ifindex(ifindex as i32)
+        .handle(FILTER_HANDLE)
+        .priority(FILTER_PRIORITY)
+        .hook(TC_INGRESS);
+    match hook.query() {
+        Ok(_) => {}
+        Err(_) => return Ok(false),
+    }
+    hook.detach().map_err(|source| FastPathError::Tc {
+        action: "detach",
+        ifindex,
+        source,
+    })?;
+    Ok(true)
+}

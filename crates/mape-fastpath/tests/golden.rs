@@ -1,0 +1,400 @@
+//! Golden packets: each program run on a buffer (`BPF_PROG_TEST_RUN`) gives the bytes
+//! the userspace pipeline (mape-dataplane, itself checked against RFC 7597's examples
+//! and etherparse) gives for the same packet of the same established flow, and leaves
+//! to the slow path what it must. Root (CAP_BPF) only: skipped without it, except under
+//! CI=true where a skip is a failure.
+//!
+//! With no route in the test's network namespace the programs take their "kernel
+//! forwards it" branch (TC_ACT_OK after the rewrite): then the kernel would decrement
+//! what the slow path's kernel decrement does, so the bytes compare one to one with the
+//! pipeline's output for the packet as the kernel would have handed it to the TUN.
+
+#[path = "../../mape-dataplane/tests/common/mod.rs"]
+mod common;
+
+use std::net::Ipv4Addr;
+
+use common::*;
+use etherparse::PacketBuilder;
+use libbpf_rs::ProgramInput;
+use mape_dataplane::{Br, Ce, Direction};
+use mape_fastpath::layout::Counter;
+use mape_fastpath::{BrFastPath, BrParams, BrRule, CeFastPath, CeParams};
+use mape_nat::{OffloadFlow, OffloadOp};
+use proptest::prelude::*;
+
+const TC_ACT_OK: u32 = 0;
+
+fn can_bpf() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root && std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("CI=true but not root: the BPF golden tests cannot run");
+    }
+    root
+}
+
+/// Ethernet in front of an IP packet.
+fn eth(ethertype: u16, ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02];
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(ip);
+    f
+}
+
+/// Runs program `name` of `obj` on `frame`: (return value, output frame).
+fn run(obj: &libbpf_rs::Object, name: &str, frame: &[u8]) -> (u32, Vec<u8>) {
+    let prog = obj.progs_mut().find(|p| p.name() == name).expect("program");
+    let mut out = vec![0u8; frame.len() + 128];
+    let input = ProgramInput {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..Default::default()
+    };
+    let o = prog.test_run(input).expect("test_run");
+    let ret = o.return_value;
+    let len = o.data.map(|d| d.len()).unwrap_or(0);
+    out.truncate(len);
+    (ret, out)
+}
+
+fn ce_fast_path(ce: &Ce) -> CeFastPath {
+    CeFastPath::load(CeParams {
+        ce_addr: ce6(),
+        ext_addr: Ipv4Addr::from(EXT),
+        ipv4_mtu: 1460,
+        hop_limit: 64,
+        max_entries: 1024,
+    })
+    .unwrap_or_else(|e| panic!("load: {e} (pipeline MTU {:?})", ce.counters().rx_lan))
+}
+
+/// Installs what the engine journals, toward the BR.
+fn apply(ce: &mut Ce, fp: &CeFastPath) -> Vec<OffloadFlow> {
+    let mut installed = Vec::new();
+    for op in ce.nat_mut().drain_offload().ops {
+        match op {
+            OffloadOp::Install(f) => {
+                fp.install(&f, br6()).unwrap();
+                installed.push(f);
+            }
+            OffloadOp::Remove(f) => {
+                fp.remove(&f);
+            }
+            OffloadOp::Refresh(_) => {}
+        }
+    }
+    installed
+}
+
+fn ext_port_of(wan_out: &[u8]) -> u16 {
+    // IPv6 (40) + IPv4 (20): the source port.
+    u16::from_be_bytes([wan_out[60], wan_out[61]])
+}
+
+/// A CE with an established TCP flow LAN_HOST:40000 → REMOTE:80; returns it, the fast
+/// path holding the flow, and the external port.
+fn tcp_flow() -> (Ce, CeFastPath, u16) {
+    let mut ce = ce(false);
+    ce.nat_mut().set_offload(true);
+    let fp = ce_fast_path(&ce);
+    let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1400);
+    let (_, out) = run_ce(&mut ce, 0, &syn);
+    let port = ext_port_of(&one(&out, Direction::Wan));
+    assert_eq!(
+        apply(&mut ce, &fp),
+        vec![],
+        "a SYN alone is not established"
+    );
+    let synack = encap(br6(), ce6(), &tcp_syn_ack4(REMOTE, 80, EXT, port, 50, 1400));
+    let (_, out) = run_ce(&mut ce, 1, &synack);
+    one(&out, Direction::Lan);
+    assert_eq!(
+        apply(&mut ce, &fp).len(),
+        1,
+        "answered: established, installed"
+    );
+    (ce, fp, port)
+}
+
+/// A TCP ACK (+PSH with a payload) with TOS `tos`.
+fn tcp4(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    ttl: u8,
+    tos: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    let b = PacketBuilder::ipv4(src, dst, ttl)
+        .tcp(sport, dport, 0x1234_5679, 64240)
+        .ack(0x9abc_def0);
+    let b = if data.is_empty() { b } else { b.psh() };
+    b.write(&mut v, data).unwrap();
+    v[1] = tos;
+    fix_ip_checksum(&mut v);
+    v
+}
+
+fn with_ttl(p: &[u8], ttl: u8) -> Vec<u8> {
+    let mut v = p.to_vec();
+    v[8] = ttl;
+    fix_ip_checksum(&mut v);
+    v
+}
+
+#[test]
+fn lan_to_tunnel_matches_the_pipeline() {
+    if !can_bpf() {
+        return;
+    }
+    let (mut ce, fp, _) = tcp_flow();
+    // The packet on the LAN wire, and as the kernel hands it to the TUN (TTL − 1).
+    let wire = tcp4(
+        LAN_HOST,
+        40000,
+        REMOTE,
+        80,
+        64,
+        0xb8,
+        b"GET / HTTP/1.1\r\n\r\n",
+    );
+    let (_, out) = run_ce(&mut ce, 3, &with_ttl(&wire, 63));
+    let want = one(&out, Direction::Wan);
+    let (ret, got) = run(fp.object(), "ce_lan", &eth(0x0800, &wire));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(&got[12..14], &[0x86, 0xdd], "ethertype IPv6");
+    assert_eq!(got[14..], want[..], "the same bytes as the pipeline");
+    assert_eq!(fp.counters().get(Counter::OutPackets), 1);
+    let (seen, _) = fp.seen(&fp.flows()[0]).unwrap();
+    assert_eq!(seen.lan_ack, Some(0x9abc_def0));
+    assert!(seen.last_seen_ns > 0);
+}
+
+#[test]
+fn tunnel_to_lan_matches_the_pipeline() {
+    if !can_bpf() {
+        return;
+    }
+    let (mut ce, fp, port) = tcp_flow();
+    let inner = tcp4(REMOTE, 80, EXT, port, 50, 0x10, &[0xab; 700]);
+    let wire = encap(br6(), ce6(), &inner);
+    let (_, out) = run_ce(&mut ce, 3, &wire);
+    let want = one(&out, Direction::Lan);
+    let (ret, got) = run(fp.object(), "ce_wan", &eth(0x86dd, &wire));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(&got[12..14], &[0x08, 0x00], "ethertype IPv4");
+    assert_eq!(got[14..], want[..]);
+    assert_eq!(fp.counters().get(Counter::InPackets), 1);
+}
+
+#[test]
+fn udp_with_no_checksum_keeps_none() {
+    if !can_bpf() {
+        return;
+    }
+    let mut ce = ce(false);
+    ce.nat_mut().set_offload(true);
+    let fp = ce_fast_path(&ce);
+    let q = udp4(LAN_HOST, 5000, REMOTE, 3478, 63, b"ping");
+    let (_, out) = run_ce(&mut ce, 0, &q);
+    let port = ext_port_of(&one(&out, Direction::Wan));
+    let answer = encap(br6(), ce6(), &udp4(REMOTE, 3478, EXT, port, 50, b"pong"));
+    run_ce(&mut ce, 1, &answer);
+    assert_eq!(apply(&mut ce, &fp).len(), 1, "answered: installed");
+    let mut wire = udp4(LAN_HOST, 5000, REMOTE, 3478, 64, b"more data");
+    wire[26] = 0;
+    wire[27] = 0;
+    let (_, out) = run_ce(&mut ce, 2, &with_ttl(&wire, 63));
+    let want = one(&out, Direction::Wan);
+    assert_eq!(&want[66..68], &[0, 0], "the pipeline keeps it absent");
+    let (ret, got) = run(fp.object(), "ce_lan", &eth(0x0800, &wire));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(got[14..], want[..]);
+    // With a checksum, too.
+    let wire = udp4(LAN_HOST, 5000, REMOTE, 3478, 64, b"more data");
+    let (_, out) = run_ce(&mut ce, 2, &with_ttl(&wire, 63));
+    let (_, got) = run(fp.object(), "ce_lan", &eth(0x0800, &wire));
+    assert_eq!(got[14..], one(&out, Direction::Wan)[..]);
+}
+
+#[test]
+fn what_the_fast_path_does_not_own_goes_on_unchanged() {
+    if !can_bpf() {
+        return;
+    }
+    let (_ce, fp, port) = tcp_flow();
+    let unchanged = |prog: &str, frame: Vec<u8>, why: Counter| {
+        let before = fp.counters().get(why);
+        let (ret, got) = run(fp.object(), prog, &frame);
+        assert_eq!(ret, TC_ACT_OK, "{why:?}");
+        assert_eq!(got, frame, "{why:?}: untouched");
+        assert_eq!(fp.counters().get(why), before + 1, "{why:?} counted");
+    };
+    // The FIN of the flow: the engine must see it.
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(LAN_HOST, REMOTE, 64)
+        .tcp(40000, 80, 1, 64240)
+        .ack(1)
+        .fin()
+        .write(&mut v, &[])
+        .unwrap();
+    unchanged("ce_lan", eth(0x0800, &v), Counter::PassControl);
+    // Another flow of the host: no entry (new flows, storms).
+    let other = tcp4(LAN_HOST, 40001, REMOTE, 80, 64, 0, b"x");
+    unchanged("ce_lan", eth(0x0800, &other), Counter::PassNoEntry);
+    // An expiring TTL: the slow path's kernel answers it.
+    let dying = tcp4(LAN_HOST, 40000, REMOTE, 80, 1, 0, b"x");
+    unchanged("ce_lan", eth(0x0800, &dying), Counter::PassTtl);
+    // Bigger than the tunnel MTU: the slow path answers or fragments.
+    let big = tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, &[0u8; 1460]);
+    unchanged("ce_lan", eth(0x0800, &big), Counter::PassMtu);
+    // A fragment.
+    let mut frag = tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, b"x");
+    set_frag(&mut frag, 7, false, true, 0);
+    unchanged("ce_lan", eth(0x0800, &frag), Counter::PassNotFlow);
+    // A bad header checksum.
+    let mut bad = tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, b"x");
+    bad[10] ^= 0xff;
+    unchanged("ce_lan", eth(0x0800, &bad), Counter::PassNotFlow);
+    // From the tunnel: the flow's packet from a source other than its BR (§8.1).
+    let inner = tcp4(REMOTE, 80, EXT, port, 50, 0, b"x");
+    let spoofed = encap(ce6_2(), ce6(), &inner);
+    unchanged("ce_wan", eth(0x86dd, &spoofed), Counter::PassSource);
+    // ... an RST from the remote.
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(REMOTE, EXT, 50)
+        .tcp(80, port, 1, 0)
+        .rst()
+        .write(&mut v, &[])
+        .unwrap();
+    unchanged(
+        "ce_wan",
+        eth(0x86dd, &encap(br6(), ce6(), &v)),
+        Counter::PassControl,
+    );
+}
+
+#[test]
+fn a_removed_entry_and_a_dead_daemon_forward_nothing() {
+    if !can_bpf() {
+        return;
+    }
+    let (_ce, fp, _) = tcp_flow();
+    let wire = eth(0x0800, &tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, b"x"));
+    // Past the deadline (suspend sets it to 0): every packet goes to the slow path.
+    fp.suspend().unwrap();
+    let (ret, got) = run(fp.object(), "ce_lan", &wire);
+    assert_eq!((ret, &got), (TC_ACT_OK, &wire));
+    assert_eq!(fp.counters().get(Counter::PassStale), 1);
+    fp.renew(mape_fastpath::monotonic_ns()).unwrap();
+    let f = fp.flows()[0];
+    assert!(fp.remove(&f).is_some());
+    let (ret, got) = run(fp.object(), "ce_lan", &wire);
+    assert_eq!((ret, &got), (TC_ACT_OK, &wire));
+    assert_eq!(fp.counters().get(Counter::PassNoEntry), 1);
+    assert!(fp.flows().is_empty());
+}
+
+fn br_fast_path() -> (Br, BrFastPath) {
+    let br = br();
+    let rule = BrRule::of(&rule(false), mape_rules::IidFormat::Rfc7597).expect("a plain rule");
+    let fp = BrFastPath::load(
+        BrParams {
+            br_addr: br6(),
+            ipv6_mtu: 1500,
+            hop_limit: 64,
+        },
+        &[rule],
+    )
+    .unwrap();
+    (br, fp)
+}
+
+#[test]
+fn br_both_ways_match_the_pipeline() {
+    if !can_bpf() {
+        return;
+    }
+    let (mut br, fp) = br_fast_path();
+    // Internet → CE: the kernel decrements on the way into the slow path's TUN.
+    let wire = tcp4(REMOTE, 80, EXT, PORT, 40, 0x28, b"hello");
+    let (_, out) = run_br(&mut br, 0, &with_ttl(&wire, 39));
+    let want = one(&out, Direction::Wan);
+    let (ret, got) = run(fp.object(), "br_v4", &eth(0x0800, &wire));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(
+        got[14..],
+        want[..],
+        "encapsulated toward the CE of 192.0.2.18 port {PORT}"
+    );
+    // CE → internet: decapsulated after the §8.1 check.
+    let up = encap(ce6(), br6(), &tcp4(EXT, PORT, REMOTE, 80, 64, 0, b"hi"));
+    let (_, out) = run_br(&mut br, 1, &up);
+    let want = one(&out, Direction::INTERNET);
+    let (ret, got) = run(fp.object(), "br_v6", &eth(0x86dd, &up));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(got[14..], want[..]);
+    // A source port of another PSID from this CE address is spoofed: slow path.
+    let spoof = encap(
+        ce6(),
+        br6(),
+        &tcp4(EXT, PORT + 0x100, REMOTE, 80, 64, 0, b"hi"),
+    );
+    let (ret, got) = run(fp.object(), "br_v6", &eth(0x86dd, &spoof));
+    assert_eq!((ret, &got[..]), (TC_ACT_OK, &eth(0x86dd, &spoof)[..]));
+    assert_eq!(fp.counters().get(Counter::PassSource), 1);
+    // Between two CEs of the domain: the slow path hairpins it.
+    let hair = encap(ce6(), br6(), &tcp4(EXT, PORT, EXT2, PORT, 64, 0, b"hi"));
+    let (ret, _) = run(fp.object(), "br_v6", &eth(0x86dd, &hair));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(fp.counters().get(Counter::PassHairpin), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// For any established UDP flow and payload, the fast path and the pipeline give
+    /// the same bytes, both ways.
+    #[test]
+    fn fast_path_and_pipeline_agree(
+        sport in 1024u16..,
+        dport in 1u16..,
+        tos in any::<u8>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..1400),
+    ) {
+        if !can_bpf() {
+            return Ok(());
+        }
+        let mut ce = ce(false);
+        ce.nat_mut().set_offload(true);
+        let fp = ce_fast_path(&ce);
+        let q = udp4(LAN_HOST, sport, REMOTE, dport, 63, b"q");
+        let (_, out) = run_ce(&mut ce, 0, &q);
+        let port = ext_port_of(&one(&out, Direction::Wan));
+        let answer = encap(br6(), ce6(), &udp4(REMOTE, dport, EXT, port, 50, b"a"));
+        run_ce(&mut ce, 1, &answer);
+        prop_assert_eq!(apply(&mut ce, &fp).len(), 1);
+        let mut wire = udp4(LAN_HOST, sport, REMOTE, dport, 64, &payload);
+        wire[1] = tos;
+        fix_ip_checksum(&mut wire);
+        let (_, out) = run_ce(&mut ce, 2, &with_ttl(&wire, 63));
+        let (ret, got) = run(fp.object(), "ce_lan", &eth(0x0800, &wire));
+        prop_assert_eq!(ret, TC_ACT_OK);
+        prop_assert_eq!(&got[14..], &one(&out, Direction::Wan)[..]);
+        let mut back = udp4(REMOTE, dport, EXT, port, 50, &payload);
+        back[1] = tos;
+        fix_ip_checksum(&mut back);
+        let back = encap(br6(), ce6(), &back);
+        let (_, out) = run_ce(&mut ce, 3, &back);
+        let (ret, got) = run(fp.object(), "ce_wan", &eth(0x86dd, &back));
+        prop_assert_eq!(ret, TC_ACT_OK);
+        prop_assert_eq!(&got[14..], &one(&out, Direction::Lan)[..]);
+    }
+}
