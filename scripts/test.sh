@@ -22,6 +22,11 @@ cargo build --profile failpoints --locked -p mape --features failpoints
 if [ "${MAPE_SLOW:-0}" = "1" ]; then export MAPE_PROPTEST_CASES=1000000; fi
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
+# The lab suites once more with the kernel fast path off (MAPE_LAB_FAST_PATH, read by
+# mape-lab's LabOptions): every behaviour holds on the TUN path alone too (issue #13).
+echo "== lab suites with [datapath] fast_path = \"off\""
+MAPE_LAB_FAST_PATH=off cargo nextest run -p mape --locked --no-fail-fast \
+  -E 'binary(lab_e2e) | binary(lab_churn) | binary(lab_restart) | binary(lab_ttl) | binary(lab_wan_garbage) | binary(lab_failsafe)'
 echo "== doctests"
 cargo test --workspace --locked --doc
 echo "== the Debian package: build it, install it into a clean Debian root, purge it"

@@ -51,6 +51,32 @@ pub struct Status {
     pub uptime_s: u64,
     /// The io shell's own counters.
     pub io: IoStatus,
+    /// The kernel fast path (`[datapath] fast_path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_path: Option<FastPathStatus>,
+}
+
+/// The kernel fast path as `show status` tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastPathStatus {
+    /// `auto`, `off` or `required`, as configured.
+    pub mode: String,
+    /// Whether the programs are attached and forwarding.
+    pub active: bool,
+    /// Why it is not active (unset when it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The interfaces its programs are attached to.
+    pub interfaces: Vec<String>,
+    /// Flows it holds now (CE) or rules (BR).
+    pub entries: u64,
+    /// What it forwarded, each way (CE: `out` LAN → tunnel; BR: `out` domain → internet).
+    pub out: Flow,
+    /// The other way.
+    #[serde(rename = "in")]
+    pub back: Flow,
+    /// Packets it left to the TUN path, by reason (non-zero only).
+    pub passed: BTreeMap<String, u64>,
 }
 
 /// MAP parameters: a CE's own, or a BR's address and rules.

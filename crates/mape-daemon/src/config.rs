@@ -302,6 +302,55 @@ impl Default for StateSection {
     }
 }
 
+/// `[datapath] fast_path`: whether established flows take the kernel fast path
+/// (tc-BPF, `mape-fastpath`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FastPathMode {
+    /// On where the kernel allows it (BPF, tc, Ethernet interfaces); the TUN path alone
+    /// otherwise, said in the log, `show status`, `doctor` and a metric.
+    #[default]
+    Auto,
+    /// The TUN path only.
+    Off,
+    /// On, or the daemon does not start.
+    Required,
+}
+
+impl FastPathMode {
+    /// The name in the configuration and in `show status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FastPathMode::Auto => "auto",
+            FastPathMode::Off => "off",
+            FastPathMode::Required => "required",
+        }
+    }
+}
+
+/// `[datapath]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatapathSection {
+    /// The kernel fast path.
+    pub fast_path: FastPathMode,
+    /// Most flows the fast path holds at once (each direction is one map entry); flows
+    /// past it stay on the TUN path.
+    pub fast_path_entries: u32,
+}
+
+/// Default `[datapath] fast_path_entries`.
+pub const DEFAULT_FAST_PATH_ENTRIES: u32 = 65_536;
+
+impl Default for DatapathSection {
+    fn default() -> Self {
+        Self {
+            fast_path: FastPathMode::Auto,
+            fast_path_entries: DEFAULT_FAST_PATH_ENTRIES,
+        }
+    }
+}
+
 /// `[metrics]`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -347,6 +396,9 @@ pub struct ConfigFile {
     /// `[tun]`.
     #[serde(default)]
     pub tun: TunSection,
+    /// `[datapath]`.
+    #[serde(default)]
+    pub datapath: DatapathSection,
     /// `[nat]`.
     #[serde(default)]
     pub nat: NatSection,
@@ -414,6 +466,8 @@ pub struct Settings {
     pub role: Role,
     /// TUN parameters.
     pub tun: TunSection,
+    /// The kernel fast path.
+    pub datapath: DatapathSection,
     /// Control socket.
     pub socket: PathBuf,
     /// State directory (`[state] dir`).
@@ -446,6 +500,13 @@ impl Settings {
             message: one_line(&e.to_string()),
         })?;
         let tun = file.tun.clone();
+        if !(1..=(1 << 22)).contains(&file.datapath.fast_path_entries) {
+            return Err(value_err(
+                "datapath.fast_path_entries",
+                file.datapath.fast_path_entries,
+                "a number of flows 1-4194304",
+            ));
+        }
         if !(576..=9000).contains(&tun.ipv4_mtu) {
             return Err(value_err(
                 "tun.ipv4_mtu",
@@ -498,6 +559,7 @@ impl Settings {
             socket: file.control.socket.clone(),
             state_dir: file.state.dir.clone(),
             persist_every: persist_every(&file.state)?,
+            datapath: file.datapath.clone(),
             metrics,
             events_hook: file.events.hook.clone(),
             path: path.to_path_buf(),

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::clock::now_since;
-use crate::config::{MapAddressMode, Role, Settings};
+use crate::config::{FastPathMode, MapAddressMode, Role, Settings};
 use crate::control::{self, Context};
 use crate::counters::IoCounters;
 use crate::datapath::{self, WorkerCtx};
 use crate::events::{log_event, run_hook, HOOK_SLOTS};
+use crate::fastpath::FastPath;
 use crate::lock::{InstanceLock, LockError};
-use crate::pipeline::{Pipeline, PipelineError, Shared};
+use crate::pipeline::{FastPathPlan, Pipeline, PipelineError, Shared};
 use crate::plumbing::{Plumbing, PlumbingError};
 use crate::supervise::{Heartbeats, Notifier};
 use crate::tun::{self, Wake};
@@ -61,6 +62,9 @@ pub enum RunError {
     /// A datapath worker stopped while the daemon ran (the host was cleaned up).
     #[error("datapath: {0}")]
     Datapath(String),
+    /// `[datapath] fast_path = "required"` and the kernel fast path could not start.
+    #[error("fast path required but not available: {0}")]
+    FastPath(String),
 }
 
 impl RunError {
@@ -207,6 +211,13 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
     };
     if let Err(e) = setup(&mut plumbing, &settings).await {
         // Routes first, while the TUN exists; then the TUN.
+        plumbing.teardown().await;
+        drop(qs);
+        remove_socket();
+        return Err(e);
+    }
+    // 5. The kernel fast path, once the routes it falls back to exist.
+    if let Err(e) = start_fast_path(&plumbing, &settings, &shared, clock).await {
         plumbing.teardown().await;
         drop(qs);
         remove_socket();
@@ -380,6 +391,10 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
     stop.store(true, Ordering::Relaxed);
     wake.signal();
     let queues_back = join_workers(workers);
+    // The programs go before the routes they fall back to.
+    if let Ok(mut p) = shared.lock() {
+        p.stop_fast_path();
+    }
     // The last word on the session table, once no worker changes it.
     if let Some(path) = &sessions_path {
         if let Some(h) = persisting.take() {
@@ -431,6 +446,74 @@ fn scraper(ctx: &Context) -> crate::metrics::Scraper {
             ctx.up_since.elapsed(),
         )
     })
+}
+
+/// Brings the kernel fast path up as `[datapath] fast_path` says: `off` removes what a
+/// killed daemon left and runs the TUN path alone; `auto` falls back to it, saying why;
+/// `required` refuses to start without it. The filters of a killed daemon are replaced
+/// (same handle and priority), never duplicated; the lock proves that daemon dead.
+async fn start_fast_path(
+    plumbing: &Plumbing,
+    settings: &Settings,
+    shared: &Shared,
+    clock: Instant,
+) -> Result<(), RunError> {
+    let mode = settings.datapath.fast_path;
+    let mut links = plumbing.ethernet_links().await;
+    let wan = match &settings.role {
+        Role::Ce(ce) => plumbing.index(&ce.wan_interface).await.ok(),
+        Role::Br(_) => None,
+    };
+    if let Some(w) = wan {
+        if !links.iter().any(|(_, i)| *i == w) {
+            links.clear(); // the WAN is not Ethernet: nothing to attach to
+        }
+    }
+    let Ok(mut p) = shared.lock() else {
+        return Ok(());
+    };
+    if mode == FastPathMode::Off {
+        for (name, i) in &links {
+            if let Ok(true) = mape_fastpath::remove_ours(*i) {
+                tracing::info!(interface = %name, "fast path filter of a previous run removed");
+            }
+        }
+        p.no_fast_path(FastPath::off());
+        return Ok(());
+    }
+    let refuse = |reason: String| -> Result<FastPath, RunError> {
+        if mode == FastPathMode::Required {
+            Err(RunError::FastPath(reason))
+        } else {
+            tracing::warn!(reason = %reason, "fast path not available: every packet takes the TUN path");
+            Ok(FastPath::Inactive { mode, reason })
+        }
+    };
+    if links.is_empty() || (wan.is_some() && links.len() < 2) {
+        let why = refuse("no Ethernet interfaces to attach to (WAN and LAN)".into())?;
+        p.no_fast_path(why);
+        return Ok(());
+    }
+    let origin_ns = mape_fastpath::monotonic_ns()
+        .saturating_sub(clock.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+    let plan = FastPathPlan {
+        mode,
+        links: links.clone(),
+        wan,
+        origin_ns,
+        entries: settings.datapath.fast_path_entries,
+    };
+    match p.start_fast_path(&plan) {
+        Ok(()) => {
+            let names: Vec<&str> = links.iter().map(|(n, _)| n.as_str()).collect();
+            tracing::info!(mode = mode.as_str(), interfaces = %names.join(","), "fast path attached");
+        }
+        Err(e) => {
+            let why = refuse(e.to_string())?;
+            p.no_fast_path(why);
+        }
+    }
+    Ok(())
 }
 
 /// Host set-up for the role (docs/linux-plumbing.md, "The recipe").

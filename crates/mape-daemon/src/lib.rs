@@ -2,7 +2,8 @@
 //! the control socket and signals. The only crate that touches the operating system.
 //!
 //! Modules depend one way: `clock`, `counters`, `config` and `metrics` at the bottom;
-//! `pipeline` (the CE and BR behind the trait the rest sees) on them; `datapath` (the
+//! `fastpath` (the kernel fast path's bookkeeping) on them; `pipeline` (the CE and BR
+//! behind the trait the rest sees) on those; `datapath` (the
 //! worker threads), `control` (the socket's handlers), `events` and `sessions_file` (the
 //! session table on disk) on those; `daemon`
 //! (start, the control loop, stop) on top.
@@ -20,6 +21,7 @@ pub mod datapath;
 pub mod events;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
+pub mod fastpath;
 #[allow(unsafe_code)]
 pub mod lock;
 pub mod logs;

@@ -266,6 +266,33 @@ impl Plumbing {
         }
     }
 
+    /// The Ethernet interfaces of this network namespace that are not enslaved to a
+    /// bridge or bond (their master is where packets are routed): where the fast path
+    /// attaches (`crate::fastpath`).
+    pub async fn ethernet_links(&self) -> Vec<(String, u32)> {
+        use rtnetlink::packet_route::link::{LinkAttribute, LinkLayerType};
+        let mut out = Vec::new();
+        let mut links = self.handle.link().get().execute();
+        while let Ok(Some(msg)) = links.try_next().await {
+            if msg.header.link_layer_type != LinkLayerType::Ether {
+                continue;
+            }
+            let mut name = None;
+            let mut enslaved = false;
+            for a in &msg.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => name = Some(n.clone()),
+                    LinkAttribute::Controller(_) => enslaved = true,
+                    _ => {}
+                }
+            }
+            if let (Some(n), false) = (name, enslaved) {
+                out.push((n, msg.header.index));
+            }
+        }
+        out
+    }
+
     /// Whether an interface `name` exists in this network namespace.
     pub async fn link_exists(&self, name: &str) -> bool {
         self.index(name).await.is_ok()

@@ -1,4 +1,5 @@
-//! What a child of the daemon does not inherit: the daemon runs with `CAP_NET_ADMIN` (and
+//! What a child of the daemon does not inherit: the daemon runs with `CAP_NET_ADMIN` and
+//! `CAP_BPF` (and
 //! as root before systemd's hardening), the user's event hook must run with no capability
 //! at all. [`no_capabilities`] arranges that between fork and exec.
 

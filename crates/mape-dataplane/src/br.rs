@@ -122,6 +122,11 @@ impl Br {
         &self.counters
     }
 
+    /// The counters, to add the kernel fast path's traffic to ([`Counters::add_fast_path`]).
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
     /// Reassembly timeouts.
     pub fn expire(&mut self, now: Timestamp) {
         self.defrag.expire(now.millis(), &mut self.drops);

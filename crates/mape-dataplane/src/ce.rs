@@ -129,6 +129,12 @@ impl Ce {
         &self.counters
     }
 
+    /// The NAT engine and the counters together (the kernel fast path's fold-back
+    /// updates both: [`Nat::offload_seen`], [`Counters::add_fast_path`]).
+    pub fn nat_and_counters_mut(&mut self) -> (&mut Nat, &mut Counters) {
+        (&mut self.nat, &mut self.counters)
+    }
+
     /// Datagrams waiting in reassembly.
     pub fn reassembly_in_progress(&self) -> usize {
         self.defrag.in_progress()

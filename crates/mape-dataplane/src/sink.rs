@@ -133,6 +133,24 @@ pub struct Counters {
     pub fragments_emitted: u64,
 }
 
+impl Counters {
+    /// Adds what the kernel fast path forwarded without the pipeline: `v4_to_v6` packets
+    /// and IPv4 bytes encapsulated (CE: LAN → tunnel; BR: internet → domain) and
+    /// `v6_to_v4` decapsulated, so the counters tell every packet whichever path took
+    /// it. The IPv6 side counts each packet 40 bytes longer (the outer header).
+    pub fn add_fast_path(&mut self, v4_to_v6: Traffic, v6_to_v4: Traffic) {
+        let outer = |t: Traffic| t.bytes + 40 * t.packets;
+        self.rx_lan.packets += v4_to_v6.packets;
+        self.rx_lan.bytes += v4_to_v6.bytes;
+        self.tx_wan.packets += v4_to_v6.packets;
+        self.tx_wan.bytes += outer(v4_to_v6);
+        self.rx_wan.packets += v6_to_v4.packets;
+        self.rx_wan.bytes += outer(v6_to_v4);
+        self.tx_lan.packets += v6_to_v4.packets;
+        self.tx_lan.bytes += v6_to_v4.bytes;
+    }
+}
+
 /// Emits a packet and counts it (free function so callers can lend disjoint fields).
 #[inline]
 pub(crate) fn emit<S: Sink + ?Sized>(c: &mut Counters, out: &mut S, dir: Direction, p: &[u8]) {

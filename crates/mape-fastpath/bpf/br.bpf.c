@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* The BR's fast path (issue #13): the BR is stateless, so every TCP and UDP packet of
  * a plain rule can take it. Two tc (cls_bpf, direct-action) programs:
- *   br_v6, on the domain side: 4in6 to the BR address whose outer source is the CE
+ *   br_v6 (from the domain): 4in6 to the BR address whose outer source is the CE
  *     address the inner source address and port map to (RFC 7597 §8.1, the rule found
  *     by the longest match of the inner source in an LPM trie) -> decapsulated, TTL
  *     decremented, out to the internet;
- *   br_v4, on the internet side: IPv4 to an address of a rule -> encapsulated toward
+ *   br_v4 (from the internet): IPv4 to an address of a rule -> encapsulated toward
  *     the CE that owns the destination address and port (RFC 7597 §5.3, §8).
- * Hairpins between CEs, ICMP, fragments, options, reserved ports and anything not
+ * br_ingress runs either by ethertype; the daemon attaches it at ingress of every
+ * Ethernet interface. Hairpins between CEs, ICMP, fragments, options, reserved ports and anything not
  * proven right go on to the TUN (TC_ACT_OK, counted by reason). */
 #include "common.h"
 
@@ -69,8 +70,7 @@ static __always_inline int unicast(__be32 addr)
 	return top != 0 && top != 127 && top < 224;
 }
 
-SEC("tc")
-int br_v6(struct __sk_buff *skb)
+static __always_inline int from_domain(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
 	struct br_config *cfg = bpf_map_lookup_elem(&br_config, &zero);
@@ -142,8 +142,7 @@ int br_v6(struct __sk_buff *skb)
 	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
 }
 
-SEC("tc")
-int br_v4(struct __sk_buff *skb)
+static __always_inline int from_internet(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
 	struct br_config *cfg = bpf_map_lookup_elem(&br_config, &zero);
@@ -224,6 +223,34 @@ int br_v4(struct __sk_buff *skb)
 	count(FP_IN_PACKETS, pkts);
 	count(FP_IN_BYTES, bytes);
 	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
+}
+
+/* The domain side: 4in6 from CEs. */
+SEC("tc")
+int br_v6(struct __sk_buff *skb)
+{
+	return from_domain(skb);
+}
+
+/* The internet side: IPv4 to the domain's addresses. */
+SEC("tc")
+int br_v4(struct __sk_buff *skb)
+{
+	return from_internet(skb);
+}
+
+/* Either side on one interface (what the daemon attaches): by ethertype. */
+SEC("tc")
+int br_ingress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return pass(FP_PASS_NOT_FLOW);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return from_domain(skb);
+	return from_internet(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -103,36 +103,30 @@ impl BrFastPath {
         Ok(fp)
     }
 
-    /// Attaches `br_v6` at ingress of the domain-side interface and `br_v4` at ingress
-    /// of the internet-side one (they may be the same). On failure what was attached is
-    /// detached again.
-    pub fn attach(&mut self, domain: u32, internet: u32) -> Result<(), FastPathError> {
-        let plan: Vec<(&str, u32)> = if domain == internet {
-            // One ingress hook per interface: both families then need one program.
-            return Err(FastPathError::Mismatch {
+    /// Attaches `br_ingress` (either side, by ethertype) at ingress of each interface.
+    /// On failure what was attached is detached again.
+    pub fn attach(&mut self, links: &[u32]) -> Result<(), FastPathError> {
+        let p = self
+            .obj
+            .progs()
+            .find(|p| p.name() == "br_ingress")
+            .ok_or_else(|| FastPathError::Mismatch {
                 object: OBJECT,
-                what:
-                    "the domain and the internet on one interface is not supported by the fast path"
-                        .into(),
-            });
-        } else {
-            vec![("br_v6", domain), ("br_v4", internet)]
-        };
-        for (prog, ifindex) in plan {
-            let p = self.obj.progs().find(|p| p.name() == prog).ok_or_else(|| {
-                FastPathError::Mismatch {
-                    object: OBJECT,
-                    what: format!("no program {prog}"),
-                }
+                what: "no program br_ingress".into(),
             })?;
+        let mut attached = Vec::new();
+        for &ifindex in links {
             match Hook::attach(&p, ifindex) {
-                Ok(h) => self.hooks.push(h),
+                Ok(h) => attached.push(h),
                 Err(e) => {
-                    self.detach();
+                    for h in attached {
+                        let _ = h.detach();
+                    }
                     return Err(e);
                 }
             }
         }
+        self.hooks.extend(attached);
         Ok(())
     }
 

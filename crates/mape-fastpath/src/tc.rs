@@ -4,7 +4,7 @@
 
 use std::os::fd::AsFd;
 
-use libbpf_rs::{Program, TcHook, TcHookBuilder, TC_INGRESS};
+use libbpf_rs::{Program, TcHookBuilder, TC_INGRESS};
 
 use crate::FastPathError;
 
@@ -13,10 +13,10 @@ pub const FILTER_HANDLE: u32 = 0x6d61;
 /// Their priority.
 pub const FILTER_PRIORITY: u32 = 0x6d65;
 
-/// An attached filter.
+/// An attached filter, named by its interface (with [`FILTER_HANDLE`] and
+/// [`FILTER_PRIORITY`], that is all a detach needs).
 #[derive(Debug)]
 pub struct Hook {
-    hook: TcHook,
     ifindex: u32,
 }
 
@@ -29,8 +29,7 @@ impl Hook {
             ifindex,
             source,
         };
-        let fd = prog.as_fd();
-        let mut hook = TcHookBuilder::new(fd)
+        let mut hook = TcHookBuilder::new(prog.as_fd())
             .ifindex(ifindex as i32)
             .replace(true)
             .handle(FILTER_HANDLE)
@@ -38,7 +37,7 @@ impl Hook {
             .hook(TC_INGRESS);
         hook.create().map_err(|e| err("qdisc", e))?;
         hook.attach().map_err(|e| err("attach", e))?;
-        Ok(Self { hook, ifindex })
+        Ok(Self { ifindex })
     }
 
     /// The interface it is attached to.
@@ -47,13 +46,8 @@ impl Hook {
     }
 
     /// Removes the filter (the clsact qdisc stays: others may use it).
-    pub fn detach(mut self) -> Result<(), FastPathError> {
-        let ifindex = self.ifindex;
-        self.hook.detach().map_err(|source| FastPathError::Tc {
-            action: "detach",
-            ifindex,
-            source,
-        })
+    pub fn detach(self) -> Result<(), FastPathError> {
+        remove_ours(self.ifindex).map(|_| ())
     }
 }
 

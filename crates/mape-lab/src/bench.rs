@@ -1,9 +1,19 @@
 //! `mape lab bench`: in one run on the same namespaces, iperf3 from lan1 to the internet
-//! server through (a) mape CE + BR (MAP-E encapsulation in user space), (b) the kernel's
-//! own nftables SNAT into a 240-port range without encapsulation, (c) plain kernel routing.
-//! TCP bulk with 1 and 4 streams, 64-byte UDP packets per second, and `conn_240`: TCP
-//! connection churn to ONE destination through the 240-port set. No target is asserted
-//! anywhere: the figures are reported, as ratios, from one run.
+//! server through (a) `mape`: mape CE + BR with the kernel fast path (the default), (b)
+//! `mape_tun`: the same daemons with `[datapath] fast_path = "off"` (every packet through
+//! the TUN and the user-space pipeline), (c) `kernel_nat`: the kernel's own nftables SNAT
+//! without encapsulation, (d) `route`: plain kernel routing. TCP bulk with 1 and 4
+//! streams, 64-byte UDP packets per second, `conn_rate`: TCP connections per second,
+//! each a full handshake and teardown, with ports not limiting (the kernel's NAT gets the
+//! whole port range for it; mape recycles its 240 ports' closed connections), and
+//! `conn_240`: TCP connection churn to ONE destination through a 240-port set. No target
+//! is asserted anywhere: the figures are reported, as ratios, from one run.
+//!
+//! `conn_rate` runs [`RATE_LOOPS`] workers of the same client as `conn_240` against
+//! [`TCP_WAIT_PORT`], closing first ([`ConnMode::ClientFirst`]): the server keeps no
+//! TIME_WAIT, so an external port the NAT reuses is not answered by an old connection
+//! (with the server closing first, as in `conn_240`, a reused port costs a challenge
+//! ACK, the client's RST and a SYN retransmission).
 //!
 //! `conn_240` mirrors the `conn_240` test of the reference baseline
 //! (`lab-baseline/netlab-common.sh`, its `connrate` client): for the bench's duration,
@@ -26,7 +36,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::addr;
-use crate::churn::{ConnLoop, ConnMode, TCP_CLOSE_PORT};
+use crate::churn::{ConnLoop, ConnMode, TCP_CLOSE_PORT, TCP_WAIT_PORT};
 use crate::error::LabError;
 use crate::topology::{Lab, LabOptions};
 
@@ -47,7 +57,14 @@ pub struct BenchResult {
     pub conn_240: Row,
     /// Failed connections of the `conn_240` loop (refused, unreachable or timed out).
     pub conn_240_failed: Row,
+    /// TCP connect + close, ports not limiting, completed connections/s.
+    pub conn_rate: Row,
+    /// Failed connections of the `conn_rate` loop.
+    pub conn_rate_failed: Row,
 }
+
+/// Workers of the `conn_rate` loop.
+pub const RATE_LOOPS: u32 = 4;
 
 /// Workers of the `conn_240` loop, each with one connection at a time (the reference's
 /// `CONN_THREADS` default).
@@ -56,19 +73,44 @@ pub const CONN_LOOPS: u32 = 2;
 /// `CONN_TIMEOUT_MS` default).
 pub const CONN_TIMEOUT: Duration = Duration::from_millis(300);
 
-fn conn_240(lab: &Lab, secs: u64, mode: &'static str, r: &mut BenchResult) -> Result<(), LabError> {
+/// `workers` connect + close loops for `secs` to `port` in `mode`: (connections/s,
+/// failures).
+fn conn_loop(
+    lab: &Lab,
+    secs: u64,
+    workers: u32,
+    port: u16,
+    mode: ConnMode,
+) -> Result<(f64, f64), LabError> {
     let lp = ConnLoop {
-        target: (addr::SERVER, TCP_CLOSE_PORT),
+        target: (addr::SERVER, port),
         duration: Duration::from_secs(secs),
-        concurrency: CONN_LOOPS,
+        concurrency: workers,
         timeout: CONN_TIMEOUT,
-        mode: ConnMode::Eof,
+        mode,
         fail_pause: Duration::ZERO,
         max: 0,
     };
     let res = lp.run(lab, &lab.ns("lan1"))?;
-    r.conn_240.insert(mode, res.rate());
-    r.conn_240_failed.insert(mode, res.fail as f64);
+    Ok((res.rate(), res.fail as f64))
+}
+
+fn conn_240(lab: &Lab, secs: u64, mode: &'static str, r: &mut BenchResult) -> Result<(), LabError> {
+    let (rate, failed) = conn_loop(lab, secs, CONN_LOOPS, TCP_CLOSE_PORT, ConnMode::Eof)?;
+    r.conn_240.insert(mode, rate);
+    r.conn_240_failed.insert(mode, failed);
+    Ok(())
+}
+
+fn conn_rate(
+    lab: &Lab,
+    secs: u64,
+    mode: &'static str,
+    r: &mut BenchResult,
+) -> Result<(), LabError> {
+    let (rate, failed) = conn_loop(lab, secs, RATE_LOOPS, TCP_WAIT_PORT, ConnMode::ClientFirst)?;
+    r.conn_rate.insert(mode, rate);
+    r.conn_rate_failed.insert(mode, failed);
     Ok(())
 }
 
@@ -101,15 +143,23 @@ fn measure(lab: &Lab, secs: u64, mode: &'static str, r: &mut BenchResult) -> Res
     let lost = sum["lost_packets"].as_f64().unwrap_or(0.0);
     let secs_f = sum["seconds"].as_f64().unwrap_or(secs as f64).max(0.001);
     r.udp64_pps.insert(mode, (sent - lost).max(0.0) / secs_f);
-    // Last: under a NAT that holds closed connections' ports it may leave lan1 without any.
-    conn_240(lab, secs, mode, r)
+    Ok(())
 }
 
-/// Runs the three modes. `secs` per iperf3 test.
+/// Runs the four modes. `secs` per test.
 pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
-    let mut lab = Lab::up(LabOptions::new(mape, "mape"))?;
+    let mut opts = LabOptions::new(mape, "mape");
+    opts.fast_path = "auto".into();
+    let mut lab = Lab::up(opts)?;
     let mut r = BenchResult::default();
     measure(&lab, secs, "mape", &mut r)?;
+    conn_rate(&lab, secs, "mape", &mut r)?;
+    conn_240(&lab, secs, "mape", &mut r)?;
+    lab.restart_daemons("off")?;
+    std::thread::sleep(Duration::from_millis(300));
+    measure(&lab, secs, "mape_tun", &mut r)?;
+    conn_rate(&lab, secs, "mape_tun", &mut r)?;
+    conn_240(&lab, secs, "mape_tun", &mut r)?;
 
     // Stop both daemons (their teardown removes the TUNs and routes), then give the CE
     // and the ISP an IPv4 link of their own.
@@ -131,29 +181,37 @@ pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
         lab.exec_ok(&ce, &["sysctl", "-qw", k])?;
     }
 
-    // (c) plain routing: the ISP knows the LAN.
+    // (d) plain routing: the ISP knows the LAN.
     lab.exec_ok(
         &isp,
         &["ip", "route", "add", "192.168.10.0/24", "via", "192.0.2.18"],
     )?;
     std::thread::sleep(Duration::from_millis(300));
     measure(&lab, secs, "route", &mut r)?;
+    conn_rate(&lab, secs, "route", &mut r)?;
+    conn_240(&lab, secs, "route", &mut r)?;
     lab.exec_ok(&isp, &["ip", "route", "del", "192.168.10.0/24"])?;
 
-    // (b) the kernel's NAT: SNAT into 240 ports, 4096-4335 (as the baseline scripts do).
-    let rules = lab.dir.join("kernel-nat.nft");
-    std::fs::write(
-        &rules,
-        "table ip mapebench {\n\
-         \tchain post {\n\
-         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-         \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 meta l4proto { tcp, udp } snat to 192.0.2.18:4096-4335\n\
-         \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 snat to 192.0.2.18\n\
-         \t}\n\
-         }\n",
-    )?;
-    let rules_s = rules.display().to_string();
-    lab.exec_ok(&ce, &["nft", "-f", &rules_s])?;
+    // (c) the kernel's NAT: the 240-port set of a v6plus line, 4096-4335 (as the
+    // baseline scripts do), then the whole port range for conn_rate (ports not limiting).
+    let nat = |name: &str, range: &str| -> Result<(), LabError> {
+        let rules = lab.dir.join(name);
+        std::fs::write(
+            &rules,
+            format!(
+                "table ip mapebench {{\n\
+                 \tchain post {{\n\
+                 \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+                 \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 meta l4proto {{ tcp, udp }} snat to 192.0.2.18:{range}\n\
+                 \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 snat to 192.0.2.18\n\
+                 \t}}\n\
+                 }}\n"
+            ),
+        )?;
+        let _ = lab.exec(&ce, &["nft", "delete", "table", "ip", "mapebench"]);
+        lab.exec_ok(&ce, &["nft", "-f", &rules.display().to_string()])
+            .map(|_| ())
+    };
     // conntrack's normal TIME_WAIT (the namespace's default, stated so no earlier change
     // of it can leak in): closed connections hold their NAT port for 120 s unless a new
     // SYN for the same tuple takes it over.
@@ -165,8 +223,14 @@ pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
             "net.netfilter.nf_conntrack_tcp_timeout_time_wait=120",
         ],
     )?;
+    nat("kernel-nat.nft", "4096-4335")?;
     std::thread::sleep(Duration::from_millis(300));
     measure(&lab, secs, "kernel_nat", &mut r)?;
+    conn_240(&lab, secs, "kernel_nat", &mut r)?;
+    // Then the whole port range, so that ports do not limit conn_rate.
+    nat("kernel-nat-full.nft", "1024-65535")?;
+    std::thread::sleep(Duration::from_millis(300));
+    conn_rate(&lab, secs, "kernel_nat", &mut r)?;
     lab.teardown();
     Ok(r)
 }

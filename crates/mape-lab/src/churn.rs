@@ -20,7 +20,14 @@ pub const UDP_ECHO_PORT: u16 = 7008;
 /// is a full handshake plus teardown, the server closing first (as HTTP/1.0 does).
 pub const TCP_CLOSE_PORT: u16 = 7009;
 
-/// Servers of the lab's internet host: `udp-echo HOST:PORT` or `tcp-close HOST:PORT`.
+/// The internet host's TCP server that waits for the client's FIN before it closes:
+/// with [`ConnMode::ClientFirst`] every connection is a full handshake plus teardown that
+/// leaves no TIME_WAIT at the server (the client closes first), so a NAT that reuses an
+/// external port soon is not answered by the server's old connection.
+pub const TCP_WAIT_PORT: u16 = 7010;
+
+/// Servers of the lab's internet host: `udp-echo HOST:PORT`, `tcp-close HOST:PORT` or
+/// `tcp-wait HOST:PORT` (close after the client's FIN).
 pub(crate) const SERVERS_PY: &str = r#"
 import socket, sys
 mode, addr = sys.argv[1], sys.argv[2]
@@ -42,6 +49,33 @@ elif mode == 'tcp-close':
         except OSError:
             continue
         c.close()
+elif mode == 'tcp-wait':
+    import selectors
+    sel = selectors.DefaultSelector()
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((host, int(port)))
+    l.listen(4096)
+    l.setblocking(False)
+    sel.register(l, selectors.EVENT_READ)
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is l:
+                try:
+                    c, _ = l.accept()
+                except OSError:
+                    continue
+                c.setblocking(False)
+                sel.register(c, selectors.EVENT_READ)
+            else:
+                c = key.fileobj
+                try:
+                    d = c.recv(4096)
+                except OSError:
+                    d = b''
+                if not d:
+                    sel.unregister(c)
+                    c.close()
 else:
     sys.exit('unknown mode ' + mode)
 "#;
@@ -78,6 +112,10 @@ def one():
                 data += b
             if b' 200 ' not in data.split(b'\r\n', 1)[0]:
                 return 'bad-response'
+        elif mode == 'client-first':
+            s.shutdown(socket.SHUT_WR)
+            if s.recv(1) != b'':
+                return 'data-instead-of-eof'
         elif s.recv(1) != b'':
             return 'data-instead-of-eof'
         return None
@@ -175,6 +213,8 @@ pub enum ConnMode {
     Eof,
     /// `GET /index.html HTTP/1.0`, read the 200 response to EOF, close.
     Http,
+    /// Send FIN first, wait for the server's (for [`TCP_WAIT_PORT`]), then close.
+    ClientFirst,
 }
 
 /// A TCP connect loop.
@@ -281,6 +321,7 @@ impl ConnLoop {
             match self.mode {
                 ConnMode::Eof => "eof".into(),
                 ConnMode::Http => "http".into(),
+                ConnMode::ClientFirst => "client-first".into(),
             },
             ms(self.fail_pause),
             self.max.to_string(),

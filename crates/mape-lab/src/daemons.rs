@@ -33,6 +33,8 @@ prefixes = ["192.168.10.0/24"]
 [tun]
 name = "mape0"
 queues = 2
+[datapath]
+fast_path = "{fast_path}"
 [nat]
 policy = "{policy}"
 allow_destinations = ["203.0.113.0/24", "198.51.100.0/24"]
@@ -52,6 +54,7 @@ listen = "127.0.0.1:9469"
                 "2001:db8:12:3400::/56"
             },
             policy = self.opts.policy,
+            fast_path = self.opts.fast_path,
             extra = self.opts.nat_extra,
             dir = self.dir.display()
         )
@@ -71,12 +74,15 @@ psid_offset = 4
 [tun]
 name = "mape0"
 queues = 1
+[datapath]
+fast_path = "{fast_path}"
 [control]
 socket = "{dir}/br.sock"
 [state]
 dir = "{dir}/br-state"
 "#,
             br = addr::BR,
+            fast_path = self.opts.fast_path,
             dir = self.dir.display()
         )
     }
@@ -181,6 +187,15 @@ dir = "{dir}/br-state"
                 detail: e.to_string(),
             }
         })
+    }
+
+    /// Restarts both daemons with `[datapath] fast_path = fast_path` (the bench's
+    /// `mape_tun` mode).
+    pub fn restart_daemons(&mut self, fast_path: &str) -> Result<(), LabError> {
+        self.stop_daemons();
+        self.opts.fast_path = fast_path.into();
+        let (ce, isp) = (self.ns("ce"), self.ns("isp"));
+        self.start_daemons(&ce, &isp)
     }
 
     /// Stops the CE and BR daemons (SIGTERM: they remove their TUNs and routes).

@@ -53,6 +53,7 @@ impl Lab {
             ("-Hltn", "203.0.113.10:80".to_string()),
             ("-Hltn", "203.0.113.11:80".to_string()),
             ("-Hltn", format!("203.0.113.10:{}", churn::TCP_CLOSE_PORT)),
+            ("-Hltn", format!("203.0.113.10:{}", churn::TCP_WAIT_PORT)),
             ("-Hlun", format!("203.0.113.10:{}", churn::UDP_ECHO_PORT)),
         ];
         let t0 = Instant::now();
@@ -154,6 +155,8 @@ impl Lab {
             "tcp-close",
             &["python3", &servers, "tcp-close", &close],
         )?;
+        let wait = format!("203.0.113.10:{}", churn::TCP_WAIT_PORT);
+        self.spawn(inet, "tcp-wait", &["python3", &servers, "tcp-wait", &wait])?;
         let sink_py = self.dir.join("sink.py");
         fs::write(&sink_py, SILENT_SINK_PY)?;
         let sink_s = sink_py.display().to_string();

@@ -33,6 +33,10 @@ pub struct LabOptions {
     /// RA-only line: the MAP address sits in the WAN's on-link /64 (2001:db8:12:3400::/64)
     /// and the CE answers neighbour discovery for it; no prefix is routed to the CE.
     pub onlink: bool,
+    /// `[datapath] fast_path` of both daemons: `auto` (the default) or `off`; the
+    /// environment variable `MAPE_LAB_FAST_PATH` sets the default, so a whole test suite
+    /// runs once with the kernel fast path and once without (scripts/test.sh).
+    pub fast_path: String,
 }
 
 impl LabOptions {
@@ -45,6 +49,7 @@ impl LabOptions {
             prefix: None,
             turn: false,
             onlink: false,
+            fast_path: std::env::var("MAPE_LAB_FAST_PATH").unwrap_or_else(|_| "auto".into()),
         }
     }
 }

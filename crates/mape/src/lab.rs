@@ -246,42 +246,58 @@ fn print_demo(r: &DemoResult, target: (std::net::Ipv4Addr, u16)) {
 
 fn print_bench(r: &mape_lab::bench::BenchResult) {
     println!(
-        "{:<12} {:>14} {:>14} {:>14} {:>14}",
-        "test", "mape", "kernel NAT", "route", "mape/kNAT"
+        "{:<12} {:>14} {:>14} {:>14} {:>14} {:>10} {:>10}",
+        "test", "mape", "mape (TUN)", "kernel NAT", "route", "mape/kNAT", "TUN/kNAT"
     );
     let rows = [
         ("tcp 1 strm", &r.tcp_1, 1e9, "Gbit/s"),
         ("tcp 4 strm", &r.tcp_4, 1e9, "Gbit/s"),
         ("udp 64 B", &r.udp64_pps, 1e3, "kpps"),
+        ("conn rate", &r.conn_rate, 1.0, "conn/s"),
         ("conn 240", &r.conn_240, 1.0, "conn/s"),
     ];
     for (name, row, scale, unit) in rows {
         let get = |k: &str| row.get(k).copied().unwrap_or(0.0);
-        let ratio = if get("kernel_nat") > 0.0 {
-            get("mape") / get("kernel_nat")
-        } else {
-            0.0
+        let ratio = |k: &str| {
+            if get("kernel_nat") > 0.0 {
+                get(k) / get("kernel_nat")
+            } else {
+                0.0
+            }
         };
         println!(
-            "{:<12} {:>7.2} {:<6} {:>7.2} {:<6} {:>7.2} {:<6} {:>13.2}",
+            "{:<12} {:>7.2} {:<6} {:>7.2} {:<6} {:>7.2} {:<6} {:>7.2} {:<6} {:>10.2} {:>10.2}",
             name,
             get("mape") / scale,
+            unit,
+            get("mape_tun") / scale,
             unit,
             get("kernel_nat") / scale,
             unit,
             get("route") / scale,
             unit,
-            ratio
+            ratio("mape"),
+            ratio("mape_tun")
         );
     }
-    let failed = |k: &str| r.conn_240_failed.get(k).copied().unwrap_or(0.0);
+    let failed = |row: &mape_lab::bench::Row, k: &str| row.get(k).copied().unwrap_or(0.0);
+    println!(
+        "conn rate: {} connect + close loops, the kernel's NAT over the whole port range; \
+         failed connects: mape {}, mape (TUN) {}, kernel NAT {}, route {}",
+        mape_lab::bench::RATE_LOOPS,
+        failed(&r.conn_rate_failed, "mape"),
+        failed(&r.conn_rate_failed, "mape_tun"),
+        failed(&r.conn_rate_failed, "kernel_nat"),
+        failed(&r.conn_rate_failed, "route")
+    );
     println!(
         "conn 240: {} sequential connect + close loops to one server through 240 ports \
-         ({} ms per step); failed connects: mape {}, kernel NAT {}, route {}",
+         ({} ms per step); failed connects: mape {}, mape (TUN) {}, kernel NAT {}, route {}",
         mape_lab::bench::CONN_LOOPS,
         mape_lab::bench::CONN_TIMEOUT.as_millis(),
-        failed("mape"),
-        failed("kernel_nat"),
-        failed("route")
+        failed(&r.conn_240_failed, "mape"),
+        failed(&r.conn_240_failed, "mape_tun"),
+        failed(&r.conn_240_failed, "kernel_nat"),
+        failed(&r.conn_240_failed, "route")
     );
 }

@@ -233,8 +233,22 @@ fn ce_status_against_a_hand_built_state() {
     let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
     assert_eq!(
         keys(&wire),
-        ["budget", "drops", "io", "map", "policy", "role", "traffic", "uptime_s"]
+        [
+            "budget",
+            "drops",
+            "fast_path",
+            "io",
+            "map",
+            "policy",
+            "role",
+            "traffic",
+            "uptime_s"
+        ]
     );
+    // Never started here (the daemon brings it up after its routes): off, with why.
+    assert_eq!(wire["fast_path"]["active"], false);
+    assert_eq!(wire["fast_path"]["mode"], "off");
+    assert!(wire["fast_path"]["reason"].as_str().is_some());
     assert_eq!(
         keys(&wire["map"]),
         [
@@ -408,7 +422,18 @@ fn br_status_and_reload() {
     let ctx = context(&f.0);
     let wire = data(ask(&ctx, &Request::Status));
     let keys: Vec<&String> = wire.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["drops", "io", "map", "role", "traffic", "uptime_s"]);
+    assert_eq!(
+        keys,
+        [
+            "drops",
+            "fast_path",
+            "io",
+            "map",
+            "role",
+            "traffic",
+            "uptime_s"
+        ]
+    );
     let s: Status = serde_json::from_value(wire).unwrap();
     assert_eq!(s.role.as_str(), "br");
     let MapStatus::Br(m) = &s.map else {

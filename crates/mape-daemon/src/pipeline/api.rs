@@ -11,8 +11,11 @@ use mape_dataplane::{CeError, DropCounters, FnSink, Sink};
 use mape_nat::{Event, Nat, SessionInfo, Timestamp};
 use serde_json::Value;
 
-use crate::config::Settings;
+use crate::config::{FastPathMode, Settings};
+use crate::fastpath::FastPath;
 use crate::metrics::Metrics;
+use mape_control::reply::FastPathStatus;
+use mape_fastpath::FastPathError;
 
 /// What the daemon runs on each packet: the CE or the BR pipeline.
 pub trait Pipeline: Send {
@@ -60,6 +63,30 @@ pub trait Pipeline: Send {
     fn nat_mut(&mut self) -> Option<&mut Nat> {
         None
     }
+    /// Loads and attaches the kernel fast path as `plan` says (`crate::fastpath`); on
+    /// error nothing stays attached and the pipeline runs the TUN path alone.
+    fn start_fast_path(&mut self, plan: &FastPathPlan) -> Result<(), FastPathError>;
+    /// Records why the pipeline runs no fast path.
+    fn no_fast_path(&mut self, why: FastPath);
+    /// Detaches the fast path (stop).
+    fn stop_fast_path(&mut self);
+    /// The fast path as `show status` tells it.
+    fn fast_path_status(&self) -> FastPathStatus;
+}
+
+/// Where and how the fast path comes up.
+#[derive(Debug, Clone)]
+pub struct FastPathPlan {
+    /// As configured.
+    pub mode: FastPathMode,
+    /// The Ethernet interfaces to attach to (name, index), WAN included.
+    pub links: Vec<(String, u32)>,
+    /// CE: the WAN interface's index.
+    pub wan: Option<u32>,
+    /// CLOCK_MONOTONIC (ns) at pipeline time 0.
+    pub origin_ns: u64,
+    /// Most flows (`[datapath] fast_path_entries`).
+    pub entries: u32,
 }
 
 /// A scrape's numbers, copied under the lock, written into [`Metrics`] outside it.

@@ -7,15 +7,20 @@ use mape_nat::{Event, Timestamp};
 use serde_json::Value;
 
 use super::api::{
-    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, MetricsFill, Pipeline,
-    PipelineError, ReloadRefusal,
+    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, FastPathPlan, MetricsFill,
+    Pipeline, PipelineError, ReloadRefusal,
 };
 use crate::config::{BrSettings, Role, Settings};
+use crate::fastpath::{BrOffload, FastPath};
+use mape_control::reply::FastPathStatus;
+use mape_fastpath::{BrFastPath, BrParams, BrRule, FastPathError};
 
 /// The BR.
 pub struct BrPipeline {
     br: Br,
     settings: BrSettings,
+    /// The kernel fast path (`crate::fastpath`).
+    fast: FastPath,
 }
 
 impl BrPipeline {
@@ -27,6 +32,7 @@ impl BrPipeline {
         Ok(Self {
             br: Br::new(cfg)?,
             settings: b.clone(),
+            fast: FastPath::off(),
         })
     }
 
@@ -48,6 +54,9 @@ impl Pipeline for BrPipeline {
 
     fn tick(&mut self, now: Timestamp) {
         self.br.expire(now);
+        if let FastPath::Br(o) = &mut self.fast {
+            o.tick(self.br.counters_mut(), now);
+        }
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
@@ -87,6 +96,7 @@ impl Pipeline for BrPipeline {
             drops: drops_by_name(self.br.drops()),
             uptime_s: 0,
             io: IoStatus::default(),
+            fast_path: Some(self.fast.status()),
         }
     }
 
@@ -108,7 +118,9 @@ impl Pipeline for BrPipeline {
     fn metrics(&self, _now: Timestamp) -> MetricsFill {
         let drops = self.br.drops().clone();
         let directions = self.directions();
+        let fast = self.fast.metrics();
         Box::new(move |m| {
+            fast(m);
             drop_metrics(&drops, m);
             traffic_metrics(directions, m);
         })
@@ -116,5 +128,45 @@ impl Pipeline for BrPipeline {
 
     fn drain_events(&mut self) -> Vec<Event> {
         Vec::new()
+    }
+
+    fn start_fast_path(&mut self, plan: &FastPathPlan) -> Result<(), FastPathError> {
+        let cfg = self.br.config();
+        let params = BrParams {
+            br_addr: self.settings.address,
+            ipv6_mtu: u32::from(cfg.ipv6_mtu),
+            hop_limit: cfg.hop_limit,
+        };
+        let d = &self.settings.domain;
+        // Rules the programs cannot compute with stay on the TUN path.
+        let rules: Vec<BrRule> = d
+            .rules()
+            .iter()
+            .filter_map(|r| BrRule::of(r, d.iid_format()))
+            .collect();
+        let mut fp = BrFastPath::load(params, &rules)?;
+        fp.attach(&plan.links.iter().map(|(_, i)| *i).collect::<Vec<_>>())?;
+        let names = plan.links.iter().map(|(n, _)| n.clone()).collect();
+        self.fast = FastPath::Br(Box::new(BrOffload::new(fp, plan.mode, names)));
+        Ok(())
+    }
+
+    fn no_fast_path(&mut self, why: FastPath) {
+        self.stop_fast_path();
+        self.fast = why;
+    }
+
+    fn stop_fast_path(&mut self) {
+        if let FastPath::Br(o) = &mut self.fast {
+            o.detach();
+            self.fast = FastPath::Inactive {
+                mode: o.mode(),
+                reason: "stopped".into(),
+            };
+        }
+    }
+
+    fn fast_path_status(&self) -> FastPathStatus {
+        self.fast.status()
     }
 }

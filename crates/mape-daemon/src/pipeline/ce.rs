@@ -12,12 +12,15 @@ use mape_nat::{Event, MetricsView, Protocol, SessionFilter, SessionInfo, Timesta
 use serde_json::{json, Value};
 
 use super::api::{
-    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, MetricsFill, Pipeline,
-    PipelineError, ReloadRefusal, SessionsStep,
+    drop_metrics, drops_by_name, flow, traffic_metrics, tun_sink, FastPathPlan, MetricsFill,
+    Pipeline, PipelineError, ReloadRefusal, SessionsStep,
 };
 use crate::config::{CeSettings, Role, Settings};
 use crate::events::kind_name;
+use crate::fastpath::{CeOffload, FastPath};
 use crate::metrics::Metrics;
+use mape_control::reply::FastPathStatus;
+use mape_fastpath::{CeFastPath, CeParams, FastPathError};
 
 /// The CE.
 pub struct CePipeline {
@@ -25,6 +28,8 @@ pub struct CePipeline {
     settings: CeSettings,
     /// Budget events seen, by kind (the `mape_events` counter).
     events: BTreeMap<&'static str, u64>,
+    /// The kernel fast path (`crate::fastpath`).
+    fast: FastPath,
 }
 
 fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, PipelineError> {
@@ -69,6 +74,7 @@ impl CePipeline {
             ce: ce_pipeline,
             settings: ce.clone(),
             events: BTreeMap::new(),
+            fast: FastPath::off(),
         })
     }
 
@@ -113,10 +119,19 @@ fn session_filter(q: &SessionQuery) -> Option<SessionFilter> {
 impl Pipeline for CePipeline {
     fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8])) {
         self.ce.process_batch(now, packets, &mut tun_sink(emit));
+        // The engine's installs and removals reach the maps in the same locked step.
+        if let FastPath::Ce(o) = &mut self.fast {
+            o.apply(self.ce.nat_mut(), now);
+        }
     }
 
     fn tick(&mut self, now: Timestamp) {
         self.ce.expire(now);
+        if let FastPath::Ce(o) = &mut self.fast {
+            let (nat, counters) = self.ce.nat_and_counters_mut();
+            o.apply(nat, now);
+            o.tick(nat, counters, now);
+        }
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
@@ -192,6 +207,7 @@ impl Pipeline for CePipeline {
             drops: drops_by_name(self.ce.drops()),
             uptime_s: 0,
             io: IoStatus::default(),
+            fast_path: Some(self.fast.status()),
         }
     }
 
@@ -255,6 +271,10 @@ impl Pipeline for CePipeline {
         )?;
         self.ce.nat_mut().set_signatures(new.signatures.clone());
         self.ce.set_lan_prefixes(new.lan_prefixes.clone());
+        // The engine moved every entry off and back (its policy may have changed).
+        if let FastPath::Ce(o) = &mut self.fast {
+            o.apply(self.ce.nat_mut(), now);
+        }
         self.settings = (**new).clone();
         Ok(format!(
             "nat policy {} (timers, quotas, filters, forwards)",
@@ -268,7 +288,9 @@ impl Pipeline for CePipeline {
         let directions = self.directions();
         let reassembling = self.ce.reassembly_in_progress() as u64;
         let events = self.events.clone();
+        let fast = self.fast.metrics();
         Box::new(move |m| {
+            fast(m);
             nat_metrics(&view, m);
             drop_metrics(&drops, m);
             traffic_metrics(directions, m);
@@ -298,6 +320,59 @@ impl Pipeline for CePipeline {
 
     fn nat_mut(&mut self) -> Option<&mut mape_nat::Nat> {
         Some(self.ce.nat_mut())
+    }
+
+    fn start_fast_path(&mut self, plan: &FastPathPlan) -> Result<(), FastPathError> {
+        let cfg = self.ce.config();
+        let params = CeParams {
+            ce_addr: self.settings.map.mapping.ce_ipv6,
+            ext_addr: self.ce.nat().external(),
+            ipv4_mtu: u32::from(cfg.ipv4_mtu.min(cfg.ipv6_mtu.saturating_sub(40))),
+            hop_limit: cfg.hop_limit,
+            max_entries: plan.entries,
+        };
+        let mut fp = CeFastPath::load(params)?;
+        let lan: Vec<&(String, u32)> = plan
+            .links
+            .iter()
+            .filter(|(_, i)| Some(*i) != plan.wan)
+            .collect();
+        let wan = plan.wan.unwrap_or(0);
+        fp.attach(&lan.iter().map(|(_, i)| *i).collect::<Vec<_>>(), wan)?;
+        let mut names: Vec<String> = lan.iter().map(|(n, _)| n.clone()).collect();
+        names.push(self.settings.wan_interface.clone());
+        let mut o = CeOffload::new(
+            fp,
+            plan.mode,
+            names,
+            self.settings.map.domain.clone(),
+            plan.origin_ns,
+        );
+        // Sessions restored from the saved table that are established go in at once.
+        self.ce.nat_mut().set_offload(true);
+        o.apply(self.ce.nat_mut(), Timestamp(0));
+        self.fast = FastPath::Ce(Box::new(o));
+        Ok(())
+    }
+
+    fn no_fast_path(&mut self, why: FastPath) {
+        self.stop_fast_path();
+        self.fast = why;
+    }
+
+    fn stop_fast_path(&mut self) {
+        if let FastPath::Ce(o) = &mut self.fast {
+            o.detach();
+            self.ce.nat_mut().set_offload(false);
+            self.fast = FastPath::Inactive {
+                mode: o.mode(),
+                reason: "stopped".into(),
+            };
+        }
+    }
+
+    fn fast_path_status(&self) -> FastPathStatus {
+        self.fast.status()
     }
 }
 

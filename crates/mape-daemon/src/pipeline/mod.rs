@@ -6,7 +6,7 @@ pub mod api;
 pub mod br;
 pub mod ce;
 
-pub use api::{MetricsFill, Pipeline, PipelineError, Shared};
+pub use api::{FastPathPlan, MetricsFill, Pipeline, PipelineError, Shared};
 
 use crate::config::{Role, Settings};
 

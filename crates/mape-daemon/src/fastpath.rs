@@ -1,0 +1,346 @@
+//! The kernel fast path in the daemon (issue #13, crate `mape-fastpath`): what each
+//! pipeline holds ([`FastPath`]), the engine's journal applied to the CE's maps in the
+//! same step as the engine's change, the fold-back of what the kernel saw (last packet,
+//! the LAN host's ACK, traffic), the deadline renewed, and what `show status` and the
+//! metrics say about it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mape_control::reply::{FastPathStatus, Flow};
+use mape_dataplane::{Counters as PipelineCounters, Traffic};
+use mape_fastpath::layout::{Counter, Counters};
+use mape_fastpath::{BrFastPath, CeFastPath};
+use mape_nat::{FlowSeen, Nat, OffloadFlow, OffloadOp, Timestamp};
+use mape_rules::MapDomain;
+
+use crate::config::FastPathMode;
+use crate::metrics::Metrics;
+
+/// How often the fold-back reads the maps and the deadline is renewed.
+const FOLD_EVERY_MS: u64 = 1_000;
+
+/// The programs a pipeline runs, or why it runs none.
+pub enum FastPath {
+    /// Not running: the mode and why.
+    Inactive {
+        /// As configured.
+        mode: FastPathMode,
+        /// Why not (`off` in the configuration, the kernel's refusal, ...).
+        reason: String,
+    },
+    /// The CE's programs.
+    Ce(Box<CeOffload>),
+    /// The BR's programs.
+    Br(Box<BrOffload>),
+}
+
+impl FastPath {
+    /// Not running, because the configuration says `off`.
+    pub fn off() -> Self {
+        FastPath::Inactive {
+            mode: FastPathMode::Off,
+            reason: "off in the configuration ([datapath] fast_path)".into(),
+        }
+    }
+
+    /// What `show status` says.
+    pub fn status(&self) -> FastPathStatus {
+        match self {
+            FastPath::Inactive { mode, reason } => FastPathStatus {
+                mode: mode.as_str().into(),
+                active: false,
+                reason: Some(reason.clone()),
+                interfaces: Vec::new(),
+                entries: 0,
+                out: Flow::default(),
+                back: Flow::default(),
+                passed: BTreeMap::new(),
+            },
+            FastPath::Ce(o) => {
+                active_status(o.mode, &o.names, o.tracked.len() as u64, &o.fp.counters())
+            }
+            FastPath::Br(o) => {
+                active_status(o.mode, &o.names, o.fp.rules() as u64, &o.fp.counters())
+            }
+        }
+    }
+
+    /// The scrape's part: `mape_fast_path_active`, entries, forwarded and passed.
+    pub fn metrics(&self) -> impl FnOnce(&mut Metrics) + Send + 'static {
+        let status = self.status();
+        move |m: &mut Metrics| {
+            m.gauge(
+                "mape_fast_path_active",
+                "Whether the kernel fast path is attached and forwarding (mode as configured)",
+                &[("mode", status.mode.as_str())],
+                u64::from(status.active),
+            );
+            m.gauge(
+                "mape_fast_path_entries",
+                "Flows the kernel fast path holds (CE) or rules it serves (BR)",
+                &[],
+                status.entries,
+            );
+            for (dir, f) in [("out", status.out), ("in", status.back)] {
+                m.counter(
+                    "mape_fast_path_packets",
+                    "Packets the kernel fast path forwarded, by direction",
+                    &[("direction", dir)],
+                    f.packets,
+                );
+            }
+            for c in Counter::ALL {
+                if let Some(reason) = c.reason() {
+                    m.counter(
+                        "mape_fast_path_passed",
+                        "Packets the kernel fast path left to the TUN path, by reason (helper_failed: dropped)",
+                        &[("reason", reason)],
+                        status.passed.get(reason).copied().unwrap_or(0),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn active_status(
+    mode: FastPathMode,
+    names: &[String],
+    entries: u64,
+    c: &Counters,
+) -> FastPathStatus {
+    FastPathStatus {
+        mode: mode.as_str().into(),
+        active: true,
+        reason: None,
+        interfaces: names.to_vec(),
+        entries,
+        out: Flow {
+            packets: c.get(Counter::OutPackets),
+            bytes: c.get(Counter::OutBytes),
+        },
+        back: Flow {
+            packets: c.get(Counter::InPackets),
+            bytes: c.get(Counter::InBytes),
+        },
+        passed: Counter::ALL
+            .iter()
+            .filter_map(|&k| Some((k.reason()?.to_string(), c.get(k))))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+    }
+}
+
+/// Traffic the fast path forwarded since the last fold, from its cumulative counters.
+fn traffic_since(now: &Counters, base: &Counters) -> (Traffic, Traffic) {
+    let d = |c| now.get(c).saturating_sub(base.get(c));
+    (
+        Traffic {
+            packets: d(Counter::OutPackets),
+            bytes: d(Counter::OutBytes),
+        },
+        Traffic {
+            packets: d(Counter::InPackets),
+            bytes: d(Counter::InBytes),
+        },
+    )
+}
+
+/// The CE's programs and the bookkeeping that keeps them in step with the engine.
+pub struct CeOffload {
+    fp: CeFastPath,
+    mode: FastPathMode,
+    names: Vec<String>,
+    domain: MapDomain,
+    /// CLOCK_MONOTONIC at the pipeline's time 0, to turn the kernel's times into
+    /// [`Timestamp`]s.
+    origin_ns: u64,
+    /// Flows with an entry, and the kernel's last-packet time folded last.
+    tracked: HashMap<OffloadFlow, u64>,
+    /// The counters already added to the pipeline's.
+    base: Counters,
+    last_fold: Option<Timestamp>,
+    /// Installs the maps refused (full): those flows stay on the TUN path.
+    refused: u64,
+}
+
+impl CeOffload {
+    /// Wraps attached programs; `origin_ns` is CLOCK_MONOTONIC at pipeline time 0.
+    pub fn new(
+        fp: CeFastPath,
+        mode: FastPathMode,
+        names: Vec<String>,
+        domain: MapDomain,
+        origin_ns: u64,
+    ) -> Self {
+        let base = fp.counters();
+        Self {
+            fp,
+            mode,
+            names,
+            domain,
+            origin_ns,
+            tracked: HashMap::new(),
+            base,
+            last_fold: None,
+            refused: 0,
+        }
+    }
+
+    /// Applies the engine's journal to the maps (the datapath lock is held: the change
+    /// and its entry happen in one step). A refresh folds what the kernel saw at once,
+    /// which may journal more (a reset believed): the loop runs until the journal is
+    /// empty.
+    pub fn apply(&mut self, nat: &mut Nat, now: Timestamp) {
+        for _ in 0..4 {
+            let drain = nat.drain_offload();
+            if drain.resync {
+                self.fp.clear();
+                self.tracked.clear();
+                for f in nat.offloaded_flows() {
+                    self.install(&f);
+                }
+            }
+            if drain.ops.is_empty() {
+                return;
+            }
+            for op in drain.ops {
+                match op {
+                    OffloadOp::Install(f) => self.install(&f),
+                    OffloadOp::Remove(f) => {
+                        self.fp.remove(&f);
+                        self.tracked.remove(&f);
+                    }
+                    OffloadOp::Refresh(f) => self.fold_one(nat, now, &f, true),
+                }
+            }
+        }
+    }
+
+    fn install(&mut self, f: &OffloadFlow) {
+        let Some(peer) = self.domain.tunnel_destination(f.remote.addr, f.remote.port) else {
+            return;
+        };
+        match self.fp.install(f, peer) {
+            Ok(()) => {
+                self.tracked.insert(*f, 0);
+            }
+            Err(e) => {
+                self.refused += 1;
+                if self.refused.is_power_of_two() {
+                    tracing::warn!(error = %e, refused = self.refused, "fast path entry refused; the flow stays on the TUN path");
+                }
+            }
+        }
+    }
+
+    /// Folds one flow: its last packet restarts its engine timer, the LAN host's ACK
+    /// is recorded. A flow the engine no longer has loses its entry.
+    fn fold_one(&mut self, nat: &mut Nat, now: Timestamp, f: &OffloadFlow, always: bool) {
+        let Some((out, back)) = self.fp.seen(f) else {
+            return;
+        };
+        let last = out.last_seen_ns.max(back.last_seen_ns);
+        let folded = self.tracked.get(f).copied().unwrap_or(0);
+        if last <= folded && !always {
+            return;
+        }
+        let at = Timestamp::from_millis(last.saturating_sub(self.origin_ns) / 1_000_000);
+        let seen = FlowSeen {
+            last_seen: at,
+            lan_ack: out.lan_ack,
+        };
+        if nat.offload_seen(now, f, seen) {
+            self.tracked.insert(*f, last);
+        } else {
+            self.fp.remove(f);
+            self.tracked.remove(f);
+        }
+    }
+
+    /// Once a second: every flow's last packet folded into the engine, the traffic into
+    /// the pipeline's counters, the deadline renewed.
+    pub fn tick(&mut self, nat: &mut Nat, counters: &mut PipelineCounters, now: Timestamp) {
+        if self
+            .last_fold
+            .is_some_and(|t| now.millis() < t.millis() + FOLD_EVERY_MS)
+        {
+            return;
+        }
+        self.last_fold = Some(now);
+        if let Err(e) = self.fp.renew(mape_fastpath::monotonic_ns()) {
+            tracing::error!(error = %e, "fast path deadline not renewed; it stops forwarding within 3 s");
+        }
+        let flows: Vec<OffloadFlow> = self.tracked.keys().copied().collect();
+        for f in &flows {
+            self.fold_one(nat, now, f, false);
+        }
+        self.apply(nat, now);
+        let c = self.fp.counters();
+        let (out, back) = traffic_since(&c, &self.base);
+        counters.add_fast_path(out, back);
+        self.base = c;
+    }
+
+    /// Detaches the programs (stop).
+    pub fn detach(&mut self) {
+        self.fp.detach();
+    }
+
+    /// As configured.
+    pub fn mode(&self) -> FastPathMode {
+        self.mode
+    }
+}
+
+/// The BR's programs: stateless, so only the deadline and the traffic.
+pub struct BrOffload {
+    fp: BrFastPath,
+    mode: FastPathMode,
+    names: Vec<String>,
+    base: Counters,
+    last_fold: Option<Timestamp>,
+}
+
+impl BrOffload {
+    /// Wraps attached programs.
+    pub fn new(fp: BrFastPath, mode: FastPathMode, names: Vec<String>) -> Self {
+        let base = fp.counters();
+        Self {
+            fp,
+            mode,
+            names,
+            base,
+            last_fold: None,
+        }
+    }
+
+    /// Once a second: the deadline renewed, the traffic added to the pipeline's counters
+    /// (internet → domain is the BR's IPv4-to-IPv6 way).
+    pub fn tick(&mut self, counters: &mut PipelineCounters, now: Timestamp) {
+        if self
+            .last_fold
+            .is_some_and(|t| now.millis() < t.millis() + FOLD_EVERY_MS)
+        {
+            return;
+        }
+        self.last_fold = Some(now);
+        if let Err(e) = self.fp.renew(mape_fastpath::monotonic_ns()) {
+            tracing::error!(error = %e, "fast path deadline not renewed; it stops forwarding within 3 s");
+        }
+        let c = self.fp.counters();
+        let (to_internet, to_domain) = traffic_since(&c, &self.base);
+        counters.add_fast_path(to_domain, to_internet);
+        self.base = c;
+    }
+
+    /// Detaches the programs (stop).
+    pub fn detach(&mut self) {
+        self.fp.detach();
+    }
+
+    /// As configured.
+    pub fn mode(&self) -> FastPathMode {
+        self.mode
+    }
+}
