@@ -680,6 +680,11 @@ impl<R: Rng> Client<R> {
             };
         }
         let ia = self.our_ia(&m).cloned();
+        // §18.2.10.1: a Reply to Renew/Rebind without our IA_PD is as if not received;
+        // the retransmission timer goes on (rate limit).
+        if ia.is_none() && !was_request {
+            return self.discard(Discard::NoPrefix);
+        }
         let status = ia.as_ref().and_then(|ia| ia.status.clone());
         // §18.2.10.1: NoBinding for an IA in answer to Renew/Rebind: Request it.
         if !was_request

@@ -407,6 +407,14 @@ fn renew_no_binding_requests_and_withdrawal_is_lost() {
         status: Some(3),
         ..IA
     };
+    // §18.2.10.1: a Reply without the IA_PD is as if not received: still renewing.
+    // Header 4, Client ID 14, Server ID 14 bytes; then the IA_PD (4 + 41), then option 94.
+    let full = server(7, ren.xid(), SERVER, None, &IA);
+    assert_eq!(&full[32..34], &[0, 25], "IA_PD at offset 32");
+    let no_ia: Vec<u8> = [&full[..32], &full[32 + 45..]].concat();
+    assert_eq!(c.on_packet(t + s(3600.0), &no_ia), Step::default());
+    assert_eq!(c.phase(), "renewing");
+    assert!(c.lease().is_some());
     // §18.2.10.1: NoBinding: Request the IA from that server.
     let req = sent(&c.on_packet(t + s(3600.0), &server(7, ren.xid(), SERVER, None, &nb)));
     assert_eq!(req.msg_type(), MessageType::Request);
