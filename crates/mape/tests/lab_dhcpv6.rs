@@ -13,8 +13,11 @@
 //! test fails.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
+mod common;
+
+use common::fails;
 use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED};
 use serde_json::Value;
 
@@ -58,35 +61,14 @@ fn provision(lab: &Dhcpv6Lab, extra: &[&str]) -> Output {
     let m = mape();
     let mut args = vec![m.as_str(), "provision", "dhcpv6", "--interface", CE_WAN];
     if !extra.contains(&"--timeout") {
-        args.extend_from_slice(&["--timeout", "4"]);
+        args.extend_from_slice(&["--timeout", "8"]);
     }
     args.extend_from_slice(extra);
     lab.exec_ce(&args).expect("run mape provision dhcpv6")
 }
 
 fn json_ok(lab: &Dhcpv6Lab, o: &Output) -> Value {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr: {err}\nkea: {}",
-        lab.server_log()
-    );
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(text.lines().count(), 1, "one object: {text}");
-    serde_json::from_str(&text).expect("JSON")
-}
-
-fn fails(o: &Output, code: i32, words: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(err.contains(words), "{words:?} not in {err}");
-    assert!(
-        o.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    common::one_json_object(o, &format!("\nkea: {}", lab.server_log()))
 }
 
 /// The lease lines Kea wrote for the delegated prefix: (expire, valid lifetime).
@@ -137,27 +119,23 @@ fn kea_delegates_a_prefix_with_option_94_and_a_renew_extends_it() {
     assert_eq!(j["renewed"], false);
 
     // The same rule through `mape calc`: every key calc prints agrees.
-    let calc = Command::new(mape())
-        .args([
-            "calc",
-            "--prefix",
-            DELEGATED,
-            "--ipv6-prefix",
-            "2001:db8::/40",
-            "--ipv4-prefix",
-            "192.0.2.0/24",
-            "--ea-len",
-            "16",
-            "--psid-offset",
-            "4",
-            "--br",
-            "2001:db8:ffff::1",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(calc.status.success());
-    let c: Value = serde_json::from_slice(&calc.stdout).unwrap();
+    let calc = common::stdout_ok(&[
+        "calc",
+        "--prefix",
+        DELEGATED,
+        "--ipv6-prefix",
+        "2001:db8::/40",
+        "--ipv4-prefix",
+        "192.0.2.0/24",
+        "--ea-len",
+        "16",
+        "--psid-offset",
+        "4",
+        "--br",
+        "2001:db8:ffff::1",
+        "--json",
+    ]);
+    let c: Value = serde_json::from_str(&calc).unwrap();
     for (k, v) in c.as_object().unwrap() {
         if k != "rule_source" {
             assert_eq!(&j[k], v, "key {k}");
