@@ -464,3 +464,45 @@ fn duids() {
     assert_eq!(Duid::from_bytes(vec![0, 1]), Err(DuidError::Length(2)));
     assert_eq!(Duid::from_bytes(vec![0; 131]), Err(DuidError::Length(131)));
 }
+
+proptest::proptest! {
+    /// Seen from outside, with no server: the first Solicit within SOL_MAX_DELAY, then
+    /// retransmissions of the same message (same xid, Elapsed Time counting from the
+    /// first) whose gaps follow §15 — the first in (1.0, 1.1] s (§18.2.1), each next 1.9-2.1
+    /// × the previous or, once past SOL_MAX_RT, within 3600 s ± 10 %.
+    #[test]
+    fn solicit_timing_as_sent(seed in proptest::prelude::any::<u64>()) {
+        let mut c = client(seed);
+        c.start(Duration::ZERO);
+        let mut sends: Vec<(Time, Message)> = Vec::new();
+        while sends.len() < 16 {
+            let due = c.next_timer().unwrap();
+            let step = c.on_timer(due);
+            if step.send.is_some() {
+                sends.push((due, sent(&step)));
+            }
+        }
+        proptest::prop_assert!(sends[0].0 <= s(1.0));
+        let t0 = sends[0].0;
+        let mut prev: Option<f64> = None;
+        for w in sends.windows(2) {
+            let ((ta, a), (tb, b)) = (&w[0], &w[1]);
+            proptest::prop_assert_eq!(a.xid(), b.xid());
+            proptest::prop_assert_eq!(b.msg_type(), MessageType::Solicit);
+            proptest::prop_assert_eq!(
+                u128::from(elapsed(b)),
+                ((*tb - t0).as_millis() / 10).min(0xffff)
+            );
+            let gap = (*tb - *ta).as_secs_f64();
+            match prev {
+                None => proptest::prop_assert!(gap > 1.0 && gap <= 1.1 + 1e-9, "{gap}"),
+                Some(p) => proptest::prop_assert!(
+                    (gap >= 1.9 * p - 1e-6 && gap <= 2.1 * p + 1e-6)
+                        || (3240.0 - 1e-6..=3960.0 + 1e-6).contains(&gap),
+                    "{p} -> {gap}"
+                ),
+            }
+            prev = Some(gap);
+        }
+    }
+}
