@@ -363,6 +363,35 @@ fn request_failures_go_back_to_solicit() {
 }
 
 #[test]
+fn error_status_is_refused() {
+    // A message-level UnspecFail (§18.2.10) in the Reply to Request: Refused, Solicit again.
+    let mut c = client(13);
+    let (sol, t0) = first_solicit(&mut c);
+    let req = sent(&c.on_packet(t0, &server(2, sol.xid(), SERVER, Some(255), &IA)));
+    let mut reply = server(7, req.xid(), SERVER, None, &IA);
+    reply.extend(hexb("000d 0008 0001 6e6f7065 2121"));
+    let step = c.on_packet(t0, &reply);
+    match &step.events[..] {
+        [Event::Failed(f)] => {
+            assert_eq!(f.class, FailureClass::Refused);
+            assert_eq!(f.detail, "Reply: UnspecFail (1): nope!!");
+        }
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(sent(&step).msg_type(), MessageType::Solicit);
+    assert_eq!(
+        c.last_failure().map(|f| f.class),
+        Some(FailureClass::Refused)
+    );
+    // UseMulticast: ignored, the Request is retransmitted on its timer.
+    let req = sent(&c.on_packet(t0, &server(2, sent(&step).xid(), SERVER, Some(255), &IA)));
+    let mut reply = server(7, req.xid(), SERVER, None, &IA);
+    reply.extend(hexb("000d 0002 0005"));
+    assert_eq!(c.on_packet(t0, &reply), Step::default());
+    assert_eq!(c.phase(), "requesting");
+}
+
+#[test]
 fn t1_t2_rules() {
     // §21.21: T1 > T2 (both non-zero): the IA_PD is discarded.
     let mut c = client(9);
