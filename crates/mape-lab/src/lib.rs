@@ -25,6 +25,7 @@ pub mod churn;
 mod cmd;
 mod daemons;
 pub mod demo;
+pub mod dhcpv6;
 mod error;
 pub mod garbage;
 pub mod hb46pp;

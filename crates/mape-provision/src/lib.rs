@@ -6,7 +6,9 @@
 //! - [`request`]: the GET's parameters (§3.3);
 //! - [`answer`]: the JSON answer as typed structs, validated into `mape_rules` rules (§3.4);
 //! - [`machine`]: the access sequence (§3.6): time in, actions out, seeded randomness;
-//! - [`shell`]: DNS (hickory-resolver) and HTTP(S) (ureq + rustls) for the machine.
+//! - [`shell`]: DNS (hickory-resolver) and HTTP(S) (ureq + rustls) for the machine;
+//! - [`dhcpv6`]: the other source of the rule, a DHCPv6 client for the delegated prefix
+//!   and RFC 7598's option 94 (sans-IO machine and UDP shell).
 //!
 //! ```
 //! use mape_provision::answer;
@@ -24,6 +26,7 @@
 )]
 
 pub mod answer;
+pub mod dhcpv6;
 pub mod machine;
 pub mod request;
 #[cfg(feature = "shell")]

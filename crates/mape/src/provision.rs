@@ -1,6 +1,9 @@
 //! `mape provision hb46pp`: one HB46PP exchange (TXT discovery, GET, answer) through the
 //! line's resolvers, printed with the MAP-E parameters it gives for an End-user prefix.
-//! The `--json` object is `mape calc --json`'s plus the HB46PP keys.
+//! The `--json` object is `mape calc --json`'s plus the HB46PP keys. `mape provision
+//! dhcpv6` is in [`dhcpv6`].
+
+mod dhcpv6;
 
 use std::fs;
 use std::net::{IpAddr, Ipv6Addr};
@@ -43,6 +46,10 @@ enum Method {
     /// One HB46PP exchange: TXT record of 4over6.info, the GET, the answer, the parameters.
     #[command(after_help = EXIT_CODES)]
     Hb46pp(Hb46ppArgs),
+    /// One DHCPv6 exchange on the WAN: the delegated prefix (IA_PD) and the RFC 7598
+    /// options (S46_CONT_MAPE), then the parameters.
+    #[command(after_help = dhcpv6::EXIT_CODES)]
+    Dhcpv6(dhcpv6::Dhcpv6Args),
 }
 
 /// Arguments of `mape provision hb46pp`.
@@ -96,6 +103,7 @@ struct ProvisionJson {
 pub(crate) fn run(args: &ProvisionArgs) -> Result<ExitCode> {
     match &args.method {
         Method::Hb46pp(a) => hb46pp(a),
+        Method::Dhcpv6(a) => dhcpv6::run(a),
     }
 }
 

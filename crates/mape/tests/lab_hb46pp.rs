@@ -14,6 +14,9 @@
 use std::path::PathBuf;
 use std::process::Output;
 
+mod common;
+
+use common::fails;
 use mape_lab::hb46pp::{Hb46ppLab, HTTP, HTTPS, HTTPS_NAME};
 use serde_json::Value;
 
@@ -74,24 +77,7 @@ fn provision_for(lab: &Hb46ppLab, prefix: &str, extra: &[&str]) -> Output {
 }
 
 fn json_ok(o: &Output) -> Value {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "stderr: {err}");
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(text.lines().count(), 1, "one object: {text}");
-    serde_json::from_str(&text).expect("JSON")
-}
-
-/// The failure's exit code, with one line on stderr and nothing on stdout.
-fn fails(o: &Output, code: i32, words: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(err.contains(words), "{words:?} not in {err}");
-    assert!(
-        o.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    common::one_json_object(o, "")
 }
 
 #[test]

@@ -39,3 +39,26 @@ pub(crate) fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The one JSON object a successful `mape provision` printed on one line; `context` is
+/// added to the failure message (a server's log).
+pub(crate) fn one_json_object(o: &Output, context: &str) -> serde_json::Value {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr: {err}{context}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().count(), 1, "one object: {text}");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// A failure's exit code, with one line on stderr holding `words` and nothing on stdout.
+pub(crate) fn fails(o: &Output, code: i32, words: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(words), "{words:?} not in {err}");
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -1,0 +1,800 @@
+//! The DHCPv6 client (RFC 8415 §18.2) for one IA_PD and the RFC 7598 options, as a sans-IO
+//! state machine: it is given datagrams, timer expiries and the time, and answers with
+//! the datagram to send and what happened; [`Client::next_timer`] says when to call again.
+//!
+//! ```text
+//! start ─► delay ≤ 1 s ─► Solicit ─(Advertises collected for the first RT; preference 255
+//!   at once)─► Request ─► Reply ─► Bound ─T1─► Renew ─T2─► Rebind ─valid lifetime─► Lost,
+//!   Solicit again.   Renew/Rebind NoBinding ─► Request;  Request fails (REQ_MAX_RC or an
+//!   error status) ─► Solicit.
+//! ```
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use dhcproto::v6::Status;
+use rand::Rng;
+
+use super::message::{
+    self, ClientKind, Delegated, IaPd, MessageError, Outgoing, ServerKind, ServerMessage,
+    StatusInfo,
+};
+use super::retrans::{self, Retransmit};
+use crate::machine::Time;
+
+/// 0xffffffff: an infinite lifetime or T1/T2 (RFC 8415 §7.7).
+pub const INFINITY: u32 = u32::MAX;
+
+/// A client DUID (RFC 8415 §11).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Duid(Vec<u8>);
+
+/// Why bytes are not a DUID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DuidError {
+    /// §11.1: a 2-byte type and 1 to 128 bytes.
+    #[error("a DUID is 3 to 130 bytes (RFC 8415 §11.1), not {0}")]
+    Length(usize),
+    /// Not hex.
+    #[error("DUID: {0}")]
+    Hex(String),
+}
+
+/// Seconds from the Unix epoch to 2000-01-01 00:00 UTC, DUID-LLT's origin (§11.2).
+const Y2K: u64 = 946_684_800;
+
+impl Duid {
+    /// DUID-LL (§11.4) of an Ethernet MAC: type 3, hardware type 1, the address.
+    pub fn link_layer(mac: [u8; 6]) -> Self {
+        let mut d = vec![0, 3, 0, 1];
+        d.extend_from_slice(&mac);
+        Self(d)
+    }
+
+    /// DUID-LLT (§11.2) of an Ethernet MAC made at `unix` seconds: type 1, hardware type
+    /// 1, the time since 2000-01-01 modulo 2³², the address. It must be stored: it is the
+    /// client's identity from then on, whatever the MAC becomes.
+    pub fn link_layer_time(mac: [u8; 6], unix: u64) -> Self {
+        let t = (unix.saturating_sub(Y2K) & 0xffff_ffff) as u32;
+        let mut d = vec![0, 1, 0, 1];
+        d.extend_from_slice(&t.to_be_bytes());
+        d.extend_from_slice(&mac);
+        Self(d)
+    }
+
+    /// A DUID as stored or configured.
+    pub fn from_bytes(b: Vec<u8>) -> Result<Self, DuidError> {
+        if (3..=130).contains(&b.len()) {
+            Ok(Self(b))
+        } else {
+            Err(DuidError::Length(b.len()))
+        }
+    }
+
+    /// From hex text (as [`Duid::to_hex`] writes it).
+    pub fn from_hex(s: &str) -> Result<Self, DuidError> {
+        Self::from_bytes(mape_rules::provision::parse_hex(s).map_err(DuidError::Hex)?)
+    }
+
+    /// Lower-case hex, `:`-separated.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Bytes as lower-case hex, `:`-separated (DUIDs in logs and JSON).
+pub fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// What the client needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The client DUID.
+    pub duid: Duid,
+    /// The IA_PD's IAID (§12: stable for the interface).
+    pub iaid: u32,
+    /// A prefix to ask for (the last one held), or none.
+    pub hint: Option<Delegated>,
+}
+
+/// A delegated prefix and what came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The prefix and its lifetimes.
+    pub prefix: Delegated,
+    /// T1 and T2 in seconds as used (the server's, or 0.5 and 0.8 × preferred when it left
+    /// them to the client, §21.21; [`INFINITY`] = never).
+    pub t1: u32,
+    /// See `t1`.
+    pub t2: u32,
+    /// The server's DUID.
+    pub server_id: Vec<u8>,
+    /// When the Reply arrived; lifetimes count from here.
+    pub obtained: Time,
+    /// The OPTION_S46_CONT_MAPE options as an option area (see [`super::s46`]); empty when
+    /// the server sent none.
+    pub s46: Vec<u8>,
+    /// DNS recursive name servers (option 23).
+    pub dns: Vec<Ipv6Addr>,
+}
+
+fn after(t: Time, secs: u32) -> Option<Time> {
+    (secs != INFINITY).then(|| t + Duration::from_secs(u64::from(secs)))
+}
+
+impl Lease {
+    /// When to Renew (None: never).
+    pub fn t1_at(&self) -> Option<Time> {
+        after(self.obtained, self.t1)
+    }
+
+    /// When to Rebind (None: never).
+    pub fn t2_at(&self) -> Option<Time> {
+        after(self.obtained, self.t2)
+    }
+
+    /// When the valid lifetime ends (None: never).
+    pub fn expires_at(&self) -> Option<Time> {
+        after(self.obtained, self.prefix.valid)
+    }
+
+    /// Same prefix and same S46 options: nothing to re-provision.
+    fn same_binding(&self, other: &Lease) -> bool {
+        self.prefix.prefix == other.prefix.prefix && self.s46 == other.s46
+    }
+}
+
+/// How a Reply changed what the client holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// No lease before.
+    New,
+    /// Same prefix and S46 options; lifetimes refreshed (a Renew or Rebind).
+    Extended,
+    /// Another prefix or other S46 options: re-provision.
+    Changed,
+}
+
+/// Why an exchange did not give a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureClass {
+    /// No server answered.
+    NoServer,
+    /// The server refused: an error status (UnspecFail, NotOnLink, NoBinding, ...).
+    Refused,
+    /// NoPrefixAvail, or an answer without a usable prefix.
+    NoPrefix,
+}
+
+/// A failed exchange, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Which kind.
+    pub class: FailureClass,
+    /// For one line of log or stderr.
+    pub detail: String,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A Reply gave (or refreshed) the lease.
+    Bound {
+        /// The lease now held.
+        lease: Lease,
+        /// Against the one held before.
+        change: Change,
+    },
+    /// The lease ended (valid lifetime over, or the server withdrew the prefix): stop
+    /// using it. The client is soliciting again.
+    Lost {
+        /// The prefix that was held.
+        prefix: Delegated,
+        /// Why, in words.
+        reason: String,
+    },
+    /// An exchange failed; the client goes on (solicits again).
+    Failed(Failure),
+}
+
+/// What the shell must do after a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// A datagram for [`message::ALL_SERVERS`] port 547, from port 546 on the interface.
+    pub send: Option<Vec<u8>>,
+    /// What happened, in order.
+    pub events: Vec<Event>,
+}
+
+/// Why a received datagram was not acted on; each is counted ([`Client::discarded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Discard {
+    /// Not a decodable Advertise/Reply with a Server Identifier (§16).
+    Malformed,
+    /// Transaction ID or message type not what the current exchange waits for.
+    Unexpected,
+    /// Client Identifier absent or not ours (§16.10, §16.11).
+    WrongClient,
+    /// An Advertise that delegates no prefix (§18.2.9: ignored).
+    NoPrefix,
+}
+
+impl Discard {
+    /// Every reason, in counter order.
+    pub const ALL: [Discard; 4] = [
+        Discard::Malformed,
+        Discard::Unexpected,
+        Discard::WrongClient,
+        Discard::NoPrefix,
+    ];
+
+    /// The counter's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discard::Malformed => "malformed",
+            Discard::Unexpected => "unexpected",
+            Discard::WrongClient => "wrong_client",
+            Discard::NoPrefix => "no_prefix",
+        }
+    }
+}
+
+/// An Advertise kept for selection.
+#[derive(Debug, Clone, PartialEq)]
+struct Offer {
+    server_id: Vec<u8>,
+    preference: u8,
+    prefix: Delegated,
+    has_s46: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Idle,
+    /// §18.2.1: the random delay before the first Solicit.
+    Delay {
+        until: Time,
+    },
+    Soliciting {
+        xid: [u8; 3],
+        rt: Retransmit,
+        offers: Vec<Offer>,
+        first_rt_over: bool,
+    },
+    Requesting {
+        xid: [u8; 3],
+        rt: Retransmit,
+        server_id: Vec<u8>,
+        prefix: Delegated,
+    },
+    Bound,
+    Renewing {
+        xid: [u8; 3],
+        rt: Retransmit,
+    },
+    Rebinding {
+        xid: [u8; 3],
+        rt: Retransmit,
+    },
+}
+
+/// The DHCPv6 client.
+#[derive(Debug)]
+pub struct Client<R> {
+    config: Config,
+    rng: R,
+    state: State,
+    lease: Option<Lease>,
+    last_failure: Option<Failure>,
+    discarded: [u64; 4],
+}
+
+impl<R: Rng> Client<R> {
+    /// A client, idle until [`Client::start`].
+    pub fn new(config: Config, rng: R) -> Self {
+        Self {
+            config,
+            rng,
+            state: State::Idle,
+            lease: None,
+            last_failure: None,
+            discarded: [0; 4],
+        }
+    }
+
+    /// Starts: the first Solicit goes out after a random delay of up to SOL_MAX_DELAY
+    /// (§18.2.1); call [`Client::on_timer`] at [`Client::next_timer`].
+    pub fn start(&mut self, now: Time) -> Step {
+        let delay = retrans::SOL_MAX_DELAY.mul_f64(self.rng.random::<f64>());
+        self.state = State::Delay { until: now + delay };
+        Step::default()
+    }
+
+    /// The lease held, if any.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
+    /// The latest failure (for a one-shot run that gives up).
+    pub fn last_failure(&self) -> Option<&Failure> {
+        self.last_failure.as_ref()
+    }
+
+    /// Datagrams not acted on, per reason.
+    pub fn discarded(&self) -> impl Iterator<Item = (Discard, u64)> + '_ {
+        Discard::ALL
+            .iter()
+            .copied()
+            .zip(self.discarded.iter().copied())
+    }
+
+    /// What the client is doing: "idle", "soliciting", "requesting", "bound", "renewing",
+    /// "rebinding".
+    pub fn phase(&self) -> &'static str {
+        match self.state {
+            State::Idle => "idle",
+            State::Delay { .. } | State::Soliciting { .. } => "soliciting",
+            State::Requesting { .. } => "requesting",
+            State::Bound => "bound",
+            State::Renewing { .. } => "renewing",
+            State::Rebinding { .. } => "rebinding",
+        }
+    }
+
+    /// When to call [`Client::on_timer`] next (None: nothing is due).
+    pub fn next_timer(&self) -> Option<Time> {
+        let expiry = self.lease.as_ref().and_then(Lease::expires_at);
+        match &self.state {
+            State::Idle => None,
+            State::Delay { until } => Some(*until),
+            State::Soliciting { rt, .. } | State::Requesting { rt, .. } => Some(rt.due()),
+            State::Bound => self.lease.as_ref().and_then(Lease::t1_at),
+            State::Renewing { rt, .. } | State::Rebinding { rt, .. } => {
+                Some(expiry.map_or(rt.due(), |e| e.min(rt.due())))
+            }
+        }
+    }
+
+    /// Rebind now, whatever T1 says: the WAN link came back (RFC 8415 §18.2.12: a client
+    /// holding delegated prefixes sends a Rebind). Without a lease: Solicit.
+    pub fn rebind_now(&mut self, now: Time) -> Step {
+        if self.lease.is_none() {
+            return self.solicit(now);
+        }
+        self.rebind(now)
+    }
+
+    /// A timer fired (an early call does nothing).
+    pub fn on_timer(&mut self, now: Time) -> Step {
+        match self.next_timer() {
+            Some(t) if now >= t => {}
+            _ => return Step::default(),
+        }
+        if let Some(step) = self.expire(now) {
+            return step;
+        }
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Idle => Step::default(),
+            State::Delay { .. } => self.solicit(now),
+            State::Soliciting {
+                xid,
+                mut rt,
+                offers,
+                first_rt_over,
+            } => {
+                // §18.2.1: after the first RT, take the best Advertise collected.
+                if !first_rt_over {
+                    if let Some(best) = best_offer(&offers) {
+                        let best = best.clone();
+                        return self.request(now, best.server_id, best.prefix);
+                    }
+                }
+                rt.next(now, &mut self.rng);
+                self.state = State::Soliciting {
+                    xid,
+                    rt,
+                    offers: Vec::new(),
+                    first_rt_over: true,
+                };
+                self.transmit(now)
+            }
+            State::Requesting {
+                xid,
+                mut rt,
+                server_id,
+                prefix,
+            } => {
+                if rt.next(now, &mut self.rng) {
+                    self.state = State::Requesting {
+                        xid,
+                        rt,
+                        server_id,
+                        prefix,
+                    };
+                    return self.transmit(now);
+                }
+                // §18.2.2: REQ_MAX_RC reached: the exchange failed; find a server again.
+                let f = Failure {
+                    class: FailureClass::NoServer,
+                    detail: format!(
+                        "no Reply to Request after {} transmissions",
+                        retrans::REQUEST.mrc
+                    ),
+                };
+                self.fail_and_solicit(now, f)
+            }
+            State::Bound => self.renew(now),
+            State::Renewing { xid, mut rt } => {
+                if rt.next(now, &mut self.rng) {
+                    self.state = State::Renewing { xid, rt };
+                    return self.transmit(now);
+                }
+                // §18.2.4: T2 reached without a Reply: Rebind.
+                self.rebind(now)
+            }
+            State::Rebinding { xid, mut rt } => {
+                if rt.next(now, &mut self.rng) {
+                    self.state = State::Rebinding { xid, rt };
+                    return self.transmit(now);
+                }
+                self.state = State::Rebinding { xid, rt };
+                self.expire(now).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The lease's valid lifetime is over: drop it and solicit (§18.2.5: once the
+    /// lifetimes are over the client stops using the prefix; "Lost").
+    fn expire(&mut self, now: Time) -> Option<Step> {
+        let lease = self.lease.as_ref()?;
+        if lease.expires_at().is_none_or(|e| now < e) {
+            return None;
+        }
+        let prefix = lease.prefix;
+        self.lease = None;
+        let mut step = self.solicit(now);
+        step.events.insert(
+            0,
+            Event::Lost {
+                prefix,
+                reason: "valid lifetime over without a Reply".into(),
+            },
+        );
+        Some(step)
+    }
+
+    fn xid(&mut self) -> [u8; 3] {
+        let x: u32 = self.rng.random();
+        let b = x.to_be_bytes();
+        [b[1], b[2], b[3]]
+    }
+
+    fn solicit(&mut self, now: Time) -> Step {
+        let xid = self.xid();
+        let rt = Retransmit::start(retrans::SOLICIT, now, &mut self.rng, true);
+        self.state = State::Soliciting {
+            xid,
+            rt,
+            offers: Vec::new(),
+            first_rt_over: false,
+        };
+        self.transmit(now)
+    }
+
+    fn request(&mut self, now: Time, server_id: Vec<u8>, prefix: Delegated) -> Step {
+        let xid = self.xid();
+        let rt = Retransmit::start(retrans::REQUEST, now, &mut self.rng, false);
+        self.state = State::Requesting {
+            xid,
+            rt,
+            server_id,
+            prefix,
+        };
+        self.transmit(now)
+    }
+
+    fn renew(&mut self, now: Time) -> Step {
+        let Some(l) = &self.lease else {
+            return self.solicit(now);
+        };
+        // §18.2.4: MRD = the time left until T2 (no T2: until the lease ends).
+        let end = l.t2_at().or(l.expires_at());
+        let mrd = end.map_or(Duration::ZERO, |e| e.saturating_sub(now));
+        if end.is_some() && mrd.is_zero() {
+            return self.rebind(now);
+        }
+        let xid = self.xid();
+        let rt = Retransmit::start_with_mrd(retrans::RENEW, mrd, now, &mut self.rng);
+        self.state = State::Renewing { xid, rt };
+        self.transmit(now)
+    }
+
+    fn rebind(&mut self, now: Time) -> Step {
+        let end = self.lease.as_ref().and_then(Lease::expires_at);
+        // §18.2.5: MRD = until the valid lifetimes end.
+        let mrd = end.map_or(Duration::ZERO, |e| e.saturating_sub(now));
+        let xid = self.xid();
+        let rt = Retransmit::start_with_mrd(retrans::REBIND, mrd, now, &mut self.rng);
+        self.state = State::Rebinding { xid, rt };
+        self.transmit(now)
+    }
+
+    /// The datagram of the current exchange.
+    fn transmit(&mut self, now: Time) -> Step {
+        let held = self.lease.as_ref().map(|l| (l.prefix, l.server_id.clone()));
+        let (kind, xid, rt, server_id, prefix) = match &self.state {
+            State::Soliciting { xid, rt, .. } => (
+                ClientKind::Solicit,
+                *xid,
+                rt,
+                None,
+                held.map(|h| h.0).or(self.config.hint),
+            ),
+            State::Requesting {
+                xid,
+                rt,
+                server_id,
+                prefix,
+            } => (
+                ClientKind::Request,
+                *xid,
+                rt,
+                Some(server_id.clone()),
+                Some(*prefix),
+            ),
+            State::Renewing { xid, rt } => (
+                ClientKind::Renew,
+                *xid,
+                rt,
+                held.as_ref().map(|h| h.1.clone()),
+                held.map(|h| h.0),
+            ),
+            State::Rebinding { xid, rt } => (ClientKind::Rebind, *xid, rt, None, held.map(|h| h.0)),
+            _ => return Step::default(),
+        };
+        let bytes = message::build(&Outgoing {
+            kind,
+            xid,
+            duid: self.config.duid.as_bytes(),
+            iaid: self.config.iaid,
+            server_id: server_id.as_deref(),
+            prefix,
+            elapsed_cs: rt.elapsed_cs(now),
+        });
+        Step {
+            // A DUID of at most 130 bytes always encodes.
+            send: bytes.ok(),
+            events: Vec::new(),
+        }
+    }
+
+    fn discard(&mut self, why: Discard) -> Step {
+        if let Some(i) = Discard::ALL.iter().position(|d| *d == why) {
+            self.discarded[i] += 1;
+        }
+        Step::default()
+    }
+
+    fn fail_and_solicit(&mut self, now: Time, f: Failure) -> Step {
+        self.last_failure = Some(f.clone());
+        let mut step = self.solicit(now);
+        step.events.insert(0, Event::Failed(f));
+        step
+    }
+
+    /// A datagram arrived on port 546.
+    pub fn on_packet(&mut self, now: Time, bytes: &[u8]) -> Step {
+        let m = match message::parse(bytes) {
+            Ok(m) => m,
+            Err(MessageError::Malformed(_) | MessageError::NoServerId(_))
+            | Err(MessageError::NotForClient(_)) => return self.discard(Discard::Malformed),
+        };
+        if m.client_id.as_deref() != Some(self.config.duid.as_bytes()) {
+            return self.discard(Discard::WrongClient);
+        }
+        let expected = match &self.state {
+            State::Soliciting { xid, .. } => Some((*xid, ServerKind::Advertise)),
+            State::Requesting { xid, .. }
+            | State::Renewing { xid, .. }
+            | State::Rebinding { xid, .. } => Some((*xid, ServerKind::Reply)),
+            _ => None,
+        };
+        if expected != Some((m.xid, m.kind)) {
+            return self.discard(Discard::Unexpected);
+        }
+        match m.kind {
+            ServerKind::Advertise => self.on_advertise(now, m),
+            ServerKind::Reply => self.on_reply(now, m),
+        }
+    }
+
+    fn our_ia<'m>(&self, m: &'m ServerMessage) -> Option<&'m IaPd> {
+        m.ia_pd.iter().find(|ia| ia.iaid == self.config.iaid)
+    }
+
+    /// §18.2.9.
+    fn on_advertise(&mut self, now: Time, m: ServerMessage) -> Step {
+        let ia = self.our_ia(&m).filter(|ia| ia_usable(ia));
+        let prefix = ia.and_then(|ia| ia.prefixes.iter().find(|p| p.valid > 0).copied());
+        let Some(prefix) = prefix else {
+            // Ignored, but its status is what a give-up reports.
+            let status = m
+                .status
+                .clone()
+                .filter(|s| !s.is_success())
+                .or_else(|| self.our_ia(&m).and_then(|ia| ia.status.clone()));
+            self.last_failure = Some(no_prefix("Advertise", status.as_ref()));
+            return self.discard(Discard::NoPrefix);
+        };
+        let offer = Offer {
+            server_id: m.server_id.clone(),
+            preference: m.preference,
+            prefix,
+            has_s46: !m.s46.is_empty(),
+        };
+        let State::Soliciting {
+            offers,
+            first_rt_over,
+            ..
+        } = &mut self.state
+        else {
+            return Step::default();
+        };
+        // 255: at once; after the first RT: the first valid one (§18.2.1).
+        if offer.preference == 255 || *first_rt_over {
+            return self.request(now, offer.server_id, offer.prefix);
+        }
+        offers.push(offer);
+        Step::default()
+    }
+
+    /// §18.2.10 and §18.2.10.1.
+    fn on_reply(&mut self, now: Time, m: ServerMessage) -> Step {
+        let was_request = matches!(self.state, State::Requesting { .. });
+        if let Some(s) = m.status.clone().filter(|s| !s.is_success()) {
+            // UseMulticast: the client already multicasts; a retransmission follows.
+            if s.status == Status::UseMulticast {
+                return self.discard(Discard::Unexpected);
+            }
+            let f = Failure {
+                class: FailureClass::Refused,
+                detail: format!("Reply: {s}"),
+            };
+            if was_request {
+                return self.fail_and_solicit(now, f);
+            }
+            // Renew/Rebind: keep trying until T2/expiry.
+            self.last_failure = Some(f.clone());
+            return Step {
+                send: None,
+                events: vec![Event::Failed(f)],
+            };
+        }
+        let ia = self.our_ia(&m).cloned();
+        // §18.2.10.1: a Reply to Renew/Rebind without our IA_PD is as if not received;
+        // the retransmission timer goes on (rate limit).
+        if ia.is_none() && !was_request {
+            return self.discard(Discard::NoPrefix);
+        }
+        let status = ia.as_ref().and_then(|ia| ia.status.clone());
+        // §18.2.10.1: NoBinding for an IA in answer to Renew/Rebind: Request it.
+        if !was_request
+            && status
+                .as_ref()
+                .is_some_and(|s| s.status == Status::NoBinding)
+        {
+            let prefix = self.lease.as_ref().map(|l| l.prefix);
+            if let Some(p) = prefix {
+                return self.request(now, m.server_id, p);
+            }
+        }
+        let usable = ia.filter(ia_usable);
+        let prefix = usable
+            .as_ref()
+            .and_then(|ia| ia.prefixes.iter().find(|p| p.valid > 0).copied());
+        let (Some(ia), Some(prefix)) = (usable, prefix) else {
+            let f = no_prefix("Reply", status.as_ref());
+            if let Some(old) = self.lease.take() {
+                // The server withdrew the prefix (valid lifetime 0, §18.2.10.1).
+                let mut step = self.fail_and_solicit(now, f);
+                step.events.insert(
+                    0,
+                    Event::Lost {
+                        prefix: old.prefix,
+                        reason: "the server withdrew the prefix".into(),
+                    },
+                );
+                return step;
+            }
+            return self.fail_and_solicit(now, f);
+        };
+        let (t1, t2) = timers(&ia, &prefix);
+        let lease = Lease {
+            prefix,
+            t1,
+            t2,
+            server_id: m.server_id,
+            obtained: now,
+            s46: m.s46,
+            dns: m.dns,
+        };
+        let change = match &self.lease {
+            None => Change::New,
+            Some(old) if old.same_binding(&lease) => Change::Extended,
+            Some(_) => Change::Changed,
+        };
+        self.lease = Some(lease.clone());
+        self.last_failure = None;
+        self.state = State::Bound;
+        Step {
+            send: None,
+            events: vec![Event::Bound { lease, change }],
+        }
+    }
+}
+
+/// §21.21: an IA_PD with T1 > T2 (both non-zero) is discarded; so is one with an error
+/// status.
+fn ia_usable(ia: &IaPd) -> bool {
+    let timers_ok = !(ia.t1 > ia.t2 && ia.t2 > 0);
+    let status_ok = ia.status.as_ref().is_none_or(StatusInfo::is_success);
+    timers_ok && status_ok
+}
+
+/// T1 and T2 as the client uses them: the server's, or 0.5 and 0.8 × the preferred
+/// lifetime when it set them to 0 (§18.2.4, §21.21 "left to the discretion of the
+/// client").
+fn timers(ia: &IaPd, p: &Delegated) -> (u32, u32) {
+    let part = |f: u64| {
+        if p.preferred == INFINITY {
+            INFINITY
+        } else {
+            (u64::from(p.preferred) * f / 10) as u32
+        }
+    };
+    let t1 = if ia.t1 == 0 { part(5) } else { ia.t1 };
+    let t2 = if ia.t2 == 0 { part(8).max(t1) } else { ia.t2 };
+    (t1, t2)
+}
+
+fn best_offer(offers: &[Offer]) -> Option<&Offer> {
+    // §18.2.9: highest preference; among equals, one that carries the S46 options (a
+    // better set of parameters); then the first received.
+    let mut best: Option<&Offer> = None;
+    for o in offers {
+        let key = (o.preference, o.has_s46);
+        if best.is_none_or(|b| key > (b.preference, b.has_s46)) {
+            best = Some(o);
+        }
+    }
+    best
+}
+
+fn no_prefix(what: &str, status: Option<&StatusInfo>) -> Failure {
+    match status {
+        Some(s) if s.status == Status::NoPrefixAvail => Failure {
+            class: FailureClass::NoPrefix,
+            detail: format!("{what}: no prefix delegated: {s}"),
+        },
+        Some(s) if !s.is_success() => Failure {
+            class: FailureClass::Refused,
+            detail: format!("{what}: {s}"),
+        },
+        _ => Failure {
+            class: FailureClass::NoPrefix,
+            detail: format!("{what} without a usable IA_PD prefix"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! `mape provision dhcpv6` against a real DHCPv6 server: ISC Kea in the ISP namespace
+//! delegates 2001:db8:12:3400::/56 and serves OPTION_S46_CONT_MAPE (RFC 7598 §5) with a
+//! v6plus-shaped rule (PSID offset 4, PSID length 8: 240 ports in 15 ranges of 16).
+//!
+//! Expected values by hand (RFC 7597 §5.1, §6): rule 2001:db8::/40 → 192.0.2.0/24, EA 16;
+//! the EA bits of 2001:db8:12:34 are 0x1234 → IPv4 suffix 0x12 (192.0.2.18), PSID 0x34
+//! (52). With a = 4, k = 8 the ports are A·4096 + 52·16 + j for A = 1..15, j = 0..15: first
+//! range 4928-4943, last 62272-62287. CE address 2001:db8:12:3400:0:c000:212:34. The same
+//! rule is run through `mape calc` and the two JSON objects compared.
+//!
+//! Needs root and kea-dhcp6 (Debian kea-dhcp6-server, .ci/apt-packages.txt); skips without
+//! them, except under CI=true. Kea is killed by PID and the namespaces removed also when a
+//! test fails.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+mod common;
+
+use common::fails;
+use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED};
+use serde_json::Value;
+
+fn mape() -> String {
+    PathBuf::from(env!("CARGO_BIN_EXE_mape"))
+        .display()
+        .to_string()
+}
+
+fn lab(tag: &str) -> Option<Dhcpv6Lab> {
+    if !mape_lab::possible_or_skip("DHCPv6 lab tests") {
+        return None;
+    }
+    if !std::path::Path::new("/usr/sbin/kea-dhcp6").exists() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "kea-dhcp6 missing under CI (scripts/install-deps.sh installs it)"
+        );
+        eprintln!("skipping DHCPv6 lab tests: no kea-dhcp6");
+        return None;
+    }
+    Some(Dhcpv6Lab::up(tag).expect("lab up"))
+}
+
+const TIMERS: Timers = Timers {
+    t1: 3,
+    t2: 5,
+    preferred: 6,
+    valid: 8,
+};
+
+fn offer() -> Offer {
+    Offer {
+        timers: TIMERS,
+        s46: true,
+        pool: Some(DELEGATED),
+    }
+}
+
+fn provision(lab: &Dhcpv6Lab, extra: &[&str]) -> Output {
+    let m = mape();
+    let mut args = vec![m.as_str(), "provision", "dhcpv6", "--interface", CE_WAN];
+    if !extra.contains(&"--timeout") {
+        args.extend_from_slice(&["--timeout", "8"]);
+    }
+    args.extend_from_slice(extra);
+    lab.exec_ce(&args).expect("run mape provision dhcpv6")
+}
+
+fn json_ok(lab: &Dhcpv6Lab, o: &Output) -> Value {
+    common::one_json_object(o, &format!("\nkea: {}", lab.server_log()))
+}
+
+/// The lease lines Kea wrote for the delegated prefix: (expire, valid lifetime).
+fn kea_leases(lab: &Dhcpv6Lab) -> Vec<(u64, u64)> {
+    // memfile v6 columns: address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,
+    // lease_type,iaid,prefix_len,...
+    lab.leases()
+        .lines()
+        .filter(|l| l.starts_with("2001:db8:12:3400::,"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.get(3)?.parse().ok()?, f.get(2)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn kea_delegates_a_prefix_with_option_94_and_a_renew_extends_it() {
+    let Some(mut lab) = lab("a") else { return };
+    lab.serve(&offer()).unwrap();
+
+    let j = json_ok(&lab, &provision(&lab, &["--json"]));
+    assert_eq!(j["source"], "dhcpv6");
+    assert_eq!(j["rule_source"], "dhcpv6");
+    assert_eq!(j["interface"], CE_WAN);
+    assert_eq!(j["delegated_prefix"], DELEGATED);
+    assert_eq!(j["end_user_prefix"], DELEGATED);
+    assert_eq!(j["t1"], 3);
+    assert_eq!(j["t2"], 5);
+    assert_eq!(j["preferred_lifetime"], 6);
+    assert_eq!(j["valid_lifetime"], 8);
+    assert_eq!(j["ipv4"], "192.0.2.18");
+    assert_eq!(j["psid"], 52);
+    assert_eq!(j["psid_len"], 8);
+    assert_eq!(j["psid_offset"], 4);
+    assert_eq!(j["port_count"], 240);
+    let ranges = j["port_ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 15);
+    assert_eq!(ranges[0], serde_json::json!([4928, 4943]));
+    assert_eq!(ranges[14], serde_json::json!([62272, 62287]));
+    assert_eq!(j["ce_ipv6"], "2001:db8:12:3400:0:c000:212:34");
+    assert_eq!(j["br"], "2001:db8:ffff::1");
+    assert_eq!(j["rule"]["ipv6_prefix"], "2001:db8::/40");
+    assert_eq!(j["rule"]["ipv4_prefix"], "192.0.2.0/24");
+    assert_eq!(j["rule"]["ea_len"], 16);
+    assert_eq!(j["dns"], serde_json::json!(["2001:db8:0:1::53"]));
+    assert_eq!(j["server_duid"], "00:03:00:01:0a:00:00:00:00:01");
+    assert_eq!(j["renewed"], false);
+
+    // The same rule through `mape calc`: every key calc prints agrees.
+    let calc = common::stdout_ok(&[
+        "calc",
+        "--prefix",
+        DELEGATED,
+        "--ipv6-prefix",
+        "2001:db8::/40",
+        "--ipv4-prefix",
+        "192.0.2.0/24",
+        "--ea-len",
+        "16",
+        "--psid-offset",
+        "4",
+        "--br",
+        "2001:db8:ffff::1",
+        "--json",
+    ]);
+    let c: Value = serde_json::from_str(&calc).unwrap();
+    for (k, v) in c.as_object().unwrap() {
+        if k != "rule_source" {
+            assert_eq!(&j[k], v, "key {k}");
+        }
+    }
+
+    // Kea recorded the lease for the client's DUID-LL.
+    let first = kea_leases(&lab);
+    assert!(!first.is_empty(), "leases: {}", lab.leases());
+
+    // --renew: T1 (3 s) later a Renew, answered; the lease in Kea's file now ends later.
+    let o = provision(&lab, &["--renew"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    for words in [
+        "send Solicit xid",
+        "recv Advertise xid",
+        "send Request xid",
+        "send Renew xid",
+        "prefix 2001:db8:12:3400::/56 valid 8",
+        "s46-cont-mape",
+        "(renewed)",
+        "ipv4 192.0.2.18/32 psid 52",
+    ] {
+        assert!(text.contains(words), "{words:?} not in {text}");
+    }
+    let after = kea_leases(&lab);
+    let max = |v: &[(u64, u64)]| v.iter().map(|l| l.0).max().unwrap_or(0);
+    assert!(
+        after.len() > first.len(),
+        "the Renew was recorded: {after:?}"
+    );
+    // The Renew, at least T1 (3 s) after the first lease, moved its end by as much.
+    assert!(
+        max(&after) >= max(&first) + 3,
+        "Renew extended the lease: {first:?} -> {after:?}"
+    );
+    assert!(after.iter().all(|l| l.1 == 8));
+
+    // --renew --json says renewed.
+    let j = json_ok(&lab, &provision(&lab, &["--renew", "--json"]));
+    assert_eq!(j["renewed"], true);
+    assert_eq!(j["delegated_prefix"], DELEGATED);
+}
+
+#[test]
+fn failure_classes_have_their_exit_codes() {
+    let Some(mut lab) = lab("f") else { return };
+    // No server: 5 after --timeout.
+    fails(
+        &provision(&lab, &["--json", "--timeout", "2"]),
+        5,
+        "no DHCPv6 server answered on ce-wan",
+    );
+    // No pool: Kea answers NoPrefixAvail: 7.
+    lab.serve(&Offer {
+        pool: None,
+        ..offer()
+    })
+    .unwrap();
+    fails(
+        &provision(&lab, &["--json", "--timeout", "3"]),
+        7,
+        "NoPrefixAvail",
+    );
+    // A prefix but no option 94: 7.
+    lab.serve(&Offer {
+        s46: false,
+        ..offer()
+    })
+    .unwrap();
+    fails(
+        &provision(&lab, &["--json"]),
+        7,
+        "no OPTION_S46_CONT_MAPE (94)",
+    );
+    // A prefix the rule does not cover: 8.
+    lab.serve(&Offer {
+        pool: Some("2001:db9:12:3400::/56"),
+        ..offer()
+    })
+    .unwrap();
+    fails(
+        &provision(&lab, &["--json"]),
+        8,
+        "not covered by any S46_RULE",
+    );
+    // An unknown interface: usage error.
+    let o = lab
+        .exec_ce(&[&mape(), "provision", "dhcpv6", "--interface", "nope0"])
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
