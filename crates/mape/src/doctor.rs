@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Result;
 use clap::Args;
-use mape_control::reply::{Snapshot, Status, Traffic};
+use mape_control::reply::{FastPathStatus, Snapshot, Status, Traffic};
 use mape_control::{request_typed, Request};
 use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
 use mape_daemon::ra::{ra_state, RaState};
@@ -288,6 +288,49 @@ fn rule_match_check(drops: &BTreeMap<String, u64>, wan_in: u64, rule: &str) -> C
     finding("rule_match", fail, ok)
 }
 
+/// The `fast_path` finding (IO-free): whether the kernel fast path forwards (issue #13).
+/// Off by configuration is fine; `auto` that fell back to the TUN path is a warning with
+/// the kernel's reason: everything works, at a fraction of the line rate.
+fn fast_path_check(f: Option<&FastPathStatus>) -> Check {
+    let (level, message, fix) = match f {
+        None => (
+            Level::Warn,
+            "the running daemon does not report a fast path (an older mape)".to_string(),
+            Some("restart mape after the upgrade".to_string()),
+        ),
+        Some(f) if f.active => (
+            Level::Ok,
+            format!(
+                "kernel fast path on {} ({} flows; {} packets out, {} in)",
+                f.interfaces.join(", "),
+                f.entries,
+                f.out.packets,
+                f.back.packets
+            ),
+            None,
+        ),
+        Some(f) if f.mode == "off" => (
+            Level::Ok,
+            "kernel fast path off in the configuration: every packet takes the TUN path".into(),
+            None,
+        ),
+        Some(f) => (
+            Level::Warn,
+            format!(
+                "kernel fast path not running ({}): every packet takes the TUN path, at a fraction of the line rate",
+                f.reason.as_deref().unwrap_or("no reason given")
+            ),
+            Some("mape needs CAP_BPF and CAP_NET_ADMIN (dist/mape.service grants them), a kernel with BPF and cls_bpf, and Ethernet WAN and LAN interfaces; see the daemon's log line 'fast path not available'".into()),
+        ),
+    };
+    Check {
+        name: "fast_path",
+        level,
+        message,
+        fix,
+    }
+}
+
 /// Seconds of uptime before a silent BR is judged: TCP retries its SYN at 1, 3, 7, 15 and
 /// 31 s and DNS retries within 10 s, so a working BR has answered something by then.
 const SILENT_AFTER_S: u64 = 60;
@@ -548,6 +591,7 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                 IidFormat::Draft03 => IidFormat::Rfc7597,
             };
             let other = ce.map.bmr.map_prefix(&m.end_user_prefix, other).ok();
+            r.0.push(fast_path_check(st.fast_path.as_ref()));
             let sessions = st.budget.as_ref().map_or(0, |b| b.sessions);
             r.0.push(br_replies_check(
                 (wan_in.packets, wan_out.packets),
@@ -631,6 +675,49 @@ mod tests {
 
     /// RFC 7597 Appendix A, Example 1: the BR.
     const BR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1);
+
+    fn fast(mode: &str, active: bool, reason: Option<&str>) -> FastPathStatus {
+        FastPathStatus {
+            mode: mode.into(),
+            active,
+            reason: reason.map(str::to_string),
+            interfaces: if active {
+                vec!["br-lan".into(), "ce-wan".into()]
+            } else {
+                Vec::new()
+            },
+            entries: 3,
+            out: Default::default(),
+            back: Default::default(),
+            passed: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_fast_path_that_fell_back_is_a_warning_with_the_kernels_reason() {
+        let c = fast_path_check(Some(&fast(
+            "auto",
+            false,
+            Some("loading the ce BPF object: Operation not permitted"),
+        )));
+        assert_eq!((c.name, c.level), ("fast_path", Level::Warn));
+        assert!(
+            c.message.contains("Operation not permitted"),
+            "{}",
+            c.message
+        );
+        assert!(c.fix.as_deref().unwrap_or("").contains("CAP_BPF"));
+        let on = fast_path_check(Some(&fast("auto", true, None)));
+        assert_eq!(on.level, Level::Ok);
+        assert!(
+            on.message.contains("br-lan, ce-wan (3 flows"),
+            "{}",
+            on.message
+        );
+        let off = fast_path_check(Some(&fast("off", false, Some("off in the configuration"))));
+        assert_eq!(off.level, Level::Ok);
+        assert_eq!(fast_path_check(None).level, Level::Warn);
+    }
 
     #[test]
     fn replies_from_an_unknown_source_name_the_configured_br() {
