@@ -87,6 +87,7 @@ impl Pipeline for BrPipeline {
             drops: drops_by_name(self.br.drops()),
             uptime_s: 0,
             io: IoStatus::default(),
+            provisioning: None,
         }
     }
 

@@ -192,6 +192,7 @@ impl Pipeline for CePipeline {
             drops: drops_by_name(self.ce.drops()),
             uptime_s: 0,
             io: IoStatus::default(),
+            provisioning: None,
         }
     }
 
@@ -260,6 +261,21 @@ impl Pipeline for CePipeline {
             "nat policy {} (timers, quotas, filters, forwards)",
             new.nat.name
         ))
+    }
+
+    fn reprovision(
+        &mut self,
+        now: Timestamp,
+        settings: &Settings,
+    ) -> Result<mape_dataplane::Reprovisioned, ReloadRefusal> {
+        let Role::Ce(new) = &settings.role else {
+            return Err(ReloadRefusal::RoleChanged("ce"));
+        };
+        let cfg = ce_config(new, settings).map_err(|PipelineError::Dataplane(e)| e)?;
+        let r = self.ce.reprovision(cfg, now)?;
+        self.ce.nat_mut().set_signatures(new.signatures.clone());
+        self.settings = (**new).clone();
+        Ok(r)
     }
 
     fn metrics(&self, now: Timestamp) -> MetricsFill {
