@@ -338,10 +338,12 @@ timeout_s = 2
         Ok(pid)
     }
 
-    /// Stops a process this lab started (SIGTERM, then waits up to 10 s); whether it ended.
-    pub fn stop(&mut self, pid: u32) -> bool {
+    /// Stops a process this lab started (SIGTERM, then waits up to 10 s); its exit status
+    /// if it ended.
+    pub fn stop(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill").arg(pid.to_string()).status();
-        self.lab.wait_pid(pid, Duration::from_secs(10))
+        self.lab.wait_pid(pid, Duration::from_secs(10));
+        self.lab.exit_status(pid)
     }
 
     /// A process's log.

@@ -366,7 +366,12 @@ fn daemon_provisions_uses_the_stored_answer_and_changes_in_place() {
     assert!(p.get("last_failure").is_none(), "{p}");
     let store = lab.dir().join("ce-state/mape0.hb46pp.json");
     assert!(store.exists(), "answer stored");
-    assert!(lab.stop(pid), "CE stops on SIGTERM");
+    let st = lab.stop(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce1")
+    );
 
     // 2. The server refuses connections at start: the stored answer is used.
     lab.set_txt(Some(&format!("v=v6mig-1 url=http://[{HTTP}]:8/config t=a")))
@@ -440,7 +445,12 @@ fn daemon_provisions_uses_the_stored_answer_and_changes_in_place() {
     assert!(std::fs::read_to_string(&store)
         .unwrap()
         .contains("198.51.100.0/24"));
-    assert!(lab.stop(pid));
+    let st = lab.stop(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce2")
+    );
 
     // 4. Erased: nothing to start on while the server is down.
     let cfg_path = lab.dir().join("ce.toml").display().to_string();
