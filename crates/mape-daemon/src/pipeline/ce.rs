@@ -407,3 +407,81 @@ fn nat_metrics(v: &MetricsView, m: &mut Metrics) {
         v.events_lost,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    use mape_nat::{Endpoint, OutboundPacket, OutboundVerdict, TcpFlags};
+
+    use super::*;
+    use crate::config::tests::LAB;
+
+    /// The lab's CE without its forward (whose port another PSID does not have).
+    fn settings(text: &str) -> Settings {
+        let text: String = text
+            .lines()
+            .filter(|l| {
+                !["[[nat.forward]]", "proto =", "external_port", "internal ="]
+                    .iter()
+                    .any(|k| l.trim_start().starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Settings::parse(&text, Path::new("test.toml")).unwrap()
+    }
+
+    fn syn(port: u16) -> OutboundPacket {
+        OutboundPacket {
+            proto: Protocol::Tcp,
+            src: Endpoint::new(Ipv4Addr::new(192, 168, 1, 2), port),
+            dst: Endpoint::new(Ipv4Addr::new(203, 0, 113, 8), 443),
+            flags: TcpFlags(0x02),
+            seq: 0,
+            ack: 0,
+        }
+    }
+
+    #[test]
+    fn reprovision_keeps_sessions_whose_port_stays_and_drops_the_rest() {
+        let s = settings(LAB);
+        let Role::Ce(ce) = &s.role else { panic!() };
+        let mut p = CePipeline::new(ce, &s).unwrap();
+        let now = Timestamp::from_millis(1_000);
+        let OutboundVerdict::Translate { external } = p.ce.nat_mut().outbound(now, &syn(40000))
+        else {
+            panic!()
+        };
+        // Another BR, the same rule: the session is kept at its port.
+        let s2 = settings(&LAB.replace("2001:db8:ffff::1", "2001:db8:ffff::2"));
+        let r = p.reprovision(now, &s2).unwrap();
+        assert_eq!((r.saved, r.kept(), r.dropped()), (1, 1, 0));
+        let t = syn(40000);
+        assert_eq!(
+            p.ce.nat().translation_of(Protocol::Tcp, t.src, t.dst),
+            Some(external)
+        );
+        let MapStatus::Ce(m) = p.status(now).map else {
+            panic!()
+        };
+        assert_eq!(m.br, "2001:db8:ffff::2");
+        // Another delegated prefix: PSID 0x35 instead of 0x34 (RFC 7597 Appendix A
+        // example 1's EA bits), the same IPv4 address, a port set that shares no port.
+        let s3 = settings(&LAB.replace("2001:db8:12:3400::/56", "2001:db8:12:3500::/56"));
+        let r = p.reprovision(now, &s3).unwrap();
+        assert_eq!((r.saved, r.kept(), r.dropped()), (1, 0, 1));
+        assert_eq!(r.kept.unwrap().outside_port_set, 1);
+        let MapStatus::Ce(m) = p.status(now).map else {
+            panic!()
+        };
+        assert_eq!((m.ipv4.as_str(), m.psid), ("192.0.2.18", Some(0x35)));
+        assert_eq!(m.ce_ipv6, "2001:db8:12:3500:0:c000:212:35");
+        // A new flow gets a port of the new set.
+        let OutboundVerdict::Translate { external } = p.ce.nat_mut().outbound(now, &syn(40001))
+        else {
+            panic!()
+        };
+        assert_eq!((external.port >> 4) & 0xff, 0x35, "PSID bits at offset 4");
+    }
+}
