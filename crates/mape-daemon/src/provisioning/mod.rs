@@ -6,9 +6,13 @@
 //! the WAN's address changes. The daemon puts a changed answer in force in place
 //! (`crate::daemon`).
 //!
-//! Seam for other sources (DHCPv6): a source gives the daemon a [`Report`] on its
-//! channel; the daemon re-resolves the settings with [`crate::config::Inputs`] and
-//! applies a changed rule the same way whatever the source.
+//! Seam for other sources (DHCPv6): what a source learnt enters the configuration
+//! through [`crate::config::Inputs`] (today the HB46PP offer and the End-user prefix; a
+//! DHCPv6 client adds its S46 options and delegated prefix there and a
+//! [`settings::Plan`] arm for `method = "dhcpv6"`), and a changed rule is put in force by
+//! re-resolving [`crate::config::Settings::parse_with`] and the in-place step of
+//! [`apply`] (pipeline `reprovision`, `replace_map`, the event), which do not depend on
+//! the source. The [`Report`] channel is HB46PP's own.
 
 pub mod apply;
 pub mod runner;

@@ -1,5 +1,5 @@
 //! `[provisioning]`: where the CE's MAP rule comes from (`method`), the HB46PP client's
-//! options, and the choice of source for one start ([`choose`]).
+//! options, and the choice of source for one start ([`plan`]).
 //!
 //! `method` (absent: the rule source `[map]` names, as before the section existed):
 //! - `static`: the explicit rule of `[map]` (`ipv6_prefix` + `ipv4_prefix` + `ea_len`);
