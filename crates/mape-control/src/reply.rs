@@ -54,6 +54,10 @@ pub struct Status {
     /// The kernel fast path (`[datapath] fast_path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_path: Option<FastPathStatus>,
+    /// Where the CE's rule came from and when it is refreshed (absent from daemons that
+    /// predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<ProvisioningStatus>,
 }
 
 /// The kernel fast path as `show status` tells it.
@@ -77,6 +81,69 @@ pub struct FastPathStatus {
     pub back: Flow,
     /// Packets it left to the TUN path, by reason (non-zero only).
     pub passed: BTreeMap<String, u64>,
+}
+
+/// Where the CE's MAP rule came from (`[provisioning]`), when, and the refresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisioningStatus {
+    /// `[provisioning] method` as configured (`map`: none, the source `[map]` names).
+    pub method: String,
+    /// What gave the rule in force: `static`, `profile`, `dhcpv6` or `hb46pp`.
+    pub source: String,
+    /// HB46PP: the server URL that answered (without parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// HB46PP: the answer's `enabler_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabler_name: Option<String>,
+    /// HB46PP: when the answer in force was fetched (seconds since the UNIX epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<u64>,
+    /// HB46PP: when the next round starts (seconds since the UNIX epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_refresh_at: Option<u64>,
+    /// HB46PP: the rule in force is the stored answer (the server was not reached since
+    /// the start).
+    #[serde(default)]
+    pub from_store: bool,
+    /// The last round's failure, while rounds fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<ProvisioningFailure>,
+    /// Re-provisionings in place since the start.
+    #[serde(default)]
+    pub changes: u64,
+    /// The last of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<ProvisioningChange>,
+}
+
+/// A failing provisioning step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisioningFailure {
+    /// The step: `no_record`, `dns`, `unreachable`, `refused`, `nothing_offered`,
+    /// `bad_answer`, or `apply` (the answer could not be put in force).
+    pub step: String,
+    /// In words.
+    pub detail: String,
+    /// Since when rounds fail (seconds since the UNIX epoch).
+    pub since: u64,
+    /// Rounds failed in a row.
+    pub count: u32,
+}
+
+/// A re-provisioning in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisioningChange {
+    /// When (seconds since the UNIX epoch).
+    pub at: u64,
+    /// `ipv4 psid ce_ipv6 br` before.
+    pub before: String,
+    /// And after.
+    pub after: String,
+    /// Sessions whose external port is in the new port set, kept.
+    pub sessions_kept: u32,
+    /// Sessions dropped (port outside the new set, or another external address).
+    pub sessions_dropped: u32,
 }
 
 /// MAP parameters: a CE's own, or a BR's address and rules.

@@ -16,6 +16,10 @@ use mape_rules::{
 };
 use serde::Deserialize;
 
+use crate::provisioning::settings::{
+    map_source, plan, Hb46ppSettings, Method, Plan, ProvisioningSection, Source,
+};
+
 /// Default configuration path.
 pub const DEFAULT_CONFIG: &str = "/etc/mape/mape.toml";
 /// Default control socket (systemd's `RuntimeDirectory=mape`, removed on every stop).
@@ -67,6 +71,9 @@ pub enum ConfigError {
     /// The NAT section is inconsistent.
     #[error("[nat]: {0}")]
     Nat(#[from] NatConfigError),
+    /// HB46PP gave no usable rule (none fetched or stored yet, or none for the prefix).
+    #[error("[provisioning] hb46pp: {0}")]
+    Hb46pp(String),
 }
 
 fn value_err(key: &'static str, value: impl ToString, expected: impl ToString) -> ConfigError {
@@ -416,6 +423,31 @@ pub struct ConfigFile {
     /// `[events]`.
     #[serde(default)]
     pub events: EventsSection,
+    /// `[provisioning]`.
+    #[serde(default)]
+    pub provisioning: ProvisioningSection,
+}
+
+/// Where the rule in force came from and whether the daemon runs the HB46PP client.
+#[derive(Debug, Clone)]
+pub struct Provisioning {
+    /// `[provisioning] method` as written (`None`: the source `[map]` names).
+    pub method: Option<Method>,
+    /// The source of the rule in force.
+    pub source: Source,
+    /// The HB46PP client's settings when the daemon runs it (method `hb46pp`, or `auto`
+    /// without a rule written in `[map]`).
+    pub hb46pp: Option<Hb46ppSettings>,
+}
+
+/// What the configuration cannot say itself: the HB46PP answer to use and the End-user
+/// prefix when `[map] prefix` is not given (the WAN's global address).
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The HB46PP answer (fresh or stored).
+    pub hb46pp: Option<mape_provision::Offer>,
+    /// The End-user prefix or the CE's /128 from the WAN.
+    pub end_user: Option<Ipv6Net>,
 }
 
 /// A checked, resolved CE configuration.
@@ -481,6 +513,8 @@ pub struct Settings {
     pub events_hook: Option<PathBuf>,
     /// Where it was loaded from.
     pub path: PathBuf,
+    /// `[provisioning]`.
+    pub provisioning: Provisioning,
 }
 
 impl Settings {
@@ -493,12 +527,29 @@ impl Settings {
         Self::parse(&text, path)
     }
 
-    /// Parses and checks `text` (loaded from `path`, named in errors).
+    /// Parses and checks `text` (loaded from `path`, named in errors). With HB46PP, the
+    /// answer is the one stored in the state directory and the End-user prefix, unless
+    /// `[map] prefix` gives it, the WAN's global address (`crate::provisioning`).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Self::parse_with(text, path, &crate::provisioning::host_inputs)
+    }
+
+    /// The file's sections, unchecked.
+    pub fn file(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
             message: one_line(&e.to_string()),
-        })?;
+        })
+    }
+
+    /// [`Settings::parse`] with what HB46PP needs from `inputs` (called only when the
+    /// rule comes from HB46PP).
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        inputs: &dyn Fn(&ConfigFile) -> Inputs,
+    ) -> Result<Self, ConfigError> {
+        let file = Self::file(text, path)?;
         let tun = file.tun.clone();
         if !(1..=(1 << 22)).contains(&file.datapath.fast_path_entries) {
             return Err(value_err(
@@ -549,9 +600,22 @@ impl Settings {
                 })
             })
             .transpose()?;
-        let role = match file.mode.unwrap_or(Mode::Ce) {
-            Mode::Ce => Role::Ce(Box::new(ce_settings(&file)?)),
-            Mode::Br => Role::Br(br_settings(&file)?),
+        let method = file.provisioning.method;
+        let (role, source, hb46pp) = match file.mode.unwrap_or(Mode::Ce) {
+            Mode::Ce => {
+                let (ce, source, hb) = ce_settings(&file, inputs)?;
+                (Role::Ce(Box::new(ce)), source, hb)
+            }
+            Mode::Br => {
+                if plan(method, &file.map)? != Plan::Map {
+                    return Err(value_err(
+                        "provisioning.method",
+                        "hb46pp",
+                        "a rule in [map]: a BR serves the domain it is given",
+                    ));
+                }
+                (Role::Br(br_settings(&file)?), map_source(&file.map), None)
+            }
         };
         Ok(Self {
             role,
@@ -563,6 +627,11 @@ impl Settings {
             metrics,
             events_hook: file.events.hook.clone(),
             path: path.to_path_buf(),
+            provisioning: Provisioning {
+                method,
+                source,
+                hb46pp,
+            },
         })
     }
 }
@@ -669,7 +738,66 @@ pub fn resolve_map(map: &MapSection) -> Result<(Provisioned, Vec<Ipv6Addr>), Con
     Ok((p, sources))
 }
 
-fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
+/// The MAP parameters from an HB46PP answer for the End-user prefix (`[map] prefix`, else
+/// the WAN's), with `[map] br_sources` added.
+fn hb46pp_map(
+    map: &MapSection,
+    offer: &mape_provision::Offer,
+    end_user: Option<Ipv6Net>,
+) -> Result<(Provisioned, Vec<Ipv6Addr>), ConfigError> {
+    let prefix = match &map.prefix {
+        Some(t) => t
+            .parse()
+            .map_err(|e| value_err("map.prefix", t, format!("an IPv6 prefix ({e})")))?,
+        None => end_user.ok_or(ConfigError::Missing {
+            key: "map.prefix",
+            expected: "the End-user IPv6 prefix (the WAN has no global IPv6 address to use)",
+        })?,
+    };
+    let p = offer
+        .provision(&prefix)
+        .map_err(|e| ConfigError::Hb46pp(format!("{prefix}: {e}")))?;
+    let mut sources: Vec<Ipv6Addr> = p.domain.br_sources().to_vec();
+    for s in &map.br_sources {
+        sources.push(parse_v6("map.br_sources", s)?);
+    }
+    Ok((p, sources))
+}
+
+/// The CE's MAP parameters from the source `[provisioning]` chooses.
+fn ce_map(
+    file: &ConfigFile,
+    inputs: &dyn Fn(&ConfigFile) -> Inputs,
+) -> Result<(Provisioned, Vec<Ipv6Addr>, Source, Option<Hb46ppSettings>), ConfigError> {
+    match plan(file.provisioning.method, &file.map)? {
+        Plan::Map => {
+            let (p, s) = resolve_map(&file.map)?;
+            Ok((p, s, map_source(&file.map), None))
+        }
+        Plan::Hb46pp { fallback_profile } => {
+            let hb = file.provisioning.hb46pp.settings()?;
+            let got = inputs(file);
+            match &got.hb46pp {
+                Some(offer) => {
+                    let (p, s) = hb46pp_map(&file.map, offer, got.end_user)?;
+                    Ok((p, s, Source::Hb46pp, Some(hb)))
+                }
+                None if fallback_profile => {
+                    let (p, s) = resolve_map(&file.map)?;
+                    Ok((p, s, Source::Profile, Some(hb)))
+                }
+                None => Err(ConfigError::Hb46pp(
+                    "no answer fetched or stored yet (`mape run` fetches one at start)".into(),
+                )),
+            }
+        }
+    }
+}
+
+fn ce_settings(
+    file: &ConfigFile,
+    inputs: &dyn Fn(&ConfigFile) -> Inputs,
+) -> Result<(CeSettings, Source, Option<Hb46ppSettings>), ConfigError> {
     let wan = file.wan.as_ref().ok_or(ConfigError::Missing {
         key: "wan.interface",
         expected: "the WAN interface name (e.g. \"eth0\")",
@@ -689,7 +817,7 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
     if lan_prefixes.is_empty() {
         return Err(value_err("lan.prefixes", "[]", "at least one IPv4 prefix"));
     }
-    let (map, br_sources) = resolve_map(&file.map)?;
+    let (map, br_sources, source, hb46pp) = ce_map(file, inputs)?;
     let lan_address: Ipv4Addr = match &lan.address {
         None => map.mapping.share.ipv4.addr(),
         Some(a) => a
@@ -721,7 +849,7 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
         map.mapping.share.ipv4.addr(),
         map.mapping.share.port_set,
     )?;
-    Ok(CeSettings {
+    let ce = CeSettings {
         wan_interface: wan.interface.clone(),
         map_address: wan.map_address,
         map,
@@ -730,7 +858,8 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
         lan_address,
         nat,
         signatures: std::sync::Arc::new(signatures),
-    })
+    };
+    Ok((ce, source, hb46pp))
 }
 
 fn br_settings(file: &ConfigFile) -> Result<BrSettings, ConfigError> {
@@ -863,6 +992,7 @@ pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     /// The lab's CE configuration (RFC 7597 Appendix A, example 1, PSID offset 4).
     pub(crate) const LAB: &str = r#"
@@ -965,6 +1095,151 @@ pub(crate) mod tests {
             assert!(err.contains(want), "{err:?} should contain {want:?}");
             assert!(!err.contains('\n'), "one line: {err:?}");
         }
+    }
+
+    /// [`LAB`] with its rule taken out (the HB46PP server gives it).
+    fn no_rule() -> String {
+        LAB.lines()
+            .filter(|l| {
+                ![
+                    "ipv6_prefix",
+                    "ipv4_prefix",
+                    "ea_len",
+                    "psid_offset",
+                    "br =",
+                ]
+                .iter()
+                .any(|k| l.trim_start().starts_with(k))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The lab's rule as an HB46PP answer (RFC 7597 Appendix A example 1, offset 4).
+    fn offer() -> mape_provision::Offer {
+        mape_provision::answer::parse(
+            br#"{"ttl": 3600, "order": ["map_e"], "map_e": {"version": 1,
+            "br": "2001:db8:ffff::1", "rules": [{"ipv6": "2001:db8::/40",
+            "ipv4": "192.0.2.0/24", "ea_length": 16, "psid_offset": 4}]}}"#,
+        )
+        .unwrap()
+    }
+
+    fn with(text: &str, inputs: Inputs) -> Result<Settings, ConfigError> {
+        Settings::parse_with(text, Path::new("test.toml"), &move |_| inputs.clone())
+    }
+
+    #[test]
+    fn provisioning_methods_and_the_auto_order() {
+        // No [provisioning]: the source [map] names, and no HB46PP client.
+        let s = parse(LAB).unwrap();
+        assert_eq!(s.provisioning.method, None);
+        assert_eq!(s.provisioning.source, Source::Static);
+        assert!(s.provisioning.hb46pp.is_none());
+        let s = parse(&format!("{LAB}\n[provisioning]\nmethod = \"static\"\n")).unwrap();
+        assert_eq!(s.provisioning.source, Source::Static);
+        // hb46pp: the answer gives the same parameters as the explicit rule.
+        let hb = format!(
+            "{}\n[provisioning]\nmethod = \"hb46pp\"\n[provisioning.hb46pp]\ndns = [\"2001:db8:0:1::53\"]\ntimeout_s = 2\n",
+            no_rule()
+        );
+        let got = with(
+            &hb,
+            Inputs {
+                hb46pp: Some(offer()),
+                end_user: None,
+            },
+        )
+        .unwrap();
+        let (Role::Ce(a), Role::Ce(b)) = (&got.role, &parse(LAB).unwrap().role) else {
+            panic!()
+        };
+        assert_eq!(a.map.mapping, b.map.mapping);
+        assert_eq!(a.map.origin, "hb46pp");
+        assert_eq!(got.provisioning.source, Source::Hb46pp);
+        let h = got.provisioning.hb46pp.unwrap();
+        assert_eq!(
+            h.shell.resolvers,
+            vec!["2001:db8:0:1::53".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(h.shell.timeout, Duration::from_secs(2));
+        // Without [map] prefix, the WAN's address; the BMR's /128 gives the same address.
+        let no_prefix = hb.replace("prefix = \"2001:db8:12:3400::/56\"", "");
+        let got = with(
+            &no_prefix,
+            Inputs {
+                hb46pp: Some(offer()),
+                end_user: Some("2001:db8:12:3400::1/128".parse().unwrap()),
+            },
+        )
+        .unwrap();
+        let Role::Ce(c) = &got.role else { panic!() };
+        assert_eq!(c.map.mapping.share.ipv4.to_string(), "192.0.2.18/32");
+        // No answer yet.
+        let e = with(&hb, Inputs::default()).unwrap_err().to_string();
+        assert!(e.contains("no answer fetched or stored yet"), "{e}");
+        // auto: a written rule wins and no client runs; without one HB46PP, with a
+        // profile to fall back to.
+        let s = parse(&format!("{LAB}\n[provisioning]\nmethod = \"auto\"\n")).unwrap();
+        assert_eq!(s.provisioning.source, Source::Static);
+        assert!(s.provisioning.hb46pp.is_none());
+        let auto = format!(
+            "{}\n[provisioning]\nmethod = \"auto\"\n",
+            no_rule()
+                .replace("[map]", "[map]\nprofile = \"v6plus\"")
+                .replace("2001:db8:12:3400::/56", "240b:10:2340:ab00::/56")
+                .replace("address = \"192.0.2.18\"", "")
+                .replace("[[nat.forward]]", "")
+                .replace("proto = \"tcp\"", "")
+                .replace("external_port = 4930", "")
+                .replace("internal = \"192.168.1.30:22\"", "")
+        );
+        let s = with(&auto, Inputs::default()).unwrap();
+        assert_eq!(s.provisioning.source, Source::Profile);
+        assert!(s.provisioning.hb46pp.is_some());
+        // Methods that do not agree with [map], each refused with the reason.
+        for (method, text, want) in [
+            ("hb46pp", LAB.to_string(), "the HB46PP server gives it"),
+            ("static", no_rule(), "ipv6_prefix + ipv4_prefix + ea_len"),
+            ("profile", LAB.to_string(), "[map] profile"),
+            (
+                "dhcpv6",
+                LAB.to_string(),
+                "DHCPv6 client is not yet available",
+            ),
+            ("dhcp", LAB.to_string(), "unknown variant"),
+        ] {
+            let t = format!("{text}\n[provisioning]\nmethod = \"{method}\"\n");
+            let e = with(&t, Inputs::default()).unwrap_err().to_string();
+            assert!(e.contains(want), "{method}: {e}");
+        }
+        for (extra, want) in [
+            (
+                "dns = [\"resolver\"]",
+                "provisioning.hb46pp.dns = \"resolver\"",
+            ),
+            ("timeout_s = 0", "1 to 60 seconds"),
+            ("user = \"u\"", "both user and pass"),
+            ("user = \"u\"\npass = \"p w\"", "at most 32 of"),
+        ] {
+            let t = format!(
+                "{}\n[provisioning]\nmethod = \"hb46pp\"\n[provisioning.hb46pp]\n{extra}\n",
+                no_rule()
+            );
+            let e = with(
+                &t,
+                Inputs {
+                    hb46pp: Some(offer()),
+                    end_user: None,
+                },
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        // A BR takes no rule from HB46PP.
+        let br = "mode = \"br\"\n[br]\naddress = \"2001:db8:ffff::1\"\n[map]\nprefix = \"2001:db8::/40\"\n[provisioning]\nmethod = \"hb46pp\"\n";
+        assert!(with(br, Inputs::default()).is_err());
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Context {
     pub counters: Arc<IoCounters>,
     /// Configuration file, for reload.
     pub config_path: PathBuf,
+    /// Where the CE's rule came from (`crate::provisioning`); `None` for a BR.
+    pub provisioning: Option<Arc<std::sync::Mutex<crate::provisioning::Tracker>>>,
 }
 
 /// Why a request could not be answered.
@@ -136,6 +138,11 @@ pub fn status(ctx: &Context) -> Result<Status, HandleError> {
     let mut s = p.status(now);
     s.uptime_s = ctx.up_since.elapsed().as_secs();
     s.io = ctx.counters.snapshot();
+    drop(p);
+    s.provisioning = ctx
+        .provisioning
+        .as_ref()
+        .and_then(|t| t.lock().ok().map(|t| t.status.clone()));
     Ok(s)
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::clock::now_since;
-use crate::config::{FastPathMode, MapAddressMode, Role, Settings};
+use crate::config::{FastPathMode, Role, Settings};
 use crate::control::{self, Context};
 use crate::counters::IoCounters;
 use crate::datapath::{self, WorkerCtx};
@@ -27,6 +27,10 @@ use crate::fastpath::FastPath;
 use crate::lock::{InstanceLock, LockError};
 use crate::pipeline::{FastPathPlan, Pipeline, PipelineError, Shared};
 use crate::plumbing::{Plumbing, PlumbingError};
+use crate::provisioning::apply::{on_report, setup_map, Apply};
+use crate::provisioning::runner::RoundResult;
+use crate::provisioning::settings::Source;
+use crate::provisioning::{Hb46ppRun, Tracker};
 use crate::supervise::{Heartbeats, Notifier};
 use crate::tun::{self, Wake};
 
@@ -86,12 +90,49 @@ pub type PipelineFactory = fn(&Settings) -> Result<Box<dyn Pipeline>, PipelineEr
 /// Runs the daemon until SIGTERM/SIGINT. Installs the panic hook: from here on any panic
 /// ends the process with [`crate::supervise::EXIT_DATAPATH`].
 pub fn run(settings: Settings, factory: PipelineFactory) -> Result<(), RunError> {
+    run_with(settings, factory, None)
+}
+
+/// [`run`] with the HB46PP client whose first round gave the settings
+/// ([`crate::provisioning::prepare`]): the daemon keeps it refreshing and puts a changed
+/// rule in force in place.
+pub fn run_with(
+    settings: Settings,
+    factory: PipelineFactory,
+    hb46pp: Option<Hb46ppRun>,
+) -> Result<(), RunError> {
     crate::supervise::install_panic_hook();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    rt.block_on(run_async(settings, factory))
+    rt.block_on(run_async(settings, factory, hb46pp))
+}
+
+/// The provisioning status at start: the configured method, the source of the rule, and
+/// the first HB46PP round.
+fn initial_tracker(settings: &Settings, hb: Option<&Hb46ppRun>) -> Tracker {
+    let p = &settings.provisioning;
+    let mut t = Tracker::new(p.method.map_or("map", |m| m.as_str()), p.source.as_str());
+    let Some(hb) = hb else { return t };
+    let hb46pp = p.source == Source::Hb46pp;
+    match &hb.first.result {
+        RoundResult::Answer(lg) => {
+            if let (true, Ok(o)) = (hb46pp, lg.offer()) {
+                t.in_force(lg, &o, false);
+            }
+            t.succeeded(hb.first.at, hb.first.next);
+        }
+        RoundResult::Failed(f) => {
+            if let Some((lg, Ok(o))) = hb.stored.as_ref().map(|l| (l, l.offer())) {
+                if hb46pp {
+                    t.in_force(lg, &o, true);
+                }
+            }
+            t.round_failed(hb.first.at, hb.first.next, f);
+        }
+    }
+    t
 }
 
 /// `<state dir>/<tun>.state`: what this daemon created on the host.
@@ -112,7 +153,11 @@ pub fn lock_file(settings: &Settings) -> PathBuf {
 /// watchdog is off (with it on, half of `WatchdogSec=` decides).
 const STALL_REPORT: Duration = Duration::from_secs(5);
 
-async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), RunError> {
+async fn run_async(
+    settings: Settings,
+    factory: PipelineFactory,
+    hb46pp: Option<Hb46ppRun>,
+) -> Result<(), RunError> {
     let start = Instant::now();
     let notifier = Notifier::from_env();
     // 1. One daemon per state: refuse before touching anything.
@@ -275,12 +320,23 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         watchdog_ms = notifier.watchdog.map(|d| d.as_millis() as u64),
         "mape running"
     );
+    let mut current_ce = match &settings.role {
+        Role::Ce(ce) => Some(ce.clone()),
+        Role::Br(_) => None,
+    };
+    let tracker = current_ce
+        .as_ref()
+        .map(|_| Arc::new(Mutex::new(initial_tracker(&settings, hb46pp.as_ref()))));
+    let (prov_tx, mut prov_rx) = tokio::sync::mpsc::channel(4);
+    let mut prov_live = hb46pp.is_some();
+    let prov_task = hb46pp.map(|hb| tokio::spawn(hb.drive(prov_tx)));
     let ctx = Context {
         shared: shared.clone(),
         start: clock,
         up_since: start,
         counters,
         config_path: settings.path.clone(),
+        provisioning: tracker.clone(),
     };
     let server = tokio::spawn(control::serve(listener, ctx.clone()));
     let metrics = match settings.metrics {
@@ -318,6 +374,23 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            r = prov_rx.recv(), if prov_live => {
+                match (r, current_ce.as_mut(), tracker.as_ref()) {
+                    (Some(r), Some(current), Some(tracker)) => {
+                        let mut a = Apply {
+                            settings: &settings,
+                            current,
+                            shared: &shared,
+                            clock,
+                            plumbing: &mut plumbing,
+                            tracker,
+                            hook_slots: &hook_slots,
+                        };
+                        on_report(&mut a, r).await;
+                    }
+                    _ => prov_live = false,
+                }
+            }
             _ = hup.recv() => {
                 match control::reload(&ctx) {
                     Ok(what) => tracing::info!(detail = %what, "SIGHUP: configuration reloaded"),
@@ -403,6 +476,9 @@ async fn run_async(settings: Settings, factory: PipelineFactory) -> Result<(), R
         crate::sessions_file::save_logged(&shared, clock, path, "stop");
     }
     server.abort();
+    if let Some(t) = prov_task {
+        t.abort();
+    }
     if let Some(m) = metrics {
         m.abort();
     }
@@ -533,7 +609,6 @@ async fn setup(p: &mut Plumbing, s: &Settings) -> Result<(), RunError> {
             if let Some(v) = crate::ra::accept_ra_for_forwarding(&now) {
                 p.sysctl(&ra, v).await?;
             }
-            let m = &ce.map.mapping;
             p.route4(
                 Ipv4Addr::UNSPECIFIED,
                 0,
@@ -541,14 +616,7 @@ async fn setup(p: &mut Plumbing, s: &Settings) -> Result<(), RunError> {
                 Some(u32::from(s.tun.ipv4_mtu)),
             )
             .await?;
-            p.route6(m.ce_ipv6, 128, tun).await?;
-            if ce.map_address == MapAddressMode::Onlink {
-                p.proxy_neighbour(&ce.wan_interface, m.ce_ipv6).await?;
-            } else if m.end_user_prefix.len() < 128 {
-                // The rest of the delegated prefix must not ping-pong with the ISP.
-                p.unreachable6(m.end_user_prefix.addr(), m.end_user_prefix.len())
-                    .await?;
-            }
+            setup_map(p, tun, ce).await?;
         }
         Role::Br(br) => {
             p.route6(br.address, 128, tun).await?;

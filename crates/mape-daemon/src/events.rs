@@ -115,12 +115,17 @@ pub fn hook_line(e: &Event) -> String {
 /// Runs the user's hook with the event as JSON on stdin, bounded in number and time,
 /// without any capability ([`crate::privs::no_capabilities`]).
 pub fn run_hook(hook: &std::path::Path, e: &Event, slots: &Arc<tokio::sync::Semaphore>) {
+    run_hook_line(hook, hook_line(e), slots);
+}
+
+/// [`run_hook`] with the line already made (the provisioning events of
+/// `crate::provisioning::apply` are not the NAT engine's).
+pub fn run_hook_line(hook: &std::path::Path, body: String, slots: &Arc<tokio::sync::Semaphore>) {
     let Ok(permit) = slots.clone().try_acquire_owned() else {
         tracing::warn!(hook = %hook.display(), "event hook busy; event not passed on");
         return;
     };
     let hook = hook.to_path_buf();
-    let body = hook_line(e);
     tokio::spawn(async move {
         let _permit = permit;
         let mut cmd = tokio::process::Command::new(&hook);

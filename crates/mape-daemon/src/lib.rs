@@ -30,6 +30,7 @@ pub mod pipeline;
 pub mod plumbing;
 #[allow(unsafe_code)]
 pub mod privs;
+pub mod provisioning;
 pub mod ra;
 pub mod sessions_file;
 pub mod supervise;

@@ -662,6 +662,25 @@ impl Plumbing {
         }
     }
 
+    /// Removes one thing created earlier (a MAP address's route when the rule changes in
+    /// place) and its record; `false` when it was not recorded. "Not found" is fine.
+    pub async fn remove(&mut self, c: &Created) -> Result<bool, PlumbingError> {
+        let Some(i) = self.created.iter().position(|x| x == c) else {
+            return Ok(false);
+        };
+        if let Err(e) = self.undo(c).await {
+            tracing::debug!(item = %describe(c), error = %e, "remove: already gone");
+        }
+        self.created.remove(i);
+        self.save()?;
+        Ok(true)
+    }
+
+    /// Whether `c` is recorded as created.
+    pub fn has(&self, c: &Created) -> bool {
+        self.created.contains(c)
+    }
+
     /// Removes everything created, newest first, and the state file. Call it while the TUN
     /// is still open, so routes through it are deleted by interface; "not found" is fine.
     pub async fn teardown(&mut self) {

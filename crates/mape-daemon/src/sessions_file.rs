@@ -130,6 +130,14 @@ pub fn take(shared: &Shared, origin: Instant) -> Option<Taken> {
 /// Writes `table` to `path` atomically; returns the bytes written.
 pub fn write(path: &Path, table: &SavedTable) -> std::io::Result<usize> {
     let bytes = table.encode();
+    write_atomic(path, &bytes)?;
+    Ok(bytes.len())
+}
+
+/// Writes `bytes` to `path` atomically, mode 0600: a temporary file beside it, fsync,
+/// rename over the old one, fsync of the directory (a crash leaves the old or the new
+/// file, never a torn one). Also the HB46PP answer's store (`crate::provisioning`).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -139,14 +147,14 @@ pub fn write(path: &Path, table: &SavedTable) -> std::io::Result<usize> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(&bytes)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }
-    Ok(bytes.len())
+    Ok(())
 }
 
 /// Takes and writes the table, logging the outcome (`why`: "periodic" or "stop").

@@ -54,6 +54,37 @@ pub struct Ce {
     runs: Runs,
 }
 
+/// The outer header's fixed fields for `cfg`.
+fn outer(cfg: &CeConfig) -> Outer {
+    Outer {
+        src: cfg.ce_ipv6,
+        hop_limit: cfg.hop_limit,
+        flow: cfg.flow_label,
+        frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
+    }
+}
+
+/// What [`Ce::reprovision`] did with the sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reprovisioned {
+    /// Sessions before.
+    pub saved: u32,
+    /// The restore's report, or why none was restored.
+    pub kept: Result<mape_nat::RestoreReport, mape_nat::PersistError>,
+}
+
+impl Reprovisioned {
+    /// Sessions kept.
+    pub fn kept(&self) -> u32 {
+        self.kept.as_ref().map_or(0, |r| r.restored)
+    }
+
+    /// Sessions dropped.
+    pub fn dropped(&self) -> u32 {
+        self.saved.saturating_sub(self.kept())
+    }
+}
+
 /// Packets of a batch checked before their NAT lookups are made together (the TUN read
 /// batch).
 const BATCH: usize = 64;
@@ -85,12 +116,7 @@ impl Ce {
         let nat =
             Nat::new(cfg.nat.clone(), cfg.external_ipv4, cfg.port_set).map_err(CeError::Nat)?;
         Ok(Ce {
-            outer: Outer {
-                src: cfg.ce_ipv6,
-                hop_limit: cfg.hop_limit,
-                flow: cfg.flow_label,
-                frag_id: u32::from(cfg.ce_ipv6.octets()[15]).wrapping_mul(0x9e37_79b9),
-            },
+            outer: outer(&cfg),
             nat,
             drops: DropCounters::default(),
             counters: Counters::default(),
@@ -102,6 +128,31 @@ impl Ce {
             runs: Runs::with_capacity(BATCH),
             cfg,
         })
+    }
+
+    /// Puts a new MAP configuration (address, port set, BR, rules) in force in place, at
+    /// `now`: the sessions move to a new NAT engine through the same save and restore as
+    /// a restart (`mape_nat::Nat::save`, `Nat::restore`, no downtime), so those whose
+    /// external port is in the new port set are kept and the rest are dropped and counted
+    /// in the report; with another external address none is kept
+    /// ([`Reprovisioned::kept`] is then `Err(PersistError::OtherRule)`). The engine's
+    /// drop and refusal counters carry over, and the dataplane's own; the path MTU cache
+    /// (of the old BR) starts again. Refused with nothing changed when `cfg` is invalid.
+    pub fn reprovision(&mut self, cfg: CeConfig, now: Timestamp) -> Result<Reprovisioned, CeError> {
+        if cfg.ipv6_mtu < 1280 || cfg.ipv4_mtu < 68 {
+            return Err(CeError::Mtu {
+                ipv4_mtu: cfg.ipv4_mtu,
+                ipv6_mtu: cfg.ipv6_mtu,
+            });
+        }
+        let mut nat =
+            Nat::new(cfg.nat.clone(), cfg.external_ipv4, cfg.port_set).map_err(CeError::Nat)?;
+        let (saved, kept) = nat.take_over(&self.nat, now);
+        self.nat = nat;
+        self.outer = outer(&cfg);
+        self.pmtu = PmtuCache::default();
+        self.cfg = cfg;
+        Ok(Reprovisioned { saved, kept })
     }
 
     /// The configuration.

@@ -105,7 +105,7 @@ mod route;
 pub mod sink;
 
 pub use br::{Br, BrConfig};
-pub use ce::{Ce, CeConfig, CeError};
+pub use ce::{Ce, CeConfig, CeError, Reprovisioned};
 pub use drop::{DropCounters, DropReason};
 pub use encap::FlowLabel;
 pub use frag::ReassemblyConfig;

@@ -535,3 +535,38 @@ proptest::proptest! {
         b.check_invariants().unwrap();
     }
 }
+
+#[test]
+fn take_over_keeps_sessions_whose_port_stays_and_moves_the_counters() {
+    let now = t(100);
+    let old = busy();
+    let drops = |n: &Nat| NatDrop::ALL.map(|r| n.drops(r));
+    let old_drops = drops(&old);
+    assert!(old_drops.iter().any(|&d| d > 0));
+    // Same rule: every session is kept, at the same external port.
+    let mut same = nat(config());
+    let (saved, r) = same.take_over(&old, now);
+    assert_eq!((saved, r.unwrap().restored), (10, 10));
+    let (src, dst) = (ep("192.168.1.12:6000"), ep("9.9.9.2:3478"));
+    assert!(old.translation_of(Protocol::Udp, src, dst).is_some());
+    assert_eq!(
+        same.translation_of(Protocol::Udp, src, dst),
+        old.translation_of(Protocol::Udp, src, dst)
+    );
+    assert_eq!(drops(&same), old_drops);
+    same.check_invariants().unwrap();
+    // Another PSID: none kept, each counted as outside the port set.
+    let mut cfg = config();
+    cfg.forwards.clear();
+    let mut other = Nat::new(cfg.clone(), EXT, PortSet::new(162, 8, 4).unwrap()).unwrap();
+    let (saved, r) = other.take_over(&old, now);
+    let r = r.unwrap();
+    assert_eq!((saved, r.restored, r.outside_port_set), (10, 0, 10));
+    // Another external address: nothing kept, the counters still move.
+    let mut moved = Nat::new(cfg, Ipv4Addr::new(192, 0, 2, 18), v6plus()).unwrap();
+    let (saved, r) = moved.take_over(&old, now);
+    assert!(matches!(r, Err(PersistError::OtherRule { .. })), "{r:?}");
+    assert_eq!((saved, moved.session_count()), (10, 0));
+    assert_eq!(drops(&moved), old_drops);
+    moved.check_invariants().unwrap();
+}

@@ -83,8 +83,26 @@ impl fmt::Debug for Shell {
 /// The line's resolvers and the runtime they run on, shared by the TXT lookup and the
 /// HTTP agents' name resolution.
 struct LineDns {
-    rt: tokio::runtime::Runtime,
+    /// `None` only while dropped.
+    rt: Option<tokio::runtime::Runtime>,
     resolver: TokioResolver,
+}
+
+impl LineDns {
+    /// Runs a lookup on the resolver's runtime (`None`: shut down).
+    fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        self.rt.as_ref().map(|rt| rt.block_on(f))
+    }
+}
+
+impl Drop for LineDns {
+    /// Without waiting: a shell may be dropped on an async runtime's thread (the daemon's
+    /// control plane), where a blocking runtime shutdown panics.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Resolves the provisioning server's name through the line's resolvers, AAAA only
@@ -121,8 +139,8 @@ impl UreqResolver for AaaaResolver {
         }
         let lookup = self
             .0
-            .rt
             .block_on(self.0.resolver.ipv6_lookup(host))
+            .ok_or(ureq::Error::HostNotFound)?
             .map_err(|_| ureq::Error::HostNotFound)?;
         for r in lookup.answers() {
             if let RData::AAAA(a) = &r.data {
@@ -182,7 +200,10 @@ impl Shell {
         } else {
             RootCerts::new_with_certs(&load_cas(&cfg.ca_files)?)
         };
-        let dns = Arc::new(LineDns { rt, resolver });
+        let dns = Arc::new(LineDns {
+            rt: Some(rt),
+            resolver,
+        });
         let verified = agent(
             TlsConfig::builder().root_certs(roots).build(),
             cfg.timeout,
@@ -202,11 +223,13 @@ impl Shell {
 
     /// Looks up the TXT record of `4over6.info` (§3.1).
     pub fn resolve_txt(&self) -> TxtResult {
-        match self
+        let Some(answer) = self
             .dns
-            .rt
             .block_on(self.dns.resolver.txt_lookup(DISCOVERY_NAME))
-        {
+        else {
+            return TxtResult::Failed("the resolver is shut down".into());
+        };
+        match answer {
             Ok(lookup) => {
                 let records: Vec<Vec<u8>> = lookup
                     .answers()

@@ -331,6 +331,48 @@ fn fast_path_check(f: Option<&FastPathStatus>) -> Check {
     }
 }
 
+/// The `provisioning` finding (IO-free): where the rule in force came from, and while the
+/// daemon's provisioning rounds fail, which step fails, since when, and what to do.
+fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> Check {
+    let from = match (&p.url, p.from_store) {
+        (Some(u), true) => format!("{} (the stored answer of {u})", p.source),
+        (Some(u), false) => format!("{} ({u})", p.source),
+        (None, _) => p.source.clone(),
+    };
+    let Some(f) = &p.last_failure else {
+        let next = p.next_refresh_at.map_or(String::new(), |n| {
+            format!(", next round in {} s", n.saturating_sub(now))
+        });
+        return Check {
+            name: "provisioning",
+            level: Level::Ok,
+            message: format!("rule from {from}{next}"),
+            fix: None,
+        };
+    };
+    let fix = match f.step.as_str() {
+        "no_record" => "the resolvers have no TXT record for 4over6.info: this line may not offer HB46PP (ask the ISP, or use method = \"profile\"), or [provisioning.hb46pp] dns is not the line's own resolver",
+        "dns" => "the resolvers do not answer: check [provisioning.hb46pp] dns (default /etc/resolv.conf) with `dig @ADDR 4over6.info TXT`",
+        "unreachable" => "the provisioning server does not answer over IPv6: check the WAN's IPv6 default route, and for verified https (t=b) [provisioning.hb46pp] ca_files",
+        "refused" => "the server does not know this CE's address (403/404): the request must come from the address the ISP gave; check the WAN's address and map.prefix",
+        "nothing_offered" => "the server offers this line no MAP-E (order empty or other technologies only): ask the ISP, or use a profile",
+        "bad_answer" => "the server's answer is unusable: `mape provision hb46pp` shows what it says",
+        _ => "the answer could not be put in force: see provisioning_failed in the daemon's log",
+    };
+    Check {
+        name: "provisioning",
+        level: Level::Warn,
+        message: format!(
+            "provisioning fails at {} since {} s ago ({} rounds): {}; the rule in force is from {from}",
+            f.step,
+            now.saturating_sub(f.since),
+            f.count,
+            f.detail
+        ),
+        fix: Some(fix.into()),
+    }
+}
+
 /// Seconds of uptime before a silent BR is judged: TCP retries its SYN at 1, 3, 7, 15 and
 /// 31 s and DNS retries within 10 s, so a working BR has answered something by then.
 const SILENT_AFTER_S: u64 = 60;
@@ -573,6 +615,12 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
         }
         (None, None) => {}
     }
+    if let Some(p) = running.as_ref().and_then(|st| st.provisioning.as_ref()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        r.0.push(provisioning_check(p, now));
+    }
     if let (Some(st), Some(Role::Ce(ce))) = (&running, settings.as_ref().map(|s| &s.role)) {
         if let Traffic::Ce {
             wan_in, wan_out, ..
@@ -717,6 +765,48 @@ mod tests {
         let off = fast_path_check(Some(&fast("off", false, Some("off in the configuration"))));
         assert_eq!(off.level, Level::Ok);
         assert_eq!(fast_path_check(None).level, Level::Warn);
+    }
+
+    #[test]
+    fn provisioning_failures_name_the_step_since_when_and_the_fix() {
+        let mut p = mape_control::reply::ProvisioningStatus {
+            method: "hb46pp".into(),
+            source: "hb46pp".into(),
+            url: Some("http://[2001:db8::80]/config".into()),
+            next_refresh_at: Some(1_600),
+            ..Default::default()
+        };
+        let c = provisioning_check(&p, 1_000);
+        assert_eq!(c.level, Level::Ok);
+        assert_eq!(
+            c.message,
+            "rule from hb46pp (http://[2001:db8::80]/config), next round in 600 s"
+        );
+        p.from_store = true;
+        p.last_failure = Some(mape_control::reply::ProvisioningFailure {
+            step: "unreachable".into(),
+            detail: "connection refused".into(),
+            since: 400,
+            count: 3,
+        });
+        let c = provisioning_check(&p, 1_000);
+        assert_eq!((c.name, c.level), ("provisioning", Level::Warn));
+        assert_eq!(c.message, "provisioning fails at unreachable since 600 s ago (3 rounds): connection refused; the rule in force is from hb46pp (the stored answer of http://[2001:db8::80]/config)");
+        assert!(c.fix.unwrap().contains("IPv6 default route"));
+        for (step, words) in [
+            ("no_record", "4over6.info"),
+            ("dns", "dig @ADDR"),
+            ("refused", "403/404"),
+            ("nothing_offered", "no MAP-E"),
+            ("bad_answer", "mape provision hb46pp"),
+            ("apply", "provisioning_failed"),
+        ] {
+            if let Some(f) = p.last_failure.as_mut() {
+                f.step = step.into();
+            }
+            let fix = provisioning_check(&p, 1_000).fix.unwrap();
+            assert!(fix.contains(words), "{step}: {fix}");
+        }
     }
 
     #[test]

@@ -5,8 +5,7 @@
 
 mod dhcpv6;
 
-use std::fs;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,6 +49,17 @@ enum Method {
     /// options (S46_CONT_MAPE), then the parameters.
     #[command(after_help = dhcpv6::EXIT_CODES)]
     Dhcpv6(dhcpv6::Dhcpv6Args),
+    /// Delete the HB46PP answer the daemon keeps (<state dir>/<tun>.hb46pp.json, HB46PP
+    /// 3.5): the next start fetches anew and cannot fall back on it.
+    Erase(EraseArgs),
+}
+
+/// Arguments of `mape provision erase`.
+#[derive(Args, Debug)]
+pub(crate) struct EraseArgs {
+    /// Configuration file (its [state] dir and [tun] name locate the answer).
+    #[arg(long, short, default_value = mape_daemon::config::DEFAULT_CONFIG)]
+    config: PathBuf,
 }
 
 /// Arguments of `mape provision hb46pp`.
@@ -104,6 +114,15 @@ pub(crate) fn run(args: &ProvisionArgs) -> Result<ExitCode> {
     match &args.method {
         Method::Hb46pp(a) => hb46pp(a),
         Method::Dhcpv6(a) => dhcpv6::run(a),
+        Method::Erase(a) => {
+            let (path, existed) = mape_daemon::provisioning::erase(&a.config)?;
+            if existed {
+                println!("erased {}", path.display());
+            } else {
+                println!("no stored answer at {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -260,22 +279,9 @@ fn summary(o: &Offer) -> String {
 }
 
 /// The host's first global IPv6 address that is neither temporary, deprecated nor
-/// tentative (/proc/net/if_inet6), as a /128.
+/// tentative, as a /128.
 fn host_address() -> Result<Ipv6Net> {
-    let text = fs::read_to_string("/proc/net/if_inet6")
-        .map_err(|e| anyhow!("/proc/net/if_inet6: {e}; give --prefix"))?;
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (hex, scope, flags) = (f.first()?, f.get(3)?, f.get(4)?);
-            let addr = Ipv6Addr::from(u128::from_str_radix(hex, 16).ok()?);
-            let flags = u32::from_str_radix(flags, 16).ok()?;
-            // IFA_F_TEMPORARY 0x01, IFA_F_DADFAILED 0x08, IFA_F_DEPRECATED 0x20,
-            // IFA_F_TENTATIVE 0x40.
-            let usable =
-                *scope == "00" && flags & 0x69 == 0 && addr.segments()[0] & 0xe000 == 0x2000;
-            usable.then(|| Ipv6Net::new(addr, 128)).flatten()
-        })
-        .next()
+    mape_daemon::provisioning::wan::global_address(None)
+        .and_then(mape_daemon::provisioning::wan::as_end_user)
         .ok_or_else(|| anyhow!("no global IPv6 address on this host; give --prefix"))
 }

@@ -48,6 +48,14 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(args: &RunArgs) -> Result<ExitCode> {
+    // With HB46PP, the first round runs before the rule is resolved (its answer is stored
+    // and then read by Settings::load; a failed round leaves the stored answer in use).
+    let hb46pp = if args.check {
+        None
+    } else {
+        init_logs(args.log_json);
+        mape_daemon::provisioning::prepare(&args.config)?
+    };
     let settings = Settings::load(&args.config)?;
     let file_role = match settings.role {
         Role::Ce(_) => RoleArg::Ce,
@@ -67,11 +75,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<ExitCode> {
         print_plan(&settings, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }
-    init_logs(args.log_json);
     if !nix_is_root() {
         bail!("mape run needs root (CAP_NET_ADMIN) to create the TUN and routes");
     }
-    match mape_daemon::daemon::run(settings, mape_daemon::pipeline::build) {
+    match mape_daemon::daemon::run_with(settings, mape_daemon::pipeline::build, hb46pp) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // One line on stderr, then the status that says what happened (README, `mape run`):
         // 3 another daemon owns this TUN/state/socket (nothing touched), 70 datapath failure.

@@ -223,6 +223,9 @@ fn print_status(v: &Status) {
     for chunk in v.map.port_ranges().chunks(5) {
         println!("            {}", chunk.join(" "));
     }
+    if let Some(p) = &v.provisioning {
+        print_provisioning(p);
+    }
     if let Some(b) = &v.budget {
         println!(
             "budget      {}/{} ports in use, peak {}, {} sessions, {} refused",
@@ -250,6 +253,58 @@ fn print_status(v: &Status) {
         for (k, n) in &v.drops {
             println!("  {k:<30} {n}");
         }
+    }
+}
+
+/// A time in seconds since the UNIX epoch, and how far it is from now.
+fn when(t: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if t <= now {
+        format!("{t} ({} s ago)", now - t)
+    } else {
+        format!("{t} (in {} s)", t - now)
+    }
+}
+
+fn print_provisioning(p: &mape_control::reply::ProvisioningStatus) {
+    let mut line = format!("provisioned {} (method {})", p.source, p.method);
+    if let Some(u) = &p.url {
+        line += &format!(" from {u}");
+    }
+    if let Some(e) = &p.enabler_name {
+        line += &format!(", {e}");
+    }
+    if p.from_store {
+        line += ", stored answer (server not reached since start)";
+    }
+    println!("{line}");
+    if let Some(t) = p.fetched_at {
+        println!("fetched     {}", when(t));
+    }
+    if let Some(t) = p.next_refresh_at {
+        println!("refresh     {}", when(t));
+    }
+    if let Some(f) = &p.last_failure {
+        println!(
+            "failing     {} since {}, {} round(s): {}",
+            f.step,
+            when(f.since),
+            f.count,
+            f.detail
+        );
+    }
+    if let Some(c) = &p.last_change {
+        println!(
+            "changed     {} times, last {}: {} -> {} ({} sessions kept, {} dropped)",
+            p.changes,
+            when(c.at),
+            c.before,
+            c.after,
+            c.sessions_kept,
+            c.sessions_dropped
+        );
     }
 }
 

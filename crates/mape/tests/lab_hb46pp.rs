@@ -285,3 +285,164 @@ fn no_record_and_no_resolver() {
         .unwrap();
     fails(&o, 4, "TXT lookup of 4over6.info failed");
 }
+
+/// `mape show status --json` of the lab's CE daemon.
+fn status(lab: &Hb46ppLab) -> Value {
+    let sock = lab.ce_socket().display().to_string();
+    let o = lab
+        .exec_ce(&[&mape(), "show", "status", "--json", "--socket", &sock])
+        .expect("mape show status");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("status JSON")
+}
+
+/// Polls the status (every 200 ms, at most `secs`) until `done` holds; the last status.
+fn status_until(lab: &Hb46ppLab, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let s = status(lab);
+        if done(&s) || t0.elapsed() > std::time::Duration::from_secs(secs) {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn routes6(lab: &Hb46ppLab) -> String {
+    let o = lab
+        .exec_ce(&["ip", "-6", "route", "show", "dev", "mape0"])
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The daemon with `method = "hb46pp"`: provisioned from the lab server; started again
+/// while the server refuses connections, it runs on the stored answer and says so; when
+/// the server is back (re-fetched at once on a WAN address change, HB46PP §3.6 k) with
+/// another IPv4 prefix, it re-provisions in place: new address, routes replaced, the
+/// change in status and in the log. `mape provision erase` then removes the answer.
+#[test]
+fn daemon_provisions_uses_the_stored_answer_and_changes_in_place() {
+    let Some(mut lab) = lab("d") else { return };
+    let good_txt = format!("v=v6mig-1 url=http://[{HTTP}]/config t=a");
+    lab.set_txt(Some(&good_txt)).unwrap();
+    lab.set_routes(&route("/config", 200, &answer(1), None))
+        .unwrap();
+    let config = lab.ce_config("");
+    let m = mape();
+    // 1. Provisioned from the server.
+    let pid = lab.start_ce(&m, &config, "ce1").expect("CE daemon starts");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "192.0.2.18", "{s}");
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c000:212:34");
+    assert_eq!(s["map"]["rule_source"], "hb46pp");
+    let p = &s["provisioning"];
+    assert_eq!(p["method"], "hb46pp", "{s}");
+    assert_eq!(p["source"], "hb46pp");
+    assert_eq!(p["url"], format!("http://[{HTTP}]/config"));
+    assert_eq!(p["enabler_name"], "Lab VNE");
+    assert_eq!(p["from_store"], false);
+    let fetched = p["fetched_at"].as_u64().expect("fetched_at");
+    // ttl 86400: the next round a day after the fetch.
+    assert_eq!(p["next_refresh_at"].as_u64(), Some(fetched + 86400), "{p}");
+    assert!(p.get("last_failure").is_none(), "{p}");
+    let store = lab.dir().join("ce-state/mape0.hb46pp.json");
+    assert!(store.exists(), "answer stored");
+    let st = lab.stop(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce1")
+    );
+
+    // 2. The server refuses connections at start: the stored answer is used.
+    lab.set_txt(Some(&format!("v=v6mig-1 url=http://[{HTTP}]:8/config t=a")))
+        .unwrap();
+    let pid = lab
+        .start_ce(&m, &config, "ce2")
+        .expect("CE starts on the stored answer");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "192.0.2.18", "{s}");
+    let p = &s["provisioning"];
+    assert_eq!(p["from_store"], true, "{p}");
+    assert_eq!(p["fetched_at"].as_u64(), Some(fetched));
+    assert_eq!(p["last_failure"]["step"], "unreachable", "{p}");
+    assert_eq!(p["last_failure"]["count"], 1);
+    assert!(p["last_failure"]["since"].as_u64().unwrap() >= fetched);
+    // The spec's back-off after no answer: 10 to 30 minutes.
+    let wait =
+        p["next_refresh_at"].as_u64().unwrap() - p["last_failure"]["since"].as_u64().unwrap();
+    assert!((590..=1810).contains(&wait), "{wait}");
+
+    // 3. The server is back with another IPv4 prefix; a WAN address change re-fetches.
+    lab.set_txt(Some(&good_txt)).unwrap();
+    let changed = answer(1).replacen("192.0.2.0/24", "198.51.100.0/24", 1);
+    lab.set_routes(&route("/config", 200, &changed, None))
+        .unwrap();
+    for args in [
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:0:1::7/64",
+            "dev",
+            "ce-wan",
+            "nodad",
+        ][..],
+        &["ip", "addr", "del", "2001:db8:0:1::2/64", "dev", "ce-wan"][..],
+    ] {
+        let o = lab.exec_ce(args).unwrap();
+        assert!(o.status.success(), "{args:?}");
+    }
+    let s = status_until(&lab, 20, |s| s["provisioning"]["changes"] == 1);
+    let p = &s["provisioning"];
+    assert_eq!(p["changes"], 1, "{s}\n{}", lab.log("ce2"));
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18");
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c633:6412:34");
+    assert_eq!(p["from_store"], false);
+    assert!(p.get("last_failure").is_none(), "{p}");
+    let c = &p["last_change"];
+    assert!(
+        c["before"]
+            .as_str()
+            .unwrap()
+            .contains("ipv4 192.0.2.18 psid 52"),
+        "{c}"
+    );
+    assert!(
+        c["after"]
+            .as_str()
+            .unwrap()
+            .contains("ipv4 198.51.100.18 psid 52"),
+        "{c}"
+    );
+    assert_eq!(c["sessions_dropped"], 0);
+    let r = routes6(&lab);
+    assert!(r.contains("2001:db8:12:3400:0:c633:6412:34"), "{r}");
+    assert!(!r.contains("2001:db8:12:3400:0:c000:212:34"), "{r}");
+    let log = lab.log("ce2");
+    assert!(log.contains("provisioning_changed"), "{log}");
+    assert!(log.contains("provisioning_recovered"), "{log}");
+    // The stored answer is the new one.
+    assert!(std::fs::read_to_string(&store)
+        .unwrap()
+        .contains("198.51.100.0/24"));
+    let st = lab.stop(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce2")
+    );
+
+    // 4. Erased: nothing to start on while the server is down.
+    let cfg_path = lab.dir().join("ce.toml").display().to_string();
+    let o = lab
+        .exec_ce(&[&m, "provision", "erase", "--config", &cfg_path])
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("erased "));
+    assert!(!store.exists());
+}

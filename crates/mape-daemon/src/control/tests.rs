@@ -54,6 +54,7 @@ pub(super) fn context(path: &Path) -> Context {
         up_since: Instant::now(),
         counters: Arc::new(IoCounters::default()),
         config_path: path.to_path_buf(),
+        provisioning: None,
     }
 }
 

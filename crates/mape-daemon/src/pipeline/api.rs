@@ -48,6 +48,16 @@ pub trait Pipeline: Send {
     /// Applies a reloaded configuration file (SIGHUP); returns what changed. A refusal
     /// leaves the pipeline as it was.
     fn reload(&mut self, now: Timestamp, settings: &Settings) -> Result<String, ReloadRefusal>;
+    /// Puts new MAP parameters in force in place (`crate::daemon` when a provisioning
+    /// source gives another rule): see [`mape_dataplane::Ce::reprovision`]. The BR has no
+    /// such change.
+    fn reprovision(
+        &mut self,
+        _now: Timestamp,
+        _settings: &Settings,
+    ) -> Result<mape_dataplane::Reprovisioned, ReloadRefusal> {
+        Err(ReloadRefusal::BrChanged)
+    }
     /// Copies what a metrics scrape exports (bounded work: no per-session or
     /// per-destination walk), to be written out by the returned closure once the lock is
     /// released.
@@ -127,6 +137,9 @@ pub enum ReloadRefusal {
     /// The NAT engine refused the new policy.
     #[error("{0}")]
     Nat(#[from] mape_nat::ConfigError),
+    /// The dataplane refused the new MAP parameters.
+    #[error("{0}")]
+    Dataplane(#[from] CeError),
 }
 
 /// A sink that writes every packet back into the TUN (the kernel routes IPv4 to the LAN

@@ -97,6 +97,7 @@ impl Pipeline for BrPipeline {
             uptime_s: 0,
             io: IoStatus::default(),
             fast_path: Some(self.fast.status()),
+            provisioning: None,
         }
     }
 

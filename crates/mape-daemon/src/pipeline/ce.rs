@@ -30,6 +30,8 @@ pub struct CePipeline {
     events: BTreeMap<&'static str, u64>,
     /// The kernel fast path (`crate::fastpath`).
     fast: FastPath,
+    /// How it was brought up, to bring it up again after a change of rule.
+    fast_plan: Option<FastPathPlan>,
 }
 
 fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, PipelineError> {
@@ -75,6 +77,7 @@ impl CePipeline {
             settings: ce.clone(),
             events: BTreeMap::new(),
             fast: FastPath::off(),
+            fast_plan: None,
         })
     }
 
@@ -208,6 +211,7 @@ impl Pipeline for CePipeline {
             uptime_s: 0,
             io: IoStatus::default(),
             fast_path: Some(self.fast.status()),
+            provisioning: None,
         }
     }
 
@@ -282,6 +286,40 @@ impl Pipeline for CePipeline {
         ))
     }
 
+    fn reprovision(
+        &mut self,
+        now: Timestamp,
+        settings: &Settings,
+    ) -> Result<mape_dataplane::Reprovisioned, ReloadRefusal> {
+        let Role::Ce(new) = &settings.role else {
+            return Err(ReloadRefusal::RoleChanged("ce"));
+        };
+        let cfg = ce_config(new, settings).map_err(|PipelineError::Dataplane(e)| e)?;
+        // The fast path's programs carry the old MAP address and its entries the old
+        // ports: it goes off for the change (every flow on the TUN path meanwhile) and
+        // comes back with the new parameters and the sessions that were kept.
+        let plan = self
+            .fast_plan
+            .clone()
+            .filter(|_| matches!(self.fast, FastPath::Ce(_)));
+        if plan.is_some() {
+            self.stop_fast_path();
+        }
+        let r = self.ce.reprovision(cfg, now)?;
+        self.ce.nat_mut().set_signatures(new.signatures.clone());
+        self.settings = (**new).clone();
+        if let Some(plan) = plan {
+            if let Err(e) = self.start_fast_path(&plan) {
+                tracing::warn!(error = %e, "fast path not back after the change of rule: every packet takes the TUN path");
+                self.fast = FastPath::Inactive {
+                    mode: plan.mode,
+                    reason: e.to_string(),
+                };
+            }
+        }
+        Ok(r)
+    }
+
     fn metrics(&self, now: Timestamp) -> MetricsFill {
         let view = self.ce.nat().metrics_view(now, TOP_HOSTS);
         let drops = self.ce.drops().clone();
@@ -352,6 +390,7 @@ impl Pipeline for CePipeline {
         self.ce.nat_mut().set_offload(true);
         o.apply(self.ce.nat_mut(), Timestamp(0));
         self.fast = FastPath::Ce(Box::new(o));
+        self.fast_plan = Some(plan.clone());
         Ok(())
     }
 
@@ -465,4 +504,82 @@ fn nat_metrics(v: &MetricsView, m: &mut Metrics) {
         &[],
         v.events_lost,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    use mape_nat::{Endpoint, OutboundPacket, OutboundVerdict, TcpFlags};
+
+    use super::*;
+    use crate::config::tests::LAB;
+
+    /// The lab's CE without its forward (whose port another PSID does not have).
+    fn settings(text: &str) -> Settings {
+        let text: String = text
+            .lines()
+            .filter(|l| {
+                !["[[nat.forward]]", "proto =", "external_port", "internal ="]
+                    .iter()
+                    .any(|k| l.trim_start().starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Settings::parse(&text, Path::new("test.toml")).unwrap()
+    }
+
+    fn syn(port: u16) -> OutboundPacket {
+        OutboundPacket {
+            proto: Protocol::Tcp,
+            src: Endpoint::new(Ipv4Addr::new(192, 168, 1, 2), port),
+            dst: Endpoint::new(Ipv4Addr::new(203, 0, 113, 8), 443),
+            flags: TcpFlags(0x02),
+            seq: 0,
+            ack: 0,
+        }
+    }
+
+    #[test]
+    fn reprovision_keeps_sessions_whose_port_stays_and_drops_the_rest() {
+        let s = settings(LAB);
+        let Role::Ce(ce) = &s.role else { panic!() };
+        let mut p = CePipeline::new(ce, &s).unwrap();
+        let now = Timestamp::from_millis(1_000);
+        let OutboundVerdict::Translate { external } = p.ce.nat_mut().outbound(now, &syn(40000))
+        else {
+            panic!()
+        };
+        // Another BR, the same rule: the session is kept at its port.
+        let s2 = settings(&LAB.replace("2001:db8:ffff::1", "2001:db8:ffff::2"));
+        let r = p.reprovision(now, &s2).unwrap();
+        assert_eq!((r.saved, r.kept(), r.dropped()), (1, 1, 0));
+        let t = syn(40000);
+        assert_eq!(
+            p.ce.nat().translation_of(Protocol::Tcp, t.src, t.dst),
+            Some(external)
+        );
+        let MapStatus::Ce(m) = p.status(now).map else {
+            panic!()
+        };
+        assert_eq!(m.br, "2001:db8:ffff::2");
+        // Another delegated prefix: PSID 0x35 instead of 0x34 (RFC 7597 Appendix A
+        // example 1's EA bits), the same IPv4 address, a port set that shares no port.
+        let s3 = settings(&LAB.replace("2001:db8:12:3400::/56", "2001:db8:12:3500::/56"));
+        let r = p.reprovision(now, &s3).unwrap();
+        assert_eq!((r.saved, r.kept(), r.dropped()), (1, 0, 1));
+        assert_eq!(r.kept.unwrap().outside_port_set, 1);
+        let MapStatus::Ce(m) = p.status(now).map else {
+            panic!()
+        };
+        assert_eq!((m.ipv4.as_str(), m.psid), ("192.0.2.18", Some(0x35)));
+        assert_eq!(m.ce_ipv6, "2001:db8:12:3500:0:c000:212:35");
+        // A new flow gets a port of the new set.
+        let OutboundVerdict::Translate { external } = p.ce.nat_mut().outbound(now, &syn(40001))
+        else {
+            panic!()
+        };
+        assert_eq!((external.port >> 4) & 0xff, 0x35, "PSID bits at offset 4");
+    }
 }

@@ -260,6 +260,31 @@ impl Nat {
         Ok(report)
     }
 
+    /// Takes over the sessions, counters and signature catalogue of `old`, the engine of
+    /// the previous MAP rule, into this fresh one at `now` (a rule changed in place, issue
+    /// #14 §3): [`Nat::save`] then [`Nat::restore`] with no downtime, so that a session is
+    /// kept when its external port is in this engine's port set and its forward still
+    /// exists. Returns the sessions `old` had and the restore's report; with another
+    /// external address no session is kept (`Err(PersistError::OtherRule)`), the counters
+    /// still move.
+    pub fn take_over(
+        &mut self,
+        old: &Nat,
+        now: Timestamp,
+    ) -> (u32, Result<RestoreReport, PersistError>) {
+        let mut table = old.save(now, 0);
+        let saved = table.sessions.len() as u32;
+        self.signatures = old.signatures.clone();
+        let report = self.restore(&table, now, 0);
+        if let Err(PersistError::OtherRule { .. }) = report {
+            table.external = self.external;
+            table.mappings.clear();
+            table.sessions.clear();
+            let _ = self.restore(&table, now, 0);
+        }
+        (saved, report)
+    }
+
     /// Where the sessions of a saved mapping go: onto the forward of the same port and
     /// internal endpoint, onto a dynamic mapping made with the first of them, or nowhere.
     fn place_of(&self, m: &SavedMapping) -> Placed {

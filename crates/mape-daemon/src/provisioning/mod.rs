@@ -1,0 +1,71 @@
+//! Where the CE's MAP rule comes from at start and while the daemon runs (issue #14):
+//! `[provisioning]` ([`settings`]), the HB46PP answer kept on disk ([`store`]), the WAN's
+//! address ([`wan`]), what `show status` says about it ([`tracker`]) and the HB46PP client
+//! driven on the control-plane runtime ([`runner`]): a first round before the daemon
+//! starts, then refreshes at the answer's `ttl`, the spec's back-offs, and a re-fetch when
+//! the WAN's address changes. The daemon puts a changed answer in force in place
+//! (`crate::daemon`).
+//!
+//! Seam for other sources (DHCPv6): what a source learnt enters the configuration
+//! through [`crate::config::Inputs`] (today the HB46PP offer and the End-user prefix; a
+//! DHCPv6 client adds its S46 options and delegated prefix there and a
+//! [`settings::Plan`] arm for `method = "dhcpv6"`), and a changed rule is put in force by
+//! re-resolving [`crate::config::Settings::parse_with`] and the in-place step of
+//! [`apply`] (pipeline `reprovision`, `replace_map`, the event), which do not depend on
+//! the source. The [`Report`] channel is HB46PP's own.
+
+pub mod apply;
+pub mod runner;
+pub mod settings;
+pub mod store;
+pub mod tracker;
+pub mod wan;
+
+use std::path::Path;
+
+use crate::config::{ConfigFile, Inputs};
+
+pub use runner::{prepare, Hb46ppRun, Report};
+pub use tracker::Tracker;
+
+/// The stored answer's path for a configuration file's sections.
+pub fn store_path(file: &ConfigFile) -> std::path::PathBuf {
+    store::path(&file.state.dir, &file.tun.name)
+}
+
+/// What the host says: the stored answer (a refused one is logged and not used) and the
+/// WAN's global address as the End-user /128.
+pub fn host_inputs(file: &ConfigFile) -> Inputs {
+    let hb46pp = match store::load(&store_path(file)) {
+        Ok(lg) => lg.and_then(|l| l.offer().ok()),
+        Err(e) => {
+            tracing::warn!(error = %e, "stored HB46PP answer not used");
+            None
+        }
+    };
+    Inputs {
+        hb46pp,
+        end_user: wan_end_user(file),
+    }
+}
+
+/// The WAN's global address as an End-user /128.
+pub fn wan_end_user(file: &ConfigFile) -> Option<mape_rules::Ipv6Net> {
+    let iface = file.wan.as_ref().map(|w| w.interface.as_str());
+    wan::global_address(iface).and_then(wan::as_end_user)
+}
+
+/// Deletes the stored HB46PP answer of the configuration at `config`
+/// (`mape provision erase`); returns its path and whether there was one.
+pub fn erase(config: &Path) -> Result<(std::path::PathBuf, bool), crate::config::ConfigError> {
+    let text =
+        std::fs::read_to_string(config).map_err(|source| crate::config::ConfigError::Read {
+            path: config.display().to_string(),
+            source,
+        })?;
+    let file = crate::config::Settings::file(&text, config)?;
+    let path = store_path(&file);
+    let existed =
+        store::erase(&path).map_err(|e| crate::config::ConfigError::Hb46pp(e.to_string()))?;
+    Ok((path, existed))
+}

@@ -1,0 +1,241 @@
+//! `[provisioning]`: where the CE's MAP rule comes from (`method`), the HB46PP client's
+//! options, and the choice of source for one start ([`plan`]).
+//!
+//! `method` (absent: the rule source `[map]` names, as before the section existed):
+//! - `static`: the explicit rule of `[map]` (`ipv6_prefix` + `ipv4_prefix` + `ea_len`);
+//! - `profile`: the ISP profile `[map] profile`;
+//! - `dhcpv6`: the RFC 7598 options of `[map] dhcpv6_file` (mape's own DHCPv6 client is
+//!   not available yet: without the file the method is refused with that reason);
+//! - `hb46pp`: the answer of the line's HB46PP server, fetched at start and refreshed;
+//! - `auto`: a rule written in `[map]` (explicit or `dhcpv6_file`) if there is one; else
+//!   HB46PP (a fresh answer, else the stored one); else `[map] profile` if set.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mape_provision::request::Credentials;
+use mape_provision::shell::ShellConfig;
+use serde::Deserialize;
+
+use crate::config::{ConfigError, MapSection};
+
+/// `[provisioning] method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// The explicit rule in `[map]`.
+    Static,
+    /// The profile named in `[map]`.
+    Profile,
+    /// RFC 7598 options (today from `[map] dhcpv6_file`).
+    Dhcpv6,
+    /// The HB46PP server of the line.
+    Hb46pp,
+    /// The documented order (module documentation).
+    Auto,
+}
+
+impl Method {
+    /// The name as in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Static => "static",
+            Method::Profile => "profile",
+            Method::Dhcpv6 => "dhcpv6",
+            Method::Hb46pp => "hb46pp",
+            Method::Auto => "auto",
+        }
+    }
+}
+
+/// Which source gave the rule in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// An explicit rule.
+    Static,
+    /// A profile.
+    Profile,
+    /// RFC 7598 options.
+    Dhcpv6,
+    /// An HB46PP answer.
+    Hb46pp,
+}
+
+impl Source {
+    /// The name shown by `mape show status` and in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Static => "static",
+            Source::Profile => "profile",
+            Source::Dhcpv6 => "dhcpv6",
+            Source::Hb46pp => "hb46pp",
+        }
+    }
+}
+
+/// `[provisioning]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningSection {
+    /// See the module documentation.
+    pub method: Option<Method>,
+    /// `[provisioning.hb46pp]`.
+    #[serde(default)]
+    pub hb46pp: Hb46ppSection,
+}
+
+/// `[provisioning.hb46pp]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Hb46ppSection {
+    /// The line's resolvers (RA RDNSS / DHCPv6); empty: /etc/resolv.conf.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Trust roots (PEM) for `t=b`; empty: the Mozilla roots.
+    #[serde(default)]
+    pub ca_files: Vec<PathBuf>,
+    /// Time-out of one DNS query and of one GET, seconds (default 5).
+    pub timeout_s: Option<u64>,
+    /// `user` (HB46PP §3.3), with `pass`.
+    pub user: Option<String>,
+    /// `pass`, with `user`.
+    pub pass: Option<String>,
+    /// The server name the credentials are for: they are then sent only to it, over
+    /// verified https (§3.3).
+    pub server_name: Option<String>,
+}
+
+/// The HB46PP client's settings.
+#[derive(Debug, Clone)]
+pub struct Hb46ppSettings {
+    /// DNS and HTTP.
+    pub shell: ShellConfig,
+    /// `user`/`pass`.
+    pub credentials: Option<Credentials>,
+}
+
+/// Default `[provisioning.hb46pp] timeout_s`.
+pub const DEFAULT_TIMEOUT_S: u64 = 5;
+
+impl Hb46ppSection {
+    /// Checks the options.
+    pub fn settings(&self) -> Result<Hb46ppSettings, ConfigError> {
+        let resolvers = self
+            .dns
+            .iter()
+            .map(|s| {
+                s.parse::<IpAddr>().map_err(|_| ConfigError::Value {
+                    key: "provisioning.hb46pp.dns",
+                    value: s.clone(),
+                    expected: "an IP address of the line's resolver".into(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timeout = match self.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S) {
+            t @ 1..=60 => Duration::from_secs(t),
+            t => {
+                return Err(ConfigError::Value {
+                    key: "provisioning.hb46pp.timeout_s",
+                    value: t.to_string(),
+                    expected: "1 to 60 seconds".into(),
+                })
+            }
+        };
+        let credentials = match (&self.user, &self.pass) {
+            (None, None) if self.server_name.is_none() => None,
+            (Some(u), Some(p)) => Some(
+                Credentials::new(u, p, self.server_name.as_deref()).map_err(|e| {
+                    ConfigError::Value {
+                        key: "provisioning.hb46pp.user",
+                        value: u.clone(),
+                        expected: e.to_string(),
+                    }
+                })?,
+            ),
+            _ => {
+                return Err(ConfigError::Missing {
+                    key: "provisioning.hb46pp.user/pass",
+                    expected: "both user and pass (server_name only with them)",
+                })
+            }
+        };
+        Ok(Hb46ppSettings {
+            shell: ShellConfig {
+                resolvers,
+                ca_files: self.ca_files.clone(),
+                timeout,
+            },
+            credentials,
+        })
+    }
+}
+
+/// What one start uses, before the HB46PP answer (if any) is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// The rule source `[map]` names (exactly one of profile, explicit, dhcpv6_file).
+    Map,
+    /// HB46PP; `fallback_profile`: `auto` with a `[map] profile` to use without an answer.
+    Hb46pp {
+        /// Whether `[map] profile` is used when there is no answer.
+        fallback_profile: bool,
+    },
+}
+
+fn explicit(map: &MapSection) -> bool {
+    map.ipv6_prefix.is_some() || map.ipv4_prefix.is_some() || map.ea_len.is_some()
+}
+
+fn refuse(method: &str, expected: &str) -> ConfigError {
+    ConfigError::Value {
+        key: "provisioning.method",
+        value: method.into(),
+        expected: expected.into(),
+    }
+}
+
+/// Checks `method` against `[map]` and says what this start does.
+pub fn plan(method: Option<Method>, map: &MapSection) -> Result<Plan, ConfigError> {
+    let written = explicit(map) || map.dhcpv6_file.is_some();
+    match method {
+        None => Ok(Plan::Map),
+        Some(Method::Static) if explicit(map) && map.profile.is_none() => Ok(Plan::Map),
+        Some(Method::Static) => Err(refuse(
+            "static",
+            "[map] ipv6_prefix + ipv4_prefix + ea_len, and no profile",
+        )),
+        Some(Method::Profile) if map.profile.is_some() && !written => Ok(Plan::Map),
+        Some(Method::Profile) => Err(refuse(
+            "profile",
+            "[map] profile, and no explicit rule or dhcpv6_file",
+        )),
+        Some(Method::Dhcpv6) if map.dhcpv6_file.is_some() => Ok(Plan::Map),
+        Some(Method::Dhcpv6) => Err(refuse(
+            "dhcpv6",
+            "[map] dhcpv6_file (the options a DHCPv6 client hook writes): mape's own DHCPv6 client is not yet available",
+        )),
+        Some(Method::Hb46pp) if !written && map.profile.is_none() => {
+            Ok(Plan::Hb46pp { fallback_profile: false })
+        }
+        Some(Method::Hb46pp) => Err(refuse(
+            "hb46pp",
+            "no rule in [map] (profile, explicit rule, dhcpv6_file): the HB46PP server gives it",
+        )),
+        Some(Method::Auto) if written => Ok(Plan::Map),
+        Some(Method::Auto) => Ok(Plan::Hb46pp {
+            fallback_profile: map.profile.is_some(),
+        }),
+    }
+}
+
+/// The source `[map]` names (for [`Plan::Map`]).
+pub fn map_source(map: &MapSection) -> Source {
+    if map.profile.is_some() {
+        Source::Profile
+    } else if map.dhcpv6_file.is_some() {
+        Source::Dhcpv6
+    } else {
+        Source::Static
+    }
+}

@@ -1,0 +1,116 @@
+//! What `mape show status` says about provisioning, kept up to date from the client's
+//! rounds and the daemon's changes: sans-IO, every update takes the time (seconds since
+//! the UNIX epoch, the client's clock).
+
+use mape_control::reply::{ProvisioningChange, ProvisioningFailure, ProvisioningStatus};
+use mape_provision::{Failure, LastGood, Offer};
+
+/// The status and its updates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tracker {
+    /// What `status` shows.
+    pub status: ProvisioningStatus,
+}
+
+impl Tracker {
+    /// At start: the configured method and the source of the rule in force.
+    pub fn new(method: &str, source: &str) -> Self {
+        Self {
+            status: ProvisioningStatus {
+                method: method.into(),
+                source: source.into(),
+                ..ProvisioningStatus::default()
+            },
+        }
+    }
+
+    /// The HB46PP answer `lg` is in force (`from_store`: read from disk, not fetched by
+    /// this run).
+    pub fn in_force(&mut self, lg: &LastGood, offer: &Offer, from_store: bool) {
+        let s = &mut self.status;
+        s.source = "hb46pp".into();
+        s.url = Some(lg.url.clone());
+        s.enabler_name.clone_from(&offer.enabler_name);
+        s.fetched_at = Some(lg.fetched_at);
+        s.from_store = from_store;
+    }
+
+    /// A round ended well at `now`; the next starts at `next`.
+    pub fn succeeded(&mut self, now: u64, next: u64) {
+        let _ = now;
+        self.status.last_failure = None;
+        self.status.next_refresh_at = Some(next);
+    }
+
+    /// A round (or putting its answer in force: step `apply`) failed at `now`; the next
+    /// starts at `next`. `since` stays the first failure of the streak.
+    pub fn failed(&mut self, now: u64, next: Option<u64>, step: &str, detail: &str) {
+        let s = &mut self.status;
+        let (since, count) = match &s.last_failure {
+            Some(f) => (f.since, f.count.saturating_add(1)),
+            None => (now, 1),
+        };
+        s.last_failure = Some(ProvisioningFailure {
+            step: step.into(),
+            detail: detail.into(),
+            since,
+            count,
+        });
+        if next.is_some() {
+            s.next_refresh_at = next;
+        }
+    }
+
+    /// [`Tracker::failed`] for a failed round.
+    pub fn round_failed(&mut self, now: u64, next: u64, f: &Failure) {
+        self.failed(now, Some(next), f.class.as_str(), &f.detail);
+    }
+
+    /// The rule changed in place.
+    pub fn changed(&mut self, change: ProvisioningChange) {
+        self.status.changes += 1;
+        self.status.last_change = Some(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mape_provision::FailureClass;
+
+    const BODY: &str = r#"{"enabler_name": "Lab VNE", "ttl": 3600, "order": ["map_e"],
+        "map_e": {"version": 1, "br": "2001:db8:ffff::1", "rules": [{"ipv6": "2001:db8::/40",
+        "ipv4": "192.0.2.0/24", "ea_length": 16, "psid_offset": 6}]}}"#;
+
+    #[test]
+    fn failures_keep_their_first_time_and_a_success_clears_them() {
+        let mut t = Tracker::new("hb46pp", "hb46pp");
+        let lg = LastGood {
+            url: "http://[2001:db8::80]/".into(),
+            fetched_at: 900,
+            body: BODY.into(),
+        };
+        t.in_force(&lg, &lg.offer().unwrap(), true);
+        let f = Failure {
+            class: FailureClass::Unreachable,
+            detail: "connection refused".into(),
+            disable: false,
+        };
+        t.round_failed(1000, 1000 + 700, &f);
+        t.round_failed(1700, 1700 + 900, &f);
+        let lf = t.status.last_failure.clone().unwrap();
+        assert_eq!(
+            (lf.step.as_str(), lf.since, lf.count),
+            ("unreachable", 1000, 2)
+        );
+        assert_eq!(t.status.next_refresh_at, Some(2600));
+        assert!(t.status.from_store);
+        assert_eq!(t.status.enabler_name.as_deref(), Some("Lab VNE"));
+        t.succeeded(2600, 2600 + 3600);
+        assert_eq!(t.status.last_failure, None);
+        assert_eq!(t.status.next_refresh_at, Some(6200));
+        // A new streak starts at its own time.
+        t.round_failed(7000, 7600, &f);
+        assert_eq!(t.status.last_failure.unwrap().since, 7000);
+    }
+}
