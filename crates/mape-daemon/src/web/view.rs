@@ -145,7 +145,8 @@ pub struct PageData {
     pub culprit: Banner,
     /// Destinations (at most [`DESTINATIONS_SHOWN`]).
     pub destinations: Vec<DestLine>,
-    /// Drops by reason (datapath and NAT), non-zero only, most first.
+    /// Drops by reason as `mape show status` lists them (the NAT's refusals among
+    /// them), non-zero only, most first.
     pub drops: Vec<(String, u64)>,
     /// The MAP rule.
     pub rule: RuleLine,
@@ -179,17 +180,9 @@ impl PageData {
                 })
                 .collect(),
         };
-        let mut drops: Vec<(String, u64)> = status
-            .drops
-            .iter()
-            .map(|(k, &n)| (k.clone(), n))
-            .chain(
-                snap.drops
-                    .iter()
-                    .filter(|&&(_, n)| n > 0)
-                    .map(|&(r, n)| (r.as_str().to_string(), n)),
-            )
-            .collect();
+        // The datapath's counters, NAT refusals included: what `mape show status` lists.
+        let mut drops: Vec<(String, u64)> =
+            status.drops.iter().map(|(k, &n)| (k.clone(), n)).collect();
         drops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let rule = RuleLine {
             fields: status

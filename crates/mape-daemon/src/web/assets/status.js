@@ -38,15 +38,27 @@
     label.textContent = total + " ports";
     svg.appendChild(label);
     if (history.length === 0) return;
+    // The last hour at most; at least ten minutes, so a young daemon's few samples read.
     const now = history[history.length - 1].t;
-    const span = 3600;
+    const span = Math.min(3600, Math.max(600, now - history[0].t));
     const x = (t) => W - ((now - t) / span) * W;
     const pts = history.map((s) => x(s.t).toFixed(1) + "," + y(s.used).toFixed(1));
-    if (pts.length === 1) pts.unshift("0," + y(history[0].used).toFixed(1));
+    const area = document.createElementNS(SVG, "polygon");
+    area.setAttribute("class", "area");
+    area.setAttribute("points", x(history[0].t).toFixed(1) + "," + H + " " + pts.join(" ") + " " + W + "," + H);
+    svg.appendChild(area);
     const line = document.createElementNS(SVG, "polyline");
     line.setAttribute("class", "line");
     line.setAttribute("points", pts.join(" "));
     svg.appendChild(line);
+    const from = document.createElementNS(SVG, "text");
+    from.setAttribute("x", 4); from.setAttribute("y", H - 4);
+    from.textContent = "-" + Math.round(span / 60) + " min";
+    svg.appendChild(from);
+    const to = document.createElementNS(SVG, "text");
+    to.setAttribute("x", W - 4); to.setAttribute("y", H - 4); to.setAttribute("text-anchor", "end");
+    to.textContent = "now " + history[history.length - 1].used;
+    svg.appendChild(to);
   }
 
   function render(d) {
