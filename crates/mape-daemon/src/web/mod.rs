@@ -11,6 +11,7 @@
 //! and `POST /logout`, can at worst log a person in (with the password) or out.
 
 pub mod auth;
+pub mod conn;
 mod page;
 pub mod view;
 
@@ -280,6 +281,7 @@ async fn js() -> impl IntoResponse {
 pub struct LanOnly {
     inner: tokio::net::TcpListener,
     lan: Vec<Ipv4Net>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl LanOnly {
@@ -294,6 +296,7 @@ impl LanOnly {
         Ok(Self {
             inner,
             lan: settings.lan.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(conn::MAX_CONNECTIONS)),
         })
     }
 
@@ -308,13 +311,19 @@ impl LanOnly {
 }
 
 impl axum::serve::Listener for LanOnly {
-    type Io = tokio::net::TcpStream;
+    type Io = conn::Conn;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
+            // A slot first: over the bound, connections wait in the kernel's backlog.
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                // The semaphore is never closed; should it be, serve no more.
+                std::future::pending::<()>().await;
+                continue;
+            };
             match self.inner.accept().await {
-                Ok((io, peer)) if self.serves(&peer) => return (io, peer),
+                Ok((io, peer)) if self.serves(&peer) => return (conn::Conn::new(io, slot), peer),
                 Ok((_, peer)) => {
                     tracing::debug!(peer = %peer, "status page: not a LAN peer; closed")
                 }

@@ -291,3 +291,24 @@ fn only_lan_peers_are_served() {
         server.abort();
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_connection_is_closed_after_the_idle_time() {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let slots = Arc::new(tokio::sync::Semaphore::new(1));
+    let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (io, _) = l.accept().await.unwrap();
+    let mut c = conn::Conn::new(io, slots.clone().try_acquire_owned().unwrap());
+    assert_eq!(slots.available_permits(), 0);
+    let mut buf = [0u8; 16];
+    let t0 = tokio::time::Instant::now();
+    // The paused clock jumps to the idle deadline once nothing else can happen.
+    let e = c.read(&mut buf).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(t0.elapsed(), conn::IDLE);
+    drop(c);
+    assert_eq!(slots.available_permits(), 1);
+    drop(client);
+}
