@@ -188,7 +188,7 @@ fn the_status_page_in_a_browser_during_the_storm() {
 
     // From the WAN side: the ISP routes the CE's LAN address over the WAN link (an IPv4
     // route with an IPv6 next hop, RFC 5549) and asks; nothing answers.
-    let _ = lab.exec(
+    let route = lab.exec(
         &isp,
         &[
             "ip",
@@ -202,12 +202,15 @@ fn the_status_page_in_a_browser_during_the_storm() {
             "isp-ce",
         ],
     );
+    let route = route.map_or_else(|e| e.to_string(), |o| format!("{} {}", o.status, out(&o)));
     let probe = "import socket\ntry:\n c=socket.create_connection(('192.168.10.1',8080),timeout=3)\n c.settimeout(3)\n c.sendall(b'GET /login HTTP/1.0\\r\\n\\r\\n')\n print('answer:', c.recv(100))\nexcept Exception as e:\n print('no answer:', e)";
     let o = lab.exec(&isp, &["python3", "-c", probe]).unwrap();
     let wan = out(&o);
+    eprintln!("WAN route: {route} / probe: {wan}");
     lab.wait_pid(storm, Duration::from_secs(70));
     drop(lab);
     result.expect("the browser's checks");
+    assert!(route.contains("exit status: 0"), "the ISP's route: {route}");
     assert!(
         wan.starts_with("no answer") || wan.contains("answer: b''"),
         "the WAN side got: {wan}"
