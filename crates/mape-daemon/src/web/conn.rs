@@ -42,11 +42,23 @@ impl Conn {
         self.idle.as_mut().reset(Instant::now() + IDLE);
     }
 
-    /// An error once the idle time is up (registers the waker for it otherwise).
-    fn expired(&mut self, cx: &mut Context<'_>) -> Option<std::io::Error> {
-        self.idle.as_mut().poll(cx).is_ready().then(|| {
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "status page: idle connection")
-        })
+    /// A read or write's outcome, seen by the idle timer: traffic starts it again; while
+    /// nothing moves, its deadline wakes the task and ends the connection with an error.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match polled {
+            Poll::Ready(r) => {
+                self.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => Poll::Ready(Err(
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "status page: idle connection"),
+            )),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -57,16 +69,8 @@ impl AsyncRead for Conn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.expired(cx) {
-                Some(e) => Poll::Ready(Err(e)),
-                None => Poll::Pending,
-            },
-        }
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        this.watch(cx, polled)
     }
 }
 
@@ -77,16 +81,8 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.expired(cx) {
-                Some(e) => Poll::Ready(Err(e)),
-                None => Poll::Pending,
-            },
-        }
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.watch(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
