@@ -943,6 +943,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_br_has_no_status_page() {
+        let map = &LAB[LAB.find("[map]").unwrap()..LAB.find("[lan]").unwrap()];
+        let br = format!(
+            "mode = \"br\"\n[br]\naddress = \"2001:db8:ffff::1\"\n{map}\n[web]\nlisten = \"192.168.1.1:8080\"\npassword_hash = \"{HASH}\"\n"
+        );
+        let e = parse(&br).unwrap_err().to_string();
+        assert!(e.starts_with("web.listen") && e.contains("BR mode"), "{e}");
+    }
+
+    #[test]
     fn lab_config_resolves() {
         let s = parse(LAB).unwrap();
         let Role::Ce(ce) = s.role else { panic!() };
