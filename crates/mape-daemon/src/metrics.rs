@@ -201,8 +201,14 @@ async fn exposition(State(scrape): State<Scraper>, headers: HeaderMap) -> Respon
     }
 }
 
-/// Serves [`router`] on `listener` until the task is dropped.
+/// Scrapers served at once (Prometheus holds one connection; a second for a person with
+/// curl, and some to spare).
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// Serves [`router`] on `listener` until the task is dropped, within the bounds of
+/// [`crate::web::conn`] (connections at once, idle time).
 pub async fn serve(listener: tokio::net::TcpListener, scrape: Scraper) {
+    let listener = crate::web::conn::Bounded::new(listener, MAX_CONNECTIONS);
     if let Err(e) = axum::serve(listener, router(scrape)).await {
         tracing::error!(error = %e, "metrics endpoint stopped");
     }

@@ -1,24 +1,83 @@
-//! The bounds of the status page's connections, which axum's server does not set: at most
-//! [`MAX_CONNECTIONS`] at once (one more waits in the kernel's backlog, holding no file
-//! descriptor of the daemon's), and each closed after [`IDLE`] without a byte either way
-//! (a browser keeps an idle connection for a while; a client that connects and sends
-//! nothing no longer holds a slot for ever).
+//! The bounds of the HTTP connections (the status page's and the metrics'), which axum's
+//! server does not set: a [`Bounded`] listener serves at most so many at once (one more
+//! waits in the kernel's backlog, holding no file descriptor of the daemon's), and each
+//! [`Conn`] is closed after [`IDLE`] without a byte either way (a browser keeps an idle
+//! connection for a while; a client that connects and sends nothing no longer holds a
+//! slot for ever).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-/// Connections served at once: a household's phones and laptops, a few each.
+/// Connections the status page serves at once: a household's phones and laptops, a few
+/// each.
 pub const MAX_CONNECTIONS: usize = 32;
 
 /// How long a connection may go without traffic.
 pub const IDLE: Duration = Duration::from_secs(30);
+
+/// A listener that hands out at most `max` connections at once.
+pub struct Bounded {
+    inner: TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+impl Bounded {
+    /// `inner`, at most `max` connections at once.
+    pub fn new(inner: TcpListener, max: usize) -> Self {
+        Self {
+            inner,
+            slots: Arc::new(Semaphore::new(max)),
+        }
+    }
+
+    /// The next connection from a peer `keep` accepts; the others are closed as soon as
+    /// they are accepted, before a byte is read.
+    pub async fn accept_where(&mut self, keep: impl Fn(&SocketAddr) -> bool) -> (Conn, SocketAddr) {
+        loop {
+            // A slot first: over the bound, connections wait in the kernel's backlog.
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                // The semaphore is never closed; should it be, serve no more.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.inner.accept().await {
+                Ok((io, peer)) if keep(&peer) => return (Conn::new(io, slot), peer),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "http: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl axum::serve::Listener for Bounded {
+    type Io = Conn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        self.accept_where(|_| true).await
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Bounded::local_addr(self)
+    }
+}
 
 /// One accepted connection, holding its slot until it is dropped.
 pub struct Conn {

@@ -279,9 +279,8 @@ async fn js() -> impl IntoResponse {
 /// anywhere else is closed as soon as it is accepted, before a byte is read (the address
 /// is a LAN one, but the kernel would take a packet for it on any interface).
 pub struct LanOnly {
-    inner: tokio::net::TcpListener,
+    inner: conn::Bounded,
     lan: Vec<Ipv4Net>,
-    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl LanOnly {
@@ -294,19 +293,19 @@ impl LanOnly {
                 source,
             })?;
         Ok(Self {
-            inner,
+            inner: conn::Bounded::new(inner, conn::MAX_CONNECTIONS),
             lan: settings.lan.clone(),
-            slots: Arc::new(tokio::sync::Semaphore::new(conn::MAX_CONNECTIONS)),
         })
     }
+}
 
-    fn serves(&self, peer: &SocketAddr) -> bool {
-        match peer.ip() {
-            IpAddr::V4(a) => self.lan.iter().any(|n| n.contains(a)),
-            IpAddr::V6(a) => a
-                .to_ipv4_mapped()
-                .is_some_and(|a| self.lan.iter().any(|n| n.contains(a))),
-        }
+/// Whether `peer` is inside the LAN prefixes (an IPv4-mapped IPv6 peer by its IPv4 address).
+fn serves(lan: &[Ipv4Net], peer: &SocketAddr) -> bool {
+    match peer.ip() {
+        IpAddr::V4(a) => lan.iter().any(|n| n.contains(a)),
+        IpAddr::V6(a) => a
+            .to_ipv4_mapped()
+            .is_some_and(|a| lan.iter().any(|n| n.contains(a))),
     }
 }
 
@@ -315,24 +314,16 @@ impl axum::serve::Listener for LanOnly {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            // A slot first: over the bound, connections wait in the kernel's backlog.
-            let Ok(slot) = self.slots.clone().acquire_owned().await else {
-                // The semaphore is never closed; should it be, serve no more.
-                std::future::pending::<()>().await;
-                continue;
-            };
-            match self.inner.accept().await {
-                Ok((io, peer)) if self.serves(&peer) => return (conn::Conn::new(io, slot), peer),
-                Ok((_, peer)) => {
-                    tracing::debug!(peer = %peer, "status page: not a LAN peer; closed")
+        let lan = &self.lan;
+        self.inner
+            .accept_where(|peer| {
+                let keep = serves(lan, peer);
+                if !keep {
+                    tracing::debug!(peer = %peer, "status page: not a LAN peer; closed");
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "status page: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+                keep
+            })
+            .await
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {

@@ -268,12 +268,12 @@ fn only_lan_peers_are_served() {
             lan: vec!["192.168.10.0/24".parse().unwrap()],
         };
         let l = LanOnly::bind(&settings).await.unwrap();
-        let peer = |s: &str| s.parse::<SocketAddr>().unwrap();
-        assert!(l.serves(&peer("192.168.10.23:40000")));
-        assert!(l.serves(&peer("[::ffff:192.168.10.23]:40000")));
-        assert!(!l.serves(&peer("192.168.11.23:40000")));
-        assert!(!l.serves(&peer("203.0.113.10:40000")));
-        assert!(!l.serves(&peer("[2001:db8:0:1::1]:40000")));
+        let lan = |s: &str| serves(&settings.lan, &s.parse::<SocketAddr>().unwrap());
+        assert!(lan("192.168.10.23:40000"));
+        assert!(lan("[::ffff:192.168.10.23]:40000"));
+        assert!(!lan("192.168.11.23:40000"));
+        assert!(!lan("203.0.113.10:40000"));
+        assert!(!lan("[2001:db8:0:1::1]:40000"));
         // And a real connection from outside the LAN (loopback here) is closed unanswered.
         let addr = axum::serve::Listener::local_addr(&l).unwrap();
         let server = tokio::spawn(serve(l, web()));
