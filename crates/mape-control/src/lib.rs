@@ -22,6 +22,7 @@
 mod client;
 pub mod reply;
 mod request;
+pub mod words;
 
 pub use client::{decode, request, request_typed, ClientError};
 pub use request::{Envelope, Request, RequestError, Response, SessionQuery, MAX_LINE, VERSION};

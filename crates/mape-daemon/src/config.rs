@@ -2,7 +2,7 @@
 //! `dist/mape.toml`): parsing with precise errors (key, value, what is expected) and
 //! resolution into the parameters the datapath needs.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -366,6 +366,16 @@ pub struct MetricsSection {
     pub listen: Option<String>,
 }
 
+/// `[web]`: the LAN status page, off unless `listen` is set.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// An address of this router on the LAN and a port, e.g. `192.168.10.1:8080`.
+    pub listen: Option<String>,
+    /// The argon2 hash of the page's password, as `mape passwd` prints it.
+    pub password_hash: Option<String>,
+}
+
 /// `[events]`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -426,6 +436,9 @@ pub struct ConfigFile {
     /// `[provisioning]`.
     #[serde(default)]
     pub provisioning: ProvisioningSection,
+    /// `[web]`.
+    #[serde(default)]
+    pub web: WebSection,
 }
 
 /// Where the rule in force came from and whether the daemon runs the HB46PP client.
@@ -511,6 +524,8 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     /// Event hook command.
     pub events_hook: Option<PathBuf>,
+    /// The LAN status page, if configured.
+    pub web: Option<crate::web::WebSettings>,
     /// Where it was loaded from.
     pub path: PathBuf,
     /// `[provisioning]`.
@@ -617,6 +632,7 @@ impl Settings {
                 (Role::Br(br_settings(&file)?), map_source(&file.map), None)
             }
         };
+        let web = web_settings(&file.web, &role)?;
         Ok(Self {
             role,
             tun,
@@ -626,6 +642,7 @@ impl Settings {
             datapath: file.datapath.clone(),
             metrics,
             events_hook: file.events.hook.clone(),
+            web,
             path: path.to_path_buf(),
             provisioning: Provisioning {
                 method,
@@ -634,6 +651,59 @@ impl Settings {
             },
         })
     }
+}
+
+/// Checks `[web]`: the page listens on the LAN side only — an IPv4 address inside
+/// `lan.prefixes` (so never the wildcard, nor a WAN address) — and has a password.
+fn web_settings(
+    web: &WebSection,
+    role: &Role,
+) -> Result<Option<crate::web::WebSettings>, ConfigError> {
+    let Some(listen) = web.listen.as_deref() else {
+        return Ok(None);
+    };
+    let addr: SocketAddrV4 = listen.parse().map_err(|_| {
+        value_err(
+            "web.listen",
+            listen,
+            "an IPv4 address of this router on the LAN and a port, such as 192.168.10.1:8080",
+        )
+    })?;
+    let Role::Ce(ce) = role else {
+        return Err(value_err(
+            "web.listen",
+            listen,
+            "no [web] section in BR mode: the status page is the CE's and a BR has no LAN side",
+        ));
+    };
+    let lan = ce.lan_prefixes.clone();
+    if addr.ip().is_unspecified() || !lan.iter().any(|n| n.contains(*addr.ip())) {
+        let prefixes: Vec<String> = lan.iter().map(ToString::to_string).collect();
+        return Err(value_err(
+            "web.listen",
+            listen,
+            format!(
+                "an address on the LAN side, inside lan.prefixes ({}): the page must not answer on the WAN side",
+                prefixes.join(", ")
+            ),
+        ));
+    }
+    let hash = web.password_hash.as_deref().ok_or(ConfigError::Missing {
+        key: "web.password_hash",
+        expected: "the hash `mape passwd` prints (the page has no open mode)",
+    })?;
+    crate::web::auth::check_hash(hash).map_err(|why| {
+        value_err(
+            "web.password_hash",
+            hash,
+            format!("an argon2 hash as `mape passwd` prints it ({why})"),
+        )
+    })?;
+    Ok(Some(crate::web::WebSettings {
+        listen: addr,
+        password_hash: hash.to_string(),
+        lan,
+    }))
 }
 
 fn one_line(s: &str) -> String {
@@ -1020,6 +1090,58 @@ pub(crate) mod tests {
 
     fn parse(s: &str) -> Result<Settings, ConfigError> {
         Settings::parse(s, Path::new("test.toml"))
+    }
+
+    /// `mape passwd`'s output for "x" (any argon2 PHC string does).
+    const HASH: &str =
+        "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+
+    #[test]
+    fn the_status_page_is_off_unless_configured_and_lan_side_only() {
+        assert_eq!(parse(LAB).unwrap().web, None);
+        let with = |listen: &str| {
+            parse(&format!(
+                "{LAB}\n[web]\nlisten = \"{listen}\"\npassword_hash = \"{HASH}\"\n"
+            ))
+        };
+        let w = with("192.168.1.1:8080").unwrap().web.unwrap();
+        assert_eq!(w.listen, "192.168.1.1:8080".parse().unwrap());
+        assert_eq!(w.password_hash, HASH);
+        for bad in ["0.0.0.0:8080", "192.0.2.18:8080", "192.168.2.1:8080"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("web.listen") && e.contains("inside lan.prefixes (192.168.1.0/24)"),
+                "{bad}: {e}"
+            );
+        }
+        let e = with("[fe80::1]:8080").unwrap_err().to_string();
+        assert!(
+            e.contains("an IPv4 address of this router on the LAN"),
+            "{e}"
+        );
+        let e = parse(&format!("{LAB}\n[web]\nlisten = \"192.168.1.1:8080\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("web.password_hash is missing"), "{e}");
+        let e = parse(&format!(
+            "{LAB}\n[web]\nlisten = \"192.168.1.1:8080\"\npassword_hash = \"hunter2\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("an argon2 hash as `mape passwd` prints it"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_br_has_no_status_page() {
+        let map = &LAB[LAB.find("[map]").unwrap()..LAB.find("[lan]").unwrap()];
+        let br = format!(
+            "mode = \"br\"\n[br]\naddress = \"2001:db8:ffff::1\"\n{map}\n[web]\nlisten = \"192.168.1.1:8080\"\npassword_hash = \"{HASH}\"\n"
+        );
+        let e = parse(&br).unwrap_err().to_string();
+        assert!(e.starts_with("web.listen") && e.contains("BR mode"), "{e}");
     }
 
     #[test]

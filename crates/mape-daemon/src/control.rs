@@ -165,4 +165,4 @@ mod server;
 pub use server::{bind, serve, serve_with, Limits, IDLE_TIMEOUT, MAX_CLIENTS};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

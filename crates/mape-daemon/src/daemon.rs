@@ -352,6 +352,23 @@ async fn run_async(
         },
         None => None,
     };
+    // The LAN status page: a listener that cannot be bound (the LAN address not up yet,
+    // the port taken) is logged and the daemon runs without it, as with the metrics: the
+    // house's IPv4 matters more than the page.
+    let web = match &settings.web {
+        Some(w) => match crate::web::LanOnly::bind(w).await {
+            Ok(l) => {
+                tracing::info!(listen = %w.listen, "status page at http://{}/", w.listen);
+                let state = crate::web::Web::new(ctx.clone(), w.password_hash.clone());
+                Some(tokio::spawn(crate::web::serve(l, state)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "status page failed; continuing without");
+                None
+            }
+        },
+        None => None,
+    };
     // sd_notify(3): set-up is complete, the datapath runs.
     notifier.ready(&format!("running: {tun_name}, {queues} queue(s)"));
 
@@ -481,6 +498,9 @@ async fn run_async(
     }
     if let Some(m) = metrics {
         m.abort();
+    }
+    if let Some(w) = web {
+        w.abort();
     }
     // Routes go while the TUN still exists (deleted by interface), then the TUN.
     plumbing.teardown().await;

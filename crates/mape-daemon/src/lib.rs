@@ -36,3 +36,4 @@ pub mod sessions_file;
 pub mod supervise;
 #[allow(unsafe_code)]
 pub mod tun;
+pub mod web;

@@ -1,19 +1,24 @@
 //! Prometheus exposition on a localhost address: conventional names and units (budget and
 //! ports in use by protocol, sessions, refusals and drops by reason as counters, per-host
 //! ports held for the top hosts plus "other", packets and bytes each way). Built fresh from
-//! the pipeline at each scrape, so the packet path never touches a metric.
+//! the pipeline at each scrape, so the packet path never touches a metric. Served by axum
+//! on the control plane's runtime (the HTTP stack of the status page, `crate::web`), on
+//! its own listen address.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use mape_control::reply::IoStatus;
 
@@ -124,14 +129,12 @@ fn build_and_start(m: &mut Metrics, uptime: Duration, now: SystemTime) {
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Whether the request's `Accept` header asks for OpenMetrics (Prometheus does; curl,
-/// promtool and most other tools take the classic text format).
-fn wants_openmetrics(request: &str) -> bool {
-    request.lines().any(|l| {
-        l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("accept") && v.contains("application/openmetrics-text")
-        })
-    })
+/// Whether the request's `Accept` header values ask for OpenMetrics (Prometheus does;
+/// curl, promtool and most other tools take the classic text format).
+fn wants_openmetrics<'a>(accept: impl IntoIterator<Item = &'a str>) -> bool {
+    accept
+        .into_iter()
+        .any(|v| v.contains("application/openmetrics-text"))
 }
 
 /// The classic Prometheus text format (0.0.4) of an OpenMetrics exposition that has only
@@ -174,41 +177,40 @@ pub fn text_format_004(openmetrics: &str) -> String {
 /// Builds one scrape's text, at each request.
 pub type Scraper = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// Serves `GET /metrics` on `listen` (HTTP/1.0, one response per connection).
+/// `GET /metrics`; any other path is 404 with a hint.
+pub fn router(scrape: Scraper) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(exposition))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "try GET /metrics\r\n\r\n") })
+        .with_state(scrape)
+}
+
+async fn exposition(State(scrape): State<Scraper>, headers: HeaderMap) -> Response {
+    let open = wants_openmetrics(
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    // The copy under the datapath lock is taken on the blocking pool, as the control
+    // socket's handlers do, so a scrape never stalls the runtime.
+    match tokio::task::spawn_blocking(move || scrape()).await {
+        Ok(body) if open => ([(CONTENT_TYPE, OPENMETRICS)], body).into_response(),
+        Ok(body) => ([(CONTENT_TYPE, TEXT_004)], text_format_004(&body)).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the scrape failed").into_response(),
+    }
+}
+
+/// Scrapers served at once (Prometheus holds one connection; a second for a person with
+/// curl, and some to spare).
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// Serves [`router`] on `listener` until the task is dropped, within the bounds of
+/// [`crate::web::conn`] (connections at once, idle time).
 pub async fn serve(listener: tokio::net::TcpListener, scrape: Scraper) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let scrape = scrape.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = match tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                stream.read(&mut buf),
-            )
-            .await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let resp = if req.starts_with("GET /metrics") {
-                let (body, content_type) = if wants_openmetrics(&req) {
-                    (scrape(), OPENMETRICS)
-                } else {
-                    (text_format_004(&scrape()), TEXT_004)
-                };
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.0 404 Not Found\r\nContent-Length: 20\r\n\r\ntry GET /metrics\r\n\r\n"
-                    .to_string()
-            };
-            let _ = stream.write_all(resp.as_bytes()).await;
-        });
+    let listener = crate::web::conn::Bounded::new(listener, MAX_CONNECTIONS);
+    if let Err(e) = axum::serve(listener, router(scrape)).await {
+        tracing::error!(error = %e, "metrics endpoint stopped");
     }
 }
 
@@ -273,11 +275,60 @@ mod tests {
 
     #[test]
     fn openmetrics_only_when_asked_for() {
-        let prometheus = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5\r\n\r\n";
-        assert!(wants_openmetrics(prometheus));
-        assert!(!wants_openmetrics(
-            "GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"
-        ));
-        assert!(!wants_openmetrics("GET /metrics HTTP/1.0\r\n\r\n"));
+        // Prometheus's Accept header.
+        let prometheus =
+            "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5";
+        assert!(wants_openmetrics([prometheus]));
+        assert!(!wants_openmetrics(["*/*"]));
+        assert!(!wants_openmetrics([]));
+    }
+
+    async fn get(accept: Option<&str>, path: &str) -> (StatusCode, String, String) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let scrape: Scraper = Arc::new(|| {
+            let mut m = Metrics::default();
+            m.counter("mape_drops", "Drops", &[("reason", "no_rule")], 3);
+            m.render()
+        });
+        let mut req = axum::http::Request::get(path);
+        if let Some(a) = accept {
+            req = req.header(ACCEPT, a);
+        }
+        let r = router(scrape)
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = r.status();
+        let ct = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_answers_each_format_and_hints_elsewhere() {
+        let (status, ct, body) = get(None, "/metrics").await;
+        assert_eq!((status, ct.as_str()), (StatusCode::OK, TEXT_004));
+        assert!(
+            body.contains("mape_drops_total{reason=\"no_rule\"} 3"),
+            "{body}"
+        );
+        assert!(!body.contains("# EOF"), "{body}");
+        let (status, ct, body) = get(
+            Some(
+                "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5",
+            ),
+            "/metrics",
+        )
+        .await;
+        assert_eq!((status, ct.as_str()), (StatusCode::OK, OPENMETRICS));
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        let (status, _, body) = get(None, "/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, "try GET /metrics\r\n\r\n");
     }
 }

@@ -10,6 +10,7 @@ mod doctor;
 mod exit;
 mod lab;
 mod manual;
+mod passwd;
 mod provision;
 mod replay;
 mod run;
@@ -45,6 +46,8 @@ enum Command {
     Top(top::TopArgs),
     /// Check the machine, the line and the daemon; say what is wrong and how to fix it.
     Doctor(doctor::DoctorArgs),
+    /// Hash a password for the LAN status page and print its `[web]` configuration line.
+    Passwd(passwd::PasswdArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Show(args) => show::run(&args),
         Command::Top(args) => top::run(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Passwd(args) => passwd::run(&args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "mape", &mut std::io::stdout());

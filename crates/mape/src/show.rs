@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 use mape_control::reply::{Snapshot, Status};
+use mape_control::words::{ago, culprit_lines};
 use mape_control::{Request, SessionQuery};
 use mape_daemon::config::DEFAULT_SOCKET;
-use mape_nat::{Protocol, SessionState, Timestamp};
+use mape_nat::{Protocol, SessionState};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -177,13 +178,6 @@ fn duration(secs: f64) -> String {
         0..=59 => format!("{s} s"),
         60..=3599 => format!("{} min {} s", s / 60, s % 60),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn ago(now: Timestamp, at: Option<Timestamp>) -> String {
-    match at {
-        Some(t) if now >= t => format!("{} s ago", now.since(t) / 1000),
-        _ => "never".into(),
     }
 }
 
@@ -426,46 +420,8 @@ fn print_destinations(snap: &Snapshot) {
 }
 
 fn print_culprits(snap: &Snapshot) {
-    match &snap.culprit {
-        Some(c) => {
-            let sig = c
-                .description
-                .as_deref()
-                .map(|d| format!(" — {d}"))
-                .unwrap_or_default();
-            println!(
-                "host {} sends {} ({:.1}/s unanswered, {} ports held){sig}",
-                c.host, c.summary, c.rate_per_s, c.ports_held
-            );
-            println!(
-                "  its live flows: {} unanswered, {} answered once, {} streams",
-                c.unanswered, c.answered_once, c.streams
-            );
-            let host = snap.hosts.iter().find(|h| h.addr == c.host);
-            let filtered = host.map_or(0, |h| h.filtered);
-            if filtered > 0 {
-                let since = host
-                    .map(|h| ago(snap.now, h.first_filtered))
-                    .unwrap_or_default();
-                println!(
-                    "  blocked by the destination filter since {since}: {filtered} flows refused, no port spent"
-                );
-            }
-            match &c.advice {
-                Some(a) => println!("  advice: {a}"),
-                None => println!(
-                    "  advice: find the application on {} that sends this, or block it there",
-                    c.host
-                ),
-            }
-        }
-        None => match &snap.heavy_user {
-            Some(h) => println!(
-                "no culprit: {} holds {} ports with {}; not a storm",
-                h.host, h.ports_held, h.summary
-            ),
-            None => println!("no culprit: no host stands out"),
-        },
+    for line in culprit_lines(snap) {
+        println!("{line}");
     }
 }
 

@@ -86,7 +86,13 @@ fn checksum(words: &[u8]) -> u16 {
 }
 
 /// An IPv4/UDP datagram (RFC 791, RFC 768) with both checksums right.
-fn udp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn udp4(
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let udp_len = 8 + payload.len();
     let total = 20 + udp_len;
     let mut p = vec![0u8; total];
