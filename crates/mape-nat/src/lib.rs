@@ -11,7 +11,7 @@
 //! (timer FIFOs) → `stats` (public statistics and per-host records) → `pool` (port pools
 //! and budget levels), `ledger` (drops, refusals, events, peaks), `index` (flow indexes)
 //! → `engine` (the [`Nat`] type), whose files `batch`, `state`, `alloc`, `refusal`,
-//! `table`, `expiry`, `inspect` and `restore` each use `engine` itself and the modules before it,
+//! `table`, `expiry`, `inspect`, `restore` and `mappings` each use `engine` itself and the modules before it,
 //! never each other.
 #![cfg_attr(
     not(test),
@@ -45,7 +45,10 @@ pub use config::{
     DEFAULT_MAX_HOSTS, POLICY_NAMES,
 };
 pub use drop::NatDrop;
-pub use engine::{InboundVerdict, Nat, OutboundVerdict, RefuseNotice, RestoreReport, SessionInfo};
+pub use engine::{
+    InboundVerdict, MappingGrant, MappingInfo, MappingLimits, MappingRefusal, MappingRequest, Nat,
+    OutboundVerdict, RefuseNotice, RestoreReport, SessionInfo,
+};
 pub use filter::{DestinationFilter, Ipv4Prefix, SPECIAL_PURPOSE};
 pub use forecast::Forecast;
 pub use pattern::Pattern;
@@ -58,5 +61,6 @@ pub use stats::{
 };
 pub use token_bucket::TokenBucket;
 pub use types::{
-    Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp,
+    Endpoint, InboundPacket, MappingOrigin, OutboundPacket, Protocol, SessionState, TcpFlags,
+    Timestamp,
 };
