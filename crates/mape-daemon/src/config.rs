@@ -320,6 +320,104 @@ pub struct EventsSection {
     pub hook: Option<PathBuf>,
 }
 
+/// `[mappings]` (CE mode): the port mapping protocols LAN applications ask for inbound
+/// ports with, served on the LAN side only, each mapping inside the port set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingsSection {
+    /// Serve PCP (RFC 6887) on UDP 5351.
+    pub pcp: bool,
+    /// Serve NAT-PMP (RFC 6886) on UDP 5351.
+    pub natpmp: bool,
+    /// The CE's own LAN addresses to listen on (never the WAN); required when a protocol
+    /// is on.
+    pub listen: Vec<String>,
+    /// Longest lifetime granted, in seconds.
+    pub max_lifetime_s: u32,
+    /// Mappings one LAN host may hold at once.
+    pub max_per_host: u32,
+    /// Requests answered per second, all clients together (a flood beyond is dropped and
+    /// counted).
+    pub requests_per_sec: u32,
+}
+
+impl Default for MappingsSection {
+    fn default() -> Self {
+        let limits = mape_nat::MappingLimits::default();
+        Self {
+            pcp: false,
+            natpmp: false,
+            listen: Vec::new(),
+            max_lifetime_s: limits.max_lifetime_s,
+            max_per_host: limits.max_per_host,
+            requests_per_sec: 50,
+        }
+    }
+}
+
+/// The checked `[mappings]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSettings {
+    /// Serve PCP.
+    pub pcp: bool,
+    /// Serve NAT-PMP.
+    pub natpmp: bool,
+    /// LAN addresses to listen on.
+    pub listen: Vec<Ipv4Addr>,
+    /// The engine's bounds.
+    pub limits: mape_nat::MappingLimits,
+    /// Requests answered per second.
+    pub requests_per_sec: u32,
+}
+
+impl MappingSettings {
+    /// Whether any protocol is served.
+    pub fn any(&self) -> bool {
+        self.pcp || self.natpmp
+    }
+}
+
+fn mapping_settings(m: &MappingsSection) -> Result<MappingSettings, ConfigError> {
+    let listen = m
+        .listen
+        .iter()
+        .map(|a| {
+            a.parse::<Ipv4Addr>()
+                .map_err(|_| value_err("mappings.listen", a, "the CE's LAN IPv4 addresses"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if (m.pcp || m.natpmp) && listen.is_empty() {
+        return Err(ConfigError::Missing {
+            key: "mappings.listen",
+            expected: "the CE's LAN IPv4 address(es) to serve PCP / NAT-PMP on (never the WAN)",
+        });
+    }
+    if !(1..=86_400).contains(&m.max_lifetime_s) {
+        return Err(value_err(
+            "mappings.max_lifetime_s",
+            m.max_lifetime_s,
+            "seconds, 1 to 86400",
+        ));
+    }
+    if m.requests_per_sec == 0 {
+        return Err(value_err(
+            "mappings.requests_per_sec",
+            0,
+            "at least 1 request a second",
+        ));
+    }
+    Ok(MappingSettings {
+        pcp: m.pcp,
+        natpmp: m.natpmp,
+        listen,
+        limits: mape_nat::MappingLimits {
+            max_lifetime_s: m.max_lifetime_s,
+            max_per_host: m.max_per_host,
+        },
+        requests_per_sec: m.requests_per_sec,
+    })
+}
+
 /// `[br]` (BR mode).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -364,6 +462,9 @@ pub struct ConfigFile {
     /// `[events]`.
     #[serde(default)]
     pub events: EventsSection,
+    /// `[mappings]`.
+    #[serde(default)]
+    pub mappings: MappingsSection,
 }
 
 /// A checked, resolved CE configuration.
@@ -385,6 +486,8 @@ pub struct CeSettings {
     pub nat: NatConfig,
     /// Known offenders: the built-in catalogue plus the user's files.
     pub signatures: std::sync::Arc<mape_nat::Catalogue>,
+    /// Port mapping protocols (`[mappings]`).
+    pub mappings: MappingSettings,
 }
 
 /// A checked, resolved BR configuration.
@@ -668,6 +771,7 @@ fn ce_settings(file: &ConfigFile) -> Result<CeSettings, ConfigError> {
         lan_address,
         nat,
         signatures: std::sync::Arc::new(signatures),
+        mappings: mapping_settings(&file.mappings)?,
     })
 }
 
@@ -856,6 +960,37 @@ pub(crate) mod tests {
         assert_eq!(
             e.to_string(),
             "state.persist_interval_s = \"0\": seconds between two writes of the session table, 1 to 86400"
+        );
+    }
+
+    #[test]
+    fn mappings_section() {
+        let Role::Ce(ce) = parse(LAB).unwrap().role else {
+            panic!()
+        };
+        assert!(!ce.mappings.any(), "off unless switched on");
+        let on = format!(
+            "{LAB}\n[mappings]\npcp = true\nnatpmp = true\nlisten = [\"192.168.1.1\"]\nmax_per_host = 4\n"
+        );
+        let Role::Ce(ce) = parse(&on).unwrap().role else {
+            panic!()
+        };
+        assert!(ce.mappings.pcp && ce.mappings.natpmp);
+        assert_eq!(ce.mappings.listen, [Ipv4Addr::new(192, 168, 1, 1)]);
+        assert_eq!(ce.mappings.limits.max_per_host, 4);
+        assert_eq!(ce.mappings.limits.max_lifetime_s, 7200);
+        let e = parse(&format!("{LAB}\n[mappings]\npcp = true\n")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("mappings.listen is missing"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{LAB}\n[mappings]\nnatpmp = true\nlisten = [\"lan0\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "mappings.listen = \"lan0\": the CE's LAN IPv4 addresses"
         );
     }
 

@@ -1,5 +1,6 @@
 //! The io shell of mape: configuration, the TUN datapath, netlink set-up and teardown,
-//! the control socket and signals. The only crate that touches the operating system.
+//! the control socket, the LAN-side port mapping server (`portmap`) and signals. The only
+//! crate that touches the operating system.
 //!
 //! Modules depend one way: `clock`, `counters`, `config` and `metrics` at the bottom;
 //! `pipeline` (the CE and BR behind the trait the rest sees) on them; `datapath` (the
@@ -26,6 +27,7 @@ pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+pub mod portmap;
 #[allow(unsafe_code)]
 pub mod privs;
 pub mod ra;

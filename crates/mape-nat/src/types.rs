@@ -302,7 +302,7 @@ impl core::str::FromStr for SessionState {
 }
 
 /// Who asked for a mapping (shown, persisted; the engine treats them all alike).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MappingOrigin {
     /// PCP MAP (RFC 6887).

@@ -66,6 +66,16 @@ pub mod opcode {
     pub const PEER: u8 = 2;
 }
 
+/// Option codes (RFC 6887 §19.4); 0-127 are mandatory to process (§7.3).
+pub mod option {
+    /// THIRD_PARTY (§13.1): a mapping for another host.
+    pub const THIRD_PARTY: u8 = 1;
+    /// PREFER_FAILURE (§13.2): the suggested external port or nothing.
+    pub const PREFER_FAILURE: u8 = 2;
+    /// FILTER (§13.3): remote peers allowed in.
+    pub const FILTER: u8 = 3;
+}
+
 /// Result codes (RFC 6887 §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

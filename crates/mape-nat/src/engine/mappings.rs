@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use foldhash::fast::RandomState;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::persist::{SavedLease, SavedMapping};
 use crate::session::{Mapping, MappingKind};
@@ -139,7 +139,7 @@ impl MappingRefusal {
 }
 
 /// One mapping, for `show mappings`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MappingInfo {
     /// Protocol.
     pub proto: Protocol,
