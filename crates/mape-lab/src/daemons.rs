@@ -43,6 +43,8 @@ socket = "{dir}/ce.sock"
 dir = "{dir}/ce-state"
 [metrics]
 listen = "127.0.0.1:9469"
+[mappings]
+{mappings}
 "#,
             br = addr::BR,
             map_address = if self.opts.onlink { "onlink" } else { "routed" },
@@ -53,6 +55,7 @@ listen = "127.0.0.1:9469"
             },
             policy = self.opts.policy,
             extra = self.opts.nat_extra,
+            mappings = self.opts.mappings,
             dir = self.dir.display()
         )
     }

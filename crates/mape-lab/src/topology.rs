@@ -26,6 +26,9 @@ pub struct LabOptions {
     pub policy: String,
     /// Extra `[nat]` TOML lines for the CE (timeouts, forwards, filtering, ...).
     pub nat_extra: String,
+    /// The CE's `[mappings]` lines (default: PCP and NAT-PMP on its LAN address, so a
+    /// person can try them by hand in `mape lab up`).
+    pub mappings: String,
     /// Per-run prefix (default `mlab<pid>`).
     pub prefix: Option<String>,
     /// Start coturn on the two server addresses.
@@ -42,6 +45,10 @@ impl LabOptions {
             mape,
             policy: policy.into(),
             nat_extra: String::new(),
+            mappings: format!(
+                "pcp = true\nnatpmp = true\nlisten = [\"{}\"]",
+                crate::addr::CE_LAN
+            ),
             prefix: None,
             turn: false,
             onlink: false,
