@@ -329,6 +329,10 @@ pub struct MappingsSection {
     pub pcp: bool,
     /// Serve NAT-PMP (RFC 6886) on UDP 5351.
     pub natpmp: bool,
+    /// Serve UPnP IGD (SSDP on 239.255.255.250:1900, HTTP on `upnp_port`).
+    pub upnp: bool,
+    /// TCP port of the IGD's HTTP server (description and control).
+    pub upnp_port: u16,
     /// The CE's own LAN addresses to listen on (never the WAN); required when a protocol
     /// is on.
     pub listen: Vec<String>,
@@ -347,6 +351,8 @@ impl Default for MappingsSection {
         Self {
             pcp: false,
             natpmp: false,
+            upnp: false,
+            upnp_port: 5000,
             listen: Vec::new(),
             max_lifetime_s: limits.max_lifetime_s,
             max_per_host: limits.max_per_host,
@@ -362,6 +368,10 @@ pub struct MappingSettings {
     pub pcp: bool,
     /// Serve NAT-PMP.
     pub natpmp: bool,
+    /// Serve UPnP IGD.
+    pub upnp: bool,
+    /// The IGD's HTTP port.
+    pub upnp_port: u16,
     /// LAN addresses to listen on.
     pub listen: Vec<Ipv4Addr>,
     /// The engine's bounds.
@@ -371,7 +381,7 @@ pub struct MappingSettings {
 }
 
 impl MappingSettings {
-    /// Whether any protocol is served.
+    /// Whether PCP or NAT-PMP is served (UDP 5351).
     pub fn any(&self) -> bool {
         self.pcp || self.natpmp
     }
@@ -386,11 +396,15 @@ fn mapping_settings(m: &MappingsSection) -> Result<MappingSettings, ConfigError>
                 .map_err(|_| value_err("mappings.listen", a, "the CE's LAN IPv4 addresses"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if (m.pcp || m.natpmp) && listen.is_empty() {
+    if (m.pcp || m.natpmp || m.upnp) && listen.is_empty() {
         return Err(ConfigError::Missing {
             key: "mappings.listen",
-            expected: "the CE's LAN IPv4 address(es) to serve PCP / NAT-PMP on (never the WAN)",
+            expected:
+                "the CE's LAN IPv4 address(es) to serve PCP / NAT-PMP / UPnP on (never the WAN)",
         });
+    }
+    if m.upnp_port == 0 {
+        return Err(value_err("mappings.upnp_port", 0, "a TCP port, 1 to 65535"));
     }
     if !(1..=86_400).contains(&m.max_lifetime_s) {
         return Err(value_err(
@@ -409,6 +423,8 @@ fn mapping_settings(m: &MappingsSection) -> Result<MappingSettings, ConfigError>
     Ok(MappingSettings {
         pcp: m.pcp,
         natpmp: m.natpmp,
+        upnp: m.upnp,
+        upnp_port: m.upnp_port,
         listen,
         limits: mape_nat::MappingLimits {
             max_lifetime_s: m.max_lifetime_s,

@@ -437,8 +437,9 @@ async fn start_portmap(
         return Vec::new();
     };
     let m = &ce.mappings;
+    let mut tasks = start_igd(ce, ctx).await;
     if !m.any() {
-        return Vec::new();
+        return tasks;
     }
     let socks = match crate::portmap::bind(&m.listen).await {
         Ok(s) => s,
@@ -460,18 +461,53 @@ async fn start_portmap(
         listen = ?m.listen,
         "port mappings served on the LAN side (UDP 5351)"
     );
-    socks
-        .into_iter()
-        .map(|s| {
-            tokio::spawn(crate::portmap::serve(
-                s,
-                responder.clone(),
-                ctx.shared.clone(),
-                ctx.start,
-                stats.clone(),
-            ))
-        })
-        .collect()
+    tasks.extend(socks.into_iter().map(|s| {
+        tokio::spawn(crate::portmap::serve(
+            s,
+            responder.clone(),
+            ctx.shared.clone(),
+            ctx.start,
+            stats.clone(),
+        ))
+    }));
+    tasks
+}
+
+/// The UPnP IGD (`[mappings] upnp`): SSDP and HTTP on each LAN address; an address that
+/// cannot be bound is logged and skipped.
+async fn start_igd(
+    ce: &crate::config::CeSettings,
+    ctx: &Context,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let m = &ce.mappings;
+    let mut tasks = Vec::new();
+    if !m.upnp {
+        return tasks;
+    }
+    for &addr in &m.listen {
+        match crate::igd::bind(addr, m.upnp_port).await {
+            Ok((group, reply, http)) => {
+                let location = format!("http://{addr}:{}/rootDesc.xml", m.upnp_port);
+                tracing::info!(%location, "UPnP IGD served on the LAN side");
+                tasks.push(tokio::spawn(crate::igd::serve_ssdp(
+                    group,
+                    reply,
+                    location,
+                    ce.lan_prefixes.clone(),
+                )));
+                tasks.push(tokio::spawn(crate::igd::serve_http(
+                    http,
+                    ctx.shared.clone(),
+                    ctx.start,
+                    ce.lan_prefixes.clone(),
+                )));
+            }
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "UPnP IGD not started on this address");
+            }
+        }
+    }
+    tasks
 }
 
 /// The metrics endpoint's scrape: the pipeline's metrics, the port mapping requests, the

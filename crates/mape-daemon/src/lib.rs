@@ -1,5 +1,6 @@
 //! The io shell of mape: configuration, the TUN datapath, netlink set-up and teardown,
-//! the control socket, the LAN-side port mapping server (`portmap`) and signals. The only
+//! the control socket, the LAN-side port mapping servers (`portmap`: PCP and NAT-PMP;
+//! `igd`: UPnP) and signals. The only
 //! crate that touches the operating system.
 //!
 //! Modules depend one way: `clock`, `counters`, `config` and `metrics` at the bottom;
@@ -21,6 +22,7 @@ pub mod datapath;
 pub mod events;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
+pub mod igd;
 #[allow(unsafe_code)]
 pub mod lock;
 pub mod logs;

@@ -26,7 +26,7 @@ pub struct LabOptions {
     pub policy: String,
     /// Extra `[nat]` TOML lines for the CE (timeouts, forwards, filtering, ...).
     pub nat_extra: String,
-    /// The CE's `[mappings]` lines (default: PCP and NAT-PMP on its LAN address, so a
+    /// The CE's `[mappings]` lines (default: PCP, NAT-PMP and UPnP IGD on its LAN address, so a
     /// person can try them by hand in `mape lab up`).
     pub mappings: String,
     /// Per-run prefix (default `mlab<pid>`).
@@ -46,7 +46,7 @@ impl LabOptions {
             policy: policy.into(),
             nat_extra: String::new(),
             mappings: format!(
-                "pcp = true\nnatpmp = true\nlisten = [\"{}\"]",
+                "pcp = true\nnatpmp = true\nupnp = true\nlisten = [\"{}\"]",
                 crate::addr::CE_LAN
             ),
             prefix: None,

@@ -14,7 +14,12 @@
 //!   another host's address is ADDRESS_MISMATCH, and once lan1 holds its share of TCP
 //!   ports (half of 240 while lan2 is active too) the next MAP is NO_RESOURCES.
 //!
-//! Needs root, python3 and natpmpc (.ci/apt-packages.txt). Without them the test skips,
+//! - `upnpc` (miniupnpc, UPnP IGD) finds the CE by SSDP from lan1: AddPortMapping of a
+//!   port outside the set is ConflictInMappingEntry (718), of an in-set port works from
+//!   the internet, AddAnyPortMapping of an outside port gets an in-set one, and
+//!   DeletePortMapping closes it.
+//!
+//! Needs root, python3, natpmpc and miniupnpc (.ci/apt-packages.txt). Without them the test skips,
 //! except under CI (CI=true). Bounded: every client has a timeout of a few seconds.
 
 use std::net::Ipv4Addr;
@@ -146,6 +151,18 @@ fn natpmpc_port(out: &str) -> Option<u16> {
     out[at..].split_whitespace().next()?.parse().ok()
 }
 
+/// `upnpc` on lan1, SSDP from lan1's address; its output (success or not). `-i`: the
+/// lab's external address is in 192.0.2.0/24 (TEST-NET-1), which miniupnpc takes for a
+/// reserved one and the IGD for "not connected" unless told to go on.
+fn upnpc(lab: &Lab, args: &[&str]) -> String {
+    let lan1 = lab.ns("lan1");
+    let me = addr::LAN1.to_string();
+    let mut argv = vec!["timeout", "15", "upnpc", "-i", "-m", me.as_str()];
+    argv.extend_from_slice(args);
+    let o = lab.exec(&lan1, &argv).expect("upnpc");
+    text(&o)
+}
+
 fn natpmpc(lab: &Lab, public: u16, private: u16, lifetime: u32) -> String {
     let lan1 = lab.ns("lan1");
     let gw = addr::CE_LAN.to_string();
@@ -200,16 +217,16 @@ fn lan_apps_get_ports_inside_the_set_and_are_reached_through_the_br() {
         return;
     }
     if std::process::Command::new("sh")
-        .args(["-c", "command -v natpmpc"])
+        .args(["-c", "command -v natpmpc && command -v upnpc"])
         .output()
         .map(|o| !o.status.success())
         .unwrap_or(true)
     {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),
-            "natpmpc missing under CI (.ci/apt-packages.txt)"
+            "natpmpc or upnpc missing under CI (.ci/apt-packages.txt)"
         );
-        eprintln!("skipping: natpmpc not installed");
+        eprintln!("skipping: natpmpc or upnpc not installed");
         return;
     }
     let mut opts = LabOptions::new(mape(), "mape");
@@ -297,6 +314,46 @@ fn lan_apps_get_ports_inside_the_set_and_are_reached_through_the_br() {
     assert_eq!(got[2].map(|g| g.0), Some(11), "{got:?}");
     assert_eq!(got[3].map(|g| g.0), Some(12), "{got:?}");
 
+    // --- UPnP IGD with upnpc (discovery by SSDP multicast from lan1) -----------------
+    // 8080 is outside the set: an IGD:1 AddPortMapping cannot be told another port, so
+    // ConflictInMappingEntry (718).
+    let out = upnpc(&lab, &["-a", "192.168.10.10", "8080", "8080", "TCP"]);
+    assert!(out.contains("718"), "out of set: {out}");
+    // 4933 is in the set and free: granted, and reached through the BR.
+    let out = upnpc(&lab, &["-a", "192.168.10.10", "8080", "4933", "TCP"]);
+    assert!(
+        out.contains("external 192.0.2.18:4933 TCP is redirected to internal 192.168.10.10:8080"),
+        "{out}"
+    );
+    let (ok, got) = connect(&lab, 4933);
+    assert!(
+        ok && got.contains("mapped-ok"),
+        "inbound through the IGD mapping: {got}"
+    );
+    let out = upnpc(&lab, &["-l"]);
+    assert!(out.contains("4933->192.168.10.10:8080"), "listed: {out}");
+    // AddAnyPortMapping with 8000: an in-set port instead (the nearest free one).
+    let out = upnpc(&lab, &["-n", "192.168.10.10", "8085", "8000", "TCP"]);
+    let shown = lab.ce_query(&Request::Mappings).expect("mappings");
+    let any = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["internal"] == "192.168.10.10:8085")
+        .unwrap_or_else(|| panic!("AddAnyPortMapping: {out} {shown}"));
+    assert_eq!(any["origin"], "upnp");
+    let any_port: u16 = any["external"]
+        .as_str()
+        .and_then(|e| e.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert!(lab_ports().contains(any_port), "{any}");
+    // Deleted: closed to new connections.
+    let out = upnpc(&lab, &["-d", "4933", "TCP"]);
+    eprintln!("upnpc -d: {out}");
+    let (ok, got) = connect(&lab, 4933);
+    assert!(!ok, "a new connection after DeletePortMapping: {got}");
+
     // Share: lan2 takes one UDP mapping (it is active now), so lan1 may hold 120 TCP
     // ports (the mape policy's 50 % of 240); its requests succeed up to there, then
     // NO_RESOURCES (8).
@@ -307,8 +364,24 @@ fn lan_apps_get_ports_inside_the_set_and_are_reached_through_the_br() {
     );
     assert_eq!(lan2_map[0].map(|g| g.0), Some(0), "{lan2_map:?}");
     let held = tcp_ports_of(&lab, me);
-    // lan1 holds the two PCP mappings and the ports of its TCP flows still alive (the
-    // two closed connections' TIME_WAIT, and the lab's own readiness check over HTTP).
+    // lan1 holds its TCP mappings and the ports of its TCP flows still alive outside
+    // them (the closed connections' TIME_WAIT, and the lab's own readiness check over
+    // HTTP).
+    let mapped: Vec<String> = lab
+        .ce_query(&Request::Mappings)
+        .expect("mappings")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["proto"] == "tcp"
+                && m["internal"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("192.168.10.10:"))
+        })
+        .filter_map(|m| m["external"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(mapped.len(), 3, "4930, 9026 and the AddAny one: {mapped:?}");
     let sessions = lab
         .ce_query(&Request::Sessions(Default::default()))
         .expect("sessions");
@@ -323,12 +396,14 @@ fn lan_apps_get_ports_inside_the_set_and_are_reached_through_the_br() {
                 .is_some_and(|i| i.starts_with("192.168.10.10:"))
         })
         .filter_map(|x| x["external"].as_str())
-        .filter(|e| !e.ends_with(":4930") && !e.ends_with(":9026"))
+        .filter(|e| !mapped.iter().any(|m| m == e))
         .collect();
     flow_ports.sort_unstable();
     flow_ports.dedup();
-    assert!(flow_ports.contains(&"192.0.2.18:9024") && flow_ports.contains(&"192.0.2.18:9025"));
-    assert_eq!(held, 2 + flow_ports.len() as u64, "{sessions}");
+    for closed in ["192.0.2.18:9024", "192.0.2.18:9025", "192.0.2.18:4933"] {
+        assert!(flow_ports.contains(&closed), "{closed}: {sessions}");
+    }
+    assert_eq!(held, 3 + flow_ports.len() as u64, "{sessions}");
     let requests: Vec<String> = (0..130u16)
         .map(|i| map_request(me, 6, 6, 20_000 + i, 0, 600, &[]))
         .collect();
