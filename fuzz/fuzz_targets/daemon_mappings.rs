@@ -36,10 +36,17 @@ fuzz_target!(|data: &[u8]| {
         };
         let host = Ipv4Addr::new(192, 168, 1, 10 + (i % 4) as u8);
         let now = Timestamp::from_secs(2 + i);
-        let (len, _) = server.answer(&mut nat, now, SocketAddrV4::new(host, 5350), datagram, &mut out);
+        let (len, _) = server.answer(
+            &mut nat,
+            now,
+            SocketAddrV4::new(host, 5350),
+            datagram,
+            &mut out,
+        );
         assert!(len <= out.len());
         nat.expire(now);
-        nat.check_invariants().expect("engine invariants after a request");
+        nat.check_invariants()
+            .expect("engine invariants after a request");
         match next {
             Some(n) => rest = n,
             None => break,
@@ -48,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
     if let Some(action) = soap::parse_action(data) {
         let now = Timestamp::from_secs(100);
         let _ = soap::control(&mut nat, now, Ipv4Addr::new(192, 168, 1, 10), 1, &action);
-        nat.check_invariants().expect("engine invariants after a SOAP action");
+        nat.check_invariants()
+            .expect("engine invariants after a SOAP action");
     }
     for answer in igd::ssdp_answers(data, "http://192.168.1.1:5000/rootDesc.xml") {
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"));
