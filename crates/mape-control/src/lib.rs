@@ -6,7 +6,7 @@
 //! it as they are.
 //!
 //! On the wire: `{"v":1,"cmd":"status"}`, `snapshot`, `sessions` (args: host, dst, proto,
-//! state, limit), `ports`, `reload`; the answer is `{"v":1,"ok":true,"data":...}` or
+//! state, limit), `ports`, `mappings`, `reload`; the answer is `{"v":1,"ok":true,"data":...}` or
 //! `{"v":1,"ok":false,"error":"..."}`.
 //!
 //! The daemon bounds every client: a line longer than [`MAX_LINE`] bytes, or no complete

@@ -359,5 +359,7 @@ pub use mape_nat::Snapshot;
 /// Its parts.
 pub use mape_nat::{Culprit, DestinationStats, Forecast, HostStats, ProtoBudget, Refusal};
 
+/// One row of `mappings`: the engine's own type.
+pub use mape_nat::MappingInfo;
 /// One row of [`crate::Request::Sessions`].
 pub use mape_nat::SessionInfo;

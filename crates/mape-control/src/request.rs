@@ -37,6 +37,8 @@ pub enum Request {
     Sessions(SessionQuery),
     /// The snapshot with each host's UDP port cap.
     Ports,
+    /// The port mappings LAN applications hold ([`crate::reply::MappingInfo`]s).
+    Mappings,
     /// Re-read the configuration file (as SIGHUP does).
     Reload,
     /// Test-only fault injection (daemons built with the `failpoints` feature).
@@ -133,6 +135,7 @@ impl Request {
             Request::Snapshot => "snapshot",
             Request::Sessions(_) => "sessions",
             Request::Ports => "ports",
+            Request::Mappings => "mappings",
             Request::Reload => "reload",
             Request::Failpoint { .. } => "failpoint",
         }
@@ -154,6 +157,7 @@ impl Request {
             "snapshot" => Request::Snapshot,
             "sessions" => Request::Sessions(args("sessions", env.args)?),
             "ports" => Request::Ports,
+            "mappings" => Request::Mappings,
             "reload" => Request::Reload,
             "failpoint" => {
                 let a: FailpointArgs =

@@ -211,6 +211,9 @@ async fn run_async(
                 expired = r.expired,
                 outside_port_set = r.outside_port_set,
                 forward_gone = r.forward_gone,
+                mapping_gone = r.mapping_gone,
+                mappings_saved = r.mappings_saved,
+                mappings_restored = r.mappings_restored,
                 conflicting = r.conflicting,
                 over_limit = r.over_limit,
                 shortened = r.shortened,
@@ -339,11 +342,16 @@ async fn run_async(
         provisioning: tracker.clone(),
     };
     let server = tokio::spawn(control::serve(listener, ctx.clone()));
+    let portmap_stats = Arc::new(crate::portmap::Stats::default());
+    let portmap = start_portmap(&settings, &ctx, &portmap_stats).await;
     let metrics = match settings.metrics {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
                 tracing::info!(listen = %addr, "metrics at http://{addr}/metrics");
-                Some(tokio::spawn(crate::metrics::serve(l, scraper(&ctx))))
+                Some(tokio::spawn(crate::metrics::serve(
+                    l,
+                    scraper(&ctx, portmap_stats.clone()),
+                )))
             }
             Err(e) => {
                 tracing::error!(listen = %addr, error = %e, "metrics listener failed; continuing without");
@@ -493,7 +501,7 @@ async fn run_async(
         crate::sessions_file::save_logged(&shared, clock, path, "stop");
     }
     server.abort();
-    if let Some(t) = prov_task {
+    for t in prov_task.into_iter().chain(portmap) {
         t.abort();
     }
     if let Some(m) = metrics {
@@ -525,8 +533,94 @@ fn join_workers(workers: Vec<std::thread::JoinHandle<tun::TunQueue>>) -> Vec<tun
     workers.into_iter().filter_map(|w| w.join().ok()).collect()
 }
 
-/// The metrics endpoint's scrape: the pipeline's metrics, the io counters, the uptime.
-fn scraper(ctx: &Context) -> crate::metrics::Scraper {
+/// The PCP / NAT-PMP server on the CE's LAN addresses (`[mappings]`), one task per
+/// address; none when the section switches nothing on, or when binding fails (logged:
+/// the datapath runs on without it).
+async fn start_portmap(
+    settings: &Settings,
+    ctx: &Context,
+    stats: &Arc<crate::portmap::Stats>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Role::Ce(ce) = &settings.role else {
+        return Vec::new();
+    };
+    let m = &ce.mappings;
+    let mut tasks = start_igd(ce, ctx).await;
+    if !m.any() {
+        return tasks;
+    }
+    let socks = match crate::portmap::bind(&m.listen).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "port mapping server not started; continuing without");
+            return Vec::new();
+        }
+    };
+    let responder = Arc::new(Mutex::new(crate::portmap::Responder::new(
+        m.pcp,
+        m.natpmp,
+        ce.lan_prefixes.clone(),
+        m.requests_per_sec,
+        now_since(ctx.start),
+    )));
+    tracing::info!(
+        pcp = m.pcp,
+        natpmp = m.natpmp,
+        listen = ?m.listen,
+        "port mappings served on the LAN side (UDP 5351)"
+    );
+    tasks.extend(socks.into_iter().map(|s| {
+        tokio::spawn(crate::portmap::serve(
+            s,
+            responder.clone(),
+            ctx.shared.clone(),
+            ctx.start,
+            stats.clone(),
+        ))
+    }));
+    tasks
+}
+
+/// The UPnP IGD (`[mappings] upnp`): SSDP and HTTP on each LAN address; an address that
+/// cannot be bound is logged and skipped.
+async fn start_igd(
+    ce: &crate::config::CeSettings,
+    ctx: &Context,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let m = &ce.mappings;
+    let mut tasks = Vec::new();
+    if !m.upnp {
+        return tasks;
+    }
+    for &addr in &m.listen {
+        match crate::igd::bind(addr, m.upnp_port).await {
+            Ok((group, reply, http)) => {
+                let location = format!("http://{addr}:{}/rootDesc.xml", m.upnp_port);
+                tracing::info!(%location, "UPnP IGD served on the LAN side");
+                tasks.push(tokio::spawn(crate::igd::serve_ssdp(
+                    group,
+                    reply,
+                    location,
+                    ce.lan_prefixes.clone(),
+                )));
+                tasks.push(tokio::spawn(crate::igd::serve_http(
+                    http,
+                    ctx.shared.clone(),
+                    ctx.start,
+                    ce.lan_prefixes.clone(),
+                )));
+            }
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "UPnP IGD not started on this address");
+            }
+        }
+    }
+    tasks
+}
+
+/// The metrics endpoint's scrape: the pipeline's metrics, the port mapping requests, the
+/// io counters, the uptime.
+fn scraper(ctx: &Context, portmap: Arc<crate::portmap::Stats>) -> crate::metrics::Scraper {
     let ctx = ctx.clone();
     Arc::new(move || {
         let now = now_since(ctx.start);
@@ -537,6 +631,7 @@ fn scraper(ctx: &Context) -> crate::metrics::Scraper {
                 if let Some(fill) = fill {
                     fill(m);
                 }
+                portmap.metrics(m);
             },
             &ctx.counters.snapshot(),
             ctx.up_since.elapsed(),

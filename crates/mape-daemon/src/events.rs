@@ -21,6 +21,9 @@ pub fn kind_name(k: &EventKind) -> &'static str {
         EventKind::CulpritNamed { .. } => "culprit_named",
         EventKind::CulpritCleared { .. } => "culprit_cleared",
         EventKind::DestinationFiltered { .. } => "destination_filtered",
+        EventKind::MappingAdded { .. } => "mapping_added",
+        EventKind::MappingRemoved { .. } => "mapping_removed",
+        EventKind::MappingExpired { .. } => "mapping_expired",
     }
 }
 
@@ -99,6 +102,46 @@ pub fn log_event(e: &Event) {
             mape_block = %block,
             mape_at_ms = at_ms,
             "budget event {event}: {host} to {dst} ({block})"
+        ),
+        // Port mappings are routine: information, not a warning.
+        EventKind::MappingAdded {
+            proto,
+            internal,
+            external_port,
+            lifetime_s,
+            origin,
+            ..
+        } => tracing::info!(
+            mape_event = %event,
+            mape_host = %internal.addr,
+            mape_proto = %proto,
+            mape_internal = %internal,
+            mape_external_port = external_port,
+            mape_lifetime_s = lifetime_s,
+            mape_origin = origin.as_str(),
+            mape_at_ms = at_ms,
+            "port mapping {proto} {external_port} -> {internal} for {lifetime_s} s ({})",
+            origin.as_str()
+        ),
+        EventKind::MappingRemoved {
+            proto,
+            internal,
+            external_port,
+            ..
+        }
+        | EventKind::MappingExpired {
+            proto,
+            internal,
+            external_port,
+            ..
+        } => tracing::info!(
+            mape_event = %event,
+            mape_host = %internal.addr,
+            mape_proto = %proto,
+            mape_internal = %internal,
+            mape_external_port = external_port,
+            mape_at_ms = at_ms,
+            "port mapping {proto} {external_port} -> {internal} ended ({event})"
         ),
     }
 }

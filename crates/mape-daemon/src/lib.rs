@@ -1,5 +1,7 @@
 //! The io shell of mape: configuration, the TUN datapath, netlink set-up and teardown,
-//! the control socket and signals. The only crate that touches the operating system.
+//! the control socket, the LAN-side port mapping servers (`portmap`: PCP and NAT-PMP;
+//! `igd`: UPnP) and signals. The only
+//! crate that touches the operating system.
 //!
 //! Modules depend one way: `clock`, `counters`, `config` and `metrics` at the bottom;
 //! `fastpath` (the kernel fast path's bookkeeping) on them; `pipeline` (the CE and BR
@@ -22,12 +24,14 @@ pub mod events;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
 pub mod fastpath;
+pub mod igd;
 #[allow(unsafe_code)]
 pub mod lock;
 pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod plumbing;
+pub mod portmap;
 #[allow(unsafe_code)]
 pub mod privs;
 pub mod provisioning;

@@ -45,6 +45,8 @@ socket = "{dir}/ce.sock"
 dir = "{dir}/ce-state"
 [metrics]
 listen = "127.0.0.1:9469"
+[mappings]
+{mappings}
 "#,
             br = addr::BR,
             map_address = if self.opts.onlink { "onlink" } else { "routed" },
@@ -56,6 +58,7 @@ listen = "127.0.0.1:9469"
             policy = self.opts.policy,
             fast_path = self.opts.fast_path,
             extra = self.opts.nat_extra,
+            mappings = self.opts.mappings,
             dir = self.dir.display()
         )
     }

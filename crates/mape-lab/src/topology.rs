@@ -26,6 +26,9 @@ pub struct LabOptions {
     pub policy: String,
     /// Extra `[nat]` TOML lines for the CE (timeouts, forwards, filtering, ...).
     pub nat_extra: String,
+    /// The CE's `[mappings]` lines (default: PCP, NAT-PMP and UPnP IGD on its LAN address, so a
+    /// person can try them by hand in `mape lab up`).
+    pub mappings: String,
     /// Per-run prefix (default `mlab<pid>`).
     pub prefix: Option<String>,
     /// Start coturn on the two server addresses.
@@ -46,6 +49,10 @@ impl LabOptions {
             mape,
             policy: policy.into(),
             nat_extra: String::new(),
+            mappings: format!(
+                "pcp = true\nnatpmp = true\nupnp = true\nlisten = [\"{}\"]",
+                crate::addr::CE_LAN
+            ),
             prefix: None,
             turn: false,
             onlink: false,

@@ -11,7 +11,7 @@
 //! (timer FIFOs) → `stats` (public statistics and per-host records) → `pool` (port pools
 //! and budget levels), `ledger` (drops, refusals, events, peaks), `index` (flow indexes)
 //! → `engine` (the [`Nat`] type), whose files `batch`, `state`, `alloc`, `refusal`,
-//! `table`, `expiry`, `inspect`, `restore` and `offload` each use `engine` itself and the modules before it,
+//! `table`, `expiry`, `inspect`, `restore`, `offload` and `mappings` each use `engine` itself and the modules before it,
 //! never each other.
 #![cfg_attr(
     not(test),
@@ -46,8 +46,9 @@ pub use config::{
 };
 pub use drop::NatDrop;
 pub use engine::{
-    FlowSeen, InboundVerdict, Nat, OffloadDrain, OffloadFlow, OffloadOp, OutboundVerdict,
-    RefuseNotice, RestoreReport, SessionInfo,
+    FlowSeen, InboundVerdict, MappingGrant, MappingInfo, MappingLimits, MappingRefusal,
+    MappingRequest, Nat, OffloadDrain, OffloadFlow, OffloadOp, OutboundVerdict, RefuseNotice,
+    RestoreReport, SessionInfo,
 };
 pub use filter::{DestinationFilter, Ipv4Prefix, SPECIAL_PURPOSE};
 pub use forecast::Forecast;
@@ -61,5 +62,6 @@ pub use stats::{
 };
 pub use token_bucket::TokenBucket;
 pub use types::{
-    Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp,
+    Endpoint, InboundPacket, MappingOrigin, OutboundPacket, Protocol, SessionState, TcpFlags,
+    Timestamp,
 };

@@ -3,7 +3,7 @@
 //! file with a checksum, and its parser. The engine fills and reads it
 //! (`engine::restore`); the daemon writes and reads the file.
 //!
-//! Format, version 1 (all integers little-endian):
+//! Format, version 2 (all integers little-endian):
 //!
 //! ```text
 //! header   magic "MAPESESS" (8) · version u16 · reserved u16 (0) · file length u64
@@ -11,11 +11,15 @@
 //!          taken: wall clock, ms since the UNIX epoch u64
 //!          mappings u32 · sessions u32 · counters u16
 //! counters counters × (name length u8 · name (ASCII) · value u64)
-//! mappings mappings × 12: protocol (IP number) u8 · kind u8 (1 dynamic, 2 forward) ·
-//!          reserved u16 (0) · internal IPv4 (4) · internal port u16 · external port u16
+//! mappings mappings × 12: protocol (IP number) u8 · kind u8 (1 dynamic, 2 forward,
+//!          3 port mapping) · reserved u16 (0) · internal IPv4 (4) · internal port u16 ·
+//!          external port u16
 //! sessions sessions × 36: mapping u32 · state u8 · bits u8 · remote IPv4 (4) ·
 //!          remote port u16 · last LAN ACK u32 · age s u32 · idle ms u64 ·
 //!          queued ms u64 (since it was queued on its timer, ≥ idle)
+//! leases   one × 16 per port mapping (kind 3), in mapping order: origin u8 (1 PCP,
+//!          2 NAT-PMP, 3 UPnP, 4 control) · reserved u8 (0) · reserved u16 (0) ·
+//!          lifetime granted s u32 · lifetime left ms u64
 //! trailer  CRC-32 (IEEE) of every byte before it, u32
 //! ```
 //!
@@ -24,25 +28,32 @@
 //! engine's clock is the daemon's monotonic clock, which starts again at each start); the
 //! wall clock of the moment measures the downtime. Counters are named, so a later version
 //! that adds a drop reason still reads this one's.
+//!
+//! Version 1 is version 2 without port mappings (no kind 3, no lease records): this build
+//! still reads it. Any other version is refused with [`PersistError::Version`].
 
 use std::net::Ipv4Addr;
 
 use mape_rules::PortSet;
 
-use crate::types::{Endpoint, Protocol, SessionState};
+use crate::types::{Endpoint, MappingOrigin, Protocol, SessionState};
 
 /// The first bytes of a saved table.
 pub const MAGIC: [u8; 8] = *b"MAPESESS";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes (and the newest it reads).
+pub const VERSION: u16 = 2;
+/// The oldest format version this build reads (1: before port mappings).
+pub const OLDEST_READ: u16 = 1;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 4 + 2 + 1 + 1 + 8 + 4 + 4 + 2;
 /// Where the file length sits in the header.
 const LENGTH_AT: usize = 12;
 const MAPPING_LEN: usize = 12;
 const SESSION_LEN: usize = 36;
+const LEASE_LEN: usize = 16;
 const CRC_LEN: usize = 4;
 const KIND_DYNAMIC: u8 = 1;
 const KIND_FORWARD: u8 = 2;
+const KIND_LEASE: u8 = 3;
 /// The session flag bits a saved table may carry (every one of `session`'s).
 pub(crate) const KNOWN_BITS: u8 = crate::session::FIN_OUT
     | crate::session::FIN_IN
@@ -66,11 +77,11 @@ pub enum PersistError {
     #[error("not a saved session table (bad magic)")]
     BadMagic,
     /// Written by a build with another format version.
-    #[error("format version {found}, this build reads version {supported}")]
+    #[error("format version {found}, this build reads versions {OLDEST_READ} to {supported}")]
     Version {
         /// The file's version.
         found: u16,
-        /// The one this build reads.
+        /// The newest one this build reads ([`OLDEST_READ`] is the oldest).
         supported: u16,
     },
     /// The checksum does not match: the file was damaged.
@@ -110,6 +121,19 @@ pub(crate) struct SavedMapping {
     pub(crate) ext_port: u16,
     /// A configured forward (restored onto the forward of the new configuration, if any).
     pub(crate) forward: bool,
+    /// A port mapping's lease (kind 3; never with `forward`).
+    pub(crate) lease: Option<SavedLease>,
+}
+
+/// The lease of a saved port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SavedLease {
+    /// Milliseconds of its lifetime left when the table was taken.
+    pub(crate) left_ms: u64,
+    /// Seconds its last request was granted.
+    pub(crate) granted_s: u32,
+    /// Who asked.
+    pub(crate) origin: MappingOrigin,
 }
 
 /// A session as saved (protocol, internal endpoint and external port are its mapping's).
@@ -144,6 +168,11 @@ impl SavedTable {
     /// Sessions in the table.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Port mappings in the table.
+    pub fn lease_count(&self) -> usize {
+        self.mappings.iter().filter(|m| m.lease.is_some()).count()
     }
 
     /// The external address it was taken under.
@@ -182,6 +211,7 @@ impl SavedTable {
                 + self.counters.len() * 32
                 + self.mappings.len() * MAPPING_LEN
                 + self.sessions.len() * SESSION_LEN
+                + self.lease_count() * LEASE_LEN
                 + CRC_LEN,
         );
         out.extend_from_slice(&MAGIC);
@@ -209,10 +239,10 @@ impl SavedTable {
         }
         for m in &self.mappings {
             out.push(m.proto.ip_number());
-            out.push(if m.forward {
-                KIND_FORWARD
-            } else {
-                KIND_DYNAMIC
+            out.push(match (m.forward, m.lease) {
+                (_, Some(_)) => KIND_LEASE,
+                (true, None) => KIND_FORWARD,
+                (false, None) => KIND_DYNAMIC,
             });
             out.extend_from_slice(&0u16.to_le_bytes());
             out.extend_from_slice(&m.internal.addr.octets());
@@ -230,6 +260,13 @@ impl SavedTable {
             out.extend_from_slice(&s.idle_ms.to_le_bytes());
             out.extend_from_slice(&s.queued_ms.to_le_bytes());
         }
+        for l in self.mappings.iter().filter_map(|m| m.lease) {
+            out.push(l.origin.code());
+            out.push(0);
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(&l.granted_s.to_le_bytes());
+            out.extend_from_slice(&l.left_ms.to_le_bytes());
+        }
         seal(&mut out);
         out
     }
@@ -243,7 +280,7 @@ impl SavedTable {
             return Err(PersistError::BadMagic);
         }
         let version = r.u16()?;
-        if version != VERSION {
+        if !(OLDEST_READ..=VERSION).contains(&version) {
             return Err(PersistError::Version {
                 found: version,
                 supported: VERSION,
@@ -307,9 +344,10 @@ impl SavedTable {
         for i in 0..n_map as u32 {
             let bad = |what| PersistError::Corrupt { what, index: i };
             let proto = Protocol::from_ip_number(r.u8()?).ok_or(bad("mapping protocol"))?;
-            let forward = match r.u8()? {
-                KIND_DYNAMIC => false,
-                KIND_FORWARD if proto != Protocol::Icmp => true,
+            let (forward, leased) = match r.u8()? {
+                KIND_DYNAMIC => (false, false),
+                KIND_FORWARD if proto != Protocol::Icmp => (true, false),
+                KIND_LEASE if proto != Protocol::Icmp && version >= 2 => (false, true),
                 _ => return Err(bad("mapping kind")),
             };
             if r.u16()? != 0 {
@@ -317,11 +355,18 @@ impl SavedTable {
             }
             let internal = Endpoint::new(Ipv4Addr::from(r.u32_be()?), r.u16()?);
             let ext_port = r.u16()?;
+            // The lease itself is read after the sessions; a placeholder marks it.
+            let lease = leased.then_some(SavedLease {
+                left_ms: 0,
+                granted_s: 0,
+                origin: MappingOrigin::Control,
+            });
             mappings.push(SavedMapping {
                 proto,
                 internal,
                 ext_port,
                 forward,
+                lease,
             });
         }
         let mut sessions = Vec::with_capacity(n_sess);
@@ -355,8 +400,23 @@ impl SavedTable {
                 queued_ms,
             });
         }
+        for (i, m) in mappings.iter_mut().enumerate() {
+            let Some(lease) = m.lease.as_mut() else {
+                continue;
+            };
+            let bad = |what| PersistError::Corrupt {
+                what,
+                index: i as u32,
+            };
+            lease.origin = MappingOrigin::from_code(r.u8()?).ok_or(bad("lease origin"))?;
+            if r.u8()? != 0 || r.u16()? != 0 {
+                return Err(bad("lease reserved field"));
+            }
+            lease.granted_s = r.u32()?;
+            lease.left_ms = r.u64()?;
+        }
         if r.pos != body.len() {
-            return Err(corrupt("length (bytes after the last session)"));
+            return Err(corrupt("length (bytes after the last record)"));
         }
         Ok(Self {
             external,

@@ -89,6 +89,9 @@ pub(crate) enum MappingKind {
     Dynamic,
     /// A configured forward; lives until a reload removes it.
     Static,
+    /// A port mapping a LAN application asked for (`engine::mappings`); lives until it
+    /// is deleted or its lifetime runs out.
+    Leased,
 }
 
 /// An external port given to an internal endpoint (one per endpoint-independent mapping).
@@ -109,5 +112,11 @@ impl Mapping {
     #[inline]
     pub(crate) fn is_static(&self) -> bool {
         self.kind == MappingKind::Static
+    }
+
+    /// Whether it outlives its sessions (a forward or a port mapping).
+    #[inline]
+    pub(crate) fn is_held(&self) -> bool {
+        matches!(self.kind, MappingKind::Static | MappingKind::Leased)
     }
 }

@@ -208,6 +208,45 @@ pub enum EventKind {
         /// When it was named.
         named_at: Timestamp,
     },
+    /// A LAN application got a port mapping (PCP, NAT-PMP, UPnP IGD).
+    MappingAdded {
+        /// The host.
+        host: Ipv4Addr,
+        /// Protocol.
+        proto: Protocol,
+        /// The LAN endpoint.
+        internal: Endpoint,
+        /// The external port (in the port set).
+        external_port: u16,
+        /// Seconds granted.
+        lifetime_s: u32,
+        /// Who asked.
+        origin: crate::types::MappingOrigin,
+    },
+    /// A port mapping was deleted (lifetime 0).
+    MappingRemoved {
+        /// The host.
+        host: Ipv4Addr,
+        /// Protocol.
+        proto: Protocol,
+        /// The LAN endpoint.
+        internal: Endpoint,
+        /// The external port it had.
+        external_port: u16,
+    },
+    /// A port mapping's lifetime ran out without renewal.
+    MappingExpired {
+        /// The host.
+        host: Ipv4Addr,
+        /// Protocol.
+        proto: Protocol,
+        /// The LAN endpoint.
+        internal: Endpoint,
+        /// The external port it had.
+        external_port: u16,
+        /// Seconds its last renewal granted.
+        lifetime_s: u32,
+    },
     /// First filtered flow from a host to a destination.
     DestinationFiltered {
         /// The host.
@@ -376,7 +415,8 @@ pub(crate) struct HostRecord {
     pub(crate) named: Option<Timestamp>,
     /// Since when a named host's score stayed below the clearing threshold.
     pub(crate) quiet_since: Option<Timestamp>,
-    /// Static forwards to it: a host with one is never expired (`engine::hosts`).
+    /// Static forwards and port mappings to it: a host with one is never expired
+    /// (`engine::hosts`).
     pub(crate) forwards: u32,
     /// Since when it has held nothing (no session, no forward), while on the idle list.
     pub(crate) idle_since: Option<Timestamp>,

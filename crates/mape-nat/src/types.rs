@@ -300,3 +300,46 @@ impl core::str::FromStr for SessionState {
             .ok_or_else(|| format!("'{s}' is not a session state"))
     }
 }
+
+/// Who asked for a mapping (shown, persisted; the engine treats them all alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingOrigin {
+    /// PCP MAP (RFC 6887).
+    Pcp,
+    /// NAT-PMP (RFC 6886).
+    NatPmp,
+    /// UPnP IGD WANIPConnection.
+    Upnp,
+    /// The control socket or a test.
+    Control,
+}
+
+impl MappingOrigin {
+    /// Every origin, in code order.
+    pub const ALL: [MappingOrigin; 4] = [Self::Pcp, Self::NatPmp, Self::Upnp, Self::Control];
+
+    /// Stable snake_case name (metric label, `show mappings`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pcp => "pcp",
+            Self::NatPmp => "nat_pmp",
+            Self::Upnp => "upnp",
+            Self::Control => "control",
+        }
+    }
+
+    /// Its code in the saved table (`persist`).
+    pub(crate) const fn code(self) -> u8 {
+        match self {
+            Self::Pcp => 1,
+            Self::NatPmp => 2,
+            Self::Upnp => 3,
+            Self::Control => 4,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.code() == code)
+    }
+}

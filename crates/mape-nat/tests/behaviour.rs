@@ -694,6 +694,9 @@ fn serde_json_kind(k: &EventKind) -> String {
         EventKind::CulpritCleared { .. } => "culprit_cleared",
         EventKind::DestinationFiltered { .. } => "destination_filtered",
         EventKind::ExhaustionForecast { .. } => "exhaustion_forecast",
+        EventKind::MappingAdded { .. } => "mapping_added",
+        EventKind::MappingRemoved { .. } => "mapping_removed",
+        EventKind::MappingExpired { .. } => "mapping_expired",
     }
     .to_string()
 }

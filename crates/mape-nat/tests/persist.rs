@@ -351,12 +351,21 @@ fn damaged_files_are_refused_with_their_own_error() {
     b[0] = b'X';
     assert_eq!(SavedTable::decode(&b), Err(PersistError::BadMagic));
     let mut b = bytes.clone();
-    b[8] = 2;
+    b[8] = 3;
     assert_eq!(
         SavedTable::decode(&b),
         Err(PersistError::Version {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
+        })
+    );
+    let mut b = bytes.clone();
+    b[8] = 0;
+    assert_eq!(
+        SavedTable::decode(&b),
+        Err(PersistError::Version {
+            found: 0,
+            supported: 2
         })
     );
     let mut b = bytes.clone();

@@ -66,6 +66,16 @@ pub mod opcode {
     pub const PEER: u8 = 2;
 }
 
+/// Option codes (RFC 6887 §19.4); 0-127 are mandatory to process (§7.3).
+pub mod option {
+    /// THIRD_PARTY (§13.1): a mapping for another host.
+    pub const THIRD_PARTY: u8 = 1;
+    /// PREFER_FAILURE (§13.2): the suggested external port or nothing.
+    pub const PREFER_FAILURE: u8 = 2;
+    /// FILTER (§13.3): remote peers allowed in.
+    pub const FILTER: u8 = 3;
+}
+
 /// Result codes (RFC 6887 §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -421,7 +431,7 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// Parse a request under RFC 6887 §7 and §8.3 (see [`RequestError`] for what each
-    /// failure answers). Checks in order: length ≥ 2, version 2, R bit clear, length
+    /// failure answers). Checks in order: length ≥ 2, R bit clear, version 2, length
     /// 24..=1100 and a multiple of 4, opcode ANNOUNCE or MAP, room for its payload,
     /// options well formed.
     pub fn parse(data: &'a [u8]) -> core::result::Result<Request<'a>, RequestError> {
@@ -435,12 +445,15 @@ impl<'a> Request<'a> {
             opcode: op,
             map,
         };
+        // §8.3 lists the silent drops first: shorter than 2 octets, then the R bit, and
+        // only then the version. A response of any version is never answered (two
+        // servers answering each other's errors would loop).
+        if r_op & R_BIT != 0 {
+            return Err(RequestError::NotARequest);
+        }
         if version != VERSION {
             // §9: NAT-PMP (version 0) is the caller's to route before this.
             return Err(answer(ResultCode::UnsuppVersion, None));
-        }
-        if r_op & R_BIT != 0 {
-            return Err(RequestError::NotARequest);
         }
         if data.len() < HEADER_LEN || data.len() > MAX_MESSAGE_LEN || !data.len().is_multiple_of(4)
         {
@@ -792,6 +805,12 @@ mod tests {
         assert_eq!(Response::parse(&b), Ok(resp));
         // R bit set: dropped.
         assert_eq!(Request::parse(&MAP_RESP), Err(RequestError::NotARequest));
+        // §8.3: the R bit is looked at before the version, so a version-1 response (or a
+        // 2-byte one) is dropped, not answered UNSUPP_VERSION.
+        assert_eq!(Request::parse(&[1, 0x81]), Err(RequestError::NotARequest));
+        let mut v1_resp = MAP_RESP;
+        v1_resp[0] = 1;
+        assert_eq!(Request::parse(&v1_resp), Err(RequestError::NotARequest));
         // Too short, not a multiple of 4, too long.
         assert_eq!(rc(&MAP_REQ[..20]), Some(ResultCode::MalformedRequest));
         assert_eq!(rc(&MAP_REQ[..59]), Some(ResultCode::MalformedRequest));

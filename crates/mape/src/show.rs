@@ -53,6 +53,8 @@ enum What {
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
+    /// Port mappings LAN applications hold (PCP, NAT-PMP): each inside the port set.
+    Mappings,
     /// Remote endpoints by flows and hosts.
     Destinations,
     /// Named suspects with the evidence and one line of advice.
@@ -85,6 +87,7 @@ enum View {
     Ports,
     Hosts,
     Sessions,
+    Mappings,
     Destinations,
     Culprits,
     RtxSummary,
@@ -116,6 +119,7 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
             };
             (ask(sock, &Request::Sessions(q))?, View::Sessions)
         }
+        What::Mappings => (ask(sock, &Request::Mappings)?, View::Mappings),
         What::Destinations => (ask(sock, &Request::Snapshot)?, View::Destinations),
         What::Culprits => (ask(sock, &Request::Snapshot)?, View::Culprits),
         What::Nat { rest } => {
@@ -144,6 +148,7 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
         View::Ports => print_ports(&read(&value["snapshot"])?),
         View::Hosts => print_hosts(&read(&value)?),
         View::Sessions => print_sessions(&read::<Vec<_>>(&value)?),
+        View::Mappings => print_mappings(&read::<Vec<_>>(&value)?),
         View::Destinations => print_destinations(&read(&value)?),
         View::Culprits => print_culprits(&read(&value)?),
         View::RtxSummary => print_rtx_summary(&read(&value)?),
@@ -397,6 +402,29 @@ fn print_sessions(rows: &[mape_control::reply::SessionInfo]) {
             },
             r.idle_ms / 1000,
             r.left_ms / 1000
+        );
+    }
+}
+
+fn print_mappings(rows: &[mape_control::reply::MappingInfo]) {
+    if rows.is_empty() {
+        println!("no port mappings (PCP / NAT-PMP: [mappings] in the configuration)");
+        return;
+    }
+    println!(
+        "{:<5} {:<21} {:<21} {:<8} {:>8} {:>8} {:>8}",
+        "proto", "external", "internal", "by", "lifetime", "left", "sessions"
+    );
+    for r in rows {
+        println!(
+            "{:<5} {:<21} {:<21} {:<8} {:>7}s {:>7}s {:>8}",
+            r.proto.to_string(),
+            r.external.to_string(),
+            r.internal.to_string(),
+            r.origin.as_str(),
+            r.lifetime_s,
+            r.left_ms / 1000,
+            r.sessions
         );
     }
 }

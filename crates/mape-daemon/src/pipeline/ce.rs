@@ -72,6 +72,7 @@ impl CePipeline {
         let cfg = ce_config(ce, s)?;
         let mut ce_pipeline = Ce::new(cfg)?;
         ce_pipeline.nat_mut().set_signatures(ce.signatures.clone());
+        ce_pipeline.nat_mut().set_mapping_limits(ce.mappings.limits);
         Ok(Self {
             ce: ce_pipeline,
             settings: ce.clone(),
@@ -228,6 +229,7 @@ impl Pipeline for CePipeline {
                     .collect();
                 Some(json!({"snapshot": snap, "caps": caps}))
             }
+            Request::Mappings => serde_json::to_value(self.ce.nat().port_mappings(now)).ok(),
             _ => None,
         }
     }
@@ -274,6 +276,7 @@ impl Pipeline for CePipeline {
             now,
         )?;
         self.ce.nat_mut().set_signatures(new.signatures.clone());
+        self.ce.nat_mut().set_mapping_limits(new.mappings.limits);
         self.ce.set_lan_prefixes(new.lan_prefixes.clone());
         // The engine moved every entry off and back (its policy may have changed).
         if let FastPath::Ce(o) = &mut self.fast {
@@ -326,9 +329,21 @@ impl Pipeline for CePipeline {
         let directions = self.directions();
         let reassembling = self.ce.reassembly_in_progress() as u64;
         let events = self.events.clone();
+        let mut mappings = [0u64; 2];
+        for x in self.ce.nat().port_mappings(now) {
+            mappings[usize::from(x.proto == Protocol::Udp)] += 1;
+        }
         let fast = self.fast.metrics();
         Box::new(move |m| {
             fast(m);
+            for (proto, n) in ["tcp", "udp"].into_iter().zip(mappings) {
+                m.gauge(
+                    "mape_port_mappings",
+                    "Port mappings LAN applications hold (PCP, NAT-PMP), by protocol",
+                    &[("proto", proto)],
+                    n,
+                );
+            }
             nat_metrics(&view, m);
             drop_metrics(&drops, m);
             traffic_metrics(directions, m);

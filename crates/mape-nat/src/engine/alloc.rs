@@ -6,7 +6,7 @@ use crate::config::PortStrategy;
 use crate::drop::NatDrop;
 use crate::keys::pack_map;
 use crate::list::{Link, NIL};
-use crate::session::{host_link, timer_link, Session};
+use crate::session::{host_link, timer_link, MappingKind, Session};
 use crate::stats::EventKind;
 use crate::tier::Tier;
 use crate::timers::CLASS_TCP_TIME_WAIT;
@@ -397,10 +397,13 @@ impl Nat {
     /// Whether ending session `s` makes room for a new flow at `now`: it may be reclaimed
     /// (not a reset still in its grace, `Nat::closing_reclaimable`), it is its mapping's
     /// last session (the host's held count drops), and, when the new flow goes to `want`,
-    /// its port is left free or its (port, remote) tuple is `want`'s.
+    /// its port is left free or its (port, remote) tuple is `want`'s. Never a session of a
+    /// port mapping (`engine::mappings`: its port stays held).
     fn makes_room(&self, s: u32, now: Timestamp, want: Option<Endpoint>) -> bool {
         let x = &self.sessions[s as usize];
-        if self.mappings[x.mapping as usize].sessions != 1 || self.in_rst_grace(s, now) {
+        let m = &self.mappings[x.mapping as usize];
+        // A port mapping keeps its port when its last session goes.
+        if m.sessions != 1 || m.kind == MappingKind::Leased || self.in_rst_grace(s, now) {
             return false;
         }
         let Some(want) = want else {

@@ -114,11 +114,18 @@ impl Nat {
                 self.remove_session(s, now);
             }
         }
+        if self.leases.due(now) {
+            self.expire_leases(now);
+        }
         self.expire_hosts(now, all);
     }
 
     /// The earliest time a session may expire (for the daemon's timer), if any.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.timers.next_deadline(&self.sessions)
+        let sessions = self.timers.next_deadline(&self.sessions);
+        match (sessions, self.leases.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

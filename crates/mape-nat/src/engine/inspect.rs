@@ -308,7 +308,7 @@ impl Nat {
                     m.sessions
                 ));
             }
-            if n == 0 && !m.is_static() {
+            if n == 0 && !m.is_held() {
                 return Err(format!("mapping {i}: alive without sessions"));
             }
             let Some(ix) = self.ports.index_of(m.ext_port) else {
@@ -346,7 +346,8 @@ impl Nat {
         if active != self.active_hosts {
             return Err(format!("active hosts {} vs {active}", self.active_hosts));
         }
-        self.check_hosts()
+        self.check_hosts()?;
+        self.check_leases()
     }
 
     /// Bytes held by the session table: arenas, free lists, the three indexes (64-byte

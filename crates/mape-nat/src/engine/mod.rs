@@ -12,7 +12,9 @@
 //!   and reconfiguration;
 //! - `expiry`: timer expiry and the exhaustion forecast;
 //! - `inspect`: snapshots, the session list and the invariant checker (off the packet path);
-//! - `restore`: saving the session table and restoring it after a restart.
+//! - `restore`: saving the session table and restoring it after a restart;
+//! - `mappings`: port mappings LAN applications ask for (PCP, NAT-PMP, UPnP IGD), with
+//!   their lifetimes.
 //!
 //! Shape (after Jool's BIB/session DB): one arena of sessions (one 64-byte cache line
 //! each, `session::Session`) and one of mappings; three hash indexes (`index::FlowIndex`:
@@ -53,6 +55,7 @@ use crate::stats::{DestRecord, Event, HostRecord};
 use crate::tier::TIERS;
 use crate::timers::{TimerTable, CLASSES};
 use crate::token_bucket::TokenBucket;
+pub use mappings::{MappingGrant, MappingInfo, MappingLimits, MappingRefusal, MappingRequest};
 pub use offload::{FlowSeen, OffloadDrain, OffloadFlow, OffloadOp};
 pub use restore::RestoreReport;
 
@@ -63,6 +66,7 @@ mod batch;
 mod expiry;
 mod hosts;
 mod inspect;
+mod mappings;
 mod offload;
 mod refusal;
 mod restore;
@@ -225,6 +229,8 @@ pub struct Nat {
     named: Vec<u32>,
     /// The kernel fast path's journal (`offload`).
     offload: offload::Offload,
+    /// Port mappings with their lifetimes (`mappings`).
+    leases: mappings::Leases,
 }
 
 /// The refusal notice bucket a configuration asks for.
@@ -268,6 +274,7 @@ impl Nat {
             signatures: Arc::new(Catalogue::builtin()),
             named: Vec::new(),
             offload: offload::Offload::default(),
+            leases: mappings::Leases::default(),
         };
         let forwards = nat.cfg.forwards.clone();
         nat.install_forwards(&forwards, Timestamp(0))?;

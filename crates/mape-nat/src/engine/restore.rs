@@ -34,6 +34,12 @@ pub struct RestoreReport {
     pub outside_port_set: u32,
     /// Sessions through a forward the configuration no longer has.
     pub forward_gone: u32,
+    /// Sessions through a port mapping that was not restored.
+    pub mapping_gone: u32,
+    /// Port mappings in the file.
+    pub mappings_saved: u32,
+    /// Port mappings restored, with their lifetime less the downtime.
+    pub mappings_restored: u32,
     /// Sessions whose port a forward holds now, or that repeat another session's key.
     pub conflicting: u32,
     /// Sessions over the configured session limit, or of a new host beyond
@@ -62,6 +68,7 @@ enum Gone {
     OutsidePortSet,
     NoForward,
     Conflicting,
+    NoLease,
 }
 
 impl Nat {
@@ -90,6 +97,13 @@ impl Nat {
                 ids.push(m);
             }
         }
+        // Port mappings are kept without sessions too.
+        for m in self.lease_mappings() {
+            if used[m as usize] == NIL {
+                used[m as usize] = 0;
+                ids.push(m);
+            }
+        }
         ids.sort_by_key(|&m| !self.mappings[m as usize].eim_indexed);
         for (i, &m) in ids.iter().enumerate() {
             used[m as usize] = i as u32;
@@ -103,6 +117,7 @@ impl Nat {
                     internal: x.internal,
                     ext_port: x.ext_port,
                     forward: x.is_static(),
+                    lease: self.saved_lease(m, now),
                 }
             })
             .collect();
@@ -167,7 +182,25 @@ impl Nat {
             downtime_ms: downtime,
             ..RestoreReport::default()
         };
-        let mut placed: Vec<Placed> = table.mappings.iter().map(|m| self.place_of(m)).collect();
+        // Port mappings first: their sessions go onto them, and they hold their ports.
+        let mut placed: Vec<Option<Placed>> = Vec::with_capacity(table.mappings.len());
+        for m in &table.mappings {
+            placed.push(m.lease.map(|lease| {
+                report.mappings_saved += 1;
+                match self.restore_lease(m, &lease, now, downtime) {
+                    Some(at) => {
+                        report.mappings_restored += 1;
+                        Placed::At(at)
+                    }
+                    None => Placed::Gone(Gone::NoLease),
+                }
+            }));
+        }
+        let mut placed: Vec<Placed> = placed
+            .into_iter()
+            .zip(&table.mappings)
+            .map(|(p, m)| p.unwrap_or_else(|| self.place_of(m)))
+            .collect();
         for saved in &table.sessions {
             let m = &table.mappings[saved.mapping as usize];
             let stream = saved.bits & STREAM != 0;
@@ -188,6 +221,7 @@ impl Nat {
                         Gone::OutsidePortSet => &mut report.outside_port_set,
                         Gone::NoForward => &mut report.forward_gone,
                         Gone::Conflicting => &mut report.conflicting,
+                        Gone::NoLease => &mut report.mapping_gone,
                     } += 1;
                     continue;
                 }

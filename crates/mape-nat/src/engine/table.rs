@@ -59,11 +59,15 @@ impl Nat {
         }
     }
 
-    /// Whether a dynamic mapping holds a forward's port (then it cannot be installed now).
+    /// Whether a dynamic mapping or a port mapping holds a forward's port (then it cannot
+    /// be installed now).
     fn forward_port_busy(&self, f: &StaticForward) -> bool {
         self.ports.index_of(f.external_port).is_some_and(|ix| {
             let slot = self.pools[f.proto.index()].slots[ix as usize];
-            slot.users > 0 && !slot.is_static
+            let forward = slot
+                .owner
+                .is_some_and(|o| self.mappings[o as usize].is_static());
+            slot.users > 0 && !(slot.is_static && forward)
         })
     }
 
@@ -248,7 +252,7 @@ impl Nat {
         m
     }
 
-    fn release_mapping(&mut self, m: u32, now: Timestamp, count_host: bool) {
+    pub(super) fn release_mapping(&mut self, m: u32, now: Timestamp, count_host: bool) {
         let (proto, ext_port, host, eim) = {
             let x = &self.mappings[m as usize];
             (x.proto, x.ext_port, x.host, x.eim_indexed)
@@ -433,7 +437,7 @@ impl Nat {
         self.free_sessions.push(s);
         let mm = &mut self.mappings[m as usize];
         mm.sessions -= 1;
-        if mm.sessions == 0 && !mm.is_static() {
+        if mm.sessions == 0 && !mm.is_held() {
             self.release_mapping(m, now, true);
         }
         self.host_maybe_idle(host, now);
