@@ -151,6 +151,17 @@ pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
     let mut opts = LabOptions::new(mape, "mape");
     opts.fast_path = "auto".into();
     let mut lab = Lab::up(opts)?;
+    // The connect loops close first (conn_rate) or last, tens of thousands of times in
+    // one run: lan1 may reuse its own TIME_WAIT ports for new outgoing connections
+    // (RFC 6191 timestamps) over the whole port range, so the client's own port supply
+    // never limits a later mode.
+    let lan1 = lab.ns("lan1");
+    for k in [
+        "net.ipv4.tcp_tw_reuse=1",
+        "net.ipv4.ip_local_port_range=1024 65535",
+    ] {
+        lab.exec_ok(&lan1, &["sysctl", "-qw", k])?;
+    }
     let mut r = BenchResult::default();
     measure(&lab, secs, "mape", &mut r)?;
     conn_rate(&lab, secs, "mape", &mut r)?;
