@@ -131,19 +131,53 @@ fn active_status(
     }
 }
 
-/// Traffic the fast path forwarded since the last fold, from its cumulative counters.
-fn traffic_since(now: &Counters, base: &Counters) -> (Traffic, Traffic) {
-    let d = |c| now.get(c).saturating_sub(base.get(c));
-    (
-        Traffic {
-            packets: d(Counter::OutPackets),
-            bytes: d(Counter::OutBytes),
-        },
-        Traffic {
-            packets: d(Counter::InPackets),
-            bytes: d(Counter::InBytes),
-        },
-    )
+/// The once-a-second step both pipelines share: when it is due, the deadline's renewal,
+/// and the traffic forwarded since the last one, from the programs' cumulative counters.
+struct Fold {
+    last: Option<Timestamp>,
+    base: Counters,
+}
+
+impl Fold {
+    fn new(base: Counters) -> Self {
+        Self { last: None, base }
+    }
+
+    /// Whether a fold is due at `now` (then it counts as done).
+    fn due(&mut self, now: Timestamp) -> bool {
+        if self
+            .last
+            .is_some_and(|t| now.millis() < t.millis() + FOLD_EVERY_MS)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+
+    /// Traffic since the last call (out, in), from the counters `now`.
+    fn traffic(&mut self, now: Counters) -> (Traffic, Traffic) {
+        let d = |c| now.get(c).saturating_sub(self.base.get(c));
+        let t = (
+            Traffic {
+                packets: d(Counter::OutPackets),
+                bytes: d(Counter::OutBytes),
+            },
+            Traffic {
+                packets: d(Counter::InPackets),
+                bytes: d(Counter::InBytes),
+            },
+        );
+        self.base = now;
+        t
+    }
+}
+
+/// Logs a failed renewal: the programs stop forwarding at the deadline.
+fn renewed(r: Result<(), mape_fastpath::FastPathError>) {
+    if let Err(e) = r {
+        tracing::error!(error = %e, "fast path deadline not renewed; it stops forwarding within 3 s");
+    }
 }
 
 /// The CE's programs and the bookkeeping that keeps them in step with the engine.
@@ -157,9 +191,8 @@ pub struct CeOffload {
     origin_ns: u64,
     /// Flows with an entry, and the kernel's last-packet time folded last.
     tracked: HashMap<OffloadFlow, u64>,
-    /// The counters already added to the pipeline's.
-    base: Counters,
-    last_fold: Option<Timestamp>,
+    /// The once-a-second step.
+    fold: Fold,
     /// Installs the maps refused (full): those flows stay on the TUN path.
     refused: u64,
 }
@@ -173,7 +206,7 @@ impl CeOffload {
         domain: MapDomain,
         origin_ns: u64,
     ) -> Self {
-        let base = fp.counters();
+        let fold = Fold::new(fp.counters());
         Self {
             fp,
             mode,
@@ -181,8 +214,7 @@ impl CeOffload {
             domain,
             origin_ns,
             tracked: HashMap::new(),
-            base,
-            last_fold: None,
+            fold,
             refused: 0,
         }
     }
@@ -261,25 +293,17 @@ impl CeOffload {
     /// Once a second: every flow's last packet folded into the engine, the traffic into
     /// the pipeline's counters, the deadline renewed.
     pub fn tick(&mut self, nat: &mut Nat, counters: &mut PipelineCounters, now: Timestamp) {
-        if self
-            .last_fold
-            .is_some_and(|t| now.millis() < t.millis() + FOLD_EVERY_MS)
-        {
+        if !self.fold.due(now) {
             return;
         }
-        self.last_fold = Some(now);
-        if let Err(e) = self.fp.renew(mape_fastpath::monotonic_ns()) {
-            tracing::error!(error = %e, "fast path deadline not renewed; it stops forwarding within 3 s");
-        }
+        renewed(self.fp.renew(mape_fastpath::monotonic_ns()));
         let flows: Vec<OffloadFlow> = self.tracked.keys().copied().collect();
         for f in &flows {
             self.fold_one(nat, now, f, false);
         }
         self.apply(nat, now);
-        let c = self.fp.counters();
-        let (out, back) = traffic_since(&c, &self.base);
+        let (out, back) = self.fold.traffic(self.fp.counters());
         counters.add_fast_path(out, back);
-        self.base = c;
     }
 
     /// Detaches the programs (stop).
@@ -298,40 +322,30 @@ pub struct BrOffload {
     fp: BrFastPath,
     mode: FastPathMode,
     names: Vec<String>,
-    base: Counters,
-    last_fold: Option<Timestamp>,
+    fold: Fold,
 }
 
 impl BrOffload {
     /// Wraps attached programs.
     pub fn new(fp: BrFastPath, mode: FastPathMode, names: Vec<String>) -> Self {
-        let base = fp.counters();
+        let fold = Fold::new(fp.counters());
         Self {
             fp,
             mode,
             names,
-            base,
-            last_fold: None,
+            fold,
         }
     }
 
     /// Once a second: the deadline renewed, the traffic added to the pipeline's counters
     /// (internet → domain is the BR's IPv4-to-IPv6 way).
     pub fn tick(&mut self, counters: &mut PipelineCounters, now: Timestamp) {
-        if self
-            .last_fold
-            .is_some_and(|t| now.millis() < t.millis() + FOLD_EVERY_MS)
-        {
+        if !self.fold.due(now) {
             return;
         }
-        self.last_fold = Some(now);
-        if let Err(e) = self.fp.renew(mape_fastpath::monotonic_ns()) {
-            tracing::error!(error = %e, "fast path deadline not renewed; it stops forwarding within 3 s");
-        }
-        let c = self.fp.counters();
-        let (to_internet, to_domain) = traffic_since(&c, &self.base);
+        renewed(self.fp.renew(mape_fastpath::monotonic_ns()));
+        let (to_internet, to_domain) = self.fold.traffic(self.fp.counters());
         counters.add_fast_path(to_domain, to_internet);
-        self.base = c;
     }
 
     /// Detaches the programs (stop).

@@ -80,21 +80,17 @@ static __always_inline int from_domain(struct __sk_buff *skb)
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *h6 = data + L3;
-	struct iphdr *ip = data + IN_L3;
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
+	if ((void *)(h6 + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
 		return pass(FP_PASS_NOT_FLOW);
 	if (h6->nexthdr != IPPROTO_IPIP || !addr6_eq(&h6->daddr, cfg->br_addr))
 		return pass(FP_PASS_NOT_FLOW);
 	if (h6->hop_limit <= 1)
 		return pass(FP_PASS_TTL);
-	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+	struct iphdr *ip = flow_ip4(data, end, IN_L3);
+	if (!ip)
 		return pass(FP_PASS_NOT_FLOW);
 	__u8 proto = ip->protocol;
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return pass(FP_PASS_NOT_FLOW);
-	struct udphdr *ports = data + IN_L3 + IP4_LEN;
-	if ((void *)(ports + 1) > end || !ip4_csum_ok(ip))
-		return pass(FP_PASS_NOT_FLOW);
+	struct udphdr *ports = (void *)(ip + 1);
 	__u32 ip_len = bpf_ntohs(ip->tot_len);
 	if (bpf_ntohs(h6->payload_len) != ip_len || IN_L3 + ip_len > skb->len)
 		return pass(FP_PASS_NOT_FLOW);
@@ -131,15 +127,9 @@ static __always_inline int from_domain(struct __sk_buff *skb)
 		count(FP_DROP_HELPER, 1);
 		return TC_ACT_SHOT;
 	}
-	__be16 type = bpf_htons(ETH_P_IP);
-	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
-	if (redirect) {
-		bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
-		bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
-	}
 	count(FP_OUT_PACKETS, pkts);
 	count(FP_OUT_BYTES, bytes);
-	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
+	return send(skb, &fib, redirect, ETH_P_IP);
 }
 
 static __always_inline int from_internet(struct __sk_buff *skb)
@@ -151,17 +141,13 @@ static __always_inline int from_internet(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct iphdr *ip = data + L3;
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return pass(FP_PASS_NOT_FLOW);
-	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+	struct iphdr *ip = flow_ip4(data, end, L3);
+	if (!ip)
 		return pass(FP_PASS_NOT_FLOW);
 	__u8 proto = ip->protocol;
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return pass(FP_PASS_NOT_FLOW);
-	struct udphdr *ports = data + L3 + IP4_LEN;
-	if ((void *)(ports + 1) > end || !ip4_csum_ok(ip))
-		return pass(FP_PASS_NOT_FLOW);
+	struct udphdr *ports = (void *)(ip + 1);
 	const struct br_rule *r = rule_of(ip->daddr);
 	if (!r)
 		return pass(FP_PASS_NOT_FLOW);
@@ -214,15 +200,9 @@ static __always_inline int from_internet(struct __sk_buff *skb)
 		count(FP_DROP_HELPER, 1);
 		return TC_ACT_SHOT;
 	}
-	__be16 type = bpf_htons(ETH_P_IPV6);
-	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
-	if (redirect) {
-		bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
-		bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
-	}
 	count(FP_IN_PACKETS, pkts);
 	count(FP_IN_BYTES, bytes);
-	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
+	return send(skb, &fib, redirect, ETH_P_IPV6);
 }
 
 /* The domain side: 4in6 from CEs. */

@@ -45,21 +45,13 @@ int ce_lan(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct iphdr *ip = data + L3;
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return pass(FP_PASS_NOT_FLOW);
-	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+	struct iphdr *ip = flow_ip4(data, end, L3);
+	if (!ip)
 		return pass(FP_PASS_NOT_FLOW);
 	__u8 proto = ip->protocol;
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return pass(FP_PASS_NOT_FLOW);
-	void *l4 = data + L3 + IP4_LEN;
-	if (l4 + sizeof(struct tcphdr) > end && proto == IPPROTO_TCP)
-		return pass(FP_PASS_NOT_FLOW);
-	if (l4 + sizeof(struct udphdr) > end)
-		return pass(FP_PASS_NOT_FLOW);
-	if (!ip4_csum_ok(ip))
-		return pass(FP_PASS_NOT_FLOW);
+	void *l4 = (void *)(ip + 1);
 	__u32 hdrs = IP4_LEN;
 	__be32 ack = 0;
 	int has_ack = 0;
@@ -115,15 +107,7 @@ int ce_lan(struct __sk_buff *skb)
 	__u64 pkts, bytes;
 	traffic(skb, L3, hdrs, &pkts, &bytes);
 
-	/* NAT (RFC 1624): the pseudo-header and the port in the L4 checksum, the address
-	 * in the IPv4 header checksum. */
-	int csum = L3 + IP4_LEN + l4_csum_off(proto);
-	__u64 f = l4_csum_flags(proto);
-	if (bpf_l4_csum_replace(skb, csum, old_addr, new_addr, f | BPF_F_PSEUDO_HDR | 4) ||
-	    bpf_l4_csum_replace(skb, csum, old_port, new_port, f | 2) ||
-	    bpf_l3_csum_replace(skb, L3 + 10, old_addr, new_addr, 4) ||
-	    bpf_skb_store_bytes(skb, L3 + 12, &new_addr, 4, 0) ||
-	    bpf_skb_store_bytes(skb, L3 + IP4_LEN, &new_port, 2, 0) ||
+	if (nat_rewrite(skb, L3, proto, 12, old_addr, new_addr, 0, old_port, new_port) ||
 	    ttl_decrement(skb, L3, ttl, proto))
 		return pass(FP_PASS_HELPER);
 
@@ -139,13 +123,6 @@ int ce_lan(struct __sk_buff *skb)
 		count(FP_DROP_HELPER, 1);
 		return TC_ACT_SHOT;
 	}
-	__be16 type = bpf_htons(ETH_P_IPV6);
-	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
-	if (redirect) {
-		bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
-		bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
-	}
-
 	v->last_seen = bpf_ktime_get_ns();
 	if (has_ack) {
 		v->lan_ack = ack;
@@ -155,7 +132,7 @@ int ce_lan(struct __sk_buff *skb)
 	__sync_fetch_and_add(&v->bytes, bytes);
 	count(FP_OUT_PACKETS, pkts);
 	count(FP_OUT_BYTES, bytes);
-	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
+	return send(skb, &fib, redirect, ETH_P_IPV6);
 }
 
 SEC("tc")
@@ -169,21 +146,18 @@ int ce_wan(struct __sk_buff *skb)
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *h6 = data + L3;
-	struct iphdr *ip = data + IN_L3;
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
+	if ((void *)(h6 + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
 		return pass(FP_PASS_NOT_FLOW);
 	if (h6->nexthdr != IPPROTO_IPIP || !addr6_eq(&h6->daddr, cfg->ce_addr))
 		return pass(FP_PASS_NOT_FLOW);
-	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+	/* Routed into the TUN, the outer packet would lose a hop first. */
+	if (h6->hop_limit <= 1)
+		return pass(FP_PASS_TTL);
+	struct iphdr *ip = flow_ip4(data, end, IN_L3);
+	if (!ip || ip->daddr != cfg->ext_addr)
 		return pass(FP_PASS_NOT_FLOW);
 	__u8 proto = ip->protocol;
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return pass(FP_PASS_NOT_FLOW);
-	void *l4 = data + IN_L3 + IP4_LEN;
-	if (l4 + sizeof(struct udphdr) > end)
-		return pass(FP_PASS_NOT_FLOW);
-	if (!ip4_csum_ok(ip) || ip->daddr != cfg->ext_addr)
-		return pass(FP_PASS_NOT_FLOW);
+	void *l4 = (void *)(ip + 1);
 	__u32 hdrs = IP4_LEN;
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
@@ -233,13 +207,7 @@ int ce_wan(struct __sk_buff *skb)
 	__u64 pkts, bytes;
 	traffic(skb, IN_L3, hdrs, &pkts, &bytes);
 
-	int csum = IN_L3 + IP4_LEN + l4_csum_off(proto);
-	__u64 f = l4_csum_flags(proto);
-	if (bpf_l4_csum_replace(skb, csum, old_addr, new_addr, f | BPF_F_PSEUDO_HDR | 4) ||
-	    bpf_l4_csum_replace(skb, csum, old_port, new_port, f | 2) ||
-	    bpf_l3_csum_replace(skb, IN_L3 + 10, old_addr, new_addr, 4) ||
-	    bpf_skb_store_bytes(skb, IN_L3 + 16, &new_addr, 4, 0) ||
-	    bpf_skb_store_bytes(skb, IN_L3 + IP4_LEN + 2, &new_port, 2, 0))
+	if (nat_rewrite(skb, IN_L3, proto, 16, old_addr, new_addr, 2, old_port, new_port))
 		return pass(FP_PASS_HELPER);
 	if (redirect && ttl_decrement(skb, IN_L3, ttl, proto))
 		return pass(FP_PASS_HELPER);
@@ -249,19 +217,12 @@ int ce_wan(struct __sk_buff *skb)
 		count(FP_DROP_HELPER, 1);
 		return TC_ACT_SHOT;
 	}
-	__be16 type = bpf_htons(ETH_P_IP);
-	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
-	if (redirect) {
-		bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
-		bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
-	}
-
 	v->last_seen = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&v->packets, pkts);
 	__sync_fetch_and_add(&v->bytes, bytes);
 	count(FP_IN_PACKETS, pkts);
 	count(FP_IN_BYTES, bytes);
-	return redirect ? bpf_redirect(fib.ifindex, 0) : TC_ACT_OK;
+	return send(skb, &fib, redirect, ETH_P_IP);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

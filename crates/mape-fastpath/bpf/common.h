@@ -128,6 +128,57 @@ static __always_inline int ttl_decrement(struct __sk_buff *skb, int off, __u8 tt
 	return bpf_l3_csum_replace(skb, off + 10, old, new, 2);
 }
 
+/* The IPv4 header at `off` when it is one the fast path handles: version 4 without
+ * options, not a fragment, TCP or UDP with at least the UDP header's 8 bytes (both
+ * ports) in the linear data, and a header checksum that verifies (RFC 1812 §5.2.2).
+ * NULL otherwise. */
+static __always_inline struct iphdr *flow_ip4(void *data, void *end, __u32 off)
+{
+	struct iphdr *ip = data + off;
+	if ((void *)(ip + 1) > end)
+		return NULL;
+	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
+		return NULL;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return NULL;
+	if ((void *)(ip + 1) + sizeof(struct udphdr) > end || !ip4_csum_ok(ip))
+		return NULL;
+	return ip;
+}
+
+/* NAT (RFC 1624 incremental checksums) of the IPv4 header at `l3`: the address at byte
+ * `addr_at` of the header (12 source, 16 destination) and the port at byte `port_at` of
+ * the L4 header (0 source, 2 destination), with the L4 checksum (pseudo-header, port)
+ * and the header checksum. Non-zero when a helper refused. */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, __u32 l3, __u8 proto,
+				       __u32 addr_at, __be32 old_addr, __be32 new_addr,
+				       __u32 port_at, __be16 old_port, __be16 new_port)
+{
+	__u32 l4 = l3 + IP4_LEN;
+	__u32 csum = l4 + l4_csum_off(proto);
+	__u64 f = l4_csum_flags(proto);
+	return bpf_l4_csum_replace(skb, csum, old_addr, new_addr, f | BPF_F_PSEUDO_HDR | 4) ||
+	       bpf_l4_csum_replace(skb, csum, old_port, new_port, f | 2) ||
+	       bpf_l3_csum_replace(skb, l3 + 10, old_addr, new_addr, 4) ||
+	       bpf_skb_store_bytes(skb, l3 + addr_at, &new_addr, 4, 0) ||
+	       bpf_skb_store_bytes(skb, l4 + port_at, &new_port, 2, 0);
+}
+
+/* Sends the packet on: the ethertype written, and with a FIB answer (`redirect`) the
+ * MACs it gave and out of its interface; without one, on through the kernel's own
+ * forwarding, which resolves the neighbour and decrements the TTL itself. */
+static __always_inline int send(struct __sk_buff *skb, const struct bpf_fib_lookup *fib,
+				int redirect, __u16 ethertype)
+{
+	__be16 type = bpf_htons(ethertype);
+	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
+	if (!redirect)
+		return TC_ACT_OK;
+	bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0);
+	bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0);
+	return bpf_redirect(fib->ifindex, 0);
+}
+
 /* Segments and IPv4 bytes of a packet whose IPv4 header starts at `l3`: a GSO
  * super-packet counts as the segments it will become. */
 static __always_inline void traffic(struct __sk_buff *skb, __u32 l3, __u32 hdrs, __u64 *pkts,

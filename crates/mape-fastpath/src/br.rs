@@ -106,27 +106,9 @@ impl BrFastPath {
     /// Attaches `br_ingress` (either side, by ethertype) at ingress of each interface.
     /// On failure what was attached is detached again.
     pub fn attach(&mut self, links: &[u32]) -> Result<(), FastPathError> {
-        let p = self
-            .obj
-            .progs()
-            .find(|p| p.name() == "br_ingress")
-            .ok_or_else(|| FastPathError::Mismatch {
-                object: OBJECT,
-                what: "no program br_ingress".into(),
-            })?;
-        let mut attached = Vec::new();
-        for &ifindex in links {
-            match Hook::attach(&p, ifindex) {
-                Ok(h) => attached.push(h),
-                Err(e) => {
-                    for h in attached {
-                        let _ = h.detach();
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        self.hooks.extend(attached);
+        let plan: Vec<(&str, u32)> = links.iter().map(|&i| ("br_ingress", i)).collect();
+        let hooks = crate::tc::attach_all(OBJECT, &self.obj, &plan)?;
+        self.hooks.extend(hooks);
         Ok(())
     }
 

@@ -66,25 +66,13 @@ impl CeFastPath {
     /// Attaches `ce_lan` at ingress of each LAN interface and `ce_wan` at ingress of the
     /// WAN interface. On failure what was attached is detached again.
     pub fn attach(&mut self, lan: &[u32], wan: u32) -> Result<(), FastPathError> {
-        let plan = lan
+        let plan: Vec<(&str, u32)> = lan
             .iter()
             .map(|&i| ("ce_lan", i))
-            .chain(std::iter::once(("ce_wan", wan)));
-        for (prog, ifindex) in plan {
-            let p = self.obj.progs().find(|p| p.name() == prog).ok_or_else(|| {
-                FastPathError::Mismatch {
-                    object: OBJECT,
-                    what: format!("no program {prog}"),
-                }
-            })?;
-            match Hook::attach(&p, ifindex) {
-                Ok(h) => self.hooks.push(h),
-                Err(e) => {
-                    self.detach();
-                    return Err(e);
-                }
-            }
-        }
+            .chain(std::iter::once(("ce_wan", wan)))
+            .collect();
+        let hooks = crate::tc::attach_all(OBJECT, &self.obj, &plan)?;
+        self.hooks.extend(hooks);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 
 use std::os::fd::AsFd;
 
-use libbpf_rs::{Program, TcHookBuilder, TC_INGRESS};
+use libbpf_rs::{Object, Program, TcHookBuilder, TC_INGRESS};
 
 use crate::FastPathError;
 
@@ -49,6 +49,36 @@ impl Hook {
     pub fn detach(self) -> Result<(), FastPathError> {
         remove_ours(self.ifindex).map(|_| ())
     }
+}
+
+/// Attaches each `(program, interface)` of `plan` from `obj`; on a failure the ones
+/// attached so far are detached again and nothing stays.
+pub(crate) fn attach_all(
+    object: &'static str,
+    obj: &Object,
+    plan: &[(&str, u32)],
+) -> Result<Vec<Hook>, FastPathError> {
+    let mut hooks: Vec<Hook> = Vec::new();
+    for &(name, ifindex) in plan {
+        let attached = obj
+            .progs()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| FastPathError::Mismatch {
+                object,
+                what: format!("no program {name}"),
+            })
+            .and_then(|p| Hook::attach(&p, ifindex));
+        match attached {
+            Ok(h) => hooks.push(h),
+            Err(e) => {
+                for h in hooks {
+                    let _ = h.detach();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(hooks)
 }
 
 /// Removes a filter of ours left at ingress of `ifindex` (a killed daemon's), if any,
