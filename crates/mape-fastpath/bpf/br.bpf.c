@@ -78,16 +78,12 @@ static __always_inline int from_domain(struct __sk_buff *skb)
 		return pass(FP_PASS_STALE);
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
 	struct ipv6hdr *h6 = data + L3;
-	if ((void *)(h6 + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
-		return pass(FP_PASS_NOT_FLOW);
-	if (h6->nexthdr != IPPROTO_IPIP || !addr6_eq(&h6->daddr, cfg->br_addr))
-		return pass(FP_PASS_NOT_FLOW);
-	if (h6->hop_limit <= 1)
-		return pass(FP_PASS_TTL);
-	struct iphdr *ip = flow_ip4(data, end, IN_L3);
+	__u32 why;
+	struct iphdr *ip = tunnel_ip4(data, end, cfg->br_addr, &why);
 	if (!ip)
+		return pass(why);
+	if ((void *)(h6 + 1) > end)
 		return pass(FP_PASS_NOT_FLOW);
 	__u8 proto = ip->protocol;
 	struct udphdr *ports = (void *)(ip + 1);

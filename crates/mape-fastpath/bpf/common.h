@@ -146,6 +146,26 @@ static __always_inline struct iphdr *flow_ip4(void *data, void *end, __u32 off)
 	return ip;
 }
 
+/* The inner IPv4 header of a 4in6 frame for `ours` (RFC 2473, next header 4) when the
+ * fast path may take it: the outer hop limit would not expire on the way into the TUN,
+ * and the inner header passes flow_ip4. NULL otherwise, with the pass reason in `why`. */
+static __always_inline struct iphdr *tunnel_ip4(void *data, void *end, const __u8 ours[16],
+						__u32 *why)
+{
+	struct ethhdr *eth = data;
+	struct ipv6hdr *h6 = data + ETH_LEN;
+	*why = FP_PASS_NOT_FLOW;
+	if ((void *)(h6 + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return NULL;
+	if (h6->nexthdr != IPPROTO_IPIP || !addr6_eq(&h6->daddr, ours))
+		return NULL;
+	if (h6->hop_limit <= 1) {
+		*why = FP_PASS_TTL;
+		return NULL;
+	}
+	return flow_ip4(data, end, ETH_LEN + IP6_LEN);
+}
+
 /* NAT (RFC 1624 incremental checksums) of the IPv4 header at `l3`: the address at byte
  * `addr_at` of the header (12 source, 16 destination) and the port at byte `port_at` of
  * the L4 header (0 source, 2 destination), with the L4 checksum (pseudo-header, port)

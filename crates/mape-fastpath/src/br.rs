@@ -8,7 +8,7 @@ use mape_rules::{IidFormat, Rule};
 
 use crate::layout::{self, Counters};
 use crate::objects::{self, BR_OBJECT};
-use crate::tc::Hook;
+use crate::tc::Hooks;
 use crate::{FastPathError, DEADLINE};
 
 const OBJECT: &str = "br";
@@ -72,7 +72,7 @@ pub struct BrFastPath {
     config: MapHandle,
     stats: MapHandle,
     params: BrParams,
-    hooks: Vec<Hook>,
+    hooks: Hooks,
 }
 
 impl BrFastPath {
@@ -97,7 +97,7 @@ impl BrFastPath {
             config,
             stats,
             params,
-            hooks: Vec::new(),
+            hooks: Hooks::default(),
         };
         fp.renew(crate::monotonic_ns())?;
         Ok(fp)
@@ -107,21 +107,17 @@ impl BrFastPath {
     /// On failure what was attached is detached again.
     pub fn attach(&mut self, links: &[u32]) -> Result<(), FastPathError> {
         let plan: Vec<(&str, u32)> = links.iter().map(|&i| ("br_ingress", i)).collect();
-        let hooks = crate::tc::attach_all(OBJECT, &self.obj, &plan)?;
-        self.hooks.extend(hooks);
-        Ok(())
+        self.hooks.attach(OBJECT, &self.obj, &plan)
     }
 
     /// Detaches every filter this instance attached.
     pub fn detach(&mut self) {
-        for h in self.hooks.drain(..) {
-            let _ = h.detach();
-        }
+        self.hooks.detach();
     }
 
     /// The interfaces it is attached to.
     pub fn attached(&self) -> Vec<u32> {
-        self.hooks.iter().map(Hook::ifindex).collect()
+        self.hooks.ifindexes()
     }
 
     /// Lets the programs forward until [`DEADLINE`] after `now_ns`.

@@ -8,7 +8,7 @@ use mape_nat::OffloadFlow;
 
 use crate::layout::{self, Counters, EntrySeen};
 use crate::objects::{self, CE_OBJECT};
-use crate::tc::Hook;
+use crate::tc::Hooks;
 use crate::{FastPathError, DEADLINE};
 
 const OBJECT: &str = "ce";
@@ -37,7 +37,7 @@ pub struct CeFastPath {
     config: MapHandle,
     stats: MapHandle,
     params: CeParams,
-    hooks: Vec<Hook>,
+    hooks: Hooks,
 }
 
 impl CeFastPath {
@@ -57,7 +57,7 @@ impl CeFastPath {
             config,
             stats,
             params,
-            hooks: Vec::new(),
+            hooks: Hooks::default(),
         };
         fp.renew(crate::monotonic_ns())?;
         Ok(fp)
@@ -71,22 +71,18 @@ impl CeFastPath {
             .map(|&i| ("ce_lan", i))
             .chain(std::iter::once(("ce_wan", wan)))
             .collect();
-        let hooks = crate::tc::attach_all(OBJECT, &self.obj, &plan)?;
-        self.hooks.extend(hooks);
-        Ok(())
+        self.hooks.attach(OBJECT, &self.obj, &plan)
     }
 
     /// Detaches every filter this instance attached (errors are ignored: the interface
     /// may be gone, taking its filters with it).
     pub fn detach(&mut self) {
-        for h in self.hooks.drain(..) {
-            let _ = h.detach();
-        }
+        self.hooks.detach();
     }
 
     /// The interfaces it is attached to.
     pub fn attached(&self) -> Vec<u32> {
-        self.hooks.iter().map(Hook::ifindex).collect()
+        self.hooks.ifindexes()
     }
 
     /// Lets the programs forward until [`DEADLINE`] after `now_ns` (CLOCK_MONOTONIC).

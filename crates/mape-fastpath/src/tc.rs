@@ -51,9 +51,38 @@ impl Hook {
     }
 }
 
-/// Attaches each `(program, interface)` of `plan` from `obj`; on a failure the ones
-/// attached so far are detached again and nothing stays.
-pub(crate) fn attach_all(
+/// The filters one loaded object has attached.
+#[derive(Debug, Default)]
+pub(crate) struct Hooks(Vec<Hook>);
+
+impl Hooks {
+    /// Attaches each `(program, interface)` of `plan` from `obj`; on a failure the ones
+    /// attached by this call are detached again and nothing of it stays.
+    pub(crate) fn attach(
+        &mut self,
+        object: &'static str,
+        obj: &Object,
+        plan: &[(&str, u32)],
+    ) -> Result<(), FastPathError> {
+        self.0.extend(attach_all(object, obj, plan)?);
+        Ok(())
+    }
+
+    /// Detaches every filter (errors are ignored: the interface may be gone, taking its
+    /// filters with it).
+    pub(crate) fn detach(&mut self) {
+        for h in self.0.drain(..) {
+            let _ = h.detach();
+        }
+    }
+
+    /// The interfaces they are attached to.
+    pub(crate) fn ifindexes(&self) -> Vec<u32> {
+        self.0.iter().map(Hook::ifindex).collect()
+    }
+}
+
+fn attach_all(
     object: &'static str,
     obj: &Object,
     plan: &[(&str, u32)],
