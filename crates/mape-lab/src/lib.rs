@@ -38,5 +38,5 @@ mod up;
 pub use addr::LAB_PORTS_FIRST;
 pub use cmd::{possible_or_skip, preflight, run};
 pub use error::LabError;
-pub use topology::{down, status, Lab, LabOptions, LabState, NS_FAMILY, STATE_DIR};
-pub use traffic::{count_frames, parse_target};
+pub use topology::{down, status, Lab, LabOptions, LabState, KEEP_ENV, NS_FAMILY, STATE_DIR};
+pub use traffic::{count_frames, parse_target, HEADER_SNAPLEN};

@@ -374,6 +374,47 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.teardown();
+        self.remove_dir();
+    }
+}
+
+/// Set to keep a lab's working directory after it is dropped, whatever happened.
+pub const KEEP_ENV: &str = "MAPE_LAB_KEEP";
+
+/// Files bigger than this are deleted from a kept working directory unless
+/// [`KEEP_ENV`] is set: the logs stay for the failure, a capture of a bulk run does not
+/// fill the disk of the run that follows.
+const KEPT_FILE_MAX: u64 = 64 << 20;
+
+impl Lab {
+    /// Deletes the working directory once its lab is gone. After a panic (a failing test)
+    /// the logs and configs stay, named on stderr, without the big files; with
+    /// [`KEEP_ENV`] set everything stays.
+    fn remove_dir(&self) {
+        if std::env::var_os(KEEP_ENV).is_some() {
+            eprintln!("lab {}: kept {}", self.prefix, self.dir.display());
+            return;
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+            return;
+        }
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let big = e
+                    .metadata()
+                    .is_ok_and(|m| m.is_file() && m.len() > KEPT_FILE_MAX);
+                if big {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        eprintln!(
+            "lab {}: logs kept in {} (files over {} MiB removed; {KEEP_ENV}=1 keeps all)",
+            self.prefix,
+            self.dir.display(),
+            KEPT_FILE_MAX >> 20
+        );
     }
 }
 
@@ -407,6 +448,14 @@ pub fn down(all: bool) -> Result<usize, LabError> {
                     if ip(&["netns", "del", ns]).is_ok() {
                         removed += 1;
                     }
+                }
+                // Its working directory too, when it is one a lab made.
+                let ours = st
+                    .dir
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("mape-lab-"));
+                if ours && st.dir.starts_with(std::env::temp_dir()) {
+                    let _ = fs::remove_dir_all(&st.dir);
                 }
             }
             let _ = fs::remove_file(e.path());

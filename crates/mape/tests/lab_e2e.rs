@@ -60,9 +60,10 @@ internal = "192.168.10.10:9000"
     let isp = lab.ns("isp");
     let inet = lab.ns("inet");
 
-    // tshark on the ISP link for the whole test: every packet must be MAP-E.
+    // tshark on the ISP link for the whole test: every packet must be MAP-E (headers
+    // only: the test's bulk transfers would make the whole packets gigabytes).
     let (cap, pcap) = lab
-        .capture(
+        .capture_headers(
             &isp,
             "isp-ce",
             "isp-ce",

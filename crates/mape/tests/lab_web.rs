@@ -62,6 +62,9 @@ fn text_of(tab: &Tab, id: &str) -> String {
         .unwrap_or_default()
 }
 
+/// How long a page may take to come during the storm on a loaded two-core machine.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
+
 fn submit(tab: &Tab, password: &str) {
     tab.navigate_to(&format!("http://{LISTEN}/login"))
         .unwrap()
@@ -114,11 +117,16 @@ fn browse(ns: &str, chromium: &Path, socket: &Path, shot: &Path) {
     // A wrong password: the login page again, with the refusal (the server answered 401;
     // crates/mape-daemon/src/web/tests.rs checks the status code).
     submit(&tab, "not the password");
+    // The click's navigation may not have begun when `wait_until_navigated` returns (the
+    // answer waits for the password check on a loaded machine): wait for the refusal.
+    tab.wait_for_element_with_custom_timeout("#login-error", PAGE_TIMEOUT)
+        .expect("the refusal");
     assert_eq!(text_of(&tab, "login-error"), "Wrong password.");
     assert!(tab.find_element("#gauge-used").is_err());
 
     submit(&tab, PASSWORD);
-    tab.wait_for_element("#gauge-used").expect("logged in");
+    tab.wait_for_element_with_custom_timeout("#gauge-used", PAGE_TIMEOUT)
+        .expect("logged in");
     // The page's number against the daemon's, read right after: a port may come or go in
     // between, so a few tries (the page is built fresh, at most a second old).
     let mut seen = Vec::new();
