@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::LabError;
 pub use crate::servers::lan1_iteration;
 use crate::topology::{Lab, LabOptions};
-use crate::traffic::count_frames;
+use crate::traffic::{count_frames, Keep};
 
 /// One policy's outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +70,7 @@ pub fn run_policy(opts: &DemoOptions, policy: &str) -> Result<PolicyResult, LabE
     // destination (bytes 56..60 of the outer packet) is the storm target.
     let target_hex = format!("0x{:08x}", u32::from(opts.target.0));
     let filter = format!("ip6 and ip6[6] == 4 and ip6[56:4] == {target_hex}");
-    let (capture, pcap) = lab.capture_headers(&isp, "tunnel", "isp-ce", &filter)?;
+    let (capture, pcap) = lab.capture(&isp, "tunnel", "isp-ce", &filter, Keep::Headers)?;
     std::thread::sleep(Duration::from_secs(2));
     let targets = [
         format!("{}:{}", opts.target.0, opts.target.1),

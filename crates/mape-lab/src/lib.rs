@@ -39,4 +39,4 @@ pub use addr::LAB_PORTS_FIRST;
 pub use cmd::{possible_or_skip, preflight, run};
 pub use error::LabError;
 pub use topology::{down, status, Lab, LabOptions, LabState, KEEP_ENV, NS_FAMILY, STATE_DIR};
-pub use traffic::{count_frames, parse_target, HEADER_SNAPLEN};
+pub use traffic::{count_frames, parse_target, Keep, HEADER_SNAPLEN};

@@ -9,51 +9,38 @@ use std::time::Duration;
 use crate::error::LabError;
 use crate::topology::Lab;
 
-/// Bytes kept of each packet by [`Lab::capture_headers`]: IPv6 (40) + fragment header (8)
+/// What a capture keeps of each packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole packet (a capture that is replayed or read for payload).
+    Whole,
+    /// The first [`HEADER_SNAPLEN`] bytes: every header a test reads, while a bulk
+    /// transfer through the link (iperf3 at line rate with the fast path) stays megabytes,
+    /// not gigabytes, on disk.
+    Headers,
+}
+
+/// Bytes kept of each packet under [`Keep::Headers`]: IPv6 (40) + fragment header (8)
 /// + IPv4 with the most options (60) + TCP with the most options (60) = 168, rounded up.
 pub const HEADER_SNAPLEN: u32 = 192;
 
 impl Lab {
-    /// Starts tshark on `iface` in `ns` with capture `filter`, writing whole packets to
-    /// `dir/<name>.pcap`. Returns the PID and the file.
+    /// Starts tshark on `iface` in `ns` with capture `filter`, writing `dir/<name>.pcap`
+    /// with what `keep` says of each packet. Returns the PID and the file.
     pub fn capture(
         &mut self,
         ns: &str,
         name: &str,
         iface: &str,
         filter: &str,
-    ) -> Result<(u32, PathBuf), LabError> {
-        self.capture_with(ns, name, iface, filter, None)
-    }
-
-    /// Like [`Lab::capture`], but keeps only the first [`HEADER_SNAPLEN`] bytes of each
-    /// packet: enough for every header a test reads (outer IPv6 + fragment header + IPv4
-    /// with options + TCP with options), while a bulk transfer through the link (iperf3 at
-    /// line rate with the fast path) stays megabytes, not gigabytes, on disk.
-    pub fn capture_headers(
-        &mut self,
-        ns: &str,
-        name: &str,
-        iface: &str,
-        filter: &str,
-    ) -> Result<(u32, PathBuf), LabError> {
-        self.capture_with(ns, name, iface, filter, Some(HEADER_SNAPLEN))
-    }
-
-    fn capture_with(
-        &mut self,
-        ns: &str,
-        name: &str,
-        iface: &str,
-        filter: &str,
-        snaplen: Option<u32>,
+        keep: Keep,
     ) -> Result<(u32, PathBuf), LabError> {
         let file = self.dir.join(format!("{name}.pcap"));
         let f = file.display().to_string();
         let mut args = vec!["tshark", "-q", "-i", iface, "-f", filter, "-w", &f];
-        let snaplen = snaplen.map(|n| n.to_string());
-        if let Some(n) = &snaplen {
-            args.extend_from_slice(&["-s", n]);
+        let snaplen = HEADER_SNAPLEN.to_string();
+        if keep == Keep::Headers {
+            args.extend_from_slice(&["-s", &snaplen]);
         }
         let pid = self.spawn(ns, name, &args)?;
         Ok((pid, file))

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mape_lab::demo::{lan1_iteration, DemoOptions};
-use mape_lab::{addr, Lab, LabOptions};
+use mape_lab::{addr, Keep, Lab, LabOptions};
 
 mod common;
 use common::{bin as mape, text as out};
@@ -63,11 +63,12 @@ internal = "192.168.10.10:9000"
     // tshark on the ISP link for the whole test: every packet must be MAP-E (headers
     // only: the test's bulk transfers would make the whole packets gigabytes).
     let (cap, pcap) = lab
-        .capture_headers(
+        .capture(
             &isp,
             "isp-ce",
             "isp-ce",
             "ip6 and not ip6 multicast and not icmp6",
+            Keep::Headers,
         )
         .expect("tshark");
     let pcap = pcap.display().to_string();
@@ -386,7 +387,13 @@ fn storm_to_a_silent_public_sink_stays_within_the_cap_and_lan2_hears_no() {
     let lan2 = lab.ns("lan2");
     // lan2 listens for ICMP admin-prohibited while storming the private target briefly.
     let (cap, pcap) = lab
-        .capture(&lan2, "lan2-icmp", "eth0", "icmp[0] == 3 and icmp[1] == 13")
+        .capture(
+            &lan2,
+            "lan2-icmp",
+            "eth0",
+            "icmp[0] == 3 and icmp[1] == 13",
+            Keep::Whole,
+        )
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let m = mape().display().to_string();
@@ -868,7 +875,9 @@ fn replay_of_a_lab_capture_matches_the_live_peak() {
     }
     let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
     let (ce, lan2) = (lab.ns("ce"), lab.ns("lan2"));
-    let (cap, pcap) = lab.capture(&ce, "lan-side", "br-lan", "ip").unwrap();
+    let (cap, pcap) = lab
+        .capture(&ce, "lan-side", "br-lan", "ip", Keep::Whole)
+        .unwrap();
     let pcap = pcap.display().to_string();
     std::thread::sleep(Duration::from_secs(2));
     let sink = format!("{}:59870", addr::SINK);
