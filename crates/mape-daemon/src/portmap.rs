@@ -169,122 +169,53 @@ impl Responder {
         if !self.bucket.try_take(now) {
             return drop("rate_limited");
         }
-        let (len, result) = match wire {
-            Wire::NatPmp if self.natpmp => self.natpmp(nat, now, src, data, out),
-            // A NAT-PMP-only server answers PCP in NAT-PMP's terms: unsupported version
-            // (RFC 6887 §9), which its parser gives for any version but 0.
-            Wire::Pcp if !self.pcp && self.natpmp => self.natpmp(nat, now, src, data, out),
-            Wire::Pcp if self.pcp => self.pcp(nat, now, src, data, out),
-            // PCP only: a NAT-PMP request gets PCP's UNSUPP_VERSION.
-            Wire::NatPmp if self.pcp => self.pcp(nat, now, src, data, out),
-            _ => return drop("disabled"),
+        // Which server answers: a NAT-PMP-only one answers PCP in NAT-PMP's terms
+        // (unsupported version, RFC 6887 §9), which its parser gives for any version but
+        // 0; a PCP-only one answers NAT-PMP with PCP's UNSUPP_VERSION.
+        let server = match wire {
+            _ if !self.pcp && !self.natpmp => return drop("disabled"),
+            Wire::NatPmp if self.natpmp => Wire::NatPmp,
+            _ if self.pcp => Wire::Pcp,
+            _ => Wire::NatPmp,
+        };
+        let epoch = self.epoch(now);
+        let (len, result) = match server {
+            Wire::NatPmp => match natpmp::Request::parse(data) {
+                Ok(req) => {
+                    let resp = natpmp_answer(nat, now, *src.ip(), epoch, req);
+                    let label = resp
+                        .result_code()
+                        .map_or_else(|| "other".to_owned(), |c| snake(c.as_str()));
+                    (resp.emit(out).unwrap_or(0), label)
+                }
+                Err(e) => (
+                    e.response(epoch)
+                        .and_then(|r| r.emit(out).ok())
+                        .unwrap_or(0),
+                    e.as_str().to_owned(),
+                ),
+            },
+            Wire::Pcp => match pcp::Request::parse(data) {
+                Ok(req) => {
+                    let (code, lifetime, op) = self.pcp_op(nat, now, src, &req);
+                    let resp = pcp::Response {
+                        result: code.as_u8(),
+                        lifetime,
+                        epoch,
+                        op,
+                        options: pcp::Options::empty(),
+                    };
+                    (resp.emit(out).unwrap_or(0), snake(code.as_str()))
+                }
+                Err(e) => (
+                    e.response(LONG_ERROR_S, epoch)
+                        .and_then(|r| r.emit(out).ok())
+                        .unwrap_or(0),
+                    e.as_str().to_owned(),
+                ),
+            },
         };
         (len, Outcome { wire, result })
-    }
-
-    fn natpmp(
-        &mut self,
-        nat: &mut Nat,
-        now: Timestamp,
-        src: SocketAddrV4,
-        data: &[u8],
-        out: &mut [u8],
-    ) -> (usize, String) {
-        let epoch = self.epoch(now);
-        let req = match natpmp::Request::parse(data) {
-            Ok(r) => r,
-            Err(e) => {
-                let len = e
-                    .response(epoch)
-                    .and_then(|r| r.emit(out).ok())
-                    .unwrap_or(0);
-                return (len, e.as_str().to_owned());
-            }
-        };
-        let resp = match req {
-            natpmp::Request::ExternalAddress => natpmp::Response {
-                result: natpmp::ResultCode::Success.as_u16(),
-                epoch,
-                body: natpmp::ResponseBody::ExternalAddress(nat.external()),
-            },
-            natpmp::Request::Map {
-                protocol,
-                internal_port,
-                suggested_external_port,
-                lifetime,
-            } => {
-                let proto = match protocol {
-                    natpmp::MapProtocol::Udp => Protocol::Udp,
-                    natpmp::MapProtocol::Tcp => Protocol::Tcp,
-                };
-                let (result, external_port, lifetime) = if lifetime == 0 {
-                    // RFC 6886 §3.4: delete; internal port 0 deletes all of the client's.
-                    if internal_port == 0 {
-                        nat.delete_host_mappings(now, *src.ip(), Some(proto));
-                    } else {
-                        nat.delete_mapping(now, proto, Endpoint::new(*src.ip(), internal_port));
-                    }
-                    (natpmp::ResultCode::Success, 0, 0)
-                } else {
-                    let req = MappingRequest {
-                        proto,
-                        internal: Endpoint::new(*src.ip(), internal_port),
-                        suggested: suggested_external_port,
-                        lifetime_s: lifetime,
-                        exact: false,
-                        origin: MappingOrigin::NatPmp,
-                    };
-                    match nat.request_mapping(now, &req) {
-                        Ok(g) => (natpmp::ResultCode::Success, g.external.port, g.lifetime_s),
-                        Err(r) => (natpmp_code(&r), 0, 0),
-                    }
-                };
-                natpmp::Response {
-                    result: result.as_u16(),
-                    epoch,
-                    body: natpmp::ResponseBody::Map {
-                        protocol,
-                        internal_port,
-                        external_port,
-                        lifetime,
-                    },
-                }
-            }
-        };
-        let label = resp
-            .result_code()
-            .map_or_else(|| "other".to_owned(), |c| snake(c.as_str()));
-        (resp.emit(out).unwrap_or(0), label)
-    }
-
-    fn pcp(
-        &mut self,
-        nat: &mut Nat,
-        now: Timestamp,
-        src: SocketAddrV4,
-        data: &[u8],
-        out: &mut [u8],
-    ) -> (usize, String) {
-        let epoch = self.epoch(now);
-        let req = match pcp::Request::parse(data) {
-            Ok(r) => r,
-            Err(e) => {
-                let len = e
-                    .response(LONG_ERROR_S, epoch)
-                    .and_then(|r| r.emit(out).ok())
-                    .unwrap_or(0);
-                return (len, e.as_str().to_owned());
-            }
-        };
-        let (code, lifetime, op) = self.pcp_op(nat, now, src, &req);
-        let resp = pcp::Response {
-            result: code.as_u8(),
-            lifetime,
-            epoch,
-            op,
-            options: pcp::Options::empty(),
-        };
-        (resp.emit(out).unwrap_or(0), snake(code.as_str()))
     }
 
     /// The result code, lifetime and payload of the answer to a well-formed request.
@@ -359,6 +290,66 @@ impl Responder {
             Err(refusal) => {
                 let (code, life) = pcp_code(&refusal);
                 (code, life, echo)
+            }
+        }
+    }
+}
+
+/// The NAT-PMP answer to a well-formed request from `src` (RFC 6886 §3.2, §3.3, §3.4).
+fn natpmp_answer(
+    nat: &mut Nat,
+    now: Timestamp,
+    src: Ipv4Addr,
+    epoch: u32,
+    req: natpmp::Request,
+) -> natpmp::Response {
+    match req {
+        natpmp::Request::ExternalAddress => natpmp::Response {
+            result: natpmp::ResultCode::Success.as_u16(),
+            epoch,
+            body: natpmp::ResponseBody::ExternalAddress(nat.external()),
+        },
+        natpmp::Request::Map {
+            protocol,
+            internal_port,
+            suggested_external_port,
+            lifetime,
+        } => {
+            let proto = match protocol {
+                natpmp::MapProtocol::Udp => Protocol::Udp,
+                natpmp::MapProtocol::Tcp => Protocol::Tcp,
+            };
+            let (result, external_port, lifetime) = if lifetime == 0 {
+                // RFC 6886 §3.4: delete; internal port 0 deletes all of the client's.
+                if internal_port == 0 {
+                    nat.delete_host_mappings(now, src, Some(proto));
+                } else {
+                    nat.delete_mapping(now, proto, Endpoint::new(src, internal_port));
+                }
+                (natpmp::ResultCode::Success, 0, 0)
+            } else {
+                let req = MappingRequest {
+                    proto,
+                    internal: Endpoint::new(src, internal_port),
+                    suggested: suggested_external_port,
+                    lifetime_s: lifetime,
+                    exact: false,
+                    origin: MappingOrigin::NatPmp,
+                };
+                match nat.request_mapping(now, &req) {
+                    Ok(g) => (natpmp::ResultCode::Success, g.external.port, g.lifetime_s),
+                    Err(r) => (natpmp_code(&r), 0, 0),
+                }
+            };
+            natpmp::Response {
+                result: result.as_u16(),
+                epoch,
+                body: natpmp::ResponseBody::Map {
+                    protocol,
+                    internal_port,
+                    external_port,
+                    lifetime,
+                },
             }
         }
     }

@@ -21,36 +21,21 @@ pub struct UpnpError {
     pub description: &'static str,
 }
 
-const INVALID_ACTION: UpnpError = UpnpError {
-    code: 401,
-    description: "Invalid Action",
-};
-const INVALID_ARGS: UpnpError = UpnpError {
-    code: 402,
-    description: "Invalid Args",
-};
-const NOT_AUTHORIZED: UpnpError = UpnpError {
-    code: 606,
-    description: "Action not authorized",
-};
-const ARRAY_INDEX_INVALID: UpnpError = UpnpError {
-    code: 713,
-    description: "SpecifiedArrayIndexInvalid",
-};
-const NO_SUCH_ENTRY: UpnpError = UpnpError {
-    code: 714,
-    description: "NoSuchEntryInArray",
-};
+impl UpnpError {
+    const fn new(code: u16, description: &'static str) -> Self {
+        Self { code, description }
+    }
+}
+
+const INVALID_ACTION: UpnpError = UpnpError::new(401, "Invalid Action");
+const INVALID_ARGS: UpnpError = UpnpError::new(402, "Invalid Args");
+const NOT_AUTHORIZED: UpnpError = UpnpError::new(606, "Action not authorized");
+const ARRAY_INDEX_INVALID: UpnpError = UpnpError::new(713, "SpecifiedArrayIndexInvalid");
+const NO_SUCH_ENTRY: UpnpError = UpnpError::new(714, "NoSuchEntryInArray");
 /// WANIPConnection 718: the port is taken, or (on MAP-E) outside the port set, which
 /// could never work (RFC 7597 §8).
-pub const CONFLICT: UpnpError = UpnpError {
-    code: 718,
-    description: "ConflictInMappingEntry",
-};
-const NO_RESOURCES: UpnpError = UpnpError {
-    code: 728,
-    description: "NoPortMapsAvailable",
-};
+pub const CONFLICT: UpnpError = UpnpError::new(718, "ConflictInMappingEntry");
+const NO_RESOURCES: UpnpError = UpnpError::new(728, "NoPortMapsAvailable");
 
 /// A parsed SOAP action: its name and its arguments in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
