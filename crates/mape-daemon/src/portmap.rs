@@ -109,6 +109,10 @@ pub struct Responder {
     bucket: TokenBucket,
     /// The engine time of the server's start (the epoch of RFC 6887 §8.5 / RFC 6886 §3.6).
     epoch_start: Timestamp,
+    /// The mapping nonce of each PCP mapping (RFC 6887 §11.3): a request for an existing
+    /// mapping with another nonce is NOT_AUTHORIZED. Mappings made by NAT-PMP or IGD have
+    /// none until a PCP request renews them; entries of mappings gone are pruned.
+    nonces: BTreeMap<(Protocol, Endpoint), [u8; 12]>,
 }
 
 fn snake(s: &str) -> String {
@@ -129,6 +133,7 @@ impl Responder {
             lan,
             bucket: TokenBucket::new(per_sec.max(1), per_sec.max(1)),
             epoch_start: now,
+            nonces: BTreeMap::new(),
         }
     }
 
@@ -262,6 +267,25 @@ impl Responder {
             // §11.1: internal port 0 is for protocol 0 (all protocols) only.
             return (R::MalformedRequest, LONG_ERROR_S, echo);
         }
+        // §11.3: "If the internal address, protocol, and internal port match an existing
+        // mapping, but the mapping nonce does not match, the request MUST be rejected with
+        // a NOT_AUTHORIZED error with the Lifetime of the error indicating duration of
+        // that existing mapping" (a delete too, §15).
+        let key = (proto, internal);
+        if nat.mapping_of(proto, internal).is_some() {
+            if let Some(n) = self.nonces.get(&key) {
+                if *n != map.nonce {
+                    let left = nat
+                        .port_mappings(now)
+                        .iter()
+                        .find(|i| (i.proto, i.internal) == key)
+                        .map_or(0, |i| u32::try_from(i.left_ms / 1000).unwrap_or(u32::MAX));
+                    return (R::NotAuthorized, left, echo);
+                }
+            }
+        } else {
+            self.nonces.remove(&key);
+        }
         let ours = v4_mapped(nat.external());
         let zero = [Ipv6Addr::UNSPECIFIED, v4_mapped(Ipv4Addr::UNSPECIFIED)];
         let mut assigned = map;
@@ -269,6 +293,7 @@ impl Responder {
         if req.lifetime == 0 {
             // §15: delete; answered SUCCESS with lifetime 0 whether or not it existed.
             nat.delete_mapping(now, proto, internal);
+            self.nonces.remove(&key);
             return (R::Success, 0, pcp::ResponseOp::Map(assigned));
         }
         if prefer_failure && !zero.contains(&map.external_ip) && map.external_ip != ours {
@@ -284,6 +309,7 @@ impl Responder {
         };
         match nat.request_mapping(now, &r) {
             Ok(g) => {
+                self.remember_nonce(nat, key, map.nonce);
                 assigned.external_port = g.external.port;
                 (R::Success, g.lifetime_s, pcp::ResponseOp::Map(assigned))
             }
@@ -351,6 +377,20 @@ fn natpmp_answer(
                     lifetime,
                 },
             }
+        }
+    }
+}
+
+impl Responder {
+    /// Keeps the nonce of a granted PCP mapping; past twice the engine's mapping count
+    /// (plus slack) the entries of mappings that are gone (expired, deleted by another
+    /// protocol) are dropped, so the table stays bounded by the live mappings.
+    fn remember_nonce(&mut self, nat: &Nat, key: (Protocol, Endpoint), nonce: [u8; 12]) {
+        self.nonces.insert(key, nonce);
+        let live = usize::try_from(nat.mapping_count()).unwrap_or(usize::MAX);
+        if self.nonces.len() > live.saturating_mul(2).saturating_add(64) {
+            self.nonces
+                .retain(|&(p, e), _| nat.mapping_of(p, e).is_some());
         }
     }
 }

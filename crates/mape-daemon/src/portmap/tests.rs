@@ -224,3 +224,56 @@ fn foreign_sources_floods_and_switched_off_protocols_are_dropped() {
     assert_eq!((len, o.result.as_str()), (0, "disabled"));
     assert_eq!(n.mapping_count(), 0);
 }
+
+/// RFC 6887 §11.3 / §15: a MAP request (or delete) for an existing mapping with another
+/// nonce is NOT_AUTHORIZED (2), the error's lifetime the mapping's remaining one, and the
+/// mapping stays; with the mapping's own nonce it renews and deletes.
+#[test]
+fn pcp_other_nonce_is_not_authorized() {
+    let (mut r, mut n) = (responder(true, false), nat());
+    let me = *lan1().ip();
+    let t0 = Timestamp::from_secs(12);
+    let (b, _) = ask(&mut r, &mut n, t0, &pcp_map(me, 6, 8080, 10770, 3600));
+    assert_eq!((b[3], be16(&b, 42)), (0, 10770));
+    // 100 s later another nonce: NOT_AUTHORIZED, lifetime 3500, its payload echoed.
+    let mut other = pcp_map(me, 6, 8080, 10770, 3600);
+    other[24..36].copy_from_slice(&[0xa5; 12]);
+    let t1 = Timestamp::from_secs(112);
+    let (b, result) = ask(&mut r, &mut n, t1, &other);
+    assert_eq!((b.len(), b[3], result.as_str()), (60, 2, "not_authorized"));
+    assert_eq!(be32(&b, 4), 3500);
+    assert_eq!(&b[24..36], &[0xa5; 12]);
+    // Its delete is refused the same way; the mapping is still there.
+    let mut del = other.clone();
+    del[4..8].copy_from_slice(&0u32.to_be_bytes());
+    assert_eq!(ask(&mut r, &mut n, t1, &del).0[3], 2);
+    let ep = "192.168.1.10:8080".parse().unwrap();
+    assert_eq!(n.mapping_of(Protocol::Tcp, ep).map(|e| e.port), Some(10770));
+    // The right nonce deletes; then the other nonce may map it anew.
+    assert_eq!(ask(&mut r, &mut n, t1, &pcp_map(me, 6, 8080, 0, 0)).0[3], 0);
+    assert_eq!(n.mapping_of(Protocol::Tcp, ep), None);
+    assert_eq!(ask(&mut r, &mut n, t1, &other).0[3], 0);
+}
+
+/// RFC 6887 §8.3's order: a version 2 request shorter than 24 octets is dropped silently;
+/// a short one of another version is UNSUPP_VERSION; 24..=1100 but not a multiple of 4,
+/// or too short for MAP, is MALFORMED_REQUEST (3).
+#[test]
+fn pcp_section_8_3_short_requests() {
+    let (mut r, mut n) = (responder(true, false), nat());
+    let now = Timestamp::from_secs(12);
+    let req = pcp_map(*lan1().ip(), 6, 80, 0, 3600);
+    let (b, result) = ask(&mut r, &mut n, now, &req[..20]);
+    assert!(b.is_empty());
+    assert_eq!(result, "truncated");
+    let (b, result) = ask(&mut r, &mut n, now, &[1, 1, 0, 0]);
+    assert_eq!(
+        (b.len(), b[0], b[3], result.as_str()),
+        (24, 2, 1, "unsupp_version")
+    );
+    let (b, _) = ask(&mut r, &mut n, now, &req[..58]);
+    assert_eq!(b[3], 3);
+    let (b, _) = ask(&mut r, &mut n, now, &req[..48]);
+    assert_eq!((b.len(), b[1], b[3]), (24, 0x81, 3));
+    assert_eq!(n.mapping_count(), 0);
+}
