@@ -569,6 +569,12 @@ async fn start_portmap(
         listen = ?m.listen,
         "port mappings served on the LAN side (UDP 5351)"
     );
+    tasks.push(tokio::spawn(crate::portmap::announce(
+        socks.clone(),
+        responder.clone(),
+        ctx.shared.clone(),
+        ctx.start,
+    )));
     tasks.extend(socks.into_iter().map(|s| {
         tokio::spawn(crate::portmap::serve(
             s,

@@ -113,6 +113,10 @@ pub struct Responder {
     /// mapping with another nonce is NOT_AUTHORIZED. Mappings made by NAT-PMP or IGD have
     /// none until a PCP request renews them; entries of mappings gone are pruned.
     nonces: BTreeMap<(Protocol, Endpoint), [u8; 12]>,
+    /// The unsolicited announcements of this epoch (`announce`).
+    announce: announce::Schedule,
+    /// The external address the last announcement check saw.
+    last_external: Option<Ipv4Addr>,
 }
 
 fn snake(s: &str) -> String {
@@ -134,12 +138,68 @@ impl Responder {
             bucket: TokenBucket::new(per_sec.max(1), per_sec.max(1)),
             epoch_start: now,
             nonces: BTreeMap::new(),
+            // RFC 6886 §3.2.1, RFC 6887 §14.1.3: a (re)started server announces itself.
+            announce: announce::Schedule::start(now),
+            last_external: None,
         }
     }
 
     fn epoch(&self, now: Timestamp) -> u32 {
         u32::try_from(now.millis().saturating_sub(self.epoch_start.millis()) / 1000)
             .unwrap_or(u32::MAX)
+    }
+
+    /// The unsolicited datagrams due at `now` for the group [`announce::GROUP`]: NAT-PMP's
+    /// external address response (RFC 6886 §3.2.1) and PCP's ANNOUNCE response with
+    /// SUCCESS and lifetime 0 (RFC 6887 §14.1.3), for the protocols switched on, each with
+    /// the epoch of now; empty when no round is due. A new external address starts a new
+    /// epoch and a new episode: mappings made for the old address are worthless, which
+    /// clients learn from the epoch starting over (RFC 6887 §8.5, RFC 6886 §3.6).
+    pub fn announcements(&mut self, nat: &Nat, now: Timestamp) -> Vec<Vec<u8>> {
+        let ext = nat.external();
+        if self.last_external.is_some_and(|e| e != ext) {
+            self.epoch_start = now;
+            self.announce = announce::Schedule::start(now);
+        }
+        self.last_external = Some(ext);
+        if !self.announce.due(now) {
+            return Vec::new();
+        }
+        let epoch = self.epoch(now);
+        let mut out = Vec::new();
+        if self.natpmp {
+            let r = natpmp::Response {
+                result: natpmp::ResultCode::Success.as_u16(),
+                epoch,
+                body: natpmp::ResponseBody::ExternalAddress(ext),
+            };
+            let mut b = vec![0u8; pcp::MAX_MESSAGE_LEN];
+            if let Ok(n) = r.emit(&mut b) {
+                b.truncate(n);
+                out.push(b);
+            }
+        }
+        if self.pcp {
+            let r = pcp::Response {
+                result: pcp::ResultCode::Success.as_u8(),
+                lifetime: 0,
+                epoch,
+                op: pcp::ResponseOp::Announce,
+                options: pcp::Options::empty(),
+            };
+            let mut b = vec![0u8; pcp::HEADER_LEN];
+            if let Ok(n) = r.emit(&mut b) {
+                b.truncate(n);
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// When the next announcement round is due (`None`: none planned; a change of the
+    /// external address is noticed at the next call of [`Responder::announcements`]).
+    pub fn next_announcement(&self) -> Option<Timestamp> {
+        self.announce.next()
     }
 
     /// Answers the datagram `data` from `src` at `now` into `out` (at least
@@ -433,23 +493,88 @@ pub enum PortmapError {
 }
 
 /// Binds UDP 5351 on each LAN address (never a wildcard address: the WAN side never
-/// sees the server).
-pub async fn bind(listen: &[Ipv4Addr]) -> Result<Vec<tokio::net::UdpSocket>, PortmapError> {
+/// sees the server); multicast from each socket leaves by its own address's interface
+/// (the announcements, `announce`).
+pub async fn bind(listen: &[Ipv4Addr]) -> Result<Vec<Arc<tokio::net::UdpSocket>>, PortmapError> {
     let mut socks = Vec::with_capacity(listen.len());
     for &a in listen {
         let addr = SocketAddrV4::new(a, pcp::SERVER_PORT);
         let s = tokio::net::UdpSocket::bind(addr)
             .await
             .map_err(|source| PortmapError::Bind { addr, source })?;
-        socks.push(s);
+        multicast_from(&s, a).map_err(|source| PortmapError::Bind { addr, source })?;
+        socks.push(Arc::new(s));
     }
     Ok(socks)
+}
+
+/// IP_MULTICAST_IF: the socket's multicast leaves by the interface of `addr` (ip(7)).
+#[allow(unsafe_code)]
+fn multicast_from(s: &tokio::net::UdpSocket, addr: Ipv4Addr) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let a = libc::in_addr {
+        s_addr: u32::from(addr).to_be(),
+    };
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::in_addr>())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: setsockopt reads `len` bytes from a live `in_addr` on the stack; the fd is
+    // the socket's own, open for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            std::ptr::from_ref(&a).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Sends the announcements (`Responder::announcements`) from every socket when due,
+/// until the task is dropped; wakes at the next planned round, and at least once a
+/// second to notice a new external address.
+pub async fn announce(
+    socks: Vec<Arc<tokio::net::UdpSocket>>,
+    responder: Arc<Mutex<Responder>>,
+    shared: Shared,
+    clock: Instant,
+) {
+    loop {
+        let now = now_since(clock);
+        let due = {
+            let (Ok(mut r), Ok(mut p)) = (responder.lock(), shared.lock()) else {
+                return;
+            };
+            p.nat_mut()
+                .map(|nat| (r.announcements(nat, now), r.next_announcement()))
+        };
+        let Some((datagrams, next)) = due else {
+            return;
+        };
+        for d in &datagrams {
+            for s in &socks {
+                if let Err(e) = s.send_to(d, announce::GROUP).await {
+                    tracing::debug!(error = %e, "port mappings: announcement not sent");
+                }
+            }
+        }
+        if !datagrams.is_empty() {
+            tracing::debug!(group = %announce::GROUP, "port mappings: announced");
+        }
+        let wait = next.map_or(1000, |t| t.millis().saturating_sub(now.millis()).min(1000));
+        tokio::time::sleep(std::time::Duration::from_millis(wait.max(1))).await;
+    }
 }
 
 /// Serves one socket until the task is dropped: each datagram answered under the
 /// datapath lock (one engine call; the reply is sent after the lock is released).
 pub async fn serve(
-    sock: tokio::net::UdpSocket,
+    sock: Arc<tokio::net::UdpSocket>,
     responder: Arc<Mutex<Responder>>,
     shared: Shared,
     clock: Instant,
@@ -490,5 +615,6 @@ pub async fn serve(
     }
 }
 
+pub mod announce;
 #[cfg(test)]
 mod tests;

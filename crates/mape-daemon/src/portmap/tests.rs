@@ -277,3 +277,51 @@ fn pcp_section_8_3_short_requests() {
     assert_eq!((b.len(), b[1], b[3]), (24, 0x81, 3));
     assert_eq!(n.mapping_count(), 0);
 }
+
+/// RFC 6886 §3.2.1 / RFC 6887 §14.1.3 with a fake clock: a server started at 10 s
+/// announces at once (NAT-PMP's 12-byte external address response, then PCP's 24-byte
+/// ANNOUNCE response: SUCCESS, lifetime 0), each with the epoch of its sending, ten
+/// rounds 250 ms apart and doubling; a new external address starts the epoch and the
+/// rounds over.
+#[test]
+fn announcements_after_restart_and_address_change() {
+    let (mut r, n) = (responder(true, true), nat());
+    let t = |ms: u64| Timestamp::from_millis(10_000 + ms);
+    let first = r.announcements(&n, t(0));
+    assert_eq!(first.len(), 2);
+    let mut natpmp = vec![0, 128, 0, 0, 0, 0, 0, 0];
+    natpmp.extend_from_slice(&EXT.octets());
+    assert_eq!(first[0], natpmp);
+    let mut ann = vec![2, 0x80, 0, 0];
+    ann.extend_from_slice(&[0; 20]);
+    assert_eq!(first[1], ann);
+    assert_eq!(r.next_announcement(), Some(t(250)));
+    assert!(r.announcements(&n, t(249)).is_empty());
+    let mut rounds = vec![0u64];
+    for ms in (50..200_000).step_by(50) {
+        let got = r.announcements(&n, t(ms));
+        if !got.is_empty() {
+            // The epoch field is the seconds since the start at 10 s.
+            assert_eq!(be32(&got[0], 4), u32::try_from(ms / 1000).unwrap());
+            assert_eq!(be32(&got[1], 8), u32::try_from(ms / 1000).unwrap());
+            rounds.push(ms);
+        }
+    }
+    assert_eq!(
+        rounds,
+        vec![0, 250, 750, 1750, 3750, 7750, 15750, 31750, 63750, 127750]
+    );
+    assert_eq!(r.next_announcement(), None);
+    // The engine now has another external address (reprovisioned): a new epoch (0) and
+    // the new address announced at once.
+    let other = Ipv4Addr::new(14, 9, 26, 102);
+    let n2 = Nat::new(NatConfig::mape(), other, PortSet::new(161, 8, 4).unwrap()).unwrap();
+    let got = r.announcements(&n2, t(300_000));
+    assert_eq!(got.len(), 2);
+    assert_eq!((be32(&got[0], 4), &got[0][8..12]), (0, &other.octets()[..]));
+    assert_eq!(be32(&got[1], 8), 0);
+    // Only the protocols switched on are announced.
+    let mut pcp_only = responder(true, false);
+    let got = pcp_only.announcements(&n, t(0));
+    assert_eq!((got.len(), got[0][0]), (1, 2));
+}
