@@ -15,10 +15,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use mape_control::reply::OutsideSetAsks;
 use mape_nat::{
     Endpoint, MappingOrigin, MappingRefusal, MappingRequest, Nat, Protocol, Timestamp, TokenBucket,
 };
-use mape_rules::Ipv4Net;
+use mape_rules::{Ipv4Net, PortSet};
 use mape_wire::{natpmp, pcp};
 
 use crate::clock::now_since;
@@ -59,15 +60,57 @@ pub struct Outcome {
     /// `success`, `no_resources`, ... or a drop: `not_lan`, `rate_limited`, `disabled`,
     /// `truncated`, `not_a_request`.
     pub result: String,
+    /// A MAP request's suggested external port when it is outside the port set.
+    pub outside: Option<(Protocol, u16)>,
 }
 
-/// Requests by protocol and result, for the metrics scrape.
+/// Requests by protocol and result, for the metrics scrape; and, per LAN host, the
+/// requests for external ports outside the port set (PCP, NAT-PMP and the UPnP IGD, for
+/// `show status` and `mape doctor`).
 #[derive(Debug, Default)]
 pub struct Stats {
     counts: Mutex<BTreeMap<(Wire, String), u64>>,
+    outside: Mutex<BTreeMap<Ipv4Addr, OutsideSetAsks>>,
 }
 
+/// Hosts the outside-set tally keeps; a LAN has fewer, a flood of sources does not grow it.
+const OUTSIDE_HOSTS: usize = 256;
+
 impl Stats {
+    /// Counts a request of `host` (by `via`: `pcp`, `nat_pmp`, `upnp`) for the external
+    /// port `port` outside the port set (see [`outside_set`]).
+    pub fn note_outside(&self, host: Ipv4Addr, via: &str, proto: Protocol, port: u16) {
+        if let Ok(mut o) = self.outside.lock() {
+            let full = o.len() >= OUTSIDE_HOSTS;
+            if let Some(a) = o.get_mut(&host) {
+                a.requests += 1;
+                (a.via, a.proto, a.port) = (via.to_owned(), proto, port);
+            } else if !full {
+                o.insert(
+                    host,
+                    OutsideSetAsks {
+                        host,
+                        requests: 1,
+                        via: via.to_owned(),
+                        proto,
+                        port,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The hosts that asked for ports outside the set, the most requests first.
+    pub fn outside_set(&self) -> Vec<OutsideSetAsks> {
+        let mut v: Vec<OutsideSetAsks> = self
+            .outside
+            .lock()
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.host.cmp(&b.host)));
+        v
+    }
+
     /// Counts one outcome.
     pub fn note(&self, o: &Outcome) {
         if let Ok(mut c) = self.counts.lock() {
@@ -84,8 +127,17 @@ impl Stats {
             .unwrap_or(0)
     }
 
-    /// Writes the `mape_port_mapping_requests` counter.
+    /// Writes the `mape_port_mapping_requests` and
+    /// `mape_port_mapping_outside_set_requests` counters.
     pub fn metrics(&self, m: &mut Metrics) {
+        for a in self.outside_set() {
+            m.counter(
+                "mape_port_mapping_outside_set_requests",
+                "Port mapping requests (PCP, NAT-PMP, UPnP IGD) for an external port outside the port set, by LAN host",
+                &[("host", &a.host.to_string())],
+                a.requests,
+            );
+        }
         let Ok(c) = self.counts.lock() else {
             return;
         };
@@ -98,6 +150,13 @@ impl Stats {
             );
         }
     }
+}
+
+/// `Some((proto, port))` when a request of the LAN for external port `port` asks for one
+/// outside the port set: 0 is "any port" (RFC 6886 §3.3, RFC 6887 §11.1, IGD's
+/// AddAnyPortMapping), never outside.
+pub fn outside_set(ports: PortSet, proto: Protocol, port: u16) -> Option<(Protocol, u16)> {
+    (port != 0 && !ports.contains(port)).then_some((proto, port))
 }
 
 /// The IO-free server.
@@ -225,6 +284,7 @@ impl Responder {
                 Outcome {
                     wire,
                     result: why.to_owned(),
+                    outside: None,
                 },
             )
         };
@@ -244,9 +304,21 @@ impl Responder {
             _ => Wire::NatPmp,
         };
         let epoch = self.epoch(now);
+        let ports = nat.port_set();
+        let mut outside = None;
         let (len, result) = match server {
             Wire::NatPmp => match natpmp::Request::parse(data) {
                 Ok(req) => {
+                    if let natpmp::Request::Map {
+                        protocol,
+                        suggested_external_port,
+                        lifetime: 1..,
+                        ..
+                    } = &req
+                    {
+                        let proto = natpmp_proto(*protocol);
+                        outside = outside_set(ports, proto, *suggested_external_port);
+                    }
                     let resp = natpmp_answer(nat, now, *src.ip(), epoch, req);
                     let label = resp
                         .result_code()
@@ -262,6 +334,10 @@ impl Responder {
             },
             Wire::Pcp => match pcp::Request::parse(data) {
                 Ok(req) => {
+                    if let (pcp::RequestOp::Map(m), 1..) = (req.op, req.lifetime) {
+                        outside = pcp_proto(m.protocol)
+                            .and_then(|p| outside_set(ports, p, m.external_port));
+                    }
                     let (code, lifetime, op) = self.pcp_op(nat, now, src, &req);
                     let resp = pcp::Response {
                         result: code.as_u8(),
@@ -280,7 +356,14 @@ impl Responder {
                 ),
             },
         };
-        (len, Outcome { wire, result })
+        (
+            len,
+            Outcome {
+                wire,
+                result,
+                outside,
+            },
+        )
     }
 
     /// The result code, lifetime and payload of the answer to a well-formed request.
@@ -317,10 +400,8 @@ impl Responder {
             pcp::RequestOp::Announce => return (R::Success, 0, echo),
             pcp::RequestOp::Map(m) => m,
         };
-        let proto = match map.protocol {
-            6 => Protocol::Tcp,
-            17 => Protocol::Udp,
-            _ => return (R::UnsuppProtocol, LONG_ERROR_S, echo),
+        let Some(proto) = pcp_proto(map.protocol) else {
+            return (R::UnsuppProtocol, LONG_ERROR_S, echo);
         };
         let internal = Endpoint::new(*src.ip(), map.internal_port);
         if map.internal_port == 0 {
@@ -401,10 +482,7 @@ fn natpmp_answer(
             suggested_external_port,
             lifetime,
         } => {
-            let proto = match protocol {
-                natpmp::MapProtocol::Udp => Protocol::Udp,
-                natpmp::MapProtocol::Tcp => Protocol::Tcp,
-            };
+            let proto = natpmp_proto(protocol);
             let (result, external_port, lifetime) = if lifetime == 0 {
                 // RFC 6886 §3.4: delete; internal port 0 deletes all of the client's.
                 if internal_port == 0 {
@@ -452,6 +530,24 @@ impl Responder {
             self.nonces
                 .retain(|&(p, e), _| nat.mapping_of(p, e).is_some());
         }
+    }
+}
+
+/// The engine's protocol of a NAT-PMP opcode (RFC 6886 §3.3: 1 UDP, 2 TCP).
+const fn natpmp_proto(p: natpmp::MapProtocol) -> Protocol {
+    match p {
+        natpmp::MapProtocol::Udp => Protocol::Udp,
+        natpmp::MapProtocol::Tcp => Protocol::Tcp,
+    }
+}
+
+/// The engine's protocol of a PCP protocol number (RFC 6887 §11.1: IANA numbers), `None`
+/// for any but TCP and UDP.
+const fn pcp_proto(p: u8) -> Option<Protocol> {
+    match p {
+        6 => Some(Protocol::Tcp),
+        17 => Some(Protocol::Udp),
+        _ => None,
     }
 }
 
@@ -606,6 +702,9 @@ pub async fn serve(
             return;
         };
         stats.note(&outcome);
+        if let Some((proto, port)) = outcome.outside {
+            stats.note_outside(*src.ip(), outcome.wire.as_str(), proto, port);
+        }
         tracing::debug!(client = %src, protocol = outcome.wire.as_str(), result = %outcome.result, "port mapping request");
         if len > 0 {
             if let Err(e) = sock.send_to(&out[..len], from).await {

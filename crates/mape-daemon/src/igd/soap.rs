@@ -132,6 +132,17 @@ pub fn parse_action(body: &[u8]) -> Option<Action> {
     }
 }
 
+/// The protocol and external port an AddPortMapping / AddAnyPortMapping asks for (what
+/// the server counts when it is outside the port set); `None` for other actions and
+/// unreadable arguments.
+pub fn asked_port(a: &Action) -> Option<(Protocol, u16)> {
+    if !matches!(a.name.as_str(), "AddPortMapping" | "AddAnyPortMapping") {
+        return None;
+    }
+    let proto = proto_of(a.arg("NewProtocol")).ok()?;
+    Some((proto, port_of(a.arg("NewExternalPort")).ok()?))
+}
+
 fn proto_of(s: Option<&str>) -> Result<Protocol, UpnpError> {
     match s.map(str::to_ascii_uppercase).as_deref() {
         Some("TCP") => Ok(Protocol::Tcp),
@@ -323,6 +334,24 @@ mod tests {
         );
         assert_eq!(parse_action(b"<a><b>"), None);
         assert_eq!(parse_action(b"not xml at all"), None);
+    }
+
+    /// What an Add action asks for, read from miniupnpc's bytes; 8080 is outside PSID
+    /// 161's set, 6680 inside.
+    #[test]
+    fn asked_port_of_add_actions_only() {
+        let set = nat().port_set();
+        assert_eq!(asked_port(&with_port("8080")), Some((Protocol::Tcp, 8080)));
+        assert_eq!(
+            crate::portmap::outside_set(set, Protocol::Tcp, 8080),
+            Some((Protocol::Tcp, 8080))
+        );
+        assert_eq!(asked_port(&with_port("6680")), Some((Protocol::Tcp, 6680)));
+        assert_eq!(crate::portmap::outside_set(set, Protocol::Tcp, 6680), None);
+        let mut get = with_port("8080");
+        get.name = "GetExternalIPAddress".into();
+        assert_eq!(asked_port(&get), None);
+        assert_eq!(asked_port(&with_port("x")), None);
     }
 
     /// 6680 is in the set (PSID 161: 6672-6687): granted; 8080 is not: 718 (an IGD:1

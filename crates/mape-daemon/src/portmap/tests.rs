@@ -325,3 +325,47 @@ fn announcements_after_restart_and_address_change() {
     let got = pcp_only.announcements(&n, t(0));
     assert_eq!((got.len(), got[0][0]), (1, 2));
 }
+
+/// The miniupnpd failure mode, counted: a MAP for an external port outside the set
+/// (NAT-PMP 8000, PCP 8001) is answered with an in-set port and tallied per host (the
+/// last one's protocol, port and server); "any port" (0), in-set ports and deletes are not.
+#[test]
+fn requests_outside_the_set_are_counted_per_host() {
+    let (mut r, mut n) = (responder(true, true), nat());
+    let stats = super::Stats::default();
+    let now = Timestamp::from_secs(12);
+    let me = *lan1().ip();
+    let mut out = vec![0u8; 1100];
+    for req in [
+        natpmp_map(1, 5000, 8000, 60),
+        natpmp_map(2, 5001, 0, 60),
+        natpmp_map(2, 5002, 6680, 60),
+        natpmp_map(2, 5003, 8000, 0),
+        pcp_map(me, 6, 5004, 8001, 60),
+        pcp_map(me, 6, 5005, 10770, 60),
+    ] {
+        let (_, o) = r.answer(&mut n, now, lan1(), &req, &mut out);
+        if let Some((proto, port)) = o.outside {
+            stats.note_outside(me, o.wire.as_str(), proto, port);
+        }
+    }
+    let got = stats.outside_set();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (
+            got[0].host,
+            got[0].requests,
+            got[0].via.as_str(),
+            got[0].proto,
+            got[0].port
+        ),
+        (me, 2, "pcp", Protocol::Tcp, 8001)
+    );
+    let mut m = crate::metrics::Metrics::default();
+    stats.metrics(&mut m);
+    let text = m.render();
+    assert!(
+        text.contains("mape_port_mapping_outside_set_requests_total{host=\"192.168.1.10\"} 2"),
+        "{text}"
+    );
+}
