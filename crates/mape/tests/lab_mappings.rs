@@ -354,6 +354,49 @@ fn lan_apps_get_ports_inside_the_set_and_are_reached_through_the_br() {
     let (ok, got) = connect(&lab, 4933);
     assert!(!ok, "a new connection after DeletePortMapping: {got}");
 
+    // --- mape doctor names the app asking outside the set (the miniupnpd failure mode)
+    // lan1 asked for ports outside the set four times: PCP 8000 twice, UPnP 8080
+    // (AddPortMapping) and UPnP 8000 (AddAnyPortMapping), the last.
+    let st = lab.ce_query(&Request::Status).expect("status");
+    let asks = &st["mapping_asks_outside_set"];
+    assert_eq!(asks[0]["host"], addr::LAN1.to_string(), "{asks}");
+    assert!(asks[0]["requests"].as_u64() >= Some(4), "{asks}");
+    assert_eq!(
+        (&asks[0]["via"], &asks[0]["proto"], &asks[0]["port"]),
+        (&"upnp".into(), &"tcp".into(), &8000.into()),
+        "{asks}"
+    );
+    let m = mape().display().to_string();
+    let cfg = lab.dir.join("ce.toml").display().to_string();
+    let ce = lab.ns("ce");
+    let o = lab
+        .exec(
+            &ce,
+            &[&m, "doctor", "--config", &cfg, "--no-probe", "--json"],
+        )
+        .expect("doctor");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("doctor json");
+    let check = v["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "mappings")
+        .unwrap_or_else(|| panic!("no mappings check: {v}"));
+    assert_eq!(check["level"], "warn", "{check}");
+    let msg = check["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("192.168.10.10 asked") && msg.contains("(last: TCP port 8000 by UPnP IGD)"),
+        "{msg}"
+    );
+    assert!(msg.contains("4928-4943"), "{msg}");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("app on 192.168.10.10"),
+        "{check}"
+    );
+
     // Share: lan2 takes one UDP mapping (it is active now), so lan1 may hold 120 TCP
     // ports (the mape policy's 50 % of 240); its requests succeed up to there, then
     // NO_RESOURCES (8).
