@@ -291,6 +291,8 @@ impl Responder {
         if !self.lan.iter().any(|n| n.contains(*src.ip())) {
             return drop("not_lan");
         }
+        // RFC 6887 §8.3: an overloaded server MAY silently discard requests (clients
+        // retry) rather than answer NO_RESOURCES; a flood gets no answers to amplify.
         if !self.bucket.try_take(now) {
             return drop("rate_limited");
         }
