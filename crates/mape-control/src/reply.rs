@@ -58,6 +58,27 @@ pub struct Status {
     /// predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning: Option<ProvisioningStatus>,
+    /// LAN hosts whose apps asked for external ports outside the port set (PCP, NAT-PMP,
+    /// UPnP IGD), the busiest first; empty (absent) when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapping_asks_outside_set: Vec<OutsideSetAsks>,
+}
+
+/// A LAN host whose apps asked for an external port outside the CE's port set: on MAP-E
+/// such a mapping could never be reached (RFC 7597 §8; what miniupnpd silently grants).
+/// mape answered with an in-set port or the protocol's error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutsideSetAsks {
+    /// The LAN host.
+    pub host: std::net::Ipv4Addr,
+    /// How many such requests since the daemon started.
+    pub requests: u64,
+    /// The last one: `pcp`, `nat_pmp` or `upnp`.
+    pub via: String,
+    /// The last one's protocol.
+    pub proto: Protocol,
+    /// The last one's external port.
+    pub port: u16,
 }
 
 /// The kernel fast path as `show status` tells it.

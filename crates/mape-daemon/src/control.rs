@@ -33,6 +33,8 @@ pub struct Context {
     pub config_path: PathBuf,
     /// Where the CE's rule came from (`crate::provisioning`); `None` for a BR.
     pub provisioning: Option<Arc<std::sync::Mutex<crate::provisioning::Tracker>>>,
+    /// The port mapping servers' tallies (`crate::portmap::Stats`, shared with the IGD).
+    pub portmap: Arc<crate::portmap::Stats>,
 }
 
 /// Why a request could not be answered.
@@ -143,6 +145,7 @@ pub fn status(ctx: &Context) -> Result<Status, HandleError> {
         .provisioning
         .as_ref()
         .and_then(|t| t.lock().ok().map(|t| t.status.clone()));
+    s.mapping_asks_outside_set = ctx.portmap.outside_set();
     Ok(s)
 }
 

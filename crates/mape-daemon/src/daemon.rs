@@ -340,9 +340,10 @@ async fn run_async(
         counters,
         config_path: settings.path.clone(),
         provisioning: tracker.clone(),
+        portmap: Arc::new(crate::portmap::Stats::default()),
     };
     let server = tokio::spawn(control::serve(listener, ctx.clone()));
-    let portmap_stats = Arc::new(crate::portmap::Stats::default());
+    let portmap_stats = ctx.portmap.clone();
     let portmap = start_portmap(&settings, &ctx, &portmap_stats).await;
     let metrics = match settings.metrics {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
@@ -545,7 +546,7 @@ async fn start_portmap(
         return Vec::new();
     };
     let m = &ce.mappings;
-    let mut tasks = start_igd(ce, ctx).await;
+    let mut tasks = start_igd(ce, ctx, stats).await;
     if !m.any() {
         return tasks;
     }
@@ -569,6 +570,12 @@ async fn start_portmap(
         listen = ?m.listen,
         "port mappings served on the LAN side (UDP 5351)"
     );
+    tasks.push(tokio::spawn(crate::portmap::announce(
+        socks.clone(),
+        responder.clone(),
+        ctx.shared.clone(),
+        ctx.start,
+    )));
     tasks.extend(socks.into_iter().map(|s| {
         tokio::spawn(crate::portmap::serve(
             s,
@@ -586,6 +593,7 @@ async fn start_portmap(
 async fn start_igd(
     ce: &crate::config::CeSettings,
     ctx: &Context,
+    stats: &Arc<crate::portmap::Stats>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let m = &ce.mappings;
     let mut tasks = Vec::new();
@@ -608,6 +616,7 @@ async fn start_igd(
                     ctx.shared.clone(),
                     ctx.start,
                     ce.lan_prefixes.clone(),
+                    stats.clone(),
                 )));
             }
             Err(e) => {

@@ -103,27 +103,15 @@ pub fn log_event(e: &Event) {
             mape_at_ms = at_ms,
             "budget event {event}: {host} to {dst} ({block})"
         ),
-        // Port mappings are routine: information, not a warning.
+        // Port mappings are routine: information, not a warning. One set of fields for
+        // the three; lifetime and origin only where the mapping was added.
         EventKind::MappingAdded {
             proto,
             internal,
             external_port,
-            lifetime_s,
-            origin,
             ..
-        } => tracing::info!(
-            mape_event = %event,
-            mape_host = %internal.addr,
-            mape_proto = %proto,
-            mape_internal = %internal,
-            mape_external_port = external_port,
-            mape_lifetime_s = lifetime_s,
-            mape_origin = origin.as_str(),
-            mape_at_ms = at_ms,
-            "port mapping {proto} {external_port} -> {internal} for {lifetime_s} s ({})",
-            origin.as_str()
-        ),
-        EventKind::MappingRemoved {
+        }
+        | EventKind::MappingRemoved {
             proto,
             internal,
             external_port,
@@ -134,15 +122,29 @@ pub fn log_event(e: &Event) {
             internal,
             external_port,
             ..
-        } => tracing::info!(
-            mape_event = %event,
-            mape_host = %internal.addr,
-            mape_proto = %proto,
-            mape_internal = %internal,
-            mape_external_port = external_port,
-            mape_at_ms = at_ms,
-            "port mapping {proto} {external_port} -> {internal} ended ({event})"
-        ),
+        } => {
+            let (lifetime_s, origin) = match &e.kind {
+                EventKind::MappingAdded {
+                    lifetime_s, origin, ..
+                } => (Some(*lifetime_s), Some(origin.as_str())),
+                _ => (None, None),
+            };
+            let end = match (lifetime_s, origin) {
+                (Some(l), Some(o)) => format!("for {l} s ({o})"),
+                _ => format!("ended ({event})"),
+            };
+            tracing::info!(
+                mape_event = %event,
+                mape_host = %internal.addr,
+                mape_proto = %proto,
+                mape_internal = %internal,
+                mape_external_port = external_port,
+                mape_lifetime_s = lifetime_s,
+                mape_origin = origin,
+                mape_at_ms = at_ms,
+                "port mapping {proto} {external_port} -> {internal} {end}"
+            );
+        }
     }
 }
 

@@ -106,6 +106,7 @@ struct Ctx {
     shared: Shared,
     clock: Instant,
     lan: Arc<Vec<Ipv4Net>>,
+    stats: Arc<crate::portmap::Stats>,
 }
 
 fn lan_peer(ctx: &Ctx, peer: SocketAddr) -> Option<Ipv4Addr> {
@@ -154,7 +155,15 @@ async fn control(
             return (StatusCode::SERVICE_UNAVAILABLE, xml, String::new());
         };
         match p.nat_mut() {
-            Some(nat) => soap::control(nat, now, me, uptime, &action),
+            Some(nat) => {
+                let outside = soap::asked_port(&action).and_then(|(proto, port)| {
+                    crate::portmap::outside_set(nat.port_set(), proto, port)
+                });
+                if let Some((proto, port)) = outside {
+                    ctx.stats.note_outside(me, "upnp", proto, port);
+                }
+                soap::control(nat, now, me, uptime, &action)
+            }
             None => return (StatusCode::SERVICE_UNAVAILABLE, xml, String::new()),
         }
     };
@@ -175,11 +184,13 @@ pub async fn serve_http(
     shared: Shared,
     clock: Instant,
     lan: Vec<Ipv4Net>,
+    stats: Arc<crate::portmap::Stats>,
 ) {
     let ctx = Ctx {
         shared,
         clock,
         lan: Arc::new(lan),
+        stats,
     };
     let app = Router::new()
         .route("/rootDesc.xml", get(root_desc))

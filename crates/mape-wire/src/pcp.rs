@@ -331,15 +331,15 @@ impl RequestOp {
 /// Why [`Request::parse`] did not yield a request, and what the server answers (§8.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestError {
-    /// Shorter than 2 bytes: silently dropped (§8.3).
+    /// Shorter than 2 bytes, or a version 2 request shorter than its 24-byte header:
+    /// silently dropped (§8.3).
     Truncated,
     /// The R bit is set (a response): silently dropped (§8.3).
     NotARequest,
     /// Answer with `result` (see [`RequestError::response`]).
     Answer {
-        /// `UNSUPP_VERSION` (version ≠ 2, §9), `MALFORMED_REQUEST` (shorter than 24
-        /// bytes or than the opcode's payload, longer than 1100, not a multiple of 4;
-        /// §7, §8.3), `UNSUPP_OPCODE` or `MALFORMED_OPTION` (a truncated option, §7.3).
+        /// `UNSUPP_VERSION` (version ≠ 2, §9), `MALFORMED_REQUEST` (shorter than the
+        /// opcode's payload, longer than 1100, not a multiple of 4; §7, §8.3), `UNSUPP_OPCODE` or `MALFORMED_OPTION` (a truncated option, §7.3).
         result: ResultCode,
         /// The request opcode (R bit cleared), echoed in the response.
         opcode: u8,
@@ -431,9 +431,11 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// Parse a request under RFC 6887 §7 and §8.3 (see [`RequestError`] for what each
-    /// failure answers). Checks in order: length ≥ 2, R bit clear, version 2, length
-    /// 24..=1100 and a multiple of 4, opcode ANNOUNCE or MAP, room for its payload,
-    /// options well formed.
+    /// failure answers). Checks in §8.3's order: length ≥ 2, R bit clear, version 2,
+    /// length ≥ 24 (else dropped), length ≤ 1100 and a multiple of 4, opcode ANNOUNCE or
+    /// MAP, room for its payload, options well formed. What §8.3 checks after parsing
+    /// (the client address, ADDRESS_MISMATCH) and the opcode's own rules (§11.3) are the
+    /// server's.
     pub fn parse(data: &'a [u8]) -> core::result::Result<Request<'a>, RequestError> {
         let (version, r_op) = match data {
             [v, o, ..] => (*v, *o),
@@ -452,11 +454,16 @@ impl<'a> Request<'a> {
             return Err(RequestError::NotARequest);
         }
         if version != VERSION {
-            // §9: NAT-PMP (version 0) is the caller's to route before this.
+            // §8.3, §9: NAT-PMP (version 0) is the caller's to route before this.
             return Err(answer(ResultCode::UnsuppVersion, None));
         }
-        if data.len() < HEADER_LEN || data.len() > MAX_MESSAGE_LEN || !data.len().is_multiple_of(4)
-        {
+        // §8.3: "if the version is supported but the received message is shorter than 24
+        // octets, the message is silently dropped"; then longer than 1100 octets, not a
+        // multiple of 4 or too short for the opcode is MALFORMED_REQUEST.
+        if data.len() < HEADER_LEN {
+            return Err(RequestError::Truncated);
+        }
+        if data.len() > MAX_MESSAGE_LEN || !data.len().is_multiple_of(4) {
             return Err(answer(ResultCode::MalformedRequest, None));
         }
         let body = &data[HEADER_LEN..];
@@ -811,8 +818,12 @@ mod tests {
         let mut v1_resp = MAP_RESP;
         v1_resp[0] = 1;
         assert_eq!(Request::parse(&v1_resp), Err(RequestError::NotARequest));
-        // Too short, not a multiple of 4, too long.
-        assert_eq!(rc(&MAP_REQ[..20]), Some(ResultCode::MalformedRequest));
+        // §8.3: version 2 but shorter than the 24-byte header: silently dropped (no
+        // answer), unlike a short message of another version (UNSUPP_VERSION above).
+        assert_eq!(Request::parse(&MAP_REQ[..20]), Err(RequestError::Truncated));
+        assert_eq!(Request::parse(&MAP_REQ[..2]), Err(RequestError::Truncated));
+        assert_eq!(rc(&[1, 1, 0, 0]), Some(ResultCode::UnsuppVersion));
+        // Too short for MAP, not a multiple of 4, too long.
         assert_eq!(rc(&MAP_REQ[..59]), Some(ResultCode::MalformedRequest));
         assert_eq!(rc(&MAP_REQ[..56]), Some(ResultCode::MalformedRequest));
         let mut long = [0u8; 1104];

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Result;
 use clap::Args;
-use mape_control::reply::{FastPathStatus, Snapshot, Status, Traffic};
+use mape_control::reply::{FastPathStatus, MapStatus, OutsideSetAsks, Snapshot, Status, Traffic};
 use mape_control::{request_typed, Request};
 use mape_daemon::config::{MapAddressMode, Role, Settings, DEFAULT_CONFIG};
 use mape_daemon::ra::{ra_state, RaState};
@@ -331,6 +331,64 @@ fn fast_path_check(f: Option<&FastPathStatus>) -> Check {
     }
 }
 
+/// The `mappings` finding (IO-free): LAN apps that asked the CE's PCP, NAT-PMP or UPnP
+/// IGD server for an external port outside the port set (the daemon's
+/// `mapping_asks_outside_set`). On MAP-E only the set's ports reach this CE (RFC 7597 §8),
+/// so such a mapping could never work: OpenWrt's miniupnpd grants it and nothing comes
+/// in. mape answered with an in-set port (or UPnP's 718 ConflictInMappingEntry), which an
+/// app that insists on its port may not use. A warning naming each host and what it asked
+/// for, with the set and the fix.
+fn mappings_check(asks: &[OutsideSetAsks], port_ranges: &[String]) -> Check {
+    let ranges = match port_ranges {
+        [] => "the port set".to_string(),
+        r if r.len() > 4 => format!("{}, ... ({} ranges)", r[..4].join(", "), r.len()),
+        r => r.join(", "),
+    };
+    if asks.is_empty() {
+        return Check {
+            name: "mappings",
+            level: Level::Ok,
+            message: "no LAN app asked for a port mapping outside the port set".into(),
+            fix: None,
+        };
+    }
+    let via = |v: &str| {
+        match v {
+            "pcp" => "PCP",
+            "nat_pmp" => "NAT-PMP",
+            "upnp" => "UPnP IGD",
+            other => other,
+        }
+        .to_string()
+    };
+    let hosts = asks
+        .iter()
+        .map(|a| {
+            let times = if a.requests == 1 { "once" } else { "times" };
+            let n = if a.requests == 1 {
+                String::new()
+            } else {
+                format!("{} ", a.requests)
+            };
+            format!(
+                "{} asked {n}{times} (last: {} port {} by {})",
+                a.host,
+                a.proto.as_str().to_ascii_uppercase(),
+                a.port,
+                via(&a.via)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let first = &asks[0].host;
+    Check {
+        name: "mappings",
+        level: Level::Warn,
+        message: format!("LAN apps asked for port mappings outside the port set, which can never be reached on MAP-E (only {ranges} reach this CE): {hosts}; mape offered an in-set port instead (UPnP IGD:1 clients get 718 ConflictInMappingEntry)"),
+        fix: Some(format!("set the app on {first} to pick its port automatically, or to a port of the set ({ranges}; `mape show status` lists them), and tell its peers the external port the router reports")),
+    }
+}
+
 /// The `provisioning` finding (IO-free): where the rule in force came from, and while the
 /// daemon's provisioning rounds fail, which step fails, since when, and what to do.
 fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> Check {
@@ -640,6 +698,11 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
             };
             let other = ce.map.bmr.map_prefix(&m.end_user_prefix, other).ok();
             r.0.push(fast_path_check(st.fast_path.as_ref()));
+            let ranges = match &st.map {
+                MapStatus::Ce(m) => m.port_ranges.clone(),
+                _ => Vec::new(),
+            };
+            r.0.push(mappings_check(&st.mapping_asks_outside_set, &ranges));
             let sessions = st.budget.as_ref().map_or(0, |b| b.sessions);
             r.0.push(br_replies_check(
                 (wan_in.packets, wan_out.packets),
@@ -765,6 +828,60 @@ mod tests {
         let off = fast_path_check(Some(&fast("off", false, Some("off in the configuration"))));
         assert_eq!(off.level, Level::Ok);
         assert_eq!(fast_path_check(None).level, Level::Warn);
+    }
+
+    /// The lab's CE (PSID 0x34: 4928-4943, 9024-9039, ...): lan1's app asked three times,
+    /// last for TCP 8080 by UPnP; lan2 once for UDP 3074 by NAT-PMP.
+    #[test]
+    fn apps_asking_outside_the_set_are_named_with_the_fix() {
+        let ask = |host: [u8; 4], requests, via: &str, proto, port| OutsideSetAsks {
+            host: host.into(),
+            requests,
+            via: via.into(),
+            proto,
+            port,
+        };
+        let ranges: Vec<String> = ["4928-4943", "9024-9039"].map(String::from).to_vec();
+        let asks = [
+            ask([192, 168, 10, 10], 3, "upnp", mape_nat::Protocol::Tcp, 8080),
+            ask(
+                [192, 168, 10, 11],
+                1,
+                "nat_pmp",
+                mape_nat::Protocol::Udp,
+                3074,
+            ),
+        ];
+        let c = mappings_check(&asks, &ranges);
+        assert_eq!((c.name, c.level), ("mappings", Level::Warn));
+        assert!(
+            c.message
+                .contains("192.168.10.10 asked 3 times (last: TCP port 8080 by UPnP IGD)"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message
+                .contains("192.168.10.11 asked once (last: UDP port 3074 by NAT-PMP)"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains("only 4928-4943, 9024-9039 reach"),
+            "{}",
+            c.message
+        );
+        let fix = c.fix.unwrap_or_default();
+        assert!(fix.contains("app on 192.168.10.10"), "{fix}");
+        assert!(fix.contains("4928-4943, 9024-9039"), "{fix}");
+        let ok = mappings_check(&[], &ranges);
+        assert_eq!((ok.level, ok.fix), (Level::Ok, None));
+        // 15 ranges are cut to four and a count.
+        let many: Vec<String> = (0..15)
+            .map(|a| format!("{}-{}", a * 4096 + 832, a * 4096 + 847))
+            .collect();
+        let c = mappings_check(&asks, &many);
+        assert!(c.message.contains("(15 ranges)"), "{}", c.message);
     }
 
     #[test]

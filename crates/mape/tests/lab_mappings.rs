@@ -354,6 +354,49 @@ fn lan_apps_get_ports_inside_the_set_and_are_reached_through_the_br() {
     let (ok, got) = connect(&lab, 4933);
     assert!(!ok, "a new connection after DeletePortMapping: {got}");
 
+    // --- mape doctor names the app asking outside the set (the miniupnpd failure mode)
+    // lan1 asked for ports outside the set four times: PCP 8000 twice, UPnP 8080
+    // (AddPortMapping) and UPnP 8000 (AddAnyPortMapping), the last.
+    let st = lab.ce_query(&Request::Status).expect("status");
+    let asks = &st["mapping_asks_outside_set"];
+    assert_eq!(asks[0]["host"], addr::LAN1.to_string(), "{asks}");
+    assert!(asks[0]["requests"].as_u64() >= Some(4), "{asks}");
+    assert_eq!(
+        (&asks[0]["via"], &asks[0]["proto"], &asks[0]["port"]),
+        (&"upnp".into(), &"tcp".into(), &8000.into()),
+        "{asks}"
+    );
+    let m = mape().display().to_string();
+    let cfg = lab.dir.join("ce.toml").display().to_string();
+    let ce = lab.ns("ce");
+    let o = lab
+        .exec(
+            &ce,
+            &[&m, "doctor", "--config", &cfg, "--no-probe", "--json"],
+        )
+        .expect("doctor");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("doctor json");
+    let check = v["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "mappings")
+        .unwrap_or_else(|| panic!("no mappings check: {v}"));
+    assert_eq!(check["level"], "warn", "{check}");
+    let msg = check["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("192.168.10.10 asked") && msg.contains("(last: TCP port 8000 by UPnP IGD)"),
+        "{msg}"
+    );
+    assert!(msg.contains("4928-4943"), "{msg}");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("app on 192.168.10.10"),
+        "{check}"
+    );
+
     // Share: lan2 takes one UDP mapping (it is active now), so lan1 may hold 120 TCP
     // ports (the mape policy's 50 % of 240); its requests succeed up to there, then
     // NO_RESOURCES (8).
@@ -451,4 +494,103 @@ fn natpmpc_output_is_read() {
         [2]
     );
     assert_eq!(lab_ports().nth(0), Some(addr::LAB_PORTS_FIRST));
+}
+
+/// Listens on lan1 as the RFCs' clients do: UDP 5350 on every address, member of
+/// 224.0.0.1 (RFC 6886 §3.2.1, RFC 6887 §14.1.3); prints "ready", then each datagram as
+/// "<ms since ready> <source ip>:<port> <hex>" until `argv[1]` seconds have passed.
+const LISTEN_5350: &str = r#"
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5350))
+try:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                 struct.pack("4s4s", socket.inet_aton("224.0.0.1"), socket.inet_aton("0.0.0.0")))
+except OSError:
+    pass
+print("ready", flush=True)
+t0 = time.monotonic()
+end = t0 + float(sys.argv[1])
+while time.monotonic() < end:
+    s.settimeout(max(0.05, end - time.monotonic()))
+    try:
+        d, a = s.recvfrom(2048)
+    except socket.timeout:
+        continue
+    print(int((time.monotonic() - t0) * 1000), "%s:%d" % a, d.hex(), flush=True)
+"#;
+
+/// After the CE restarts, lan1 hears it announce itself (RFC 6886 §3.2.1, RFC 6887
+/// §14.1.3): NAT-PMP's external address response (version 0, opcode 128, the lab CE's
+/// external address) and PCP's ANNOUNCE response (version 2, R 1 opcode 0, SUCCESS,
+/// lifetime 0), from the CE's LAN address port 5351 to 224.0.0.1:5350, several rounds
+/// spaced 250 ms, 500 ms, ... apart, the epoch starting near 0.
+#[test]
+fn the_ce_announces_after_a_restart() {
+    use std::io::{BufRead, BufReader};
+    if !mape_lab::possible_or_skip("port mapping announcement lab test") {
+        return;
+    }
+    let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
+    let lan1 = lab.ns("lan1");
+    let mut listener = std::process::Command::new("ip")
+        .args(["netns", "exec", &lan1, "python3", "-c", LISTEN_5350, "25"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("listener");
+    let mut lines = BufReader::new(listener.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
+    let fast_path = std::env::var("MAPE_LAB_FAST_PATH").unwrap_or_else(|_| "auto".into());
+    lab.restart_daemons(&fast_path).expect("restart");
+    let _ = listener.wait();
+    let got: Vec<(u64, String, Vec<u8>)> = lines
+        .map_while(Result::ok)
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((
+                w.next()?.parse().ok()?,
+                w.next()?.to_owned(),
+                unhex(w.next()?),
+            ))
+        })
+        .collect();
+    lab.teardown();
+    let from = format!("{}:5351", addr::CE_LAN);
+    assert!(got.iter().all(|(_, src, _)| *src == from), "{got:?}");
+    let natpmp: Vec<&(u64, String, Vec<u8>)> = got
+        .iter()
+        .filter(|(_, _, d)| d.first() == Some(&0))
+        .collect();
+    let pcp_ann: Vec<&(u64, String, Vec<u8>)> = got
+        .iter()
+        .filter(|(_, _, d)| d.first() == Some(&2))
+        .collect();
+    // Ten rounds span 127.75 s; in the 25 s listened at least the first seven come.
+    assert!(natpmp.len() >= 7 && pcp_ann.len() >= 7, "{got:?}");
+    for (_, _, d) in &natpmp {
+        assert_eq!(d.len(), 12, "{d:?}");
+        assert_eq!(&d[..4], &[0, 128, 0, 0]);
+        assert_eq!(&d[8..12], &addr::CE_EXTERNAL.octets());
+    }
+    for (_, _, d) in &pcp_ann {
+        let r = pcp::Response::parse(d).expect("an ANNOUNCE response");
+        assert_eq!(
+            (r.op, r.result, r.lifetime),
+            (pcp::ResponseOp::Announce, 0, 0)
+        );
+    }
+    // The epoch starts over: the first rounds say 0 seconds.
+    let epoch = |d: &[u8]| u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
+    assert_eq!(epoch(&natpmp[0].2), 0, "{got:?}");
+    assert_eq!(pcp::Response::parse(&pcp_ann[0].2).map(|r| r.epoch), Ok(0));
+    // The gaps double: 250, 500, 1000, 2000, 4000 ms (±150 ms of scheduling).
+    let at: Vec<u64> = natpmp.iter().map(|x| x.0).collect();
+    for (i, w) in at.windows(2).take(5).enumerate() {
+        let want = 250u64 << i;
+        assert!(
+            w[1] - w[0] + 150 >= want && w[1] - w[0] <= want + 150,
+            "{at:?}"
+        );
+    }
 }

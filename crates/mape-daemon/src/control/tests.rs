@@ -55,6 +55,7 @@ pub(super) fn context(path: &Path) -> Context {
         counters: Arc::new(IoCounters::default()),
         config_path: path.to_path_buf(),
         provisioning: None,
+        portmap: Arc::default(),
     }
 }
 

@@ -21,36 +21,21 @@ pub struct UpnpError {
     pub description: &'static str,
 }
 
-const INVALID_ACTION: UpnpError = UpnpError {
-    code: 401,
-    description: "Invalid Action",
-};
-const INVALID_ARGS: UpnpError = UpnpError {
-    code: 402,
-    description: "Invalid Args",
-};
-const NOT_AUTHORIZED: UpnpError = UpnpError {
-    code: 606,
-    description: "Action not authorized",
-};
-const ARRAY_INDEX_INVALID: UpnpError = UpnpError {
-    code: 713,
-    description: "SpecifiedArrayIndexInvalid",
-};
-const NO_SUCH_ENTRY: UpnpError = UpnpError {
-    code: 714,
-    description: "NoSuchEntryInArray",
-};
+impl UpnpError {
+    const fn new(code: u16, description: &'static str) -> Self {
+        Self { code, description }
+    }
+}
+
+const INVALID_ACTION: UpnpError = UpnpError::new(401, "Invalid Action");
+const INVALID_ARGS: UpnpError = UpnpError::new(402, "Invalid Args");
+const NOT_AUTHORIZED: UpnpError = UpnpError::new(606, "Action not authorized");
+const ARRAY_INDEX_INVALID: UpnpError = UpnpError::new(713, "SpecifiedArrayIndexInvalid");
+const NO_SUCH_ENTRY: UpnpError = UpnpError::new(714, "NoSuchEntryInArray");
 /// WANIPConnection 718: the port is taken, or (on MAP-E) outside the port set, which
 /// could never work (RFC 7597 §8).
-pub const CONFLICT: UpnpError = UpnpError {
-    code: 718,
-    description: "ConflictInMappingEntry",
-};
-const NO_RESOURCES: UpnpError = UpnpError {
-    code: 728,
-    description: "NoPortMapsAvailable",
-};
+pub const CONFLICT: UpnpError = UpnpError::new(718, "ConflictInMappingEntry");
+const NO_RESOURCES: UpnpError = UpnpError::new(728, "NoPortMapsAvailable");
 
 /// A parsed SOAP action: its name and its arguments in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +130,17 @@ pub fn parse_action(body: &[u8]) -> Option<Action> {
         }
         buf.clear();
     }
+}
+
+/// The protocol and external port an AddPortMapping / AddAnyPortMapping asks for (what
+/// the server counts when it is outside the port set); `None` for other actions and
+/// unreadable arguments.
+pub fn asked_port(a: &Action) -> Option<(Protocol, u16)> {
+    if !matches!(a.name.as_str(), "AddPortMapping" | "AddAnyPortMapping") {
+        return None;
+    }
+    let proto = proto_of(a.arg("NewProtocol")).ok()?;
+    Some((proto, port_of(a.arg("NewExternalPort")).ok()?))
 }
 
 fn proto_of(s: Option<&str>) -> Result<Protocol, UpnpError> {
@@ -338,6 +334,24 @@ mod tests {
         );
         assert_eq!(parse_action(b"<a><b>"), None);
         assert_eq!(parse_action(b"not xml at all"), None);
+    }
+
+    /// What an Add action asks for, read from miniupnpc's bytes; 8080 is outside PSID
+    /// 161's set, 6680 inside.
+    #[test]
+    fn asked_port_of_add_actions_only() {
+        let set = nat().port_set();
+        assert_eq!(asked_port(&with_port("8080")), Some((Protocol::Tcp, 8080)));
+        assert_eq!(
+            crate::portmap::outside_set(set, Protocol::Tcp, 8080),
+            Some((Protocol::Tcp, 8080))
+        );
+        assert_eq!(asked_port(&with_port("6680")), Some((Protocol::Tcp, 6680)));
+        assert_eq!(crate::portmap::outside_set(set, Protocol::Tcp, 6680), None);
+        let mut get = with_port("8080");
+        get.name = "GetExternalIPAddress".into();
+        assert_eq!(asked_port(&get), None);
+        assert_eq!(asked_port(&with_port("x")), None);
     }
 
     /// 6680 is in the set (PSID 161: 6672-6687): granted; 8080 is not: 718 (an IGD:1

@@ -98,6 +98,7 @@ impl Pipeline for BrPipeline {
             io: IoStatus::default(),
             fast_path: Some(self.fast.status()),
             provisioning: None,
+            mapping_asks_outside_set: Vec::new(),
         }
     }
 

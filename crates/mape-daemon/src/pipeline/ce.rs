@@ -213,6 +213,7 @@ impl Pipeline for CePipeline {
             io: IoStatus::default(),
             fast_path: Some(self.fast.status()),
             provisioning: None,
+            mapping_asks_outside_set: Vec::new(),
         }
     }
 

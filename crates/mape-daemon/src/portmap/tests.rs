@@ -224,3 +224,148 @@ fn foreign_sources_floods_and_switched_off_protocols_are_dropped() {
     assert_eq!((len, o.result.as_str()), (0, "disabled"));
     assert_eq!(n.mapping_count(), 0);
 }
+
+/// RFC 6887 §11.3 / §15: a MAP request (or delete) for an existing mapping with another
+/// nonce is NOT_AUTHORIZED (2), the error's lifetime the mapping's remaining one, and the
+/// mapping stays; with the mapping's own nonce it renews and deletes.
+#[test]
+fn pcp_other_nonce_is_not_authorized() {
+    let (mut r, mut n) = (responder(true, false), nat());
+    let me = *lan1().ip();
+    let t0 = Timestamp::from_secs(12);
+    let (b, _) = ask(&mut r, &mut n, t0, &pcp_map(me, 6, 8080, 10770, 3600));
+    assert_eq!((b[3], be16(&b, 42)), (0, 10770));
+    // 100 s later another nonce: NOT_AUTHORIZED, lifetime 3500, its payload echoed.
+    let mut other = pcp_map(me, 6, 8080, 10770, 3600);
+    other[24..36].copy_from_slice(&[0xa5; 12]);
+    let t1 = Timestamp::from_secs(112);
+    let (b, result) = ask(&mut r, &mut n, t1, &other);
+    assert_eq!((b.len(), b[3], result.as_str()), (60, 2, "not_authorized"));
+    assert_eq!(be32(&b, 4), 3500);
+    assert_eq!(&b[24..36], &[0xa5; 12]);
+    // Its delete is refused the same way; the mapping is still there.
+    let mut del = other.clone();
+    del[4..8].copy_from_slice(&0u32.to_be_bytes());
+    assert_eq!(ask(&mut r, &mut n, t1, &del).0[3], 2);
+    let ep = "192.168.1.10:8080".parse().unwrap();
+    assert_eq!(n.mapping_of(Protocol::Tcp, ep).map(|e| e.port), Some(10770));
+    // The right nonce deletes; then the other nonce may map it anew.
+    assert_eq!(ask(&mut r, &mut n, t1, &pcp_map(me, 6, 8080, 0, 0)).0[3], 0);
+    assert_eq!(n.mapping_of(Protocol::Tcp, ep), None);
+    assert_eq!(ask(&mut r, &mut n, t1, &other).0[3], 0);
+}
+
+/// RFC 6887 §8.3's order: a version 2 request shorter than 24 octets is dropped silently;
+/// a short one of another version is UNSUPP_VERSION; 24..=1100 but not a multiple of 4,
+/// or too short for MAP, is MALFORMED_REQUEST (3).
+#[test]
+fn pcp_section_8_3_short_requests() {
+    let (mut r, mut n) = (responder(true, false), nat());
+    let now = Timestamp::from_secs(12);
+    let req = pcp_map(*lan1().ip(), 6, 80, 0, 3600);
+    let (b, result) = ask(&mut r, &mut n, now, &req[..20]);
+    assert!(b.is_empty());
+    assert_eq!(result, "truncated");
+    let (b, result) = ask(&mut r, &mut n, now, &[1, 1, 0, 0]);
+    assert_eq!(
+        (b.len(), b[0], b[3], result.as_str()),
+        (24, 2, 1, "unsupp_version")
+    );
+    let (b, _) = ask(&mut r, &mut n, now, &req[..58]);
+    assert_eq!(b[3], 3);
+    let (b, _) = ask(&mut r, &mut n, now, &req[..48]);
+    assert_eq!((b.len(), b[1], b[3]), (24, 0x81, 3));
+    assert_eq!(n.mapping_count(), 0);
+}
+
+/// RFC 6886 §3.2.1 / RFC 6887 §14.1.3 with a fake clock: a server started at 10 s
+/// announces at once (NAT-PMP's 12-byte external address response, then PCP's 24-byte
+/// ANNOUNCE response: SUCCESS, lifetime 0), each with the epoch of its sending, ten
+/// rounds 250 ms apart and doubling; a new external address starts the epoch and the
+/// rounds over.
+#[test]
+fn announcements_after_restart_and_address_change() {
+    let (mut r, n) = (responder(true, true), nat());
+    let t = |ms: u64| Timestamp::from_millis(10_000 + ms);
+    let first = r.announcements(&n, t(0));
+    assert_eq!(first.len(), 2);
+    let mut natpmp = vec![0, 128, 0, 0, 0, 0, 0, 0];
+    natpmp.extend_from_slice(&EXT.octets());
+    assert_eq!(first[0], natpmp);
+    let mut ann = vec![2, 0x80, 0, 0];
+    ann.extend_from_slice(&[0; 20]);
+    assert_eq!(first[1], ann);
+    assert_eq!(r.next_announcement(), Some(t(250)));
+    assert!(r.announcements(&n, t(249)).is_empty());
+    let mut rounds = vec![0u64];
+    for ms in (50..200_000).step_by(50) {
+        let got = r.announcements(&n, t(ms));
+        if !got.is_empty() {
+            // The epoch field is the seconds since the start at 10 s.
+            assert_eq!(be32(&got[0], 4), u32::try_from(ms / 1000).unwrap());
+            assert_eq!(be32(&got[1], 8), u32::try_from(ms / 1000).unwrap());
+            rounds.push(ms);
+        }
+    }
+    assert_eq!(
+        rounds,
+        vec![0, 250, 750, 1750, 3750, 7750, 15750, 31750, 63750, 127750]
+    );
+    assert_eq!(r.next_announcement(), None);
+    // The engine now has another external address (reprovisioned): a new epoch (0) and
+    // the new address announced at once.
+    let other = Ipv4Addr::new(14, 9, 26, 102);
+    let n2 = Nat::new(NatConfig::mape(), other, PortSet::new(161, 8, 4).unwrap()).unwrap();
+    let got = r.announcements(&n2, t(300_000));
+    assert_eq!(got.len(), 2);
+    assert_eq!((be32(&got[0], 4), &got[0][8..12]), (0, &other.octets()[..]));
+    assert_eq!(be32(&got[1], 8), 0);
+    // Only the protocols switched on are announced.
+    let mut pcp_only = responder(true, false);
+    let got = pcp_only.announcements(&n, t(0));
+    assert_eq!((got.len(), got[0][0]), (1, 2));
+}
+
+/// The miniupnpd failure mode, counted: a MAP for an external port outside the set
+/// (NAT-PMP 8000, PCP 8001) is answered with an in-set port and tallied per host (the
+/// last one's protocol, port and server); "any port" (0), in-set ports and deletes are not.
+#[test]
+fn requests_outside_the_set_are_counted_per_host() {
+    let (mut r, mut n) = (responder(true, true), nat());
+    let stats = super::Stats::default();
+    let now = Timestamp::from_secs(12);
+    let me = *lan1().ip();
+    let mut out = vec![0u8; 1100];
+    for req in [
+        natpmp_map(1, 5000, 8000, 60),
+        natpmp_map(2, 5001, 0, 60),
+        natpmp_map(2, 5002, 6680, 60),
+        natpmp_map(2, 5003, 8000, 0),
+        pcp_map(me, 6, 5004, 8001, 60),
+        pcp_map(me, 6, 5005, 10770, 60),
+    ] {
+        let (_, o) = r.answer(&mut n, now, lan1(), &req, &mut out);
+        if let Some((proto, port)) = o.outside {
+            stats.note_outside(me, o.wire.as_str(), proto, port);
+        }
+    }
+    let got = stats.outside_set();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (
+            got[0].host,
+            got[0].requests,
+            got[0].via.as_str(),
+            got[0].proto,
+            got[0].port
+        ),
+        (me, 2, "pcp", Protocol::Tcp, 8001)
+    );
+    let mut m = crate::metrics::Metrics::default();
+    stats.metrics(&mut m);
+    let text = m.render();
+    assert!(
+        text.contains("mape_port_mapping_outside_set_requests_total{host=\"192.168.1.10\"} 2"),
+        "{text}"
+    );
+}

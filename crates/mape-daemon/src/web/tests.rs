@@ -35,6 +35,7 @@ fn web() -> Shared {
         counters: Arc::new(IoCounters::default()),
         config_path: "test.toml".into(),
         provisioning: None,
+        portmap: Arc::default(),
     };
     Web::new(ctx, hash().to_string())
 }

@@ -278,7 +278,8 @@ impl Nat {
             }
         }
         let port = self.ports.nth(ix).unwrap_or(0);
-        let m = self.place_lease(now, host, req.proto, req.internal, port, ix);
+        let m = self.place_mapping(host, req.proto, req.internal, port, ix);
+        self.hold_as_lease(now, m, ix);
         self.set_deadline(m, now, lifetime_s, req.origin);
         *self.leases.per_host.entry(addr).or_default() += 1;
         self.ledger.push_event(
@@ -388,25 +389,17 @@ impl Nat {
             .map(|(ix, _)| ix)
     }
 
-    /// Makes the engine mapping of a new lease on free port index `ix` and reserves the
-    /// slot like a forward's.
-    fn place_lease(
-        &mut self,
-        now: Timestamp,
-        host: u32,
-        proto: Protocol,
-        internal: Endpoint,
-        port: u16,
-        ix: u32,
-    ) -> u32 {
-        let m = self.place_mapping(host, proto, internal, port, ix);
-        self.mappings[m as usize].kind = MappingKind::Leased;
-        self.pools[proto.index()].slots[ix as usize].is_static = true;
-        self.hosts[host as usize].forwards += 1;
-        self.host_busy(host);
+    /// Makes the mapping `m` (just placed by `place_mapping` on port index `ix`) a lease:
+    /// its slot held like a static forward's (`hold_like_forward`), indexed by its key.
+    fn hold_as_lease(&mut self, now: Timestamp, m: u32, ix: u32) {
+        let (host, proto, internal) = {
+            let x = &mut self.mappings[m as usize];
+            x.kind = MappingKind::Leased;
+            (x.host, x.proto, x.internal)
+        };
+        self.hold_like_forward(host, proto, ix);
         self.leases.by_key.insert((proto, internal), m);
         self.after_budget_change(proto, now);
-        m
     }
 
     fn set_deadline(&mut self, m: u32, now: Timestamp, lifetime_s: u32, origin: MappingOrigin) {
@@ -521,7 +514,8 @@ impl Nat {
             return None;
         }
         let host = self.host_slot(saved.internal.addr, now, true)?;
-        let m = self.place_lease(now, host, saved.proto, saved.internal, saved.ext_port, ix);
+        let m = self.place_mapping(host, saved.proto, saved.internal, saved.ext_port, ix);
+        self.hold_as_lease(now, m, ix);
         *self.leases.per_host.entry(saved.internal.addr).or_default() += 1;
         self.set_lease(
             m,

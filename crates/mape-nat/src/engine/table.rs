@@ -85,8 +85,6 @@ impl Nat {
             let Some(host) = self.host_slot(f.internal.addr, now, false) else {
                 continue;
             };
-            self.hosts[host as usize].forwards += 1;
-            self.host_busy(host);
             let m = self.alloc_mapping(Mapping {
                 proto: f.proto,
                 internal: f.internal,
@@ -96,14 +94,24 @@ impl Nat {
                 kind: MappingKind::Static,
                 eim_indexed: false,
             });
+            self.hold_like_forward(host, f.proto, ix);
             let slot = &mut self.pools[p].slots[ix as usize];
             slot.users = 1;
             slot.owner = Some(m);
-            slot.is_static = true;
             self.pools[p].take(ix);
             self.index_mapping(m);
         }
         Ok(())
+    }
+
+    /// Holds port index `ix` of `proto` for `host` like a static forward's: the slot is
+    /// static (never reused by a flow) and the host counts one more forward, so it is never
+    /// expired. What a configured forward and a port mapping's lease (`engine::mappings`)
+    /// share.
+    pub(super) fn hold_like_forward(&mut self, host: u32, proto: Protocol, ix: u32) {
+        self.hosts[host as usize].forwards += 1;
+        self.host_busy(host);
+        self.pools[proto.index()].slots[ix as usize].is_static = true;
     }
 
     /// Applies a new configuration (SIGHUP): timers, quotas, filters, strategy and forwards
