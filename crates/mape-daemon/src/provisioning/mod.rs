@@ -15,6 +15,8 @@
 //! the source. The [`Report`] channel is HB46PP's own.
 
 pub mod apply;
+pub mod dhcpv6;
+pub mod lease;
 pub mod runner;
 pub mod settings;
 pub mod store;
@@ -25,8 +27,37 @@ use std::path::Path;
 
 use crate::config::{ConfigFile, Inputs};
 
+pub use dhcpv6::{Dhcpv6Run, LeaseReport};
 pub use runner::{prepare, Hb46ppRun, Report};
 pub use tracker::Tracker;
+
+/// The client the daemon runs, after its first round ([`prepare`]).
+#[derive(Debug)]
+pub enum Run {
+    /// HB46PP.
+    Hb46pp(Box<Hb46ppRun>),
+    /// mape's DHCPv6 client.
+    Dhcpv6(Box<Dhcpv6Run>),
+}
+
+impl Run {
+    /// Drives the client on the control-plane runtime until the receiver is gone.
+    pub async fn drive(self, tx: tokio::sync::mpsc::Sender<Update>) {
+        match self {
+            Run::Hb46pp(r) => r.drive(tx).await,
+            Run::Dhcpv6(r) => r.drive(tx).await,
+        }
+    }
+}
+
+/// What a client reports to the daemon.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// An HB46PP round.
+    Hb46pp(Report),
+    /// A DHCPv6 Reply, loss or failure.
+    Dhcpv6(LeaseReport),
+}
 
 /// The stored answer's path for a configuration file's sections.
 pub fn store_path(file: &ConfigFile) -> std::path::PathBuf {
@@ -43,10 +74,23 @@ pub fn host_inputs(file: &ConfigFile) -> Inputs {
             None
         }
     };
+    let dhcpv6 = match lease::load(&lease_path(file), runner::now().as_secs()) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored DHCPv6 lease not used");
+            None
+        }
+    };
     Inputs {
         hb46pp,
         end_user: wan_end_user(file),
+        dhcpv6,
     }
+}
+
+/// The stored DHCPv6 lease's path.
+pub fn lease_path(file: &ConfigFile) -> std::path::PathBuf {
+    lease::path(&file.state.dir, &file.tun.name)
 }
 
 /// The WAN's global address as an End-user /128.
