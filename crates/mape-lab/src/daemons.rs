@@ -138,6 +138,32 @@ dir = "{dir}/br-state"
         Ok(())
     }
 
+    /// Writes `config` to `<dir>/ce.toml` and starts `mape run ce` with it in `ns` (log
+    /// `log`); its PID once it answers on `sock`.
+    pub fn start_ce_in(
+        &mut self,
+        ns: &str,
+        mape: &str,
+        config: &str,
+        sock: &Path,
+        log: &str,
+    ) -> Result<u32, LabError> {
+        let path = self.dir.join("ce.toml");
+        fs::write(&path, config)?;
+        let p = path.display().to_string();
+        let pid = self.spawn(ns, log, &[mape, "run", "ce", "--config", &p])?;
+        self.wait_socket(sock, "the CE daemon", log)?;
+        Ok(pid)
+    }
+
+    /// Stops a process this lab started (SIGTERM, then waits up to 10 s); its exit status
+    /// if it ended.
+    pub fn stop_pid(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        self.wait_pid(pid, Duration::from_secs(10));
+        self.exit_status(pid)
+    }
+
     pub(crate) fn wait_socket(&self, sock: &Path, what: &str, log: &str) -> Result<(), LabError> {
         let limit = Duration::from_secs(15);
         let t0 = Instant::now();

@@ -22,6 +22,8 @@ use crate::{Lab, LabError, LabOptions};
 pub const DELEGATED: &str = "2001:db8:12:3400::/56";
 /// The CE's WAN interface.
 pub const CE_WAN: &str = "ce-wan";
+/// The rule's IPv4 prefix (a /24).
+pub const IPV4: &str = "192.0.2.0";
 
 /// The server's timers, seconds.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,8 @@ pub struct Offer {
     pub timers: Timers,
     /// Serve option 94.
     pub s46: bool,
+    /// The rule's IPv4 prefix (/24; default [`IPV4`]).
+    pub ipv4: &'static str,
     /// A pool to delegate from (`None`: no pool, NoPrefixAvail).
     pub pool: Option<&'static str>,
 }
@@ -159,7 +163,7 @@ impl Dhcpv6Lab {
             serde_json::json!([
                 {"space": "dhcp6", "name": "s46-cont-mape"},
                 {"space": "s46-cont-mape-options", "name": "s46-rule",
-                 "data": "0, 16, 24, 192.0.2.0, 2001:db8::/40"},
+                 "data": format!("0, 16, 24, {}, 2001:db8::/40", offer.ipv4)},
                 {"space": "s46-rule-options", "name": "s46-portparams", "data": "4, 0/8"},
                 {"space": "s46-cont-mape-options", "name": "s46-br",
                  "data": "2001:db8:ffff::1"},
@@ -248,6 +252,55 @@ impl Dhcpv6Lab {
     /// Kea's log.
     pub fn server_log(&self) -> String {
         self.lab.log("kea")
+    }
+
+    /// The CE daemon's control socket.
+    pub fn ce_socket(&self) -> PathBuf {
+        self.lab.dir.join("ce.sock")
+    }
+
+    /// A CE daemon configuration with no rule: `[provisioning] method = "dhcpv6"` (mape's
+    /// own client on [`CE_WAN`]), with `extra` appended.
+    pub fn ce_config(&self, extra: &str) -> String {
+        let d = self.lab.dir.display();
+        format!(
+            r#"mode = "ce"
+[wan]
+interface = "{CE_WAN}"
+[map]
+[lan]
+prefixes = ["192.168.10.0/24"]
+[tun]
+name = "mape0"
+queues = 1
+[control]
+socket = "{d}/ce.sock"
+[state]
+dir = "{d}/ce-state"
+[provisioning]
+method = "dhcpv6"
+[provisioning.dhcpv6]
+timeout_s = 3
+{extra}
+"#
+        )
+    }
+
+    /// Starts `mape run ce` with `config` in the CE namespace (log `log`); its PID once
+    /// it answers on its socket.
+    pub fn start_ce(&mut self, mape: &str, config: &str, log: &str) -> Result<u32, LabError> {
+        let (ce, sock) = (self.ce(), self.ce_socket());
+        self.lab.start_ce_in(&ce, mape, config, &sock, log)
+    }
+
+    /// Stops a process this lab started; its exit status if it ended.
+    pub fn stop_pid(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
+        self.lab.stop_pid(pid)
+    }
+
+    /// A process's log.
+    pub fn log(&self, name: &str) -> String {
+        self.lab.log(name)
     }
 
     /// Runs a command in the CE namespace.

@@ -326,24 +326,14 @@ timeout_s = 2
     /// Writes `config` and starts `mape run ce` with it in the CE namespace (log `log`);
     /// returns its PID once it answers on its socket.
     pub fn start_ce(&mut self, mape: &str, config: &str, log: &str) -> Result<u32, LabError> {
-        let path = self.lab.dir.join("ce.toml");
-        fs::write(&path, config)?;
-        let ce = self.ce();
-        let p = path.display().to_string();
-        let pid = self
-            .lab
-            .spawn(&ce, log, &[mape, "run", "ce", "--config", &p])?;
-        self.lab
-            .wait_socket(&self.ce_socket(), "the CE daemon", log)?;
-        Ok(pid)
+        let (ce, sock) = (self.ce(), self.ce_socket());
+        self.lab.start_ce_in(&ce, mape, config, &sock, log)
     }
 
     /// Stops a process this lab started (SIGTERM, then waits up to 10 s); its exit status
     /// if it ended.
     pub fn stop(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        self.lab.wait_pid(pid, Duration::from_secs(10));
-        self.lab.exit_status(pid)
+        self.lab.stop_pid(pid)
     }
 
     /// A process's log.

@@ -18,7 +18,7 @@ use std::process::Output;
 mod common;
 
 use common::fails;
-use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED};
+use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED, IPV4};
 use serde_json::Value;
 
 fn mape() -> String {
@@ -53,6 +53,7 @@ fn offer() -> Offer {
     Offer {
         timers: TIMERS,
         s46: true,
+        ipv4: IPV4,
         pool: Some(DELEGATED),
     }
 }
@@ -233,4 +234,166 @@ fn failure_classes_have_their_exit_codes() {
         .exec_ce(&[&mape(), "provision", "dhcpv6", "--interface", "nope0"])
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+fn status(lab: &Dhcpv6Lab) -> Value {
+    let sock = lab.ce_socket().display().to_string();
+    let o = lab
+        .exec_ce(&[&mape(), "show", "status", "--json", "--socket", &sock])
+        .expect("mape show status");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("status JSON")
+}
+
+/// Polls the status (every 200 ms, at most `secs`) until `done` holds; the last status.
+fn status_until(lab: &Dhcpv6Lab, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let s = status(lab);
+        if done(&s) || t0.elapsed() > std::time::Duration::from_secs(secs) {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn routes(lab: &Dhcpv6Lab, family: &str) -> String {
+    let o = lab
+        .exec_ce(&["ip", family, "route", "show", "dev", "mape0"])
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The daemon with `method = "dhcpv6"` and no rule in `[map]`: mape's own client gets the
+/// prefix and option 94 from Kea and the daemon runs on them (values by hand in the module
+/// documentation; the Kea lab has no BR, so the resolved parameters, routes and status are
+/// checked, not IPv4 through a BR). Kea then serves another IPv4 prefix: the Renew at T1
+/// re-provisions in place. Restarted while Kea is down, the daemon runs on the stored
+/// lease; when that lease's valid lifetime ends MAP-E stops (IPv4 default route removed,
+/// status and event), and Kea back gives a new lease: MAP-E runs again.
+#[test]
+fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
+    let Some(mut lab) = lab("d") else { return };
+    let timers = Timers {
+        t1: 3,
+        t2: 5,
+        preferred: 10,
+        valid: 12,
+    };
+    lab.serve(&Offer { timers, ..offer() }).unwrap();
+    let m = mape();
+    let config = lab.ce_config("");
+    // 1. Provisioned from Kea.
+    let pid = lab.start_ce(&m, &config, "ce1").expect("CE daemon starts");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "192.0.2.18", "{s}\n{}", lab.log("ce1"));
+    assert_eq!(s["map"]["psid"], 52);
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c000:212:34");
+    assert_eq!(s["map"]["rule_source"], "dhcpv6");
+    let p = &s["provisioning"];
+    assert_eq!(p["method"], "dhcpv6", "{s}");
+    assert_eq!(p["source"], "dhcpv6");
+    assert_eq!(p["delegated_prefix"], DELEGATED);
+    // Kea's server-id: DUID-LL, htype 1, 0a:00:00:00:00:01 (the lab's Kea config).
+    assert_eq!(p["server"], "00:03:00:01:0a:00:00:00:00:01");
+    assert_eq!(p["from_store"], false);
+    let fetched = p["fetched_at"].as_u64().expect("fetched_at");
+    assert_eq!(p["next_refresh_at"].as_u64(), Some(fetched + 3), "{p}");
+    assert_eq!(p["rebind_at"].as_u64(), Some(fetched + 5), "{p}");
+    assert_eq!(p["expires_at"].as_u64(), Some(fetched + 12), "{p}");
+    assert!(p.get("stopped").is_none(), "{p}");
+    assert!(routes(&lab, "-6").contains("2001:db8:12:3400:0:c000:212:34"));
+    assert!(routes(&lab, "-4").contains("default"));
+    let store = lab.dir().join("ce-state/mape0.dhcpv6.json");
+    assert!(store.exists(), "lease stored");
+
+    // 2. Kea serves another IPv4 prefix; the Renew at T1 brings it: changed in place.
+    lab.serve(&Offer {
+        timers,
+        ipv4: "198.51.100.0",
+        ..offer()
+    })
+    .unwrap();
+    let s = status_until(&lab, 15, |s| s["provisioning"]["changes"] == 1);
+    let p = &s["provisioning"];
+    assert_eq!(p["changes"], 1, "{s}\n{}", lab.log("ce1"));
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18");
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c633:6412:34");
+    let c = &p["last_change"];
+    assert!(
+        c["before"]
+            .as_str()
+            .unwrap()
+            .contains("ipv4 192.0.2.18 psid 52"),
+        "{c}"
+    );
+    assert!(
+        c["after"]
+            .as_str()
+            .unwrap()
+            .contains("ipv4 198.51.100.18 psid 52"),
+        "{c}"
+    );
+    let r = routes(&lab, "-6");
+    assert!(r.contains("2001:db8:12:3400:0:c633:6412:34"), "{r}");
+    assert!(!r.contains("2001:db8:12:3400:0:c000:212:34"), "{r}");
+    assert!(lab.log("ce1").contains("provisioning_changed"));
+    let st = lab.stop_pid(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce1")
+    );
+
+    // 3. Kea down at start: the stored lease (still valid) is used.
+    lab.stop();
+    let pid = lab
+        .start_ce(&m, &config, "ce2")
+        .expect("CE starts on the stored lease");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18", "{s}\n{}", lab.log("ce2"));
+    assert_eq!(s["provisioning"]["from_store"], true, "{s}");
+
+    // 4. Its valid lifetime ends without a Reply: MAP-E stops.
+    let s = status_until(&lab, 20, |s| s["provisioning"].get("stopped").is_some());
+    let p = &s["provisioning"];
+    assert!(
+        p["stopped"]
+            .as_str()
+            .is_some_and(|w| w.contains("DHCPv6 lease of 2001:db8:12:3400::/56 ended")),
+        "{s}\n{}",
+        lab.log("ce2")
+    );
+    assert!(
+        !routes(&lab, "-4").contains("default"),
+        "IPv4 route removed"
+    );
+    assert!(lab.log("ce2").contains("provisioning_stopped"));
+
+    // 5. Kea back: a new lease, MAP-E runs again.
+    lab.serve(&Offer {
+        timers,
+        ipv4: "198.51.100.0",
+        ..offer()
+    })
+    .unwrap();
+    let s = status_until(&lab, 45, |s| s["provisioning"].get("stopped").is_none());
+    let p = &s["provisioning"];
+    assert!(p.get("stopped").is_none(), "{s}\n{}", lab.log("ce2"));
+    assert_eq!(p["from_store"], false);
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18");
+    assert!(routes(&lab, "-4").contains("default"));
+    assert!(routes(&lab, "-6").contains("2001:db8:12:3400:0:c633:6412:34"));
+    assert!(lab.log("ce2").contains("provisioning_resumed"));
+    let st = lab.stop_pid(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce2")
+    );
 }
