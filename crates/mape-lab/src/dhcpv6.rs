@@ -156,82 +156,11 @@ impl Dhcpv6Lab {
         self.lab.dir.clone()
     }
 
-    fn config(&self, offer: &Offer) -> String {
-        let d = self.lab.dir.display().to_string();
-        let t = offer.timers;
-        let s46 = if offer.s46 {
-            serde_json::json!([
-                {"space": "dhcp6", "name": "s46-cont-mape"},
-                {"space": "s46-cont-mape-options", "name": "s46-rule",
-                 "data": format!("0, 16, 24, {}, 2001:db8::/40", offer.ipv4)},
-                {"space": "s46-rule-options", "name": "s46-portparams", "data": "4, 0/8"},
-                {"space": "s46-cont-mape-options", "name": "s46-br",
-                 "data": "2001:db8:ffff::1"},
-                {"space": "dhcp6", "name": "dns-servers", "data": "2001:db8:0:1::53"}
-            ])
-        } else {
-            serde_json::json!([])
-        };
-        let pools = match offer.pool {
-            Some(p) => {
-                let (addr, len) = p.split_once('/').unwrap_or((p, "56"));
-                let len: u8 = len.parse().unwrap_or(56);
-                serde_json::json!([{"prefix": addr, "prefix-len": len, "delegated-len": len}])
-            }
-            None => serde_json::json!([]),
-        };
-        serde_json::json!({"Dhcp6": {
-            "interfaces-config": {"interfaces": ["isp-ce"]},
-            "data-directory": d,
-            "lease-database": {"type": "memfile", "persist": true,
-                               "name": format!("{d}/leases6.csv"), "lfc-interval": 0},
-            "server-id": {"type": "LL", "htype": 1, "identifier": "0a0000000001",
-                          "persist": false},
-            "renew-timer": t.t1, "rebind-timer": t.t2,
-            "preferred-lifetime": t.preferred, "valid-lifetime": t.valid,
-            "subnet6": [{"id": 1, "subnet": "2001:db8:0:1::/64", "interface": "isp-ce",
-                         "pd-pools": pools, "option-data": s46}],
-            "loggers": [{"name": "kea-dhcp6", "severity": "INFO",
-                         "output_options": [{"output": "stdout"}]}]
-        }})
-        .to_string()
-    }
-
     /// (Re)starts Kea with `offer`, waiting until it listens on port 547.
     pub fn serve(&mut self, offer: &Offer) -> Result<(), LabError> {
         self.stop();
-        let conf = self.lab.dir.join("kea-dhcp6.json");
-        fs::write(&conf, self.config(offer))?;
-        let d = self.lab.dir.display().to_string();
-        let isp = self.lab.ns("isp");
-        let (pid_dir, lock_dir) = (
-            format!("KEA_PIDFILE_DIR={d}"),
-            format!("KEA_LOCKFILE_DIR={d}"),
-        );
-        let c = conf.display().to_string();
-        let pid = self.lab.spawn(
-            &isp,
-            "kea",
-            &["env", &pid_dir, &lock_dir, "/usr/sbin/kea-dhcp6", "-c", &c],
-        )?;
-        self.kea_pid = Some(pid);
-        let t0 = Instant::now();
-        loop {
-            let o = self
-                .lab
-                .exec(&isp, &["ss", "-Hlun", "sport", "=", ":547"])?;
-            if !String::from_utf8_lossy(&o.stdout).trim().is_empty() {
-                return Ok(());
-            }
-            if self.lab.exit_status(pid).is_some() || t0.elapsed() > Duration::from_secs(10) {
-                return Err(LabError::Timeout(
-                    format!("kea-dhcp6 on port 547: {}", self.lab.log("kea")),
-                    t0.elapsed(),
-                    d,
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.kea_pid = Some(self.lab.serve_dhcpv6(offer)?);
+        Ok(())
     }
 
     /// Stops Kea (by its PID) if it runs.
@@ -306,5 +235,83 @@ timeout_s = 3
     /// Runs a command in the CE namespace.
     pub fn exec_ce(&self, args: &[&str]) -> Result<Output, LabError> {
         self.lab.exec(&self.ce(), args)
+    }
+}
+
+impl Lab {
+    fn kea_config(&self, offer: &Offer) -> String {
+        let d = self.dir.display().to_string();
+        let t = offer.timers;
+        let s46 = if offer.s46 {
+            serde_json::json!([
+                {"space": "dhcp6", "name": "s46-cont-mape"},
+                {"space": "s46-cont-mape-options", "name": "s46-rule",
+                 "data": format!("0, 16, 24, {}, 2001:db8::/40", offer.ipv4)},
+                {"space": "s46-rule-options", "name": "s46-portparams", "data": "4, 0/8"},
+                {"space": "s46-cont-mape-options", "name": "s46-br",
+                 "data": "2001:db8:ffff::1"},
+                {"space": "dhcp6", "name": "dns-servers", "data": "2001:db8:0:1::53"}
+            ])
+        } else {
+            serde_json::json!([])
+        };
+        let pools = match offer.pool {
+            Some(p) => {
+                let (addr, len) = p.split_once('/').unwrap_or((p, "56"));
+                let len: u8 = len.parse().unwrap_or(56);
+                serde_json::json!([{"prefix": addr, "prefix-len": len, "delegated-len": len}])
+            }
+            None => serde_json::json!([]),
+        };
+        serde_json::json!({"Dhcp6": {
+            "interfaces-config": {"interfaces": ["isp-ce"]},
+            "data-directory": d,
+            "lease-database": {"type": "memfile", "persist": true,
+                               "name": format!("{d}/leases6.csv"), "lfc-interval": 0},
+            "server-id": {"type": "LL", "htype": 1, "identifier": "0a0000000001",
+                          "persist": false},
+            "renew-timer": t.t1, "rebind-timer": t.t2,
+            "preferred-lifetime": t.preferred, "valid-lifetime": t.valid,
+            "subnet6": [{"id": 1, "subnet": "2001:db8:0:1::/64", "interface": "isp-ce",
+                         "pd-pools": pools, "option-data": s46}],
+            "loggers": [{"name": "kea-dhcp6", "severity": "INFO",
+                         "output_options": [{"output": "stdout"}]}]
+        }})
+        .to_string()
+    }
+
+    /// Starts Kea in the `isp` namespace on `isp-ce` with `offer`, waiting until it
+    /// listens on port 547; its PID (the full lab's ISP link has the same addresses as
+    /// [`Dhcpv6Lab`]'s, so a CE daemon with a BR can take its rule from Kea too).
+    pub fn serve_dhcpv6(&mut self, offer: &Offer) -> Result<u32, LabError> {
+        let conf = self.dir.join("kea-dhcp6.json");
+        fs::write(&conf, self.kea_config(offer))?;
+        let d = self.dir.display().to_string();
+        let isp = self.ns("isp");
+        let (pid_dir, lock_dir) = (
+            format!("KEA_PIDFILE_DIR={d}"),
+            format!("KEA_LOCKFILE_DIR={d}"),
+        );
+        let c = conf.display().to_string();
+        let pid = self.spawn(
+            &isp,
+            "kea",
+            &["env", &pid_dir, &lock_dir, "/usr/sbin/kea-dhcp6", "-c", &c],
+        )?;
+        let t0 = Instant::now();
+        loop {
+            let o = self.exec(&isp, &["ss", "-Hlun", "sport", "=", ":547"])?;
+            if !String::from_utf8_lossy(&o.stdout).trim().is_empty() {
+                return Ok(pid);
+            }
+            if self.exit_status(pid).is_some() || t0.elapsed() > Duration::from_secs(10) {
+                return Err(LabError::Timeout(
+                    format!("kea-dhcp6 on port 547: {}", self.log("kea")),
+                    t0.elapsed(),
+                    d,
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }

@@ -397,3 +397,108 @@ fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
         lab.log("ce2")
     );
 }
+
+/// End to end on the full lab (LAN hosts, the BR, the internet): its CE started with
+/// `method = "dhcpv6"` and no rule (not even `[map] prefix`) gets the delegated prefix and
+/// the rule from Kea on the ISP link, and IPv4 from lan1 reaches the internet through the
+/// BR (ping, and an HTTP fetch); the MAP address and CE address are the hand-computed ones
+/// of the module documentation.
+#[test]
+fn ipv4_goes_through_the_br_on_the_rule_kea_serves() {
+    if !mape_lab::possible_or_skip("DHCPv6 lab tests")
+        || !std::path::Path::new("/usr/sbin/kea-dhcp6").exists()
+    {
+        return;
+    }
+    let mut lab = mape_lab::Lab::up(mape_lab::LabOptions::new(PathBuf::from(mape()), "mape"))
+        .expect("lab up");
+    // The lab's CE runs the explicit rule: stopped, started again with none.
+    let first = lab.ce_pid().expect("CE pid");
+    assert!(lab.stop_pid(first).is_some_and(|s| s.success()));
+    lab.serve_dhcpv6(&Offer {
+        timers: Timers {
+            t1: 30,
+            t2: 50,
+            preferred: 60,
+            valid: 90,
+        },
+        ..offer()
+    })
+    .expect("Kea on the ISP link");
+    let rule_lines = [
+        "prefix =",
+        "ipv6_prefix",
+        "ipv4_prefix",
+        "ea_len",
+        "psid_offset",
+        "br =",
+    ];
+    let mut config: String = lab
+        .ce_config()
+        .lines()
+        .filter(|l| !rule_lines.iter().any(|k| l.trim_start().starts_with(k)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    config += "[provisioning]\nmethod = \"dhcpv6\"\n";
+    let (ce, sock) = (lab.ns("ce"), lab.ce_socket());
+    let m = mape();
+    let pid = lab
+        .start_ce_in(&ce, &m, &config, &sock, "ce-dhcpv6")
+        .expect("CE daemon starts on Kea's rule");
+    let o = lab
+        .exec(
+            &ce,
+            &[
+                &m,
+                "show",
+                "status",
+                "--json",
+                "--socket",
+                &sock.display().to_string(),
+            ],
+        )
+        .unwrap();
+    let s: Value = serde_json::from_slice(&o.stdout).expect("status JSON");
+    assert_eq!(
+        s["map"]["ipv4"],
+        "192.0.2.18",
+        "{s}\n{}",
+        lab.log("ce-dhcpv6")
+    );
+    assert_eq!(s["map"]["ce_ipv6"], mape_lab::addr::CE_MAP);
+    assert_eq!(s["provisioning"]["source"], "dhcpv6");
+    assert_eq!(s["provisioning"]["delegated_prefix"], DELEGATED);
+    let lan1 = lab.ns("lan1");
+    let o = lab
+        .exec(&lan1, &["ping", "-c", "3", "-W", "2", "203.0.113.10"])
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ping through the BR: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        lab.log("ce-dhcpv6")
+    );
+    let o = lab
+        .exec(
+            &lan1,
+            &[
+                "curl",
+                "-s",
+                "-f",
+                "-m",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://203.0.113.10/10mb.bin",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "200",
+        "HTTP through the BR"
+    );
+    assert!(lab.stop_pid(pid).is_some_and(|s| s.success()));
+}
