@@ -1574,28 +1574,8 @@ pub(crate) mod tests {
         assert!(with(br, Inputs::default()).is_err());
     }
 
-    /// The lab's rule as a DHCPv6 lease: RFC 7598 §5 OPTION_S46_CONT_MAPE with S46_RULE
-    /// (flags 0, EA 16, 192.0.2.0/24, 2001:db8::/40) holding S46_PORTPARAMS (offset 4),
-    /// and S46_BR 2001:db8:ffff::1, hand-encoded.
     fn lease(prefix: &str) -> mape_provision::dhcpv6::Lease {
-        mape_provision::dhcpv6::Lease {
-            prefix: mape_provision::dhcpv6::Delegated {
-                prefix: prefix.parse().unwrap(),
-                preferred: 300,
-                valid: 600,
-            },
-            t1: 100,
-            t2: 200,
-            server_id: vec![0, 3, 0, 1, 10, 0, 0, 0, 0, 1],
-            obtained: Duration::from_secs(1_700_000_000),
-            s46: mape_rules::provision::parse_hex(
-                "005e 002d
-                 0059 0015 00 10 18 c0000200 28 20010db800 005d 0004 04 00 0000
-                 005a 0010 20010db8ffff0000 0000000000000001",
-            )
-            .unwrap(),
-            dns: vec![],
-        }
+        crate::provisioning::lease::lab_lease(prefix)
     }
 
     #[test]

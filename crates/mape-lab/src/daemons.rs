@@ -138,6 +138,31 @@ dir = "{dir}/br-state"
         Ok(())
     }
 
+    /// A CE configuration for a provisioning line (HB46PP, DHCPv6: no BR, no LAN link):
+    /// WAN `ce-wan`, LAN 192.168.10.0/24, TUN `mape0`, socket and state in the lab's
+    /// directory, with `map` under `[map]` and `provisioning` (its sections) at the end.
+    pub(crate) fn line_ce_config(&self, map: &str, provisioning: &str) -> String {
+        let d = self.dir.display();
+        format!(
+            r#"mode = "ce"
+[wan]
+interface = "ce-wan"
+[map]
+{map}
+[lan]
+prefixes = ["192.168.10.0/24"]
+[tun]
+name = "mape0"
+queues = 1
+[control]
+socket = "{d}/ce.sock"
+[state]
+dir = "{d}/ce-state"
+{provisioning}
+"#
+        )
+    }
+
     /// Writes `config` to `<dir>/ce.toml` and starts `mape run ce` with it in `ns` (log
     /// `log`); its PID once it answers on `sock`.
     pub fn start_ce_in(

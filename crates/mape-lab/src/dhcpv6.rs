@@ -191,27 +191,11 @@ impl Dhcpv6Lab {
     /// A CE daemon configuration with no rule: `[provisioning] method = "dhcpv6"` (mape's
     /// own client on [`CE_WAN`]), with `extra` appended.
     pub fn ce_config(&self, extra: &str) -> String {
-        let d = self.lab.dir.display();
-        format!(
-            r#"mode = "ce"
-[wan]
-interface = "{CE_WAN}"
-[map]
-[lan]
-prefixes = ["192.168.10.0/24"]
-[tun]
-name = "mape0"
-queues = 1
-[control]
-socket = "{d}/ce.sock"
-[state]
-dir = "{d}/ce-state"
-[provisioning]
-method = "dhcpv6"
-[provisioning.dhcpv6]
-timeout_s = 3
-{extra}
-"#
+        self.lab.line_ce_config(
+            "",
+            &format!(
+                "[provisioning]\nmethod = \"dhcpv6\"\n[provisioning.dhcpv6]\ntimeout_s = 3\n{extra}"
+            ),
         )
     }
 

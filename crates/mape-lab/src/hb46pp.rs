@@ -297,29 +297,11 @@ impl Hb46ppLab {
     /// A CE daemon configuration that takes its rule from this line's HB46PP server
     /// (`[provisioning] method = "hb46pp"`, the lab resolver), with `extra` appended.
     pub fn ce_config(&self, extra: &str) -> String {
-        let d = self.lab.dir.display();
-        format!(
-            r#"mode = "ce"
-[wan]
-interface = "ce-wan"
-[map]
-prefix = "2001:db8:12:3400::/56"
-[lan]
-prefixes = ["192.168.10.0/24"]
-[tun]
-name = "mape0"
-queues = 1
-[control]
-socket = "{d}/ce.sock"
-[state]
-dir = "{d}/ce-state"
-[provisioning]
-method = "hb46pp"
-[provisioning.hb46pp]
-dns = ["{DNS}"]
-timeout_s = 2
-{extra}
-"#
+        self.lab.line_ce_config(
+            "prefix = \"2001:db8:12:3400::/56\"",
+            &format!(
+                "[provisioning]\nmethod = \"hb46pp\"\n[provisioning.hb46pp]\ndns = [\"{DNS}\"]\ntimeout_s = 2\n{extra}"
+            ),
         )
     }
 

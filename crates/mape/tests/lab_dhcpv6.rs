@@ -237,29 +237,11 @@ fn failure_classes_have_their_exit_codes() {
 }
 
 fn status(lab: &Dhcpv6Lab) -> Value {
-    let sock = lab.ce_socket().display().to_string();
-    let o = lab
-        .exec_ce(&[&mape(), "show", "status", "--json", "--socket", &sock])
-        .expect("mape show status");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("status JSON")
+    common::status_json(|a| lab.exec_ce(a).expect("exec"), &lab.ce_socket())
 }
 
-/// Polls the status (every 200 ms, at most `secs`) until `done` holds; the last status.
 fn status_until(lab: &Dhcpv6Lab, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let t0 = std::time::Instant::now();
-    loop {
-        let s = status(lab);
-        if done(&s) || t0.elapsed() > std::time::Duration::from_secs(secs) {
-            return s;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    common::status_until(|| status(lab), secs, done)
 }
 
 fn routes(lab: &Dhcpv6Lab, family: &str) -> String {
@@ -445,20 +427,7 @@ fn ipv4_goes_through_the_br_on_the_rule_kea_serves() {
     let pid = lab
         .start_ce_in(&ce, &m, &config, &sock, "ce-dhcpv6")
         .expect("CE daemon starts on Kea's rule");
-    let o = lab
-        .exec(
-            &ce,
-            &[
-                &m,
-                "show",
-                "status",
-                "--json",
-                "--socket",
-                &sock.display().to_string(),
-            ],
-        )
-        .unwrap();
-    let s: Value = serde_json::from_slice(&o.stdout).expect("status JSON");
+    let s = common::status_json(|a| lab.exec(&ce, a).expect("exec"), &sock);
     assert_eq!(
         s["map"]["ipv4"],
         "192.0.2.18",

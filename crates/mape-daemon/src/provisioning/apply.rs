@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use mape_control::reply::ProvisioningChange;
-use mape_provision::dhcpv6::Change;
+use mape_provision::dhcpv6::{Change, Event as LeaseEvent};
 use mape_provision::{LastGood, Offer};
 use serde_json::json;
 
-use super::dhcpv6::{LeaseEvent, LeaseReport};
+use super::dhcpv6::LeaseReport;
 use super::runner::{Report, RoundResult};
 use super::tracker::Tracker;
 use super::wan_end_user;

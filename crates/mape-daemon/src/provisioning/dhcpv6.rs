@@ -13,9 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mape_provision::dhcpv6::shell::{self, Socket};
-use mape_provision::dhcpv6::{
-    Change, Client, Config, Delegated, Event, Failure, Lease, Step, ALL_SERVERS, SERVER_PORT,
-};
+use mape_provision::dhcpv6::{Client, Config, Event, Lease, Step, ALL_SERVERS, SERVER_PORT};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
@@ -24,34 +22,14 @@ use super::runner::{now, PrepareError};
 use super::{lease, Update};
 use crate::config::ConfigFile;
 
-/// What the client reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseEvent {
-    /// A Reply gave or refreshed the lease.
-    Bound {
-        /// The lease now held.
-        lease: Lease,
-        /// Against the one held before.
-        change: Change,
-    },
-    /// The lease in force ended (RFC 8415 §18.2.5): MAP-E stops until a new one.
-    Lost {
-        /// The prefix that was held.
-        prefix: Delegated,
-        /// Why.
-        reason: String,
-    },
-    /// An exchange failed; the client goes on.
-    Failed(Failure),
-}
-
 /// One report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseReport {
     /// When (seconds since the UNIX epoch).
     pub at: u64,
-    /// What.
-    pub event: LeaseEvent,
+    /// What (the machine's event: a Reply, the lease's end — MAP-E stops until a new one
+    /// — or a failed exchange).
+    pub event: Event,
 }
 
 /// The DHCPv6 client between its exchanges.
@@ -172,19 +150,15 @@ impl Dhcpv6Run {
         let at = now().as_secs();
         events
             .into_iter()
-            .map(|e| {
-                let event = match e {
-                    Event::Bound { lease, change } => {
-                        save(&self.store, &lease);
+            .map(|event| {
+                match &event {
+                    Event::Bound { lease, .. } => {
+                        save(&self.store, lease);
                         self.held = Some(lease.clone());
-                        LeaseEvent::Bound { lease, change }
                     }
-                    Event::Lost { prefix, reason } => {
-                        self.held = None;
-                        LeaseEvent::Lost { prefix, reason }
-                    }
-                    Event::Failed(f) => LeaseEvent::Failed(f),
-                };
+                    Event::Lost { .. } => self.held = None,
+                    Event::Failed(_) => {}
+                }
                 LeaseReport { at, event }
             })
             .collect()

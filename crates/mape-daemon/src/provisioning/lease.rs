@@ -101,6 +101,32 @@ pub fn load(path: &Path, now: u64) -> Result<Option<Lease>, StoreError> {
     Ok(Some(lease))
 }
 
+/// The lab's lease for tests: `prefix` delegated at 1 700 000 000 (valid 600 s, T1 100,
+/// T2 200) with RFC 7598 §5 OPTION_S46_CONT_MAPE hand-encoded: S46_RULE (flags 0, EA 16,
+/// 192.0.2.0/24, 2001:db8::/40) holding S46_PORTPARAMS (offset 4), and S46_BR
+/// 2001:db8:ffff::1.
+#[cfg(test)]
+pub(crate) fn lab_lease(prefix: &str) -> Lease {
+    Lease {
+        prefix: Delegated {
+            prefix: prefix.parse().expect("prefix"),
+            preferred: 300,
+            valid: 600,
+        },
+        t1: 100,
+        t2: 200,
+        server_id: vec![0, 3, 0, 1, 10, 0, 0, 0, 0, 1],
+        obtained: Duration::from_secs(1_700_000_000),
+        s46: parse_hex(
+            "005e 002d
+             0059 0015 00 10 18 c0000200 28 20010db800 005d 0004 04 00 0000
+             005a 0010 20010db8ffff0000 0000000000000001",
+        )
+        .expect("hex"),
+        dns: vec!["2001:db8:0:1::53".parse().expect("address")],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,19 +137,7 @@ mod tests {
         let p = path(&dir, "mape0");
         assert_eq!(p.file_name().unwrap(), "mape0.dhcpv6.json");
         assert!(load(&p, 0).unwrap().is_none());
-        let l = Lease {
-            prefix: Delegated {
-                prefix: "2001:db8:12:3400::/56".parse().unwrap(),
-                preferred: 300,
-                valid: 600,
-            },
-            t1: 100,
-            t2: 200,
-            server_id: vec![0, 3, 0, 1, 10, 0, 0, 0, 0, 1],
-            obtained: Duration::from_secs(1_700_000_000),
-            s46: vec![0, 94, 0, 0],
-            dns: vec!["2001:db8:0:1::53".parse().unwrap()],
-        };
+        let l = lab_lease("2001:db8:12:3400::/56");
         save(&p, &l).unwrap();
         assert_eq!(load(&p, 1_700_000_599).unwrap(), Some(l));
         // Obtained + valid (600 s): over, not used.
