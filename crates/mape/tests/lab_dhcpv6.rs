@@ -340,6 +340,7 @@ fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
     let s = status(&lab);
     assert_eq!(s["map"]["ipv4"], "198.51.100.18", "{s}\n{}", lab.log("ce2"));
     assert_eq!(s["provisioning"]["from_store"], true, "{s}");
+    let fast = s["fast_path"]["active"].clone();
 
     // 4. Its valid lifetime ends without a Reply: MAP-E stops.
     let s = status_until(&lab, 20, |s| s["provisioning"].get("stopped").is_some());
@@ -355,6 +356,8 @@ fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
         !routes(&lab, "-4").contains("default"),
         "IPv4 route removed"
     );
+    // No flow goes on through the kernel fast path either.
+    assert_eq!(s["fast_path"]["active"], false, "{s}");
     assert!(lab.log("ce2").contains("provisioning_stopped"));
 
     // 5. Kea back: a new lease, MAP-E runs again.
@@ -372,6 +375,10 @@ fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
     assert!(routes(&lab, "-4").contains("default"));
     assert!(routes(&lab, "-6").contains("2001:db8:12:3400:0:c633:6412:34"));
     assert!(lab.log("ce2").contains("provisioning_resumed"));
+    assert_eq!(
+        s["fast_path"]["active"], fast,
+        "fast path as before the stop: {s}"
+    );
     let st = lab.stop_pid(pid);
     assert!(
         st.is_some_and(|s| s.success()),

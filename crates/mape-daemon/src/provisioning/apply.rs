@@ -317,6 +317,9 @@ pub async fn on_lease(a: &mut Apply<'_>, r: LeaseReport) {
                 if let Err(e) = restored {
                     failed(a, r.at, None, "apply", &format!("routes: {e}"));
                 }
+                if let Ok(mut p) = a.shared.lock() {
+                    p.pause(false);
+                }
                 tracing::warn!(
                     mape_event = "provisioning_resumed",
                     mape_prefix = %lease.prefix.prefix,
@@ -363,6 +366,9 @@ async fn add_route4(p: &mut Plumbing, c: &Created) -> Result<(), PlumbingError> 
 /// The lease ended: MAP-E stops (the IPv4 default route and the MAP address's routes
 /// removed), the status says so, one event.
 async fn lost(a: &mut Apply<'_>, at: u64, prefix: &str, reason: &str) {
+    if let Ok(mut p) = a.shared.lock() {
+        p.pause(true);
+    }
     let tun = a.settings.tun.name.clone();
     let mut items = map_items(&tun, a.current);
     items.push(default_route4(a.settings));
