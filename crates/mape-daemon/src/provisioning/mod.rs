@@ -1,18 +1,18 @@
 //! Where the CE's MAP rule comes from at start and while the daemon runs (issue #14):
-//! `[provisioning]` ([`settings`]), the HB46PP answer kept on disk ([`store`]), the WAN's
-//! address ([`wan`]), what `show status` says about it ([`tracker`]) and the HB46PP client
-//! driven on the control-plane runtime ([`runner`]): a first round before the daemon
-//! starts, then refreshes at the answer's `ttl`, the spec's back-offs, and a re-fetch when
-//! the WAN's address changes. The daemon puts a changed answer in force in place
-//! (`crate::daemon`).
+//! `[provisioning]` ([`settings`]), the HB46PP answer and the DHCPv6 lease kept on disk
+//! ([`store`], [`lease`]), the WAN's address ([`wan`]), what `show status` says about it
+//! ([`tracker`]) and the two clients driven on the control-plane runtime: HB46PP
+//! ([`runner`]: a first round before the daemon starts, then refreshes at the answer's
+//! `ttl`, the spec's back-offs, and a re-fetch when the WAN's address changes) and mape's
+//! own DHCPv6 client ([`dhcpv6`]: a first exchange before the start, then Renew, Rebind
+//! and the lease's end). [`prepare`] runs the one the configuration names ([`Run`]); its
+//! reports ([`Update`]) reach the daemon, which puts a changed rule in force in place.
 //!
-//! Seam for other sources (DHCPv6): what a source learnt enters the configuration
-//! through [`crate::config::Inputs`] (today the HB46PP offer and the End-user prefix; a
-//! DHCPv6 client adds its S46 options and delegated prefix there and a
-//! [`settings::Plan`] arm for `method = "dhcpv6"`), and a changed rule is put in force by
-//! re-resolving [`crate::config::Settings::parse_with`] and the in-place step of
+//! What a source learnt enters the configuration through [`crate::config::Inputs`] (the
+//! HB46PP offer, the DHCPv6 lease, the End-user prefix), and a changed rule is put in
+//! force by re-resolving [`crate::config::Settings::parse_with`] and the in-place step of
 //! [`apply`] (pipeline `reprovision`, `replace_map`, the event), which do not depend on
-//! the source. The [`Report`] channel is HB46PP's own.
+//! the source.
 
 pub mod apply;
 pub mod dhcpv6;
