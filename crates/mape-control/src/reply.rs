@@ -136,6 +136,23 @@ pub struct ProvisioningStatus {
     /// The last of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<ProvisioningChange>,
+    /// DHCPv6: the server's DUID (hex) that gave the lease in force; `fetched_at` is when
+    /// its Reply came, `next_refresh_at` when the client Renews (T1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// DHCPv6: the delegated prefix (IA_PD) in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_prefix: Option<String>,
+    /// DHCPv6: when the client Rebinds (T2), seconds since the UNIX epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebind_at: Option<u64>,
+    /// DHCPv6: when the lease's valid lifetime ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Set while MAP-E is stopped because the rule's source went away (the DHCPv6 lease
+    /// ended): why, in words. IPv4 routes are removed until a new lease comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// A failing provisioning step.

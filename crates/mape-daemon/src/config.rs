@@ -74,6 +74,10 @@ pub enum ConfigError {
     /// HB46PP gave no usable rule (none fetched or stored yet, or none for the prefix).
     #[error("[provisioning] hb46pp: {0}")]
     Hb46pp(String),
+    /// mape's DHCPv6 client gave no usable rule (no lease yet, no option 94, or no rule
+    /// for the prefix).
+    #[error("[provisioning] dhcpv6: {0}")]
+    Dhcpv6(String),
 }
 
 fn value_err(key: &'static str, value: impl ToString, expected: impl ToString) -> ConfigError {
@@ -578,6 +582,8 @@ pub struct Inputs {
     pub hb46pp: Option<mape_provision::Offer>,
     /// The End-user prefix or the CE's /128 from the WAN.
     pub end_user: Option<Ipv6Net>,
+    /// The DHCPv6 lease of mape's own client (fresh or stored).
+    pub dhcpv6: Option<mape_provision::dhcpv6::Lease>,
 }
 
 /// A checked, resolved CE configuration.
@@ -846,19 +852,7 @@ pub fn resolve_map(map: &MapSection) -> Result<(Provisioned, Vec<Ipv6Addr>), Con
     let prefix: Ipv6Net = prefix_text
         .parse()
         .map_err(|e| value_err("map.prefix", prefix_text, format!("an IPv6 prefix ({e})")))?;
-    let iid = map
-        .iid_format
-        .as_deref()
-        .map(|s| {
-            s.parse::<IidFormat>()
-                .map_err(|_| value_err("map.iid_format", s, "rfc7597 or draft03"))
-        })
-        .transpose()?;
-    let br = map
-        .br
-        .iter()
-        .map(|s| parse_v6("map.br", s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (iid, br) = iid_and_br(map)?;
     let explicit = map.ipv6_prefix.is_some() || map.ipv4_prefix.is_some() || map.ea_len.is_some();
     let given = [map.profile.is_some(), explicit, map.dhcpv6_file.is_some()]
         .iter()
@@ -914,6 +908,29 @@ pub fn resolve_map(map: &MapSection) -> Result<(Provisioned, Vec<Ipv6Addr>), Con
         RuleSource::Explicit(spec)
     };
     let p = provision(&source, &prefix, iid, &br)?;
+    with_br(map, p)
+}
+
+/// `[map] iid_format` and `[map] br`.
+fn iid_and_br(map: &MapSection) -> Result<(Option<IidFormat>, Vec<Ipv6Addr>), ConfigError> {
+    let iid = map
+        .iid_format
+        .as_deref()
+        .map(|s| {
+            s.parse::<IidFormat>()
+                .map_err(|_| value_err("map.iid_format", s, "rfc7597 or draft03"))
+        })
+        .transpose()?;
+    let br = map
+        .br
+        .iter()
+        .map(|s| parse_v6("map.br", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((iid, br))
+}
+
+/// Refuses parameters without a BR; adds `[map] br_sources`.
+fn with_br(map: &MapSection, p: Provisioned) -> Result<(Provisioned, Vec<Ipv6Addr>), ConfigError> {
     if p.domain.br().is_empty() {
         return Err(ConfigError::Missing {
             key: "map.br",
@@ -925,6 +942,33 @@ pub fn resolve_map(map: &MapSection) -> Result<(Provisioned, Vec<Ipv6Addr>), Con
         sources.push(parse_v6("map.br_sources", s)?);
     }
     Ok((p, sources))
+}
+
+/// The MAP parameters from mape's DHCPv6 lease: the End-user prefix is `[map] prefix`
+/// when given, else the delegated prefix (RFC 7597 §5: the BMR is the rule matching it).
+fn dhcpv6_map(
+    map: &MapSection,
+    lease: &mape_provision::dhcpv6::Lease,
+) -> Result<(Provisioned, Vec<Ipv6Addr>), ConfigError> {
+    let prefix: Option<Ipv6Net> = map
+        .prefix
+        .as_deref()
+        .map(|t| {
+            t.parse()
+                .map_err(|e| value_err("map.prefix", t, format!("an IPv6 prefix ({e})")))
+        })
+        .transpose()?;
+    if !lease.has_s46() {
+        return Err(ConfigError::Dhcpv6(format!(
+            "{} delegated, but the Reply has no OPTION_S46_CONT_MAPE (94)",
+            lease.prefix.prefix
+        )));
+    }
+    let (iid, br) = iid_and_br(map)?;
+    let p = lease
+        .provision(prefix.as_ref(), iid, &br)
+        .map_err(|e| ConfigError::Dhcpv6(e.to_string()))?;
+    with_br(map, p)
 }
 
 /// The MAP parameters from an HB46PP answer for the End-user prefix (`[map] prefix`, else
@@ -977,6 +1021,18 @@ fn ce_map(
                 }
                 None => Err(ConfigError::Hb46pp(
                     "no answer fetched or stored yet (`mape run` fetches one at start)".into(),
+                )),
+            }
+        }
+        Plan::Dhcpv6 => {
+            file.provisioning.dhcpv6.timeout()?;
+            match &inputs(file).dhcpv6 {
+                Some(lease) => {
+                    let (p, s) = dhcpv6_map(&file.map, lease)?;
+                    Ok((p, s, Source::Dhcpv6, None))
+                }
+                None => Err(ConfigError::Dhcpv6(
+                    "no lease obtained or stored yet (`mape run` asks the server at start)".into(),
                 )),
             }
         }
@@ -1421,6 +1477,7 @@ pub(crate) mod tests {
             Inputs {
                 hb46pp: Some(offer()),
                 end_user: None,
+                dhcpv6: None,
             },
         )
         .unwrap();
@@ -1443,6 +1500,7 @@ pub(crate) mod tests {
             Inputs {
                 hb46pp: Some(offer()),
                 end_user: Some("2001:db8:12:3400::1/128".parse().unwrap()),
+                dhcpv6: None,
             },
         )
         .unwrap();
@@ -1478,7 +1536,7 @@ pub(crate) mod tests {
             (
                 "dhcpv6",
                 LAB.to_string(),
-                "DHCPv6 client is not yet available",
+                "the DHCPv6 server (or [map] dhcpv6_file) gives it",
             ),
             ("dhcp", LAB.to_string(), "unknown variant"),
         ] {
@@ -1504,6 +1562,7 @@ pub(crate) mod tests {
                 Inputs {
                     hb46pp: Some(offer()),
                     end_user: None,
+                    dhcpv6: None,
                 },
             )
             .unwrap_err()
@@ -1513,6 +1572,53 @@ pub(crate) mod tests {
         // A BR takes no rule from HB46PP.
         let br = "mode = \"br\"\n[br]\naddress = \"2001:db8:ffff::1\"\n[map]\nprefix = \"2001:db8::/40\"\n[provisioning]\nmethod = \"hb46pp\"\n";
         assert!(with(br, Inputs::default()).is_err());
+    }
+
+    fn lease(prefix: &str) -> mape_provision::dhcpv6::Lease {
+        crate::provisioning::lease::lab_lease(prefix)
+    }
+
+    #[test]
+    fn dhcpv6_method_takes_the_rule_from_the_lease() {
+        let t = format!("{}\n[provisioning]\nmethod = \"dhcpv6\"\n", no_rule());
+        let got = |l| {
+            with(
+                &t,
+                Inputs {
+                    dhcpv6: l,
+                    ..Inputs::default()
+                },
+            )
+        };
+        let e = got(None).unwrap_err().to_string();
+        assert!(e.contains("no lease obtained or stored yet"), "{e}");
+        let s = got(Some(lease("2001:db8:12:3400::/56"))).unwrap();
+        assert_eq!(s.provisioning.source, Source::Dhcpv6);
+        let (Role::Ce(a), Role::Ce(b)) = (&s.role, &parse(LAB).unwrap().role) else {
+            panic!("CE expected");
+        };
+        // The same parameters as the explicit rule: 192.0.2.18, PSID 0x34.
+        assert_eq!(a.map.mapping, b.map.mapping);
+        assert_eq!(a.map.mapping.share.psid, Some(0x34));
+        assert_eq!(a.map.origin, "dhcpv6");
+        assert_eq!(a.br_sources, b.br_sources);
+        // Without [map] prefix, the delegated prefix is the End-user prefix.
+        let t2 = t.replace("prefix = \"2001:db8:12:3400::/56\"", "");
+        let s2 = with(
+            &t2,
+            Inputs {
+                dhcpv6: Some(lease("2001:db8:12:3400::/56")),
+                ..Inputs::default()
+            },
+        )
+        .unwrap();
+        let Role::Ce(c) = &s2.role else { panic!() };
+        assert_eq!(c.map.mapping, b.map.mapping);
+        // A lease without option 94 gives no rule.
+        let mut bare = lease("2001:db8:12:3400::/56");
+        bare.s46.clear();
+        let e = got(Some(bare)).unwrap_err().to_string();
+        assert!(e.contains("no OPTION_S46_CONT_MAPE"), "{e}");
     }
 
     #[test]

@@ -27,10 +27,10 @@ use crate::fastpath::FastPath;
 use crate::lock::{InstanceLock, LockError};
 use crate::pipeline::{FastPathPlan, Pipeline, PipelineError, Shared};
 use crate::plumbing::{Plumbing, PlumbingError};
-use crate::provisioning::apply::{on_report, setup_map, Apply};
+use crate::provisioning::apply::{on_lease, on_report, setup_map, Apply};
 use crate::provisioning::runner::RoundResult;
 use crate::provisioning::settings::Source;
-use crate::provisioning::{Hb46ppRun, Tracker};
+use crate::provisioning::{Run, Tracker, Update};
 use crate::supervise::{Heartbeats, Notifier};
 use crate::tun::{self, Wake};
 
@@ -93,13 +93,13 @@ pub fn run(settings: Settings, factory: PipelineFactory) -> Result<(), RunError>
     run_with(settings, factory, None)
 }
 
-/// [`run`] with the HB46PP client whose first round gave the settings
-/// ([`crate::provisioning::prepare`]): the daemon keeps it refreshing and puts a changed
-/// rule in force in place.
+/// [`run`] with the provisioning client (HB46PP or DHCPv6) whose first round gave the
+/// settings ([`crate::provisioning::prepare`]): the daemon keeps it refreshing and puts a
+/// changed rule in force in place.
 pub fn run_with(
     settings: Settings,
     factory: PipelineFactory,
-    hb46pp: Option<Hb46ppRun>,
+    hb46pp: Option<Run>,
 ) -> Result<(), RunError> {
     crate::supervise::install_panic_hook();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -110,11 +110,20 @@ pub fn run_with(
 }
 
 /// The provisioning status at start: the configured method, the source of the rule, and
-/// the first HB46PP round.
-fn initial_tracker(settings: &Settings, hb: Option<&Hb46ppRun>) -> Tracker {
+/// the first round of its client.
+fn initial_tracker(settings: &Settings, run: Option<&Run>) -> Tracker {
     let p = &settings.provisioning;
     let mut t = Tracker::new(p.method.map_or("map", |m| m.as_str()), p.source.as_str());
-    let Some(hb) = hb else { return t };
+    let hb = match run {
+        None => return t,
+        Some(Run::Dhcpv6(d)) => {
+            if let Some(l) = d.held() {
+                t.lease_in_force(l, d.first.is_none());
+            }
+            return t;
+        }
+        Some(Run::Hb46pp(hb)) => hb,
+    };
     let hb46pp = p.source == Source::Hb46pp;
     match &hb.first.result {
         RoundResult::Answer(lg) => {
@@ -156,7 +165,7 @@ const STALL_REPORT: Duration = Duration::from_secs(5);
 async fn run_async(
     settings: Settings,
     factory: PipelineFactory,
-    hb46pp: Option<Hb46ppRun>,
+    hb46pp: Option<Run>,
 ) -> Result<(), RunError> {
     let start = Instant::now();
     let notifier = Notifier::from_env();
@@ -412,7 +421,10 @@ async fn run_async(
                             tracker,
                             hook_slots: &hook_slots,
                         };
-                        on_report(&mut a, r).await;
+                        match r {
+                            Update::Hb46pp(r) => on_report(&mut a, r).await,
+                            Update::Dhcpv6(r) => on_lease(&mut a, r).await,
+                        }
                     }
                     _ => prov_live = false,
                 }

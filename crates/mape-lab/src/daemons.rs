@@ -138,6 +138,57 @@ dir = "{dir}/br-state"
         Ok(())
     }
 
+    /// A CE configuration for a provisioning line (HB46PP, DHCPv6: no BR, no LAN link):
+    /// WAN `ce-wan`, LAN 192.168.10.0/24, TUN `mape0`, socket and state in the lab's
+    /// directory, with `map` under `[map]` and `provisioning` (its sections) at the end.
+    pub(crate) fn line_ce_config(&self, map: &str, provisioning: &str) -> String {
+        let d = self.dir.display();
+        format!(
+            r#"mode = "ce"
+[wan]
+interface = "ce-wan"
+[map]
+{map}
+[lan]
+prefixes = ["192.168.10.0/24"]
+[tun]
+name = "mape0"
+queues = 1
+[control]
+socket = "{d}/ce.sock"
+[state]
+dir = "{d}/ce-state"
+{provisioning}
+"#
+        )
+    }
+
+    /// Writes `config` to `<dir>/ce.toml` and starts `mape run ce` with it in `ns` (log
+    /// `log`); its PID once it answers on `sock`.
+    pub fn start_ce_in(
+        &mut self,
+        ns: &str,
+        mape: &str,
+        config: &str,
+        sock: &Path,
+        log: &str,
+    ) -> Result<u32, LabError> {
+        let path = self.dir.join("ce.toml");
+        fs::write(&path, config)?;
+        let p = path.display().to_string();
+        let pid = self.spawn(ns, log, &[mape, "run", "ce", "--config", &p])?;
+        self.wait_socket(sock, "the CE daemon", log)?;
+        Ok(pid)
+    }
+
+    /// Stops a process this lab started (SIGTERM, then waits up to 10 s); its exit status
+    /// if it ended.
+    pub fn stop_pid(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        self.wait_pid(pid, Duration::from_secs(10));
+        self.exit_status(pid)
+    }
+
     pub(crate) fn wait_socket(&self, sock: &Path, what: &str, log: &str) -> Result<(), LabError> {
         let limit = Duration::from_secs(15);
         let t0 = Instant::now();

@@ -22,6 +22,8 @@ use crate::{Lab, LabError, LabOptions};
 pub const DELEGATED: &str = "2001:db8:12:3400::/56";
 /// The CE's WAN interface.
 pub const CE_WAN: &str = "ce-wan";
+/// The rule's IPv4 prefix (a /24).
+pub const IPV4: &str = "192.0.2.0";
 
 /// The server's timers, seconds.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,8 @@ pub struct Offer {
     pub timers: Timers,
     /// Serve option 94.
     pub s46: bool,
+    /// The rule's IPv4 prefix (/24; default [`IPV4`]).
+    pub ipv4: &'static str,
     /// A pool to delegate from (`None`: no pool, NoPrefixAvail).
     pub pool: Option<&'static str>,
 }
@@ -152,14 +156,81 @@ impl Dhcpv6Lab {
         self.lab.dir.clone()
     }
 
-    fn config(&self, offer: &Offer) -> String {
-        let d = self.lab.dir.display().to_string();
+    /// (Re)starts Kea with `offer`, waiting until it listens on port 547.
+    pub fn serve(&mut self, offer: &Offer) -> Result<(), LabError> {
+        self.stop();
+        self.kea_pid = Some(self.lab.serve_dhcpv6(offer)?);
+        Ok(())
+    }
+
+    /// Stops Kea (by its PID) if it runs.
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.kea_pid.take() {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            self.lab.wait_pid(pid, Duration::from_secs(5));
+        }
+    }
+
+    /// Kea's lease file (memfile CSV, one line per lease update).
+    pub fn leases(&self) -> String {
+        fs::read_to_string(self.lab.dir.join("leases6.csv")).unwrap_or_default()
+    }
+
+    /// Kea's log.
+    pub fn server_log(&self) -> String {
+        self.lab.log("kea")
+    }
+
+    /// The CE daemon's control socket.
+    pub fn ce_socket(&self) -> PathBuf {
+        self.lab.dir.join("ce.sock")
+    }
+
+    /// A CE daemon configuration with no rule: `[provisioning] method = "dhcpv6"` (mape's
+    /// own client on [`CE_WAN`]), with `extra` appended.
+    pub fn ce_config(&self, extra: &str) -> String {
+        self.lab.line_ce_config(
+            "",
+            &format!(
+                "[provisioning]\nmethod = \"dhcpv6\"\n[provisioning.dhcpv6]\ntimeout_s = 3\n{extra}"
+            ),
+        )
+    }
+
+    /// Starts `mape run ce` with `config` in the CE namespace (log `log`); its PID once
+    /// it answers on its socket.
+    pub fn start_ce(&mut self, mape: &str, config: &str, log: &str) -> Result<u32, LabError> {
+        let (ce, sock) = (self.ce(), self.ce_socket());
+        self.lab.start_ce_in(&ce, mape, config, &sock, log)
+    }
+
+    /// Stops a process this lab started; its exit status if it ended.
+    pub fn stop_pid(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
+        self.lab.stop_pid(pid)
+    }
+
+    /// A process's log.
+    pub fn log(&self, name: &str) -> String {
+        self.lab.log(name)
+    }
+
+    /// Runs a command in the CE namespace.
+    pub fn exec_ce(&self, args: &[&str]) -> Result<Output, LabError> {
+        self.lab.exec(&self.ce(), args)
+    }
+}
+
+impl Lab {
+    fn kea_config(&self, offer: &Offer) -> String {
+        let d = self.dir.display().to_string();
         let t = offer.timers;
         let s46 = if offer.s46 {
             serde_json::json!([
                 {"space": "dhcp6", "name": "s46-cont-mape"},
                 {"space": "s46-cont-mape-options", "name": "s46-rule",
-                 "data": "0, 16, 24, 192.0.2.0, 2001:db8::/40"},
+                 "data": format!("0, 16, 24, {}, 2001:db8::/40", offer.ipv4)},
                 {"space": "s46-rule-options", "name": "s46-portparams", "data": "4, 0/8"},
                 {"space": "s46-cont-mape-options", "name": "s46-br",
                  "data": "2001:db8:ffff::1"},
@@ -193,65 +264,38 @@ impl Dhcpv6Lab {
         .to_string()
     }
 
-    /// (Re)starts Kea with `offer`, waiting until it listens on port 547.
-    pub fn serve(&mut self, offer: &Offer) -> Result<(), LabError> {
-        self.stop();
-        let conf = self.lab.dir.join("kea-dhcp6.json");
-        fs::write(&conf, self.config(offer))?;
-        let d = self.lab.dir.display().to_string();
-        let isp = self.lab.ns("isp");
+    /// Starts Kea in the `isp` namespace on `isp-ce` with `offer`, waiting until it
+    /// listens on port 547; its PID (the full lab's ISP link has the same addresses as
+    /// [`Dhcpv6Lab`]'s, so a CE daemon with a BR can take its rule from Kea too).
+    pub fn serve_dhcpv6(&mut self, offer: &Offer) -> Result<u32, LabError> {
+        let conf = self.dir.join("kea-dhcp6.json");
+        fs::write(&conf, self.kea_config(offer))?;
+        let d = self.dir.display().to_string();
+        let isp = self.ns("isp");
         let (pid_dir, lock_dir) = (
             format!("KEA_PIDFILE_DIR={d}"),
             format!("KEA_LOCKFILE_DIR={d}"),
         );
         let c = conf.display().to_string();
-        let pid = self.lab.spawn(
+        let pid = self.spawn(
             &isp,
             "kea",
             &["env", &pid_dir, &lock_dir, "/usr/sbin/kea-dhcp6", "-c", &c],
         )?;
-        self.kea_pid = Some(pid);
         let t0 = Instant::now();
         loop {
-            let o = self
-                .lab
-                .exec(&isp, &["ss", "-Hlun", "sport", "=", ":547"])?;
+            let o = self.exec(&isp, &["ss", "-Hlun", "sport", "=", ":547"])?;
             if !String::from_utf8_lossy(&o.stdout).trim().is_empty() {
-                return Ok(());
+                return Ok(pid);
             }
-            if self.lab.exit_status(pid).is_some() || t0.elapsed() > Duration::from_secs(10) {
+            if self.exit_status(pid).is_some() || t0.elapsed() > Duration::from_secs(10) {
                 return Err(LabError::Timeout(
-                    format!("kea-dhcp6 on port 547: {}", self.lab.log("kea")),
+                    format!("kea-dhcp6 on port 547: {}", self.log("kea")),
                     t0.elapsed(),
                     d,
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    /// Stops Kea (by its PID) if it runs.
-    pub fn stop(&mut self) {
-        if let Some(pid) = self.kea_pid.take() {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-            self.lab.wait_pid(pid, Duration::from_secs(5));
-        }
-    }
-
-    /// Kea's lease file (memfile CSV, one line per lease update).
-    pub fn leases(&self) -> String {
-        fs::read_to_string(self.lab.dir.join("leases6.csv")).unwrap_or_default()
-    }
-
-    /// Kea's log.
-    pub fn server_log(&self) -> String {
-        self.lab.log("kea")
-    }
-
-    /// Runs a command in the CE namespace.
-    pub fn exec_ce(&self, args: &[&str]) -> Result<Output, LabError> {
-        self.lab.exec(&self.ce(), args)
     }
 }

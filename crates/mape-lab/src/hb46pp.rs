@@ -297,53 +297,25 @@ impl Hb46ppLab {
     /// A CE daemon configuration that takes its rule from this line's HB46PP server
     /// (`[provisioning] method = "hb46pp"`, the lab resolver), with `extra` appended.
     pub fn ce_config(&self, extra: &str) -> String {
-        let d = self.lab.dir.display();
-        format!(
-            r#"mode = "ce"
-[wan]
-interface = "ce-wan"
-[map]
-prefix = "2001:db8:12:3400::/56"
-[lan]
-prefixes = ["192.168.10.0/24"]
-[tun]
-name = "mape0"
-queues = 1
-[control]
-socket = "{d}/ce.sock"
-[state]
-dir = "{d}/ce-state"
-[provisioning]
-method = "hb46pp"
-[provisioning.hb46pp]
-dns = ["{DNS}"]
-timeout_s = 2
-{extra}
-"#
+        self.lab.line_ce_config(
+            "prefix = \"2001:db8:12:3400::/56\"",
+            &format!(
+                "[provisioning]\nmethod = \"hb46pp\"\n[provisioning.hb46pp]\ndns = [\"{DNS}\"]\ntimeout_s = 2\n{extra}"
+            ),
         )
     }
 
     /// Writes `config` and starts `mape run ce` with it in the CE namespace (log `log`);
     /// returns its PID once it answers on its socket.
     pub fn start_ce(&mut self, mape: &str, config: &str, log: &str) -> Result<u32, LabError> {
-        let path = self.lab.dir.join("ce.toml");
-        fs::write(&path, config)?;
-        let ce = self.ce();
-        let p = path.display().to_string();
-        let pid = self
-            .lab
-            .spawn(&ce, log, &[mape, "run", "ce", "--config", &p])?;
-        self.lab
-            .wait_socket(&self.ce_socket(), "the CE daemon", log)?;
-        Ok(pid)
+        let (ce, sock) = (self.ce(), self.ce_socket());
+        self.lab.start_ce_in(&ce, mape, config, &sock, log)
     }
 
     /// Stops a process this lab started (SIGTERM, then waits up to 10 s); its exit status
     /// if it ended.
     pub fn stop(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        self.lab.wait_pid(pid, Duration::from_secs(10));
-        self.lab.exit_status(pid)
+        self.lab.stop_pid(pid)
     }
 
     /// A process's log.

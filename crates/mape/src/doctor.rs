@@ -397,6 +397,14 @@ fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> 
         (Some(u), false) => format!("{} ({u})", p.source),
         (None, _) => p.source.clone(),
     };
+    if let Some(why) = &p.stopped {
+        return Check {
+            name: "provisioning",
+            level: Level::Fail,
+            message: format!("MAP-E is stopped: {why}"),
+            fix: Some("the DHCPv6 server renews no lease: check that it answers on the WAN (`mape provision dhcpv6 --interface WAN` while mape is stopped) and that the line delegates a prefix; MAP-E resumes by itself with the next lease".into()),
+        };
+    }
     let Some(f) = &p.last_failure else {
         let next = p.next_refresh_at.map_or(String::new(), |n| {
             format!(", next round in {} s", n.saturating_sub(now))
@@ -408,7 +416,11 @@ fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> 
             fix: None,
         };
     };
-    let fix = match f.step.as_str() {
+    let fix = match (p.source.as_str(), f.step.as_str()) {
+        ("dhcpv6", "no_server") => "no DHCPv6 server answers on the WAN: check the link and that the ISP serves DHCPv6-PD (`mape provision dhcpv6 --interface WAN` while mape is stopped)",
+        ("dhcpv6", "no_prefix") => "the DHCPv6 server delegates no prefix to this CE (NoPrefixAvail): ask the ISP; the contract may lack the IPv4 option",
+        ("dhcpv6", "refused") => "the DHCPv6 server refuses this CE (an error status): `mape provision dhcpv6` prints the status; the stored DUID is <state dir>/<tun>.dhcpv6.duid",
+        (_, step) => match step {
         "no_record" => "the resolvers have no TXT record for 4over6.info: this line may not offer HB46PP (ask the ISP, or use method = \"profile\"), or [provisioning.hb46pp] dns is not the line's own resolver",
         "dns" => "the resolvers do not answer: check [provisioning.hb46pp] dns (default /etc/resolv.conf) with `dig @ADDR 4over6.info TXT`",
         "unreachable" => "the provisioning server does not answer over IPv6: check the WAN's IPv6 default route, and for verified https (t=b) [provisioning.hb46pp] ca_files",
@@ -416,6 +428,7 @@ fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> 
         "nothing_offered" => "the server offers this line no MAP-E (order empty or other technologies only): ask the ISP, or use a profile",
         "bad_answer" => "the server's answer is unusable: `mape provision hb46pp` shows what it says",
         _ => "the answer could not be put in force: see provisioning_failed in the daemon's log",
+        },
     };
     Check {
         name: "provisioning",
@@ -924,6 +937,41 @@ mod tests {
             let fix = provisioning_check(&p, 1_000).fix.unwrap();
             assert!(fix.contains(words), "{step}: {fix}");
         }
+    }
+
+    #[test]
+    fn a_dhcpv6_line_names_its_failures_and_a_lost_lease() {
+        let mut p = mape_control::reply::ProvisioningStatus {
+            method: "dhcpv6".into(),
+            source: "dhcpv6".into(),
+            server: Some("00:03:00:01:0a:00:00:00:00:01".into()),
+            next_refresh_at: Some(1_100),
+            ..Default::default()
+        };
+        let c = provisioning_check(&p, 1_000);
+        assert_eq!(c.level, Level::Ok);
+        for (step, words) in [
+            ("no_server", "DHCPv6-PD"),
+            ("no_prefix", "NoPrefixAvail"),
+            ("refused", "dhcpv6.duid"),
+        ] {
+            p.last_failure = Some(mape_control::reply::ProvisioningFailure {
+                step: step.into(),
+                detail: "x".into(),
+                since: 900,
+                count: 1,
+            });
+            let fix = provisioning_check(&p, 1_000).fix.unwrap();
+            assert!(fix.contains(words), "{step}: {fix}");
+        }
+        p.stopped = Some("DHCPv6 lease of 2001:db8:12:3400::/56 ended".into());
+        let c = provisioning_check(&p, 1_000);
+        assert_eq!(c.level, Level::Fail);
+        assert!(
+            c.message.starts_with("MAP-E is stopped: DHCPv6 lease"),
+            "{}",
+            c.message
+        );
     }
 
     #[test]

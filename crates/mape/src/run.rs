@@ -48,8 +48,9 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(args: &RunArgs) -> Result<ExitCode> {
-    // With HB46PP, the first round runs before the rule is resolved (its answer is stored
-    // and then read by Settings::load; a failed round leaves the stored answer in use).
+    // With HB46PP or mape's DHCPv6 client, the first round runs before the rule is
+    // resolved (its answer or lease is stored and then read by Settings::load; a failed
+    // round leaves the stored one in use).
     let hb46pp = if args.check {
         None
     } else {

@@ -275,15 +275,39 @@ fn print_provisioning(p: &mape_control::reply::ProvisioningStatus) {
     if let Some(e) = &p.enabler_name {
         line += &format!(", {e}");
     }
+    if let Some(d) = &p.delegated_prefix {
+        line += &format!(" prefix {d}");
+    }
+    if let Some(s) = &p.server {
+        line += &format!(" from server {s}");
+    }
     if p.from_store {
-        line += ", stored answer (server not reached since start)";
+        line += if p.source == "dhcpv6" {
+            ", stored lease (no Reply since start)"
+        } else {
+            ", stored answer (server not reached since start)"
+        };
     }
     println!("{line}");
+    if let Some(s) = &p.stopped {
+        println!("STOPPED     {s}");
+    }
     if let Some(t) = p.fetched_at {
         println!("fetched     {}", when(t));
     }
     if let Some(t) = p.next_refresh_at {
-        println!("refresh     {}", when(t));
+        let what = if p.source == "dhcpv6" {
+            "renew  "
+        } else {
+            "refresh"
+        };
+        println!("{what}     {}", when(t));
+    }
+    if let Some(t) = p.rebind_at {
+        println!("rebind      {}", when(t));
+    }
+    if let Some(t) = p.expires_at {
+        println!("expires     {}", when(t));
     }
     if let Some(f) = &p.last_failure {
         println!(

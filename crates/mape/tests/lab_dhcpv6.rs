@@ -18,7 +18,7 @@ use std::process::Output;
 mod common;
 
 use common::fails;
-use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED};
+use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED, IPV4};
 use serde_json::Value;
 
 fn mape() -> String {
@@ -53,6 +53,7 @@ fn offer() -> Offer {
     Offer {
         timers: TIMERS,
         s46: true,
+        ipv4: IPV4,
         pool: Some(DELEGATED),
     }
 }
@@ -233,4 +234,247 @@ fn failure_classes_have_their_exit_codes() {
         .exec_ce(&[&mape(), "provision", "dhcpv6", "--interface", "nope0"])
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+fn status(lab: &Dhcpv6Lab) -> Value {
+    common::status_json(|a| lab.exec_ce(a).expect("exec"), &lab.ce_socket())
+}
+
+fn status_until(lab: &Dhcpv6Lab, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    common::status_until(|| status(lab), secs, done)
+}
+
+fn routes(lab: &Dhcpv6Lab, family: &str) -> String {
+    let o = lab
+        .exec_ce(&["ip", family, "route", "show", "dev", "mape0"])
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The daemon with `method = "dhcpv6"` and no rule in `[map]`: mape's own client gets the
+/// prefix and option 94 from Kea and the daemon runs on them (values by hand in the module
+/// documentation; the Kea lab has no BR, so the resolved parameters, routes and status are
+/// checked, not IPv4 through a BR). Kea then serves another IPv4 prefix: the Renew at T1
+/// re-provisions in place. Restarted while Kea is down, the daemon runs on the stored
+/// lease; when that lease's valid lifetime ends MAP-E stops (IPv4 default route removed,
+/// status and event), and Kea back gives a new lease: MAP-E runs again.
+#[test]
+fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
+    let Some(mut lab) = lab("d") else { return };
+    let timers = Timers {
+        t1: 3,
+        t2: 5,
+        preferred: 10,
+        valid: 12,
+    };
+    lab.serve(&Offer { timers, ..offer() }).unwrap();
+    let m = mape();
+    let config = lab.ce_config("");
+    // 1. Provisioned from Kea.
+    let pid = lab.start_ce(&m, &config, "ce1").expect("CE daemon starts");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "192.0.2.18", "{s}\n{}", lab.log("ce1"));
+    assert_eq!(s["map"]["psid"], 52);
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c000:212:34");
+    assert_eq!(s["map"]["rule_source"], "dhcpv6");
+    let p = &s["provisioning"];
+    assert_eq!(p["method"], "dhcpv6", "{s}");
+    assert_eq!(p["source"], "dhcpv6");
+    assert_eq!(p["delegated_prefix"], DELEGATED);
+    // Kea's server-id: DUID-LL, htype 1, 0a:00:00:00:00:01 (the lab's Kea config).
+    assert_eq!(p["server"], "00:03:00:01:0a:00:00:00:00:01");
+    assert_eq!(p["from_store"], false);
+    let fetched = p["fetched_at"].as_u64().expect("fetched_at");
+    assert_eq!(p["next_refresh_at"].as_u64(), Some(fetched + 3), "{p}");
+    assert_eq!(p["rebind_at"].as_u64(), Some(fetched + 5), "{p}");
+    assert_eq!(p["expires_at"].as_u64(), Some(fetched + 12), "{p}");
+    assert!(p.get("stopped").is_none(), "{p}");
+    assert!(routes(&lab, "-6").contains("2001:db8:12:3400:0:c000:212:34"));
+    assert!(routes(&lab, "-4").contains("default"));
+    let store = lab.dir().join("ce-state/mape0.dhcpv6.json");
+    assert!(store.exists(), "lease stored");
+
+    // 2. Kea serves another IPv4 prefix; the Renew at T1 brings it: changed in place.
+    lab.serve(&Offer {
+        timers,
+        ipv4: "198.51.100.0",
+        ..offer()
+    })
+    .unwrap();
+    let s = status_until(&lab, 15, |s| s["provisioning"]["changes"] == 1);
+    let p = &s["provisioning"];
+    assert_eq!(p["changes"], 1, "{s}\n{}", lab.log("ce1"));
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18");
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c633:6412:34");
+    let c = &p["last_change"];
+    assert!(
+        c["before"]
+            .as_str()
+            .unwrap()
+            .contains("ipv4 192.0.2.18 psid 52"),
+        "{c}"
+    );
+    assert!(
+        c["after"]
+            .as_str()
+            .unwrap()
+            .contains("ipv4 198.51.100.18 psid 52"),
+        "{c}"
+    );
+    let r = routes(&lab, "-6");
+    assert!(r.contains("2001:db8:12:3400:0:c633:6412:34"), "{r}");
+    assert!(!r.contains("2001:db8:12:3400:0:c000:212:34"), "{r}");
+    assert!(lab.log("ce1").contains("provisioning_changed"));
+    let st = lab.stop_pid(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce1")
+    );
+
+    // 3. Kea down at start: the stored lease (still valid) is used.
+    lab.stop();
+    let pid = lab
+        .start_ce(&m, &config, "ce2")
+        .expect("CE starts on the stored lease");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18", "{s}\n{}", lab.log("ce2"));
+    assert_eq!(s["provisioning"]["from_store"], true, "{s}");
+    let fast = s["fast_path"]["active"].clone();
+
+    // 4. Its valid lifetime ends without a Reply: MAP-E stops.
+    let s = status_until(&lab, 20, |s| s["provisioning"].get("stopped").is_some());
+    let p = &s["provisioning"];
+    assert!(
+        p["stopped"]
+            .as_str()
+            .is_some_and(|w| w.contains("DHCPv6 lease of 2001:db8:12:3400::/56 ended")),
+        "{s}\n{}",
+        lab.log("ce2")
+    );
+    assert!(
+        !routes(&lab, "-4").contains("default"),
+        "IPv4 route removed"
+    );
+    // No flow goes on through the kernel fast path either.
+    assert_eq!(s["fast_path"]["active"], false, "{s}");
+    assert!(lab.log("ce2").contains("provisioning_stopped"));
+
+    // 5. Kea back: a new lease, MAP-E runs again.
+    lab.serve(&Offer {
+        timers,
+        ipv4: "198.51.100.0",
+        ..offer()
+    })
+    .unwrap();
+    let s = status_until(&lab, 45, |s| s["provisioning"].get("stopped").is_none());
+    let p = &s["provisioning"];
+    assert!(p.get("stopped").is_none(), "{s}\n{}", lab.log("ce2"));
+    assert_eq!(p["from_store"], false);
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18");
+    assert!(routes(&lab, "-4").contains("default"));
+    assert!(routes(&lab, "-6").contains("2001:db8:12:3400:0:c633:6412:34"));
+    assert!(lab.log("ce2").contains("provisioning_resumed"));
+    assert_eq!(
+        s["fast_path"]["active"], fast,
+        "fast path as before the stop: {s}"
+    );
+    let st = lab.stop_pid(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce2")
+    );
+}
+
+/// End to end on the full lab (LAN hosts, the BR, the internet): its CE started with
+/// `method = "dhcpv6"` and no rule (not even `[map] prefix`) gets the delegated prefix and
+/// the rule from Kea on the ISP link, and IPv4 from lan1 reaches the internet through the
+/// BR (ping, and an HTTP fetch); the MAP address and CE address are the hand-computed ones
+/// of the module documentation.
+#[test]
+fn ipv4_goes_through_the_br_on_the_rule_kea_serves() {
+    if !mape_lab::possible_or_skip("DHCPv6 lab tests")
+        || !std::path::Path::new("/usr/sbin/kea-dhcp6").exists()
+    {
+        return;
+    }
+    let mut lab = mape_lab::Lab::up(mape_lab::LabOptions::new(PathBuf::from(mape()), "mape"))
+        .expect("lab up");
+    // The lab's CE runs the explicit rule: stopped, started again with none.
+    let first = lab.ce_pid().expect("CE pid");
+    assert!(lab.stop_pid(first).is_some_and(|s| s.success()));
+    lab.serve_dhcpv6(&Offer {
+        timers: Timers {
+            t1: 30,
+            t2: 50,
+            preferred: 60,
+            valid: 90,
+        },
+        ..offer()
+    })
+    .expect("Kea on the ISP link");
+    let rule_lines = [
+        "prefix =",
+        "ipv6_prefix",
+        "ipv4_prefix",
+        "ea_len",
+        "psid_offset",
+        "br =",
+    ];
+    let mut config: String = lab
+        .ce_config()
+        .lines()
+        .filter(|l| !rule_lines.iter().any(|k| l.trim_start().starts_with(k)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    config += "[provisioning]\nmethod = \"dhcpv6\"\n";
+    let (ce, sock) = (lab.ns("ce"), lab.ce_socket());
+    let m = mape();
+    let pid = lab
+        .start_ce_in(&ce, &m, &config, &sock, "ce-dhcpv6")
+        .expect("CE daemon starts on Kea's rule");
+    let s = common::status_json(|a| lab.exec(&ce, a).expect("exec"), &sock);
+    assert_eq!(
+        s["map"]["ipv4"],
+        "192.0.2.18",
+        "{s}\n{}",
+        lab.log("ce-dhcpv6")
+    );
+    assert_eq!(s["map"]["ce_ipv6"], mape_lab::addr::CE_MAP);
+    assert_eq!(s["provisioning"]["source"], "dhcpv6");
+    assert_eq!(s["provisioning"]["delegated_prefix"], DELEGATED);
+    let lan1 = lab.ns("lan1");
+    let o = lab
+        .exec(&lan1, &["ping", "-c", "3", "-W", "2", "203.0.113.10"])
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ping through the BR: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        lab.log("ce-dhcpv6")
+    );
+    let o = lab
+        .exec(
+            &lan1,
+            &[
+                "curl",
+                "-s",
+                "-f",
+                "-m",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://203.0.113.10/10mb.bin",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "200",
+        "HTTP through the BR"
+    );
+    assert!(lab.stop_pid(pid).is_some_and(|s| s.success()));
 }

@@ -288,29 +288,11 @@ fn no_record_and_no_resolver() {
 
 /// `mape show status --json` of the lab's CE daemon.
 fn status(lab: &Hb46ppLab) -> Value {
-    let sock = lab.ce_socket().display().to_string();
-    let o = lab
-        .exec_ce(&[&mape(), "show", "status", "--json", "--socket", &sock])
-        .expect("mape show status");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("status JSON")
+    common::status_json(|a| lab.exec_ce(a).expect("exec"), &lab.ce_socket())
 }
 
-/// Polls the status (every 200 ms, at most `secs`) until `done` holds; the last status.
 fn status_until(lab: &Hb46ppLab, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let t0 = std::time::Instant::now();
-    loop {
-        let s = status(lab);
-        if done(&s) || t0.elapsed() > std::time::Duration::from_secs(secs) {
-            return s;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    common::status_until(|| status(lab), secs, done)
 }
 
 fn routes6(lab: &Hb46ppLab) -> String {

@@ -58,6 +58,11 @@ pub trait Pipeline: Send {
     ) -> Result<mape_dataplane::Reprovisioned, ReloadRefusal> {
         Err(ReloadRefusal::BrChanged)
     }
+    /// MAP-E stops (`true`: the rule's source went away, the DHCPv6 lease ended) or runs
+    /// again (`false`): the kernel fast path is detached meanwhile, so that no flow it holds
+    /// goes on bypassing the removed routes, and comes back on resume. The BR has no such
+    /// state.
+    fn pause(&mut self, _paused: bool) {}
     /// Copies what a metrics scrape exports (bounded work: no per-session or
     /// per-destination walk), to be written out by the returned closure once the lock is
     /// released.

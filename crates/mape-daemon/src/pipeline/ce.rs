@@ -32,6 +32,8 @@ pub struct CePipeline {
     fast: FastPath,
     /// How it was brought up, to bring it up again after a change of rule.
     fast_plan: Option<FastPathPlan>,
+    /// The fast path was detached by [`Pipeline::pause`] and comes back on resume.
+    fast_paused: bool,
 }
 
 fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, PipelineError> {
@@ -79,6 +81,7 @@ impl CePipeline {
             events: BTreeMap::new(),
             fast: FastPath::off(),
             fast_plan: None,
+            fast_paused: false,
         })
     }
 
@@ -322,6 +325,28 @@ impl Pipeline for CePipeline {
             }
         }
         Ok(r)
+    }
+
+    fn pause(&mut self, paused: bool) {
+        if paused {
+            if matches!(self.fast, FastPath::Ce(_)) {
+                self.stop_fast_path();
+                self.fast_paused = true;
+            }
+            return;
+        }
+        if !std::mem::take(&mut self.fast_paused) {
+            return;
+        }
+        if let Some(plan) = self.fast_plan.clone() {
+            if let Err(e) = self.start_fast_path(&plan) {
+                tracing::warn!(error = %e, "fast path not back after MAP-E resumed: every packet takes the TUN path");
+                self.fast = FastPath::Inactive {
+                    mode: plan.mode,
+                    reason: e.to_string(),
+                };
+            }
+        }
     }
 
     fn metrics(&self, now: Timestamp) -> MetricsFill {

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use mape_control::reply::ProvisioningChange;
+use mape_provision::dhcpv6::{Change, Event as LeaseEvent};
 use mape_provision::{LastGood, Offer};
 use serde_json::json;
 
+use super::dhcpv6::LeaseReport;
 use super::runner::{Report, RoundResult};
 use super::tracker::Tracker;
 use super::wan_end_user;
@@ -185,43 +187,69 @@ async fn answer(a: &mut Apply<'_>, at: u64, lg: &LastGood) {
         Ok(o) => o,
         Err(e) => return failed(a, at, None, "apply", &e.to_string()),
     };
-    let path = &a.settings.path;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => return failed(a, at, None, "apply", &format!("{}: {e}", path.display())),
-    };
     let inputs = |f: &crate::config::ConfigFile| Inputs {
         hb46pp: Some(offer.clone()),
         end_user: wan_end_user(f),
+        dhcpv6: None,
     };
-    let new = match Settings::parse_with(&text, path, &inputs) {
+    let changed = put_in_force(a, at, &inputs, ("hb46pp", "url", &lg.url)).await;
+    if let (Some(change), Ok(mut t)) = (changed.clone(), a.tracker.lock()) {
+        t.in_force(lg, &offer, false);
+        if let Some(c) = change {
+            t.changed(c);
+        }
+    }
+}
+
+/// Re-resolves the configuration with `inputs` and, when the MAP parameters differ from
+/// those in force, re-provisions in place and logs the change (`source` and one detail
+/// `(key, value)` go into the event). `None`: it failed (reported); `Some(None)`: the
+/// same parameters; `Some(Some(change))`: changed.
+async fn put_in_force(
+    a: &mut Apply<'_>,
+    at: u64,
+    inputs: &dyn Fn(&crate::config::ConfigFile) -> Inputs,
+    (source, key, detail): (&str, &str, &str),
+) -> Option<Option<ProvisioningChange>> {
+    let path = &a.settings.path;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            failed(a, at, None, "apply", &format!("{}: {e}", path.display()));
+            return None;
+        }
+    };
+    let new = match Settings::parse_with(&text, path, inputs) {
         Ok(n) => n,
-        Err(e) => return failed(a, at, None, "apply", &e.to_string()),
+        Err(e) => {
+            failed(a, at, None, "apply", &e.to_string());
+            return None;
+        }
     };
     let Role::Ce(new_ce) = &new.role else {
-        return failed(
+        failed(
             a,
             at,
             None,
             "apply",
             "the configuration is no longer a CE's",
         );
+        return None;
     };
-    let same = new_ce.map == a.current.map && new_ce.br_sources == a.current.br_sources;
-    if same {
-        if let Ok(mut t) = a.tracker.lock() {
-            t.in_force(lg, &offer, false);
-        }
-        return;
+    if new_ce.map == a.current.map && new_ce.br_sources == a.current.br_sources {
+        return Some(None);
     }
     let now = now_since(a.clock);
     let done = match a.shared.lock() {
         Ok(mut p) => p.reprovision(now, &new),
-        Err(_) => return,
+        Err(_) => return None,
     };
     let moved = match done {
         Ok(m) => m,
-        Err(e) => return failed(a, at, None, "apply", &e.to_string()),
+        Err(e) => {
+            failed(a, at, None, "apply", &e.to_string());
+            return None;
+        }
     };
     let tun = a.settings.tun.name.as_str();
     if let Err(e) = replace_map(a.plumbing, tun, a.current, new_ce).await {
@@ -236,8 +264,8 @@ async fn answer(a: &mut Apply<'_>, at: u64, lg: &LastGood) {
     };
     tracing::warn!(
         mape_event = "provisioning_changed",
-        mape_source = "hb46pp",
-        mape_url = %lg.url,
+        mape_source = source,
+        mape_detail = %detail,
         mape_before = %change.before,
         mape_after = %change.after,
         mape_sessions_kept = change.sessions_kept,
@@ -250,14 +278,118 @@ async fn answer(a: &mut Apply<'_>, at: u64, lg: &LastGood) {
     );
     hook(
         a,
-        json!({"kind": "provisioning_changed", "at": at, "source": "hb46pp", "url": lg.url,
+        json!({"kind": "provisioning_changed", "at": at, "source": source, key: detail,
                "before": change.before, "after": change.after,
                "sessions_kept": change.sessions_kept,
                "sessions_dropped": change.sessions_dropped}),
     );
-    if let Ok(mut t) = a.tracker.lock() {
-        t.in_force(lg, &offer, false);
-        t.changed(change);
-    }
     *a.current = new_ce.clone();
+    Some(Some(change))
+}
+
+/// The IPv4 default route through the TUN (as `crate::daemon` sets it up).
+fn default_route4(settings: &Settings) -> Created {
+    Created::Route4 {
+        dst: std::net::Ipv4Addr::UNSPECIFIED,
+        len: 0,
+        dev: settings.tun.name.clone(),
+        mtu: Some(u32::from(settings.tun.ipv4_mtu)),
+    }
+}
+
+/// Handles one report of mape's DHCPv6 client.
+pub async fn on_lease(a: &mut Apply<'_>, r: LeaseReport) {
+    match r.event {
+        LeaseEvent::Failed(f) => failed(a, r.at, None, f.class.as_str(), &f.detail),
+        LeaseEvent::Lost { prefix, reason } => {
+            lost(a, r.at, &prefix.prefix.to_string(), &reason).await
+        }
+        LeaseEvent::Bound { lease, change } => {
+            let stopped = a.tracker.lock().ok().and_then(|t| t.status.stopped.clone());
+            if stopped.is_some() {
+                // A new lease after a loss: MAP-E runs again.
+                let tun = a.settings.tun.name.clone();
+                let route = default_route4(a.settings);
+                let restored = match add_route4(a.plumbing, &route).await {
+                    Ok(()) => setup_map(a.plumbing, &tun, a.current).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = restored {
+                    failed(a, r.at, None, "apply", &format!("routes: {e}"));
+                }
+                if let Ok(mut p) = a.shared.lock() {
+                    p.pause(false);
+                }
+                tracing::warn!(
+                    mape_event = "provisioning_resumed",
+                    mape_prefix = %lease.prefix.prefix,
+                    "DHCPv6 lease of {} obtained: MAP-E runs again",
+                    lease.prefix.prefix
+                );
+                hook(
+                    a,
+                    json!({"kind": "provisioning_resumed", "at": r.at, "source": "dhcpv6",
+                           "prefix": lease.prefix.prefix.to_string()}),
+                );
+            }
+            if change == Change::Extended && stopped.is_none() {
+                if let Ok(mut t) = a.tracker.lock() {
+                    t.lease_in_force(&lease, false);
+                }
+                return;
+            }
+            let l = lease.clone();
+            let inputs = move |f: &crate::config::ConfigFile| Inputs {
+                hb46pp: None,
+                end_user: wan_end_user(f),
+                dhcpv6: Some(l.clone()),
+            };
+            let server = mape_provision::dhcpv6::machine::hex(&lease.server_id);
+            let changed = put_in_force(a, r.at, &inputs, ("dhcpv6", "server", &server)).await;
+            if let (Some(change), Ok(mut t)) = (changed, a.tracker.lock()) {
+                t.lease_in_force(&lease, false);
+                if let Some(c) = change {
+                    t.changed(c);
+                }
+            }
+        }
+    }
+}
+
+async fn add_route4(p: &mut Plumbing, c: &Created) -> Result<(), PlumbingError> {
+    match c {
+        Created::Route4 { dst, len, dev, mtu } => p.route4(*dst, *len, dev, *mtu).await,
+        _ => Ok(()),
+    }
+}
+
+/// The lease ended: MAP-E stops (the IPv4 default route and the MAP address's routes
+/// removed), the status says so, one event.
+async fn lost(a: &mut Apply<'_>, at: u64, prefix: &str, reason: &str) {
+    if let Ok(mut p) = a.shared.lock() {
+        p.pause(true);
+    }
+    let tun = a.settings.tun.name.clone();
+    let mut items = map_items(&tun, a.current);
+    items.push(default_route4(a.settings));
+    for c in &items {
+        if let Err(e) = a.plumbing.remove(c).await {
+            tracing::error!(error = %e, "route not removed");
+        }
+    }
+    if let Ok(mut t) = a.tracker.lock() {
+        t.lease_lost(at, prefix, reason);
+    }
+    tracing::error!(
+        mape_event = "provisioning_stopped",
+        mape_source = "dhcpv6",
+        mape_prefix = prefix,
+        mape_detail = reason,
+        "DHCPv6 lease of {prefix} ended ({reason}): MAP-E stopped, IPv4 routes removed until a new lease"
+    );
+    hook(
+        a,
+        json!({"kind": "provisioning_stopped", "at": at, "source": "dhcpv6",
+               "prefix": prefix, "detail": reason}),
+    );
 }

@@ -1,20 +1,22 @@
 //! Where the CE's MAP rule comes from at start and while the daemon runs (issue #14):
-//! `[provisioning]` ([`settings`]), the HB46PP answer kept on disk ([`store`]), the WAN's
-//! address ([`wan`]), what `show status` says about it ([`tracker`]) and the HB46PP client
-//! driven on the control-plane runtime ([`runner`]): a first round before the daemon
-//! starts, then refreshes at the answer's `ttl`, the spec's back-offs, and a re-fetch when
-//! the WAN's address changes. The daemon puts a changed answer in force in place
-//! (`crate::daemon`).
+//! `[provisioning]` ([`settings`]), the HB46PP answer and the DHCPv6 lease kept on disk
+//! ([`store`], [`lease`]), the WAN's address ([`wan`]), what `show status` says about it
+//! ([`tracker`]) and the two clients driven on the control-plane runtime: HB46PP
+//! ([`runner`]: a first round before the daemon starts, then refreshes at the answer's
+//! `ttl`, the spec's back-offs, and a re-fetch when the WAN's address changes) and mape's
+//! own DHCPv6 client ([`dhcpv6`]: a first exchange before the start, then Renew, Rebind
+//! and the lease's end). [`prepare`] runs the one the configuration names ([`Run`]); its
+//! reports ([`Update`]) reach the daemon, which puts a changed rule in force in place.
 //!
-//! Seam for other sources (DHCPv6): what a source learnt enters the configuration
-//! through [`crate::config::Inputs`] (today the HB46PP offer and the End-user prefix; a
-//! DHCPv6 client adds its S46 options and delegated prefix there and a
-//! [`settings::Plan`] arm for `method = "dhcpv6"`), and a changed rule is put in force by
-//! re-resolving [`crate::config::Settings::parse_with`] and the in-place step of
+//! What a source learnt enters the configuration through [`crate::config::Inputs`] (the
+//! HB46PP offer, the DHCPv6 lease, the End-user prefix), and a changed rule is put in
+//! force by re-resolving [`crate::config::Settings::parse_with`] and the in-place step of
 //! [`apply`] (pipeline `reprovision`, `replace_map`, the event), which do not depend on
-//! the source. The [`Report`] channel is HB46PP's own.
+//! the source.
 
 pub mod apply;
+pub mod dhcpv6;
+pub mod lease;
 pub mod runner;
 pub mod settings;
 pub mod store;
@@ -25,8 +27,37 @@ use std::path::Path;
 
 use crate::config::{ConfigFile, Inputs};
 
+pub use dhcpv6::{Dhcpv6Run, LeaseReport};
 pub use runner::{prepare, Hb46ppRun, Report};
 pub use tracker::Tracker;
+
+/// The client the daemon runs, after its first round ([`prepare`]).
+#[derive(Debug)]
+pub enum Run {
+    /// HB46PP.
+    Hb46pp(Box<Hb46ppRun>),
+    /// mape's DHCPv6 client.
+    Dhcpv6(Box<Dhcpv6Run>),
+}
+
+impl Run {
+    /// Drives the client on the control-plane runtime until the receiver is gone.
+    pub async fn drive(self, tx: tokio::sync::mpsc::Sender<Update>) {
+        match self {
+            Run::Hb46pp(r) => r.drive(tx).await,
+            Run::Dhcpv6(r) => r.drive(tx).await,
+        }
+    }
+}
+
+/// What a client reports to the daemon.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// An HB46PP round.
+    Hb46pp(Report),
+    /// A DHCPv6 Reply, loss or failure.
+    Dhcpv6(LeaseReport),
+}
 
 /// The stored answer's path for a configuration file's sections.
 pub fn store_path(file: &ConfigFile) -> std::path::PathBuf {
@@ -43,10 +74,23 @@ pub fn host_inputs(file: &ConfigFile) -> Inputs {
             None
         }
     };
+    let dhcpv6 = match lease::load(&lease_path(file), runner::now().as_secs()) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored DHCPv6 lease not used");
+            None
+        }
+    };
     Inputs {
         hb46pp,
         end_user: wan_end_user(file),
+        dhcpv6,
     }
+}
+
+/// The stored DHCPv6 lease's path.
+pub fn lease_path(file: &ConfigFile) -> std::path::PathBuf {
+    lease::path(&file.state.dir, &file.tun.name)
 }
 
 /// The WAN's global address as an End-user /128.

@@ -42,6 +42,9 @@ pub enum PrepareError {
     /// The DNS resolver or a CA file.
     #[error("[provisioning] hb46pp: {0}")]
     Shell(#[from] ShellError),
+    /// The DHCPv6 client's interface, socket or DUID file.
+    #[error("[provisioning] dhcpv6: {0}")]
+    Dhcpv6(#[from] mape_provision::dhcpv6::shell::ShellError),
 }
 
 /// What a round gave.
@@ -106,24 +109,33 @@ fn save(path: &Path, r: &Report) {
     }
 }
 
-/// Runs the first HB46PP round when the configuration at `config` takes its rule from
-/// HB46PP (`None` otherwise). Blocking; call it before the daemon's runtime starts. A
-/// good answer is stored at once, so that [`Settings::load`] reads it.
-pub fn prepare(config: &Path) -> Result<Option<Hb46ppRun>, PrepareError> {
+/// Runs the first round of the client the configuration at `config` runs (HB46PP, or
+/// mape's DHCPv6 client), `None` when it runs none. Blocking; call it before the
+/// daemon's runtime starts. A good answer or lease is stored at once, so that
+/// [`Settings::load`] reads it.
+pub fn prepare(config: &Path) -> Result<Option<super::Run>, PrepareError> {
     let text = std::fs::read_to_string(config).map_err(|source| ConfigError::Read {
         path: config.display().to_string(),
         source,
     })?;
     let file = Settings::file(&text, config)?;
-    if !matches!(
-        plan(file.provisioning.method, &file.map)?,
-        Plan::Hb46pp { .. }
-    ) {
+    if file.mode == Some(crate::config::Mode::Br) {
         return Ok(None);
     }
+    match plan(file.provisioning.method, &file.map)? {
+        Plan::Map => Ok(None),
+        Plan::Hb46pp { .. } => Ok(Some(super::Run::Hb46pp(Box::new(prepare_hb46pp(&file)?)))),
+        Plan::Dhcpv6 => Ok(Some(super::Run::Dhcpv6(Box::new(super::dhcpv6::prepare(
+            &file,
+        )?)))),
+    }
+}
+
+/// The first HB46PP round.
+fn prepare_hb46pp(file: &crate::config::ConfigFile) -> Result<Hb46ppRun, PrepareError> {
     let hb = file.provisioning.hb46pp.settings()?;
     let shell = Shell::new(&hb.shell)?;
-    let path = store_path(&file);
+    let path = store_path(file);
     let stored = match store::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -159,14 +171,14 @@ pub fn prepare(config: &Path) -> Result<Option<Hb46ppRun>, PrepareError> {
         ),
     }
     save(&path, &first);
-    Ok(Some(Hb46ppRun {
+    Ok(Hb46ppRun {
         client,
         shell: Arc::new(shell),
         store: path,
         wan: file.wan.as_ref().map(|w| w.interface.clone()),
         first,
         stored,
-    }))
+    })
 }
 
 impl Hb46ppRun {
@@ -206,7 +218,7 @@ impl Hb46ppRun {
     }
 
     /// Drives the client until the receiver is gone: a [`Report`] per round.
-    pub async fn drive(mut self, tx: mpsc::Sender<Report>) {
+    pub async fn drive(mut self, tx: mpsc::Sender<super::Update>) {
         let mut addr = self.address();
         let mut watch = tokio::time::interval(ADDRESS_POLL);
         loop {
@@ -236,7 +248,7 @@ impl Hb46ppRun {
                 continue;
             };
             save(&self.store, &r);
-            if tx.send(r).await.is_err() {
+            if tx.send(super::Update::Hb46pp(r)).await.is_err() {
                 return;
             }
         }

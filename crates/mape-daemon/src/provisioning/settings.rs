@@ -4,11 +4,15 @@
 //! `method` (absent: the rule source `[map]` names, as before the section existed):
 //! - `static`: the explicit rule of `[map]` (`ipv6_prefix` + `ipv4_prefix` + `ea_len`);
 //! - `profile`: the ISP profile `[map] profile`;
-//! - `dhcpv6`: the RFC 7598 options of `[map] dhcpv6_file` (mape's own DHCPv6 client is
-//!   not available yet: without the file the method is refused with that reason);
+//! - `dhcpv6`: with `[map] dhcpv6_file`, the RFC 7598 options a system client's hook wrote
+//!   there; without it, mape's own DHCPv6 client on `[wan] interface` (IA_PD + option 94:
+//!   the delegated prefix and the S46 MAP-E rules give BMR, FMRs and BR; the lease is
+//!   stored and used at restart until it is over; Renew at T1, Rebind at T2);
 //! - `hb46pp`: the answer of the line's HB46PP server, fetched at start and refreshed;
 //! - `auto`: a rule written in `[map]` (explicit or `dhcpv6_file`) if there is one; else
-//!   HB46PP (a fresh answer, else the stored one); else `[map] profile` if set.
+//!   HB46PP (a fresh answer, else the stored one); else `[map] profile` if set. `auto`
+//!   does not run mape's DHCPv6 client (a line serves its rule by one of the two, and the
+//!   DHCPv6 client holds port 546): a DHCPv6 MAP-E line sets `method = "dhcpv6"`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -83,6 +87,35 @@ pub struct ProvisioningSection {
     /// `[provisioning.hb46pp]`.
     #[serde(default)]
     pub hb46pp: Hb46ppSection,
+    /// `[provisioning.dhcpv6]`.
+    #[serde(default)]
+    pub dhcpv6: Dhcpv6Section,
+}
+
+/// `[provisioning.dhcpv6]`: mape's own DHCPv6 client.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Dhcpv6Section {
+    /// How long the start waits for the first Reply before it uses the stored lease,
+    /// seconds (default 10).
+    pub timeout_s: Option<u64>,
+}
+
+/// Default `[provisioning.dhcpv6] timeout_s`.
+pub const DEFAULT_DHCPV6_TIMEOUT_S: u64 = 10;
+
+impl Dhcpv6Section {
+    /// The start's wait for the first Reply.
+    pub fn timeout(&self) -> Result<Duration, ConfigError> {
+        match self.timeout_s.unwrap_or(DEFAULT_DHCPV6_TIMEOUT_S) {
+            t @ 1..=300 => Ok(Duration::from_secs(t)),
+            t => Err(ConfigError::Value {
+                key: "provisioning.dhcpv6.timeout_s",
+                value: t.to_string(),
+                expected: "1 to 300 seconds".into(),
+            }),
+        }
+    }
 }
 
 /// `[provisioning.hb46pp]`.
@@ -181,6 +214,8 @@ pub enum Plan {
         /// Whether `[map] profile` is used when there is no answer.
         fallback_profile: bool,
     },
+    /// mape's own DHCPv6 client (`method = "dhcpv6"` without `dhcpv6_file`).
+    Dhcpv6,
 }
 
 fn explicit(map: &MapSection) -> bool {
@@ -211,9 +246,10 @@ pub fn plan(method: Option<Method>, map: &MapSection) -> Result<Plan, ConfigErro
             "[map] profile, and no explicit rule or dhcpv6_file",
         )),
         Some(Method::Dhcpv6) if map.dhcpv6_file.is_some() => Ok(Plan::Map),
+        Some(Method::Dhcpv6) if !explicit(map) && map.profile.is_none() => Ok(Plan::Dhcpv6),
         Some(Method::Dhcpv6) => Err(refuse(
             "dhcpv6",
-            "[map] dhcpv6_file (the options a DHCPv6 client hook writes): mape's own DHCPv6 client is not yet available",
+            "no profile or explicit rule in [map]: the DHCPv6 server (or [map] dhcpv6_file) gives it",
         )),
         Some(Method::Hb46pp) if !written && map.profile.is_none() => {
             Ok(Plan::Hb46pp { fallback_profile: false })

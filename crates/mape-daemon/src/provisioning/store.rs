@@ -33,17 +33,22 @@ pub enum StoreError {
     },
 }
 
+/// A stored file's text; `None` when there is none.
+pub fn read(path: &Path) -> Result<Option<String>, StoreError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// The stored answer, if there is one; an answer that no longer validates is refused.
 pub fn load(path: &Path) -> Result<Option<LastGood>, StoreError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.display().to_string(),
-                source,
-            })
-        }
+    let Some(text) = read(path)? else {
+        return Ok(None);
     };
     let format = |detail: String| StoreError::Format {
         path: path.display().to_string(),
@@ -56,6 +61,11 @@ pub fn load(path: &Path) -> Result<Option<LastGood>, StoreError> {
 
 /// Writes `lg` atomically (mode 0600: it may hold the server's token).
 pub fn save(path: &Path, lg: &LastGood) -> Result<(), StoreError> {
+    write(path, &serde_json::to_string(lg).unwrap_or_default())
+}
+
+/// Writes `text` atomically (mode 0600), creating the directory.
+pub fn write(path: &Path, text: &str) -> Result<(), StoreError> {
     let io = |source| StoreError::Io {
         path: path.display().to_string(),
         source,
@@ -63,7 +73,6 @@ pub fn save(path: &Path, lg: &LastGood) -> Result<(), StoreError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let text = serde_json::to_string(lg).unwrap_or_default();
     crate::sessions_file::write_atomic(path, text.as_bytes()).map_err(io)
 }
 

@@ -1,8 +1,10 @@
-//! What `mape show status` says about provisioning, kept up to date from the client's
-//! rounds and the daemon's changes: sans-IO, every update takes the time (seconds since
+//! What `mape show status` says about provisioning, kept up to date from the clients'
+//! rounds (HB46PP) and leases (DHCPv6) and the daemon's changes: sans-IO, every update takes the time (seconds since
 //! the UNIX epoch, the client's clock).
 
 use mape_control::reply::{ProvisioningChange, ProvisioningFailure, ProvisioningStatus};
+use mape_provision::dhcpv6::machine::hex;
+use mape_provision::dhcpv6::Lease;
 use mape_provision::{Failure, LastGood, Offer};
 
 /// The status and its updates.
@@ -33,6 +35,32 @@ impl Tracker {
         s.enabler_name.clone_from(&offer.enabler_name);
         s.fetched_at = Some(lg.fetched_at);
         s.from_store = from_store;
+    }
+
+    /// The DHCPv6 lease `l` is in force (`from_store`: read from disk, no Reply yet in
+    /// this run); MAP-E runs.
+    pub fn lease_in_force(&mut self, l: &Lease, from_store: bool) {
+        let s = &mut self.status;
+        let secs = |t: Option<std::time::Duration>| t.map(|t| t.as_secs());
+        s.source = "dhcpv6".into();
+        s.server = Some(hex(&l.server_id));
+        s.delegated_prefix = Some(l.prefix.prefix.to_string());
+        s.fetched_at = Some(l.obtained.as_secs());
+        s.next_refresh_at = secs(l.t1_at());
+        s.rebind_at = secs(l.t2_at());
+        s.expires_at = secs(l.expires_at());
+        s.from_store = from_store;
+        s.stopped = None;
+        s.last_failure = None;
+    }
+
+    /// The DHCPv6 lease ended at `now`: MAP-E is stopped until a new one.
+    pub fn lease_lost(&mut self, now: u64, prefix: &str, reason: &str) {
+        let s = &mut self.status;
+        s.stopped = Some(format!("DHCPv6 lease of {prefix} ended at {now}: {reason}"));
+        s.next_refresh_at = None;
+        s.rebind_at = None;
+        s.expires_at = None;
     }
 
     /// A round ended well at `now`; the next starts at `next`.

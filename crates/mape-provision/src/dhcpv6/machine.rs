@@ -175,6 +175,17 @@ pub enum FailureClass {
     NoPrefix,
 }
 
+impl FailureClass {
+    /// The name in status and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::NoServer => "no_server",
+            FailureClass::Refused => "refused",
+            FailureClass::NoPrefix => "no_prefix",
+        }
+    }
+}
+
 /// A failed exchange, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {

@@ -62,3 +62,31 @@ pub(crate) fn fails(o: &Output, code: i32, words: &str) {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// `mape show status --json --socket SOCK` run by `exec` (in a lab namespace), as JSON.
+pub(crate) fn status_json(
+    exec: impl Fn(&[&str]) -> Output,
+    sock: &std::path::Path,
+) -> serde_json::Value {
+    let m = bin().display().to_string();
+    let s = sock.display().to_string();
+    let o = exec(&[&m, "show", "status", "--json", "--socket", &s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).expect("status JSON")
+}
+
+/// Polls `status` (every 200 ms, at most `secs`) until `done` holds; the last status.
+pub(crate) fn status_until(
+    status: impl Fn() -> serde_json::Value,
+    secs: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let s = status();
+        if done(&s) || t0.elapsed() > std::time::Duration::from_secs(secs) {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
