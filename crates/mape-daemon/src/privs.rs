@@ -1,7 +1,6 @@
-//! What a child of the daemon does not inherit: the daemon runs with `CAP_NET_ADMIN` and
-//! `CAP_BPF` (and
-//! as root before systemd's hardening), the user's event hook must run with no capability
-//! at all. [`no_capabilities`] arranges that between fork and exec.
+//! What a child of the daemon does not inherit: the daemon runs with `CAP_NET_ADMIN`,
+//! `CAP_BPF` and `CAP_NET_BIND_SERVICE` (and as root before systemd's hardening), the
+//! user's event hook must run with no capability at all. [`no_capabilities`] arranges that between fork and exec.
 
 use rustix::thread::{
     clear_ambient_capability_set, remove_capability_from_bounding_set, set_capabilities,
