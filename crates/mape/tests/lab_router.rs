@@ -2,7 +2,9 @@
 //! silent public sink from new source ports at 100× the seed's rate, and the CE's own
 //! `dig` through the tunnel still succeeds every time, on the ports the engine keeps for
 //! the router (`nat.router_reserve_ports`, default 8); `show hosts` and the snapshot show
-//! the router as its own line.
+//! the router as its own line. A DNS forwarder on the CE (dnsmasq, as the README
+//! recommends, with no cache so that every lookup goes upstream) answers lan1 every time
+//! too: its upstream queries are the router's own flows.
 
 use std::time::Duration;
 
@@ -28,12 +30,56 @@ fn ce_lookup(lab: &Lab) -> bool {
     .is_ok_and(|o| out(&o).contains(&addr::SERVER.to_string()))
 }
 
+/// One lookup of lan1 through the CE's forwarder (192.168.10.1, LAN side).
+fn lan1_lookup_via_ce(lab: &Lab) -> bool {
+    let lan1 = lab.ns("lan1");
+    let forwarder = format!("@{}", addr::CE_LAN);
+    lab.exec(
+        &lan1,
+        &[
+            "dig",
+            "+time=2",
+            "+tries=1",
+            "+short",
+            &forwarder,
+            addr::WWW,
+        ],
+    )
+    .is_ok_and(|o| out(&o).contains(&addr::SERVER.to_string()))
+}
+
 #[test]
 fn the_routers_own_dns_survives_every_host_storming() {
     if !lab_possible() {
         return;
     }
     let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
+    let ce = lab.ns("ce");
+    let upstream = format!("--server={}", addr::SERVER);
+    let listen = format!("--listen-address={}", addr::CE_LAN);
+    lab.spawn(
+        &ce,
+        "forwarder",
+        &[
+            "dnsmasq",
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            &listen,
+            &upstream,
+            "--cache-size=0",
+            "--log-facility=-",
+            "--pid-file=",
+            "--user=root",
+        ],
+    )
+    .expect("forwarder");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        lan1_lookup_via_ce(&lab),
+        "the forwarder answers before the storm"
+    );
     let sink = format!("{}:59870", addr::SINK);
     let mut storms = Vec::new();
     for host in ["lan1", "lan2"] {
@@ -78,10 +124,13 @@ fn the_routers_own_dns_survives_every_host_storming() {
     );
     assert!(udp_in_use >= 232, "udp in use {udp_in_use}");
 
-    let mut ok = 0;
+    let (mut ok, mut forwarded) = (0, 0);
     for _ in 0..20 {
         if ce_lookup(&lab) {
             ok += 1;
+        }
+        if lan1_lookup_via_ce(&lab) {
+            forwarded += 1;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -99,6 +148,10 @@ fn the_routers_own_dns_survives_every_host_storming() {
     }
     lab.teardown();
     assert_eq!(ok, 20, "the CE's own dig failed during the storm");
+    assert_eq!(
+        forwarded, 20,
+        "lan1's lookups through the CE's forwarder failed"
+    );
     assert!(
         text.lines().any(|l| l.starts_with("router ")),
         "show hosts has no router line:\n{text}"
