@@ -18,34 +18,26 @@ fn lab_possible() -> bool {
     mape_lab::possible_or_skip("router tests")
 }
 
-/// One lookup of the lab zone from the CE itself, through the tunnel to the internet's
-/// dnsmasq; true when the answer came.
-fn ce_lookup(lab: &Lab) -> bool {
-    let ce = lab.ns("ce");
-    let server = format!("@{}", addr::SERVER);
+/// One lookup of the lab zone from namespace `ns` through the resolver at `server`;
+/// true when the answer came.
+fn lookup(lab: &Lab, ns: &str, server: std::net::Ipv4Addr) -> bool {
+    let ns = lab.ns(ns);
+    let server = format!("@{server}");
     lab.exec(
-        &ce,
+        &ns,
         &["dig", "+time=2", "+tries=1", "+short", &server, addr::WWW],
     )
     .is_ok_and(|o| out(&o).contains(&addr::SERVER.to_string()))
 }
 
-/// One lookup of lan1 through the CE's forwarder (192.168.10.1, LAN side).
+/// The CE itself, through the tunnel to the internet's dnsmasq.
+fn ce_lookup(lab: &Lab) -> bool {
+    lookup(lab, "ce", addr::SERVER)
+}
+
+/// lan1 through the CE's forwarder (192.168.10.1, LAN side).
 fn lan1_lookup_via_ce(lab: &Lab) -> bool {
-    let lan1 = lab.ns("lan1");
-    let forwarder = format!("@{}", addr::CE_LAN);
-    lab.exec(
-        &lan1,
-        &[
-            "dig",
-            "+time=2",
-            "+tries=1",
-            "+short",
-            &forwarder,
-            addr::WWW,
-        ],
-    )
-    .is_ok_and(|o| out(&o).contains(&addr::SERVER.to_string()))
+    lookup(lab, "lan1", addr::CE_LAN)
 }
 
 #[test]
