@@ -180,6 +180,10 @@ pub struct LanSection {
     /// needed). Default: the external IPv4 address. It must not be an address of this host:
     /// the kernel drops packets from the TUN whose source is one of its own addresses.
     pub address: Option<String>,
+    /// Internal sources that are the router itself (its own DNS forwarding, NTP,
+    /// provisioning, probes). Default: this host's IPv4 addresses inside `prefixes`, read
+    /// at start and at every reload (`crate::pipeline::ce`).
+    pub router_addresses: Option<Vec<String>>,
 }
 
 /// `[tun]`.
@@ -257,6 +261,9 @@ pub struct NatSection {
     pub max_sessions: Option<u32>,
     /// Per-host record limit (LAN source addresses with state).
     pub max_hosts: Option<u32>,
+    /// Ports of each protocol's set kept for the router's own flows (default: the
+    /// policy's, 8 in `mape`, 0 in the imitations).
+    pub router_reserve_ports: Option<u32>,
     /// ICMP admin-prohibited on refusal.
     pub icmp_on_refusal: Option<bool>,
     /// Static forwards.
@@ -601,6 +608,9 @@ pub struct CeSettings {
     pub lan_prefixes: Vec<Ipv4Net>,
     /// Source of the ICMP messages sent to LAN hosts.
     pub lan_address: Ipv4Addr,
+    /// `lan.router_addresses` when given; `None`: this host's addresses inside the LAN
+    /// prefixes, read by the pipeline.
+    pub router_addresses: Option<Vec<Ipv4Addr>>,
     /// NAT engine configuration.
     pub nat: NatConfig,
     /// Known offenders: the built-in catalogue plus the user's files.
@@ -1079,6 +1089,18 @@ fn ce_settings(
             ),
         ));
     }
+    let router_addresses = lan
+        .router_addresses
+        .as_ref()
+        .map(|list| {
+            list.iter()
+                .map(|a| {
+                    a.parse::<Ipv4Addr>()
+                        .map_err(|_| value_err("lan.router_addresses", a, "an IPv4 address"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
     let nat = nat_config(&file.nat)?;
     let dir = file
         .nat
@@ -1101,6 +1123,7 @@ fn ce_settings(
         br_sources,
         lan_prefixes,
         lan_address,
+        router_addresses,
         nat,
         signatures: std::sync::Arc::new(signatures),
         mappings: mapping_settings(&file.mappings)?,
@@ -1202,6 +1225,9 @@ pub fn nat_config(n: &NatSection) -> Result<NatConfig, ConfigError> {
     }
     if let Some(m) = n.max_sessions {
         cfg.max_sessions = m;
+    }
+    if let Some(r) = n.router_reserve_ports {
+        cfg.router.reserve_ports = r;
     }
     if let Some(m) = n.max_hosts {
         cfg.max_hosts = m;

@@ -24,6 +24,8 @@ pub mod events;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
 pub mod fastpath;
+#[allow(unsafe_code)]
+pub mod hostaddr;
 pub mod igd;
 #[allow(unsafe_code)]
 pub mod lock;

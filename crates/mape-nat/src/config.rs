@@ -110,6 +110,23 @@ impl Default for HostQuota {
     }
 }
 
+/// The router's own flows (the CE host's own IPv4 traffic: DNS forwarding, NTP,
+/// provisioning, probes), and the ports of the set that LAN hosts can never take from them
+/// (`engine::router`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouterShare {
+    /// Internal source addresses that are the router itself (the CE host's own addresses
+    /// inside the LAN prefixes); none: no flow is the router's and nothing is reserved.
+    pub addresses: Vec<std::net::Ipv4Addr>,
+    /// Ports of each protocol's set kept for the router: LAN hosts take a free port only
+    /// while this many stay free or held by the router alone (at most half the set is kept).
+    pub reserve_ports: u32,
+}
+
+/// Ports kept for the router by default (`mape` policy): a handful, enough for a DNS
+/// forwarder's queries, NTP and a probe at once, under 4 % of a 240-port set.
+pub const DEFAULT_ROUTER_RESERVE: u32 = 8;
+
 /// A static port forward: inbound to `external_port` goes to `internal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaticForward {
@@ -158,6 +175,8 @@ pub struct NatConfig {
     pub max_hosts: u32,
     /// Static port forwards.
     pub forwards: Vec<StaticForward>,
+    /// The router's own flows and the ports kept for them.
+    pub router: RouterShare,
     /// Seed of the port-choice generator (RFC 6056 randomisation, deterministic for replay).
     pub seed: u64,
     /// Warn (event `exhaustion_forecast`) when a protocol's budget would run out within
@@ -211,6 +230,10 @@ impl NatConfig {
             max_sessions: 1 << 20,
             max_hosts: DEFAULT_MAX_HOSTS,
             forwards: Vec::new(),
+            router: RouterShare {
+                addresses: Vec::new(),
+                reserve_ports: DEFAULT_ROUTER_RESERVE,
+            },
             seed: 0x6d61_7065,
             forecast_horizon_s: 600,
         }
@@ -250,6 +273,7 @@ impl NatConfig {
             max_sessions: 1 << 20,
             max_hosts: DEFAULT_MAX_HOSTS,
             forwards: Vec::new(),
+            router: RouterShare::default(),
             seed: 0x6c69_6e78,
             forecast_horizon_s: 600,
         }
@@ -288,6 +312,7 @@ impl NatConfig {
             max_sessions: 65_534,
             max_hosts: DEFAULT_MAX_HOSTS,
             forwards: Vec::new(),
+            router: RouterShare::default(),
             seed: 0x7274_7838,
             forecast_horizon_s: 600,
         }

@@ -41,8 +41,8 @@ mod token_bucket;
 mod types;
 
 pub use config::{
-    ConfigError, Filtering, HostQuota, NatConfig, PortStrategy, StaticForward, Timeouts,
-    DEFAULT_MAX_HOSTS, POLICY_NAMES,
+    ConfigError, Filtering, HostQuota, NatConfig, PortStrategy, RouterShare, StaticForward,
+    Timeouts, DEFAULT_MAX_HOSTS, DEFAULT_ROUTER_RESERVE, POLICY_NAMES,
 };
 pub use drop::NatDrop;
 pub use engine::{
@@ -58,7 +58,7 @@ pub use query::{RemoteFilter, SessionFilter};
 pub use signatures::{Catalogue, DestinationKind, Signature, SignatureError};
 pub use stats::{
     Culprit, DestinationStats, Event, EventKind, HostStats, MetricsView, ProtoBudget, Refusal,
-    Snapshot,
+    RouterStats, Snapshot,
 };
 pub use token_bucket::TokenBucket;
 pub use types::{

@@ -15,6 +15,8 @@ pub(crate) struct PortSlot {
     pub(crate) owner: Option<u32>,
     /// A forward holds it, or it is port 0 (never handed out).
     pub(crate) is_static: bool,
+    /// Mappings of the router's own flows on it (`engine::router`).
+    pub(crate) router_users: u32,
 }
 
 impl PortSlot {
@@ -69,7 +71,8 @@ impl PortPool {
                 PortSlot {
                     users: 0,
                     owner: None,
-                    is_static: false
+                    is_static: false,
+                    router_users: 0,
                 };
                 count as usize
             ],

@@ -87,6 +87,28 @@ pub struct HostStats {
     pub culprit_score: f64,
     /// Matched signature (its name in the catalogue), if any.
     pub signature: Option<String>,
+    /// The host is the router itself (`NatConfig::router`): its own flows.
+    #[serde(default)]
+    pub router: bool,
+}
+
+/// The router's own flows and the ports kept for them (`NatConfig::router`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RouterStats {
+    /// Internal source addresses that are the router.
+    pub addresses: Vec<Ipv4Addr>,
+    /// Ports of each protocol's set kept for the router's flows.
+    pub reserve_ports: u32,
+    /// Live sessions of the router's flows.
+    pub flows: u32,
+    /// Ports held by the router's mappings per protocol (tcp, udp, icmp).
+    pub ports_by_proto: [u32; 3],
+    /// Ports used by the router's flows alone per protocol: they count toward the reserve.
+    pub alone_by_proto: [u32; 3],
+    /// Ports LAN hosts cannot take now per protocol: the reserve not yet used by the router.
+    pub kept_free_by_proto: [u32; 3],
+    /// New router flows refused.
+    pub refusals: u64,
 }
 
 /// Per-destination statistics.
@@ -290,6 +312,8 @@ pub struct MetricsView {
     pub host_records: u64,
     /// Host records given up: idle, and early for a new host at the cap.
     pub host_records_released: (u64, u64),
+    /// The router's own flows (never among `top_hosts` nor `other_hosts_ports`).
+    pub router: RouterStats,
 }
 
 /// A copy of the truth for readers (show commands, metrics, replay reports).
@@ -342,6 +366,9 @@ pub struct Snapshot {
     pub heavy_user: Option<Culprit>,
     /// Exhaustion forecasts, for the protocols whose use grows toward the budget.
     pub forecasts: Vec<Forecast>,
+    /// The router's own flows and the ports kept for them.
+    #[serde(default)]
+    pub router: RouterStats,
 }
 
 /// Rolling one-minute counter in six 10-second buckets.
@@ -422,6 +449,8 @@ pub(crate) struct HostRecord {
     pub(crate) idle_since: Option<Timestamp>,
     /// Its link in the engine's idle list (oldest idle first).
     pub(crate) idle_link: Link,
+    /// It is the router itself (`NatConfig::router`).
+    pub(crate) router: bool,
 }
 
 impl HostRecord {
@@ -453,6 +482,7 @@ impl HostRecord {
             forwards: 0,
             idle_since: None,
             idle_link: Link::default(),
+            router: false,
         }
     }
 
@@ -566,6 +596,7 @@ impl HostRecord {
                 .signature()
                 .and_then(|i| catalogue.entries().get(i))
                 .map(|s| s.name.clone()),
+            router: self.router,
         }
     }
 

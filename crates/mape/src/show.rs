@@ -365,11 +365,43 @@ fn print_ports(snap: &Snapshot) {
     for h in snap.hosts.iter().take(5) {
         println!(
             "  {:<16} {:>5} ports  {:>5} flows",
-            h.addr.to_string(),
+            host_label(h),
             h.ports_held,
             h.flows
         );
     }
+    router_line(snap);
+}
+
+/// A host's name in the text views: "router" for the router's own flows.
+fn host_label(h: &mape_control::reply::HostStats) -> String {
+    if h.router {
+        "router".to_owned()
+    } else {
+        h.addr.to_string()
+    }
+}
+
+/// The router's own flows and the ports kept for them, one line.
+fn router_line(snap: &Snapshot) {
+    let r = &snap.router;
+    if r.addresses.is_empty() {
+        println!("router       (no router address: nothing kept)");
+        return;
+    }
+    let addrs: Vec<String> = r.addresses.iter().map(|a| a.to_string()).collect();
+    let held: u32 = r.ports_by_proto.iter().sum();
+    let kept: Vec<String> = Protocol::ALL
+        .iter()
+        .map(|p| format!("{p} {}", r.kept_free_by_proto[p.index()]))
+        .collect();
+    println!(
+        "router       {held:>5} ports  {:>5} flows  reserve {} per protocol, kept free {}  ({})",
+        r.flows,
+        r.reserve_ports,
+        kept.join(" "),
+        addrs.join(", ")
+    );
 }
 
 fn print_hosts(snap: &Snapshot) {
@@ -392,7 +424,7 @@ fn print_hosts(snap: &Snapshot) {
     for h in &snap.hosts {
         println!(
             "{:<15} {:>5} {:>5} {:>6} {:>5} {:>5} {:>5} {:>7} {:>12} {:>5.2}",
-            h.addr.to_string(),
+            host_label(h),
             h.flows,
             h.ports_held,
             h.unanswered,
@@ -404,6 +436,7 @@ fn print_hosts(snap: &Snapshot) {
             h.culprit_score
         );
     }
+    router_line(snap);
 }
 
 fn print_sessions(rows: &[mape_control::reply::SessionInfo]) {

@@ -36,12 +36,21 @@ pub struct CePipeline {
     fast_paused: bool,
 }
 
+/// The engine configuration of `ce`, with the router's addresses: `lan.router_addresses`,
+/// else this host's IPv4 addresses inside the LAN prefixes now (`crate::hostaddr`).
+fn nat_config(ce: &CeSettings) -> mape_nat::NatConfig {
+    let mut nat = ce.nat.clone();
+    nat.router.addresses =
+        crate::hostaddr::router_addresses(ce.router_addresses.as_deref(), &ce.lan_prefixes);
+    nat
+}
+
 fn ce_config(ce: &CeSettings, s: &Settings) -> Result<CeConfig, PipelineError> {
     let mut cfg = CeConfig::from_domain(
         &ce.map.domain,
         &ce.map.mapping.end_user_prefix,
         ce.lan_address,
-        ce.nat.clone(),
+        nat_config(ce),
     )?;
     cfg.accepted_br_sources = ce.br_sources.clone();
     cfg.lan_prefixes = ce.lan_prefixes.clone();
@@ -275,7 +284,7 @@ impl Pipeline for CePipeline {
         self.ce.nat_mut().reconfigure(
             mape_nat::NatConfig {
                 seed,
-                ..new.nat.clone()
+                ..nat_config(new)
             },
             now,
         )?;
@@ -524,6 +533,27 @@ fn nat_metrics(v: &MetricsView, m: &mut Metrics) {
         &[("host", "other")],
         v.other_hosts_ports,
     );
+    // The router's own flows: their own line, never among the LAN hosts above.
+    m.gauge(
+        "mape_host_ports_held",
+        "Ports held per LAN host (top 10 + other)",
+        &[("host", "router")],
+        v.router.ports_by_proto.iter().map(|&n| u64::from(n)).sum(),
+    );
+    m.gauge(
+        "mape_router_reserve_ports",
+        "Ports of each protocol's set kept for the router's own flows (nat.router_reserve_ports)",
+        &[],
+        u64::from(v.router.reserve_ports),
+    );
+    for proto in Protocol::ALL {
+        m.gauge(
+            "mape_router_ports_kept_free",
+            "Ports LAN hosts cannot take now: the router's reserve it does not use yet",
+            &[("proto", proto.as_str())],
+            u64::from(v.router.kept_free_by_proto[proto.index()]),
+        );
+    }
     m.gauge(
         "mape_nat_host_records",
         "LAN hosts the NAT keeps a record for (at most nat.max_hosts)",

@@ -124,9 +124,13 @@ impl Nat {
         // The port the host just gave up serves the new flow when its tuple is free;
         // otherwise the strategy picks one.
         let syn = (proto == Protocol::Tcp && pkt.flags.is_syn_only()).then_some(now);
-        choice = choice.filter(|&ix| self.tuple_free(proto, ix, pkt.dst, syn));
+        choice = choice.filter(|&ix| self.tuple_free(host, proto, ix, pkt.dst, syn));
         if choice.is_none() {
             choice = self.choose_port(now, host, pkt);
+        }
+        if choice.is_none() && self.router_below_reserve(host, proto.index()) {
+            // The router below its reserve: a free port is there (`engine::router`).
+            choice = self.random_free(proto.index(), pkt.src.port);
         }
         if choice.is_none() {
             // Nothing free: expire what is due, then reclaim in order: closing TCP sessions
@@ -158,7 +162,7 @@ impl Nat {
                     break;
                 };
                 choice = Some(ix)
-                    .filter(|&ix| self.tuple_free(proto, ix, pkt.dst, syn))
+                    .filter(|&ix| self.tuple_free(host, proto, ix, pkt.dst, syn))
                     .or_else(|| self.choose_port(now, host, pkt));
             }
         }
@@ -224,26 +228,27 @@ impl Nat {
                             let reserve = self.budget * u32::from(q.reserve_percent) / 100;
                             self.pools[p].free_count() > reserve
                                 || self.hosts[host as usize].ports[p] < self.fair_share(host)
+                                || self.router_below_reserve(host, p)
                         }
                     }
                 };
                 if pressure {
-                    if let Some(ix) = self.find_shareable(proto, pkt.dst, syn) {
+                    if let Some(ix) = self.find_shareable(host, proto, pkt.dst, syn) {
                         return Some(ix);
                     }
                 }
                 if may_take_free {
-                    return self.free_port(p, preserve, pkt.src.port);
+                    return self.free_port(host, p, preserve, pkt.src.port);
                 }
                 if !pressure {
-                    return self.find_shareable(proto, pkt.dst, syn);
+                    return self.find_shareable(host, proto, pkt.dst, syn);
                 }
                 None
             }
             PortStrategy::RandomProbe => {
                 // nf_nat_core.c: keep the source port if the tuple is unique, else random probes.
                 if let Some(ix) = preserve {
-                    if self.tuple_free(proto, ix, pkt.dst, syn) {
+                    if self.tuple_free(host, proto, ix, pkt.dst, syn) {
                         return Some(ix);
                     }
                 }
@@ -260,18 +265,18 @@ impl Nat {
                 }
                 for _ in 0..RANDOM_PROBES {
                     let ix = self.rng.below(self.budget);
-                    if self.tuple_free(proto, ix, pkt.dst, syn) {
+                    if self.tuple_free(host, proto, ix, pkt.dst, syn) {
                         return Some(ix);
                     }
                 }
                 None
             }
             PortStrategy::FreeFirst { share_tcp } => {
-                if let Some(ix) = self.free_port(p, preserve, pkt.src.port) {
+                if let Some(ix) = self.free_port(host, p, preserve, pkt.src.port) {
                     return Some(ix);
                 }
                 if share_tcp && proto == Protocol::Tcp {
-                    return self.find_shareable(proto, pkt.dst, syn);
+                    return self.find_shareable(host, proto, pkt.dst, syn);
                 }
                 None
             }
@@ -284,13 +289,14 @@ impl Nat {
     /// the connection: RFC 7857 §3.2, RFC 6191; `Nat::closing_reclaimable`).
     fn tuple_free(
         &self,
+        host: u32,
         proto: Protocol,
         ix: u32,
         remote: Endpoint,
         syn: Option<Timestamp>,
     ) -> bool {
         let slot = self.pools[proto.index()].slots[ix as usize];
-        if slot.is_static {
+        if slot.is_static || !self.may_use_slot(host, proto.index(), &slot) {
             return false;
         }
         let Some(port) = self.ports.nth(ix) else {
@@ -309,7 +315,16 @@ impl Nat {
 
     /// A free port: the source port itself when it is ours and unused (port preservation,
     /// RFC 4787 REQ-3 spirit; `preserve` is its index), else a random one.
-    fn free_port(&mut self, p: usize, preserve: Option<u32>, src_port: u16) -> Option<u32> {
+    fn free_port(
+        &mut self,
+        host: u32,
+        p: usize,
+        preserve: Option<u32>,
+        src_port: u16,
+    ) -> Option<u32> {
+        if !self.may_take_free(host, p) {
+            return None;
+        }
         if let Some(ix) = preserve.filter(|&ix| self.pools[p].slots[ix as usize].is_unused()) {
             return Some(ix);
         }
@@ -346,6 +361,7 @@ impl Nat {
     /// remote endpoints (RFC 7857 §3), for every protocol.
     fn find_shareable(
         &mut self,
+        host: u32,
         proto: Protocol,
         remote: Endpoint,
         syn: Option<Timestamp>,
@@ -366,7 +382,7 @@ impl Nat {
         }
         let usable = |nat: &Self, ix: u32| {
             let slot = nat.pools[p].slots[ix as usize];
-            slot.users > 0 && nat.tuple_free(proto, ix, remote, syn)
+            slot.users > 0 && nat.tuple_free(host, proto, ix, remote, syn)
         };
         for _ in 0..SHARE_PROBES {
             let ix = self.rng.below(self.budget);

@@ -71,7 +71,8 @@ impl Nat {
             self.free_host(oldest);
             self.book.evicted += 1;
         }
-        let rec = HostRecord::new(addr);
+        let mut rec = HostRecord::new(addr);
+        rec.router = self.router_addr(addr);
         let h = match self.book.free.pop() {
             Some(h) => {
                 self.hosts[h as usize] = rec;
@@ -169,7 +170,7 @@ impl Nat {
         self.book.unanswered[p]
             .iter()
             .rev()
-            .find(|(_, Reverse(h))| *h != asking)
+            .find(|(_, Reverse(h))| *h != asking && !self.hosts[*h as usize].router)
             .map(|&(held, Reverse(h))| (h, held))
     }
 

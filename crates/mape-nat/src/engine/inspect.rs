@@ -115,6 +115,7 @@ impl Nat {
             culprit,
             heavy_user,
             forecasts: self.forecasts(now),
+            router: self.router_stats(),
         }
     }
 
@@ -125,6 +126,7 @@ impl Nat {
         let mut held: Vec<(u32, Ipv4Addr)> = self
             .hosts
             .iter()
+            .filter(|h| !h.router)
             .map(|h| (h.ports_held(), h.addr))
             .filter(|&(n, _)| n > 0)
             .collect();
@@ -149,6 +151,7 @@ impl Nat {
             events_lost: self.ledger.events_lost,
             host_records: self.host_records() as u64,
             host_records_released: self.host_records_released(),
+            router: self.router_stats(),
         }
     }
 
@@ -258,6 +261,7 @@ impl Nat {
         let mut live = 0u32;
         let mut users = vec![[0u32; 3]; self.budget as usize];
         let mut host_ports = vec![[0u32; 3]; self.hosts.len()];
+        let mut router_users = vec![[0u32; 3]; self.budget as usize];
         let mut mapping_sessions: HashMap<u32, u32> = HashMap::new();
         for (i, s) in self.sessions.iter().enumerate() {
             if !s.is_live() {
@@ -317,8 +321,12 @@ impl Nat {
             users[ix as usize][m.proto.index()] += 1;
             if !m.is_static() {
                 host_ports[m.host as usize][m.proto.index()] += 1;
+                if self.is_router(m.host) {
+                    router_users[ix as usize][m.proto.index()] += 1;
+                }
             }
         }
+        self.check_router(&router_users)?;
         for (p, pool) in self.pools.iter().enumerate() {
             for (ix, (slot, counted)) in pool.slots.iter().zip(&users).enumerate() {
                 if slot.users != counted[p] {

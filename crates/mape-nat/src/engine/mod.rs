@@ -13,6 +13,7 @@
 //! - `expiry`: timer expiry and the exhaustion forecast;
 //! - `inspect`: snapshots, the session list and the invariant checker (off the packet path);
 //! - `restore`: saving the session table and restoring it after a restart;
+//! - `router`: the router's own flows and the ports kept for them;
 //! - `mappings`: port mappings LAN applications ask for (PCP, NAT-PMP, UPnP IGD), with
 //!   their lifetimes.
 //!
@@ -70,6 +71,7 @@ mod mappings;
 mod offload;
 mod refusal;
 mod restore;
+mod router;
 mod state;
 mod table;
 
@@ -231,6 +233,8 @@ pub struct Nat {
     offload: offload::Offload,
     /// Port mappings with their lifetimes (`mappings`).
     leases: mappings::Leases,
+    /// The ports the router's flows hold alone (`router`).
+    router: router::RouterBook,
 }
 
 /// The refusal notice bucket a configuration asks for.
@@ -275,6 +279,7 @@ impl Nat {
             named: Vec::new(),
             offload: offload::Offload::default(),
             leases: mappings::Leases::default(),
+            router: router::RouterBook::default(),
         };
         let forwards = nat.cfg.forwards.clone();
         nat.install_forwards(&forwards, Timestamp(0))?;

@@ -133,7 +133,11 @@ impl Nat {
             self.notices = notice_bucket(&cfg);
         }
         let forwards = cfg.forwards.clone();
+        let router_changed = cfg.router != self.cfg.router;
         self.cfg = cfg;
+        if router_changed {
+            self.rebuild_router();
+        }
         let installed = self.install_forwards(&forwards, now);
         self.offload_reinstall_all();
         installed
@@ -242,6 +246,7 @@ impl Nat {
             eim_indexed: false,
         });
         let p = proto.index();
+        self.router_slot_change(host, p, ix, true);
         let slot = &mut self.pools[p].slots[ix as usize];
         slot.users += 1;
         if slot.users == 1 {
@@ -273,6 +278,9 @@ impl Nat {
         }
         let p = proto.index();
         if let Some(ix) = self.ports.index_of(ext_port) {
+            if self.pools[p].slots[ix as usize].users > 0 {
+                self.router_slot_change(host, p, ix, false);
+            }
             let slot = &mut self.pools[p].slots[ix as usize];
             slot.users = slot.users.saturating_sub(1);
             if slot.owner == Some(m) {
