@@ -277,6 +277,12 @@ impl Nat {
                 return Err(MappingRefusal::HostShare { held, cap });
             }
         }
+        // A LAN app's lease is a free port like a flow's: it never takes the ports kept for
+        // the router's own flows (engine/router.rs).
+        if !self.may_take_free(host, p) {
+            self.host_maybe_idle(host, now);
+            return Err(MappingRefusal::NoFreePort);
+        }
         let port = self.ports.nth(ix).unwrap_or(0);
         let m = self.place_mapping(host, req.proto, req.internal, port, ix);
         self.hold_as_lease(now, m, ix);

@@ -8,8 +8,9 @@
 //! could end and leave the port neither free nor the router's). The router takes a free
 //! port whenever it holds fewer than `reserve_ports` alone, whatever the strategy or its
 //! pressure rules say. Port randomisation (RFC 6056) is kept: the reserved ports are no
-//! fixed ports, just a count of the free list. Forwards and port mappings (configuration
-//! and LAN requests) are outside this count and may make the free list shorter.
+//! fixed ports, just a count of the free list. Static forwards (configuration) are
+//! outside this count and may make the free list shorter; a LAN app's port mapping
+//! (PCP, NAT-PMP, UPnP lease) is a free port taken like a flow's, through the same gate.
 
 use crate::pool::PortSlot;
 use crate::session::MappingKind;
@@ -260,6 +261,45 @@ mod tests {
             ack: 0,
         };
         matches!(n.inbound(at, &a), InboundVerdict::Translate { .. })
+    }
+
+    /// LAN apps' port mappings go through the same gate as flows: three hosts asking for
+    /// 100 UDP leases each (limits raised past the defaults) get 232 of the 240 ports in
+    /// all, 100 + 100 + 32, the rest refused as no free port; the router's 8 lookups then
+    /// all pass on the kept ports.
+    #[test]
+    fn port_mappings_never_take_the_routers_reserve() {
+        use crate::engine::{MappingLimits, MappingRefusal, MappingRequest};
+        use crate::MappingOrigin;
+        let mut n = nat(NatConfig::mape(), 8);
+        n.set_mapping_limits(MappingLimits {
+            max_lifetime_s: 7200,
+            max_per_host: 240,
+        });
+        let t = Timestamp::from_secs(1);
+        let mut granted = [0u32; 3];
+        for h in 0..3u8 {
+            for i in 0..100u16 {
+                let req = MappingRequest {
+                    proto: Protocol::Udp,
+                    internal: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10 + h), 20_000 + i),
+                    suggested: 0,
+                    lifetime_s: 3600,
+                    exact: false,
+                    origin: MappingOrigin::Pcp,
+                };
+                match n.request_mapping(t, &req) {
+                    Ok(_) => granted[usize::from(h)] += 1,
+                    Err(e) => assert_eq!(e, MappingRefusal::NoFreePort, "host {h} ask {i}"),
+                }
+            }
+        }
+        assert_eq!(granted, [100, 100, 32]);
+        assert_eq!(lan_held(&n, UDP), 232);
+        for k in 0..8u16 {
+            let at = Timestamp::from_millis(2_000 + u64::from(k) * 100);
+            assert!(lookup(&mut n, at, 40_000 + k), "router lookup {k}");
+        }
     }
 
     /// 30 hosts × 20 flows (600 attempts) to one remote: they take every port they can,
