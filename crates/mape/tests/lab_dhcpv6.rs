@@ -304,23 +304,7 @@ fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
     let s = status_until(&lab, 15, |s| s["provisioning"]["changes"] == 1);
     let p = &s["provisioning"];
     assert_eq!(p["changes"], 1, "{s}\n{}", lab.log("ce1"));
-    assert_eq!(s["map"]["ipv4"], "198.51.100.18");
-    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c633:6412:34");
-    let c = &p["last_change"];
-    assert!(
-        c["before"]
-            .as_str()
-            .unwrap()
-            .contains("ipv4 192.0.2.18 psid 52"),
-        "{c}"
-    );
-    assert!(
-        c["after"]
-            .as_str()
-            .unwrap()
-            .contains("ipv4 198.51.100.18 psid 52"),
-        "{c}"
-    );
+    common::assert_moved_to_198_51_100_18(&s);
     let r = routes(&lab, "-6");
     assert!(r.contains("2001:db8:12:3400:0:c633:6412:34"), "{r}");
     assert!(!r.contains("2001:db8:12:3400:0:c000:212:34"), "{r}");

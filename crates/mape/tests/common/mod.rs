@@ -90,3 +90,16 @@ pub(crate) fn status_until(
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// The status after the lab's rule change in place (HB46PP or DHCPv6, both labs move the
+/// rule from 192.0.2.0/24 to 198.51.100.0/24 with PSID 52 of the same End-user prefix):
+/// the new MAP address, its interface ID computed by hand (RFC 7597 §6: 198.51.100.18 =
+/// c633:6412, PSID 0x34), and the change's before/after in words.
+pub(crate) fn assert_moved_to_198_51_100_18(s: &serde_json::Value) {
+    assert_eq!(s["map"]["ipv4"], "198.51.100.18");
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c633:6412:34");
+    let c = &s["provisioning"]["last_change"];
+    let said = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    assert!(said("before").contains("ipv4 192.0.2.18 psid 52"), "{c}");
+    assert!(said("after").contains("ipv4 198.51.100.18 psid 52"), "{c}");
+}
