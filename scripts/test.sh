@@ -36,7 +36,9 @@ fi
 # The lab suites once more with the kernel fast path off (MAPE_LAB_FAST_PATH, read by
 # mape-lab's LabOptions): every behaviour holds on the TUN path alone too (issue #13).
 echo "== lab suites with [datapath] fast_path = \"off\""
-MAPE_LAB_FAST_PATH=off cargo nextest run -p mape --locked --no-fail-fast \
+# (--workspace, as above, so the test binaries built for it are reused, not rebuilt with
+# another feature set.)
+MAPE_LAB_FAST_PATH=off cargo nextest run --workspace --locked --no-fail-fast \
   -E 'binary(lab_e2e) | binary(lab_churn) | binary(lab_restart) | binary(lab_ttl) | binary(lab_wan_garbage) | binary(lab_failsafe)'
 echo "== the Debian package: build it, install it into a clean Debian root, purge it"
 if [ "$(id -u)" = 0 ]; then
