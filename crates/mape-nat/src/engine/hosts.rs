@@ -244,7 +244,7 @@ impl Nat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use mape_rules::PortSet;
 
     use super::*;
@@ -282,8 +282,9 @@ mod tests {
         matches!(n.outbound(now, p), OutboundVerdict::Translate { .. })
     }
 
-    /// Whether `p` is translated and its remote's answer comes back in.
-    fn answered(n: &mut Nat, now: Timestamp, p: &OutboundPacket) -> bool {
+    /// Whether `p` is translated and its remote's answer comes back in (also the router
+    /// tests' lookup).
+    pub(in crate::engine) fn answered(n: &mut Nat, now: Timestamp, p: &OutboundPacket) -> bool {
         let OutboundVerdict::Translate { external } = n.outbound(now, p) else {
             return false;
         };

@@ -188,8 +188,8 @@ mod tests {
 
     use super::*;
     use crate::config::NatConfig;
-    use crate::types::{Endpoint, InboundPacket, OutboundPacket, Protocol, TcpFlags, Timestamp};
-    use crate::{InboundVerdict, OutboundVerdict};
+    use crate::engine::hosts::tests::answered;
+    use crate::types::{Endpoint, OutboundPacket, Protocol, TcpFlags, Timestamp};
 
     const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
     const UDP: usize = 1;
@@ -248,19 +248,7 @@ mod tests {
 
     /// The router's DNS lookup at `at`: its query goes out and the answer comes back in.
     fn lookup(n: &mut Nat, at: Timestamp, port: u16) -> bool {
-        let q = udp(ROUTER, port, resolver());
-        let OutboundVerdict::Translate { external } = n.outbound(at, &q) else {
-            return false;
-        };
-        let a = InboundPacket {
-            proto: Protocol::Udp,
-            src: q.dst,
-            dst: external,
-            flags: TcpFlags::NONE,
-            seq: 0,
-            ack: 0,
-        };
-        matches!(n.inbound(at, &a), InboundVerdict::Translate { .. })
+        answered(n, at, &udp(ROUTER, port, resolver()))
     }
 
     /// LAN apps' port mappings go through the same gate as flows: three hosts asking for
