@@ -195,6 +195,8 @@ pub struct CeOffload {
     fold: Fold,
     /// Installs the maps refused (full): those flows stay on the TUN path.
     refused: u64,
+    /// FIN events read from the programs' ring, reused.
+    fins: Vec<mape_fastpath::layout::FinEvent>,
 }
 
 impl CeOffload {
@@ -216,7 +218,28 @@ impl CeOffload {
             tracked: HashMap::new(),
             fold,
             refused: 0,
+            fins: Vec::new(),
         }
+    }
+
+    /// Feeds the FINs the programs forwarded since the last call to the engine's state
+    /// machine, in order, then applies what that journals. Called before every TUN batch
+    /// (so that a new flow's port choice sees the closes first) and at every tick.
+    pub fn take_fins(&mut self, nat: &mut Nat, now: Timestamp) {
+        self.fp.drain_events(&mut self.fins);
+        if self.fins.is_empty() {
+            return;
+        }
+        for e in self.fins.drain(..) {
+            let pkt = mape_nat::OffloadedTcp {
+                outbound: e.outbound,
+                flags: mape_nat::TcpFlags(e.flags),
+                seq: e.seq,
+                ack: e.ack,
+            };
+            nat.offload_tcp(now, &self.fp.flow_of(&e), pkt);
+        }
+        self.apply(nat, now);
     }
 
     /// Applies the engine's journal to the maps (the datapath lock is held: the change

@@ -8,6 +8,9 @@
  *     destination rewritten to the LAN endpoint, TTL decremented.
  * Then out by bpf_redirect after a FIB lookup; without a resolved neighbour the kernel
  * forwards the translated packet itself (it decrements then, so we do not).
+ * A FIN of an installed flow is forwarded too, and told to the engine through the
+ * ce_events ring (struct ce_event), so that a connection's close does not cost two or
+ * three TUN round trips; SYN and RST always go to the engine.
  * Everything else, and any doubt, goes on to the TUN (TC_ACT_OK, counted by reason). */
 #include "common.h"
 
@@ -32,6 +35,58 @@ struct {
 	__type(value, struct ce_config);
 } ce_config SEC(".maps");
 
+/* 8192 events of 24 bytes (+ 8 of header): the daemon drains it before every TUN batch
+ * and at every tick (at most 100 ms apart), far more often than 8192 FINs arrive. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18);
+} ce_events SEC(".maps");
+
+/* A FIN's TCP fields, read while the header is in bounds (scalars: the verifier
+ * refuses a pointer chosen without a branch). */
+struct fin_fields {
+	__u8 flags; /* 0: not a FIN */
+	__be32 seq;
+	__be32 ack;
+};
+
+static __always_inline void read_fin(struct tcphdr *th, struct fin_fields *f)
+{
+	if (th->fin) {
+		f->flags = ((__u8 *)th)[13];
+		f->seq = th->seq;
+		f->ack = th->ack_seq;
+	}
+}
+
+/* Reserves and fills the event for a FIN (NULL: the ring is full). */
+static __always_inline struct ce_event *fin_event(__be32 internal, __be16 iport, __be32 remote,
+						  __be16 rport, __be16 ext_port,
+						  const struct fin_fields *f, __u8 outbound)
+{
+	struct ce_event *ev = bpf_ringbuf_reserve(&ce_events, sizeof(*ev), 0);
+	if (!ev)
+		return NULL;
+	ev->internal = internal;
+	ev->remote = remote;
+	ev->iport = iport;
+	ev->rport = rport;
+	ev->ext_port = ext_port;
+	ev->flags = f->flags;
+	ev->outbound = outbound;
+	ev->seq = f->seq;
+	ev->ack = f->ack;
+	return ev;
+}
+
+/* Gives up the reserved event (if any) and leaves the packet to the slow path. */
+static __always_inline int pass_ev(struct ce_event *ev, __u32 why)
+{
+	if (ev)
+		bpf_ringbuf_discard(ev, 0);
+	return pass(why);
+}
+
 #define L3 ETH_LEN
 #define IN_L3 (ETH_LEN + IP6_LEN)
 
@@ -55,12 +110,14 @@ int ce_lan(struct __sk_buff *skb)
 	__u32 hdrs = IP4_LEN;
 	__be32 ack = 0;
 	int has_ack = 0;
+	struct fin_fields fin = {};
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 		if ((void *)(th + 1) > end)
 			return pass(FP_PASS_NOT_FLOW);
-		if (th->syn || th->fin || th->rst)
+		if (th->syn || th->rst)
 			return pass(FP_PASS_CONTROL);
+		read_fin(th, &fin);
 		hdrs += th->doff * 4;
 		has_ack = th->ack;
 		ack = th->ack_seq;
@@ -101,6 +158,12 @@ int ce_lan(struct __sk_buff *skb)
 		return pass(FP_PASS_MTU);
 	int redirect = rc == BPF_FIB_LKUP_RET_SUCCESS;
 
+	struct ce_event *ev = NULL;
+	if (fin.flags) {
+		ev = fin_event(ip->saddr, ports->source, ip->daddr, ports->dest, v->ext_port, &fin, 1);
+		if (!ev)
+			return pass(FP_PASS_EVENTS_FULL);
+	}
 	__u8 tos = ip->tos, ttl = ip->ttl;
 	__be32 old_addr = ip->saddr, new_addr = v->ext_addr;
 	__be16 old_port = ports->source, new_port = v->ext_port;
@@ -109,19 +172,26 @@ int ce_lan(struct __sk_buff *skb)
 
 	if (nat_rewrite(skb, L3, proto, 12, old_addr, new_addr, 0, old_port, new_port) ||
 	    ttl_decrement(skb, L3, ttl, proto))
-		return pass(FP_PASS_HELPER);
+		return pass_ev(ev, FP_PASS_HELPER);
 
 	if (bpf_skb_adjust_room(skb, IP6_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		return pass(FP_PASS_HELPER);
+		return pass_ev(ev, FP_PASS_HELPER);
 	struct ipv6hdr h6;
 	/* Forwarded by the kernel, the outer packet loses one hop like the slow path's. */
 	outer_header(&h6, cfg->ce_addr, v->peer, tos, ip_len,
 		     redirect ? cfg->hop_limit - 1 : cfg->hop_limit);
 	if (bpf_skb_store_bytes(skb, L3, &h6, sizeof(h6), 0)) {
 		/* Room made, header not written: nothing sane to send. */
+		if (ev)
+			bpf_ringbuf_discard(ev, 0);
 		count(FP_DROP_HELPER, 1);
 		return TC_ACT_SHOT;
+	}
+	if (ev) {
+		/* Read at the daemon's next batch or tick: no wake-up needed. */
+		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+		count(FP_FIN_EVENTS, 1);
 	}
 	v->last_seen = bpf_ktime_get_ns();
 	if (has_ack) {
@@ -154,12 +224,14 @@ int ce_wan(struct __sk_buff *skb)
 	__u8 proto = ip->protocol;
 	void *l4 = (void *)(ip + 1);
 	__u32 hdrs = IP4_LEN;
+	struct fin_fields fin = {};
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 		if ((void *)(th + 1) > end)
 			return pass(FP_PASS_NOT_FLOW);
-		if (th->syn || th->fin || th->rst)
+		if (th->syn || th->rst)
 			return pass(FP_PASS_CONTROL);
+		read_fin(th, &fin);
 		hdrs += th->doff * 4;
 	} else {
 		hdrs += sizeof(struct udphdr);
@@ -196,6 +268,12 @@ int ce_wan(struct __sk_buff *skb)
 		return pass(FP_PASS_MTU);
 	int redirect = rc == BPF_FIB_LKUP_RET_SUCCESS;
 
+	struct ce_event *ev = NULL;
+	if (fin.flags) {
+		ev = fin_event(v->lan_addr, v->lan_port, ip->saddr, ports->source, ports->dest, &fin, 0);
+		if (!ev)
+			return pass(FP_PASS_EVENTS_FULL);
+	}
 	__u8 ttl = ip->ttl;
 	__be32 old_addr = ip->daddr, new_addr = v->lan_addr;
 	__be16 old_port = ports->dest, new_port = v->lan_port;
@@ -203,14 +281,20 @@ int ce_wan(struct __sk_buff *skb)
 	traffic(skb, IN_L3, hdrs, &pkts, &bytes);
 
 	if (nat_rewrite(skb, IN_L3, proto, 16, old_addr, new_addr, 2, old_port, new_port))
-		return pass(FP_PASS_HELPER);
+		return pass_ev(ev, FP_PASS_HELPER);
 	if (redirect && ttl_decrement(skb, IN_L3, ttl, proto))
-		return pass(FP_PASS_HELPER);
+		return pass_ev(ev, FP_PASS_HELPER);
 	if (bpf_skb_adjust_room(skb, -IP6_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO)) {
 		/* Rewritten but still encapsulated: the slow path could not match it. */
+		if (ev)
+			bpf_ringbuf_discard(ev, 0);
 		count(FP_DROP_HELPER, 1);
 		return TC_ACT_SHOT;
+	}
+	if (ev) {
+		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+		count(FP_FIN_EVENTS, 1);
 	}
 	v->last_seen = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&v->packets, pkts);

@@ -16,7 +16,7 @@ enum {
 	FP_IN_BYTES,
 	FP_PASS_STALE,       /* the daemon's deadline passed (it died): slow path */
 	FP_PASS_NOT_FLOW,    /* not IPv4/4in6 TCP or UDP, IP options, fragments, bad header */
-	FP_PASS_CONTROL,     /* TCP SYN, FIN or RST: the engine sees every state change */
+	FP_PASS_CONTROL,     /* CE: TCP SYN or RST: the engine sees them itself */
 	FP_PASS_NO_ENTRY,    /* no established session (new flows, storms) */
 	FP_PASS_TTL,         /* the TTL would expire: the slow path answers */
 	FP_PASS_MTU,         /* larger than the tunnel MTU: the slow path fragments/answers */
@@ -24,6 +24,8 @@ enum {
 	FP_PASS_HAIRPIN,     /* BR: between two CEs of the domain */
 	FP_PASS_HELPER,      /* a kernel helper refused before anything changed */
 	FP_DROP_HELPER,      /* a kernel helper refused half-way: dropped (the only drop) */
+	FP_PASS_EVENTS_FULL, /* CE: a FIN whose event the full ring cannot take: slow path */
+	FP_FIN_EVENTS,       /* CE: FINs forwarded here, each told to the engine (ce_events) */
 	FP_STATS
 };
 
@@ -66,6 +68,22 @@ struct ce_in_val {
 	__u64 last_seen;
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* CE: a TCP FIN of an installed flow, forwarded here (ce_events ring). The engine's
+ * state machine must see every FIN (RFC 9293 §3.6 close, RFC 7857 §3.2 timers): the
+ * program tells it in order through the ring instead of through the TUN, and leaves
+ * the FIN to the slow path when the ring is full. Flow fields as in the keys. */
+struct ce_event {
+	__be32 internal;  /* LAN host */
+	__be32 remote;
+	__be16 iport;
+	__be16 rport;
+	__be16 ext_port;
+	__u8 flags;       /* the TCP header's flags byte (FIN 0x01 ... ACK 0x10) */
+	__u8 outbound;    /* 1: LAN -> tunnel, 0: tunnel -> LAN */
+	__be32 seq;
+	__be32 ack;
 };
 
 struct ce_config {

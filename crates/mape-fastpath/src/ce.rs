@@ -2,11 +2,12 @@
 //! configuration and deadline, and the entries kept in step with the engine's journal.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::mpsc;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, Object};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, RingBuffer, RingBufferBuilder};
 use mape_nat::OffloadFlow;
 
-use crate::layout::{self, Counters, EntrySeen};
+use crate::layout::{self, Counters, EntrySeen, FinEvent};
 use crate::objects::{self, CE_OBJECT};
 use crate::tc::Hooks;
 use crate::{FastPathError, DEADLINE};
@@ -28,9 +29,23 @@ pub struct CeParams {
     pub max_entries: u32,
 }
 
+/// The `ce_events` ring: the FINs the programs forwarded, read without a system call.
+struct Events {
+    ring: RingBuffer<'static>,
+    rx: mpsc::Receiver<FinEvent>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
 /// The CE's loaded programs and maps.
 #[derive(Debug)]
 pub struct CeFastPath {
+    // Before `obj`: the ring is unmapped before the object's maps close.
+    events: Events,
     obj: Object,
     out_map: MapHandle,
     in_map: MapHandle,
@@ -50,7 +65,9 @@ impl CeFastPath {
         let in_map = m("ce_in", layout::CE_IN_KEY_LEN, layout::CE_IN_VAL_LEN)?;
         let config = m("ce_config", 4, layout::CE_CONFIG_LEN)?;
         let stats = m("stats", 4, 8)?;
+        let events = events(&obj)?;
         let fp = Self {
+            events,
             obj,
             out_map,
             in_map,
@@ -175,6 +192,24 @@ impl CeFastPath {
         }
     }
 
+    /// Appends the FINs forwarded since the last call, oldest first (shared memory: no
+    /// system call when there is none).
+    pub fn drain_events(&self, out: &mut Vec<FinEvent>) {
+        // The callback cannot fail; a negative return would only stop early.
+        let _ = self.events.ring.consume();
+        out.extend(self.events.rx.try_iter());
+    }
+
+    /// The flow of a FIN event (the external address is the CE's).
+    pub fn flow_of(&self, e: &FinEvent) -> OffloadFlow {
+        OffloadFlow {
+            proto: mape_nat::Protocol::Tcp,
+            internal: e.internal,
+            remote: e.remote,
+            external: mape_nat::Endpoint::new(self.params.ext_addr, e.ext_port),
+        }
+    }
+
     /// The programs' counters, summed over CPUs.
     pub fn counters(&self) -> Counters {
         objects::counters(&self.stats)
@@ -189,6 +224,32 @@ impl CeFastPath {
     pub fn object(&self) -> &Object {
         &self.obj
     }
+}
+
+/// Opens the `ce_events` ring of `obj`; its callback hands each event to the receiver.
+fn events(obj: &Object) -> Result<Events, FastPathError> {
+    let load_err = |source| FastPathError::Load {
+        object: OBJECT,
+        source,
+    };
+    let map = obj
+        .maps()
+        .find(|m| m.name() == "ce_events")
+        .ok_or_else(|| FastPathError::Mismatch {
+            object: OBJECT,
+            what: "no map ce_events".into(),
+        })?;
+    let (tx, rx) = mpsc::channel();
+    let mut b = RingBufferBuilder::new();
+    b.add(&map, move |bytes: &[u8]| {
+        if let Some(e) = layout::ce_event(bytes) {
+            let _ = tx.send(e);
+        }
+        0
+    })
+    .map_err(load_err)?;
+    let ring = b.build().map_err(load_err)?;
+    Ok(Events { ring, rx })
 }
 
 impl Drop for CeFastPath {

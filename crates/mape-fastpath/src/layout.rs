@@ -16,6 +16,8 @@ pub const CE_IN_KEY_LEN: usize = 12;
 pub const CE_IN_VAL_LEN: usize = 48;
 /// `struct ce_config`.
 pub const CE_CONFIG_LEN: usize = 40;
+/// `struct ce_event`.
+pub const CE_EVENT_LEN: usize = 24;
 /// `struct br_rule_key`.
 pub const BR_RULE_KEY_LEN: usize = 8;
 /// `struct br_rule`.
@@ -138,6 +140,43 @@ pub fn in_seen(val: &[u8]) -> EntrySeen {
     }
 }
 
+/// A TCP FIN the CE's programs forwarded (`struct ce_event`): the packet's TCP fields and
+/// its flow, for the engine's state machine ([`mape_nat::Nat::offload_tcp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinEvent {
+    /// LAN → tunnel (`true`) or tunnel → LAN.
+    pub outbound: bool,
+    /// The LAN endpoint.
+    pub internal: Endpoint,
+    /// The remote endpoint.
+    pub remote: Endpoint,
+    /// The external port (the address is the CE's one).
+    pub ext_port: u16,
+    /// The TCP flags byte.
+    pub flags: u8,
+    /// Sequence number (host order).
+    pub seq: u32,
+    /// Acknowledgement number (host order).
+    pub ack: u32,
+}
+
+/// Reads a `struct ce_event` (`None`: not one).
+pub fn ce_event(b: &[u8]) -> Option<FinEvent> {
+    let b: &[u8; CE_EVENT_LEN] = b.get(..CE_EVENT_LEN)?.try_into().ok()?;
+    let v4 = |at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
+    let be16 = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    Some(FinEvent {
+        outbound: b[15] != 0,
+        internal: Endpoint::new(v4(0), be16(8)),
+        remote: Endpoint::new(v4(4), be16(10)),
+        ext_port: be16(12),
+        flags: b[14],
+        seq: be32(16),
+        ack: be32(20),
+    })
+}
+
 /// `struct ce_config`.
 pub fn ce_config(
     ce_addr: Ipv6Addr,
@@ -227,7 +266,8 @@ pub enum Counter {
     /// Not a TCP/UDP packet the fast path handles (other protocols, ICMP, options,
     /// fragments, a bad header).
     PassNotFlow,
-    /// TCP SYN, FIN or RST: the engine sees every state change.
+    /// CE: TCP SYN or RST: the engine sees them itself (a FIN goes through the
+    /// `ce_events` ring instead).
     PassControl,
     /// No entry: a new flow, or one the engine keeps (unanswered, closing).
     PassNoEntry,
@@ -243,11 +283,15 @@ pub enum Counter {
     PassHelper,
     /// A kernel helper refused half-way: dropped (the fast path's only drop).
     DropHelper,
+    /// CE: a FIN whose event the full `ce_events` ring could not take.
+    PassEventsFull,
+    /// CE: FINs forwarded in the kernel, each told to the engine through `ce_events`.
+    FinEvents,
 }
 
 impl Counter {
     /// Every counter, in map order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 16] = [
         Counter::OutPackets,
         Counter::OutBytes,
         Counter::InPackets,
@@ -262,6 +306,8 @@ impl Counter {
         Counter::PassHairpin,
         Counter::PassHelper,
         Counter::DropHelper,
+        Counter::PassEventsFull,
+        Counter::FinEvents,
     ];
 
     /// Its index in the `stats` map.
@@ -272,9 +318,11 @@ impl Counter {
     /// The reason label of a pass or drop counter (`None` for traffic counters).
     pub fn reason(self) -> Option<&'static str> {
         Some(match self {
-            Counter::OutPackets | Counter::OutBytes | Counter::InPackets | Counter::InBytes => {
-                return None
-            }
+            Counter::OutPackets
+            | Counter::OutBytes
+            | Counter::InPackets
+            | Counter::InBytes
+            | Counter::FinEvents => return None,
             Counter::PassStale => "stale",
             Counter::PassNotFlow => "not_flow",
             Counter::PassControl => "tcp_control",
@@ -285,13 +333,14 @@ impl Counter {
             Counter::PassHairpin => "hairpin",
             Counter::PassHelper => "helper",
             Counter::DropHelper => "helper_failed",
+            Counter::PassEventsFull => "events_full",
         })
     }
 }
 
 /// The counters summed over CPUs, indexed like [`Counter::ALL`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters(pub [u64; 14]);
+pub struct Counters(pub [u64; 16]);
 
 impl Counters {
     /// One counter.
@@ -330,5 +379,30 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), n);
         assert_eq!(Counter::DropHelper.index(), 13);
+        assert_eq!(Counter::FinEvents.index(), 15);
+    }
+
+    #[test]
+    fn an_event_reads_as_the_program_writes_it() {
+        // 192.168.1.10:40000 -> 203.0.113.10:80, external port 0x1234, FIN|ACK out,
+        // seq 0x01020304, ack 0x0a0b0c0d (network order, as in the packet).
+        let b = [
+            192, 168, 1, 10, 203, 0, 113, 10, 0x9c, 0x40, 0, 80, 0x12, 0x34, 0x11, 1, 1, 2, 3, 4,
+            10, 11, 12, 13,
+        ];
+        let e = ce_event(&b).unwrap();
+        assert_eq!(
+            e,
+            FinEvent {
+                outbound: true,
+                internal: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10), 40000),
+                remote: Endpoint::new(Ipv4Addr::new(203, 0, 113, 10), 80),
+                ext_port: 0x1234,
+                flags: 0x11,
+                seq: 0x0102_0304,
+                ack: 0x0a0b_0c0d,
+            }
+        );
+        assert_eq!(ce_event(&b[..23]), None);
     }
 }

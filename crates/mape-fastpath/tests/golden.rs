@@ -18,9 +18,9 @@ use common::*;
 use etherparse::PacketBuilder;
 use libbpf_rs::ProgramInput;
 use mape_dataplane::{Br, Ce, Direction};
-use mape_fastpath::layout::Counter;
+use mape_fastpath::layout::{Counter, FinEvent};
 use mape_fastpath::{BrFastPath, BrParams, BrRule, CeFastPath, CeParams};
-use mape_nat::{OffloadFlow, OffloadOp};
+use mape_nat::{Endpoint, OffloadFlow, OffloadOp, OffloadedTcp, SessionState, TcpFlags, Timestamp};
 use proptest::prelude::*;
 
 const TC_ACT_OK: u32 = 0;
@@ -237,12 +237,11 @@ fn what_the_fast_path_does_not_own_goes_on_unchanged() {
         assert_eq!(got, frame, "{why:?}: untouched");
         assert_eq!(fp.counters().get(why), before + 1, "{why:?} counted");
     };
-    // The FIN of the flow: the engine must see it.
+    // A SYN on the flow's 5-tuple (a new incarnation): the engine must see it.
     let mut v = Vec::new();
     PacketBuilder::ipv4(LAN_HOST, REMOTE, 64)
         .tcp(40000, 80, 1, 64240)
-        .ack(1)
-        .fin()
+        .syn()
         .write(&mut v, &[])
         .unwrap();
     unchanged("ce_lan", eth(0x0800, &v), Counter::PassControl);
@@ -279,6 +278,137 @@ fn what_the_fast_path_does_not_own_goes_on_unchanged() {
         eth(0x86dd, &encap(br6(), ce6(), &v)),
         Counter::PassControl,
     );
+}
+
+/// A FIN with ACK.
+fn fin4(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    ttl: u8,
+    seq: u32,
+    ack: u32,
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(src, dst, ttl)
+        .tcp(sport, dport, seq, 64240)
+        .ack(ack)
+        .fin()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+/// The events the programs queued.
+fn events(fp: &CeFastPath) -> Vec<FinEvent> {
+    let mut out = Vec::new();
+    fp.drain_events(&mut out);
+    out
+}
+
+/// Feeds one FIN event to the engine as the daemon does.
+fn feed(ce: &mut Ce, fp: &CeFastPath, e: &FinEvent, at: u64) -> bool {
+    let pkt = OffloadedTcp {
+        outbound: e.outbound,
+        flags: TcpFlags(e.flags),
+        seq: e.seq,
+        ack: e.ack,
+    };
+    ce.nat_mut()
+        .offload_tcp(Timestamp::from_millis(at), &fp.flow_of(e), pkt)
+}
+
+fn state(ce: &Ce, at: u64) -> SessionState {
+    ce.nat().sessions(Timestamp::from_millis(at), 9)[0].state
+}
+
+#[test]
+fn a_close_rides_the_fast_path_and_the_engine_sees_each_fin() {
+    if !can_bpf() {
+        return;
+    }
+    let (mut ce, fp, port) = tcp_flow();
+    let flow = fp.flows()[0];
+    // The LAN host closes: forwarded in the kernel, and told to the engine.
+    let wire = fin4(LAN_HOST, 40000, REMOTE, 80, 64, 0x1234_5679, 0x9abc_def0);
+    let (ret, got) = run(fp.object(), "ce_lan", &eth(0x0800, &wire));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(&got[12..14], &[0x86, 0xdd], "encapsulated");
+    assert_eq!(fp.counters().get(Counter::FinEvents), 1);
+    assert_eq!(fp.counters().get(Counter::PassControl), 0);
+    let ev = events(&fp);
+    assert_eq!(
+        ev,
+        vec![FinEvent {
+            outbound: true,
+            internal: Endpoint::new(Ipv4Addr::from(LAN_HOST), 40000),
+            remote: Endpoint::new(Ipv4Addr::from(REMOTE), 80),
+            ext_port: port,
+            flags: 0x11,
+            seq: 0x1234_5679,
+            ack: 0x9abc_def0,
+        }]
+    );
+    assert_eq!(fp.flow_of(&ev[0]), flow);
+    assert!(feed(&mut ce, &fp, &ev[0], 3));
+    assert_eq!(state(&ce, 3), SessionState::FinWait);
+    assert_eq!(apply(&mut ce, &fp), vec![], "the entry stays for the close");
+    assert_eq!(fp.flows(), vec![flow]);
+    // The bytes are the pipeline's for the same packet.
+    let (_, out) = run_ce(&mut ce, 4, &with_ttl(&wire, 63));
+    assert_eq!(got[14..], one(&out, Direction::Wan)[..]);
+    // The server's FIN from the tunnel.
+    let inner = fin4(REMOTE, 80, EXT, port, 50, 0x5555_0000, 0x1234_567a);
+    let wire = encap(br6(), ce6(), &inner);
+    let (ret, got) = run(fp.object(), "ce_wan", &eth(0x86dd, &wire));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(&got[12..14], &[0x08, 0x00], "decapsulated");
+    let ev = events(&fp);
+    assert_eq!(ev.len(), 1);
+    assert!(!ev[0].outbound);
+    assert_eq!(fp.flow_of(&ev[0]), flow, "the LAN endpoint from the entry");
+    assert_eq!((ev[0].seq, ev[0].ack), (0x5555_0000, 0x1234_567a));
+    assert!(feed(&mut ce, &fp, &ev[0], 5));
+    assert_eq!(state(&ce, 5), SessionState::TimeWait);
+    assert_eq!(apply(&mut ce, &fp), vec![]);
+    let (_, out) = run_ce(&mut ce, 5, &wire);
+    assert_eq!(got[14..], one(&out, Direction::Lan)[..]);
+    // The last ACK rides the fast path with no event.
+    let last = tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, b"");
+    let before = fp.counters().get(Counter::OutPackets);
+    let (ret, got) = run(fp.object(), "ce_lan", &eth(0x0800, &last));
+    assert_eq!((ret, &got[12..14]), (TC_ACT_OK, &[0x86, 0xdd][..]));
+    assert_eq!(fp.counters().get(Counter::OutPackets), before + 1);
+    assert_eq!(events(&fp), vec![]);
+    // The TIME_WAIT timer ends the session, and the entry with it.
+    ce.expire(Timestamp::from_millis(5 + 3_600_000));
+    assert_eq!(apply(&mut ce, &fp), vec![]);
+    assert_eq!(fp.flows(), vec![], "no entry outlives its session");
+}
+
+#[test]
+fn a_fin_the_full_ring_cannot_tell_goes_to_the_slow_path() {
+    if !can_bpf() {
+        return;
+    }
+    let (_ce, fp, _) = tcp_flow();
+    let wire = eth(0x0800, &fin4(LAN_HOST, 40000, REMOTE, 80, 64, 9, 9));
+    // 256 KiB of 32-byte records (24 + the ring's 8-byte header), nothing drained: the
+    // kernel keeps one record's room free, so 8191 fit.
+    const FIT: u64 = (1 << 18) / 32 - 1;
+    for _ in 0..FIT {
+        assert_eq!(run(fp.object(), "ce_lan", &wire).0, TC_ACT_OK);
+    }
+    assert_eq!(fp.counters().get(Counter::FinEvents), FIT);
+    let (ret, got) = run(fp.object(), "ce_lan", &wire);
+    assert_eq!((ret, &got), (TC_ACT_OK, &wire), "untouched");
+    assert_eq!(fp.counters().get(Counter::PassEventsFull), 1);
+    assert_eq!(events(&fp).len() as u64, FIT, "every forwarded FIN is told");
+    // Drained, the ring takes the next one.
+    let (_, got) = run(fp.object(), "ce_lan", &wire);
+    assert_eq!(&got[12..14], &[0x86, 0xdd]);
+    assert_eq!(events(&fp).len(), 1);
 }
 
 #[test]

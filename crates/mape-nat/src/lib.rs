@@ -47,8 +47,8 @@ pub use config::{
 pub use drop::NatDrop;
 pub use engine::{
     FlowSeen, InboundVerdict, MappingGrant, MappingInfo, MappingLimits, MappingRefusal,
-    MappingRequest, Nat, OffloadDrain, OffloadFlow, OffloadOp, OutboundVerdict, RefuseNotice,
-    RestoreReport, SessionInfo,
+    MappingRequest, Nat, OffloadDrain, OffloadFlow, OffloadOp, OffloadedTcp, OutboundVerdict,
+    RefuseNotice, RestoreReport, SessionInfo,
 };
 pub use filter::{DestinationFilter, Ipv4Prefix, SPECIAL_PURPOSE};
 pub use forecast::Forecast;

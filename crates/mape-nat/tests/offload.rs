@@ -1,6 +1,7 @@
 //! The kernel fast path's journal (`Nat::drain_offload`): only established TCP and
-//! answered UDP are installed, every end of a session removes its entry in the same
-//! step, the fold-back keeps an offloaded flow alive and judges a held-back reset.
+//! answered UDP are installed, a FIN close keeps the entry (the kernel's FINs reach the
+//! state machine through `Nat::offload_tcp`), every end of a session removes its entry in
+//! the same step, the fold-back keeps an offloaded flow alive and judges a held-back reset.
 
 mod common;
 
@@ -55,7 +56,7 @@ fn established(n: &mut Nat, src: &str) -> (OutboundPacket, Endpoint) {
 }
 
 #[test]
-fn tcp_is_installed_after_the_handshake_and_removed_at_fin() {
+fn tcp_is_installed_after_the_handshake_and_stays_through_a_fin_close() {
     let mut n = engine();
     let (data, ext) = established(&mut n, "192.168.1.10:40000");
     let f = flow(&data, ext);
@@ -65,13 +66,92 @@ fn tcp_is_installed_after_the_handshake_and_removed_at_fin() {
     // Data on the slow path (e.g. during the move) changes nothing.
     ext_of(n.outbound(t(2), &data));
     assert_eq!(ops(&mut n), vec![]);
-    // The FIN comes by the slow path: the entry goes in the same step.
+    // The FIN (here by the slow path): the rest of the close is ACKs the engine would
+    // only count, so the entry stays.
     ext_of(n.outbound(
         t(3),
         &tcp("192.168.1.10:40000", "93.184.216.34:443", FIN | ACK),
     ));
+    assert_eq!(ops(&mut n), vec![]);
+    assert_eq!(n.sessions(t(3), 9)[0].state, SessionState::FinWait);
+    assert_eq!(n.offloaded(), 1);
+}
+
+/// The state of the one session.
+fn state(n: &Nat, at: u64) -> SessionState {
+    n.sessions(t(at), 9)[0].state
+}
+
+#[test]
+fn fins_the_kernel_forwarded_move_the_state_machine_as_the_slow_path_would() {
+    let mut n = engine();
+    let (data, ext) = established(&mut n, "192.168.1.10:40000");
+    let f = flow(&data, ext);
+    ops(&mut n);
+    let fin = |outbound| OffloadedTcp {
+        outbound,
+        flags: TcpFlags(FIN | ACK),
+        seq: 7,
+        ack: 1_000,
+    };
+    // The LAN host closes, then the server: FIN_WAIT, then TIME_WAIT, entry kept.
+    assert!(n.offload_tcp(t(2), &f, fin(true)));
+    assert_eq!(state(&n, 2), SessionState::FinWait);
+    assert!(n.offload_tcp(t(2), &f, fin(false)));
+    assert_eq!(state(&n, 2), SessionState::TimeWait);
+    assert_eq!(ops(&mut n), vec![], "the close rides the fast path");
+    assert_eq!(n.offloaded_flows(), vec![f]);
+    // Not a flow of the engine (another external port, or UDP): nothing happens.
+    let other = OffloadFlow {
+        external: Endpoint::new(ext.addr, ext.port.wrapping_add(1)),
+        ..f
+    };
+    assert!(!n.offload_tcp(t(2), &other, fin(true)));
+    let udp_flow = OffloadFlow {
+        proto: Protocol::Udp,
+        ..f
+    };
+    assert!(!n.offload_tcp(t(2), &udp_flow, fin(true)));
+    // The TIME_WAIT timer (240 s in the default policy) ends the session and its entry.
+    n.expire(t(2 + 241));
     assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)]);
     assert_eq!(n.offloaded(), 0);
+    assert!(!n.offload_tcp(t(244), &f, fin(true)), "gone: nothing to do");
+}
+
+#[test]
+fn a_reset_or_a_new_incarnation_takes_the_closing_entry_off() {
+    // The LAN host resets after its FIN: the connection is over, the entry goes.
+    let mut n = engine();
+    let (data, ext) = established(&mut n, "192.168.1.10:40000");
+    let f = flow(&data, ext);
+    ops(&mut n);
+    let fin_out = OffloadedTcp {
+        outbound: true,
+        flags: TcpFlags(FIN | ACK),
+        seq: 7,
+        ack: 1_000,
+    };
+    assert!(n.offload_tcp(t(2), &f, fin_out));
+    ext_of(n.outbound(t(3), &tcp("192.168.1.10:40000", "93.184.216.34:443", RST)));
+    assert_eq!(state(&n, 3), SessionState::TimeWait);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)]);
+    // Both FINs, then the same 5-tuple opens again (RFC 6191): the SYN came by the slow
+    // path and the new connection is not established yet, so the entry goes.
+    let mut n = engine();
+    let (data, ext) = established(&mut n, "192.168.1.10:40000");
+    let f = flow(&data, ext);
+    ops(&mut n);
+    assert!(n.offload_tcp(t(2), &f, fin_out));
+    let fin_in = OffloadedTcp {
+        outbound: false,
+        ..fin_out
+    };
+    assert!(n.offload_tcp(t(2), &f, fin_in));
+    assert_eq!(ops(&mut n), vec![]);
+    ext_of(n.outbound(t(4), &tcp("192.168.1.10:40000", "93.184.216.34:443", SYN)));
+    assert_eq!(state(&n, 4), SessionState::SynSent);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)]);
 }
 
 #[test]

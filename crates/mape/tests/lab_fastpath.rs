@@ -65,28 +65,47 @@ fn our_filters(lab: &Lab, dev: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The entries of the CE's LAN → tunnel map, read with bpftool through the program
-/// attached to br-lan (independent of mape's own accounting).
-fn ce_out_entries(lab: &Lab) -> usize {
+/// The keys of the CE's LAN → tunnel map as (IP protocol, LAN source port), read with
+/// bpftool through the program attached to br-lan (independent of mape's own accounting;
+/// `struct ce_out_key`: source, destination, source port, destination port, protocol).
+fn ce_out_keys(lab: &Lab) -> Vec<(u8, u16)> {
     let ce = lab.ns("ce");
     let filters = our_filters(lab, "br-lan");
     let Some((_, prog)) = filters.first() else {
-        return 0;
+        return vec![];
     };
     let p = json_of(
         lab,
         &ce,
         &["bpftool", "-j", "prog", "show", "id", &prog.to_string()],
     );
+    let byte = |v: &Value| {
+        v.as_str()
+            .and_then(|h| u8::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0)
+    };
     for id in p["map_ids"].as_array().into_iter().flatten() {
         let id = id.as_u64().unwrap_or(0).to_string();
         let m = json_of(lab, &ce, &["bpftool", "-j", "map", "show", "id", &id]);
         if m["name"] == "ce_out" {
             let d = json_of(lab, &ce, &["bpftool", "-j", "map", "dump", "id", &id]);
-            return d.as_array().map_or(0, Vec::len);
+            return d
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    let k: Vec<u8> = e["key"].as_array()?.iter().map(byte).collect();
+                    Some((*k.get(12)?, u16::from_be_bytes([*k.get(8)?, *k.get(9)?])))
+                })
+                .collect();
         }
     }
     panic!("no ce_out map behind program {prog}");
+}
+
+/// Whether lan1's UDP flow from `sport` has an entry.
+fn udp_entry(lab: &Lab, sport: u16) -> bool {
+    ce_out_keys(lab).contains(&(17, sport))
 }
 
 /// One UDP exchange from lan1's port `sport` with the echo server: whether it came back.
@@ -214,23 +233,51 @@ fn established_flows_take_the_fast_path_and_every_packet_is_counted() {
     wait_until(
         "the answered UDP flow is in the map",
         Duration::from_secs(3),
-        || ce_out_entries(&lab) == 1,
+        || udp_entry(&lab, 41000),
     );
     assert!(udp_echo(&lab, 41000), "again, by the fast path");
     wait_until(
         "the expired flow's entry leaves the map",
         Duration::from_secs(10),
-        || ce_out_entries(&lab) == 0,
+        || !udp_entry(&lab, 41000),
     );
+    // What stays are iperf3's TCP connections, closed by FIN: their close rode the fast
+    // path and their entries live as long as their TIME_WAIT sessions (240 s).
+    let keys = ce_out_keys(&lab);
+    assert!(
+        !keys.is_empty(),
+        "iperf3's FIN-closed connections keep their entries"
+    );
+    assert!(keys.iter().all(|&(proto, _)| proto == 6), "{keys:?}");
     let s = lab.ce_status().expect("status");
-    assert_eq!(fast_path(&s).entries, 0);
+    assert_eq!(fast_path(&s).entries, keys.len() as u64);
+    let q = mape_control::SessionQuery {
+        state: Some("time_wait".into()),
+        ..Default::default()
+    };
+    let closing = lab
+        .ce_query(&mape_control::Request::Sessions(q))
+        .expect("sessions in TIME_WAIT");
+    // Every entry is one of those sessions (one closed by a reset instead has none).
+    let closing: Vec<u16> = closing
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["internal"].as_str()?.rsplit(':').next()?.parse().ok())
+        .collect();
+    for (_, sport) in &keys {
+        assert!(
+            closing.contains(sport),
+            "entry {sport} without a closing session: {closing:?}"
+        );
+    }
 
     // 4. kill -9: the filter stays, stops forwarding at the deadline; a start replaces it.
     assert!(udp_echo(&lab, 41001));
     wait_until(
         "the second flow is in the map",
         Duration::from_secs(3),
-        || ce_out_entries(&lab) == 1,
+        || udp_entry(&lab, 41001),
     );
     let old_prog = our_filters(&lab, "br-lan")[0].1;
     let _ = std::process::Command::new("kill")

@@ -134,6 +134,10 @@ fn session_filter(q: &SessionQuery) -> Option<SessionFilter> {
 
 impl Pipeline for CePipeline {
     fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8])) {
+        // The closes the kernel forwarded come first: a new flow's port may be one of them.
+        if let FastPath::Ce(o) = &mut self.fast {
+            o.take_fins(self.ce.nat_mut(), now);
+        }
         self.ce.process_batch(now, packets, &mut tun_sink(emit));
         // The engine's installs and removals reach the maps in the same locked step.
         if let FastPath::Ce(o) = &mut self.fast {
@@ -142,6 +146,9 @@ impl Pipeline for CePipeline {
     }
 
     fn tick(&mut self, now: Timestamp) {
+        if let FastPath::Ce(o) = &mut self.fast {
+            o.take_fins(self.ce.nat_mut(), now);
+        }
         self.ce.expire(now);
         if let FastPath::Ce(o) = &mut self.fast {
             let (nat, counters) = self.ce.nat_and_counters_mut();

@@ -57,7 +57,7 @@ use crate::tier::TIERS;
 use crate::timers::{TimerTable, CLASSES};
 use crate::token_bucket::TokenBucket;
 pub use mappings::{MappingGrant, MappingInfo, MappingLimits, MappingRefusal, MappingRequest};
-pub use offload::{FlowSeen, OffloadDrain, OffloadFlow, OffloadOp};
+pub use offload::{FlowSeen, OffloadDrain, OffloadFlow, OffloadOp, OffloadedTcp};
 pub use restore::RestoreReport;
 
 use crate::types::{Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, Timestamp};

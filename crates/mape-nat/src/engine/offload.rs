@@ -1,5 +1,6 @@
 //! The kernel fast path as the engine sees it: which sessions may be forwarded without
-//! the engine ([`OffloadFlow`], established TCP and answered UDP only), the journal of
+//! the engine ([`OffloadFlow`], established or FIN-closing TCP and answered UDP only), the
+//! FINs the kernel forwarded ([`OffloadedTcp`], fed to the same state machine), the journal of
 //! installs and removals the daemon applies to the BPF maps in the same step as the
 //! engine's own change ([`OffloadOp`]), and the fold-back of what the kernel saw
 //! ([`FlowSeen`]: the last packet, the LAN host's TCP acknowledgement).
@@ -13,7 +14,9 @@ use std::hash::BuildHasher;
 
 use crate::keys::pack_out;
 use crate::session::{Session, ACK_SEEN, FIN_IN, FIN_OUT, OFFLOADED, RST_IN, STREAM};
-use crate::types::{Endpoint, Protocol, SessionState, Timestamp};
+use crate::types::{
+    Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp,
+};
 
 use super::Nat;
 
@@ -53,6 +56,21 @@ pub struct FlowSeen {
     pub last_seen: Timestamp,
     /// The last TCP acknowledgement number the LAN host sent on the fast path.
     pub lan_ack: Option<u32>,
+}
+
+/// A TCP packet the fast path forwarded that the engine's state machine must see (a
+/// FIN: the programs tell it through their event ring instead of the TUN), with the
+/// fields the packet carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffloadedTcp {
+    /// LAN → tunnel (`true`) or tunnel → LAN.
+    pub outbound: bool,
+    /// Its TCP flags.
+    pub flags: TcpFlags,
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its acknowledgement number.
+    pub ack: u32,
 }
 
 /// The journal taken by [`Nat::drain_offload`].
@@ -162,6 +180,41 @@ impl Nat {
         true
     }
 
+    /// A TCP packet of `flow` the fast path forwarded (a FIN): the session's state moves
+    /// exactly as if the packet had come by the slow path (`touch_outbound` /
+    /// `touch_inbound`), its entry staying while the connection closes. Returns `false`
+    /// when the engine has no such session (it ended meanwhile: nothing to do).
+    pub fn offload_tcp(&mut self, now: Timestamp, flow: &OffloadFlow, pkt: OffloadedTcp) -> bool {
+        if flow.proto != Protocol::Tcp {
+            return false;
+        }
+        let Some(s) = self.find_flow(flow) else {
+            return false;
+        };
+        if pkt.outbound {
+            let p = OutboundPacket {
+                proto: Protocol::Tcp,
+                src: flow.internal,
+                dst: flow.remote,
+                flags: pkt.flags,
+                seq: pkt.seq,
+                ack: pkt.ack,
+            };
+            self.touch_outbound(s, now, &p);
+        } else {
+            let p = InboundPacket {
+                proto: Protocol::Tcp,
+                src: flow.remote,
+                dst: flow.external,
+                flags: pkt.flags,
+                seq: pkt.seq,
+                ack: pkt.ack,
+            };
+            self.touch_inbound(s, now, &p);
+        }
+        true
+    }
+
     /// An offloaded session got a reset the engine did not believe: its acknowledgement
     /// may be stale (the LAN host's ACKs went by the fast path), so ask for a fold-back.
     pub(super) fn offload_recheck_rst(&mut self, s: u32, seq: u32) {
@@ -223,13 +276,22 @@ impl Nat {
         self.offload.push(OffloadOp::Remove(flow));
     }
 
-    /// Established TCP with no FIN or believed reset, and answered UDP (not DNS, which
-    /// closes at once): the flows whose every next packet the engine would only count. A
-    /// hairpin (to our own address) stays on the slow path.
+    /// Established TCP, also while it closes by FIN (the programs tell the engine of each
+    /// FIN, and the rest of the close is ACKs the engine would only count), but not after
+    /// a reset (one believed from the internet must see the LAN host's next packet, and
+    /// one from the LAN ends the connection); answered UDP (not DNS, which closes at
+    /// once). A hairpin (to our own address) stays on the slow path.
     fn eligible(&self, x: &Session) -> bool {
         let state_ok = match x.proto {
             Protocol::Tcp => {
-                x.state == SessionState::Established && x.bits & (FIN_OUT | FIN_IN | RST_IN) == 0
+                let fins = x.bits & (FIN_OUT | FIN_IN);
+                x.bits & RST_IN == 0
+                    && match x.state {
+                        SessionState::Established => fins == 0,
+                        SessionState::FinWait => fins != 0,
+                        SessionState::TimeWait => fins == FIN_OUT | FIN_IN,
+                        _ => false,
+                    }
             }
             Protocol::Udp => x.state == SessionState::Answered,
             Protocol::Icmp => false,
@@ -247,6 +309,12 @@ impl Nat {
     }
 
     fn find_offloaded(&self, flow: &OffloadFlow) -> Option<u32> {
+        self.find_flow(flow)
+            .filter(|&s| self.sessions[s as usize].bits & OFFLOADED != 0)
+    }
+
+    /// The session of `flow` (same external port), offloaded or not.
+    fn find_flow(&self, flow: &OffloadFlow) -> Option<u32> {
         let hash = self
             .hasher
             .hash_one(pack_out(flow.proto, flow.internal, flow.remote));
@@ -256,9 +324,6 @@ impl Nat {
                 let x = &sessions[s as usize];
                 x.internal == flow.internal && x.remote == flow.remote && x.proto == flow.proto
             })
-            .filter(|&s| {
-                let x = &sessions[s as usize];
-                x.bits & OFFLOADED != 0 && x.ext_port == flow.external.port
-            })
+            .filter(|&s| sessions[s as usize].ext_port == flow.external.port)
     }
 }
