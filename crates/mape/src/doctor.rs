@@ -1,8 +1,10 @@
 //! `mape doctor`: checks the machine and the line and says what is wrong in plain words,
 //! with the fix. Exit code 1 when a check fails; `--json` for scripts.
 
+mod probe;
+
 use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
@@ -23,9 +25,13 @@ pub(crate) struct DoctorArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Skip the BR reachability probe (ICMPv6 echo).
+    /// Skip the probes: the BR's reachability (ICMPv6 echo) and IPv4 through the tunnel.
     #[arg(long)]
     no_probe: bool,
+    /// Probe IPv4 through the tunnel with ICMP echo to ADDR (repeatable; default 1.1.1.1
+    /// and 8.8.8.8) while the CE daemon runs, and say where the probe got lost.
+    #[arg(long = "probe-ipv4", value_name = "ADDR")]
+    probe_ipv4: Vec<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -226,6 +232,13 @@ const UNKNOWN_SOURCE_SHARE: u64 = 50;
 /// the rule is the suspect: a real spoofer or a port scan through the BR stays well below.
 const RULE_MISMATCH_SHARE: u64 = 10;
 
+/// The fix when the tunnel's packets come from another source than map.br
+/// (`tunnel_source`, `ipv4_probe`).
+const TUNNEL_SOURCE_FIX: &str = "check map.br (and map.br_sources) in the config, or the BR of the profile or provisioning answer, against the IPv6 source of the tunnel packets: tcpdump -ni WAN ip6 proto 4";
+/// The fix when the BR maps addresses and ports otherwise than this CE (`rule_match`,
+/// `ipv4_probe`).
+const RULE_FIX: &str = "check the rule's EA-bits length, PSID offset and PSID length (map.ea_len, map.psid_offset, map.psid_len, or the profile) against the ISP's; `mape calc` shows the port set they give";
+
 /// A finding: failed with its message and fix when `fail` holds one, else `ok`.
 fn finding(name: &'static str, fail: Option<(String, &str)>, ok: String) -> Check {
     let (level, message, fix) = match fail {
@@ -263,7 +276,7 @@ fn tunnel_source_check(drops: &BTreeMap<String, u64>, wan_in: u64, br: &[Ipv6Add
     let fail = significant(n, wan_in, UNKNOWN_SOURCE_SHARE).then(|| {
         (
             format!("{n} of {wan_in} packets from the WAN were dropped as unknown_tunnel_source: they arrive from an IPv6 source that is neither the configured BR nor a CE of the domain, so the BR address is probably wrong (configured {brs})"),
-            "check map.br (and map.br_sources) in the config, or the BR of the profile or provisioning answer, against the IPv6 source of the tunnel packets: tcpdump -ni WAN ip6 proto 4",
+            TUNNEL_SOURCE_FIX,
         )
     });
     let ok = format!("{n} of {wan_in} packets from the WAN came from an unknown tunnel source");
@@ -281,7 +294,7 @@ fn rule_match_check(drops: &BTreeMap<String, u64>, wan_in: u64, rule: &str) -> C
     let fail = significant(n, wan_in, RULE_MISMATCH_SHARE).then(|| {
         (
             format!("{n} of {wan_in} packets from the WAN were dropped ({spoofed} spoofed_source, {outside} port_outside_set): the BR and the other CEs map addresses and ports differently from the configured rule {rule}"),
-            "check the rule's EA-bits length, PSID offset and PSID length (map.ea_len, map.psid_offset, map.psid_len, or the profile) against the ISP's; `mape calc` shows the port set they give",
+            RULE_FIX,
         )
     });
     let ok = format!("{spoofed} spoofed_source and {outside} port_outside_set drops of {wan_in} packets from the WAN");
@@ -470,18 +483,59 @@ fn br_replies_check(
             fix: None,
         };
     }
+    Check {
+        name: "br_replies",
+        level: Level::Fail,
+        message: format!("{wan_out} packets went out to the BR in {uptime_s} s with {sessions} sessions open and not one came back: {}", silent_br_cause(iid, ce_ipv6)),
+        fix: Some(silent_br_fix(iid, other)),
+    }
+}
+
+/// Why a BR that receives our packets sends nothing back (`br_replies`, `ipv4_probe`):
+/// the MAP address and its interface-ID layout (RFC 7597 §6 or draft-03).
+fn silent_br_cause(iid: IidFormat, ce_ipv6: Ipv6Addr) -> String {
     let layouts = "RFC 7597 §6 lays the interface ID out as 16 zero bits, IPv4 address, PSID; draft-ietf-softwire-map-03 (used by v6plus and BIGLOBE) as 8 zero bits, IPv4 address, PSID, 8 zero bits";
+    format!("the BR does not reach the MAP address {ce_ipv6}, whose interface ID is in the {iid} layout. {layouts}; a BR expecting the other layout sends to another address")
+}
+
+/// The fix for a silent BR: the other interface-ID layout and the MAP address it gives
+/// (`other`), then map.br and the routing of map.prefix.
+fn silent_br_fix(iid: IidFormat, other: Option<Ipv6Addr>) -> String {
     let (other_fmt, other_name) = match iid {
         IidFormat::Rfc7597 => ("draft03", "draft-03"),
         IidFormat::Draft03 => ("rfc7597", "RFC 7597"),
     };
     let becomes = other.map_or_else(String::new, |a| format!(" (the MAP address becomes {a})"));
-    Check {
-        name: "br_replies",
-        level: Level::Fail,
-        message: format!("{wan_out} packets went out to the BR in {uptime_s} s with {sessions} sessions open and not one came back: the BR does not reach the MAP address {ce_ipv6}, whose interface ID is in the {iid} layout. {layouts}; a BR expecting the other layout sends to another address"),
-        fix: Some(format!("try the {other_name} layout: map.iid_format = \"{other_fmt}\"{becomes}, then restart mape; if the BR still answers nothing, check map.br and that the ISP routes map.prefix to this router")),
+    format!("try the {other_name} layout: map.iid_format = \"{other_fmt}\"{becomes}, then restart mape; if the BR still answers nothing, check map.br and that the ISP routes map.prefix to this router")
+}
+
+/// The `ipv4_probe` finding: probes each target (`probe::DEFAULT_TARGETS` when none is
+/// given) and judges them; a warning when a target could not be probed at all.
+fn ipv4_probe(socket: &Path, targets: &[Ipv4Addr], line: &probe::Line<'_>) -> Check {
+    let targets = if targets.is_empty() {
+        &probe::DEFAULT_TARGETS[..]
+    } else {
+        targets
+    };
+    let mut runs = Vec::new();
+    for &t in targets {
+        match probe::probe(socket, t) {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                let fix = match e {
+                    probe::ProbeError::Ping(_) => "install ping (apt-get install iputils-ping) and run doctor as root, or skip the probes with --no-probe",
+                    probe::ProbeError::Status(_) => "the daemon stopped answering during the probe: see its log",
+                };
+                return Check {
+                    name: "ipv4_probe",
+                    level: Level::Warn,
+                    message: format!("IPv4 through the tunnel not probed ({t}): {e}"),
+                    fix: Some(fix.into()),
+                };
+            }
+        }
     }
+    probe::ipv4_probe_check(&runs, line)
 }
 
 pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
@@ -725,6 +779,19 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                 m.ce_ipv6,
                 other.map(|o| o.ce_ipv6),
             ));
+            if !args.no_probe {
+                if let Some(s) = &settings {
+                    let line = probe::Line {
+                        tun: &s.tun.name,
+                        br: ce.map.domain.br(),
+                        rule: &rule,
+                        iid: m.iid_format,
+                        ce_ipv6: m.ce_ipv6,
+                        other: other.map(|o| o.ce_ipv6),
+                    };
+                    r.0.push(ipv4_probe(&s.socket, &args.probe_ipv4, &line));
+                }
+            }
         }
     }
     let failed = r.0.iter().any(|c| c.level == Level::Fail);
