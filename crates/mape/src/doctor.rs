@@ -788,6 +788,7 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                         iid: m.iid_format,
                         ce_ipv6: m.ce_ipv6,
                         other: other.map(|o| o.ce_ipv6),
+                        icmp_source: ce.lan_address,
                     };
                     r.0.push(ipv4_probe(&s.socket, &args.probe_ipv4, &line));
                 }

@@ -29,8 +29,9 @@ pub(super) const DEFAULT_TARGETS: [Ipv4Addr; 2] =
     [Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(8, 8, 8, 8)];
 /// Echo requests per target.
 const PROBES: u32 = 3;
-/// `ping -w`: the whole probe of one target ends after this many seconds.
-const PROBE_DEADLINE_S: u32 = 3;
+/// `ping -W`: seconds to wait for the last reply (the requests go 0.2 s apart; `-w` would
+/// count replies and keep sending while none comes).
+const PROBE_WAIT_S: u32 = 2;
 /// Wait after the probe before reading the counters again: the kernel fast path folds its
 /// counts into the daemon's at its tick.
 const SETTLE: Duration = Duration::from_millis(1200);
@@ -68,6 +69,8 @@ pub(super) struct ProbeRun {
     pub target: Ipv4Addr,
     pub sent: u32,
     pub answered: u32,
+    /// The ICMP errors `ping` got instead of replies: who sent each, and what.
+    pub errors: Vec<(Ipv4Addr, String)>,
     pub before: LineCounters,
     pub after: LineCounters,
 }
@@ -82,6 +85,16 @@ pub(super) struct Line<'a> {
     pub ce_ipv6: Ipv6Addr,
     /// The MAP address with the other interface-ID layout.
     pub other: Option<Ipv6Addr>,
+    /// The source of the ICMP errors the CE itself sends to its LAN (`lan.icmp_source`):
+    /// an error from it is an ICMPv6 error from the IPv6 path, translated (RFC 7597 §8.3,
+    /// RFC 2473 §8).
+    pub icmp_source: Ipv4Addr,
+}
+
+/// Packets in from the WAN that the CE did not drop (every drop counted as if it came
+/// from the WAN: a LAN drop only makes this smaller).
+fn delivered(c: &LineCounters) -> u64 {
+    c.wan_in.saturating_sub(c.drops.values().sum())
 }
 
 /// Drops that grew between `before` and `after`, largest first (ties by name).
@@ -162,6 +175,8 @@ pub(super) fn ipv4_probe_check(runs: &[ProbeRun], line: &Line<'_>) -> Check {
     let out = r.after.wan_out.saturating_sub(r.before.wan_out);
     let back = r.after.wan_in.saturating_sub(r.before.wan_in);
     let drops = grown(&r.before, &r.after);
+    let from_path = r.errors.iter().find(|(from, _)| *from == line.icmp_source);
+    let from_beyond = r.errors.iter().find(|(from, _)| *from != line.icmp_source);
     if out == 0 {
         return match drops.as_slice() {
             [] => check(
@@ -206,14 +221,29 @@ pub(super) fn ipv4_probe_check(runs: &[ProbeRun], line: &Line<'_>) -> Check {
             Some(fix),
         );
     }
-    if back > 0 || r.before.wan_in > 0 {
-        let seen = if back > 0 {
-            format!("{back} packets of other flows came back meanwhile")
+    if let Some((_, what)) = from_path {
+        return check(
+            Level::Fail,
+            format!("{came_back} as ICMPv6 errors from the IPv6 path (the CE passed them on as \"{what}\"): the tunnel packets to map.br {brs} reach no BR that takes them, so map.br is probably wrong"),
+            Some("check map.br against the line's BR (the profile or the provisioning answer); `tcpdump -ni WAN icmp6` shows which host answers the tunnel packets and why".into()),
+        );
+    }
+    if let Some((from, what)) = from_beyond {
+        return check(
+            Level::Warn,
+            format!("{came_back}: the tunnel works, but {from} answered \"{what}\": {t} is unreachable beyond the BR"),
+            Some("probe a host known to answer ping: --probe-ipv4 ADDR".into()),
+        );
+    }
+    let (now_in, was_in) = (
+        delivered(&r.after).saturating_sub(delivered(&r.before)),
+        delivered(&r.before),
+    );
+    if now_in > 0 || was_in > 0 {
+        let seen = if now_in > 0 {
+            format!("{now_in} packets of other flows came back meanwhile")
         } else {
-            format!(
-                "the BR delivered {} packets to this CE before",
-                r.before.wan_in
-            )
+            format!("the BR delivered {was_in} packets to this CE before")
         };
         return check(
             Level::Warn,
@@ -241,6 +271,29 @@ pub(super) fn ping_counts(out: &str) -> Option<(u32, u32)> {
         .parse()
         .ok()?;
     Some((sent, got))
+}
+
+/// The ICMP errors in `ping -n` output (`From 192.0.2.18 icmp_seq=1 Destination Port
+/// Unreachable`): the sender and the text, once per sender and text.
+pub(super) fn ping_errors(out: &str) -> Vec<(Ipv4Addr, String)> {
+    let mut errors: Vec<(Ipv4Addr, String)> = Vec::new();
+    for l in out.lines() {
+        let Some(rest) = l.strip_prefix("From ") else {
+            continue;
+        };
+        let mut f = rest.splitn(3, ' ');
+        let (Some(from), Some(_seq), Some(what)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let Ok(from) = from.parse::<Ipv4Addr>() else {
+            continue;
+        };
+        let e = (from, what.trim().to_string());
+        if !errors.contains(&e) {
+            errors.push(e);
+        }
+    }
+    errors
 }
 
 /// Why a target could not be probed.
@@ -272,13 +325,8 @@ pub(super) fn probe(socket: &Path, target: Ipv4Addr) -> Result<ProbeRun, ProbeEr
     };
     let before = counters()?;
     let out = Command::new("ping")
-        .args(["-4", "-n", "-q", "-i", "0.2"])
-        .args([
-            "-c",
-            &PROBES.to_string(),
-            "-w",
-            &PROBE_DEADLINE_S.to_string(),
-        ])
+        .args(["-4", "-n", "-i", "0.2"])
+        .args(["-c", &PROBES.to_string(), "-W", &PROBE_WAIT_S.to_string()])
         .arg(target.to_string())
         .stdin(Stdio::null())
         .output()
@@ -296,6 +344,7 @@ pub(super) fn probe(socket: &Path, target: Ipv4Addr) -> Result<ProbeRun, ProbeEr
         target,
         sent,
         answered,
+        errors: ping_errors(&text),
         before,
         after,
     })
@@ -313,6 +362,8 @@ mod tests {
     const BR: [Ipv6Addr; 1] = [Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1)];
     const RULE: &str = "2001:db8::/40 -> 192.0.2.0/24 ea-len 16 psid-offset 6 psid-len 8";
     const T: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    /// The CE's external address, the source of its own ICMP errors.
+    const CE_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 18);
 
     fn line() -> Line<'static> {
         Line {
@@ -322,6 +373,7 @@ mod tests {
             iid: IidFormat::Rfc7597,
             ce_ipv6: CE_RFC,
             other: Some(CE_DRAFT),
+            icmp_source: CE_V4,
         }
     }
 
@@ -338,6 +390,7 @@ mod tests {
             target: T,
             sent: 3,
             answered,
+            errors: Vec::new(),
             before,
             after,
         }
@@ -417,6 +470,20 @@ mod tests {
     fn silence_since_start_names_map_br_and_the_other_layout() {
         let c = ipv4_probe_check(&[run(0, counters(0, 2, &[]), counters(0, 5, &[]))], &line());
         assert_eq!(c.level, Level::Fail);
+        // Packets in that the CE dropped (kernel noise on the TUN) are no delivery.
+        let noise = counters(2, 2, &[("ipv6_not_ipip", 2)]);
+        let c2 = ipv4_probe_check(
+            &[run(
+                0,
+                noise.clone(),
+                LineCounters {
+                    wan_out: 5,
+                    ..noise
+                },
+            )],
+            &line(),
+        );
+        assert_eq!(c2.level, Level::Fail, "{}", c2.message);
         assert!(c.message.starts_with("3 IPv4 echo requests to 203.0.113.10 went out to the BR 2001:db8:ffff::1 (3 packets) and nothing came back since mape started: either map.br 2001:db8:ffff::1 is not the line's BR, or the BR does not reach the MAP address 2001:db8:12:3400:0:c000:212:34, whose interface ID is in the rfc7597 layout"), "{}", c.message);
         // The same words as br_replies: the other layout and the address it gives.
         assert_eq!(
@@ -444,6 +511,28 @@ mod tests {
     }
 
     #[test]
+    fn icmp_errors_from_the_ipv6_path_name_map_br_and_others_the_target() {
+        // The CE translated 3 ICMPv6 errors (a host that is no BR) into ICMPv4 from 192.0.2.18.
+        let mut r = run(0, counters(0, 0, &[]), counters(3, 3, &[]));
+        r.errors = vec![(CE_V4, "Destination Port Unreachable".into())];
+        let c = ipv4_probe_check(&[r.clone()], &line());
+        assert_eq!(c.level, Level::Fail);
+        assert_eq!(c.message, "3 IPv4 echo requests to 203.0.113.10 went out to the BR (3 packets) and 3 packets came back as ICMPv6 errors from the IPv6 path (the CE passed them on as \"Destination Port Unreachable\"): the tunnel packets to map.br 2001:db8:ffff::1 reach no BR that takes them, so map.br is probably wrong");
+        assert!(c
+            .fix
+            .unwrap()
+            .starts_with("check map.br against the line's BR"));
+        // An error from the internet's router: the tunnel works, the target is away.
+        r.errors = vec![(
+            Ipv4Addr::new(203, 0, 113, 1),
+            "Destination Host Unreachable".into(),
+        )];
+        let c = ipv4_probe_check(&[r], &line());
+        assert_eq!(c.level, Level::Warn);
+        assert!(c.message.ends_with("the tunnel works, but 203.0.113.1 answered \"Destination Host Unreachable\": 203.0.113.10 is unreachable beyond the BR"), "{}", c.message);
+    }
+
+    #[test]
     fn a_silent_target_on_a_working_tunnel_is_a_warning() {
         // The BR delivered 40 packets before; or other flows' replies came in meanwhile.
         for (before, after) in [
@@ -467,5 +556,19 @@ mod tests {
         let lost = "--- 1.1.1.1 ping statistics ---\n3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 2049ms\n";
         assert_eq!(ping_counts(lost), Some((3, 0)));
         assert_eq!(ping_counts("ping: connect: Network is unreachable\n"), None);
+        let errs = "PING 203.0.113.10 (203.0.113.10) 56(84) bytes of data.\nFrom 192.0.2.18 icmp_seq=1 Destination Port Unreachable\nFrom 192.0.2.18 icmp_seq=2 Destination Port Unreachable\nFrom 203.0.113.1 icmp_seq=3 Destination Host Unreachable\n64 bytes from 203.0.113.10: icmp_seq=4 ttl=62 time=0.1 ms\n";
+        assert_eq!(
+            ping_errors(errs),
+            vec![
+                (
+                    Ipv4Addr::new(192, 0, 2, 18),
+                    "Destination Port Unreachable".to_string()
+                ),
+                (
+                    Ipv4Addr::new(203, 0, 113, 1),
+                    "Destination Host Unreachable".to_string()
+                ),
+            ]
+        );
     }
 }
