@@ -429,7 +429,25 @@ fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> 
             fix: None,
         };
     };
-    let fix = match (p.source.as_str(), f.step.as_str()) {
+    let fix = provisioning_fix(&p.source, &f.step);
+    Check {
+        name: "provisioning",
+        level: Level::Warn,
+        message: format!(
+            "provisioning fails at {} since {} s ago ({} rounds): {}; the rule in force is from {from}",
+            f.step,
+            now.saturating_sub(f.since),
+            f.count,
+            f.detail
+        ),
+        fix: Some(fix.into()),
+    }
+}
+
+/// The fix for a provisioning round of `source` (`hb46pp`, `dhcpv6`) that failed at
+/// `step` (the daemon's `last_failure.step`, or the first round's when nothing starts).
+fn provisioning_fix(source: &str, step: &str) -> &'static str {
+    match (source, step) {
         ("dhcpv6", "no_server") => "no DHCPv6 server answers on the WAN: check the link and that the ISP serves DHCPv6-PD (`mape provision dhcpv6 --interface WAN` while mape is stopped)",
         ("dhcpv6", "no_prefix") => "the DHCPv6 server delegates no prefix to this CE (NoPrefixAvail): ask the ISP; the contract may lack the IPv4 option",
         ("dhcpv6", "refused") => "the DHCPv6 server refuses this CE (an error status): `mape provision dhcpv6` prints the status; the stored DUID is <state dir>/<tun>.dhcpv6.duid",
@@ -442,18 +460,18 @@ fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> 
         "bad_answer" => "the server's answer is unusable: `mape provision hb46pp` shows what it says",
         _ => "the answer could not be put in force: see provisioning_failed in the daemon's log",
         },
-    };
+    }
+}
+
+/// The `provisioning` finding (IO-free) when the daemon has no rule to start with: the
+/// HB46PP round at start failed at `step` and no answer is stored (`mape run` refuses to
+/// start then).
+fn first_round_check(step: &str, detail: &str) -> Check {
     Check {
         name: "provisioning",
-        level: Level::Warn,
-        message: format!(
-            "provisioning fails at {} since {} s ago ({} rounds): {}; the rule in force is from {from}",
-            f.step,
-            now.saturating_sub(f.since),
-            f.count,
-            f.detail
-        ),
-        fix: Some(fix.into()),
+        level: Level::Fail,
+        message: format!("no rule to start with: the HB46PP round fails at {step} ({detail}) and no earlier answer is stored"),
+        fix: Some(provisioning_fix("hb46pp", step).into()),
     }
 }
 
@@ -538,6 +556,31 @@ fn ipv4_probe(socket: &Path, targets: &[Ipv4Addr], line: &probe::Line<'_>) -> Ch
     probe::ipv4_probe_check(&runs, line)
 }
 
+/// When the configuration takes its rule from HB46PP and cannot be loaded (no answer
+/// stored), the round `mape run` would run first, run now (the IO; an answer it gets is
+/// stored, as `mape run` would): the `provisioning` finding naming the failing step.
+fn first_round(config: &Path) -> Option<Check> {
+    use mape_daemon::provisioning::{prepare, runner::RoundResult, settings, Run};
+    let text = std::fs::read_to_string(config).ok()?;
+    let file = Settings::file(&text, config).ok()?;
+    let plan = settings::plan(file.provisioning.method, &file.map).ok()?;
+    if !matches!(plan, settings::Plan::Hb46pp { .. }) {
+        return None;
+    }
+    let Run::Hb46pp(run) = prepare(config).ok()?? else {
+        return None;
+    };
+    Some(match &run.first.result {
+        RoundResult::Failed(f) => first_round_check(f.class.as_str(), &f.detail),
+        RoundResult::Answer(lg) => Check {
+            name: "provisioning",
+            level: Level::Ok,
+            message: format!("the HB46PP server answers now ({}) and the answer is stored: mape run starts on it", lg.url),
+            fix: None,
+        },
+    })
+}
+
 pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
     let mut r = Report(Vec::new());
     let settings = match Settings::load(&args.config) {
@@ -557,6 +600,9 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                 e.to_string(),
                 Some("fix the named key; start from dist/mape.toml and check with `mape run --check`"),
             );
+            if let Some(c) = first_round(&args.config) {
+                r.0.push(c);
+            }
             None
         }
     };
@@ -1005,6 +1051,16 @@ mod tests {
             let fix = provisioning_check(&p, 1_000).fix.unwrap();
             assert!(fix.contains(words), "{step}: {fix}");
         }
+    }
+
+    #[test]
+    fn no_rule_at_start_names_the_failing_step() {
+        let c = first_round_check("unreachable", "connection refused");
+        assert_eq!((c.name, c.level), ("provisioning", Level::Fail));
+        assert_eq!(c.message, "no rule to start with: the HB46PP round fails at unreachable (connection refused) and no earlier answer is stored");
+        assert!(c.fix.unwrap().contains("IPv6 default route"));
+        let c = first_round_check("no_record", "NXDOMAIN");
+        assert!(c.fix.unwrap().contains("4over6.info"));
     }
 
     #[test]

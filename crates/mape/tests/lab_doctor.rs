@@ -42,15 +42,19 @@ fn doctor(lab: &Lab) -> (Option<i32>, serde_json::Map<String, serde_json::Value>
             ],
         )
         .expect("doctor");
+    (o.status.code(), by_name(&o))
+}
+
+/// Doctor's `--json` checks by name.
+fn by_name(o: &std::process::Output) -> serde_json::Map<String, serde_json::Value> {
     let v: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
-    let checks = v["checks"]
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
+    v["checks"]
         .as_array()
         .expect("checks")
         .iter()
         .filter_map(|c| Some((c["name"].as_str()?.to_string(), c.clone())))
-        .collect();
-    (o.status.code(), checks)
+        .collect()
 }
 
 /// The check `name`, which must have level `level`: its message and fix.
@@ -211,4 +215,44 @@ fn a_br_answering_from_another_address_is_tunnel_source() {
         "{msg}"
     );
     assert!(fix.contains("map.br"), "{fix}");
+}
+
+/// An HB46PP line whose server refuses connections at the CE's first start (no answer
+/// stored yet): `mape run` has no rule and stops; doctor runs the same first round and
+/// names its failing step with the fix.
+#[test]
+fn hb46pp_down_at_the_first_start_names_the_failing_step() {
+    use mape_lab::hb46pp::{Hb46ppLab, HTTP};
+    if !mape_lab::possible_or_skip("doctor lab tests") {
+        return;
+    }
+    let mut lab = Hb46ppLab::up("doc").expect("HB46PP lab up");
+    // Nothing listens on port 8 of the provisioning host: the connection is refused.
+    lab.set_txt(Some(&format!("v=v6mig-1 url=http://[{HTTP}]:8/config t=a")))
+        .expect("TXT");
+    let cfg = lab.dir().join("ce.toml");
+    std::fs::write(&cfg, lab.ce_config("")).expect("config");
+    let (m, cfg) = (mape().display().to_string(), cfg.display().to_string());
+    assert!(!lab.dir().join("ce-state/mape0.hb46pp.json").exists());
+    let o = lab
+        .exec_ce(&["timeout", "20", &m, "run", "ce", "--config", &cfg])
+        .expect("mape run");
+    let code = o.status.code();
+    assert!(
+        code.is_some_and(|c| c != 0 && c != 124),
+        "mape run without a rule: {code:?} {}",
+        text(&o)
+    );
+    let o = lab
+        .exec_ce(&[&m, "doctor", "--config", &cfg, "--json", "--no-probe"])
+        .expect("doctor");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let checks = by_name(&o);
+    expect(&checks, "config", "fail");
+    let (msg, fix) = expect(&checks, "provisioning", "fail");
+    assert!(
+        msg.starts_with("no rule to start with: the HB46PP round fails at unreachable"),
+        "{msg}"
+    );
+    assert!(fix.contains("IPv6 default route"), "{fix}");
 }
