@@ -256,3 +256,29 @@ fn hb46pp_down_at_the_first_start_names_the_failing_step() {
     );
     assert!(fix.contains("IPv6 default route"), "{fix}");
 }
+
+#[test]
+fn a_psid_offset_other_than_the_brs_names_the_rule() {
+    // The CE takes its ports with PSID offset 6, the BR derives the PSID with offset 4:
+    // for every port of the CE's set (A << 10 | 0x34 << 2 | j) the BR's PSID is
+    // (A & 3) << 6 | 0x0d, never 0x34, so it drops every packet as spoofed (§8.1).
+    let Some(lab) = lab_with(LabOptions::new(mape(), "mape"), |c| {
+        c.replace("psid_offset = 4\n", "psid_offset = 6\n")
+    }) else {
+        return;
+    };
+    let (code, checks) = doctor(&lab);
+    assert_eq!(code, Some(1), "{checks:?}");
+    let (msg, fix) = expect(&checks, "ipv4_probe", "fail");
+    assert!(
+        msg.contains("the BR derives other ports from the rule") && msg.contains("psid-offset 6"),
+        "{msg}"
+    );
+    assert!(fix.contains("PSID offset"), "{fix}");
+    let br = lab.br_status().expect("BR status");
+    assert!(
+        br.drops.get("spoofed_source").copied().unwrap_or(0) >= 3,
+        "the BR dropped no probe as spoofed: {:?}",
+        br.drops
+    );
+}

@@ -253,8 +253,8 @@ pub(super) fn ipv4_probe_check(runs: &[ProbeRun], line: &Line<'_>) -> Check {
     }
     check(
         Level::Fail,
-        format!("{sent} IPv4 echo requests to {t} went out to the BR {brs} ({out} packets) and nothing came back since mape started: either map.br {brs} is not the line's BR, or {}", silent_br_cause(line.iid, line.ce_ipv6)),
-        Some(silent_br_fix(line.iid, line.other)),
+                format!("{sent} IPv4 echo requests to {t} went out to the BR {brs} ({out} packets) and nothing came back since mape started: either map.br {brs} is not the line's BR, or the BR derives other ports from the rule {} and drops ours as spoofed (RFC 7597 §8.1), or {}", line.rule, silent_br_cause(line.iid, line.ce_ipv6)),
+        Some(format!("{}; if the BR still answers nothing, {RULE_FIX}", silent_br_fix(line.iid, line.other))),
     )
 }
 
@@ -484,19 +484,25 @@ mod tests {
             &line(),
         );
         assert_eq!(c2.level, Level::Fail, "{}", c2.message);
-        assert!(c.message.starts_with("3 IPv4 echo requests to 203.0.113.10 went out to the BR 2001:db8:ffff::1 (3 packets) and nothing came back since mape started: either map.br 2001:db8:ffff::1 is not the line's BR, or the BR does not reach the MAP address 2001:db8:12:3400:0:c000:212:34, whose interface ID is in the rfc7597 layout"), "{}", c.message);
-        // The same words as br_replies: the other layout and the address it gives.
+        assert!(c.message.starts_with("3 IPv4 echo requests to 203.0.113.10 went out to the BR 2001:db8:ffff::1 (3 packets) and nothing came back since mape started: either map.br 2001:db8:ffff::1 is not the line's BR, or the BR derives other ports"), "{}", c.message);
+        assert!(c.message.contains("(RFC 7597 §8.1), or the BR does not reach the MAP address 2001:db8:12:3400:0:c000:212:34, whose interface ID is in the rfc7597 layout"), "{}", c.message);
+        assert!(c.message.contains("or the BR derives other ports from the rule 2001:db8::/40 -> 192.0.2.0/24 ea-len 16 psid-offset 6 psid-len 8 and drops ours as spoofed"), "{}", c.message);
+        // The same words as br_replies (the other layout and the address it gives), then
+        // the rule's.
+        let br_replies = super::super::br_replies_check(
+            (0, 40),
+            1,
+            120,
+            IidFormat::Rfc7597,
+            CE_RFC,
+            Some(CE_DRAFT),
+        );
         assert_eq!(
             c.fix,
-            super::super::br_replies_check(
-                (0, 40),
-                1,
-                120,
-                IidFormat::Rfc7597,
-                CE_RFC,
-                Some(CE_DRAFT)
-            )
-            .fix
+            Some(format!(
+                "{}; if the BR still answers nothing, {RULE_FIX}",
+                br_replies.fix.unwrap_or_default()
+            ))
         );
         assert!(c.fix.unwrap().contains("map.iid_format = \"draft03\" (the MAP address becomes 2001:db8:12:3400:c0:2:1200:3400)"));
         // A draft-03 CE is offered the RFC 7597 layout.
