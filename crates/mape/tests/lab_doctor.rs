@@ -282,3 +282,40 @@ fn a_psid_offset_other_than_the_brs_names_the_rule() {
         br.drops
     );
 }
+
+#[test]
+fn routed_mode_on_an_onlink_line_asks_for_onlink() {
+    // An RA-only line (the MAP address on the WAN's /64, found by neighbour discovery)
+    // with the CE in routed mode: nobody answers the ISP router's neighbour
+    // solicitations for the MAP address, so nothing comes back.
+    let mut opts = LabOptions::new(mape(), "mape");
+    opts.onlink = true;
+    let Some(lab) = lab_with(opts, |c| {
+        c.replace("map_address = \"onlink\"", "map_address = \"routed\"")
+    }) else {
+        return;
+    };
+    // The ISP router forgets what the on-link CE answered before the restart.
+    lab.exec_ok(
+        &lab.ns("isp"),
+        &["ip", "-6", "neigh", "flush", "dev", "isp-ce"],
+    )
+    .expect("neigh flush");
+    let (code, checks) = doctor(&lab);
+    assert_eq!(code, Some(1), "{checks:?}");
+    let (msg, fix) = expect(&checks, "prefix", "warn");
+    assert!(
+        msg.contains(&format!(
+            "in the same /64 2001:db8:12:3400::/64 as the MAP address {}",
+            addr::CE_MAP
+        )),
+        "{msg}"
+    );
+    assert!(fix.starts_with("set wan.map_address = \"onlink\""), "{fix}");
+    let (msg, fix) = expect(&checks, "ipv4_probe", "fail");
+    assert!(msg.contains("nothing came back"), "{msg}");
+    assert!(
+        fix.contains("the ISP routes map.prefix to this router"),
+        "{fix}"
+    );
+}
