@@ -122,11 +122,13 @@ fn list(d: &[(String, u64)]) -> String {
 /// The `ipv4_probe` finding (IO-free) from the probes of each target. Ok when a target
 /// answered; otherwise the first target's probe says where it got lost: it never entered
 /// the tunnel (nothing went out to the WAN: no route to the TUN, or the CE dropped it, by
-/// reason), it came back and was dropped (by reason: an unknown tunnel source is a wrong
-/// map.br, a spoofed source or a port outside the set a wrong rule, §8.1), or it went out
-/// and nothing came back (the BR does not reach the MAP address: the interface-ID layout,
-/// or map.br is no BR). When the BR delivered packets before the probe, a silent target is
-/// only a warning: the tunnel works and the target may ignore echo.
+/// reason); it came back and was dropped (by reason: an unknown tunnel source is a wrong
+/// map.br, a spoofed source or a port outside the set a wrong rule, §8.1); it came back as
+/// ICMPv6 errors from the IPv6 path (the tunnel packets reach no BR: map.br); or it went
+/// out and nothing came back (map.br is no BR, the BR drops our ports as spoofed under
+/// another rule, or it does not reach the MAP address: the interface-ID layout). An ICMP
+/// error from beyond the BR, or a BR that delivered other packets, makes a silent target
+/// only a warning: the tunnel works and the target is unreachable or ignores echo.
 pub(super) fn ipv4_probe_check(runs: &[ProbeRun], line: &Line<'_>) -> Check {
     let check = |level, message: String, fix: Option<String>| Check {
         name: "ipv4_probe",
