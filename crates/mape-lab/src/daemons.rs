@@ -74,6 +74,7 @@ ipv6_prefix = "2001:db8::/40"
 ipv4_prefix = "192.0.2.0/24"
 ea_len = 16
 psid_offset = 4
+{brs}
 [tun]
 name = "mape0"
 queues = 1
@@ -85,6 +86,14 @@ socket = "{dir}/br.sock"
 dir = "{dir}/br-state"
 "#,
             br = addr::BR,
+            brs = self
+                .opts
+                .br_second_address
+                .as_ref()
+                .map_or(String::new(), |b| format!(
+                    "br = [\"{}\", \"{b}\"]",
+                    addr::BR
+                )),
             fast_path = self.opts.fast_path,
             dir = self.dir.display()
         )
@@ -132,6 +141,13 @@ dir = "{dir}/br-state"
         let br = self.spawn(isp, "br", &[&mape, "run", "br", "--config", &br_s])?;
         self.daemons.push(br);
         self.wait_socket(&self.dir.join("br.sock"), "the BR daemon", "br")?;
+        if let Some(b) = &self.opts.br_second_address {
+            let route = format!("{b}/128");
+            self.exec_ok(
+                isp,
+                &["ip", "-6", "route", "replace", &route, "dev", "mape0"],
+            )?;
+        }
         let ce_pid = self.spawn(ce, "ce", &[&mape, "run", "ce", "--config", &ce_s])?;
         self.daemons.push(ce_pid);
         self.wait_socket(&self.ce_socket(), "the CE daemon", "ce")?;
@@ -178,6 +194,26 @@ dir = "{d}/ce-state"
         let p = path.display().to_string();
         let pid = self.spawn(ns, log, &[mape, "run", "ce", "--config", &p])?;
         self.wait_socket(sock, "the CE daemon", log)?;
+        Ok(pid)
+    }
+
+    /// Restarts the CE daemon [`Lab::up`] started with `config` (written to
+    /// [`Lab::ce_config_path`]; log `log`): stops it, starts `mape run ce` with the lab's
+    /// command, waits until it answers; its PID (also [`Lab::ce_pid`] from then on).
+    pub fn restart_ce(&mut self, config: &str, log: &str) -> Result<u32, LabError> {
+        if let Some(old) = self.ce_pid() {
+            self.stop_pid(old);
+        }
+        let (ns, mape, sock) = (
+            self.ns("ce"),
+            self.opts.mape.display().to_string(),
+            self.ce_socket(),
+        );
+        let pid = self.start_ce_in(&ns, &mape, config, &sock, log)?;
+        match self.daemons.get_mut(1) {
+            Some(p) => *p = pid,
+            None => self.daemons.push(pid),
+        }
         Ok(pid)
     }
 

@@ -1,8 +1,10 @@
 //! `mape doctor`: checks the machine and the line and says what is wrong in plain words,
 //! with the fix. Exit code 1 when a check fails; `--json` for scripts.
 
+mod probe;
+
 use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
@@ -23,9 +25,13 @@ pub(crate) struct DoctorArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Skip the BR reachability probe (ICMPv6 echo).
+    /// Skip the probes: the BR's reachability (ICMPv6 echo) and IPv4 through the tunnel.
     #[arg(long)]
     no_probe: bool,
+    /// Probe IPv4 through the tunnel with ICMP echo to ADDR (repeatable; default 1.1.1.1
+    /// and 8.8.8.8) while the CE daemon runs, and say where the probe got lost.
+    #[arg(long = "probe-ipv4", value_name = "ADDR")]
+    probe_ipv4: Vec<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -226,6 +232,13 @@ const UNKNOWN_SOURCE_SHARE: u64 = 50;
 /// the rule is the suspect: a real spoofer or a port scan through the BR stays well below.
 const RULE_MISMATCH_SHARE: u64 = 10;
 
+/// The fix when the tunnel's packets come from another source than map.br
+/// (`tunnel_source`, `ipv4_probe`).
+const TUNNEL_SOURCE_FIX: &str = "check map.br (and map.br_sources) in the config, or the BR of the profile or provisioning answer, against the IPv6 source of the tunnel packets: tcpdump -ni WAN ip6 proto 4";
+/// The fix when the BR maps addresses and ports otherwise than this CE (`rule_match`,
+/// `ipv4_probe`).
+const RULE_FIX: &str = "check the rule's EA-bits length, PSID offset and PSID length (map.ea_len, map.psid_offset, map.psid_len, or the profile) against the ISP's; `mape calc` shows the port set they give";
+
 /// A finding: failed with its message and fix when `fail` holds one, else `ok`.
 fn finding(name: &'static str, fail: Option<(String, &str)>, ok: String) -> Check {
     let (level, message, fix) = match fail {
@@ -263,7 +276,7 @@ fn tunnel_source_check(drops: &BTreeMap<String, u64>, wan_in: u64, br: &[Ipv6Add
     let fail = significant(n, wan_in, UNKNOWN_SOURCE_SHARE).then(|| {
         (
             format!("{n} of {wan_in} packets from the WAN were dropped as unknown_tunnel_source: they arrive from an IPv6 source that is neither the configured BR nor a CE of the domain, so the BR address is probably wrong (configured {brs})"),
-            "check map.br (and map.br_sources) in the config, or the BR of the profile or provisioning answer, against the IPv6 source of the tunnel packets: tcpdump -ni WAN ip6 proto 4",
+            TUNNEL_SOURCE_FIX,
         )
     });
     let ok = format!("{n} of {wan_in} packets from the WAN came from an unknown tunnel source");
@@ -281,7 +294,7 @@ fn rule_match_check(drops: &BTreeMap<String, u64>, wan_in: u64, rule: &str) -> C
     let fail = significant(n, wan_in, RULE_MISMATCH_SHARE).then(|| {
         (
             format!("{n} of {wan_in} packets from the WAN were dropped ({spoofed} spoofed_source, {outside} port_outside_set): the BR and the other CEs map addresses and ports differently from the configured rule {rule}"),
-            "check the rule's EA-bits length, PSID offset and PSID length (map.ea_len, map.psid_offset, map.psid_len, or the profile) against the ISP's; `mape calc` shows the port set they give",
+            RULE_FIX,
         )
     });
     let ok = format!("{spoofed} spoofed_source and {outside} port_outside_set drops of {wan_in} packets from the WAN");
@@ -416,7 +429,25 @@ fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> 
             fix: None,
         };
     };
-    let fix = match (p.source.as_str(), f.step.as_str()) {
+    let fix = provisioning_fix(&p.source, &f.step);
+    Check {
+        name: "provisioning",
+        level: Level::Warn,
+        message: format!(
+            "provisioning fails at {} since {} s ago ({} rounds): {}; the rule in force is from {from}",
+            f.step,
+            now.saturating_sub(f.since),
+            f.count,
+            f.detail
+        ),
+        fix: Some(fix.into()),
+    }
+}
+
+/// The fix for a provisioning round of `source` (`hb46pp`, `dhcpv6`) that failed at
+/// `step` (the daemon's `last_failure.step`, or the first round's when nothing starts).
+fn provisioning_fix(source: &str, step: &str) -> &'static str {
+    match (source, step) {
         ("dhcpv6", "no_server") => "no DHCPv6 server answers on the WAN: check the link and that the ISP serves DHCPv6-PD (`mape provision dhcpv6 --interface WAN` while mape is stopped)",
         ("dhcpv6", "no_prefix") => "the DHCPv6 server delegates no prefix to this CE (NoPrefixAvail): ask the ISP; the contract may lack the IPv4 option",
         ("dhcpv6", "refused") => "the DHCPv6 server refuses this CE (an error status): `mape provision dhcpv6` prints the status; the stored DUID is <state dir>/<tun>.dhcpv6.duid",
@@ -429,18 +460,18 @@ fn provisioning_check(p: &mape_control::reply::ProvisioningStatus, now: u64) -> 
         "bad_answer" => "the server's answer is unusable: `mape provision hb46pp` shows what it says",
         _ => "the answer could not be put in force: see provisioning_failed in the daemon's log",
         },
-    };
+    }
+}
+
+/// The `provisioning` finding (IO-free) when the daemon has no rule to start with: the
+/// HB46PP round at start failed at `step` and no answer is stored (`mape run` refuses to
+/// start then).
+fn first_round_check(step: &str, detail: &str) -> Check {
     Check {
         name: "provisioning",
-        level: Level::Warn,
-        message: format!(
-            "provisioning fails at {} since {} s ago ({} rounds): {}; the rule in force is from {from}",
-            f.step,
-            now.saturating_sub(f.since),
-            f.count,
-            f.detail
-        ),
-        fix: Some(fix.into()),
+        level: Level::Fail,
+        message: format!("no rule to start with: the HB46PP round fails at {step} ({detail}) and no earlier answer is stored"),
+        fix: Some(provisioning_fix("hb46pp", step).into()),
     }
 }
 
@@ -470,18 +501,84 @@ fn br_replies_check(
             fix: None,
         };
     }
+    Check {
+        name: "br_replies",
+        level: Level::Fail,
+        message: format!("{wan_out} packets went out to the BR in {uptime_s} s with {sessions} sessions open and not one came back: {}", silent_br_cause(iid, ce_ipv6)),
+        fix: Some(silent_br_fix(iid, other)),
+    }
+}
+
+/// Why a BR that receives our packets sends nothing back (`br_replies`, `ipv4_probe`):
+/// the MAP address and its interface-ID layout (RFC 7597 §6 or draft-03).
+fn silent_br_cause(iid: IidFormat, ce_ipv6: Ipv6Addr) -> String {
     let layouts = "RFC 7597 §6 lays the interface ID out as 16 zero bits, IPv4 address, PSID; draft-ietf-softwire-map-03 (used by v6plus and BIGLOBE) as 8 zero bits, IPv4 address, PSID, 8 zero bits";
+    format!("the BR does not reach the MAP address {ce_ipv6}, whose interface ID is in the {iid} layout. {layouts}; a BR expecting the other layout sends to another address")
+}
+
+/// The fix for a silent BR: the other interface-ID layout and the MAP address it gives
+/// (`other`), then map.br and the routing of map.prefix.
+fn silent_br_fix(iid: IidFormat, other: Option<Ipv6Addr>) -> String {
     let (other_fmt, other_name) = match iid {
         IidFormat::Rfc7597 => ("draft03", "draft-03"),
         IidFormat::Draft03 => ("rfc7597", "RFC 7597"),
     };
     let becomes = other.map_or_else(String::new, |a| format!(" (the MAP address becomes {a})"));
-    Check {
-        name: "br_replies",
-        level: Level::Fail,
-        message: format!("{wan_out} packets went out to the BR in {uptime_s} s with {sessions} sessions open and not one came back: the BR does not reach the MAP address {ce_ipv6}, whose interface ID is in the {iid} layout. {layouts}; a BR expecting the other layout sends to another address"),
-        fix: Some(format!("try the {other_name} layout: map.iid_format = \"{other_fmt}\"{becomes}, then restart mape; if the BR still answers nothing, check map.br and that the ISP routes map.prefix to this router")),
+    format!("try the {other_name} layout: map.iid_format = \"{other_fmt}\"{becomes}, then restart mape; if the BR still answers nothing, check map.br and that the ISP routes map.prefix to this router")
+}
+
+/// The `ipv4_probe` finding: probes each target (`probe::DEFAULT_TARGETS` when none is
+/// given) and judges them; a warning when a target could not be probed at all.
+fn ipv4_probe(socket: &Path, targets: &[Ipv4Addr], line: &probe::Line<'_>) -> Check {
+    let targets = if targets.is_empty() {
+        &probe::DEFAULT_TARGETS[..]
+    } else {
+        targets
+    };
+    let mut runs = Vec::new();
+    for &t in targets {
+        match probe::probe(socket, t) {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                let fix = match e {
+                    probe::ProbeError::Ping(_) => "install ping (apt-get install iputils-ping) and run doctor as root, or skip the probes with --no-probe",
+                    probe::ProbeError::Status(_) => "the daemon stopped answering during the probe: see its log",
+                };
+                return Check {
+                    name: "ipv4_probe",
+                    level: Level::Warn,
+                    message: format!("IPv4 through the tunnel not probed ({t}): {e}"),
+                    fix: Some(fix.into()),
+                };
+            }
+        }
     }
+    probe::ipv4_probe_check(&runs, line)
+}
+
+/// When the configuration takes its rule from HB46PP and cannot be loaded (no answer
+/// stored), the round `mape run` would run first, run now (the IO; an answer it gets is
+/// stored, as `mape run` would): the `provisioning` finding naming the failing step.
+fn first_round(config: &Path) -> Option<Check> {
+    use mape_daemon::provisioning::{prepare, runner::RoundResult, settings, Run};
+    let text = std::fs::read_to_string(config).ok()?;
+    let file = Settings::file(&text, config).ok()?;
+    let plan = settings::plan(file.provisioning.method, &file.map).ok()?;
+    if !matches!(plan, settings::Plan::Hb46pp { .. }) {
+        return None;
+    }
+    let Run::Hb46pp(run) = prepare(config).ok()?? else {
+        return None;
+    };
+    Some(match &run.first.result {
+        RoundResult::Failed(f) => first_round_check(f.class.as_str(), &f.detail),
+        RoundResult::Answer(lg) => Check {
+            name: "provisioning",
+            level: Level::Ok,
+            message: format!("the HB46PP server answers now ({}) and the answer is stored: mape run starts on it", lg.url),
+            fix: None,
+        },
+    })
 }
 
 pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
@@ -503,6 +600,9 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                 e.to_string(),
                 Some("fix the named key; start from dist/mape.toml and check with `mape run --check`"),
             );
+            if let Some(c) = first_round(&args.config) {
+                r.0.push(c);
+            }
             None
         }
     };
@@ -725,6 +825,20 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
                 m.ce_ipv6,
                 other.map(|o| o.ce_ipv6),
             ));
+            if !args.no_probe {
+                if let Some(s) = &settings {
+                    let line = probe::Line {
+                        tun: &s.tun.name,
+                        br: ce.map.domain.br(),
+                        rule: &rule,
+                        iid: m.iid_format,
+                        ce_ipv6: m.ce_ipv6,
+                        other: other.map(|o| o.ce_ipv6),
+                        icmp_source: ce.lan_address,
+                    };
+                    r.0.push(ipv4_probe(&s.socket, &args.probe_ipv4, &line));
+                }
+            }
         }
     }
     let failed = r.0.iter().any(|c| c.level == Level::Fail);
@@ -937,6 +1051,16 @@ mod tests {
             let fix = provisioning_check(&p, 1_000).fix.unwrap();
             assert!(fix.contains(words), "{step}: {fix}");
         }
+    }
+
+    #[test]
+    fn no_rule_at_start_names_the_failing_step() {
+        let c = first_round_check("unreachable", "connection refused");
+        assert_eq!((c.name, c.level), ("provisioning", Level::Fail));
+        assert_eq!(c.message, "no rule to start with: the HB46PP round fails at unreachable (connection refused) and no earlier answer is stored");
+        assert!(c.fix.unwrap().contains("IPv6 default route"));
+        let c = first_round_check("no_record", "NXDOMAIN");
+        assert!(c.fix.unwrap().contains("4over6.info"));
     }
 
     #[test]
