@@ -40,6 +40,10 @@ pub struct LabOptions {
     /// environment variable `MAPE_LAB_FAST_PATH` sets the default, so a whole test suite
     /// runs once with the kernel fast path and once without (scripts/test.sh).
     pub fast_path: String,
+    /// The BR's addresses (default [`crate::addr::BR`] alone): the first is its
+    /// `[br] address`, the outer source of everything it sends to CEs; with more, all of
+    /// them are its `[map] br` and it accepts tunnel packets to each.
+    pub br: Vec<String>,
 }
 
 impl LabOptions {
@@ -57,6 +61,7 @@ impl LabOptions {
             turn: false,
             onlink: false,
             fast_path: std::env::var("MAPE_LAB_FAST_PATH").unwrap_or_else(|_| "auto".into()),
+            br: vec![crate::addr::BR.into()],
         }
     }
 }
