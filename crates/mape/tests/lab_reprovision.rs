@@ -18,7 +18,9 @@
 //!     hand (RFC 7597 §5.1, §6), EA bits 0x1335 → 192.0.2.19, PSID 0x35 (53), ports
 //!     A·4096 + 53·16 + j (first range 4944-4959), CE address 2001:db8:13:3500:0:c000:213:35.
 //!     The old session is dropped and counted (`provisioning.last_change.sessions_dropped`
-//!     and the event), the server gets nothing more from the old address and port, the MAP
+//!     and the event), the server gets nothing more from the old address and port, the old
+//!     client learns it (its next segment leaves from the new address, and the server,
+//!     which has no such connection, resets it), the fast path then holds no flow, the MAP
 //!     routes are replaced, and a new connection from lan1 works at once through
 //!     192.0.2.19 on a port of PSID 53.
 //!
