@@ -39,7 +39,7 @@ echo "== lab suites with [datapath] fast_path = \"off\""
 # (--workspace, as above, so the test binaries built for it are reused, not rebuilt with
 # another feature set.)
 MAPE_LAB_FAST_PATH=off cargo nextest run --workspace --locked --no-fail-fast \
-  -E 'binary(lab_e2e) | binary(lab_churn) | binary(lab_restart) | binary(lab_ttl) | binary(lab_wan_garbage) | binary(lab_failsafe)'
+  -E 'binary(lab_e2e) | binary(lab_churn) | binary(lab_restart) | binary(lab_ttl) | binary(lab_wan_garbage) | binary(lab_failsafe) | binary(lab_reprovision)'
 echo "== the Debian package: build it, install it into a clean Debian root, purge it"
 if [ "$(id -u)" = 0 ]; then
   scripts/test-deb.sh "$(scripts/build-deb.sh | tail -n 1)"

@@ -630,6 +630,22 @@ pub struct BrSettings {
     pub domain: MapDomain,
 }
 
+impl BrSettings {
+    /// Every address the BR is: `[br] address` first (the outer source toward CEs,
+    /// RFC 7597 §7), then the domain's other BR addresses (`[map] br`), each once. The
+    /// pipeline accepts packets to all of them and the daemon routes all of them into its
+    /// TUN.
+    pub fn addresses(&self) -> Vec<Ipv6Addr> {
+        let mut all = vec![self.address];
+        for a in self.domain.br() {
+            if !all.contains(a) {
+                all.push(*a);
+            }
+        }
+        all
+    }
+}
+
 /// What the daemon runs.
 #[derive(Debug, Clone)]
 pub enum Role {
@@ -1333,6 +1349,25 @@ pub(crate) mod tests {
         assert!(
             e.contains("an argon2 hash as `mape passwd` prints it"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_br_is_each_of_its_addresses_once_its_own_first() {
+        let br = "mode = \"br\"\n[br]\naddress = \"2001:db8:ffff::1\"\n[map]\nprefix = \"2001:db8:12:3400::/56\"\nipv6_prefix = \"2001:db8::/40\"\nipv4_prefix = \"192.0.2.0/24\"\nea_len = 16\n";
+        let addresses = |extra: &str| {
+            let s = parse(&format!("{br}{extra}")).unwrap();
+            let Role::Br(b) = s.role else { panic!() };
+            b.addresses()
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(addresses(""), ["2001:db8:ffff::1"]);
+        // [br] address second in [map] br, and a third: its own first, each once.
+        assert_eq!(
+            addresses("br = [\"2001:db8:ffff::2\", \"2001:db8:ffff::1\", \"2001:db8:ffff::3\"]\n"),
+            ["2001:db8:ffff::1", "2001:db8:ffff::2", "2001:db8:ffff::3"]
         );
     }
 

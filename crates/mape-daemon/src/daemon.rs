@@ -755,7 +755,9 @@ async fn setup(p: &mut Plumbing, s: &Settings) -> Result<(), RunError> {
             setup_map(p, tun, ce).await?;
         }
         Role::Br(br) => {
-            p.route6(br.address, 128, tun).await?;
+            for a in br.addresses() {
+                p.route6(a, 128, tun).await?;
+            }
             for rule in br.domain.rules() {
                 let v4 = rule.ipv4_prefix();
                 p.route4(v4.addr(), v4.len(), tun, None).await?;

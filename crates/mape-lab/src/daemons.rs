@@ -74,8 +74,7 @@ ipv6_prefix = "2001:db8::/40"
 ipv4_prefix = "192.0.2.0/24"
 ea_len = 16
 psid_offset = 4
-{brs}
-[tun]
+{brs}[tun]
 name = "mape0"
 queues = 1
 [datapath]
@@ -85,15 +84,13 @@ socket = "{dir}/br.sock"
 [state]
 dir = "{dir}/br-state"
 "#,
-            br = addr::BR,
-            brs = self
-                .opts
-                .br_second_address
-                .as_ref()
-                .map_or(String::new(), |b| format!(
-                    "br = [\"{}\", \"{b}\"]",
-                    addr::BR
-                )),
+            br = self.opts.br.first().map_or(addr::BR, String::as_str),
+            brs = if self.opts.br.len() < 2 {
+                String::new()
+            } else {
+                let all: Vec<String> = self.opts.br.iter().map(|a| format!("\"{a}\"")).collect();
+                format!("br = [{}]\n", all.join(", "))
+            },
             fast_path = self.opts.fast_path,
             dir = self.dir.display()
         )
@@ -141,13 +138,6 @@ dir = "{dir}/br-state"
         let br = self.spawn(isp, "br", &[&mape, "run", "br", "--config", &br_s])?;
         self.daemons.push(br);
         self.wait_socket(&self.dir.join("br.sock"), "the BR daemon", "br")?;
-        if let Some(b) = &self.opts.br_second_address {
-            let route = format!("{b}/128");
-            self.exec_ok(
-                isp,
-                &["ip", "-6", "route", "replace", &route, "dev", "mape0"],
-            )?;
-        }
         let ce_pid = self.spawn(ce, "ce", &[&mape, "run", "ce", "--config", &ce_s])?;
         self.daemons.push(ce_pid);
         self.wait_socket(&self.ce_socket(), "the CE daemon", "ce")?;
@@ -277,6 +267,33 @@ dir = "{d}/ce-state"
                 detail: e.to_string(),
             }
         })
+    }
+
+    /// Stops the BR daemon and starts it again with the addresses `br` (as
+    /// [`crate::LabOptions::br`]): the CEs' sessions live on (the BR is stateless), the
+    /// addresses it no longer has are unreachable.
+    pub fn restart_br(&mut self, br: Vec<String>) -> Result<(), LabError> {
+        if let Some(pid) = self.daemons.first().copied() {
+            self.stop_pid(pid);
+        }
+        self.opts.br = br;
+        let br_cfg = self.dir.join("br.toml");
+        fs::write(&br_cfg, self.br_config())?;
+        let (mape, cfg) = (
+            self.opts.mape.display().to_string(),
+            br_cfg.display().to_string(),
+        );
+        let isp = self.ns("isp");
+        let pid = self.spawn(
+            &isp,
+            "br-restarted",
+            &[&mape, "run", "br", "--config", &cfg],
+        )?;
+        match self.daemons.first_mut() {
+            Some(first) => *first = pid,
+            None => self.daemons.push(pid),
+        }
+        self.wait_socket(&self.br_socket(), "the BR daemon", "br-restarted")
     }
 
     /// Restarts both daemons with `[datapath] fast_path = fast_path` (the bench's

@@ -49,6 +49,22 @@ pub struct Offer {
     pub ipv4: &'static str,
     /// A pool to delegate from (`None`: no pool, NoPrefixAvail).
     pub pool: Option<&'static str>,
+    /// The S46_BR address (default [`crate::addr::BR`]).
+    pub br: &'static str,
+}
+
+impl Offer {
+    /// The lab's offer with `timers`: a /56 from a pool of [`DELEGATED`] alone, option 94
+    /// with the rule on [`IPV4`] and the BR [`crate::addr::BR`].
+    pub fn lab(timers: Timers) -> Self {
+        Self {
+            timers,
+            s46: true,
+            ipv4: IPV4,
+            pool: Some(DELEGATED),
+            br: crate::addr::BR,
+        }
+    }
 }
 
 /// A running DHCPv6 line.
@@ -223,6 +239,28 @@ impl Dhcpv6Lab {
 }
 
 impl Lab {
+    /// The full lab's CE configuration ([`Lab::ce_config`]) with no rule, not even
+    /// `[map] prefix`, and `[provisioning] method = "dhcpv6"`: the delegated prefix, the
+    /// rule and the BR all come from the server on the ISP link ([`Lab::serve_dhcpv6`]).
+    pub fn dhcpv6_ce_config(&self) -> String {
+        let rule_lines = [
+            "prefix =",
+            "ipv6_prefix",
+            "ipv4_prefix",
+            "ea_len",
+            "psid_offset",
+            "br =",
+        ];
+        let mut config: String = self
+            .ce_config()
+            .lines()
+            .filter(|l| !rule_lines.iter().any(|k| l.trim_start().starts_with(k)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        config += "[provisioning]\nmethod = \"dhcpv6\"\n";
+        config
+    }
+
     fn kea_config(&self, offer: &Offer) -> String {
         let d = self.dir.display().to_string();
         let t = offer.timers;
@@ -233,7 +271,7 @@ impl Lab {
                  "data": format!("0, 16, 24, {}, 2001:db8::/40", offer.ipv4)},
                 {"space": "s46-rule-options", "name": "s46-portparams", "data": "4, 0/8"},
                 {"space": "s46-cont-mape-options", "name": "s46-br",
-                 "data": "2001:db8:ffff::1"},
+                 "data": offer.br},
                 {"space": "dhcp6", "name": "dns-servers", "data": "2001:db8:0:1::53"}
             ])
         } else {

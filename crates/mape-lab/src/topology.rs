@@ -40,11 +40,10 @@ pub struct LabOptions {
     /// environment variable `MAPE_LAB_FAST_PATH` sets the default, so a whole test suite
     /// runs once with the kernel fast path and once without (scripts/test.sh).
     pub fast_path: String,
-    /// A second BR address (the BR's `[map] br`, routed to its TUN): the BR accepts
-    /// tunnel packets sent to it but answers from its first address, as a line whose BR
-    /// answers from another address than the CE sends to (`map.br_sources`). The CE keeps
-    /// sending to the first.
-    pub br_second_address: Option<String>,
+    /// The BR's addresses (default [`crate::addr::BR`] alone): the first is its
+    /// `[br] address`, the outer source of everything it sends to CEs; with more, all of
+    /// them are its `[map] br` and it accepts tunnel packets to each.
+    pub br: Vec<String>,
 }
 
 impl LabOptions {
@@ -62,7 +61,7 @@ impl LabOptions {
             turn: false,
             onlink: false,
             fast_path: std::env::var("MAPE_LAB_FAST_PATH").unwrap_or_else(|_| "auto".into()),
-            br_second_address: None,
+            br: vec![crate::addr::BR.into()],
         }
     }
 }

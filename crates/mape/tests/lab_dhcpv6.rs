@@ -18,7 +18,7 @@ use std::process::Output;
 mod common;
 
 use common::fails;
-use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED, IPV4};
+use mape_lab::dhcpv6::{Dhcpv6Lab, Offer, Timers, CE_WAN, DELEGATED};
 use serde_json::Value;
 
 fn mape() -> String {
@@ -50,12 +50,7 @@ const TIMERS: Timers = Timers {
 };
 
 fn offer() -> Offer {
-    Offer {
-        timers: TIMERS,
-        s46: true,
-        ipv4: IPV4,
-        pool: Some(DELEGATED),
-    }
+    Offer::lab(TIMERS)
 }
 
 fn provision(lab: &Dhcpv6Lab, extra: &[&str]) -> Output {
@@ -398,21 +393,7 @@ fn ipv4_goes_through_the_br_on_the_rule_kea_serves() {
         ..offer()
     })
     .expect("Kea on the ISP link");
-    let rule_lines = [
-        "prefix =",
-        "ipv6_prefix",
-        "ipv4_prefix",
-        "ea_len",
-        "psid_offset",
-        "br =",
-    ];
-    let mut config: String = lab
-        .ce_config()
-        .lines()
-        .filter(|l| !rule_lines.iter().any(|k| l.trim_start().starts_with(k)))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    config += "[provisioning]\nmethod = \"dhcpv6\"\n";
+    let config = lab.dhcpv6_ce_config();
     let (ce, sock) = (lab.ns("ce"), lab.ce_socket());
     let m = mape();
     let pid = lab

@@ -15,7 +15,7 @@ use common::{bin as mape, text};
 /// A CE MAP address of another host that is no BR: held by the ISP router's kernel (on its
 /// loopback), which has no MAP-E tunnel.
 const NOT_A_BR: &str = "2001:db8:fffe::1";
-/// The BR's second address (`LabOptions::br_second_address`): it accepts tunnel packets
+/// The BR's second address (`LabOptions::br`, after the lab's BR): it accepts tunnel packets
 /// sent there and answers from `addr::BR`.
 const BR_SECOND: &str = "2001:db8:ffff::2";
 /// The RFC 7597 Appendix A Example 1 CE's MAP address in the draft-03 layout (bytes 9-12
@@ -170,7 +170,7 @@ fn a_map_br_that_is_no_br_is_named() {
 #[test]
 fn a_br_answering_from_another_address_is_tunnel_source() {
     let mut opts = LabOptions::new(mape(), "mape");
-    opts.br_second_address = Some(BR_SECOND.into());
+    opts.br = vec![mape_lab::addr::BR.into(), BR_SECOND.into()];
     let Some(lab) = lab_with(opts, |c| with_br(c, BR_SECOND)) else {
         return;
     };

@@ -25,23 +25,6 @@ use common::bin as mape;
 /// The server's port on 203.0.113.10 (none of the lab's own servers use it).
 const PORT: &str = "7407";
 
-/// The server: answers each line with the peer's address and port it saw and the line.
-const SERVER: &str = r#"
-import socket, sys, threading
-def serve(c, peer):
-    f = c.makefile("rwb")
-    for line in f:
-        f.write(("%s:%d %s\n" % (peer[0], peer[1], line.decode().strip())).encode())
-        f.flush()
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen()
-while True:
-    c, peer = srv.accept()
-    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
-"#;
-
 /// The client: one connection; for n = 0, 1, ... it waits for the file `go<n>` in the
 /// directory, sends `msg<n>`, and writes the server's answer to `reply<n>` (renamed into
 /// place when complete). Gives up after 60 s of waiting for anything.
@@ -132,7 +115,7 @@ fn a_tcp_connection_survives_sigterm_and_kill_9_of_the_ce() {
         return;
     }
     let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
-    let (lan1, inet) = (lab.ns("lan1"), lab.ns("inet"));
+    let lan1 = lab.ns("lan1");
     let dir = lab.dir.join("restart");
     std::fs::create_dir_all(&dir).expect("dir");
     let dir_s = dir.display().to_string();
@@ -149,13 +132,7 @@ fn a_tcp_connection_survives_sigterm_and_kill_9_of_the_ce() {
     assert!(wait_exit(&mut lab, first, Duration::from_secs(10)).is_some());
     let ce = start_ce(&mut lab, "ce-1s");
 
-    lab.spawn(
-        &inet,
-        "server",
-        &["python3", "-c", SERVER, "203.0.113.10", PORT],
-    )
-    .expect("server");
-    std::thread::sleep(Duration::from_millis(500));
+    common::start_peer_echo_server(&mut lab, PORT);
     lab.spawn(
         &lan1,
         "client",

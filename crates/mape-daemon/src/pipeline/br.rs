@@ -28,6 +28,7 @@ impl BrPipeline {
     pub fn new(b: &BrSettings, s: &Settings) -> Result<Self, PipelineError> {
         let mut cfg = BrConfig::from_domain(&b.domain, b.icmp_source)?;
         cfg.br_ipv6 = b.address;
+        cfg.extra_br_addresses = b.addresses().split_off(1);
         cfg.ipv6_mtu = s.tun.ipv6_mtu;
         Ok(Self {
             br: Br::new(cfg)?,

@@ -103,3 +103,53 @@ pub(crate) fn assert_moved_to_198_51_100_18(s: &serde_json::Value) {
     assert!(said("before").contains("ipv4 192.0.2.18 psid 52"), "{c}");
     assert!(said("after").contains("ipv4 198.51.100.18 psid 52"), "{c}");
 }
+
+/// A TCP server in Python (`python3 -c PEER_ECHO_SERVER ADDR PORT`): answers each line
+/// with the address and port it saw the peer at and the line, and prints the same.
+pub(crate) const PEER_ECHO_SERVER: &str = r#"
+import socket, sys, threading
+def serve(c, peer):
+    f = c.makefile("rwb")
+    for line in f:
+        out = "%s:%d %s" % (peer[0], peer[1], line.decode().strip())
+        print(out, flush=True)
+        f.write((out + "\n").encode())
+        f.flush()
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen()
+while True:
+    c, peer = srv.accept()
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+"#;
+
+/// Starts [`PEER_ECHO_SERVER`] on the lab's internet host at 203.0.113.10:`port` (log
+/// `server`) and waits (at most 10 s) until it listens.
+pub(crate) fn start_peer_echo_server(lab: &mut mape_lab::Lab, port: &str) {
+    let inet = lab.ns("inet");
+    lab.spawn(
+        &inet,
+        "server",
+        &["python3", "-c", PEER_ECHO_SERVER, "203.0.113.10", port],
+    )
+    .expect("echo server");
+    let listening = format!("203.0.113.10:{port}");
+    let t0 = std::time::Instant::now();
+    while !lab
+        .exec(&inet, &["ss", "-Hltn"])
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|w| w == listening)
+        })
+        .unwrap_or(false)
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "echo server: {}",
+            lab.log("server")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
