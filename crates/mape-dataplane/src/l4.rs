@@ -177,6 +177,15 @@ pub(crate) fn error_quote(ip: &Ipv4Packet<&[u8]>) -> Result<Embedded, DropReason
     embedded(Icmpv4Packet::new_unchecked(ip.payload()).data())
 }
 
+/// [`error_quote`] of an ICMPv4 error about to be translated: its own checksum must
+/// verify first (RFC 792), else it is dropped as `icmp_bad_checksum`.
+pub(crate) fn checked_error_quote(ip: &Ipv4Packet<&[u8]>) -> Result<Embedded, DropReason> {
+    if !Icmpv4Packet::new_unchecked(ip.payload()).verify_checksum() {
+        return Err(DropReason::IcmpBadChecksum);
+    }
+    error_quote(ip)
+}
+
 /// The port that names the CE of a datagram (RFC 7597 §5.3 PSID, §8.1 source check):
 /// the port on `side` (`Dst` for packets toward a CE, `Src` for packets from one), or for
 /// an ICMP error the opposite port of the packet it quotes (§8.2: the quote is a packet

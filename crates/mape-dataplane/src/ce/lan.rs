@@ -5,7 +5,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 
 use mape_nat::{Endpoint, OutboundPacket, OutboundVerdict, RefuseNotice, TcpFlags, Timestamp};
 use mape_rules::Ipv4Net;
-use mape_wire::{Icmpv4Packet, Ipv4Packet};
+use mape_wire::Ipv4Packet;
 
 use crate::defrag;
 use crate::drop::DropReason;
@@ -208,10 +208,7 @@ impl Ce {
         ip: &Ipv4Packet<&[u8]>,
         out: &mut S,
     ) -> Verdict {
-        if !Icmpv4Packet::new_unchecked(ip.payload()).verify_checksum() {
-            return Verdict::Dropped(DropReason::IcmpBadChecksum);
-        }
-        let e = match l4::error_quote(ip) {
+        let e = match l4::checked_error_quote(ip) {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };

@@ -4,7 +4,7 @@
 use core::net::Ipv6Addr;
 
 use mape_nat::{Endpoint, InboundPacket, InboundVerdict, TcpFlags, Timestamp};
-use mape_wire::{icmpv6, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
+use mape_wire::{icmpv6, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet};
 
 use crate::defrag;
 use crate::drop::DropReason;
@@ -247,10 +247,7 @@ impl Ce {
         ip: &Ipv4Packet<&[u8]>,
         out: &mut S,
     ) -> Verdict {
-        if !Icmpv4Packet::new_unchecked(ip.payload()).verify_checksum() {
-            return Verdict::Dropped(DropReason::IcmpBadChecksum);
-        }
-        let e = match l4::error_quote(ip) {
+        let e = match l4::checked_error_quote(ip) {
             Ok(e) => e,
             Err(r) => return Verdict::Dropped(r),
         };
