@@ -135,7 +135,8 @@ fn session_filter(q: &SessionQuery) -> Option<SessionFilter> {
 impl Pipeline for CePipeline {
     fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8])) {
         // The closes the kernel forwarded come first: a new flow's port may be one of them.
-        if let FastPath::Ce(o) = &mut self.fast {
+        // (An empty batch follows a tick, which has just read them.)
+        if let (FastPath::Ce(o), false) = (&mut self.fast, packets.is_empty()) {
             o.take_fins(self.ce.nat_mut(), now);
         }
         self.ce.process_batch(now, packets, &mut tun_sink(emit));
