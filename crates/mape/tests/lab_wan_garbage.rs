@@ -302,16 +302,21 @@ fn spoofed_lan_sources_are_dropped_or_bounded() {
     }
     let _one = one_lab_at_a_time();
     let mut lab = Lab::up(LabOptions::new(mape(), "mape")).expect("lab up");
+    let ce = lab.ns("ce");
     let before = lab.ce_status().expect("status");
+    let queue_full_before = dev_stat(&lab, &ce, "mape0", "tx_dropped");
     let ping = start_ping(&mut lab, 100);
     let report = send(&mut lab, "lan", 100_000, "spoof-lan");
     let (tx, rx, stats) = stop_ping(&mut lab, ping);
     std::thread::sleep(Duration::from_millis(300));
     let after = lab.ce_status().expect("status");
+    // What the kernel dropped in front of mape because the TUN's queue was full.
+    let queue_full = dev_stat(&lab, &ce, "mape0", "tx_dropped") - queue_full_before;
     let drops = drops_delta(&before, &after);
     let hosts = shown_hosts(&lab);
     eprintln!(
-        "lan2 spoofing: {report}; CE drops {drops:?}; hosts shown {}; lan1 ping: {stats}",
+        "lan2 spoofing: {report}; CE drops {drops:?}; TUN queue full {queue_full}; hosts \
+         shown {}; lan1 ping: {stats}",
         hosts.len()
     );
     let outside = report["by_kind"]["outside_lan_prefixes"]
@@ -321,12 +326,15 @@ fn spoofed_lan_sources_are_dropped_or_bounded() {
         .as_u64()
         .unwrap_or(0);
     assert_eq!(outside + inside, 100_000, "all sent: {report}");
-    // Each spoofed source outside the prefixes counted, exactly.
-    assert_eq!(
-        drops.get("source_outside_lan").copied(),
-        Some(outside),
-        "{drops:?}"
+    // Each spoofed source outside the prefixes that reached mape counted, exactly: at
+    // most `outside`, and short of it by no more than the kernel dropped in front of the
+    // TUN (counted on its own counter, inside or outside packets alike; under 1 %).
+    let counted = drops.get("source_outside_lan").copied().unwrap_or(0);
+    assert!(
+        counted <= outside && counted + queue_full >= outside,
+        "{drops:?}, TUN queue full {queue_full}"
     );
+    assert!(queue_full * 100 <= outside, "TUN queue full {queue_full}");
     // Inside: 100 spoofed addresses plus the lab's own hosts at most, all in the prefix.
     let lan: mape_rules::Ipv4Net = "192.168.10.0/24".parse().unwrap();
     assert!(hosts.iter().all(|h| lan.contains(*h)), "{hosts:?}");
