@@ -102,6 +102,10 @@ pub struct FastPathStatus {
     pub back: Flow,
     /// Packets it left to the TUN path, by reason (non-zero only).
     pub passed: BTreeMap<String, u64>,
+    /// CE: TCP FINs it forwarded itself, each told to the engine through its event ring
+    /// (a FIN the full ring could not tell is in `passed` as `events_full`).
+    #[serde(default)]
+    pub fins: u64,
 }
 
 /// Where the CE's MAP rule came from (`[provisioning]`), when, and the refresh.

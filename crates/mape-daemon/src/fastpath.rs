@@ -55,6 +55,7 @@ impl FastPath {
                 out: Flow::default(),
                 back: Flow::default(),
                 passed: BTreeMap::new(),
+                fins: 0,
             },
             FastPath::Ce(o) => {
                 active_status(o.mode, &o.names, o.tracked.len() as u64, &o.fp.counters())
@@ -89,6 +90,12 @@ impl FastPath {
                     f.packets,
                 );
             }
+            m.counter(
+                "mape_fast_path_fins",
+                "TCP FINs the kernel fast path forwarded itself, each fed to the engine's state machine",
+                &[],
+                status.fins,
+            );
             for c in Counter::ALL {
                 if let Some(reason) = c.reason() {
                     m.counter(
@@ -128,6 +135,7 @@ fn active_status(
             .filter_map(|&k| Some((k.reason()?.to_string(), c.get(k))))
             .filter(|(_, n)| *n > 0)
             .collect(),
+        fins: c.get(Counter::FinEvents),
     }
 }
 
@@ -292,7 +300,23 @@ impl CeOffload {
     /// Folds one flow: its last packet restarts its engine timer, the LAN host's ACK
     /// is recorded. A flow the engine no longer has loses its entry.
     fn fold_one(&mut self, nat: &mut Nat, now: Timestamp, f: &OffloadFlow, always: bool) {
-        let Some((out, back)) = self.fp.seen(f) else {
+        let seen = self.fp.seen(f);
+        self.fold_seen(nat, now, f, seen, always);
+    }
+
+    /// [`Self::fold_one`] with what the entry recorded already read (`None`: no entry).
+    fn fold_seen(
+        &mut self,
+        nat: &mut Nat,
+        now: Timestamp,
+        f: &OffloadFlow,
+        seen: Option<(
+            mape_fastpath::layout::EntrySeen,
+            mape_fastpath::layout::EntrySeen,
+        )>,
+        always: bool,
+    ) {
+        let Some((out, back)) = seen else {
             return;
         };
         let last = out.last_seen_ns.max(back.last_seen_ns);
@@ -320,9 +344,27 @@ impl CeOffload {
             return;
         }
         renewed(self.fp.renew(mape_fastpath::monotonic_ns()));
-        let flows: Vec<OffloadFlow> = self.tracked.keys().copied().collect();
-        for f in &flows {
-            self.fold_one(nat, now, f, false);
+        // Both maps in one batched read each, not two system calls per flow under the
+        // datapath lock; a flow the batch missed is read on its own.
+        let expected = self.tracked.len();
+        let swept = self.fp.seen_all(expected);
+        let mut visited = 0;
+        for (f, s) in &swept {
+            if self.tracked.contains_key(f) {
+                visited += 1;
+                self.fold_seen(nat, now, f, Some(*s), false);
+            }
+        }
+        if visited < expected {
+            let got: std::collections::HashSet<OffloadFlow> =
+                swept.iter().map(|(f, _)| *f).collect();
+            let missed: Vec<OffloadFlow> = (self.tracked.keys())
+                .filter(|f| !got.contains(f))
+                .copied()
+                .collect();
+            for f in &missed {
+                self.fold_one(nat, now, f, false);
+            }
         }
         self.apply(nat, now);
         let (out, back) = self.fold.traffic(self.fp.counters());

@@ -1,6 +1,7 @@
 //! The CE's fast path: its two programs attached (LAN ingress, WAN ingress), the
 //! configuration and deadline, and the entries kept in step with the engine's journal.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::mpsc;
 
@@ -13,6 +14,8 @@ use crate::tc::Hooks;
 use crate::{FastPathError, DEADLINE};
 
 const OBJECT: &str = "ce";
+/// Room [`CeFastPath::seen_all`] leaves above the entries it expects.
+const SWEEP_SLACK: usize = 256;
 
 /// What the CE's programs need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,30 +148,75 @@ impl CeFastPath {
         Ok(())
     }
 
-    /// Removes both directions of `flow` and returns what they recorded last (`None`
-    /// when there was no entry).
-    pub fn remove(&self, flow: &OffloadFlow) -> Option<(EntrySeen, EntrySeen)> {
-        let seen = self.seen(flow);
-        let _ = self.out_map.delete(&layout::ce_out_key(flow));
+    /// Removes both directions of `flow`: one system call each, nothing read back (the
+    /// traffic is in the programs' counters, and the engine's timer has no use for the
+    /// last packet of a flow it ends). Whether there was an outbound entry.
+    pub fn remove(&self, flow: &OffloadFlow) -> bool {
+        let had = self.out_map.delete(&layout::ce_out_key(flow)).is_ok();
         let _ = self.in_map.delete(&layout::ce_in_key(flow));
-        seen
+        had
     }
 
-    /// What both directions of `flow` recorded (outbound, inbound).
+    /// What both directions of `flow` recorded (outbound, inbound); read into the stack.
     pub fn seen(&self, flow: &OffloadFlow) -> Option<(EntrySeen, EntrySeen)> {
-        let out = self
+        let mut out = [0u8; layout::CE_OUT_VAL_LEN];
+        let found = self
             .out_map
-            .lookup(&layout::ce_out_key(flow), MapFlags::ANY)
-            .ok()
-            .flatten()?;
-        let back = self
+            .lookup_into(&layout::ce_out_key(flow), &mut out, MapFlags::ANY)
+            .unwrap_or(false);
+        if !found {
+            return None;
+        }
+        let mut back = [0u8; layout::CE_IN_VAL_LEN];
+        let back = match self
             .in_map
-            .lookup(&layout::ce_in_key(flow), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .map(|v| layout::in_seen(&v))
-            .unwrap_or_default();
+            .lookup_into(&layout::ce_in_key(flow), &mut back, MapFlags::ANY)
+        {
+            Ok(true) => layout::in_seen(&back),
+            _ => EntrySeen::default(),
+        };
         Some((layout::out_seen(&out), back))
+    }
+
+    /// What every entry recorded (outbound, inbound), by flow, for a sweep that expects
+    /// about `expected` entries: each map read in one system call
+    /// (`BPF_MAP_LOOKUP_BATCH`, Linux 5.6) instead of two calls per flow. An entry the
+    /// batch did not return (the call failed, or the map holds more than expected) is
+    /// simply absent: [`Self::seen`] reads it.
+    ///
+    /// One call per map because libbpf-rs's batch iterator takes a short batch for the
+    /// last one, and the kernel returns short batches in the middle of a hash map too
+    /// (it copies whole buckets only): asked for all entries at once, it returns them
+    /// all, then ENOENT.
+    pub fn seen_all(&self, expected: usize) -> Vec<(OffloadFlow, (EntrySeen, EntrySeen))> {
+        let count = u32::try_from(expected.saturating_add(SWEEP_SLACK))
+            .unwrap_or(u32::MAX)
+            .min(self.params.max_entries.max(1));
+        let back: HashMap<u128, EntrySeen> =
+            match self
+                .in_map
+                .lookup_batch(count, MapFlags::ANY, MapFlags::ANY)
+            {
+                Ok(it) => it
+                    .map(|(k, v)| (layout::packed_key(&k), layout::in_seen(&v)))
+                    .collect(),
+                Err(_) => HashMap::new(),
+            };
+        let Ok(out) = self
+            .out_map
+            .lookup_batch(count, MapFlags::ANY, MapFlags::ANY)
+        else {
+            return Vec::new();
+        };
+        out.filter_map(|(k, v)| {
+            let flow = layout::flow_of_out(&k, &v)?;
+            let b = back
+                .get(&layout::packed_key(&layout::ce_in_key(&flow)))
+                .copied()
+                .unwrap_or_default();
+            Some((flow, (layout::out_seen(&v), b)))
+        })
+        .collect()
     }
 
     /// Every flow in the LAN → tunnel map.

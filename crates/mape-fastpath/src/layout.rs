@@ -92,6 +92,14 @@ pub fn flow_of_out(key: &[u8], val: &[u8]) -> Option<OffloadFlow> {
     })
 }
 
+/// A map key of at most 16 bytes as one number (zero-padded), for a cheap hash.
+pub fn packed_key(key: &[u8]) -> u128 {
+    let mut w = [0u8; 16];
+    let n = key.len().min(16);
+    w[..n].copy_from_slice(&key[..n]);
+    u128::from_ne_bytes(w)
+}
+
 fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     if let Some(s) = b.get(at..at + 8) {

@@ -178,6 +178,65 @@ fn lan_to_tunnel_matches_the_pipeline() {
 }
 
 #[test]
+fn the_batched_sweep_reads_what_each_entry_recorded() {
+    if !can_bpf() {
+        return;
+    }
+    let (mut ce, fp, port) = tcp_flow();
+    let fp2 = CeFastPath::load(CeParams {
+        ce_addr: ce6(),
+        ext_addr: Ipv4Addr::from(EXT),
+        ipv4_mtu: 1460,
+        hop_limit: 64,
+        max_entries: 4096,
+    })
+    .expect("load");
+    // 2 600 flows, more than a batch of libbpf-rs's iterator would hold.
+    let flows: Vec<OffloadFlow> = (0..2600u16)
+        .map(|i| OffloadFlow {
+            proto: mape_nat::Protocol::Udp,
+            internal: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10 + (i % 200) as u8), 1000 + i),
+            remote: Endpoint::new(Ipv4Addr::from(REMOTE), 53),
+            external: Endpoint::new(Ipv4Addr::from(EXT), 4000 + i),
+        })
+        .collect();
+    for f in &flows {
+        fp2.install(f, br6()).expect("install");
+    }
+    let all: std::collections::HashMap<_, _> = fp2.seen_all(flows.len()).into_iter().collect();
+    assert_eq!(all.len(), flows.len());
+    for f in &flows {
+        assert_eq!(all.get(f).copied(), fp2.seen(f), "{f:?}");
+    }
+    // Expecting fewer than there are: a part, each as recorded (the rest is read alone).
+    let part = fp2.seen_all(100);
+    assert!(
+        part.len() >= 100 && part.len() < flows.len(),
+        "{}",
+        part.len()
+    );
+    assert!(part.iter().all(|(f, s)| fp2.seen(f) == Some(*s)));
+    // A flow that carried traffic both ways: the sweep sees the packets and the ACK.
+    let out = tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, b"x");
+    let back = encap(br6(), ce6(), &tcp4(REMOTE, 80, EXT, port, 50, 0, b"y"));
+    run_ce(&mut ce, 3, &with_ttl(&out, 63));
+    assert_eq!(run(fp.object(), "ce_lan", &eth(0x0800, &out)).0, TC_ACT_OK);
+    assert_eq!(run(fp.object(), "ce_wan", &eth(0x86dd, &back)).0, TC_ACT_OK);
+    let f = fp.flows()[0];
+    let all = fp.seen_all(1);
+    assert_eq!(all.len(), 1);
+    let (g, (o, b)) = all[0];
+    assert_eq!(g, f);
+    assert_eq!(Some((o, b)), fp.seen(&f));
+    assert_eq!((o.packets, b.packets), (1, 1));
+    assert!(o.last_seen_ns > 0 && b.last_seen_ns > 0);
+    assert_eq!(o.lan_ack, Some(0x9abc_def0));
+    // Removed: gone from the sweep too.
+    assert!(fp.remove(&f));
+    assert!(fp.seen_all(1).is_empty());
+}
+
+#[test]
 fn tunnel_to_lan_matches_the_pipeline() {
     if !can_bpf() {
         return;
@@ -425,7 +484,8 @@ fn a_removed_entry_and_a_dead_daemon_forward_nothing() {
     assert_eq!(fp.counters().get(Counter::PassStale), 1);
     fp.renew(mape_fastpath::monotonic_ns()).unwrap();
     let f = fp.flows()[0];
-    assert!(fp.remove(&f).is_some());
+    assert!(fp.remove(&f));
+    assert!(!fp.remove(&f), "a second remove finds nothing");
     let (ret, got) = run(fp.object(), "ce_lan", &wire);
     assert_eq!((ret, &got), (TC_ACT_OK, &wire));
     assert_eq!(fp.counters().get(Counter::PassNoEntry), 1);

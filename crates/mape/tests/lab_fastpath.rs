@@ -271,6 +271,13 @@ fn established_flows_take_the_fast_path_and_every_packet_is_counted() {
             "entry {sport} without a closing session: {closing:?}"
         );
     }
+    // Their FINs were forwarded by the programs and counted as told to the engine.
+    assert!(
+        fast_path(&s).fins >= keys.len() as u64,
+        "fins {} for {} closed connections",
+        fast_path(&s).fins,
+        keys.len()
+    );
 
     // 4. kill -9: the filter stays, stops forwarding at the deadline; a start replaces it.
     assert!(udp_echo(&lab, 41001));

@@ -498,6 +498,7 @@ mod tests {
             out: Default::default(),
             back: Default::default(),
             passed: Default::default(),
+            fins: 0,
         }
     }
 
