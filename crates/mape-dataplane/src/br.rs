@@ -368,7 +368,7 @@ impl Br {
             Ok(p) => p,
             Err(r) => return Verdict::Dropped(r),
         };
-        if !rule.source_is_valid(*src6, src4, port) {
+        if !rule.source_is_valid(*src6, src4, port, self.cfg.iid_format) {
             return Verdict::Dropped(DropReason::SpoofedSource);
         }
         if !is_unicast(dst4) {

@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use common::*;
 use etherparse::PacketBuilder;
 use libbpf_rs::ProgramInput;
-use mape_dataplane::{Br, Ce, Direction};
+use mape_dataplane::{Br, Ce, Direction, DropReason, Verdict};
 use mape_fastpath::layout::{Counter, FinEvent};
 use mape_fastpath::{BrFastPath, BrParams, BrRule, CeFastPath, CeParams};
 use mape_nat::{Endpoint, OffloadFlow, OffloadOp, OffloadedTcp, SessionState, TcpFlags, Timestamp};
@@ -540,6 +540,20 @@ fn br_both_ways_match_the_pipeline() {
     let (ret, got) = run(fp.object(), "br_v6", &eth(0x86dd, &spoof));
     assert_eq!((ret, &got[..]), (TC_ACT_OK, &eth(0x86dd, &spoof)[..]));
     assert_eq!(fp.counters().get(Counter::PassSource), 1);
+    // The same prefix and EA bits under the other interface-ID layout (a draft-03 CE
+    // facing an RFC 7597 BR) is not the CE's MAP address: the programs leave it to the
+    // slow path, and the slow path drops it as spoofed, as both paths compare all 128
+    // bits (§8.1).
+    let draft03: std::net::Ipv6Addr = "2001:db8:12:3400:c0:2:1200:3400".parse().unwrap();
+    let other = encap(draft03, br6(), &tcp4(EXT, PORT, REMOTE, 80, 64, 0, b"hi"));
+    let (ret, got) = run(fp.object(), "br_v6", &eth(0x86dd, &other));
+    assert_eq!((ret, &got[..]), (TC_ACT_OK, &eth(0x86dd, &other)[..]));
+    assert_eq!(fp.counters().get(Counter::PassSource), 2);
+    let (verdict, out) = run_br(&mut br, 2, &other);
+    assert_eq!(
+        (verdict, out.len()),
+        (Verdict::Dropped(DropReason::SpoofedSource), 0)
+    );
     // Between two CEs of the domain: the slow path hairpins it.
     let hair = encap(ce6(), br6(), &tcp4(EXT, PORT, EXT2, PORT, 64, 0, b"hi"));
     let (ret, _) = run(fp.object(), "br_v6", &eth(0x86dd, &hair));

@@ -125,7 +125,9 @@ impl MapDomain {
         }
         match self.rule_for_source(ipv6_src) {
             None => SourceCheck::NoRule,
-            Some(r) if r.source_is_valid(ipv6_src, ipv4_src, src_port) => SourceCheck::Valid,
+            Some(r) if r.source_is_valid(ipv6_src, ipv4_src, src_port, self.iid_format) => {
+                SourceCheck::Valid
+            }
             Some(_) => SourceCheck::Spoofed,
         }
     }

@@ -532,10 +532,18 @@ impl Rule {
     }
 
     /// RFC 7597 §8.1: whether an IPv4 packet from `(ipv4_src, src_port)` may arrive in an
-    /// IPv6 packet from `ipv6_src` under this rule.
-    pub fn source_is_valid(&self, ipv6_src: Ipv6Addr, ipv4_src: Ipv4Addr, src_port: u16) -> bool {
-        self.share_of_ipv6(ipv6_src)
-            .is_ok_and(|s| s.allows(ipv4_src, src_port))
+    /// IPv6 packet from `ipv6_src` under this rule: the IPv6 source must be the MAP
+    /// address of the CE that owns that address and port (§5.3, with the subnet ID 0 and
+    /// the interface identifier of §6 in layout `iid`), the whole 128 bits, as the BR's
+    /// and the CE's kernel fast paths compare it.
+    pub fn source_is_valid(
+        &self,
+        ipv6_src: Ipv6Addr,
+        ipv4_src: Ipv4Addr,
+        src_port: u16,
+        iid: IidFormat,
+    ) -> bool {
+        self.ce_ipv6_for(ipv4_src, src_port, iid) == Ok(ipv6_src)
     }
 
     /// Reverse mapping (RFC 7597 §5.3, BR and FMR): the MAP address of the CE that owns
@@ -721,9 +729,27 @@ mod tests {
         // §8.1: the reverse of the reverse.
         let s = r.share_of_ipv6(dst).unwrap();
         assert_eq!((s.ipv4, s.psid), (net4("192.0.2.18/32"), Some(0x34)));
-        assert!(r.source_is_valid(dst, Ipv4Addr::new(192, 0, 2, 18), 1232));
-        assert!(!r.source_is_valid(dst, Ipv4Addr::new(192, 0, 2, 18), 1236));
-        assert!(!r.source_is_valid(dst, Ipv4Addr::new(192, 0, 2, 19), 1232));
+        let rfc = IidFormat::Rfc7597;
+        assert!(r.source_is_valid(dst, Ipv4Addr::new(192, 0, 2, 18), 1232, rfc));
+        assert!(!r.source_is_valid(dst, Ipv4Addr::new(192, 0, 2, 18), 1236, rfc));
+        assert!(!r.source_is_valid(dst, Ipv4Addr::new(192, 0, 2, 19), 1232, rfc));
+        // The same prefix and EA bits with another interface identifier, or another
+        // subnet ID, is not that CE's MAP address (§5.2, §6).
+        let other_iid: Ipv6Addr = "2001:db8:12:3400:c0:2:1200:3400".parse().unwrap();
+        let subnet_1: Ipv6Addr = "2001:db8:12:3401:0:c000:212:34".parse().unwrap();
+        for a in [other_iid, subnet_1] {
+            assert_eq!(r.share_of_ipv6(a).map(|s| s.psid), Ok(Some(0x34)), "{a}");
+            assert!(
+                !r.source_is_valid(a, Ipv4Addr::new(192, 0, 2, 18), 1232, rfc),
+                "{a}"
+            );
+        }
+        assert!(r.source_is_valid(
+            other_iid,
+            Ipv4Addr::new(192, 0, 2, 18),
+            1232,
+            IidFormat::Draft03
+        ));
     }
 
     /// RFC 7597 Appendix A, example 4 (no EA bits, no sharing): rule
@@ -1096,7 +1122,7 @@ mod tests {
             let port = set.nth(pick % set.count()).unwrap();
             let ipv4 = m.share.ipv4.addr();
             prop_assert_eq!(rule.ce_ipv6_for(ipv4, port, iid), Ok(m.ce_ipv6));
-            prop_assert!(rule.source_is_valid(m.ce_ipv6, ipv4, port));
+            prop_assert!(rule.source_is_valid(m.ce_ipv6, ipv4, port, iid));
             // A /128 input of the CE address maps to the same CE (when n + o ≤ 64 or exact).
             let again = rule.map_prefix(&Ipv6Net::new(m.ce_ipv6, 128).unwrap(), iid).unwrap();
             prop_assert_eq!(again.share, m.share);

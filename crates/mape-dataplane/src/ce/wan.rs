@@ -140,7 +140,7 @@ impl Ce {
             };
             match longest_v6(&self.cfg.fmrs, *src6) {
                 None => return Plan::Drop(DropReason::UnknownTunnelSource),
-                Some(r) if !r.source_is_valid(*src6, src4, port) => {
+                Some(r) if !r.source_is_valid(*src6, src4, port, self.cfg.iid_format) => {
                     return Plan::Drop(DropReason::SpoofedSource)
                 }
                 Some(_) => {}
