@@ -137,6 +137,12 @@ pub struct ProvisioningStatus {
     /// Re-provisionings in place since the start.
     #[serde(default)]
     pub changes: u64,
+    /// Sessions those changes kept (their external port still in the new set), in all.
+    #[serde(default)]
+    pub sessions_kept_total: u64,
+    /// Sessions those changes dropped, in all.
+    #[serde(default)]
+    pub sessions_dropped_total: u64,
     /// The last of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<ProvisioningChange>,

@@ -491,6 +491,23 @@ fn a_prefix_change_drops_the_old_session_and_a_new_connection_works_at_once() {
     assert_eq!(events[0]["after"], c["after"]);
     assert_eq!(events[0]["sessions_dropped"], c["sessions_dropped"]);
     assert!(line.lab.log("ce-dhcpv6").contains("provisioning_changed"));
+    // The totals, in status and in the metrics (one change so far: the same count).
+    let p = &s["provisioning"];
+    assert_eq!(p["sessions_dropped_total"], c["sessions_dropped"], "{p}");
+    assert_eq!(p["sessions_kept_total"], 0, "{p}");
+    let ce = line.lab.ns("ce");
+    let url = "http://127.0.0.1:9469/metrics";
+    let o = (line.lab)
+        .exec(&ce, &["curl", "-s", "-f", "-m", "3", url])
+        .expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let dropped = format!(
+        "mape_provisioning_sessions_total{{fate=\"dropped\"}} {}",
+        c["sessions_dropped"]
+    );
+    for want in [dropped.as_str(), "mape_provisioning_changes_total 1"] {
+        assert!(text.lines().any(|l| l == want), "{want} not in the scrape");
+    }
     // Routes replaced: the new /128 and unreachable /56, none of the old.
     let r = line.routes6();
     assert!(r.contains(&format!("{MOVED_CE} dev mape0")), "{r}");

@@ -116,6 +116,9 @@ pub(super) fn scraper(
                 if let Some(fill) = fill {
                     fill(m);
                 }
+                if let Some(t) = ctx.provisioning.as_ref().and_then(|t| t.lock().ok()) {
+                    t.metrics(m);
+                }
                 portmap.metrics(m);
             },
             &ctx.counters.snapshot(),

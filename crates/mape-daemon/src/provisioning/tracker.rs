@@ -96,8 +96,48 @@ impl Tracker {
 
     /// The rule changed in place.
     pub fn changed(&mut self, change: ProvisioningChange) {
-        self.status.changes += 1;
-        self.status.last_change = Some(change);
+        let s = &mut self.status;
+        s.changes += 1;
+        s.sessions_kept_total += u64::from(change.sessions_kept);
+        s.sessions_dropped_total += u64::from(change.sessions_dropped);
+        s.last_change = Some(change);
+    }
+
+    /// The scrape's part: changes in place and the sessions they kept and dropped, the
+    /// failing streak, the next refresh.
+    pub fn metrics(&self, m: &mut crate::metrics::Metrics) {
+        let s = &self.status;
+        m.counter(
+            "mape_provisioning_changes",
+            "Re-provisionings in place (new rule, prefix or BR) since the start",
+            &[],
+            s.changes,
+        );
+        for (fate, n) in [
+            ("kept", s.sessions_kept_total),
+            ("dropped", s.sessions_dropped_total),
+        ] {
+            m.counter(
+                "mape_provisioning_sessions",
+                "Sessions a re-provisioning kept (port still in the new set) or dropped",
+                &[("fate", fate)],
+                n,
+            );
+        }
+        m.gauge(
+            "mape_provisioning_failures",
+            "Provisioning rounds failed in a row (0: the last one succeeded)",
+            &[("source", s.source.as_str())],
+            s.last_failure.as_ref().map_or(0, |f| u64::from(f.count)),
+        );
+        if let Some(t) = s.next_refresh_at {
+            m.gauge(
+                "mape_provisioning_next_refresh_timestamp_seconds",
+                "When the rule is next refreshed (UNIX time)",
+                &[],
+                t,
+            );
+        }
     }
 }
 
@@ -105,6 +145,45 @@ impl Tracker {
 mod tests {
     use super::*;
     use mape_provision::FailureClass;
+
+    #[test]
+    fn changes_add_up_in_status_and_metrics() {
+        let mut t = Tracker::new("dhcpv6", "dhcpv6");
+        let change = |kept, dropped| ProvisioningChange {
+            at: 1000,
+            before: "192.0.2.18 psid 52".into(),
+            after: "192.0.2.19 psid 53".into(),
+            sessions_kept: kept,
+            sessions_dropped: dropped,
+        };
+        t.changed(change(3, 5));
+        t.changed(change(7, 0));
+        let s = &t.status;
+        assert_eq!(
+            (s.changes, s.sessions_kept_total, s.sessions_dropped_total),
+            (2, 10, 5)
+        );
+        assert_eq!(s.last_change.as_ref().map(|c| c.sessions_kept), Some(7));
+        let f = Failure {
+            class: FailureClass::Unreachable,
+            detail: "no Advertise".into(),
+            disable: false,
+        };
+        t.round_failed(1100, 1200, &f);
+        t.round_failed(1200, 1300, &f);
+        let mut m = crate::metrics::Metrics::default();
+        t.metrics(&mut m);
+        let text = m.render();
+        for line in [
+            "mape_provisioning_changes_total 2",
+            "mape_provisioning_sessions_total{fate=\"kept\"} 10",
+            "mape_provisioning_sessions_total{fate=\"dropped\"} 5",
+            "mape_provisioning_failures{source=\"dhcpv6\"} 2",
+            "mape_provisioning_next_refresh_timestamp_seconds 1300",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+        }
+    }
 
     const BODY: &str = r#"{"enabler_name": "Lab VNE", "ttl": 3600, "order": ["map_e"],
         "map_e": {"version": 1, "br": "2001:db8:ffff::1", "rules": [{"ipv6": "2001:db8::/40",
