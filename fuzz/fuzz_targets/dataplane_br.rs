@@ -93,7 +93,7 @@ impl Sink for Check {
                     other => panic!("protocol {other} decapsulated"),
                 };
                 assert!(
-                    self.rule.source_is_valid(src6, src, port),
+                    self.rule.source_is_valid(src6, src, port, IidFormat::Rfc7597),
                     "{src}:{port} decapsulated from {src6}"
                 );
             }

@@ -91,6 +91,8 @@ fuzz_target!(|i: Input| {
     let min = Ipv6Net::new(eu.addr(), rule.min_end_user_len()).expect("len ≤ 128");
     if min.addr() == eu.addr() && (eu.len() <= 64 || eu.len() == rule.min_end_user_len()) {
         assert_eq!(ce, m.ce_ipv6, "BR view = CE view");
+        assert!(rule.source_is_valid(m.ce_ipv6, share.ipv4.addr(), port, iid));
     }
-    assert!(rule.source_is_valid(m.ce_ipv6, share.ipv4.addr(), port));
+    // §8.1 accepts exactly the address the BR derives (all 128 bits).
+    assert!(rule.source_is_valid(ce, share.ipv4.addr(), port, iid));
 });
