@@ -208,10 +208,12 @@ fn the_batched_sweep_reads_what_each_entry_recorded() {
     for f in &flows {
         assert_eq!(all.get(f).copied(), fp2.seen(f), "{f:?}");
     }
-    // Expecting fewer than there are: a part, each as recorded (the rest is read alone).
+    // Expecting fewer than there are: at least what was asked for, possibly all (the
+    // iterator goes on after a full batch and stops at a short one, whose size depends
+    // on the buckets), each as recorded; what it left out the daemon reads alone.
     let part = fp2.seen_all(100);
     assert!(
-        part.len() >= 100 && part.len() < flows.len(),
+        part.len() >= 100 && part.len() <= flows.len(),
         "{}",
         part.len()
     );
