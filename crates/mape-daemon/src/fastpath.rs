@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use mape_control::reply::{FastPathStatus, Flow};
 use mape_dataplane::{Counters as PipelineCounters, Traffic};
-use mape_fastpath::layout::{Counter, Counters};
+use mape_fastpath::layout::{Counter, Counters, EntrySeen};
 use mape_fastpath::{BrFastPath, CeFastPath};
 use mape_nat::{FlowSeen, Nat, OffloadFlow, OffloadOp, Timestamp};
 use mape_rules::MapDomain;
@@ -310,10 +310,7 @@ impl CeOffload {
         nat: &mut Nat,
         now: Timestamp,
         f: &OffloadFlow,
-        seen: Option<(
-            mape_fastpath::layout::EntrySeen,
-            mape_fastpath::layout::EntrySeen,
-        )>,
+        seen: Option<(EntrySeen, EntrySeen)>,
         always: bool,
     ) {
         let Some((out, back)) = seen else {

@@ -249,13 +249,6 @@ pub struct Ipv4Share {
     pub port_set: PortSet,
 }
 
-impl Ipv4Share {
-    /// RFC 7597 §8.1 source check: whether `(ipv4, port)` is one the CE may send from.
-    pub fn allows(&self, ipv4: Ipv4Addr, port: u16) -> bool {
-        self.ipv4.contains(ipv4) && self.port_set.contains(port)
-    }
-}
-
 /// Everything a CE derives from its End-user prefix and its BMR (RFC 7597 §5.2, §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CeMapping {
