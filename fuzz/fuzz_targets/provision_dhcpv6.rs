@@ -2,7 +2,8 @@
 //! RFC 7598 options it hands to mape-rules, on arbitrary bytes: never panics; the client
 //! state machine takes the bytes as the Advertise and then as the Reply of its own
 //! exchange (the transaction ID patched in) without panicking, and a lease it binds maps
-//! (or fails cleanly).
+//! (or fails cleanly). A stateless client takes them as the Reply to its
+//! Information-request and its configuration maps (or fails cleanly) too.
 #![no_main]
 
 use std::time::Duration;
@@ -36,6 +37,23 @@ fuzz_target!(|data: &[u8]| {
         iaid: 1,
         hint: None,
     };
+    let mut info = Client::stateless(config.clone(), StdRng::seed_from_u64(0));
+    info.start(Duration::ZERO);
+    if let Some(t) = info.next_timer() {
+        if let Some(ir) = info.on_timer(t).send {
+            for e in info.on_packet(t, &patched(data, 7, &ir)).events {
+                if let Event::Informed { info: i, .. } = e {
+                    let end_user = "2001:db8:12:3400::/64".parse().expect("prefix");
+                    let _ = i.provision(&end_user, None, &[]);
+                    let _ = i.refresh_at();
+                }
+            }
+            for _ in 0..4 {
+                let Some(due) = info.next_timer() else { break };
+                let _ = info.on_timer(due);
+            }
+        }
+    }
     let mut c = Client::new(config, StdRng::seed_from_u64(0));
     c.start(Duration::ZERO);
     let Some(t) = c.next_timer() else { return };

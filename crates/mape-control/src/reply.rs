@@ -153,6 +153,11 @@ pub struct ProvisioningStatus {
     /// DHCPv6: the delegated prefix (IA_PD) in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegated_prefix: Option<String>,
+    /// DHCPv6 without a delegated prefix (`[provisioning.dhcpv6] mode = "stateless"`,
+    /// RFC 8415 §18.2.6): the End-user prefix the rule is resolved for (`[map] prefix` or
+    /// the WAN's address); `next_refresh_at` is the Information Refresh Time's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateless_end_user: Option<String>,
     /// DHCPv6: when the client Rebinds (T2), seconds since the UNIX epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebind_at: Option<u64>,

@@ -76,6 +76,9 @@ pub struct Inputs {
     pub end_user: Option<Ipv6Net>,
     /// The DHCPv6 lease of mape's own client (fresh or stored).
     pub dhcpv6: Option<mape_provision::dhcpv6::Lease>,
+    /// What its stateless client holds (`[provisioning.dhcpv6] mode = "stateless"`; fresh
+    /// or stored).
+    pub dhcpv6_info: Option<mape_provision::dhcpv6::Information>,
 }
 
 /// A checked, resolved CE configuration.
@@ -719,6 +722,7 @@ pub(crate) mod tests {
                 hb46pp: Some(offer()),
                 end_user: None,
                 dhcpv6: None,
+                dhcpv6_info: None,
             },
         )
         .unwrap();
@@ -742,6 +746,7 @@ pub(crate) mod tests {
                 hb46pp: Some(offer()),
                 end_user: Some("2001:db8:12:3400::1/128".parse().unwrap()),
                 dhcpv6: None,
+                dhcpv6_info: None,
             },
         )
         .unwrap();
@@ -804,6 +809,7 @@ pub(crate) mod tests {
                     hb46pp: Some(offer()),
                     end_user: None,
                     dhcpv6: None,
+                    dhcpv6_info: None,
                 },
             )
             .unwrap_err()
@@ -860,6 +866,60 @@ pub(crate) mod tests {
         bare.s46.clear();
         let e = got(Some(bare)).unwrap_err().to_string();
         assert!(e.contains("no OPTION_S46_CONT_MAPE"), "{e}");
+    }
+
+    /// `mode = "stateless"`: the rule from a Reply to Information-request, resolved for the
+    /// WAN's address (nothing is delegated) or `[map] prefix`.
+    #[test]
+    fn stateless_dhcpv6_resolves_the_rule_for_the_wans_address() {
+        let t = format!(
+            "{}\n[provisioning]\nmethod = \"dhcpv6\"\n[provisioning.dhcpv6]\nmode = \"stateless\"\n",
+            no_rule()
+        )
+        .replace("prefix = \"2001:db8:12:3400::/56\"", "");
+        let l = lease("2001:db8:12:3400::/56");
+        let info = mape_provision::dhcpv6::Information {
+            server_id: l.server_id.clone(),
+            obtained: l.obtained,
+            refresh: 600,
+            s46: l.s46.clone(),
+            dns: l.dns.clone(),
+        };
+        let got = |i: Option<&mape_provision::dhcpv6::Information>, end_user: Option<&str>| {
+            with(
+                &t,
+                Inputs {
+                    dhcpv6_info: i.cloned(),
+                    // A lease must not be taken in this mode.
+                    dhcpv6: Some(lease("2001:db8:77:7700::/56")),
+                    end_user: end_user.map(|e| e.parse().unwrap()),
+                    ..Inputs::default()
+                },
+            )
+        };
+        let e = got(None, Some("2001:db8:12:3400::1/128"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no Reply to Information-request"), "{e}");
+        let e = got(Some(&info), None).unwrap_err().to_string();
+        assert!(e.contains("map.prefix"), "{e}");
+        let s = got(Some(&info), Some("2001:db8:12:3400::1/128")).unwrap();
+        assert_eq!(s.provisioning.source, Source::Dhcpv6);
+        let (Role::Ce(a), Role::Ce(b)) = (&s.role, &parse(LAB).unwrap().role) else {
+            panic!("CE expected");
+        };
+        // RFC 7597 example 1's rule for 2001:db8:12:3400::/56 (the WAN's /128 inside it):
+        // 192.0.2.18, PSID 0x34, as the explicit rule gives.
+        assert_eq!(a.map.mapping.share, b.map.mapping.share);
+        assert_eq!(a.map.mapping.share.psid, Some(0x34));
+        let mut bare = info.clone();
+        bare.s46.clear();
+        let e = got(Some(&bare), Some("2001:db8:12:3400::1/128"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no OPTION_S46_CONT_MAPE"), "{e}");
+        let bad = t.replace("\"stateless\"", "\"both\"");
+        assert!(with(&bad, Inputs::default()).is_err());
     }
 
     #[test]

@@ -124,6 +124,9 @@ fn initial_tracker(settings: &Settings, run: Option<&Run>) -> Tracker {
             if let Some(l) = d.held() {
                 t.lease_in_force(l, d.first.is_none());
             }
+            if let (Some(i), Role::Ce(ce)) = (d.information(), &settings.role) {
+                t.info_in_force(i, &ce.map.mapping.end_user_prefix, !d.first_informed);
+            }
             return t;
         }
         Some(Run::Hb46pp(hb)) => hb,

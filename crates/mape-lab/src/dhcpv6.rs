@@ -51,6 +51,9 @@ pub struct Offer {
     pub pool: Option<&'static str>,
     /// The S46_BR address (default [`crate::addr::BR`]).
     pub br: &'static str,
+    /// An Information Refresh Time (option 32, RFC 8415 §21.23) for the Replies to
+    /// Information-request, seconds (`None`: Kea sends none).
+    pub refresh: Option<u32>,
 }
 
 impl Offer {
@@ -63,6 +66,7 @@ impl Offer {
             ipv4: IPV4,
             pool: Some(DELEGATED),
             br: crate::addr::BR,
+            refresh: None,
         }
     }
 }
@@ -264,7 +268,7 @@ impl Lab {
     fn kea_config(&self, offer: &Offer) -> String {
         let d = self.dir.display().to_string();
         let t = offer.timers;
-        let s46 = if offer.s46 {
+        let mut s46 = if offer.s46 {
             serde_json::json!([
                 {"space": "dhcp6", "name": "s46-cont-mape"},
                 {"space": "s46-cont-mape-options", "name": "s46-rule",
@@ -277,6 +281,11 @@ impl Lab {
         } else {
             serde_json::json!([])
         };
+        if let (Some(r), Some(list)) = (offer.refresh, s46.as_array_mut()) {
+            list.push(serde_json::json!(
+                {"space": "dhcp6", "name": "information-refresh-time", "data": r.to_string()}
+            ));
+        }
         let pools = match offer.pool {
             Some(p) => {
                 let (addr, len) = p.split_once('/').unwrap_or((p, "56"));

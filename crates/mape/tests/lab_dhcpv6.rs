@@ -231,6 +231,149 @@ fn failure_classes_have_their_exit_codes() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// An RA-only line: Kea delegates nothing (no pool: a Solicit gets NoPrefixAvail) but
+/// answers an Information-request (RFC 8415 §18.2.6) with option 94 and an Information
+/// Refresh Time of 900 s. `--stateless` resolves the rule for `--prefix` (by hand, module
+/// documentation: 192.0.2.18, PSID 52) and, without it, for ce-wan's global address
+/// 2001:db8:0:1::2: its EA bits (bits 40-55) are 0, so 192.0.2.0, PSID 0, CE address
+/// 2001:db8:0:1:0:c000:200:0 (RFC 7597 §6). Both are checked against `mape calc` too.
+#[test]
+fn stateless_information_request_gets_option_94_on_an_ra_only_line() {
+    let Some(mut lab) = lab("s") else { return };
+    lab.serve(&Offer {
+        pool: None,
+        refresh: Some(900),
+        ..offer()
+    })
+    .unwrap();
+    fails(
+        &provision(&lab, &["--json", "--timeout", "3"]),
+        7,
+        "NoPrefixAvail",
+    );
+    let calc = |prefix: &str| -> Value {
+        let out = common::stdout_ok(&[
+            "calc",
+            "--prefix",
+            prefix,
+            "--ipv6-prefix",
+            "2001:db8::/40",
+            "--ipv4-prefix",
+            "192.0.2.0/24",
+            "--ea-len",
+            "16",
+            "--psid-offset",
+            "4",
+            "--br",
+            "2001:db8:ffff::1",
+            "--json",
+        ]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let j = json_ok(
+        &lab,
+        &provision(
+            &lab,
+            &["--stateless", "--prefix", "2001:db8:12:3400::/64", "--json"],
+        ),
+    );
+    assert_eq!(j["source"], "dhcpv6");
+    assert_eq!(j["mode"], "stateless");
+    assert_eq!(j["ipv4"], "192.0.2.18", "{j}");
+    assert_eq!(j["psid"], 52);
+    assert_eq!(j["refresh"], 900);
+    assert_eq!(j["server_duid"], "00:03:00:01:0a:00:00:00:00:01");
+    assert_eq!(j["dns"][0], "2001:db8:0:1::53");
+    let c = calc("2001:db8:12:3400::/64");
+    for k in [
+        "ipv4",
+        "psid",
+        "psid_len",
+        "port_ranges",
+        "port_count",
+        "ce_ipv6",
+    ] {
+        assert_eq!(j[k], c[k], "{k}: {j}\n{c}");
+    }
+    let j = json_ok(&lab, &provision(&lab, &["--stateless", "--json"]));
+    assert_eq!(j["end_user_prefix"], "2001:db8:0:1::2/128", "{j}");
+    assert_eq!(j["ipv4"], "192.0.2.0");
+    assert_eq!(j["psid"], 0);
+    assert_eq!(j["ce_ipv6"], "2001:db8:0:1:0:c000:200:0");
+    let c = calc("2001:db8:0:1::2/128");
+    for k in ["ipv4", "psid", "port_ranges", "ce_ipv6"] {
+        assert_eq!(j[k], c[k], "{k}: {j}\n{c}");
+    }
+    // Without option 94: nothing offered.
+    lab.serve(&Offer {
+        pool: None,
+        s46: false,
+        ..offer()
+    })
+    .unwrap();
+    fails(
+        &provision(&lab, &["--stateless", "--json"]),
+        7,
+        "Information-request has no OPTION_S46_CONT_MAPE (94)",
+    );
+}
+
+/// The daemon on that RA-only line (`mode = "stateless"`, the MAP address on-link): the
+/// rule from Kea's Reply to Information-request for the WAN's address, the refresh time in
+/// status; restarted with Kea down, it runs on the stored Reply (nothing expires).
+#[test]
+fn daemon_runs_stateless_on_an_ra_only_line() {
+    let Some(mut lab) = lab("t") else { return };
+    lab.serve(&Offer {
+        pool: None,
+        refresh: Some(900),
+        ..offer()
+    })
+    .unwrap();
+    let m = mape();
+    let config = lab.ce_config("mode = \"stateless\"\n").replace(
+        "interface = \"ce-wan\"\n",
+        "interface = \"ce-wan\"\nmap_address = \"onlink\"\n",
+    );
+    let pid = lab.start_ce(&m, &config, "ce1").expect("CE daemon starts");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "192.0.2.0", "{s}\n{}", lab.log("ce1"));
+    assert_eq!(s["map"]["psid"], 0);
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:0:1:0:c000:200:0");
+    assert_eq!(s["map"]["rule_source"], "dhcpv6");
+    let p = &s["provisioning"];
+    assert_eq!(p["source"], "dhcpv6", "{s}");
+    assert_eq!(p["stateless_end_user"], "2001:db8:0:1::/64", "{p}");
+    assert!(p.get("delegated_prefix").is_none(), "{p}");
+    assert!(p.get("expires_at").is_none(), "{p}");
+    assert_eq!(p["from_store"], false);
+    let fetched = p["fetched_at"].as_u64().expect("fetched_at");
+    assert_eq!(p["next_refresh_at"].as_u64(), Some(fetched + 900), "{p}");
+    assert!(routes(&lab, "-4").contains("default"));
+    assert!(lab.dir().join("ce-state/mape0.dhcpv6-info.json").exists());
+    let st = lab.stop_pid(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce1")
+    );
+
+    lab.stop();
+    let pid = lab
+        .start_ce(&m, &config, "ce2")
+        .expect("CE starts on the stored Reply");
+    let s = status(&lab);
+    assert_eq!(s["map"]["ipv4"], "192.0.2.0", "{s}\n{}", lab.log("ce2"));
+    assert_eq!(s["provisioning"]["from_store"], true, "{s}");
+    assert!(s["provisioning"].get("stopped").is_none(), "{s}");
+    let st = lab.stop_pid(pid);
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        lab.log("ce2")
+    );
+}
+
 fn status(lab: &Dhcpv6Lab) -> Value {
     common::status_json(|a| lab.exec_ce(a).expect("exec"), &lab.ce_socket())
 }

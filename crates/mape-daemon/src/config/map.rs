@@ -6,7 +6,7 @@ use std::net::Ipv6Addr;
 use mape_rules::provision::parse_hex;
 use mape_rules::{provision, IidFormat, Ipv4Net, Ipv6Net, Provisioned, RuleSource, RuleSpec};
 
-use crate::provisioning::settings::{map_source, plan, Hb46ppSettings, Plan, Source};
+use crate::provisioning::settings::{map_source, plan, Dhcpv6Mode, Hb46ppSettings, Plan, Source};
 
 use super::{value_err, ConfigError, ConfigFile, Inputs, MapSection};
 
@@ -142,6 +142,34 @@ fn dhcpv6_map(
     with_br(map, p)
 }
 
+/// The MAP parameters from a stateless DHCPv6 client's Reply (RFC 8415 §18.2.6): nothing
+/// is delegated, so the End-user prefix is `[map] prefix`, else the WAN's address.
+fn dhcpv6_info_map(
+    map: &MapSection,
+    info: &mape_provision::dhcpv6::Information,
+    end_user: Option<Ipv6Net>,
+) -> Result<(Provisioned, Vec<Ipv6Addr>), ConfigError> {
+    let prefix = match &map.prefix {
+        Some(t) => t
+            .parse()
+            .map_err(|e| value_err("map.prefix", t, format!("an IPv6 prefix ({e})")))?,
+        None => end_user.ok_or(ConfigError::Missing {
+            key: "map.prefix",
+            expected: "the End-user IPv6 prefix (stateless DHCPv6 delegates none, and the WAN has no global IPv6 address to use)",
+        })?,
+    };
+    if !info.has_s46() {
+        return Err(ConfigError::Dhcpv6(
+            "the Reply to Information-request has no OPTION_S46_CONT_MAPE (94)".into(),
+        ));
+    }
+    let (iid, br) = iid_and_br(map)?;
+    let p = info
+        .provision(&prefix, iid, &br)
+        .map_err(|e| ConfigError::Dhcpv6(format!("{prefix}: {e}")))?;
+    with_br(map, p)
+}
+
 /// The MAP parameters from an HB46PP answer for the End-user prefix (`[map] prefix`, else
 /// the WAN's), with `[map] br_sources` added.
 fn hb46pp_map(
@@ -192,6 +220,19 @@ pub(super) fn ce_map(
                 }
                 None => Err(ConfigError::Hb46pp(
                     "no answer fetched or stored yet (`mape run` fetches one at start)".into(),
+                )),
+            }
+        }
+        Plan::Dhcpv6 if file.provisioning.dhcpv6.mode == Dhcpv6Mode::Stateless => {
+            file.provisioning.dhcpv6.timeout()?;
+            let got = inputs(file);
+            match &got.dhcpv6_info {
+                Some(info) => {
+                    let (p, s) = dhcpv6_info_map(&file.map, info, got.end_user)?;
+                    Ok((p, s, Source::Dhcpv6, None))
+                }
+                None => Err(ConfigError::Dhcpv6(
+                    "no Reply to Information-request obtained or stored yet (`mape run` asks the server at start)".into(),
                 )),
             }
         }

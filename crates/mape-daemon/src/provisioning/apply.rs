@@ -191,6 +191,7 @@ async fn answer(a: &mut Apply<'_>, at: u64, lg: &LastGood) {
         hb46pp: Some(offer.clone()),
         end_user: wan_end_user(f),
         dhcpv6: None,
+        dhcpv6_info: None,
     };
     let changed = put_in_force(a, at, &inputs, ("hb46pp", "url", &lg.url)).await;
     if let (Some(change), Ok(mut t)) = (changed.clone(), a.tracker.lock()) {
@@ -301,6 +302,30 @@ fn default_route4(settings: &Settings) -> Created {
 pub async fn on_lease(a: &mut Apply<'_>, r: LeaseReport) {
     match r.event {
         LeaseEvent::Failed(f) => failed(a, r.at, None, f.class.as_str(), &f.detail),
+        LeaseEvent::Informed { info, change } => {
+            // Stateless (RFC 8415 §18.2.6): nothing expires, so MAP-E never stopped for it.
+            if change == Change::Extended {
+                if let Ok(mut t) = a.tracker.lock() {
+                    t.info_in_force(&info, &a.current.map.mapping.end_user_prefix, false);
+                }
+                return;
+            }
+            let i = info.clone();
+            let inputs = move |f: &crate::config::ConfigFile| Inputs {
+                hb46pp: None,
+                end_user: wan_end_user(f),
+                dhcpv6: None,
+                dhcpv6_info: Some(i.clone()),
+            };
+            let server = mape_provision::dhcpv6::machine::hex(&info.server_id);
+            let changed = put_in_force(a, r.at, &inputs, ("dhcpv6", "server", &server)).await;
+            if let (Some(change), Ok(mut t)) = (changed, a.tracker.lock()) {
+                t.info_in_force(&info, &a.current.map.mapping.end_user_prefix, false);
+                if let Some(c) = change {
+                    t.changed(c);
+                }
+            }
+        }
         LeaseEvent::Lost { prefix, reason } => {
             lost(a, r.at, &prefix.prefix.to_string(), &reason).await
         }
@@ -343,6 +368,7 @@ pub async fn on_lease(a: &mut Apply<'_>, r: LeaseReport) {
                 hb46pp: None,
                 end_user: wan_end_user(f),
                 dhcpv6: Some(l.clone()),
+                dhcpv6_info: None,
             };
             let server = mape_provision::dhcpv6::machine::hex(&lease.server_id);
             let changed = put_in_force(a, r.at, &inputs, ("dhcpv6", "server", &server)).await;

@@ -7,13 +7,20 @@
 //! [`LeaseReport`] for every Reply, loss and failure. Every lease is stored
 //! ([`super::lease`]). The lease in force when the client has none (the stored one) ends
 //! at its own valid lifetime: that is a loss too.
+//!
+//! With `[provisioning.dhcpv6] mode = "stateless"` (an RA-only line: no prefix is
+//! delegated) the client sends Information-requests instead (RFC 8415 §18.2.6): each Reply
+//! is stored (`<tun>.dhcpv6-info.json`) and reported, refreshed at its Information Refresh
+//! Time; nothing expires, so MAP-E never stops for it.
 
 use std::net::SocketAddrV6;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mape_provision::dhcpv6::shell::{self, Socket};
-use mape_provision::dhcpv6::{Client, Config, Event, Lease, Step, ALL_SERVERS, SERVER_PORT};
+use mape_provision::dhcpv6::{
+    Client, Config, Event, Information, Lease, Step, ALL_SERVERS, SERVER_PORT,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
@@ -43,6 +50,11 @@ pub struct Dhcpv6Run {
     pub first: Option<Lease>,
     /// The stored lease read at start (still valid).
     pub stored: Option<Lease>,
+    /// Stateless: the configuration in force (the client's, or the stored one).
+    info: Option<Information>,
+    /// Stateless: whether the first exchange got a Reply.
+    pub first_informed: bool,
+    info_store: PathBuf,
     /// The interface.
     pub interface: String,
 }
@@ -62,6 +74,12 @@ fn save(path: &std::path::Path, l: &Lease) {
     }
 }
 
+fn save_info(path: &std::path::Path, i: &Information) {
+    if let Err(e) = lease::save_info(path, i) {
+        tracing::error!(error = %e, "DHCPv6 information not stored");
+    }
+}
+
 /// Opens the client's socket on the WAN and runs the first exchange (blocking; call it
 /// before the daemon's runtime starts). A lease is stored at once, so that
 /// [`crate::config::Settings::load`] reads it.
@@ -73,6 +91,8 @@ pub fn prepare(file: &ConfigFile) -> Result<Dhcpv6Run, PrepareError> {
             expected: "the WAN interface the DHCPv6 client runs on",
         },
     )?;
+    let stateless = file.provisioning.dhcpv6.mode == super::settings::Dhcpv6Mode::Stateless;
+    let info_store = super::info_path(file);
     let store = super::lease_path(file);
     let stored = match lease::load(&store, now().as_secs()) {
         Ok(l) => l,
@@ -92,11 +112,54 @@ pub fn prepare(file: &ConfigFile) -> Result<Dhcpv6Run, PrepareError> {
         // RFC 8415 §18.2.1: the prefix held before, as a hint.
         hint: stored.as_ref().map(|l| l.prefix),
     };
-    let mut client = Client::new(config, StdRng::from_os_rng());
+    let rng = StdRng::from_os_rng();
+    let mut client = if stateless {
+        Client::stateless(config, rng)
+    } else {
+        Client::new(config, rng)
+    };
     client.start(now());
     let log = shell::run(&mut client, &socket, now, now() + timeout, |e| {
-        matches!(e, Event::Bound { .. })
+        matches!(e, Event::Bound { .. } | Event::Informed { .. })
     })?;
+    if stateless {
+        let stored_info = lease::load_info(&info_store).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored DHCPv6 information not used");
+            None
+        });
+        let first = client.information().cloned();
+        match &first {
+            Some(i) => {
+                save_info(&info_store, i);
+                tracing::info!(
+                    interface = %interface,
+                    s46 = i.has_s46(),
+                    refresh = i.refresh,
+                    "DHCPv6 information obtained (stateless)"
+                );
+            }
+            None => tracing::warn!(
+                interface = %interface,
+                stored = stored_info.is_some(),
+                error = client.last_failure().map_or("no Reply".into(), |f| f.detail.clone()),
+                "no Reply to Information-request within {}s at start{}",
+                timeout.as_secs(),
+                if stored_info.is_some() { "; the stored one is used" } else { "" }
+            ),
+        }
+        return Ok(Dhcpv6Run {
+            client,
+            socket: Some(socket),
+            store,
+            held: None,
+            first: None,
+            stored: None,
+            first_informed: first.is_some(),
+            info: first.or(stored_info),
+            info_store,
+            interface,
+        });
+    }
     let first = log.events.iter().rev().find_map(|e| match e {
         Event::Bound { lease, .. } => Some(lease.clone()),
         _ => None,
@@ -128,6 +191,9 @@ pub fn prepare(file: &ConfigFile) -> Result<Dhcpv6Run, PrepareError> {
         held: first.clone().or_else(|| stored.clone()),
         first,
         stored,
+        info: None,
+        first_informed: false,
+        info_store,
         interface,
     })
 }
@@ -136,6 +202,11 @@ impl Dhcpv6Run {
     /// The client's lease, or the stored one while the client has none.
     pub fn held(&self) -> Option<&Lease> {
         self.held.as_ref()
+    }
+
+    /// Stateless: the configuration in force (the client's, or the stored one).
+    pub fn information(&self) -> Option<&Information> {
+        self.info.as_ref()
     }
 
     /// When the stored lease in force ends, while the client has none.
@@ -157,6 +228,10 @@ impl Dhcpv6Run {
                         self.held = Some(lease.clone());
                     }
                     Event::Lost { .. } => self.held = None,
+                    Event::Informed { info, .. } => {
+                        save_info(&self.info_store, info);
+                        self.info = Some(info.clone());
+                    }
                     Event::Failed(_) => {}
                 }
                 LeaseReport { at, event }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mape_provision::dhcpv6::machine::hex;
-use mape_provision::dhcpv6::{Delegated, Lease};
+use mape_provision::dhcpv6::{Delegated, Information, Lease};
 use mape_rules::provision::parse_hex;
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +101,63 @@ pub fn load(path: &Path, now: u64) -> Result<Option<Lease>, StoreError> {
     Ok(Some(lease))
 }
 
+/// `<state dir>/<tun>.dhcpv6-info.json`: what the stateless client holds.
+pub fn info_path(state_dir: &Path, tun: &str) -> PathBuf {
+    state_dir.join(format!("{tun}.dhcpv6-info.json"))
+}
+
+/// The file's form of an [`Information`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredInfo {
+    refresh: u32,
+    server_id: String,
+    /// Seconds since the UNIX epoch.
+    obtained: u64,
+    s46: String,
+    #[serde(default)]
+    dns: Vec<std::net::Ipv6Addr>,
+}
+
+/// Writes a stateless client's configuration (its `obtained` is a time since the UNIX
+/// epoch).
+pub fn save_info(path: &Path, i: &Information) -> Result<(), StoreError> {
+    let s = StoredInfo {
+        refresh: i.refresh,
+        server_id: hex(&i.server_id),
+        obtained: i.obtained.as_secs(),
+        s46: hex(&i.s46),
+        dns: i.dns.clone(),
+    };
+    store::write(path, &serde_json::to_string(&s).unwrap_or_default())
+}
+
+/// The stored configuration of the stateless client, if any. It has no lifetime (RFC 8415
+/// §21.23 only says when to ask again), so it is used until a Reply replaces it.
+pub fn load_info(path: &Path) -> Result<Option<Information>, StoreError> {
+    let Some(text) = store::read(path)? else {
+        return Ok(None);
+    };
+    let format = |detail: String| StoreError::Format {
+        path: path.display().to_string(),
+        detail,
+    };
+    let s: StoredInfo = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+    let bytes = |h: &str| {
+        if h.is_empty() {
+            Ok(Vec::new())
+        } else {
+            parse_hex(h).map_err(format)
+        }
+    };
+    Ok(Some(Information {
+        refresh: s.refresh,
+        server_id: bytes(&s.server_id)?,
+        obtained: Duration::from_secs(s.obtained),
+        s46: bytes(&s.s46)?,
+        dns: s.dns,
+    }))
+}
+
 /// The lab's lease for tests: `prefix` delegated at 1 700 000 000 (valid 600 s, T1 100,
 /// T2 200) with RFC 7598 §5 OPTION_S46_CONT_MAPE hand-encoded: S46_RULE (flags 0, EA 16,
 /// 192.0.2.0/24, 2001:db8::/40) holding S46_PORTPARAMS (offset 4), and S46_BR
@@ -144,6 +201,27 @@ mod tests {
         assert_eq!(load(&p, 1_700_000_600).unwrap(), None);
         std::fs::write(&p, "{}").unwrap();
         assert!(matches!(load(&p, 0), Err(StoreError::Format { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn saved_information_loads_back() {
+        let dir = std::env::temp_dir().join(format!("mape-info-{}", std::process::id()));
+        let p = info_path(&dir, "mape0");
+        assert_eq!(p.file_name().unwrap(), "mape0.dhcpv6-info.json");
+        assert!(load_info(&p).unwrap().is_none());
+        let l = lab_lease("2001:db8:12:3400::/56");
+        let i = Information {
+            server_id: l.server_id,
+            obtained: l.obtained,
+            refresh: 600,
+            s46: l.s46,
+            dns: l.dns,
+        };
+        save_info(&p, &i).unwrap();
+        assert_eq!(load_info(&p).unwrap(), Some(i));
+        std::fs::write(&p, "{\"refresh\": 1}").unwrap();
+        assert!(matches!(load_info(&p), Err(StoreError::Format { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

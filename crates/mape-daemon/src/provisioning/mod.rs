@@ -81,11 +81,24 @@ pub fn host_inputs(file: &ConfigFile) -> Inputs {
             None
         }
     };
+    let dhcpv6_info = match lease::load_info(&info_path(file)) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored DHCPv6 information not used");
+            None
+        }
+    };
     Inputs {
         hb46pp,
         end_user: wan_end_user(file),
         dhcpv6,
+        dhcpv6_info,
     }
+}
+
+/// The stored configuration of the stateless DHCPv6 client.
+pub fn info_path(file: &ConfigFile) -> std::path::PathBuf {
+    lease::info_path(&file.state.dir, &file.tun.name)
 }
 
 /// The stored DHCPv6 lease's path.

@@ -99,6 +99,34 @@ pub struct Dhcpv6Section {
     /// How long the start waits for the first Reply before it uses the stored lease,
     /// seconds (default 10).
     pub timeout_s: Option<u64>,
+    /// What the client asks for (default `prefix_delegation`).
+    #[serde(default)]
+    pub mode: Dhcpv6Mode,
+}
+
+/// `[provisioning.dhcpv6] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Dhcpv6Mode {
+    /// Solicit for an IA_PD (RFC 8415 §18.2.1): the delegated prefix is the End-user
+    /// prefix, the lease ends with its valid lifetime.
+    #[default]
+    PrefixDelegation,
+    /// Information-request only (RFC 8415 §18.2.6): an RA-only line whose /64 is on-link
+    /// and that delegates no prefix. The End-user prefix is `[map] prefix` or the WAN's
+    /// global address; option 94 is refreshed at the Information Refresh Time and never
+    /// expires.
+    Stateless,
+}
+
+impl Dhcpv6Mode {
+    /// The name in status and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dhcpv6Mode::PrefixDelegation => "prefix_delegation",
+            Dhcpv6Mode::Stateless => "stateless",
+        }
+    }
 }
 
 /// Default `[provisioning.dhcpv6] timeout_s`.

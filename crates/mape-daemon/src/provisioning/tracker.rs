@@ -4,7 +4,7 @@
 
 use mape_control::reply::{ProvisioningChange, ProvisioningFailure, ProvisioningStatus};
 use mape_provision::dhcpv6::machine::hex;
-use mape_provision::dhcpv6::Lease;
+use mape_provision::dhcpv6::{Information, Lease};
 use mape_provision::{Failure, LastGood, Offer};
 
 /// The status and its updates.
@@ -49,6 +49,25 @@ impl Tracker {
         s.next_refresh_at = secs(l.t1_at());
         s.rebind_at = secs(l.t2_at());
         s.expires_at = secs(l.expires_at());
+        s.from_store = from_store;
+        s.stopped = None;
+        s.last_failure = None;
+    }
+
+    /// The stateless DHCPv6 client's configuration `i` is in force, resolved for
+    /// `end_user` (`from_store`: read from disk, no Reply yet in this run).
+    pub fn info_in_force(
+        &mut self,
+        i: &Information,
+        end_user: &mape_rules::Ipv6Net,
+        from_store: bool,
+    ) {
+        let s = &mut self.status;
+        s.source = "dhcpv6".into();
+        s.server = Some(hex(&i.server_id));
+        s.stateless_end_user = Some(end_user.to_string());
+        s.fetched_at = Some(i.obtained.as_secs());
+        s.next_refresh_at = i.refresh_at().map(|t| t.as_secs());
         s.from_store = from_store;
         s.stopped = None;
         s.last_failure = None;

@@ -8,6 +8,17 @@
 //!   Solicit again.   Renew/Rebind NoBinding ─► Request;  Request fails (REQ_MAX_RC or an
 //!   error status) ─► Solicit.
 //! ```
+//!
+//! A stateless client ([`Client::stateless`], an RA-only line whose /64 is on-link: no
+//! prefix is delegated) asks for the configuration alone (§18.2.6):
+//!
+//! ```text
+//! start ─► delay ≤ INF_MAX_DELAY ─► Information-request ─► Reply ─► Informed
+//!   ─Information Refresh Time (§21.23)─► Information-request ─► ...
+//! ```
+//!
+//! Either kind takes a server's SOL_MAX_RT / INF_MAX_RT for its retransmissions
+//! (§21.24, §21.25) and discards Reconfigure messages (§18.2.11: none was accepted).
 
 mod duid;
 mod events;
@@ -25,7 +36,7 @@ use super::retrans::{self, Retransmit};
 use crate::machine::Time;
 
 pub use duid::{hex, Duid, DuidError};
-pub use events::{Change, Config, Discard, Event, Failure, FailureClass, Lease, Step};
+pub use events::{Change, Config, Discard, Event, Failure, FailureClass, Information, Lease, Step};
 
 /// 0xffffffff: an infinite lifetime or T1/T2 (RFC 8415 §7.7).
 pub const INFINITY: u32 = u32::MAX;
@@ -67,6 +78,13 @@ enum State {
         xid: [u8; 3],
         rt: Retransmit,
     },
+    /// §18.2.6: a stateless client's exchange.
+    Informing {
+        xid: [u8; 3],
+        rt: Retransmit,
+    },
+    /// A stateless client holding its configuration until the refresh time.
+    Informed,
 }
 
 /// The DHCPv6 client.
@@ -75,30 +93,71 @@ pub struct Client<R> {
     config: Config,
     rng: R,
     state: State,
+    /// Information-request only (§18.2.6), no IA_PD.
+    stateless: bool,
     lease: Option<Lease>,
+    info: Option<Information>,
     last_failure: Option<Failure>,
-    discarded: [u64; 4],
+    discarded: [u64; Discard::ALL.len()],
+    /// SOL_MAX_RT / INF_MAX_RT in force (§7.6 defaults, or the server's, §21.24-21.25).
+    sol_max_rt: Duration,
+    inf_max_rt: Duration,
 }
 
 impl<R: Rng> Client<R> {
-    /// A client, idle until [`Client::start`].
+    /// A client for a delegated prefix, idle until [`Client::start`].
     pub fn new(config: Config, rng: R) -> Self {
         Self {
             config,
             rng,
             state: State::Idle,
+            stateless: false,
             lease: None,
+            info: None,
             last_failure: None,
-            discarded: [0; 4],
+            discarded: [0; Discard::ALL.len()],
+            sol_max_rt: retrans::SOLICIT.mrt,
+            inf_max_rt: retrans::INFORMATION_REQUEST.mrt,
         }
     }
 
-    /// Starts: the first Solicit goes out after a random delay of up to SOL_MAX_DELAY
-    /// (§18.2.1); call [`Client::on_timer`] at [`Client::next_timer`].
+    /// A stateless client (§18.2.6): Information-request for option 94 and the DNS
+    /// servers, no IA_PD (`config.iaid` and `config.hint` are not used). Its events are
+    /// [`Event::Informed`] and [`Event::Failed`].
+    pub fn stateless(config: Config, rng: R) -> Self {
+        Self {
+            stateless: true,
+            ..Self::new(config, rng)
+        }
+    }
+
+    /// Starts: the first Solicit (Information-request) goes out after a random delay of up
+    /// to SOL_MAX_DELAY (INF_MAX_DELAY) (§18.2.1, §18.2.6); call [`Client::on_timer`] at
+    /// [`Client::next_timer`].
     pub fn start(&mut self, now: Time) -> Step {
-        let delay = retrans::SOL_MAX_DELAY.mul_f64(self.rng.random::<f64>());
+        let max = if self.stateless {
+            retrans::INF_MAX_DELAY
+        } else {
+            retrans::SOL_MAX_DELAY
+        };
+        let delay = max.mul_f64(self.rng.random::<f64>());
         self.state = State::Delay { until: now + delay };
         Step::default()
+    }
+
+    /// Whether this is a stateless client ([`Client::stateless`]).
+    pub fn is_stateless(&self) -> bool {
+        self.stateless
+    }
+
+    /// The configuration a stateless client holds, if any.
+    pub fn information(&self) -> Option<&Information> {
+        self.info.as_ref()
+    }
+
+    /// SOL_MAX_RT in force (the server's when it sent a valid one, §21.24).
+    pub fn sol_max_rt(&self) -> Duration {
+        self.sol_max_rt
     }
 
     /// The lease held, if any.
@@ -120,10 +179,13 @@ impl<R: Rng> Client<R> {
     }
 
     /// What the client is doing: "idle", "soliciting", "requesting", "bound", "renewing",
-    /// "rebinding".
+    /// "rebinding"; a stateless client: "informing", "informed".
     pub fn phase(&self) -> &'static str {
         match self.state {
             State::Idle => "idle",
+            State::Delay { .. } if self.stateless => "informing",
+            State::Informing { .. } => "informing",
+            State::Informed => "informed",
             State::Delay { .. } | State::Soliciting { .. } => "soliciting",
             State::Requesting { .. } => "requesting",
             State::Bound => "bound",
@@ -143,12 +205,17 @@ impl<R: Rng> Client<R> {
             State::Renewing { rt, .. } | State::Rebinding { rt, .. } => {
                 Some(expiry.map_or(rt.due(), |e| e.min(rt.due())))
             }
+            State::Informing { rt, .. } => Some(rt.due()),
+            State::Informed => self.info.as_ref().and_then(Information::refresh_at),
         }
     }
 
     /// Rebind now, whatever T1 says: the WAN link came back (RFC 8415 §18.2.12: a client
     /// holding delegated prefixes sends a Rebind). Without a lease: Solicit.
     pub fn rebind_now(&mut self, now: Time) -> Step {
+        if self.stateless {
+            return self.inform(now);
+        }
         if self.lease.is_none() {
             return self.solicit(now);
         }
@@ -166,7 +233,16 @@ impl<R: Rng> Client<R> {
         }
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => Step::default(),
+            State::Delay { .. } if self.stateless => self.inform(now),
             State::Delay { .. } => self.solicit(now),
+            // §18.2.6: MRC and MRD 0: retransmit until a Reply comes.
+            State::Informing { xid, mut rt } => {
+                rt.next(now, &mut self.rng);
+                self.state = State::Informing { xid, rt };
+                self.transmit(now)
+            }
+            // §21.23: the refresh time is over: ask again.
+            State::Informed => self.inform(now),
             State::Soliciting {
                 xid,
                 mut rt,
@@ -262,13 +338,28 @@ impl<R: Rng> Client<R> {
 
     fn solicit(&mut self, now: Time) -> Step {
         let xid = self.xid();
-        let rt = Retransmit::start(retrans::SOLICIT, now, &mut self.rng, true);
+        let params = retrans::Params {
+            mrt: self.sol_max_rt,
+            ..retrans::SOLICIT
+        };
+        let rt = Retransmit::start(params, now, &mut self.rng, true);
         self.state = State::Soliciting {
             xid,
             rt,
             offers: Vec::new(),
             first_rt_over: false,
         };
+        self.transmit(now)
+    }
+
+    fn inform(&mut self, now: Time) -> Step {
+        let xid = self.xid();
+        let params = retrans::Params {
+            mrt: self.inf_max_rt,
+            ..retrans::INFORMATION_REQUEST
+        };
+        let rt = Retransmit::start(params, now, &mut self.rng, false);
+        self.state = State::Informing { xid, rt };
         self.transmit(now)
     }
 
@@ -341,6 +432,7 @@ impl<R: Rng> Client<R> {
                 held.map(|h| h.0),
             ),
             State::Rebinding { xid, rt } => (ClientKind::Rebind, *xid, rt, None, held.map(|h| h.0)),
+            State::Informing { xid, rt } => (ClientKind::InformationRequest, *xid, rt, None, None),
             _ => return Step::default(),
         };
         let bytes = message::build(&Outgoing {
@@ -377,6 +469,7 @@ impl<R: Rng> Client<R> {
     pub fn on_packet(&mut self, now: Time, bytes: &[u8]) -> Step {
         let m = match message::parse(bytes) {
             Ok(m) => m,
+            Err(MessageError::Reconfigure) => return self.discard(Discard::Reconfigure),
             Err(MessageError::Malformed(_) | MessageError::NoServerId(_))
             | Err(MessageError::NotForClient(_)) => return self.discard(Discard::Malformed),
         };
@@ -387,15 +480,81 @@ impl<R: Rng> Client<R> {
             State::Soliciting { xid, .. } => Some((*xid, ServerKind::Advertise)),
             State::Requesting { xid, .. }
             | State::Renewing { xid, .. }
-            | State::Rebinding { xid, .. } => Some((*xid, ServerKind::Reply)),
+            | State::Rebinding { xid, .. }
+            | State::Informing { xid, .. } => Some((*xid, ServerKind::Reply)),
             _ => None,
         };
         if expected != Some((m.xid, m.kind)) {
             return self.discard(Discard::Unexpected);
         }
+        self.take_max_rt(&m);
+        if self.stateless {
+            return self.on_information(now, m);
+        }
         match m.kind {
             ServerKind::Advertise => self.on_advertise(now, m),
             ServerKind::Reply => self.on_reply(now, m),
+        }
+    }
+
+    /// §21.24, §21.25: a valid SOL_MAX_RT (in an Advertise or Reply, even one otherwise
+    /// ignored, §18.2.9) or INF_MAX_RT (in a Reply to Information-request) becomes the
+    /// client's, for the exchange under way too.
+    fn take_max_rt(&mut self, m: &ServerMessage) {
+        let (value, slot) = if self.stateless {
+            (m.inf_max_rt, &mut self.inf_max_rt)
+        } else {
+            (m.sol_max_rt, &mut self.sol_max_rt)
+        };
+        let Some(mrt) = value.and_then(retrans::max_rt_option) else {
+            return;
+        };
+        *slot = mrt;
+        match &mut self.state {
+            State::Soliciting { rt, .. } if !self.stateless => rt.set_mrt(mrt),
+            State::Informing { rt, .. } if self.stateless => rt.set_mrt(mrt),
+            _ => {}
+        }
+    }
+
+    /// §18.2.10: the Reply to an Information-request. An error status is a failure and
+    /// the retransmissions go on; otherwise its options are the configuration until the
+    /// refresh time (§21.23).
+    fn on_information(&mut self, now: Time, m: ServerMessage) -> Step {
+        if let Some(s) = m.status.clone().filter(|s| !s.is_success()) {
+            let f = Failure {
+                class: FailureClass::Refused,
+                detail: format!("Reply to Information-request: {s}"),
+            };
+            self.last_failure = Some(f.clone());
+            return Step {
+                send: None,
+                events: vec![Event::Failed(f)],
+            };
+        }
+        let refresh = match m.refresh {
+            None => retrans::IRT_DEFAULT,
+            Some(INFINITY) => INFINITY,
+            Some(t) => t.max(retrans::IRT_MINIMUM),
+        };
+        let info = Information {
+            server_id: m.server_id,
+            obtained: now,
+            refresh,
+            s46: m.s46,
+            dns: m.dns,
+        };
+        let change = match &self.info {
+            None => Change::New,
+            Some(old) if old.s46 == info.s46 => Change::Extended,
+            Some(_) => Change::Changed,
+        };
+        self.info = Some(info.clone());
+        self.last_failure = None;
+        self.state = State::Informed;
+        Step {
+            send: None,
+            events: vec![Event::Informed { info, change }],
         }
     }
 

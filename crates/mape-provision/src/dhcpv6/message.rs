@@ -30,6 +30,8 @@ pub enum ClientKind {
     Renew,
     /// §18.2.5: extend it with any server (at T2).
     Rebind,
+    /// §18.2.6: configuration only, no prefix (a stateless client on an RA-only line).
+    InformationRequest,
 }
 
 impl ClientKind {
@@ -40,6 +42,7 @@ impl ClientKind {
             ClientKind::Request => "Request",
             ClientKind::Renew => "Renew",
             ClientKind::Rebind => "Rebind",
+            ClientKind::InformationRequest => "Information-request",
         }
     }
 
@@ -49,6 +52,7 @@ impl ClientKind {
             ClientKind::Request => MessageType::Request,
             ClientKind::Renew => MessageType::Renew,
             ClientKind::Rebind => MessageType::Rebind,
+            ClientKind::InformationRequest => MessageType::InformationRequest,
         }
     }
 }
@@ -148,6 +152,12 @@ pub struct ServerMessage {
     pub dns: Vec<Ipv6Addr>,
     /// Whether a Rapid Commit option is present (§21.14).
     pub rapid_commit: bool,
+    /// Information Refresh Time (§21.23), seconds, when present.
+    pub refresh: Option<u32>,
+    /// SOL_MAX_RT (§21.24), seconds, when present (not yet range-checked).
+    pub sol_max_rt: Option<u32>,
+    /// INF_MAX_RT (§21.25), seconds, when present (not yet range-checked).
+    pub inf_max_rt: Option<u32>,
 }
 
 /// Why a datagram is not a usable server message.
@@ -159,6 +169,11 @@ pub enum MessageError {
     /// A message type a client does not act on (Solicit, Relay-forw, ...).
     #[error("DHCPv6 message type {0} is not for a client")]
     NotForClient(u8),
+    /// A Reconfigure (§18.2.11). The client never sends a Reconfigure Accept option
+    /// (§21.20), so no server may send it one and there is no reconfigure key to
+    /// authenticate it with: it is discarded.
+    #[error("Reconfigure: not accepted (no Reconfigure Accept was sent, §18.2.11)")]
+    Reconfigure,
     /// Advertise or Reply without Server Identifier (§16.10, §16.11: discard).
     #[error("{0:?} without Server Identifier")]
     NoServerId(ServerKind),
@@ -173,9 +188,10 @@ pub struct Outgoing<'a> {
     pub xid: [u8; 3],
     /// The client DUID.
     pub duid: &'a [u8],
-    /// The IA_PD's IAID.
+    /// The IA_PD's IAID (not used by an Information-request, which carries no IA).
     pub iaid: u32,
-    /// Server Identifier (Request, Renew; never Solicit or Rebind, §18.2).
+    /// Server Identifier (Request, Renew; never Solicit, Rebind or Information-request,
+    /// §18.2).
     pub server_id: Option<&'a [u8]>,
     /// The prefix held or offered, put in the IA_PD as an IAPREFIX.
     pub prefix: Option<Delegated>,
@@ -185,8 +201,11 @@ pub struct Outgoing<'a> {
 
 /// Builds a client message. The options are those RFC 8415 §18.2 asks for: Client
 /// Identifier, Elapsed Time, an ORO with OPTION_S46_CONT_MAPE (RFC 7598 §3: the client
-/// MUST ask for it) and DNS servers, one IA_PD, Server Identifier where the type has one.
-/// No Rapid Commit: the client always takes the four-message exchange.
+/// MUST ask for it), DNS servers and SOL_MAX_RT (§18.2.1, §21.24), one IA_PD, Server
+/// Identifier where the type has one. An Information-request (§18.2.6) carries no IA and
+/// asks for the Information Refresh Time and INF_MAX_RT instead of SOL_MAX_RT (§21.23,
+/// §21.25). No Rapid Commit: the client always takes the four-message exchange; no
+/// Reconfigure Accept (§21.20): it does not take Reconfigure messages.
 pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, MessageError> {
     let mut m = Message::new_with_id(o.kind.msg_type(), o.xid);
     let opts = m.opts_mut();
@@ -195,26 +214,41 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, MessageError> {
         opts.insert(DhcpOption::ServerId(s.to_vec()));
     }
     opts.insert(DhcpOption::ElapsedTime(o.elapsed_cs));
-    opts.insert(DhcpOption::ORO(ORO {
-        opts: vec![OptionCode::S46ContMape, OptionCode::DomainNameServers],
-    }));
-    let mut ia = DhcpOptions::new();
-    if let Some(d) = o.prefix {
-        ia.insert(DhcpOption::IAPrefix(IAPrefix {
-            preferred_lifetime: d.preferred,
-            valid_lifetime: d.valid,
-            prefix_len: d.prefix.len(),
-            prefix_ip: d.prefix.addr(),
-            opts: DhcpOptions::new(),
+    let stateless = o.kind == ClientKind::InformationRequest;
+    let asked = if stateless {
+        vec![
+            OptionCode::S46ContMape,
+            OptionCode::DomainNameServers,
+            OptionCode::InformationRefreshTime,
+            OptionCode::InfMaxRt,
+        ]
+    } else {
+        vec![
+            OptionCode::S46ContMape,
+            OptionCode::DomainNameServers,
+            OptionCode::SolMaxRt,
+        ]
+    };
+    opts.insert(DhcpOption::ORO(ORO { opts: asked }));
+    if !stateless {
+        let mut ia = DhcpOptions::new();
+        if let Some(d) = o.prefix {
+            ia.insert(DhcpOption::IAPrefix(IAPrefix {
+                preferred_lifetime: d.preferred,
+                valid_lifetime: d.valid,
+                prefix_len: d.prefix.len(),
+                prefix_ip: d.prefix.addr(),
+                opts: DhcpOptions::new(),
+            }));
+        }
+        // T1 = T2 = 0: no preference (§18.2.1).
+        opts.insert(DhcpOption::IAPD(IAPD {
+            id: o.iaid,
+            t1: 0,
+            t2: 0,
+            opts: ia,
         }));
     }
-    // T1 = T2 = 0: no preference (§18.2.1).
-    opts.insert(DhcpOption::IAPD(IAPD {
-        id: o.iaid,
-        t1: 0,
-        t2: 0,
-        opts: ia,
-    }));
     m.to_vec()
         .map_err(|e| MessageError::Malformed(format!("encoding {}: {e}", o.kind.as_str())))
 }
@@ -230,6 +264,7 @@ pub fn parse(bytes: &[u8]) -> Result<ServerMessage, MessageError> {
     let kind = match MessageType::from(*t) {
         MessageType::Advertise => ServerKind::Advertise,
         MessageType::Reply => ServerKind::Reply,
+        MessageType::Reconfigure => return Err(MessageError::Reconfigure),
         _ => return Err(MessageError::NotForClient(*t)),
     };
     check_area(area, 0)?;
@@ -245,6 +280,9 @@ pub fn parse(bytes: &[u8]) -> Result<ServerMessage, MessageError> {
         s46: Vec::new(),
         dns: Vec::new(),
         rapid_commit: false,
+        refresh: None,
+        sol_max_rt: None,
+        inf_max_rt: None,
     };
     let mut server_id = None;
     for o in m.opts().iter() {
@@ -256,6 +294,17 @@ pub fn parse(bytes: &[u8]) -> Result<ServerMessage, MessageError> {
             DhcpOption::IAPD(ia) => out.ia_pd.push(ia_pd(ia)),
             DhcpOption::DomainNameServers(d) => out.dns.extend_from_slice(d),
             DhcpOption::RapidCommit => out.rapid_commit = true,
+            DhcpOption::InformationRefreshTime(t) => out.refresh = Some(*t),
+            // dhcproto 0.15 encodes option 32 but decodes it as an unknown option.
+            DhcpOption::Unknown(u) if u.code() == OptionCode::InformationRefreshTime => {
+                out.refresh = be32(u.data());
+            }
+            DhcpOption::Unknown(u) if u.code() == OptionCode::SolMaxRt => {
+                out.sol_max_rt = be32(u.data());
+            }
+            DhcpOption::Unknown(u) if u.code() == OptionCode::InfMaxRt => {
+                out.inf_max_rt = be32(u.data());
+            }
             DhcpOption::Unknown(u) if u.code() == OptionCode::S46ContMape => {
                 s46::reframe(u.data(), &mut out.s46);
             }
@@ -264,6 +313,11 @@ pub fn parse(bytes: &[u8]) -> Result<ServerMessage, MessageError> {
     }
     out.server_id = server_id.ok_or(MessageError::NoServerId(kind))?;
     Ok(out)
+}
+
+/// A 4-octet value (the guard has checked the length; anything else reads as absent).
+fn be32(b: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(b).ok().map(u32::from_be_bytes)
 }
 
 fn ia_pd(ia: &IAPD) -> IaPd {
@@ -340,9 +394,11 @@ fn check_area(mut area: &[u8], depth: u8) -> Result<(), MessageError> {
         match code {
             7 | 19 => fixed(1)?, // Preference, Reconfigure Message
             8 => fixed(2)?,      // Elapsed Time
-            12 => fixed(16)?,    // Server Unicast
-            13 => at_least(2)?,  // Status Code
-            16 => at_least(4)?,  // Vendor Class
+            // Information Refresh Time, SOL_MAX_RT, INF_MAX_RT (§21.23-21.25)
+            32 | 82 | 83 => fixed(4)?,
+            12 => fixed(16)?,   // Server Unicast
+            13 => at_least(2)?, // Status Code
+            16 => at_least(4)?, // Vendor Class
             9 => {
                 return Err(MessageError::Malformed(
                     "Relay Message option in a server message".into(),
@@ -379,7 +435,8 @@ mod tests {
         mape_rules::provision::parse_hex(s).unwrap()
     }
 
-    /// A Solicit as RFC 8415 §18.2.1 and RFC 7598 §3 ask, checked byte by byte.
+    /// A Solicit as RFC 8415 §18.2.1 (ORO with SOL_MAX_RT, §21.24) and RFC 7598 §3 ask,
+    /// checked byte by byte.
     #[test]
     fn solicit_bytes() {
         let duid = hex("0003 0001 02 00 00 00 00 01");
@@ -395,10 +452,59 @@ mod tests {
         .unwrap();
         let want = hex("01 123456
              0001 000a 0003 0001 020000000001
-             0006 0004 005e 0017
+             0006 0006 005e 0017 0052
              0008 0002 0000
              0019 000c 00000001 00000000 00000000");
         assert_eq!(b, want);
+    }
+
+    /// An Information-request as §18.2.6 asks: Client ID, Elapsed Time, an ORO with 94,
+    /// DNS, the Information Refresh Time (32) and INF_MAX_RT (83); no IA, no Server ID.
+    #[test]
+    fn information_request_bytes() {
+        let duid = hex("0003 0001 02 00 00 00 00 01");
+        let b = build(&Outgoing {
+            kind: ClientKind::InformationRequest,
+            xid: [0xab, 0xcd, 0xef],
+            duid: &duid,
+            iaid: 1,
+            server_id: None,
+            prefix: None,
+            elapsed_cs: 7,
+        })
+        .unwrap();
+        let want = hex("0b abcdef
+             0001 000a 0003 0001 020000000001
+             0006 0008 005e 0017 0020 0053
+             0008 0002 0007");
+        assert_eq!(b, want);
+    }
+
+    /// The timer options a server may send (§21.23-21.25) are read, Reconfigure is its
+    /// own error, and a timer option of the wrong length is malformed.
+    #[test]
+    fn timer_options_and_reconfigure() {
+        let m = parse(&hex("07 010203
+             0002 000a 0003 0001 0a0000000001
+             0020 0004 00000e10
+             0052 0004 0000003c
+             0053 0004 00015180"))
+        .unwrap();
+        assert_eq!(
+            (m.refresh, m.sol_max_rt, m.inf_max_rt),
+            (Some(3600), Some(60), Some(86_400))
+        );
+        assert_eq!(
+            parse(&hex("0a 010203 0002 000a 0003 0001 0a0000000001")),
+            Err(MessageError::Reconfigure)
+        );
+        for code in ["0020", "0052", "0053"] {
+            let e = parse(&hex(&format!(
+                "07 010203 0002 000a 0003 0001 0a0000000001 {code} 0002 0001"
+            )))
+            .unwrap_err();
+            assert!(matches!(e, MessageError::Malformed(_)), "{code}: {e:?}");
+        }
     }
 
     /// A Reply built by hand (RFC 8415 §21 layouts) with an IA_PD and option 94.

@@ -3,7 +3,8 @@
 //!
 //! - [`message`]: client messages built and server messages read (framing by `dhcproto`);
 //! - [`retrans`]: RFC 8415 §15 retransmission (IRT/MRT/MRC/MRD, RAND ±0.1);
-//! - [`machine`]: Solicit/Advertise/Request/Reply/Renew/Rebind, T1/T2, expiry;
+//! - [`machine`]: Solicit/Advertise/Request/Reply/Renew/Rebind, T1/T2, expiry; or, on a
+//!   line that delegates no prefix, Information-request and its refresh (stateless);
 //! - [`s46`]: the lease's option 94 to MAP parameters through mape-rules' S46 codec;
 //! - [`shell`]: the socket on port 546 of one interface, and a one-shot run.
 //!
@@ -28,7 +29,7 @@ pub mod s46;
 pub mod shell;
 
 pub use machine::{
-    Change, Client, Config, Discard, Duid, DuidError, Event, Failure, FailureClass, Lease, Step,
-    INFINITY,
+    Change, Client, Config, Discard, Duid, DuidError, Event, Failure, FailureClass, Information,
+    Lease, Step, INFINITY,
 };
 pub use message::{Delegated, StatusInfo, ALL_SERVERS, CLIENT_PORT, SERVER_PORT};

@@ -55,6 +55,29 @@ pub const REBIND: Params = Params {
 };
 /// SOL_MAX_DELAY: the first Solicit waits a random time up to this (§7.6, §18.2.1).
 pub const SOL_MAX_DELAY: Duration = secs(1);
+/// INF_TIMEOUT 1 s, INF_MAX_RT 3600 s, no MRC, no MRD (§7.6, §18.2.6).
+pub const INFORMATION_REQUEST: Params = Params {
+    irt: secs(1),
+    mrt: secs(3600),
+    mrc: 0,
+    mrd: Duration::ZERO,
+};
+/// INF_MAX_DELAY: the first Information-request waits a random time up to this (§7.6,
+/// §18.2.6).
+pub const INF_MAX_DELAY: Duration = secs(1);
+/// IRT_DEFAULT: the refresh time when the Reply carries no Information Refresh Time
+/// option (§7.6, §21.23).
+pub const IRT_DEFAULT: u32 = 86_400;
+/// IRT_MINIMUM: a shorter Information Refresh Time is raised to this (§7.6, §21.23).
+pub const IRT_MINIMUM: u32 = 600;
+
+/// A SOL_MAX_RT or INF_MAX_RT option's value as the new MRT: only 60..=86400 s is valid;
+/// the client ignores any other (§21.24, §21.25).
+pub fn max_rt_option(secs_value: u32) -> Option<Duration> {
+    (60..=86_400)
+        .contains(&secs_value)
+        .then(|| secs(u64::from(secs_value)))
+}
 
 /// RAND, uniform in [-0.1, 0.1]; strictly positive for the first Solicit RT (§18.2.1).
 fn rand_factor<R: Rng>(rng: &mut R, positive: bool) -> f64 {
@@ -135,6 +158,12 @@ impl Retransmit {
     pub fn elapsed_cs(&self, now: Time) -> u16 {
         let cs = now.saturating_sub(self.started).as_millis() / 10;
         u16::try_from(cs).unwrap_or(u16::MAX)
+    }
+
+    /// A new MRT for the RTs still to come (a server's SOL_MAX_RT or INF_MAX_RT, §21.24,
+    /// §21.25, which the client MUST use from then on).
+    pub fn set_mrt(&mut self, mrt: Duration) {
+        self.params.mrt = mrt;
     }
 
     /// Transmissions so far.
@@ -220,6 +249,23 @@ mod tests {
                 prop_assert!(n < 1000);
             }
         }
+    }
+
+    /// A server's SOL_MAX_RT caps the RTs from the next one on (§21.24); values outside
+    /// 60..=86400 are ignored.
+    #[test]
+    fn a_servers_max_rt_caps_the_next_rts() {
+        assert_eq!(max_rt_option(59), None);
+        assert_eq!(max_rt_option(86_401), None);
+        assert_eq!(max_rt_option(60), Some(Duration::from_secs(60)));
+        let mut r = rng(3);
+        let mut x = Retransmit::start(SOLICIT, Duration::ZERO, &mut r, true);
+        x.set_mrt(max_rt_option(60).unwrap());
+        for _ in 0..20 {
+            assert!(x.next(x.due(), &mut r));
+            assert!(x.rt().as_secs_f64() <= 66.0 + 1e-9, "{:?}", x.rt());
+        }
+        assert!(x.rt().as_secs_f64() >= 54.0 - 1e-9);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::Ipv6Addr;
 use mape_rules::dhcpv6::OPTION_S46_CONT_MAPE;
 use mape_rules::{provision, IidFormat, Ipv6Net, ProvisionError, Provisioned, RuleSource};
 
-use super::machine::Lease;
+use super::machine::{Information, Lease};
 
 /// Appends one OPTION_S46_CONT_MAPE (RFC 7598 §5) with `value` to `area`, header included.
 /// A value over 65535 bytes cannot have arrived in one option; it is not appended.
@@ -42,6 +42,25 @@ impl Lease {
             iid,
             br,
         )
+    }
+}
+
+impl Information {
+    /// Whether the server sent at least one OPTION_S46_CONT_MAPE.
+    pub fn has_s46(&self) -> bool {
+        !self.s46.is_empty()
+    }
+
+    /// The MAP parameters for the End-user prefix `end_user` (on an RA-only line: the
+    /// WAN's /64, or `[map] prefix`), as [`Lease::provision`] does; nothing is delegated,
+    /// so the prefix must be given.
+    pub fn provision(
+        &self,
+        end_user: &Ipv6Net,
+        iid: Option<IidFormat>,
+        br: &[Ipv6Addr],
+    ) -> Result<Provisioned, ProvisionError> {
+        provision(&RuleSource::Dhcpv6(self.s46.clone()), end_user, iid, br)
     }
 }
 

@@ -217,6 +217,7 @@ fn describe_sent(bytes: &[u8]) -> String {
         Some(3) => "Request",
         Some(5) => "Renew",
         Some(6) => "Rebind",
+        Some(11) => "Information-request",
         _ => "message",
     };
     format!(
@@ -250,6 +251,9 @@ fn describe_received(bytes: &[u8]) -> String {
             }
             if !m.s46.is_empty() {
                 l += " s46-cont-mape";
+            }
+            if let Some(r) = m.refresh {
+                l += &format!(" refresh {r}");
             }
             l
         }

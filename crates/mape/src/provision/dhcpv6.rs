@@ -1,7 +1,9 @@
 //! `mape provision dhcpv6`: one DHCPv6 exchange on the WAN interface (Solicit, Advertise,
 //! Request, Reply; with `--renew` also the Renew at T1), printed with the delegated prefix
 //! and the MAP-E parameters its RFC 7598 options give. The `--json` object is
-//! `mape calc --json`'s plus the DHCPv6 keys.
+//! `mape calc --json`'s plus the DHCPv6 keys. With `--stateless` (an RA-only line that
+//! delegates no prefix) it is one Information-request and its Reply (RFC 8415 §18.2.6),
+//! resolved for `--prefix` or the interface's global address.
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use clap::Args;
 use mape_provision::dhcpv6::shell::{self, Socket};
-use mape_provision::dhcpv6::{Client, Config, Duid, Event, FailureClass, Lease};
+use mape_provision::dhcpv6::{Client, Config, Duid, Event, FailureClass, Information, Lease};
 use mape_rules::{IidFormat, Ipv6Net};
 use rand::SeedableRng;
 use serde::Serialize;
@@ -50,9 +52,29 @@ pub(crate) struct Dhcpv6Args {
     /// After the Reply, wait for T1, Renew, and print the lease the Renew gave.
     #[arg(long)]
     renew: bool,
+    /// Information-request only (RFC 8415 §18.2.6): for an RA-only line whose /64 is
+    /// on-link and which delegates no prefix. The BMR is resolved for --prefix, else the
+    /// interface's global IPv6 address.
+    #[arg(long, conflicts_with = "renew")]
+    stateless: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// The JSON output of `--stateless`.
+#[derive(Serialize)]
+struct StatelessJson {
+    #[serde(flatten)]
+    calc: calc::CalcJson,
+    source: &'static str,
+    mode: &'static str,
+    interface: String,
+    end_user_prefix: String,
+    refresh: u32,
+    server_duid: String,
+    client_duid: String,
+    dns: Vec<Ipv6Addr>,
 }
 
 /// The JSON output.
@@ -112,7 +134,11 @@ pub(crate) fn run(args: &Dhcpv6Args) -> Result<ExitCode> {
         iaid: shell::iaid(mac),
         hint: None,
     };
-    let mut client = Client::new(config, rand::rngs::StdRng::from_os_rng());
+    let rng = rand::rngs::StdRng::from_os_rng();
+    if args.stateless {
+        return stateless(args, Client::stateless(config, rng), &socket, iid, &duid);
+    }
+    let mut client = Client::new(config, rng);
     // The machine's clock: time since this run began.
     let t0 = Instant::now();
     let now = || t0.elapsed();
@@ -206,6 +232,91 @@ pub(crate) fn run(args: &Dhcpv6Args) -> Result<ExitCode> {
             lease.t2,
             if renewed { " (renewed)" } else { "" },
             shell_hex(&lease.server_id)
+        );
+        out += &calc::text(&o);
+    }
+    calc::write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--stateless`: one Information-request exchange; the End-user prefix is `--prefix` or
+/// the interface's global address (/128).
+fn stateless(
+    args: &Dhcpv6Args,
+    mut client: Client<rand::rngs::StdRng>,
+    socket: &Socket,
+    iid: Option<IidFormat>,
+    duid: &Duid,
+) -> Result<ExitCode> {
+    let t0 = Instant::now();
+    let now = || t0.elapsed();
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    client.start(now());
+    let log = shell::run(&mut client, socket, now, timeout, |e| {
+        matches!(e, Event::Informed { .. })
+    })?;
+    let mut out = String::new();
+    if !args.json {
+        for l in &log.lines {
+            out += l;
+            out += "\n";
+        }
+    }
+    let info: Option<Information> = client.information().cloned();
+    let Some(info) = info else {
+        let (class, detail) = match client.last_failure() {
+            Some(f) => (f.class, f.detail.clone()),
+            None => (
+                FailureClass::NoServer,
+                format!(
+                    "no Reply to Information-request on {} within {}s",
+                    args.interface,
+                    timeout.as_secs()
+                ),
+            ),
+        };
+        return fail(&out, exit_code(class), &detail);
+    };
+    if !info.has_s46() {
+        return fail(
+            &out,
+            NOTHING_OFFERED,
+            "the Reply to Information-request has no OPTION_S46_CONT_MAPE (94)",
+        );
+    }
+    let end_user = args.prefix.or_else(|| {
+        mape_daemon::provisioning::wan::global_address(Some(&args.interface))
+            .and_then(mape_daemon::provisioning::wan::as_end_user)
+    });
+    let Some(end_user) = end_user else {
+        return Err(anyhow!(
+            "{} has no global IPv6 address to resolve the rule for: give --prefix",
+            args.interface
+        ));
+    };
+    let p = match info.provision(&end_user, iid, &[]) {
+        Ok(p) => p,
+        Err(e) => return fail(&out, BAD_ANSWER, &e.to_string()),
+    };
+    let o = calc::Outcome::from(p);
+    if args.json {
+        let j = StatelessJson {
+            calc: calc::json(&o),
+            source: "dhcpv6",
+            mode: "stateless",
+            interface: args.interface.clone(),
+            end_user_prefix: end_user.to_string(),
+            refresh: info.refresh,
+            server_duid: shell_hex(&info.server_id),
+            client_duid: duid.to_hex(),
+            dns: info.dns.clone(),
+        };
+        out += &(serde_json::to_string(&j)? + "\n");
+    } else {
+        out += &format!(
+            "stateless (no prefix delegated): end-user {end_user} refresh {}s\nserver {}\n",
+            info.refresh,
+            shell_hex(&info.server_id)
         );
         out += &calc::text(&o);
     }

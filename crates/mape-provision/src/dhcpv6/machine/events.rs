@@ -67,6 +67,30 @@ impl Lease {
     }
 }
 
+/// What a stateless client (§18.2.6) holds: the configuration of a Reply to
+/// Information-request. No prefix is delegated and nothing expires; it is refreshed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Information {
+    /// The server's DUID.
+    pub server_id: Vec<u8>,
+    /// When the Reply arrived; the refresh time counts from here.
+    pub obtained: Time,
+    /// Seconds until the client asks again, as used (§21.23: the server's Information
+    /// Refresh Time raised to IRT_MINIMUM, IRT_DEFAULT when absent; [`INFINITY`] = never).
+    pub refresh: u32,
+    /// The OPTION_S46_CONT_MAPE options as an option area (empty when none were sent).
+    pub s46: Vec<u8>,
+    /// DNS recursive name servers (option 23).
+    pub dns: Vec<Ipv6Addr>,
+}
+
+impl Information {
+    /// When to send the next Information-request (None: never).
+    pub fn refresh_at(&self) -> Option<Time> {
+        after(self.obtained, self.refresh)
+    }
+}
+
 /// How a Reply changed what the client holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Change {
@@ -129,6 +153,15 @@ pub enum Event {
     },
     /// An exchange failed; the client goes on (solicits again).
     Failed(Failure),
+    /// A stateless client's Reply to Information-request gave (or refreshed) the
+    /// configuration; `change` against the one held before (New, Extended: the same S46
+    /// options, Changed: other ones).
+    Informed {
+        /// The configuration now held.
+        info: Information,
+        /// Against the one held before.
+        change: Change,
+    },
 }
 
 /// What the shell must do after a call.
@@ -151,15 +184,19 @@ pub enum Discard {
     WrongClient,
     /// An Advertise that delegates no prefix (§18.2.9: ignored).
     NoPrefix,
+    /// A Reconfigure: never negotiated (no Reconfigure Accept sent), so discarded
+    /// (§18.2.11).
+    Reconfigure,
 }
 
 impl Discard {
     /// Every reason, in counter order.
-    pub const ALL: [Discard; 4] = [
+    pub const ALL: [Discard; 5] = [
         Discard::Malformed,
         Discard::Unexpected,
         Discard::WrongClient,
         Discard::NoPrefix,
+        Discard::Reconfigure,
     ];
 
     /// The counter's name.
@@ -169,6 +206,7 @@ impl Discard {
             Discard::Unexpected => "unexpected",
             Discard::WrongClient => "wrong_client",
             Discard::NoPrefix => "no_prefix",
+            Discard::Reconfigure => "reconfigure",
         }
     }
 }

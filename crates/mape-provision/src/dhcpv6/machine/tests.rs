@@ -289,6 +289,8 @@ fn discards_are_counted_with_their_reason() {
     other[13] ^= 0xff; // a byte of the Client ID's MAC
     c.on_packet(t0, &other);
     c.on_packet(t0, &[2, 0]);
+    // A Reconfigure: no Reconfigure Accept was sent, so it is discarded (§18.2.11).
+    c.on_packet(t0, &hexb(&format!("0a 000000 0002 000a {SERVER}")));
     // NoPrefixAvail: ignored (§18.2.9), remembered for the give-up message.
     let none = Ia {
         status: Some(6),
@@ -305,7 +307,8 @@ fn discards_are_counted_with_their_reason() {
             (Discard::Malformed, 1),
             (Discard::Unexpected, 2),
             (Discard::WrongClient, 1),
-            (Discard::NoPrefix, 1)
+            (Discard::NoPrefix, 1),
+            (Discard::Reconfigure, 1)
         ]
     );
     let f = c.last_failure().unwrap();
@@ -533,5 +536,217 @@ proptest::proptest! {
             }
             prev = Some(gap);
         }
+    }
+}
+
+fn stateless(seed: u64) -> Client<rand::rngs::StdRng> {
+    Client::stateless(
+        Config {
+            duid: Duid::link_layer(MAC),
+            iaid: 1,
+            hint: None,
+        },
+        rand::rngs::StdRng::seed_from_u64(seed),
+    )
+}
+
+/// A Reply to an Information-request by hand: Client ID, Server ID, optionally an
+/// Information Refresh Time (§21.23), INF_MAX_RT (§21.25) and a Status Code, and option
+/// 94 with the lab's rule whose EA length is `ea_len` (16: RFC 7597 example 1).
+fn info_reply(
+    xid: [u8; 3],
+    refresh: Option<u32>,
+    inf_max_rt: Option<u32>,
+    status: Option<u16>,
+    ea_len: u8,
+) -> Vec<u8> {
+    let mut h = format!(
+        "07 {:02x}{:02x}{:02x} 0001 000a 0003 0001 020000000001 0002 000a {SERVER}",
+        xid[0], xid[1], xid[2]
+    );
+    if let Some(r) = refresh {
+        h += &format!(" 0020 0004 {r:08x}");
+    }
+    if let Some(r) = inf_max_rt {
+        h += &format!(" 0053 0004 {r:08x}");
+    }
+    if let Some(c) = status {
+        h += &format!(" 000d 0002 {c:04x}");
+    }
+    h += &format!(
+        " 005e 002d 0059 0015 00 {ea_len:02x} 18 c0000200 28 20010db800 005d 0004 04 08 0000
+           005a 0010 20010db8ffff00000000000000000001"
+    );
+    hexb(&h)
+}
+
+fn oro(m: &Message) -> Vec<OptionCode> {
+    match m.opts().get(OptionCode::ORO) {
+        Some(DhcpOption::ORO(o)) => o.opts.clone(),
+        o => panic!("{o:?}"),
+    }
+}
+
+/// RFC 8415 §18.2.6 and §21.23 on an RA-only line: Information-request (no IA, ORO with
+/// 94, the refresh time and INF_MAX_RT) after at most INF_MAX_DELAY; the Reply's options
+/// are held and refreshed at the server's refresh time; a new rule is a change.
+#[test]
+fn stateless_asks_for_option_94_and_refreshes() {
+    let mut c = stateless(11);
+    assert!(c.is_stateless());
+    c.start(s(0.0));
+    assert_eq!(c.phase(), "informing");
+    let t0 = c.next_timer().unwrap();
+    assert!(t0 <= s(1.0), "{t0:?}");
+    let m = sent(&c.on_timer(t0));
+    assert_eq!(m.msg_type(), MessageType::InformationRequest);
+    assert_eq!(iapd_prefix(&m), None, "no IA_PD");
+    assert_eq!(server_id_of(&m), None);
+    assert_eq!(elapsed(&m), 0);
+    let asked = oro(&m);
+    for code in [
+        OptionCode::S46ContMape,
+        OptionCode::InformationRefreshTime,
+        OptionCode::InfMaxRt,
+    ] {
+        assert!(asked.contains(&code), "{code:?} in {asked:?}");
+    }
+    assert!(!asked.contains(&OptionCode::SolMaxRt));
+    // No Reply: retransmitted after INF_TIMEOUT ± 10 %, the same xid.
+    let due = c.next_timer().unwrap();
+    assert!(due >= t0 + s(0.9) && due <= t0 + s(1.1), "{due:?}");
+    let again = sent(&c.on_timer(due));
+    assert_eq!((again.msg_type(), again.xid()), (m.msg_type(), m.xid()));
+    assert!(elapsed(&again) >= 90);
+    // A Reply for another transaction is not ours.
+    let t1 = due + s(0.2);
+    assert_eq!(
+        c.on_packet(t1, &info_reply([9, 9, 9], Some(3600), None, None, 16)),
+        Step::default()
+    );
+    let step = c.on_packet(t1, &info_reply(m.xid(), Some(3600), None, None, 16));
+    let info = match &step.events[..] {
+        [Event::Informed { info, change }] => {
+            assert_eq!(*change, Change::New);
+            info.clone()
+        }
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(c.phase(), "informed");
+    assert_eq!((info.refresh, info.obtained), (3600, t1));
+    assert_eq!(info.server_id, hexb(SERVER));
+    assert_eq!(c.information(), Some(&info));
+    assert!(c.lease().is_none());
+    // The End-user prefix is the WAN's /64: RFC 7597 example 1's rule gives 192.0.2.18
+    // PSID 0x34 for 2001:db8:12:3400::/56, so its /64 gives the same.
+    let p = info
+        .provision(&"2001:db8:12:3400::/64".parse().unwrap(), None, &[])
+        .unwrap();
+    assert_eq!(p.mapping.share.ipv4.to_string(), "192.0.2.18/32");
+    assert_eq!(p.mapping.share.psid, Some(0x34));
+    // §21.23: at the refresh time, a new Information-request (a new transaction).
+    assert_eq!(c.next_timer(), Some(t1 + s(3600.0)));
+    assert_eq!(c.on_timer(t1 + s(3599.0)), Step::default());
+    let r = sent(&c.on_timer(t1 + s(3600.0)));
+    assert_eq!(r.msg_type(), MessageType::InformationRequest);
+    assert_ne!(r.xid(), m.xid());
+    // The same options: extended; another rule: changed.
+    let t2 = t1 + s(3600.1);
+    let step = c.on_packet(t2, &info_reply(r.xid(), Some(3600), None, None, 16));
+    assert!(
+        matches!(
+            &step.events[..],
+            [Event::Informed {
+                change: Change::Extended,
+                ..
+            }]
+        ),
+        "{step:?}"
+    );
+    let r = sent(&c.on_timer(c.next_timer().unwrap()));
+    let step = c.on_packet(t2 + s(3700.0), &info_reply(r.xid(), None, None, None, 12));
+    match &step.events[..] {
+        [Event::Informed { info, change }] => {
+            assert_eq!(*change, Change::Changed);
+            // No Information Refresh Time: IRT_DEFAULT.
+            assert_eq!(info.refresh, 86_400);
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+/// §21.23: a refresh time under IRT_MINIMUM is raised to it, infinity is never; an error
+/// status is a failure and the retransmissions go on; §21.25: INF_MAX_RT caps them.
+#[test]
+fn stateless_refresh_floor_errors_and_inf_max_rt() {
+    let mut c = stateless(12);
+    c.start(s(0.0));
+    let t0 = c.next_timer().unwrap();
+    let m = sent(&c.on_timer(t0));
+    // UnspecFail (1) with INF_MAX_RT 60: failed, still informing, RTs now within 60 s ± 10 %.
+    let step = c.on_packet(t0, &info_reply(m.xid(), None, Some(60), Some(1), 16));
+    match &step.events[..] {
+        [Event::Failed(f)] => assert_eq!(f.class, FailureClass::Refused),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(c.phase(), "informing");
+    let mut t = t0;
+    for _ in 0..12 {
+        let due = c.next_timer().unwrap();
+        assert!(due - t <= s(66.0), "{:?}", due - t);
+        t = due;
+        assert_eq!(sent(&c.on_timer(t)).xid(), m.xid());
+    }
+    assert!(c.next_timer().unwrap() - t >= s(54.0));
+    let step = c.on_packet(t, &info_reply(m.xid(), Some(10), None, None, 16));
+    match &step.events[..] {
+        [Event::Informed { info, .. }] => assert_eq!(info.refresh, 600),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(c.next_timer(), Some(t + s(600.0)));
+    let r = sent(&c.on_timer(t + s(600.0)));
+    c.on_packet(
+        t + s(601.0),
+        &info_reply(r.xid(), Some(INFINITY), None, None, 16),
+    );
+    assert_eq!(
+        c.next_timer(),
+        None,
+        "an infinite refresh time: never again"
+    );
+    // The link came back (§18.2.12): ask at once.
+    let again = sent(&c.rebind_now(t + s(700.0)));
+    assert_eq!(again.msg_type(), MessageType::InformationRequest);
+}
+
+/// §21.24 with §18.2.9: a server that has no prefix says how long to wait with SOL_MAX_RT
+/// in its (ignored) Advertise; the Solicits under way follow it. An out-of-range value is
+/// ignored.
+#[test]
+fn sol_max_rt_from_an_ignored_advertise_caps_the_solicits() {
+    let mut c = client(13);
+    let (sol, t0) = first_solicit(&mut c);
+    assert!(
+        oro(&sol).contains(&OptionCode::SolMaxRt),
+        "§21.24: the ORO asks for it"
+    );
+    let none = Ia {
+        status: Some(6),
+        ..IA
+    };
+    let mut adv = server(2, sol.xid(), SERVER, None, &none);
+    adv.extend(hexb("0052 0004 00000014")); // 20 s: out of range
+    c.on_packet(t0, &adv);
+    assert_eq!(c.sol_max_rt(), s(3600.0));
+    let mut adv = server(2, sol.xid(), SERVER, None, &none);
+    adv.extend(hexb("0052 0004 0000003c")); // 60 s
+    c.on_packet(t0, &adv);
+    assert_eq!(c.sol_max_rt(), s(60.0));
+    let mut t = t0;
+    for _ in 0..15 {
+        let due = c.next_timer().unwrap();
+        assert!(due - t <= s(66.0), "{:?}", due - t);
+        t = due;
+        assert_eq!(sent(&c.on_timer(t)).msg_type(), MessageType::Solicit);
     }
 }
