@@ -351,12 +351,7 @@ fn daemon_runs_stateless_on_an_ra_only_line() {
     assert_eq!(p["next_refresh_at"].as_u64(), Some(fetched + 900), "{p}");
     assert!(routes(&lab, "-4").contains("default"));
     assert!(lab.dir().join("ce-state/mape0.dhcpv6-info.json").exists());
-    let st = lab.stop_pid(pid);
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "{st:?}\n{}",
-        lab.log("ce1")
-    );
+    stop_ok(&mut lab, pid, "ce1");
 
     lab.stop();
     let pid = lab
@@ -366,12 +361,13 @@ fn daemon_runs_stateless_on_an_ra_only_line() {
     assert_eq!(s["map"]["ipv4"], "192.0.2.0", "{s}\n{}", lab.log("ce2"));
     assert_eq!(s["provisioning"]["from_store"], true, "{s}");
     assert!(s["provisioning"].get("stopped").is_none(), "{s}");
+    stop_ok(&mut lab, pid, "ce2");
+}
+
+/// Stops the CE daemon `pid` and requires a clean exit (its log `log` otherwise).
+fn stop_ok(lab: &mut Dhcpv6Lab, pid: u32, log: &str) {
     let st = lab.stop_pid(pid);
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "{st:?}\n{}",
-        lab.log("ce2")
-    );
+    assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", lab.log(log));
 }
 
 fn status(lab: &Dhcpv6Lab) -> Value {
@@ -447,12 +443,7 @@ fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
     assert!(r.contains("2001:db8:12:3400:0:c633:6412:34"), "{r}");
     assert!(!r.contains("2001:db8:12:3400:0:c000:212:34"), "{r}");
     assert!(lab.log("ce1").contains("provisioning_changed"));
-    let st = lab.stop_pid(pid);
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "{st:?}\n{}",
-        lab.log("ce1")
-    );
+    stop_ok(&mut lab, pid, "ce1");
 
     // 3. Kea down at start: the stored lease (still valid) is used.
     lab.stop();
@@ -501,12 +492,7 @@ fn daemon_provisions_from_kea_renews_changes_in_place_and_stops_at_lease_end() {
         s["fast_path"]["active"], fast,
         "fast path as before the stop: {s}"
     );
-    let st = lab.stop_pid(pid);
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "{st:?}\n{}",
-        lab.log("ce2")
-    );
+    stop_ok(&mut lab, pid, "ce2");
 }
 
 /// End to end on the full lab (LAN hosts, the BR, the internet): its CE started with

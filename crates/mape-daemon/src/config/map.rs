@@ -142,6 +142,24 @@ fn dhcpv6_map(
     with_br(map, p)
 }
 
+/// The End-user prefix: `[map] prefix` when given, else `end_user` (the WAN's address);
+/// `expected` says what is missing when neither is there.
+fn end_user_prefix(
+    map: &MapSection,
+    end_user: Option<Ipv6Net>,
+    expected: &'static str,
+) -> Result<Ipv6Net, ConfigError> {
+    match &map.prefix {
+        Some(t) => t
+            .parse()
+            .map_err(|e| value_err("map.prefix", t, format!("an IPv6 prefix ({e})"))),
+        None => end_user.ok_or(ConfigError::Missing {
+            key: "map.prefix",
+            expected,
+        }),
+    }
+}
+
 /// The MAP parameters from a stateless DHCPv6 client's Reply (RFC 8415 §18.2.6): nothing
 /// is delegated, so the End-user prefix is `[map] prefix`, else the WAN's address.
 fn dhcpv6_info_map(
@@ -149,15 +167,11 @@ fn dhcpv6_info_map(
     info: &mape_provision::dhcpv6::Information,
     end_user: Option<Ipv6Net>,
 ) -> Result<(Provisioned, Vec<Ipv6Addr>), ConfigError> {
-    let prefix = match &map.prefix {
-        Some(t) => t
-            .parse()
-            .map_err(|e| value_err("map.prefix", t, format!("an IPv6 prefix ({e})")))?,
-        None => end_user.ok_or(ConfigError::Missing {
-            key: "map.prefix",
-            expected: "the End-user IPv6 prefix (stateless DHCPv6 delegates none, and the WAN has no global IPv6 address to use)",
-        })?,
-    };
+    let prefix = end_user_prefix(
+        map,
+        end_user,
+        "the End-user IPv6 prefix (stateless DHCPv6 delegates none, and the WAN has no global IPv6 address to use)",
+    )?;
     if !info.has_s46() {
         return Err(ConfigError::Dhcpv6(
             "the Reply to Information-request has no OPTION_S46_CONT_MAPE (94)".into(),
@@ -177,15 +191,11 @@ fn hb46pp_map(
     offer: &mape_provision::Offer,
     end_user: Option<Ipv6Net>,
 ) -> Result<(Provisioned, Vec<Ipv6Addr>), ConfigError> {
-    let prefix = match &map.prefix {
-        Some(t) => t
-            .parse()
-            .map_err(|e| value_err("map.prefix", t, format!("an IPv6 prefix ({e})")))?,
-        None => end_user.ok_or(ConfigError::Missing {
-            key: "map.prefix",
-            expected: "the End-user IPv6 prefix (the WAN has no global IPv6 address to use)",
-        })?,
-    };
+    let prefix = end_user_prefix(
+        map,
+        end_user,
+        "the End-user IPv6 prefix (the WAN has no global IPv6 address to use)",
+    )?;
     let p = offer
         .provision(&prefix)
         .map_err(|e| ConfigError::Hb46pp(format!("{prefix}: {e}")))?;

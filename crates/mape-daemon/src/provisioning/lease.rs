@@ -60,21 +60,11 @@ pub fn save(path: &Path, l: &Lease) -> Result<(), StoreError> {
 /// The stored lease, if there is one and its valid lifetime is not over at `now` (seconds
 /// since the UNIX epoch).
 pub fn load(path: &Path, now: u64) -> Result<Option<Lease>, StoreError> {
-    let Some(text) = store::read(path)? else {
+    let Some(s) = read_json::<Stored>(path)? else {
         return Ok(None);
     };
-    let format = |detail: String| StoreError::Format {
-        path: path.display().to_string(),
-        detail,
-    };
-    let s: Stored = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
-    let bytes = |h: &str| {
-        if h.is_empty() {
-            Ok(Vec::new())
-        } else {
-            parse_hex(h).map_err(format)
-        }
-    };
+    let format = |detail: String| format_error(path, detail);
+    let bytes = |h: &str| hex_bytes(path, h);
     let lease = Lease {
         prefix: Delegated {
             prefix: s
@@ -99,6 +89,32 @@ pub fn load(path: &Path, now: u64) -> Result<Option<Lease>, StoreError> {
         return Ok(None);
     }
     Ok(Some(lease))
+}
+
+fn format_error(path: &Path, detail: String) -> StoreError {
+    StoreError::Format {
+        path: path.display().to_string(),
+        detail,
+    }
+}
+
+/// The file at `path` as `T` (None: there is none).
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
+    let Some(text) = store::read(path)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format_error(path, e.to_string()))
+}
+
+/// A stored hex field ("" = no bytes).
+fn hex_bytes(path: &Path, h: &str) -> Result<Vec<u8>, StoreError> {
+    if h.is_empty() {
+        Ok(Vec::new())
+    } else {
+        parse_hex(h).map_err(|e| format_error(path, e))
+    }
 }
 
 /// `<state dir>/<tun>.dhcpv6-info.json`: what the stateless client holds.
@@ -134,21 +150,10 @@ pub fn save_info(path: &Path, i: &Information) -> Result<(), StoreError> {
 /// The stored configuration of the stateless client, if any. It has no lifetime (RFC 8415
 /// §21.23 only says when to ask again), so it is used until a Reply replaces it.
 pub fn load_info(path: &Path) -> Result<Option<Information>, StoreError> {
-    let Some(text) = store::read(path)? else {
+    let Some(s) = read_json::<StoredInfo>(path)? else {
         return Ok(None);
     };
-    let format = |detail: String| StoreError::Format {
-        path: path.display().to_string(),
-        detail,
-    };
-    let s: StoredInfo = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
-    let bytes = |h: &str| {
-        if h.is_empty() {
-            Ok(Vec::new())
-        } else {
-            parse_hex(h).map_err(format)
-        }
-    };
+    let bytes = |h: &str| hex_bytes(path, h);
     Ok(Some(Information {
         refresh: s.refresh,
         server_id: bytes(&s.server_id)?,
