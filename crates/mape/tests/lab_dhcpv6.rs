@@ -63,6 +63,27 @@ fn provision(lab: &Dhcpv6Lab, extra: &[&str]) -> Output {
     lab.exec_ce(&args).expect("run mape provision dhcpv6")
 }
 
+/// `mape calc --json` with the lab's rule (the one Kea serves) for `prefix`.
+fn calc(prefix: &str) -> Value {
+    let out = common::stdout_ok(&[
+        "calc",
+        "--prefix",
+        prefix,
+        "--ipv6-prefix",
+        "2001:db8::/40",
+        "--ipv4-prefix",
+        "192.0.2.0/24",
+        "--ea-len",
+        "16",
+        "--psid-offset",
+        "4",
+        "--br",
+        "2001:db8:ffff::1",
+        "--json",
+    ]);
+    serde_json::from_str(&out).unwrap()
+}
+
 fn json_ok(lab: &Dhcpv6Lab, o: &Output) -> Value {
     common::one_json_object(o, &format!("\nkea: {}", lab.server_log()))
 }
@@ -115,23 +136,7 @@ fn kea_delegates_a_prefix_with_option_94_and_a_renew_extends_it() {
     assert_eq!(j["renewed"], false);
 
     // The same rule through `mape calc`: every key calc prints agrees.
-    let calc = common::stdout_ok(&[
-        "calc",
-        "--prefix",
-        DELEGATED,
-        "--ipv6-prefix",
-        "2001:db8::/40",
-        "--ipv4-prefix",
-        "192.0.2.0/24",
-        "--ea-len",
-        "16",
-        "--psid-offset",
-        "4",
-        "--br",
-        "2001:db8:ffff::1",
-        "--json",
-    ]);
-    let c: Value = serde_json::from_str(&calc).unwrap();
+    let c = calc(DELEGATED);
     for (k, v) in c.as_object().unwrap() {
         if k != "rule_source" {
             assert_eq!(&j[k], v, "key {k}");
@@ -251,25 +256,6 @@ fn stateless_information_request_gets_option_94_on_an_ra_only_line() {
         7,
         "NoPrefixAvail",
     );
-    let calc = |prefix: &str| -> Value {
-        let out = common::stdout_ok(&[
-            "calc",
-            "--prefix",
-            prefix,
-            "--ipv6-prefix",
-            "2001:db8::/40",
-            "--ipv4-prefix",
-            "192.0.2.0/24",
-            "--ea-len",
-            "16",
-            "--psid-offset",
-            "4",
-            "--br",
-            "2001:db8:ffff::1",
-            "--json",
-        ]);
-        serde_json::from_str(&out).unwrap()
-    };
     let j = json_ok(
         &lab,
         &provision(
