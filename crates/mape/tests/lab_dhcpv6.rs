@@ -306,7 +306,8 @@ fn stateless_information_request_gets_option_94_on_an_ra_only_line() {
 
 /// The daemon on that RA-only line (`mode = "stateless"`, the MAP address on-link): the
 /// rule from Kea's Reply to Information-request for the WAN's address, the refresh time in
-/// status; restarted with Kea down, it runs on the stored Reply (nothing expires).
+/// status; a new WAN address (a new RA prefix) re-provisions in place; restarted with Kea
+/// down, it runs on the stored Reply (nothing expires).
 #[test]
 fn daemon_runs_stateless_on_an_ra_only_line() {
     let Some(mut lab) = lab("t") else { return };
@@ -337,6 +338,44 @@ fn daemon_runs_stateless_on_an_ra_only_line() {
     assert_eq!(p["next_refresh_at"].as_u64(), Some(fetched + 900), "{p}");
     assert!(routes(&lab, "-4").contains("default"));
     assert!(lab.dir().join("ce-state/mape0.dhcpv6-info.json").exists());
+
+    // A new RA prefix: the WAN's address moves to 2001:db8:12:3400::1. The client asks
+    // again (§18.2.12) and the same rule, resolved for the new address, gives RFC 7597
+    // example 1's values (module documentation): changed in place.
+    for cmd in [
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:12:3400::1/64",
+            "dev",
+            CE_WAN,
+            "nodad",
+        ][..],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "del",
+            "2001:db8:0:1::2/64",
+            "dev",
+            CE_WAN,
+        ][..],
+    ] {
+        assert!(lab.exec_ce(cmd).unwrap().status.success(), "{cmd:?}");
+    }
+    let s = status_until(&lab, 20, |s| s["map"]["ipv4"] == "192.0.2.18");
+    assert_eq!(s["map"]["ipv4"], "192.0.2.18", "{s}\n{}", lab.log("ce1"));
+    assert_eq!(s["map"]["psid"], 52);
+    assert_eq!(s["map"]["ce_ipv6"], "2001:db8:12:3400:0:c000:212:34");
+    assert_eq!(s["provisioning"]["changes"], 1, "{s}");
+    assert_eq!(
+        s["provisioning"]["stateless_end_user"],
+        "2001:db8:12:3400::/64"
+    );
+    assert!(routes(&lab, "-6").contains("2001:db8:12:3400:0:c000:212:34"));
+    assert!(lab.log("ce1").contains("provisioning_changed"));
     stop_ok(&mut lab, pid, "ce1");
 
     lab.stop();
@@ -344,7 +383,7 @@ fn daemon_runs_stateless_on_an_ra_only_line() {
         .start_ce(&m, &config, "ce2")
         .expect("CE starts on the stored Reply");
     let s = status(&lab);
-    assert_eq!(s["map"]["ipv4"], "192.0.2.0", "{s}\n{}", lab.log("ce2"));
+    assert_eq!(s["map"]["ipv4"], "192.0.2.18", "{s}\n{}", lab.log("ce2"));
     assert_eq!(s["provisioning"]["from_store"], true, "{s}");
     assert!(s["provisioning"].get("stopped").is_none(), "{s}");
     stop_ok(&mut lab, pid, "ce2");

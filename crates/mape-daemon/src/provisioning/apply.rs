@@ -302,14 +302,10 @@ fn default_route4(settings: &Settings) -> Created {
 pub async fn on_lease(a: &mut Apply<'_>, r: LeaseReport) {
     match r.event {
         LeaseEvent::Failed(f) => failed(a, r.at, None, f.class.as_str(), &f.detail),
-        LeaseEvent::Informed { info, change } => {
+        LeaseEvent::Informed { info, .. } => {
             // Stateless (RFC 8415 §18.2.6): nothing expires, so MAP-E never stopped for it.
-            if change == Change::Extended {
-                if let Ok(mut t) = a.tracker.lock() {
-                    t.info_in_force(&info, &a.current.map.mapping.end_user_prefix, false);
-                }
-                return;
-            }
+            // Re-resolved even when the options are the same: the End-user prefix is the
+            // WAN's address, which a new RA prefix changes (the client asks again then).
             let i = info.clone();
             let inputs = move |f: &crate::config::ConfigFile| Inputs {
                 hb46pp: None,

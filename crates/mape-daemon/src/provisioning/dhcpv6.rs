@@ -257,6 +257,14 @@ impl Dhcpv6Run {
             }
         };
         let mut buf = vec![0u8; 65_536];
+        // Stateless: the End-user prefix is the WAN's address; a new one (a new RA prefix)
+        // is a link change, so the client asks again (RFC 8415 §18.2.12) and the Reply
+        // is resolved for it.
+        let stateless = self.client.is_stateless();
+        let interface = self.interface.clone();
+        let wan = || super::wan::global_address(Some(interface.as_str()));
+        let mut addr = if stateless { wan() } else { None };
+        let mut watch = tokio::time::interval(super::runner::ADDRESS_POLL);
         loop {
             let wake = match (self.client.next_timer(), self.held_expiry()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -264,6 +272,15 @@ impl Dhcpv6Run {
             };
             let wait = wake.map_or(Duration::from_secs(3600), |w| w.saturating_sub(now()));
             let step: Step = tokio::select! {
+                _ = watch.tick(), if stateless => {
+                    let a = wan();
+                    if a == addr {
+                        continue;
+                    }
+                    tracing::info!(old = ?addr, new = ?a, "WAN address changed: DHCPv6 Information-request");
+                    addr = a;
+                    self.client.rebind_now(now())
+                }
                 _ = tokio::time::sleep(wait) => {
                     let t = now();
                     if self.held_expiry().is_some_and(|e| t >= e) {
