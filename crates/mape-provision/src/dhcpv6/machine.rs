@@ -458,6 +458,15 @@ impl<R: Rng> Client<R> {
         Step::default()
     }
 
+    /// A failed exchange that goes on (its retransmissions, or Renew until T2).
+    fn fail_and_go_on(&mut self, f: Failure) -> Step {
+        self.last_failure = Some(f.clone());
+        Step {
+            send: None,
+            events: vec![Event::Failed(f)],
+        }
+    }
+
     fn fail_and_solicit(&mut self, now: Time, f: Failure) -> Step {
         self.last_failure = Some(f.clone());
         let mut step = self.solicit(now);
@@ -510,10 +519,9 @@ impl<R: Rng> Client<R> {
             return;
         };
         *slot = mrt;
-        match &mut self.state {
-            State::Soliciting { rt, .. } if !self.stateless => rt.set_mrt(mrt),
-            State::Informing { rt, .. } if self.stateless => rt.set_mrt(mrt),
-            _ => {}
+        // Only one of the two exchanges exists in each kind of client.
+        if let State::Soliciting { rt, .. } | State::Informing { rt, .. } = &mut self.state {
+            rt.set_mrt(mrt);
         }
     }
 
@@ -526,11 +534,7 @@ impl<R: Rng> Client<R> {
                 class: FailureClass::Refused,
                 detail: format!("Reply to Information-request: {s}"),
             };
-            self.last_failure = Some(f.clone());
-            return Step {
-                send: None,
-                events: vec![Event::Failed(f)],
-            };
+            return self.fail_and_go_on(f);
         }
         let refresh = match m.refresh {
             None => retrans::IRT_DEFAULT,
@@ -614,11 +618,7 @@ impl<R: Rng> Client<R> {
                 return self.fail_and_solicit(now, f);
             }
             // Renew/Rebind: keep trying until T2/expiry.
-            self.last_failure = Some(f.clone());
-            return Step {
-                send: None,
-                events: vec![Event::Failed(f)],
-            };
+            return self.fail_and_go_on(f);
         }
         let ia = self.our_ia(&m).cloned();
         // §18.2.10.1: a Reply to Renew/Rebind without our IA_PD is as if not received;

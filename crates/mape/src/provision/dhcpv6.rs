@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use clap::Args;
 use mape_provision::dhcpv6::shell::{self, Socket};
-use mape_provision::dhcpv6::{Client, Config, Duid, Event, FailureClass, Information, Lease};
+use mape_provision::dhcpv6::{Client, Config, Duid, Event, FailureClass, Lease};
 use mape_rules::{IidFormat, Ipv6Net};
 use rand::SeedableRng;
 use serde::Serialize;
@@ -112,6 +112,27 @@ fn fail(out: &str, code: u8, detail: &str) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// The exchange line by line (none with `--json`).
+fn transcript(log: &shell::RunLog, json: bool) -> String {
+    if json {
+        return String::new();
+    }
+    log.lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// No lease or configuration: the client's last failure, else no server answered
+/// (`silent` says so in words).
+fn gave_up(
+    out: &str,
+    client: &Client<rand::rngs::StdRng>,
+    silent: impl FnOnce() -> String,
+) -> Result<ExitCode> {
+    match client.last_failure() {
+        Some(f) => fail(out, exit_code(f.class), &f.detail),
+        None => fail(out, exit_code(FailureClass::NoServer), &silent()),
+    }
+}
+
 /// Runs `mape provision dhcpv6`.
 pub(crate) fn run(args: &Dhcpv6Args) -> Result<ExitCode> {
     let iid = args
@@ -158,30 +179,19 @@ pub(crate) fn run(args: &Dhcpv6Args) -> Result<ExitCode> {
             log.lines.extend(more.lines);
         }
     }
-    let mut out = String::new();
-    if !args.json {
-        for l in &log.lines {
-            out += l;
-            out += "\n";
-        }
-    }
+    let mut out = transcript(&log, args.json);
     let lease = log.events.iter().rev().find_map(|e| match e {
         Event::Bound { lease, .. } => Some(lease.clone()),
         _ => None,
     });
     let Some(lease) = lease else {
-        let (class, detail) = match client.last_failure() {
-            Some(f) => (f.class, f.detail.clone()),
-            None => (
-                FailureClass::NoServer,
-                format!(
-                    "no DHCPv6 server answered on {} within {}s",
-                    args.interface,
-                    timeout.as_secs()
-                ),
-            ),
-        };
-        return fail(&out, exit_code(class), &detail);
+        return gave_up(&out, &client, || {
+            format!(
+                "no DHCPv6 server answered on {} within {}s",
+                args.interface,
+                timeout.as_secs()
+            )
+        });
     };
     if args.renew && !renewed {
         return fail(
@@ -255,27 +265,15 @@ fn stateless(
     let log = shell::run(&mut client, socket, now, timeout, |e| {
         matches!(e, Event::Informed { .. })
     })?;
-    let mut out = String::new();
-    if !args.json {
-        for l in &log.lines {
-            out += l;
-            out += "\n";
-        }
-    }
-    let info: Option<Information> = client.information().cloned();
-    let Some(info) = info else {
-        let (class, detail) = match client.last_failure() {
-            Some(f) => (f.class, f.detail.clone()),
-            None => (
-                FailureClass::NoServer,
-                format!(
-                    "no Reply to Information-request on {} within {}s",
-                    args.interface,
-                    timeout.as_secs()
-                ),
-            ),
-        };
-        return fail(&out, exit_code(class), &detail);
+    let mut out = transcript(&log, args.json);
+    let Some(info) = client.information().cloned() else {
+        return gave_up(&out, &client, || {
+            format!(
+                "no Reply to Information-request on {} within {}s",
+                args.interface,
+                timeout.as_secs()
+            )
+        });
     };
     if !info.has_s46() {
         return fail(
