@@ -106,6 +106,10 @@ pub struct FastPathStatus {
     /// (a FIN the full ring could not tell is in `passed` as `events_full`).
     #[serde(default)]
     pub fins: u64,
+    /// CE: SYN-ACKs of connections armed at their SYN it forwarded itself, each told to
+    /// the engine the same way.
+    #[serde(default)]
+    pub syn_acks: u64,
 }
 
 /// Where the CE's MAP rule came from (`[provisioning]`), when, and the refresh.

@@ -56,6 +56,7 @@ impl FastPath {
                 back: Flow::default(),
                 passed: BTreeMap::new(),
                 fins: 0,
+                syn_acks: 0,
             },
             FastPath::Ce(o) => {
                 active_status(o.mode, &o.names, o.tracked.len() as u64, &o.fp.counters())
@@ -95,6 +96,12 @@ impl FastPath {
                 "TCP FINs the kernel fast path forwarded itself, each fed to the engine's state machine",
                 &[],
                 status.fins,
+            );
+            m.counter(
+                "mape_fast_path_syn_acks",
+                "TCP SYN-ACKs of connections armed at their SYN the kernel fast path forwarded itself, each fed to the engine's state machine",
+                &[],
+                status.syn_acks,
             );
             for c in Counter::ALL {
                 if let Some(reason) = c.reason() {
@@ -136,6 +143,7 @@ fn active_status(
             .filter(|(_, n)| *n > 0)
             .collect(),
         fins: c.get(Counter::FinEvents),
+        syn_acks: c.get(Counter::SynAckEvents),
     }
 }
 
@@ -203,8 +211,8 @@ pub struct CeOffload {
     fold: Fold,
     /// Installs the maps refused (full): those flows stay on the TUN path.
     refused: u64,
-    /// FIN events read from the programs' ring, reused.
-    fins: Vec<mape_fastpath::layout::FinEvent>,
+    /// FIN and SYN-ACK events read from the programs' ring, reused.
+    events: Vec<mape_fastpath::layout::TcpEvent>,
 }
 
 impl CeOffload {
@@ -226,19 +234,20 @@ impl CeOffload {
             tracked: HashMap::new(),
             fold,
             refused: 0,
-            fins: Vec::new(),
+            events: Vec::new(),
         }
     }
 
-    /// Feeds the FINs the programs forwarded since the last call to the engine's state
-    /// machine, in order, then applies what that journals. Called before every TUN batch
-    /// (so that a new flow's port choice sees the closes first) and at every tick.
-    pub fn take_fins(&mut self, nat: &mut Nat, now: Timestamp) {
-        self.fp.drain_events(&mut self.fins);
-        if self.fins.is_empty() {
+    /// Feeds the FINs and SYN-ACKs the programs forwarded since the last call to the
+    /// engine's state machine, in order, then applies what that journals. Called before
+    /// every TUN batch (so that a new flow's port choice sees the closes first, and a
+    /// packet of a connection its answer) and at every tick.
+    pub fn take_events(&mut self, nat: &mut Nat, now: Timestamp) {
+        self.fp.drain_events(&mut self.events);
+        if self.events.is_empty() {
             return;
         }
-        for e in self.fins.drain(..) {
+        for e in self.events.drain(..) {
             let pkt = mape_nat::OffloadedTcp {
                 outbound: e.outbound,
                 flags: mape_nat::TcpFlags(e.flags),
@@ -260,8 +269,12 @@ impl CeOffload {
             if drain.resync {
                 self.fp.clear();
                 self.tracked.clear();
-                for f in nat.offloaded_flows() {
-                    self.install(&f);
+                for op in nat.offload_resync() {
+                    match op {
+                        OffloadOp::Install(f) => self.install(&f, false),
+                        OffloadOp::Arm(f) => self.install(&f, true),
+                        OffloadOp::Remove(_) | OffloadOp::Refresh(_) => {}
+                    }
                 }
             }
             if drain.ops.is_empty() {
@@ -269,7 +282,8 @@ impl CeOffload {
             }
             for op in drain.ops {
                 match op {
-                    OffloadOp::Install(f) => self.install(&f),
+                    OffloadOp::Install(f) => self.install(&f, false),
+                    OffloadOp::Arm(f) => self.install(&f, true),
                     OffloadOp::Remove(f) => {
                         self.fp.remove(&f);
                         self.tracked.remove(&f);
@@ -280,11 +294,12 @@ impl CeOffload {
         }
     }
 
-    fn install(&mut self, f: &OffloadFlow) {
+    /// Installs `f`'s entries, `pending` when armed at the SYN.
+    fn install(&mut self, f: &OffloadFlow, pending: bool) {
         let Some(peer) = self.domain.tunnel_destination(f.remote.addr, f.remote.port) else {
             return;
         };
-        match self.fp.install(f, peer) {
+        match self.fp.install(f, peer, pending) {
             Ok(()) => {
                 self.tracked.insert(*f, 0);
             }

@@ -43,6 +43,7 @@ fn sweep(c: &mut Criterion) {
             ipv4_mtu: 1460,
             hop_limit: 64,
             max_entries: 65_536,
+            mss_in: 1420,
         }) {
             Ok(fp) => fp,
             Err(e) => {
@@ -52,7 +53,7 @@ fn sweep(c: &mut Criterion) {
         };
         let fl = flows(n);
         for f in &fl {
-            fp.install(f, br).expect("install");
+            fp.install(f, br, false).expect("install");
         }
         let mut g = c.benchmark_group(format!("sweep_{n}"));
         g.throughput(Throughput::Elements(u64::from(n)));

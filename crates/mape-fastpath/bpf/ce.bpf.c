@@ -10,7 +10,12 @@
  * forwards the translated packet itself (it decrements then, so we do not).
  * A FIN of an installed flow is forwarded too, and told to the engine through the
  * ce_events ring (struct ce_event), so that a connection's close does not cost two or
- * three TUN round trips; SYN and RST always go to the engine.
+ * three TUN round trips. A TCP flow the engine translated a SYN for is armed: its
+ * entries exist but are pending, ce_lan leaves all of it to the engine, and ce_wan
+ * forwards only its SYN-ACK (MSS clamped, told through the ring), which clears both
+ * pending marks: the answer opens the fast path, so nothing unanswered leaves the
+ * engine and the handshake's answer does not cross the TUN. SYN and RST always go to
+ * the engine.
  * Everything else, and any doubt, goes on to the TUN (TC_ACT_OK, counted by reason). */
 #include "common.h"
 
@@ -42,24 +47,25 @@ struct {
 	__uint(max_entries, 1 << 18);
 } ce_events SEC(".maps");
 
-/* A FIN's TCP fields, read while the header is in bounds (scalars: the verifier
- * refuses a pointer chosen without a branch). */
+/* The TCP fields of a packet the engine must hear of (a FIN, or on ce_wan a SYN-ACK),
+ * read while the header is in bounds (scalars: the verifier refuses a pointer chosen
+ * without a branch). */
 struct fin_fields {
-	__u8 flags; /* 0: not a FIN */
+	__u8 flags; /* 0: nothing to tell */
 	__be32 seq;
 	__be32 ack;
 };
 
 static __always_inline void read_fin(struct tcphdr *th, struct fin_fields *f)
 {
-	if (th->fin) {
+	if (th->fin || th->syn) {
 		f->flags = ((__u8 *)th)[13];
 		f->seq = th->seq;
 		f->ack = th->ack_seq;
 	}
 }
 
-/* Reserves and fills the event for a FIN (NULL: the ring is full). */
+/* Reserves and fills the event for a FIN or SYN-ACK (NULL: the ring is full). */
 static __always_inline struct ce_event *fin_event(__be32 internal, __be16 iport, __be32 remote,
 						  __be16 rport, __be16 ext_port,
 						  const struct fin_fields *f, __u8 outbound)
@@ -89,6 +95,19 @@ static __always_inline int pass_ev(struct ce_event *ev, __u32 why)
 
 #define L3 ETH_LEN
 #define IN_L3 (ETH_LEN + IP6_LEN)
+
+/* RFC 9293 §3.2: the Maximum Segment Size option, kind 2, length 4. */
+#define TCPOPT_MSS 2
+#define TCPOLEN_MSS 4
+
+/* Lowers the MSS option (the first option, value at byte 22 of the TCP header at `l4`)
+ * from `old` to `new` with the checksum (RFC 1624). Non-zero when a helper refused. */
+static __always_inline int mss_rewrite(struct __sk_buff *skb, __u32 l4, __u16 old, __u16 new)
+{
+	__be16 o = bpf_htons(old), n = bpf_htons(new);
+	return bpf_l4_csum_replace(skb, l4 + 16, o, n, 2) ||
+	       bpf_skb_store_bytes(skb, l4 + sizeof(struct tcphdr) + 2, &n, 2, 0);
+}
 
 SEC("tc")
 int ce_lan(struct __sk_buff *skb)
@@ -137,6 +156,8 @@ int ce_lan(struct __sk_buff *skb)
 	struct ce_out_val *v = bpf_map_lookup_elem(&ce_out, &key);
 	if (!v)
 		return pass(FP_PASS_NO_ENTRY);
+	if (v->pending)
+		return pass(FP_PASS_UNANSWERED);
 	__u32 ip_len = bpf_ntohs(ip->tot_len);
 	if (ip_len < hdrs || L3 + ip_len > skb->len)
 		return pass(FP_PASS_NOT_FLOW);
@@ -225,12 +246,26 @@ int ce_wan(struct __sk_buff *skb)
 	void *l4 = (void *)(ip + 1);
 	__u32 hdrs = IP4_LEN;
 	struct fin_fields fin = {};
+	int syn_ack = 0;
+	__u16 mss = 0; /* a SYN-ACK's MSS option (the first option, as stacks send it) */
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 		if ((void *)(th + 1) > end)
 			return pass(FP_PASS_NOT_FLOW);
-		if (th->syn || th->rst)
+		/* A SYN-ACK is the answer to a SYN the engine translated; a bare SYN (a
+		 * static forward, a simultaneous open) and any RST are the engine's. */
+		if (th->rst || (th->syn && !th->ack))
 			return pass(FP_PASS_CONTROL);
+		syn_ack = th->syn;
+		if (syn_ack && th->doff > 5) {
+			__u8 *opt = (void *)(th + 1);
+			if ((void *)(opt + 4) > end)
+				return pass(FP_PASS_NOT_FLOW);
+			/* Anywhere else the slow path finds and clamps it. */
+			if (opt[0] != TCPOPT_MSS || opt[1] != TCPOLEN_MSS)
+				return pass(FP_PASS_CONTROL);
+			mss = ((__u16)opt[2] << 8) | opt[3];
+		}
 		read_fin(th, &fin);
 		hdrs += th->doff * 4;
 	} else {
@@ -255,6 +290,25 @@ int ce_wan(struct __sk_buff *skb)
 	 * (or, by FMR, from the CE that owns the remote). */
 	if (!addr6_eq(&h6->saddr, v->peer))
 		return pass(FP_PASS_SOURCE);
+	if (v->pending && !syn_ack)
+		return pass(FP_PASS_UNANSWERED);
+	/* A SYN-ACK opens the LAN side too: its entry is the same flow's. */
+	struct ce_out_val *back = NULL;
+	if (syn_ack) {
+		struct ce_out_key ok = {
+			.src = v->lan_addr,
+			.dst = ip->saddr,
+			.sport = v->lan_port,
+			.dport = ports->source,
+			.proto = proto,
+		};
+		back = bpf_map_lookup_elem(&ce_out, &ok);
+		if (!back)
+			return pass(FP_PASS_NO_ENTRY);
+	}
+	/* RFC 4459 §3.2, RFC 7597 §8.3: the LAN host's segments go back through the tunnel,
+	 * so its peer's SYN-ACK is clamped to the tunnel MTU as the slow path does. */
+	__u16 clamp = syn_ack && cfg->mss_in && mss > cfg->mss_in ? cfg->mss_in : 0;
 
 	struct bpf_fib_lookup fib = {};
 	fib.family = 2; /* AF_INET */
@@ -280,6 +334,8 @@ int ce_wan(struct __sk_buff *skb)
 	__u64 pkts, bytes;
 	traffic(skb, IN_L3, hdrs, &pkts, &bytes);
 
+	if (clamp && mss_rewrite(skb, IN_L3 + IP4_LEN, mss, clamp))
+		return pass_ev(ev, FP_PASS_HELPER);
 	if (nat_rewrite(skb, IN_L3, proto, 16, old_addr, new_addr, 2, old_port, new_port))
 		return pass_ev(ev, FP_PASS_HELPER);
 	if (redirect && ttl_decrement(skb, IN_L3, ttl, proto))
@@ -294,7 +350,12 @@ int ce_wan(struct __sk_buff *skb)
 	}
 	if (ev) {
 		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
-		count(FP_FIN_EVENTS, 1);
+		count(syn_ack ? FP_SYN_ACK_EVENTS : FP_FIN_EVENTS, 1);
+	}
+	if (back) {
+		/* Answered: the LAN host's ACK that follows, and the rest, are ours. */
+		back->pending = 0;
+		v->pending = 0;
 	}
 	v->last_seen = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&v->packets, pkts);

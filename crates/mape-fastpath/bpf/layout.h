@@ -26,6 +26,8 @@ enum {
 	FP_DROP_HELPER,      /* a kernel helper refused half-way: dropped (the only drop) */
 	FP_PASS_EVENTS_FULL, /* CE: a FIN whose event the full ring cannot take: slow path */
 	FP_FIN_EVENTS,       /* CE: FINs forwarded here, each told to the engine (ce_events) */
+	FP_PASS_UNANSWERED,  /* CE: a flow armed at its SYN, not answered yet: only its SYN-ACK is ours */
+	FP_SYN_ACK_EVENTS,   /* CE: SYN-ACKs forwarded here, each told to the engine (ce_events) */
 	FP_STATS
 };
 
@@ -43,7 +45,8 @@ struct ce_out_val {
 	__u8 peer[16];   /* outer destination: the BR, or a CE by FMR */
 	__be32 ext_addr;
 	__be16 ext_port;
-	__u16 pad0;
+	__u8 pending;    /* 1: armed at the SYN, no answer yet: the LAN side is the engine's */
+	__u8 pad0;
 	__be32 lan_ack;  /* last ACK number the LAN host sent (TCP; valid when ack_seen) */
 	__u32 ack_seen;
 	__u64 last_seen; /* bpf_ktime_get_ns of the last packet either way */
@@ -64,16 +67,18 @@ struct ce_in_val {
 	__u8 peer[16];   /* the outer source this flow's packets must come from */
 	__be32 lan_addr;
 	__be16 lan_port;
-	__u16 pad0;
+	__u8 pending;    /* 1: armed at the SYN: only a SYN-ACK passes here (then both clear) */
+	__u8 pad0;
 	__u64 last_seen;
 	__u64 packets;
 	__u64 bytes;
 };
 
-/* CE: a TCP FIN of an installed flow, forwarded here (ce_events ring). The engine's
- * state machine must see every FIN (RFC 9293 §3.6 close, RFC 7857 §3.2 timers): the
- * program tells it in order through the ring instead of through the TUN, and leaves
- * the FIN to the slow path when the ring is full. Flow fields as in the keys. */
+/* CE: a TCP FIN of an installed flow, or the SYN-ACK of an armed one, forwarded here
+ * (ce_events ring). The engine's state machine must see every FIN (RFC 9293 §3.6 close,
+ * RFC 7857 §3.2 timers) and the answer that establishes a connection: the program
+ * tells it in order through the ring instead of through the TUN, and leaves the packet
+ * to the slow path when the ring is full. Flow fields as in the keys. */
 struct ce_event {
 	__be32 internal;  /* LAN host */
 	__be32 remote;
@@ -92,7 +97,9 @@ struct ce_config {
 	__u32 ipv4_mtu;     /* tunnel MTU for the inner packet */
 	__u64 deadline_ns;  /* forward only before this (the daemon renews it) */
 	__u8 hop_limit;     /* outer hop limit as the originating router writes it */
-	__u8 pad[7];
+	__u8 pad0;
+	__u16 mss_in;       /* the largest MSS a SYN-ACK toward the LAN may carry (0: no clamp) */
+	__u8 pad[4];
 };
 
 /* BR: one MAP rule, found by the longest match of an IPv4 address. */

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, RingBuffer, RingBufferBuilder};
 use mape_nat::OffloadFlow;
 
-use crate::layout::{self, Counters, EntrySeen, FinEvent};
+use crate::layout::{self, Counters, EntrySeen, TcpEvent};
 use crate::objects::{self, CE_OBJECT};
 use crate::tc::Hooks;
 use crate::{FastPathError, DEADLINE};
@@ -30,12 +30,16 @@ pub struct CeParams {
     pub hop_limit: u8,
     /// Most entries per direction (sessions the fast path may hold).
     pub max_entries: u32,
+    /// The largest MSS a SYN-ACK toward the LAN may carry (the slow path's clamp:
+    /// `mss_clamp` within the tunnel MTU); 0 for none.
+    pub mss_in: u16,
 }
 
-/// The `ce_events` ring: the FINs the programs forwarded, read without a system call.
+/// The `ce_events` ring: the FINs and SYN-ACKs the programs forwarded, read without a
+/// system call.
 struct Events {
     ring: RingBuffer<'static>,
-    rx: mpsc::Receiver<FinEvent>,
+    rx: mpsc::Receiver<TcpEvent>,
 }
 
 impl std::fmt::Debug for Events {
@@ -117,7 +121,14 @@ impl CeFastPath {
 
     fn write_config(&self, deadline_ns: u64) -> Result<(), FastPathError> {
         let p = &self.params;
-        let c = layout::ce_config(p.ce_addr, p.ext_addr, p.ipv4_mtu, deadline_ns, p.hop_limit);
+        let c = layout::ce_config(
+            p.ce_addr,
+            p.ext_addr,
+            p.ipv4_mtu,
+            deadline_ns,
+            p.hop_limit,
+            p.mss_in,
+        );
         self.config
             .update(&0u32.to_ne_bytes(), &c, MapFlags::ANY)
             .map_err(|source| FastPathError::Map {
@@ -127,19 +138,25 @@ impl CeFastPath {
     }
 
     /// Installs both directions of `flow`, tunnelled to and accepted from `peer` (the BR,
-    /// or the CE an FMR names).
-    pub fn install(&self, flow: &OffloadFlow, peer: Ipv6Addr) -> Result<(), FastPathError> {
+    /// or the CE an FMR names). `pending`: armed at the SYN, the programs forward only its
+    /// SYN-ACK until one passes (a fresh value either way: the counters start at 0).
+    pub fn install(
+        &self,
+        flow: &OffloadFlow,
+        peer: Ipv6Addr,
+        pending: bool,
+    ) -> Result<(), FastPathError> {
         let map_err = |map| move |source| FastPathError::Map { map, source };
         self.in_map
             .update(
                 &layout::ce_in_key(flow),
-                &layout::ce_in_val(flow, peer),
+                &layout::ce_in_val(flow, peer, pending),
                 MapFlags::ANY,
             )
             .map_err(map_err("ce_in"))?;
         if let Err(e) = self.out_map.update(
             &layout::ce_out_key(flow),
-            &layout::ce_out_val(flow, peer),
+            &layout::ce_out_val(flow, peer, pending),
             MapFlags::ANY,
         ) {
             let _ = self.in_map.delete(&layout::ce_in_key(flow));
@@ -176,6 +193,22 @@ impl CeFastPath {
             _ => EntrySeen::default(),
         };
         Some((layout::out_seen(&out), back))
+    }
+
+    /// Whether `flow`'s entries are pending (LAN → tunnel, tunnel → LAN); `None` when it
+    /// has no LAN → tunnel entry.
+    pub fn pending(&self, flow: &OffloadFlow) -> Option<(bool, bool)> {
+        let mut out = [0u8; layout::CE_OUT_VAL_LEN];
+        let mut back = [0u8; layout::CE_IN_VAL_LEN];
+        let found = self
+            .out_map
+            .lookup_into(&layout::ce_out_key(flow), &mut out, MapFlags::ANY)
+            .unwrap_or(false);
+        let back_found = self
+            .in_map
+            .lookup_into(&layout::ce_in_key(flow), &mut back, MapFlags::ANY)
+            .unwrap_or(false);
+        found.then(|| (layout::pending(&out), back_found && layout::pending(&back)))
     }
 
     /// What every entry recorded (outbound, inbound), by flow, for a sweep that expects
@@ -240,16 +273,16 @@ impl CeFastPath {
         }
     }
 
-    /// Appends the FINs forwarded since the last call, oldest first (shared memory: no
+    /// Appends the FINs and SYN-ACKs forwarded since the last call, oldest first (shared memory: no
     /// system call when there is none).
-    pub fn drain_events(&self, out: &mut Vec<FinEvent>) {
+    pub fn drain_events(&self, out: &mut Vec<TcpEvent>) {
         // The callback cannot fail; a negative return would only stop early.
         let _ = self.events.ring.consume();
         out.extend(self.events.rx.try_iter());
     }
 
-    /// The flow of a FIN event (the external address is the CE's).
-    pub fn flow_of(&self, e: &FinEvent) -> OffloadFlow {
+    /// The flow of an event (the external address is the CE's).
+    pub fn flow_of(&self, e: &TcpEvent) -> OffloadFlow {
         OffloadFlow {
             proto: mape_nat::Protocol::Tcp,
             internal: e.internal,

@@ -44,12 +44,14 @@ pub fn ce_out_key(f: &OffloadFlow) -> [u8; CE_OUT_KEY_LEN] {
     k
 }
 
-/// The LAN → tunnel value of a fresh entry toward `peer`.
-pub fn ce_out_val(f: &OffloadFlow, peer: Ipv6Addr) -> [u8; CE_OUT_VAL_LEN] {
+/// The LAN → tunnel value of a fresh entry toward `peer`; `pending`: armed at the SYN
+/// (the programs leave the flow to the engine until its SYN-ACK).
+pub fn ce_out_val(f: &OffloadFlow, peer: Ipv6Addr, pending: bool) -> [u8; CE_OUT_VAL_LEN] {
     let mut v = [0u8; CE_OUT_VAL_LEN];
     v[0..16].copy_from_slice(&peer.octets());
     v[16..20].copy_from_slice(&f.external.addr.octets());
     v[20..22].copy_from_slice(&f.external.port.to_be_bytes());
+    v[22] = u8::from(pending);
     v
 }
 
@@ -63,13 +65,20 @@ pub fn ce_in_key(f: &OffloadFlow) -> [u8; CE_IN_KEY_LEN] {
     k
 }
 
-/// The tunnel → LAN value of a fresh entry whose packets come from `peer`.
-pub fn ce_in_val(f: &OffloadFlow, peer: Ipv6Addr) -> [u8; CE_IN_VAL_LEN] {
+/// The tunnel → LAN value of a fresh entry whose packets come from `peer`; `pending`:
+/// armed at the SYN (only a SYN-ACK passes, and clears it on both entries).
+pub fn ce_in_val(f: &OffloadFlow, peer: Ipv6Addr, pending: bool) -> [u8; CE_IN_VAL_LEN] {
     let mut v = [0u8; CE_IN_VAL_LEN];
     v[0..16].copy_from_slice(&peer.octets());
     v[16..20].copy_from_slice(&f.internal.addr.octets());
     v[20..22].copy_from_slice(&f.internal.port.to_be_bytes());
+    v[22] = u8::from(pending);
     v
+}
+
+/// Whether a LAN → tunnel or tunnel → LAN value is still pending (armed, not answered).
+pub fn pending(val: &[u8]) -> bool {
+    val.get(22).is_some_and(|&b| b != 0)
 }
 
 /// The flow a LAN → tunnel key and value describe (for a walk of the map).
@@ -148,10 +157,10 @@ pub fn in_seen(val: &[u8]) -> EntrySeen {
     }
 }
 
-/// A TCP FIN the CE's programs forwarded (`struct ce_event`): the packet's TCP fields and
-/// its flow, for the engine's state machine ([`mape_nat::Nat::offload_tcp`]).
+/// A TCP FIN or SYN-ACK the CE's programs forwarded (`struct ce_event`): the packet's TCP
+/// fields and its flow, for the engine's state machine ([`mape_nat::Nat::offload_tcp`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FinEvent {
+pub struct TcpEvent {
     /// LAN → tunnel (`true`) or tunnel → LAN.
     pub outbound: bool,
     /// The LAN endpoint.
@@ -169,12 +178,12 @@ pub struct FinEvent {
 }
 
 /// Reads a `struct ce_event` (`None`: not one).
-pub fn ce_event(b: &[u8]) -> Option<FinEvent> {
+pub fn ce_event(b: &[u8]) -> Option<TcpEvent> {
     let b: &[u8; CE_EVENT_LEN] = b.get(..CE_EVENT_LEN)?.try_into().ok()?;
     let v4 = |at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
     let be16 = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
     let be32 = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    Some(FinEvent {
+    Some(TcpEvent {
         outbound: b[15] != 0,
         internal: Endpoint::new(v4(0), be16(8)),
         remote: Endpoint::new(v4(4), be16(10)),
@@ -192,6 +201,7 @@ pub fn ce_config(
     ipv4_mtu: u32,
     deadline_ns: u64,
     hop_limit: u8,
+    mss_in: u16,
 ) -> [u8; CE_CONFIG_LEN] {
     let mut c = [0u8; CE_CONFIG_LEN];
     c[0..16].copy_from_slice(&ce_addr.octets());
@@ -199,6 +209,7 @@ pub fn ce_config(
     c[20..24].copy_from_slice(&ipv4_mtu.to_ne_bytes());
     c[24..32].copy_from_slice(&deadline_ns.to_ne_bytes());
     c[32] = hop_limit;
+    c[34..36].copy_from_slice(&mss_in.to_ne_bytes());
     c
 }
 
@@ -274,8 +285,9 @@ pub enum Counter {
     /// Not a TCP/UDP packet the fast path handles (other protocols, ICMP, options,
     /// fragments, a bad header).
     PassNotFlow,
-    /// CE: TCP SYN or RST: the engine sees them itself (a FIN goes through the
-    /// `ce_events` ring instead).
+    /// CE: TCP SYN or RST: the engine sees them itself (a FIN, and the SYN-ACK of an
+    /// armed flow, go through the `ce_events` ring instead); also a SYN-ACK whose MSS
+    /// option is not its first (the slow path finds and clamps it).
     PassControl,
     /// No entry: a new flow, or one the engine keeps (unanswered, closing).
     PassNoEntry,
@@ -295,11 +307,17 @@ pub enum Counter {
     PassEventsFull,
     /// CE: FINs forwarded in the kernel, each told to the engine through `ce_events`.
     FinEvents,
+    /// CE: a flow armed at its SYN and not answered yet: only its SYN-ACK is the
+    /// kernel's, the rest the engine's.
+    PassUnanswered,
+    /// CE: SYN-ACKs of armed flows forwarded in the kernel, each told to the engine
+    /// through `ce_events`.
+    SynAckEvents,
 }
 
 impl Counter {
     /// Every counter, in map order.
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 18] = [
         Counter::OutPackets,
         Counter::OutBytes,
         Counter::InPackets,
@@ -316,6 +334,8 @@ impl Counter {
         Counter::DropHelper,
         Counter::PassEventsFull,
         Counter::FinEvents,
+        Counter::PassUnanswered,
+        Counter::SynAckEvents,
     ];
 
     /// Its index in the `stats` map.
@@ -330,7 +350,8 @@ impl Counter {
             | Counter::OutBytes
             | Counter::InPackets
             | Counter::InBytes
-            | Counter::FinEvents => return None,
+            | Counter::FinEvents
+            | Counter::SynAckEvents => return None,
             Counter::PassStale => "stale",
             Counter::PassNotFlow => "not_flow",
             Counter::PassControl => "tcp_control",
@@ -342,13 +363,14 @@ impl Counter {
             Counter::PassHelper => "helper",
             Counter::DropHelper => "helper_failed",
             Counter::PassEventsFull => "events_full",
+            Counter::PassUnanswered => "unanswered",
         })
     }
 }
 
 /// The counters summed over CPUs, indexed like [`Counter::ALL`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters(pub [u64; 16]);
+pub struct Counters(pub [u64; 18]);
 
 impl Counters {
     /// One counter.
@@ -370,13 +392,17 @@ mod tests {
             external: Endpoint::new(Ipv4Addr::new(198, 51, 100, 7), 0x1234),
         };
         let peer: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        let (k, v) = (ce_out_key(&f), ce_out_val(&f, peer));
+        let (k, v) = (ce_out_key(&f), ce_out_val(&f, peer, false));
         assert_eq!(flow_of_out(&k, &v), Some(f));
         // Network order, as the program reads them from the packet.
         assert_eq!(&k[8..12], &[0x13, 0x88, 0xcf, 0x08]);
         assert_eq!(k[12], 17);
         assert_eq!(&ce_in_key(&f)[4..9], &[0xcf, 0x08, 0x12, 0x34, 17]);
         assert_eq!(out_seen(&v), EntrySeen::default());
+        assert!(!pending(&v));
+        assert!(pending(&ce_out_val(&f, peer, true)));
+        assert!(pending(&ce_in_val(&f, peer, true)));
+        assert_eq!(flow_of_out(&k, &ce_out_val(&f, peer, true)), Some(f));
     }
 
     #[test]
@@ -388,6 +414,7 @@ mod tests {
         assert_eq!(names.len(), n);
         assert_eq!(Counter::DropHelper.index(), 13);
         assert_eq!(Counter::FinEvents.index(), 15);
+        assert_eq!(Counter::SynAckEvents.index(), 17);
     }
 
     #[test]
@@ -401,7 +428,7 @@ mod tests {
         let e = ce_event(&b).unwrap();
         assert_eq!(
             e,
-            FinEvent {
+            TcpEvent {
                 outbound: true,
                 internal: Endpoint::new(Ipv4Addr::new(192, 168, 1, 10), 40000),
                 remote: Endpoint::new(Ipv4Addr::new(203, 0, 113, 10), 80),

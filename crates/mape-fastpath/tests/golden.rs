@@ -18,7 +18,7 @@ use common::*;
 use etherparse::PacketBuilder;
 use libbpf_rs::ProgramInput;
 use mape_dataplane::{Br, Ce, Direction, DropReason, Verdict};
-use mape_fastpath::layout::{Counter, FinEvent};
+use mape_fastpath::layout::{Counter, TcpEvent};
 use mape_fastpath::{BrFastPath, BrParams, BrRule, CeFastPath, CeParams};
 use mape_nat::{Endpoint, OffloadFlow, OffloadOp, OffloadedTcp, SessionState, TcpFlags, Timestamp};
 use proptest::prelude::*;
@@ -69,18 +69,29 @@ fn ce_fast_path(ce: &Ce) -> CeFastPath {
         ipv4_mtu: 1460,
         hop_limit: 64,
         max_entries: 1024,
+        mss_in: 1420,
     })
     .unwrap_or_else(|e| panic!("load: {e} (pipeline MTU {:?})", ce.counters().rx_lan))
 }
 
-/// Installs what the engine journals, toward the BR.
+/// Installs what the engine journals, toward the BR; the flows installed (not armed).
 fn apply(ce: &mut Ce, fp: &CeFastPath) -> Vec<OffloadFlow> {
+    apply_all(ce, fp).0
+}
+
+/// [`apply`], also returning the flows armed.
+fn apply_all(ce: &mut Ce, fp: &CeFastPath) -> (Vec<OffloadFlow>, Vec<OffloadFlow>) {
     let mut installed = Vec::new();
+    let mut armed = Vec::new();
     for op in ce.nat_mut().drain_offload().ops {
         match op {
             OffloadOp::Install(f) => {
-                fp.install(&f, br6()).unwrap();
+                fp.install(&f, br6(), false).unwrap();
                 installed.push(f);
+            }
+            OffloadOp::Arm(f) => {
+                fp.install(&f, br6(), true).unwrap();
+                armed.push(f);
             }
             OffloadOp::Remove(f) => {
                 fp.remove(&f);
@@ -88,7 +99,7 @@ fn apply(ce: &mut Ce, fp: &CeFastPath) -> Vec<OffloadFlow> {
             OffloadOp::Refresh(_) => {}
         }
     }
-    installed
+    (installed, armed)
 }
 
 fn ext_port_of(wan_out: &[u8]) -> u16 {
@@ -105,11 +116,10 @@ fn tcp_flow() -> (Ce, CeFastPath, u16) {
     let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1400);
     let (_, out) = run_ce(&mut ce, 0, &syn);
     let port = ext_port_of(&one(&out, Direction::Wan));
-    assert_eq!(
-        apply(&mut ce, &fp),
-        vec![],
-        "a SYN alone is not established"
-    );
+    let (installed, armed) = apply_all(&mut ce, &fp);
+    assert_eq!(installed, vec![], "a SYN alone is not established");
+    assert_eq!(armed.len(), 1, "but armed");
+    // Here the SYN-ACK takes the slow path (as when it beats the entry).
     let synack = encap(br6(), ce6(), &tcp_syn_ack4(REMOTE, 80, EXT, port, 50, 1400));
     let (_, out) = run_ce(&mut ce, 1, &synack);
     one(&out, Direction::Lan);
@@ -189,6 +199,7 @@ fn the_batched_sweep_reads_what_each_entry_recorded() {
         ipv4_mtu: 1460,
         hop_limit: 64,
         max_entries: 4096,
+        mss_in: 1420,
     })
     .expect("load");
     // 2 600 flows, more than a batch of libbpf-rs's iterator would hold.
@@ -201,7 +212,7 @@ fn the_batched_sweep_reads_what_each_entry_recorded() {
         })
         .collect();
     for f in &flows {
-        fp2.install(f, br6()).expect("install");
+        fp2.install(f, br6(), false).expect("install");
     }
     let all: std::collections::HashMap<_, _> = fp2.seen_all(flows.len()).into_iter().collect();
     assert_eq!(all.len(), flows.len());
@@ -362,14 +373,14 @@ fn fin4(
 }
 
 /// The events the programs queued.
-fn events(fp: &CeFastPath) -> Vec<FinEvent> {
+fn events(fp: &CeFastPath) -> Vec<TcpEvent> {
     let mut out = Vec::new();
     fp.drain_events(&mut out);
     out
 }
 
 /// Feeds one FIN event to the engine as the daemon does.
-fn feed(ce: &mut Ce, fp: &CeFastPath, e: &FinEvent, at: u64) -> bool {
+fn feed(ce: &mut Ce, fp: &CeFastPath, e: &TcpEvent, at: u64) -> bool {
     let pkt = OffloadedTcp {
         outbound: e.outbound,
         flags: TcpFlags(e.flags),
@@ -401,7 +412,7 @@ fn a_close_rides_the_fast_path_and_the_engine_sees_each_fin() {
     let ev = events(&fp);
     assert_eq!(
         ev,
-        vec![FinEvent {
+        vec![TcpEvent {
             outbound: true,
             internal: Endpoint::new(Ipv4Addr::from(LAN_HOST), 40000),
             remote: Endpoint::new(Ipv4Addr::from(REMOTE), 80),
@@ -446,6 +457,141 @@ fn a_close_rides_the_fast_path_and_the_engine_sees_each_fin() {
     ce.expire(Timestamp::from_millis(5 + 3_600_000));
     assert_eq!(apply(&mut ce, &fp), vec![]);
     assert_eq!(fp.flows(), vec![], "no entry outlives its session");
+}
+
+/// A SYN-ACK with `opts` as its TCP options.
+fn syn_ack_with(port: u16, opts: &[etherparse::TcpOptionElement]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(REMOTE, EXT, 50)
+        .tcp(80, port, 0x7777_0000, 64240)
+        .syn()
+        .ack(0x1234_5679)
+        .options(opts)
+        .unwrap()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+#[test]
+fn an_armed_flow_opens_in_the_kernel_with_its_syn_ack_and_nothing_before() {
+    if !can_bpf() {
+        return;
+    }
+    let mut ce = ce(false);
+    ce.nat_mut().set_offload(true);
+    let fp = ce_fast_path(&ce);
+    let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1460);
+    let (_, out) = run_ce(&mut ce, 0, &syn);
+    let port = ext_port_of(&one(&out, Direction::Wan));
+    let (installed, armed) = apply_all(&mut ce, &fp);
+    assert_eq!((installed.len(), armed.len()), (0, 1));
+    let flow = armed[0];
+    assert_eq!(fp.pending(&flow), Some((true, true)));
+    let unchanged = |prog: &str, frame: Vec<u8>, why: Counter| {
+        let before = fp.counters().get(why);
+        let (ret, got) = run(fp.object(), prog, &frame);
+        assert_eq!((ret, &got), (TC_ACT_OK, &frame), "{why:?}: untouched");
+        assert_eq!(fp.counters().get(why), before + 1, "{why:?} counted");
+    };
+    // Before an answer nothing of it is the kernel's: not the LAN host's packets, not a
+    // packet from the tunnel that is not the SYN-ACK, not a SYN-ACK from elsewhere.
+    let early = tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, b"x");
+    unchanged("ce_lan", eth(0x0800, &early), Counter::PassUnanswered);
+    let data_in = encap(br6(), ce6(), &tcp4(REMOTE, 80, EXT, port, 50, 0, b"x"));
+    unchanged("ce_wan", eth(0x86dd, &data_in), Counter::PassUnanswered);
+    let syn_ack = tcp_syn_ack4(REMOTE, 80, EXT, port, 50, 1460);
+    let spoofed = encap(ce6_2(), ce6(), &syn_ack);
+    unchanged("ce_wan", eth(0x86dd, &spoofed), Counter::PassSource);
+    // A SYN-ACK whose MSS is not the first option: the slow path finds it.
+    let odd = syn_ack_with(
+        port,
+        &[
+            etherparse::TcpOptionElement::Noop,
+            etherparse::TcpOptionElement::Noop,
+            etherparse::TcpOptionElement::MaximumSegmentSize(1460),
+        ],
+    );
+    unchanged(
+        "ce_wan",
+        eth(0x86dd, &encap(br6(), ce6(), &odd)),
+        Counter::PassControl,
+    );
+    assert_eq!(fp.pending(&flow), Some((true, true)));
+    assert_eq!(events(&fp), vec![]);
+
+    // The SYN-ACK: decapsulated, MSS clamped to the tunnel's 1420, both marks cleared,
+    // and told to the engine.
+    let wire = encap(br6(), ce6(), &syn_ack);
+    let (ret, got) = run(fp.object(), "ce_wan", &eth(0x86dd, &wire));
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(&got[12..14], &[0x08, 0x00], "decapsulated");
+    assert_eq!(
+        &got[14 + 20 + 20..14 + 20 + 24],
+        &[2, 4, 0x05, 0x8c],
+        "MSS 1420"
+    );
+    assert_eq!(fp.pending(&flow), Some((false, false)));
+    assert_eq!(fp.counters().get(Counter::SynAckEvents), 1);
+    let ev = events(&fp);
+    assert_eq!(
+        ev,
+        vec![TcpEvent {
+            outbound: false,
+            internal: Endpoint::new(Ipv4Addr::from(LAN_HOST), 40000),
+            remote: Endpoint::new(Ipv4Addr::from(REMOTE), 80),
+            ext_port: port,
+            flags: 0x12,
+            seq: 0x1234_5678,
+            ack: 0x1234_5679,
+        }]
+    );
+    assert_eq!(fp.flow_of(&ev[0]), flow);
+    // The engine: established, the entry already open (nothing to install).
+    assert!(feed(&mut ce, &fp, &ev[0], 1));
+    assert_eq!(state(&ce, 1), SessionState::Established);
+    assert_eq!(apply_all(&mut ce, &fp), (vec![], vec![]));
+    // The same bytes (checksum included) as the pipeline's for the same SYN-ACK.
+    let (_, out) = run_ce(&mut ce, 1, &wire);
+    assert_eq!(got[14..], one(&out, Direction::Lan)[..]);
+    // The LAN host's ACK and everything after ride the fast path.
+    let ack = tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, b"");
+    let (ret, got) = run(fp.object(), "ce_lan", &eth(0x0800, &ack));
+    assert_eq!((ret, &got[12..14]), (TC_ACT_OK, &[0x86, 0xdd][..]));
+    assert_eq!(fp.counters().get(Counter::OutPackets), 1);
+    // An MSS at or below the clamp is left as it is.
+    let small = tcp_syn_ack4(REMOTE, 80, EXT, port, 50, 1200);
+    let wire = encap(br6(), ce6(), &small);
+    let (_, got) = run(fp.object(), "ce_wan", &eth(0x86dd, &wire));
+    assert_eq!(
+        &got[14 + 20 + 20..14 + 20 + 24],
+        &[2, 4, 0x04, 0xb0],
+        "MSS 1200"
+    );
+    let (_, out) = run_ce(&mut ce, 2, &wire);
+    assert_eq!(got[14..], one(&out, Direction::Lan)[..]);
+}
+
+#[test]
+fn an_armed_flow_the_engine_ends_loses_its_entries() {
+    if !can_bpf() {
+        return;
+    }
+    let mut ce = ce(false);
+    ce.nat_mut().set_offload(true);
+    let fp = ce_fast_path(&ce);
+    let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1460);
+    let (_, out) = run_ce(&mut ce, 0, &syn);
+    let port = ext_port_of(&one(&out, Direction::Wan));
+    assert_eq!(apply_all(&mut ce, &fp).1.len(), 1);
+    // Never answered: the SYN's timer ends the session, and its entries go with it.
+    ce.expire(Timestamp::from_millis(3_600_000));
+    apply(&mut ce, &fp);
+    assert_eq!(fp.flows(), vec![], "no entry outlives its session");
+    let wire = encap(br6(), ce6(), &tcp_syn_ack4(REMOTE, 80, EXT, port, 50, 1460));
+    let (ret, got) = run(fp.object(), "ce_wan", &eth(0x86dd, &wire));
+    assert_eq!((ret, &got[..]), (TC_ACT_OK, &eth(0x86dd, &wire)[..]));
+    assert_eq!(fp.counters().get(Counter::PassNoEntry), 1);
 }
 
 #[test]

@@ -18,6 +18,9 @@ pub(crate) const STREAM: u8 = 16;
 pub(crate) const RST_GRACE: u8 = 32;
 /// The kernel fast path holds an entry for it (`engine::offload`); never saved.
 pub(crate) const OFFLOADED: u8 = 64;
+/// With `OFFLOADED`: the entry is armed at the SYN and pending, the kernel forwarding
+/// only the answer (`engine::offload`); never saved.
+pub(crate) const ARMED: u8 = 128;
 
 /// One flow. Exactly one cache line, aligned to one, with the lookup key first: verifying
 /// an index candidate and touching the session cost a single cache miss.

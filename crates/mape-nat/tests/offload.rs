@@ -1,7 +1,9 @@
 //! The kernel fast path's journal (`Nat::drain_offload`): only established TCP and
-//! answered UDP are installed, a FIN close keeps the entry (the kernel's FINs reach the
-//! state machine through `Nat::offload_tcp`), every end of a session removes its entry in
-//! the same step, the fold-back keeps an offloaded flow alive and judges a held-back reset.
+//! answered UDP are installed, a TCP SYN's session is armed (pending entries that forward
+//! only its SYN-ACK; the kernel's SYN-ACK installs it as it stands), a FIN close keeps the
+//! entry (the kernel's FINs reach the state machine through `Nat::offload_tcp`), every end
+//! of a session removes its entry in the same step, the fold-back keeps an offloaded flow
+//! alive and judges a held-back reset.
 
 mod common;
 
@@ -46,7 +48,12 @@ fn flow(p: &OutboundPacket, ext: Endpoint) -> OffloadFlow {
 fn established(n: &mut Nat, src: &str) -> (OutboundPacket, Endpoint) {
     let syn = tcp(src, "93.184.216.34:443", SYN);
     let ext = ext_of(n.outbound(t(1), &syn));
-    assert_eq!(ops(n), vec![], "a SYN is not established");
+    let armed = if n.offload_enabled() {
+        vec![OffloadOp::Arm(flow(&syn, ext))]
+    } else {
+        vec![]
+    };
+    assert_eq!(ops(n), armed, "a SYN is armed, not installed");
     let synack = reply(&syn, ext, SYN | ACK);
     assert!(matches!(
         n.inbound(t(1), &synack),
@@ -137,7 +144,8 @@ fn a_reset_or_a_new_incarnation_takes_the_closing_entry_off() {
     assert_eq!(state(&n, 3), SessionState::TimeWait);
     assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)]);
     // Both FINs, then the same 5-tuple opens again (RFC 6191): the SYN came by the slow
-    // path and the new connection is not established yet, so the entry goes.
+    // path and the new connection is not established yet, so the entry is armed again
+    // (pending: only the new SYN-ACK passes).
     let mut n = engine();
     let (data, ext) = established(&mut n, "192.168.1.10:40000");
     let f = flow(&data, ext);
@@ -151,7 +159,65 @@ fn a_reset_or_a_new_incarnation_takes_the_closing_entry_off() {
     assert_eq!(ops(&mut n), vec![]);
     ext_of(n.outbound(t(4), &tcp("192.168.1.10:40000", "93.184.216.34:443", SYN)));
     assert_eq!(state(&n, 4), SessionState::SynSent);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Arm(f)]);
+    assert_eq!(n.offload_resync(), vec![OffloadOp::Arm(f)]);
+    assert_eq!(n.offloaded(), 1);
+}
+
+#[test]
+fn a_syn_is_armed_and_the_kernels_syn_ack_installs_it_as_it_stands() {
+    let mut n = engine();
+    let syn = tcp("192.168.1.10:40000", "93.184.216.34:443", SYN);
+    let ext = ext_of(n.outbound(t(1), &syn));
+    let f = flow(&syn, ext);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Arm(f)]);
+    assert_eq!(n.offloaded(), 1);
+    assert_eq!(n.offload_resync(), vec![OffloadOp::Arm(f)]);
+    // The programs forwarded the SYN-ACK and cleared both pending marks themselves.
+    let syn_ack = OffloadedTcp {
+        outbound: false,
+        flags: TcpFlags(SYN | ACK),
+        seq: 5_000,
+        ack: 1,
+    };
+    assert!(n.offload_tcp(t(1), &f, syn_ack));
+    assert_eq!(state(&n, 1), SessionState::Established);
+    assert_eq!(ops(&mut n), vec![], "the entry is already open");
+    assert_eq!(n.offload_resync(), vec![OffloadOp::Install(f)]);
+    assert_eq!(n.offloaded(), 1);
+    // A FIN later moves it on as before; the TIME_WAIT timer ends it.
+    let fin = OffloadedTcp {
+        outbound: true,
+        flags: TcpFlags(FIN | ACK),
+        seq: 2,
+        ack: 5_001,
+    };
+    assert!(n.offload_tcp(t(2), &f, fin));
+    assert_eq!(state(&n, 2), SessionState::FinWait);
+    assert_eq!(ops(&mut n), vec![]);
+}
+
+#[test]
+fn a_refused_or_unanswered_syn_takes_its_armed_entry_off() {
+    // Refused: the server's RST comes by the slow path (the programs leave RSTs to it).
+    let mut n = engine();
+    let syn = tcp("192.168.1.10:40000", "93.184.216.34:443", SYN);
+    let ext = ext_of(n.outbound(t(1), &syn));
+    let f = flow(&syn, ext);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Arm(f)]);
+    n.inbound(t(1), &reply(&syn, ext, RST | ACK));
+    assert_eq!(state(&n, 1), SessionState::TimeWait);
     assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)]);
+    assert_eq!(n.offloaded(), 0);
+    // Unanswered: its timer ends the session and the entry in the same step.
+    let mut n = engine();
+    let ext = ext_of(n.outbound(t(1), &syn));
+    assert_eq!(ops(&mut n), vec![OffloadOp::Arm(f)]);
+    assert_eq!(ext, f.external);
+    n.expire(t(1 + 3_600));
+    assert_eq!(n.sessions(t(3_601), 9).len(), 0);
+    assert_eq!(ops(&mut n), vec![OffloadOp::Remove(f)]);
+    assert_eq!(n.offloaded(), 0);
 }
 
 #[test]
@@ -171,7 +237,21 @@ fn an_unanswered_storm_never_reaches_the_fast_path() {
         translated += matches!(n.outbound(t(1), &syn), OutboundVerdict::Translate { .. }) as u32;
     }
     assert!(translated > 40, "the storm got ports: {translated}");
-    assert_eq!(ops(&mut n), vec![]);
+    // The UDP storm journals nothing; each translated SYN is only armed (pending
+    // entries: the programs forward nothing of it from the LAN, only a SYN-ACK back).
+    let journal = ops(&mut n);
+    let armed = journal
+        .iter()
+        .filter(|op| matches!(op, OffloadOp::Arm(f) if f.proto == Protocol::Tcp))
+        .count();
+    assert_eq!(armed, journal.len(), "{journal:?}");
+    assert!(armed > 0 && armed <= 50, "{armed}");
+    assert_eq!(n.offloaded() as usize, armed);
+    // Never answered: their timers take every entry off again.
+    n.expire(t(1 + 3_600));
+    let journal = ops(&mut n);
+    assert_eq!(journal.len(), armed);
+    assert!(journal.iter().all(|op| matches!(op, OffloadOp::Remove(_))));
     assert_eq!(n.offloaded(), 0);
 }
 

@@ -278,6 +278,13 @@ fn established_flows_take_the_fast_path_and_every_packet_is_counted() {
         fast_path(&s).fins,
         keys.len()
     );
+    // Their handshakes' answers too: each was armed at its SYN, and the SYN-ACK opened
+    // the entry in the kernel.
+    assert!(
+        fast_path(&s).syn_acks > 0,
+        "no SYN-ACK forwarded by the programs: {:?}",
+        fast_path(&s)
+    );
 
     // 4. kill -9: the filter stays, stops forwarding at the deadline; a start replaces it.
     assert!(udp_echo(&lab, 41001));

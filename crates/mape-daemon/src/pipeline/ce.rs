@@ -134,10 +134,11 @@ fn session_filter(q: &SessionQuery) -> Option<SessionFilter> {
 
 impl Pipeline for CePipeline {
     fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8])) {
-        // The closes the kernel forwarded come first: a new flow's port may be one of them.
+        // The closes and answers the kernel forwarded come first: a new flow's port may be
+        // one of them, and a packet of a connection may follow its answer.
         // (An empty batch follows a tick, which has just read them.)
         if let (FastPath::Ce(o), false) = (&mut self.fast, packets.is_empty()) {
-            o.take_fins(self.ce.nat_mut(), now);
+            o.take_events(self.ce.nat_mut(), now);
         }
         self.ce.process_batch(now, packets, &mut tun_sink(emit));
         // The engine's installs and removals reach the maps in the same locked step.
@@ -148,7 +149,7 @@ impl Pipeline for CePipeline {
 
     fn tick(&mut self, now: Timestamp) {
         if let FastPath::Ce(o) = &mut self.fast {
-            o.take_fins(self.ce.nat_mut(), now);
+            o.take_events(self.ce.nat_mut(), now);
         }
         self.ce.expire(now);
         if let FastPath::Ce(o) = &mut self.fast {
@@ -420,12 +421,18 @@ impl Pipeline for CePipeline {
 
     fn start_fast_path(&mut self, plan: &FastPathPlan) -> Result<(), FastPathError> {
         let cfg = self.ce.config();
+        let ipv4_mtu = cfg.ipv4_mtu.min(cfg.ipv6_mtu.saturating_sub(40));
         let params = CeParams {
             ce_addr: self.settings.map.mapping.ce_ipv6,
             ext_addr: self.ce.nat().external(),
-            ipv4_mtu: u32::from(cfg.ipv4_mtu.min(cfg.ipv6_mtu.saturating_sub(40))),
+            ipv4_mtu: u32::from(ipv4_mtu),
             hop_limit: cfg.hop_limit,
             max_entries: plan.entries,
+            // The slow path's clamp of a SYN-ACK toward the LAN (`ce::wan`), within the
+            // tunnel MTU: IPv4 and TCP headers, 40 bytes (RFC 4459 §3.2).
+            mss_in: cfg
+                .mss_clamp
+                .map_or(0, |m| m.min(ipv4_mtu.saturating_sub(40))),
         };
         let mut fp = CeFastPath::load(params)?;
         let lan: Vec<&(String, u32)> = plan

@@ -1,19 +1,21 @@
 //! The kernel fast path as the engine sees it: which sessions may be forwarded without
 //! the engine ([`OffloadFlow`], established or FIN-closing TCP and answered UDP only), the
-//! FINs the kernel forwarded ([`OffloadedTcp`], fed to the same state machine), the journal of
-//! installs and removals the daemon applies to the BPF maps in the same step as the
-//! engine's own change ([`OffloadOp`]), and the fold-back of what the kernel saw
-//! ([`FlowSeen`]: the last packet, the LAN host's TCP acknowledgement).
+//! TCP connections armed at their SYN (entries that forward only the answer, the SYN-ACK),
+//! the FINs and SYN-ACKs the kernel forwarded ([`OffloadedTcp`], fed to the same state
+//! machine), the journal of installs and removals the daemon applies to the BPF maps in the
+//! same step as the engine's own change ([`OffloadOp`]), and the fold-back of what the
+//! kernel saw ([`FlowSeen`]: the last packet, the LAN host's TCP acknowledgement).
 //!
 //! The engine stays the only authority: an entry exists only while its session lives and
-//! is eligible, so an unanswered storm never leaves the slow path (issue #13), and a
-//! session's end (expiry, eviction, reclaim, reset, reload) removes its entry.
+//! is eligible, so an unanswered storm never leaves the slow path (issue #13: an armed
+//! entry forwards nothing from the LAN, and only a SYN-ACK toward it), and a session's
+//! end (expiry, eviction, reclaim, reset, reload) removes its entry.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use crate::keys::pack_out;
-use crate::session::{Session, ACK_SEEN, FIN_IN, FIN_OUT, OFFLOADED, RST_IN, STREAM};
+use crate::session::{Session, ACK_SEEN, ARMED, FIN_IN, FIN_OUT, OFFLOADED, RST_IN, STREAM};
 use crate::types::{
     Endpoint, InboundPacket, OutboundPacket, Protocol, SessionState, TcpFlags, Timestamp,
 };
@@ -40,8 +42,13 @@ pub struct OffloadFlow {
 /// A change the daemon applies to the fast path's maps, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffloadOp {
-    /// The session became established: forward it in the kernel.
+    /// The session became established: forward it in the kernel (a fresh entry, also
+    /// over an armed one).
     Install(OffloadFlow),
+    /// A TCP session the engine translated a SYN for: its entries go in pending, so that
+    /// the kernel forwards its SYN-ACK (and tells the engine) but nothing else until then.
+    /// Also over an installed entry (a new incarnation of a closed connection).
+    Arm(OffloadFlow),
     /// The session ended or left the established state: remove its entry.
     Remove(OffloadFlow),
     /// The engine needs what the kernel saw of this flow now ([`Nat::offload_seen`]), e.g.
@@ -58,9 +65,9 @@ pub struct FlowSeen {
     pub lan_ack: Option<u32>,
 }
 
-/// A TCP packet the fast path forwarded that the engine's state machine must see (a
-/// FIN: the programs tell it through their event ring instead of the TUN), with the
-/// fields the packet carried.
+/// A TCP packet the fast path forwarded that the engine's state machine must see (a FIN,
+/// or the SYN-ACK of an armed connection: the programs tell it through their event ring
+/// instead of the TUN), with the fields the packet carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffloadedTcp {
     /// LAN → tunnel (`true`) or tunnel → LAN.
@@ -78,8 +85,16 @@ pub struct OffloadedTcp {
 pub struct OffloadDrain {
     /// The changes, oldest first.
     pub ops: Vec<OffloadOp>,
-    /// The journal overflowed: clear the maps and install [`Nat::offloaded_flows`].
+    /// The journal overflowed: clear the maps and apply [`Nat::offload_resync`].
     pub resync: bool,
+}
+
+/// What the fast path should hold for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    None,
+    Armed,
+    Installed,
 }
 
 /// The engine's fast-path state.
@@ -117,7 +132,7 @@ impl Nat {
             ..Offload::default()
         };
         for s in 0..self.sessions.len() as u32 {
-            self.sessions[s as usize].bits &= !OFFLOADED;
+            self.sessions[s as usize].bits &= !(OFFLOADED | ARMED);
             if on {
                 self.offload_sync(s);
             }
@@ -142,12 +157,29 @@ impl Nat {
         }
     }
 
-    /// Every flow the fast path should hold now (for a resync).
+    /// Every flow the fast path should hold now, armed or installed.
     pub fn offloaded_flows(&self) -> Vec<OffloadFlow> {
         self.sessions
             .iter()
             .filter(|x| x.is_live() && x.bits & OFFLOADED != 0)
             .map(|x| self.flow_of(x))
+            .collect()
+    }
+
+    /// What rebuilds the maps after an overflowed journal: an install or arm for each
+    /// flow the fast path should hold.
+    pub fn offload_resync(&self) -> Vec<OffloadOp> {
+        self.sessions
+            .iter()
+            .filter(|x| x.is_live() && x.bits & OFFLOADED != 0)
+            .map(|x| {
+                let f = self.flow_of(x);
+                if x.bits & ARMED != 0 {
+                    OffloadOp::Arm(f)
+                } else {
+                    OffloadOp::Install(f)
+                }
+            })
             .collect()
     }
 
@@ -180,10 +212,12 @@ impl Nat {
         true
     }
 
-    /// A TCP packet of `flow` the fast path forwarded (a FIN): the session's state moves
-    /// exactly as if the packet had come by the slow path (`touch_outbound` /
-    /// `touch_inbound`), its entry staying while the connection closes. Returns `false`
-    /// when the engine has no such session (it ended meanwhile: nothing to do).
+    /// A TCP packet of `flow` the fast path forwarded (a FIN, or an armed connection's
+    /// SYN-ACK): the session's state moves exactly as if the packet had come by the slow
+    /// path (`touch_outbound` / `touch_inbound`), its entry staying while the connection
+    /// closes, and an armed entry, which the kernel opened when it forwarded the SYN-ACK,
+    /// is installed as it stands. Returns `false` when the engine has no such session (it
+    /// ended meanwhile: nothing to do).
     pub fn offload_tcp(&mut self, now: Timestamp, flow: &OffloadFlow, pkt: OffloadedTcp) -> bool {
         if flow.proto != Protocol::Tcp {
             return false;
@@ -191,6 +225,13 @@ impl Nat {
         let Some(s) = self.find_flow(flow) else {
             return false;
         };
+        let syn_ack = pkt.flags.has(TcpFlags::SYN) && pkt.flags.has(TcpFlags::ACK);
+        if !pkt.outbound && syn_ack {
+            // The kernel cleared both pending marks as it forwarded it: what the entry
+            // is now, whatever the state machine makes of the packet (`offload_sync`
+            // arms it again if it must).
+            self.sessions[s as usize].bits &= !ARMED;
+        }
         if pkt.outbound {
             let p = OutboundPacket {
                 proto: Protocol::Tcp,
@@ -226,25 +267,42 @@ impl Nat {
         self.offload.push(OffloadOp::Refresh(flow));
     }
 
-    /// Brings session `s`'s entry in line with its state: installed while it is eligible,
-    /// removed otherwise. Called on every state change.
+    /// Brings session `s`'s entry in line with its state: armed while a TCP SYN waits for
+    /// its answer, installed while it is eligible, removed otherwise. Called when a
+    /// session is added and on every state change.
     pub(super) fn offload_sync(&mut self, s: u32) {
         if !self.offload.enabled {
             return;
         }
         let x = &self.sessions[s as usize];
-        let want = x.is_live() && self.eligible(x);
-        let has = x.bits & OFFLOADED != 0;
+        let want = if x.is_live() {
+            self.want(x)
+        } else {
+            Want::None
+        };
+        let has = match (x.bits & OFFLOADED != 0, x.bits & ARMED != 0) {
+            (false, _) => Want::None,
+            (true, true) => Want::Armed,
+            (true, false) => Want::Installed,
+        };
         if want == has {
             return;
         }
         let flow = self.flow_of(x);
-        if want {
-            self.sessions[s as usize].bits |= OFFLOADED;
+        let bits = &mut self.sessions[s as usize].bits;
+        match want {
+            Want::None => return self.offload_removed(s, flow),
+            Want::Armed => {
+                *bits |= OFFLOADED | ARMED;
+                self.offload.push(OffloadOp::Arm(flow));
+            }
+            Want::Installed => {
+                *bits = (*bits | OFFLOADED) & !ARMED;
+                self.offload.push(OffloadOp::Install(flow));
+            }
+        }
+        if has == Want::None {
             self.offload.installed += 1;
-            self.offload.push(OffloadOp::Install(flow));
-        } else {
-            self.offload_removed(s, flow);
         }
     }
 
@@ -270,33 +328,45 @@ impl Nat {
     }
 
     fn offload_removed(&mut self, s: u32, flow: OffloadFlow) {
-        self.sessions[s as usize].bits &= !OFFLOADED;
+        self.sessions[s as usize].bits &= !(OFFLOADED | ARMED);
         self.offload.installed = self.offload.installed.saturating_sub(1);
         self.offload.pending_rst.remove(&s);
         self.offload.push(OffloadOp::Remove(flow));
     }
 
-    /// Established TCP, also while it closes by FIN (the programs tell the engine of each
-    /// FIN, and the rest of the close is ACKs the engine would only count), but not after
-    /// a reset (one believed from the internet must see the LAN host's next packet, and
-    /// one from the LAN ends the connection); answered UDP (not DNS, which closes at
-    /// once). A hairpin (to our own address) stays on the slow path.
-    fn eligible(&self, x: &Session) -> bool {
-        let state_ok = match x.proto {
+    /// Installed: established TCP, also while it closes by FIN (the programs tell the
+    /// engine of each FIN, and the rest of the close is ACKs the engine would only count),
+    /// but not after a reset (one believed from the internet must see the LAN host's next
+    /// packet, and one from the LAN ends the connection); answered UDP (not DNS, which
+    /// closes at once). Armed: TCP that sent its SYN (`SynSent`, not after a reset): only
+    /// the answer passes, so an unanswered flow still leaves nothing to the kernel. A
+    /// hairpin (to our own address) stays on the slow path.
+    fn want(&self, x: &Session) -> Want {
+        if x.remote.addr == self.external {
+            return Want::None;
+        }
+        let installed = match x.proto {
             Protocol::Tcp => {
                 let fins = x.bits & (FIN_OUT | FIN_IN);
-                x.bits & RST_IN == 0
-                    && match x.state {
-                        SessionState::Established => fins == 0,
-                        SessionState::FinWait => fins != 0,
-                        SessionState::TimeWait => fins == FIN_OUT | FIN_IN,
-                        _ => false,
-                    }
+                if x.bits & RST_IN != 0 {
+                    return Want::None;
+                }
+                match x.state {
+                    SessionState::SynSent => return Want::Armed,
+                    SessionState::Established => fins == 0,
+                    SessionState::FinWait => fins != 0,
+                    SessionState::TimeWait => fins == FIN_OUT | FIN_IN,
+                    _ => false,
+                }
             }
             Protocol::Udp => x.state == SessionState::Answered,
             Protocol::Icmp => false,
         };
-        state_ok && x.remote.addr != self.external
+        if installed {
+            Want::Installed
+        } else {
+            Want::None
+        }
     }
 
     fn flow_of(&self, x: &Session) -> OffloadFlow {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::drop::NatDrop;
 use crate::list::{Link, NIL};
 use crate::persist::{PersistError, SavedMapping, SavedSession, SavedTable};
-use crate::session::{Session, OFFLOADED, STREAM};
+use crate::session::{Session, ARMED, OFFLOADED, STREAM};
 use crate::timers::{class_of, CLASSES};
 use crate::types::{Protocol, Timestamp};
 
@@ -129,7 +129,7 @@ impl Nat {
                 SavedSession {
                     mapping: used[x.mapping as usize],
                     state: x.state,
-                    bits: x.bits & !OFFLOADED,
+                    bits: x.bits & !(OFFLOADED | ARMED),
                     remote: x.remote,
                     lan_ack: x.lan_ack,
                     age_s: now_s.saturating_sub(x.created_s),
@@ -264,7 +264,8 @@ impl Nat {
                 proto: m.proto,
                 state: saved.state,
                 class,
-                bits: saved.bits,
+                // The fast path's marks are this run's (a file may carry any bits).
+                bits: saved.bits & !(OFFLOADED | ARMED),
                 internal: m.internal,
                 remote: saved.remote,
                 ext_port: m.ext_port,

@@ -346,6 +346,8 @@ impl Nat {
             host_link: Link::default(),
         });
         self.forecaster.entered(class, now);
+        // A TCP SYN's session is armed in the fast path at once (`engine::offload`).
+        self.offload_sync(s);
         s
     }
 

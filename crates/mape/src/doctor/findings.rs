@@ -499,6 +499,7 @@ mod tests {
             back: Default::default(),
             passed: Default::default(),
             fins: 0,
+            syn_acks: 0,
         }
     }
 
