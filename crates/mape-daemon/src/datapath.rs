@@ -97,7 +97,7 @@ pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
             }
         }
         let now = now_since(start);
-        {
+        let sweep = {
             let Ok(mut p) = shared.lock() else {
                 tracing::error!(worker = index, "pipeline lock poisoned; worker stops");
                 break;
@@ -114,7 +114,8 @@ pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
             // Sleep until the next session timer is due, not a fixed period past it.
             next_deadline = p.next_deadline();
             sleep = next_deadline.map_or(IDLE_WAKE, |d| until(now, d).min(IDLE_WAKE));
-        }
+            p.sweep_job()
+        };
         counters.rx_packets.fetch_add(n as u64, Ordering::Relaxed);
         for &(s, l) in &out.spans {
             match queue.write(&out.bytes[s..s + l]) {
@@ -124,6 +125,16 @@ pub fn worker(index: usize, queue: &TunQueue, ctx: WorkerCtx) {
         }
         out.bytes.clear();
         out.spans.clear();
+        // The fast path's once-a-second read of its maps, with the lock released: the
+        // other workers go on meanwhile; only the fold takes the lock again.
+        if let Some(job) = sweep {
+            let swept = job.run();
+            let Ok(mut p) = shared.lock() else {
+                tracing::error!(worker = index, "pipeline lock poisoned; worker stops");
+                break;
+            };
+            p.sweep_done(now_since(start), swept);
+        }
     }
 }
 

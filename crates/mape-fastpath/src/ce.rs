@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, RingBuffer, RingBufferBuilder};
 use mape_nat::OffloadFlow;
@@ -14,7 +14,7 @@ use crate::tc::Hooks;
 use crate::{FastPathError, DEADLINE};
 
 const OBJECT: &str = "ce";
-/// Room [`CeFastPath::seen_all`] leaves above the entries it expects.
+/// Room [`CeSweeper::seen_all`] leaves above the entries it expects.
 const SWEEP_SLACK: usize = 256;
 
 /// What the CE's programs need to know.
@@ -48,6 +48,58 @@ impl std::fmt::Debug for Events {
     }
 }
 
+/// Both flow maps, opened a second time for the sweep ([`CeSweeper::seen_all`]), which
+/// the daemon runs with its datapath lock released.
+#[derive(Debug)]
+pub struct CeSweeper {
+    out_map: MapHandle,
+    in_map: MapHandle,
+    max_entries: u32,
+}
+
+impl CeSweeper {
+    /// What every entry recorded (outbound, inbound), by flow, for a sweep that expects
+    /// about `expected` entries: each map read in one system call
+    /// (`BPF_MAP_LOOKUP_BATCH`, Linux 5.6) instead of two calls per flow. An entry the
+    /// batch did not return (the call failed, or the map holds more than expected) is
+    /// simply absent: [`CeFastPath::seen`] reads it.
+    ///
+    /// One call per map because libbpf-rs's batch iterator takes a short batch for the
+    /// last one, and the kernel returns short batches in the middle of a hash map too
+    /// (it copies whole buckets only): asked for all entries at once, it returns them
+    /// all, then ENOENT.
+    pub fn seen_all(&self, expected: usize) -> Vec<(OffloadFlow, (EntrySeen, EntrySeen))> {
+        let count = u32::try_from(expected.saturating_add(SWEEP_SLACK))
+            .unwrap_or(u32::MAX)
+            .min(self.max_entries.max(1));
+        let back: HashMap<u128, EntrySeen> =
+            match self
+                .in_map
+                .lookup_batch(count, MapFlags::ANY, MapFlags::ANY)
+            {
+                Ok(it) => it
+                    .map(|(k, v)| (layout::packed_key(&k), layout::in_seen(&v)))
+                    .collect(),
+                Err(_) => HashMap::new(),
+            };
+        let Ok(out) = self
+            .out_map
+            .lookup_batch(count, MapFlags::ANY, MapFlags::ANY)
+        else {
+            return Vec::new();
+        };
+        out.filter_map(|(k, v)| {
+            let flow = layout::flow_of_out(&k, &v)?;
+            let b = back
+                .get(&layout::packed_key(&layout::ce_in_key(&flow)))
+                .copied()
+                .unwrap_or_default();
+            Some((flow, (layout::out_seen(&v), b)))
+        })
+        .collect()
+    }
+}
+
 /// The CE's loaded programs and maps.
 #[derive(Debug)]
 pub struct CeFastPath {
@@ -56,6 +108,7 @@ pub struct CeFastPath {
     obj: Object,
     out_map: MapHandle,
     in_map: MapHandle,
+    sweeper: Arc<CeSweeper>,
     config: MapHandle,
     stats: MapHandle,
     params: CeParams,
@@ -73,11 +126,20 @@ impl CeFastPath {
         let config = m("ce_config", 4, layout::CE_CONFIG_LEN)?;
         let stats = m("stats", 4, 8)?;
         let events = events(&obj)?;
+        let dup = |map: &MapHandle, name| {
+            MapHandle::try_from(map).map_err(|source| FastPathError::Map { map: name, source })
+        };
+        let sweeper = Arc::new(CeSweeper {
+            out_map: dup(&out_map, "ce_out")?,
+            in_map: dup(&in_map, "ce_in")?,
+            max_entries: params.max_entries.max(1),
+        });
         let fp = Self {
             events,
             obj,
             out_map,
             in_map,
+            sweeper,
             config,
             stats,
             params,
@@ -211,45 +273,15 @@ impl CeFastPath {
         found.then(|| (layout::pending(&out), back_found && layout::pending(&back)))
     }
 
-    /// What every entry recorded (outbound, inbound), by flow, for a sweep that expects
-    /// about `expected` entries: each map read in one system call
-    /// (`BPF_MAP_LOOKUP_BATCH`, Linux 5.6) instead of two calls per flow. An entry the
-    /// batch did not return (the call failed, or the map holds more than expected) is
-    /// simply absent: [`Self::seen`] reads it.
-    ///
-    /// One call per map because libbpf-rs's batch iterator takes a short batch for the
-    /// last one, and the kernel returns short batches in the middle of a hash map too
-    /// (it copies whole buckets only): asked for all entries at once, it returns them
-    /// all, then ENOENT.
+    /// What every entry recorded (outbound, inbound), by flow: [`CeSweeper::seen_all`].
     pub fn seen_all(&self, expected: usize) -> Vec<(OffloadFlow, (EntrySeen, EntrySeen))> {
-        let count = u32::try_from(expected.saturating_add(SWEEP_SLACK))
-            .unwrap_or(u32::MAX)
-            .min(self.params.max_entries.max(1));
-        let back: HashMap<u128, EntrySeen> =
-            match self
-                .in_map
-                .lookup_batch(count, MapFlags::ANY, MapFlags::ANY)
-            {
-                Ok(it) => it
-                    .map(|(k, v)| (layout::packed_key(&k), layout::in_seen(&v)))
-                    .collect(),
-                Err(_) => HashMap::new(),
-            };
-        let Ok(out) = self
-            .out_map
-            .lookup_batch(count, MapFlags::ANY, MapFlags::ANY)
-        else {
-            return Vec::new();
-        };
-        out.filter_map(|(k, v)| {
-            let flow = layout::flow_of_out(&k, &v)?;
-            let b = back
-                .get(&layout::packed_key(&layout::ce_in_key(&flow)))
-                .copied()
-                .unwrap_or_default();
-            Some((flow, (layout::out_seen(&v), b)))
-        })
-        .collect()
+        self.sweeper.seen_all(expected)
+    }
+
+    /// The maps' reader for the once-a-second sweep, shared: it reads without this
+    /// object (and without the daemon's datapath lock).
+    pub fn sweeper(&self) -> Arc<CeSweeper> {
+        Arc::clone(&self.sweeper)
     }
 
     /// Every flow in the LAN → tunnel map.

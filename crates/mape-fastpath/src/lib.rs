@@ -19,7 +19,7 @@ mod br;
 mod ce;
 
 pub use br::{BrFastPath, BrParams, BrRule};
-pub use ce::{CeFastPath, CeParams};
+pub use ce::{CeFastPath, CeParams, CeSweeper};
 pub use tc::{remove_ours, Hook, FILTER_HANDLE, FILTER_PRIORITY};
 
 use std::time::Duration;

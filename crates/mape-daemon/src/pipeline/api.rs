@@ -12,7 +12,7 @@ use mape_nat::{Event, Nat, SessionInfo, Timestamp};
 use serde_json::Value;
 
 use crate::config::{FastPathMode, Settings};
-use crate::fastpath::FastPath;
+use crate::fastpath::{FastPath, SweepJob, Swept};
 use crate::metrics::Metrics;
 use mape_control::reply::FastPathStatus;
 use mape_fastpath::FastPathError;
@@ -24,6 +24,14 @@ pub trait Pipeline: Send {
     fn process_batch(&mut self, now: Timestamp, packets: &[&[u8]], emit: &mut dyn FnMut(&[u8]));
     /// Time passes with no packet (expiry, rate-limit refill).
     fn tick(&mut self, now: Timestamp);
+    /// The read of the kernel fast path's maps a [`Pipeline::tick`] found due, for the
+    /// caller to run with the lock released ([`SweepJob::run`]) and hand back to
+    /// [`Pipeline::sweep_done`]; `None` when none is due.
+    fn sweep_job(&mut self) -> Option<SweepJob> {
+        None
+    }
+    /// Folds what a [`SweepJob`] read into the engine.
+    fn sweep_done(&mut self, _now: Timestamp, _swept: Swept) {}
     /// When the next session timer falls due (`None`: none is pending); the datapath
     /// sleeps no longer than that before it calls [`Pipeline::tick`].
     fn next_deadline(&self) -> Option<Timestamp>;

@@ -17,7 +17,7 @@ use super::api::{
 };
 use crate::config::{CeSettings, Role, Settings};
 use crate::events::kind_name;
-use crate::fastpath::{CeOffload, FastPath};
+use crate::fastpath::{CeOffload, FastPath, SweepJob, Swept};
 use crate::metrics::Metrics;
 use mape_control::reply::FastPathStatus;
 use mape_fastpath::{CeFastPath, CeParams, FastPathError};
@@ -153,9 +153,22 @@ impl Pipeline for CePipeline {
         }
         self.ce.expire(now);
         if let FastPath::Ce(o) = &mut self.fast {
+            o.apply(self.ce.nat_mut(), now);
+            o.tick(now);
+        }
+    }
+
+    fn sweep_job(&mut self) -> Option<SweepJob> {
+        match &mut self.fast {
+            FastPath::Ce(o) => o.sweep_job(),
+            _ => None,
+        }
+    }
+
+    fn sweep_done(&mut self, now: Timestamp, swept: Swept) {
+        if let FastPath::Ce(o) = &mut self.fast {
             let (nat, counters) = self.ce.nat_and_counters_mut();
-            o.apply(nat, now);
-            o.tick(nat, counters, now);
+            o.sweep_done(nat, counters, now, swept);
         }
     }
 
