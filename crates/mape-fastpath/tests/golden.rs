@@ -110,15 +110,7 @@ fn ext_port_of(wan_out: &[u8]) -> u16 {
 /// A CE with an established TCP flow LAN_HOST:40000 → REMOTE:80; returns it, the fast
 /// path holding the flow, and the external port.
 fn tcp_flow() -> (Ce, CeFastPath, u16) {
-    let mut ce = ce(false);
-    ce.nat_mut().set_offload(true);
-    let fp = ce_fast_path(&ce);
-    let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1400);
-    let (_, out) = run_ce(&mut ce, 0, &syn);
-    let port = ext_port_of(&one(&out, Direction::Wan));
-    let (installed, armed) = apply_all(&mut ce, &fp);
-    assert_eq!(installed, vec![], "a SYN alone is not established");
-    assert_eq!(armed.len(), 1, "but armed");
+    let (mut ce, fp, port, _) = armed_flow();
     // Here the SYN-ACK takes the slow path (as when it beats the entry).
     let synack = encap(br6(), ce6(), &tcp_syn_ack4(REMOTE, 80, EXT, port, 50, 1400));
     let (_, out) = run_ce(&mut ce, 1, &synack);
@@ -129,6 +121,21 @@ fn tcp_flow() -> (Ce, CeFastPath, u16) {
         "answered: established, installed"
     );
     (ce, fp, port)
+}
+
+/// A CE whose engine translated the SYN of LAN_HOST:40000 → REMOTE:80 and armed it:
+/// the CE, the fast path holding its pending entries, the external port, the flow.
+fn armed_flow() -> (Ce, CeFastPath, u16, OffloadFlow) {
+    let mut ce = ce(false);
+    ce.nat_mut().set_offload(true);
+    let fp = ce_fast_path(&ce);
+    let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1460);
+    let (_, out) = run_ce(&mut ce, 0, &syn);
+    let port = ext_port_of(&one(&out, Direction::Wan));
+    let (installed, armed) = apply_all(&mut ce, &fp);
+    assert_eq!(installed, vec![], "a SYN alone is not established");
+    assert_eq!(armed.len(), 1, "but armed");
+    (ce, fp, port, armed[0])
 }
 
 /// A TCP ACK (+PSH with a payload) with TOS `tos`.
@@ -379,6 +386,19 @@ fn events(fp: &CeFastPath) -> Vec<TcpEvent> {
     out
 }
 
+/// The event of a packet of LAN_HOST:40000 ↔ REMOTE:80 through external port `port`.
+fn event(outbound: bool, port: u16, flags: u8, seq: u32, ack: u32) -> TcpEvent {
+    TcpEvent {
+        outbound,
+        internal: Endpoint::new(Ipv4Addr::from(LAN_HOST), 40000),
+        remote: Endpoint::new(Ipv4Addr::from(REMOTE), 80),
+        ext_port: port,
+        flags,
+        seq,
+        ack,
+    }
+}
+
 /// Feeds one FIN event to the engine as the daemon does.
 fn feed(ce: &mut Ce, fp: &CeFastPath, e: &TcpEvent, at: u64) -> bool {
     let pkt = OffloadedTcp {
@@ -410,18 +430,7 @@ fn a_close_rides_the_fast_path_and_the_engine_sees_each_fin() {
     assert_eq!(fp.counters().get(Counter::FinEvents), 1);
     assert_eq!(fp.counters().get(Counter::PassControl), 0);
     let ev = events(&fp);
-    assert_eq!(
-        ev,
-        vec![TcpEvent {
-            outbound: true,
-            internal: Endpoint::new(Ipv4Addr::from(LAN_HOST), 40000),
-            remote: Endpoint::new(Ipv4Addr::from(REMOTE), 80),
-            ext_port: port,
-            flags: 0x11,
-            seq: 0x1234_5679,
-            ack: 0x9abc_def0,
-        }]
-    );
+    assert_eq!(ev, vec![event(true, port, 0x11, 0x1234_5679, 0x9abc_def0)]);
     assert_eq!(fp.flow_of(&ev[0]), flow);
     assert!(feed(&mut ce, &fp, &ev[0], 3));
     assert_eq!(state(&ce, 3), SessionState::FinWait);
@@ -478,15 +487,7 @@ fn an_armed_flow_opens_in_the_kernel_with_its_syn_ack_and_nothing_before() {
     if !can_bpf() {
         return;
     }
-    let mut ce = ce(false);
-    ce.nat_mut().set_offload(true);
-    let fp = ce_fast_path(&ce);
-    let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1460);
-    let (_, out) = run_ce(&mut ce, 0, &syn);
-    let port = ext_port_of(&one(&out, Direction::Wan));
-    let (installed, armed) = apply_all(&mut ce, &fp);
-    assert_eq!((installed.len(), armed.len()), (0, 1));
-    let flow = armed[0];
+    let (mut ce, fp, port, flow) = armed_flow();
     assert_eq!(fp.pending(&flow), Some((true, true)));
     let unchanged = |prog: &str, frame: Vec<u8>, why: Counter| {
         let before = fp.counters().get(why);
@@ -534,18 +535,7 @@ fn an_armed_flow_opens_in_the_kernel_with_its_syn_ack_and_nothing_before() {
     assert_eq!(fp.pending(&flow), Some((false, false)));
     assert_eq!(fp.counters().get(Counter::SynAckEvents), 1);
     let ev = events(&fp);
-    assert_eq!(
-        ev,
-        vec![TcpEvent {
-            outbound: false,
-            internal: Endpoint::new(Ipv4Addr::from(LAN_HOST), 40000),
-            remote: Endpoint::new(Ipv4Addr::from(REMOTE), 80),
-            ext_port: port,
-            flags: 0x12,
-            seq: 0x1234_5678,
-            ack: 0x1234_5679,
-        }]
-    );
+    assert_eq!(ev, vec![event(false, port, 0x12, 0x1234_5678, 0x1234_5679)]);
     assert_eq!(fp.flow_of(&ev[0]), flow);
     // The engine: established, the entry already open (nothing to install).
     assert!(feed(&mut ce, &fp, &ev[0], 1));
@@ -577,13 +567,7 @@ fn an_armed_flow_the_engine_ends_loses_its_entries() {
     if !can_bpf() {
         return;
     }
-    let mut ce = ce(false);
-    ce.nat_mut().set_offload(true);
-    let fp = ce_fast_path(&ce);
-    let syn = tcp_syn4(LAN_HOST, 40000, REMOTE, 80, 63, 1460);
-    let (_, out) = run_ce(&mut ce, 0, &syn);
-    let port = ext_port_of(&one(&out, Direction::Wan));
-    assert_eq!(apply_all(&mut ce, &fp).1.len(), 1);
+    let (mut ce, fp, port, _) = armed_flow();
     // Never answered: the SYN's timer ends the session, and its entries go with it.
     ce.expire(Timestamp::from_millis(3_600_000));
     apply(&mut ce, &fp);
