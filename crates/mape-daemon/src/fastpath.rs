@@ -438,6 +438,22 @@ impl CeOffload {
         counters.add_fast_path(out, back);
     }
 
+    /// Holds the programs to the slow path's tunnel MTU toward the BR and its SYN-ACK
+    /// clamp (`Ce::fast_path_limits`): a Packet Too Big that lowered them sends the larger
+    /// packets to the slow path, which answers or fragments them (RFC 8201, RFC 7597
+    /// §8.3.1), instead of a black hole in the kernel.
+    pub fn follow_mtu(&mut self, (mtu4, mss_in): (u16, u16)) {
+        match self.fp.set_mtu(u32::from(mtu4), mss_in) {
+            Ok(true) => tracing::info!(
+                ipv4_mtu = mtu4,
+                mss = mss_in,
+                "fast path held to the tunnel MTU toward the BR"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "fast path MTU not updated"),
+        }
+    }
+
     /// Detaches the programs (stop).
     pub fn detach(&mut self) {
         self.fp.detach();

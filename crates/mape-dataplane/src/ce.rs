@@ -193,6 +193,20 @@ impl Ce {
         self.cfg.ipv4_mtu.min(mtu6.saturating_sub(40))
     }
 
+    /// What the kernel fast path must hold its packets to (issue #13): the tunnel IPv4
+    /// MTU toward the BR as [`Ce::tunnel_mtu`] has it (lowered by a learned Packet Too
+    /// Big, RFC 8201), and the MSS a SYN-ACK toward the LAN is clamped to within it
+    /// (RFC 4459 §3.2; 0: no clamp), as the slow path clamps the BR's flows.
+    pub fn fast_path_limits(&mut self, now: Timestamp) -> (u16, u16) {
+        let br = self.cfg.br_ipv6;
+        let mtu4 = self.tunnel_mtu(now, &br);
+        let mss = self
+            .cfg
+            .mss_clamp
+            .map_or(0, |m| m.min(crate::mss::mss_for_mtu(mtu4)));
+        (mtu4, mss)
+    }
+
     /// Timer work: NAT session expiry and reassembly timeouts. Call once per batch or
     /// when [`Nat::next_deadline`] passes.
     pub fn expire(&mut self, now: Timestamp) {

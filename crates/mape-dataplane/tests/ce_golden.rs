@@ -387,11 +387,15 @@ fn packet_too_big_becomes_frag_needed_for_df_rfc2473_s8() {
     );
     assert_eq!(one(&out, Direction::Lan), want);
     assert_eq!(c.tunnel_mtu(t(6), &br6()), 1360);
+    // The kernel fast path is held to it too (its MTU check and SYN-ACK clamp), until
+    // the learned MTU expires (RFC 8201 §4: 10 minutes).
+    assert_eq!(c.fast_path_limits(t(6)), (1360, 1320));
     // A later DF packet above the learned MTU is refused with the new MTU.
     let big = udp4(LAN_HOST, PORT, REMOTE, 53, 64, &[1u8; 1372]); // 1400 bytes
     let (v, out) = run_ce(&mut c, 7, &big);
     assert_eq!(v, Verdict::Dropped(DropReason::FragNeeded));
     assert_eq!(u16::from_be_bytes([out[0].1[26], out[0].1[27]]), 1360);
+    assert_eq!(c.fast_path_limits(t(5 + 600_001)), (1460, 1420));
 }
 
 #[test]

@@ -176,6 +176,18 @@ impl CeFastPath {
         self.write_config(now_ns.saturating_add(DEADLINE.as_nanos() as u64))
     }
 
+    /// Holds the programs to another tunnel MTU and SYN-ACK clamp (a learned Packet Too
+    /// Big lowered them, or it expired); whether they changed. Renews the deadline.
+    pub fn set_mtu(&mut self, ipv4_mtu: u32, mss_in: u16) -> Result<bool, FastPathError> {
+        if (self.params.ipv4_mtu, self.params.mss_in) == (ipv4_mtu, mss_in) {
+            return Ok(false);
+        }
+        self.params.ipv4_mtu = ipv4_mtu;
+        self.params.mss_in = mss_in;
+        self.renew(crate::monotonic_ns())?;
+        Ok(true)
+    }
+
     /// Stops the programs forwarding at once (everything goes to the slow path).
     pub fn suspend(&self) -> Result<(), FastPathError> {
         self.write_config(0)

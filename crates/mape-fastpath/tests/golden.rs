@@ -563,6 +563,42 @@ fn an_armed_flow_opens_in_the_kernel_with_its_syn_ack_and_nothing_before() {
 }
 
 #[test]
+fn a_lowered_tunnel_mtu_sends_the_larger_packets_to_the_slow_path() {
+    if !can_bpf() {
+        return;
+    }
+    let (_ce, mut fp, port) = tcp_flow();
+    let wire = eth(
+        0x0800,
+        &tcp4(LAN_HOST, 40000, REMOTE, 80, 64, 0, &[7u8; 1360]),
+    ); // 1400 bytes of IPv4
+    let (_, got) = run(fp.object(), "ce_lan", &wire);
+    assert_eq!(&got[12..14], &[0x86, 0xdd], "within 1460: forwarded");
+    // A Packet Too Big taught the slow path 1400 toward the BR (1360 for IPv4).
+    assert!(fp.set_mtu(1360, 1320).unwrap());
+    assert!(!fp.set_mtu(1360, 1320).unwrap(), "unchanged");
+    let (ret, got) = run(fp.object(), "ce_lan", &wire);
+    assert_eq!(
+        (ret, &got),
+        (TC_ACT_OK, &wire),
+        "over 1360: the slow path's"
+    );
+    assert_eq!(fp.counters().get(Counter::PassMtu), 1);
+    // A SYN-ACK toward the LAN is clamped within it.
+    let syn_ack = encap(br6(), ce6(), &tcp_syn_ack4(REMOTE, 80, EXT, port, 50, 1460));
+    let (_, got) = run(fp.object(), "ce_wan", &eth(0x86dd, &syn_ack));
+    assert_eq!(
+        &got[14 + 20 + 20..14 + 20 + 24],
+        &[2, 4, 0x05, 0x28],
+        "MSS 1320"
+    );
+    // Expired: the configured MTU again.
+    assert!(fp.set_mtu(1460, 1420).unwrap());
+    let (_, got) = run(fp.object(), "ce_lan", &wire);
+    assert_eq!(&got[12..14], &[0x86, 0xdd]);
+}
+
+#[test]
 fn an_armed_flow_the_engine_ends_loses_its_entries() {
     if !can_bpf() {
         return;

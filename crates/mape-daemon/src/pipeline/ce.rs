@@ -141,9 +141,11 @@ impl Pipeline for CePipeline {
             o.take_events(self.ce.nat_mut(), now);
         }
         self.ce.process_batch(now, packets, &mut tun_sink(emit));
-        // The engine's installs and removals reach the maps in the same locked step.
+        // The engine's installs and removals reach the maps in the same locked step, and
+        // a Packet Too Big the batch carried reaches the programs' MTU.
         if let FastPath::Ce(o) = &mut self.fast {
             o.apply(self.ce.nat_mut(), now);
+            o.follow_mtu(self.ce.fast_path_limits(now));
         }
     }
 
@@ -155,6 +157,8 @@ impl Pipeline for CePipeline {
         if let FastPath::Ce(o) = &mut self.fast {
             o.apply(self.ce.nat_mut(), now);
             o.tick(now);
+            // A learned MTU that expired gives the programs the larger one back.
+            o.follow_mtu(self.ce.fast_path_limits(now));
         }
     }
 
@@ -433,19 +437,17 @@ impl Pipeline for CePipeline {
     }
 
     fn start_fast_path(&mut self, plan: &FastPathPlan) -> Result<(), FastPathError> {
+        // The slow path's tunnel MTU toward the BR and its clamp of a SYN-ACK toward the
+        // LAN (`ce::wan`); at time 0 a learned MTU counts until the next tick judges it.
+        let (ipv4_mtu, mss_in) = self.ce.fast_path_limits(Timestamp(0));
         let cfg = self.ce.config();
-        let ipv4_mtu = cfg.ipv4_mtu.min(cfg.ipv6_mtu.saturating_sub(40));
         let params = CeParams {
             ce_addr: self.settings.map.mapping.ce_ipv6,
             ext_addr: self.ce.nat().external(),
             ipv4_mtu: u32::from(ipv4_mtu),
             hop_limit: cfg.hop_limit,
             max_entries: plan.entries,
-            // The slow path's clamp of a SYN-ACK toward the LAN (`ce::wan`), within the
-            // tunnel MTU: IPv4 and TCP headers, 40 bytes (RFC 4459 §3.2).
-            mss_in: cfg
-                .mss_clamp
-                .map_or(0, |m| m.min(ipv4_mtu.saturating_sub(40))),
+            mss_in,
         };
         let mut fp = CeFastPath::load(params)?;
         let lan: Vec<&(String, u32)> = plan
