@@ -419,19 +419,28 @@ impl CeOffload {
         let Some(fresh) = self.sweeping.take() else {
             return;
         };
-        let mut got = HashSet::with_capacity(swept.0.len());
+        let expected = self.tracked.len()
+            - fresh
+                .iter()
+                .filter(|f| self.tracked.contains_key(f))
+                .count();
+        let mut visited = 0;
         for (f, s) in &swept.0 {
-            got.insert(*f);
             if self.tracked.contains_key(f) && !fresh.contains(f) {
+                visited += 1;
                 self.fold_seen(nat, now, f, Some(*s), false);
             }
         }
-        let missed: Vec<OffloadFlow> = (self.tracked.keys())
-            .filter(|f| !got.contains(f) && !fresh.contains(f))
-            .copied()
-            .collect();
-        for f in &missed {
-            self.fold_one(nat, now, f, false);
+        // Only when the batch missed some: the set of what it read, and those read alone.
+        if visited < expected {
+            let got: HashSet<OffloadFlow> = swept.0.iter().map(|(f, _)| *f).collect();
+            let missed: Vec<OffloadFlow> = (self.tracked.keys())
+                .filter(|f| !got.contains(f) && !fresh.contains(f))
+                .copied()
+                .collect();
+            for f in &missed {
+                self.fold_one(nat, now, f, false);
+            }
         }
         self.apply(nat, now);
         let (out, back) = self.fold.traffic(self.fp.counters());
