@@ -9,6 +9,13 @@
 //! `conn_240`: TCP connection churn to ONE destination through a 240-port set. No target
 //! is asserted anywhere: the figures are reported, as ratios, from one run.
 //!
+//! A run is [`run`]'s `rounds` rounds, each on a lab of its own with every mode in the
+//! order above: the figures reported are each (test, mode)'s median over the rounds, and
+//! each round's own figures are kept beside them. On a 2-vCPU VM one 5 s test moves by
+//! 10-20 % between two runs minutes apart (plain routing as much as the rest), so a
+//! single round's ratio says as much about the VM's moment as about the NAT; the median
+//! of rounds that each measured every mode within a few minutes says less of it.
+//!
 //! `conn_rate` runs [`RATE_LOOPS`] workers of the same client as `conn_240` against
 //! [`TCP_WAIT_PORT`], closing first ([`ConnMode::ClientFirst`]): the server keeps no
 //! TIME_WAIT, so an external port the NAT reuses is not answered by an old connection
@@ -62,6 +69,82 @@ pub struct BenchResult {
     /// Failed connections of the `conn_rate` loop.
     pub conn_rate_failed: Row,
 }
+
+impl BenchResult {
+    /// Every row, in a fixed order.
+    fn rows(&self) -> [&Row; 7] {
+        [
+            &self.tcp_1,
+            &self.tcp_4,
+            &self.udp64_pps,
+            &self.conn_240,
+            &self.conn_240_failed,
+            &self.conn_rate,
+            &self.conn_rate_failed,
+        ]
+    }
+
+    fn rows_mut(&mut self) -> [&mut Row; 7] {
+        [
+            &mut self.tcp_1,
+            &mut self.tcp_4,
+            &mut self.udp64_pps,
+            &mut self.conn_240,
+            &mut self.conn_240_failed,
+            &mut self.conn_rate,
+            &mut self.conn_rate_failed,
+        ]
+    }
+
+    /// Each (row, mode)'s median over `rounds` (a mode missing from a round is left out
+    /// of that figure's median).
+    pub fn median_of(rounds: &[BenchResult]) -> BenchResult {
+        let mut m = BenchResult::default();
+        for (i, row) in m.rows_mut().into_iter().enumerate() {
+            let mut modes: Vec<&'static str> = rounds
+                .iter()
+                .flat_map(|r| r.rows()[i].keys().copied())
+                .collect();
+            modes.sort_unstable();
+            modes.dedup();
+            for mode in modes {
+                let mut v: Vec<f64> = rounds
+                    .iter()
+                    .filter_map(|r| r.rows()[i].get(mode).copied())
+                    .collect();
+                if let Some(x) = median(&mut v) {
+                    row.insert(mode, x);
+                }
+            }
+        }
+        m
+    }
+}
+
+/// The median (the mean of the two middle values for an even count); `None` when empty.
+fn median(v: &mut [f64]) -> Option<f64> {
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// A whole run: the medians (the same shape as one round, so `--json` readers see the
+/// same rows) and every round's figures.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct BenchRun {
+    /// Each (test, mode)'s median over the rounds.
+    #[serde(flatten)]
+    pub median: BenchResult,
+    /// The rounds, in the order they ran.
+    pub rounds: Vec<BenchResult>,
+}
+
+/// Rounds a run may have.
+pub const MAX_ROUNDS: u32 = 9;
 
 /// Workers of the `conn_rate` loop.
 pub const RATE_LOOPS: u32 = 4;
@@ -146,8 +229,20 @@ fn measure(lab: &Lab, secs: u64, mode: &'static str, r: &mut BenchResult) -> Res
     Ok(())
 }
 
-/// Runs the four modes. `secs` per test.
-pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
+/// `rounds` rounds (1..=[`MAX_ROUNDS`]) of the four modes, `secs` per test.
+pub fn run(mape: PathBuf, secs: u64, rounds: u32) -> Result<BenchRun, LabError> {
+    let mut all = Vec::new();
+    for _ in 0..rounds.clamp(1, MAX_ROUNDS) {
+        all.push(round(mape.clone(), secs)?);
+    }
+    Ok(BenchRun {
+        median: BenchResult::median_of(&all),
+        rounds: all,
+    })
+}
+
+/// One round: the four modes on one lab, `secs` per test.
+fn round(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
     let mut opts = LabOptions::new(mape, "mape");
     opts.fast_path = "auto".into();
     let mut lab = Lab::up(opts)?;
@@ -244,4 +339,56 @@ pub fn run(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
     conn_rate(&lab, secs, "kernel_nat", &mut r)?;
     lab.teardown();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(tcp_1: &[(&'static str, f64)], conn_rate: &[(&'static str, f64)]) -> BenchResult {
+        BenchResult {
+            tcp_1: tcp_1.iter().copied().collect(),
+            conn_rate: conn_rate.iter().copied().collect(),
+            ..BenchResult::default()
+        }
+    }
+
+    #[test]
+    fn medians_take_the_middle_round_of_each_figure_on_its_own() {
+        let rounds = [
+            one(&[("mape", 9.0), ("route", 30.0)], &[("mape", 100.0)]),
+            one(&[("mape", 1.0), ("route", 10.0)], &[("mape", 300.0)]),
+            one(&[("mape", 5.0), ("route", 20.0)], &[("mape", 200.0)]),
+        ];
+        let m = BenchResult::median_of(&rounds);
+        assert_eq!(m.tcp_1.get("mape"), Some(&5.0));
+        assert_eq!(m.tcp_1.get("route"), Some(&20.0));
+        assert_eq!(m.conn_rate.get("mape"), Some(&200.0));
+        assert!(m.tcp_4.is_empty());
+    }
+
+    #[test]
+    fn an_even_count_takes_the_mean_of_the_middle_two_and_a_missing_mode_is_left_out() {
+        let rounds = [
+            one(&[("mape", 4.0), ("kernel_nat", 7.0)], &[]),
+            one(&[("mape", 2.0)], &[]),
+        ];
+        let m = BenchResult::median_of(&rounds);
+        assert_eq!(m.tcp_1.get("mape"), Some(&3.0));
+        assert_eq!(m.tcp_1.get("kernel_nat"), Some(&7.0));
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0, 10.0]), Some(2.5));
+    }
+
+    #[test]
+    fn the_run_json_keeps_the_rows_of_one_round_at_the_top() {
+        let r = BenchRun {
+            median: one(&[("mape", 1.5)], &[]),
+            rounds: vec![one(&[("mape", 1.5)], &[])],
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["tcp_1"]["mape"], 1.5);
+        assert_eq!(v["rounds"][0]["tcp_1"]["mape"], 1.5);
+        assert!(v["conn_rate"].as_object().is_some_and(|o| o.is_empty()));
+    }
 }

@@ -51,6 +51,10 @@ enum What {
         /// Seconds per iperf3 test and for the connect loop.
         #[arg(long, default_value_t = 5)]
         duration: u64,
+        /// Rounds of all four modes, each on a lab of its own; the figures are the medians
+        /// (1-9).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -153,11 +157,21 @@ pub(crate) fn run(args: &LabArgs) -> Result<ExitCode> {
                 print_demo(&r, target);
             }
         }
-        What::Bench { duration, json } => {
+        What::Bench {
+            duration,
+            rounds,
+            json,
+        } => {
             if *duration == 0 || *duration > 120 {
                 bail!("--duration {duration}: expected 1-120 seconds");
             }
-            let r = mape_lab::bench::run(this_binary()?, *duration)?;
+            if *rounds == 0 || *rounds > mape_lab::bench::MAX_ROUNDS {
+                bail!(
+                    "--rounds {rounds}: expected 1-{}",
+                    mape_lab::bench::MAX_ROUNDS
+                );
+            }
+            let r = mape_lab::bench::run(this_binary()?, *duration, *rounds)?;
             if *json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
@@ -244,7 +258,12 @@ fn print_demo(r: &DemoResult, target: (std::net::Ipv4Addr, u16)) {
     }
 }
 
-fn print_bench(r: &mape_lab::bench::BenchResult) {
+fn print_bench(run: &mape_lab::bench::BenchRun) {
+    let r = &run.median;
+    println!(
+        "medians of {} round(s), each on a lab of its own with every mode",
+        run.rounds.len()
+    );
     println!(
         "{:<12} {:>14} {:>14} {:>14} {:>14} {:>10} {:>10}",
         "test", "mape", "mape (TUN)", "kernel NAT", "route", "mape/kNAT", "TUN/kNAT"
@@ -258,13 +277,7 @@ fn print_bench(r: &mape_lab::bench::BenchResult) {
     ];
     for (name, row, scale, unit) in rows {
         let get = |k: &str| row.get(k).copied().unwrap_or(0.0);
-        let ratio = |k: &str| {
-            if get("kernel_nat") > 0.0 {
-                get(k) / get("kernel_nat")
-            } else {
-                0.0
-            }
-        };
+        let ratio = |k: &str| kernel_ratio(row, k);
         println!(
             "{:<12} {:>7.2} {:<6} {:>7.2} {:<6} {:>7.2} {:<6} {:>7.2} {:<6} {:>10.2} {:>10.2}",
             name,
@@ -300,4 +313,28 @@ fn print_bench(r: &mape_lab::bench::BenchResult) {
         failed(&r.conn_240_failed, "kernel_nat"),
         failed(&r.conn_240_failed, "route")
     );
+    if run.rounds.len() > 1 {
+        println!("mape / kernel NAT in each round:");
+        for (i, round) in run.rounds.iter().enumerate() {
+            println!(
+                "  round {}: tcp 1 strm {:.2}, tcp 4 strm {:.2}, udp 64 B {:.2}, conn rate {:.2}, conn 240 {:.2}",
+                i + 1,
+                kernel_ratio(&round.tcp_1, "mape"),
+                kernel_ratio(&round.tcp_4, "mape"),
+                kernel_ratio(&round.udp64_pps, "mape"),
+                kernel_ratio(&round.conn_rate, "mape"),
+                kernel_ratio(&round.conn_240, "mape"),
+            );
+        }
+    }
+}
+
+/// `mode`'s figure over the kernel NAT's in `row` (0 without one).
+fn kernel_ratio(row: &mape_lab::bench::Row, mode: &str) -> f64 {
+    let get = |k: &str| row.get(k).copied().unwrap_or(0.0);
+    if get("kernel_nat") > 0.0 {
+        get(mode) / get("kernel_nat")
+    } else {
+        0.0
+    }
 }
