@@ -18,6 +18,20 @@ use mape_rules::MapDomain;
 use crate::config::FastPathMode;
 use crate::metrics::Metrics;
 
+/// Ops after a removal looked at for an install over its inbound entry.
+const REUSE_LOOKAHEAD: usize = 4;
+
+/// Whether one of the next few ops installs a flow over `removed`'s inbound entry: a TCP
+/// port reclaimed from a closing session for a new SYN to the same remote (RFC 7857
+/// §3.2) keeps the inbound key (remote, external port), so the arm that follows
+/// overwrites it and the removal needs only the outbound entry: one `bpf()` call less
+/// per reclaimed connection.
+fn inbound_reused(later: &[OffloadOp], removed: &OffloadFlow) -> bool {
+    later.iter().take(REUSE_LOOKAHEAD).any(
+        |op| matches!(op, OffloadOp::Install(g) | OffloadOp::Arm(g) if g.shares_inbound(removed)),
+    )
+}
+
 /// How often the fold-back reads the maps and the deadline is renewed.
 const FOLD_EVERY_MS: u64 = 1_000;
 
@@ -299,8 +313,12 @@ impl CeOffload {
                 self.tracked.clear();
                 for op in nat.offload_resync() {
                     match op {
-                        OffloadOp::Install(f) => self.install(&f, false),
-                        OffloadOp::Arm(f) => self.install(&f, true),
+                        OffloadOp::Install(f) => {
+                            self.install(&f, false);
+                        }
+                        OffloadOp::Arm(f) => {
+                            self.install(&f, true);
+                        }
                         OffloadOp::Remove(_) | OffloadOp::Refresh(_) => {}
                     }
                 }
@@ -308,24 +326,47 @@ impl CeOffload {
             if drain.ops.is_empty() {
                 return;
             }
-            for op in drain.ops {
-                match op {
-                    OffloadOp::Install(f) => self.install(&f, false),
-                    OffloadOp::Arm(f) => self.install(&f, true),
+            // Removed flows whose inbound entry a later op of this drain overwrites.
+            let mut kept_inbound: Vec<OffloadFlow> = Vec::new();
+            for (i, op) in drain.ops.iter().enumerate() {
+                match *op {
+                    OffloadOp::Install(f) => self.install_over(&f, false, &mut kept_inbound),
+                    OffloadOp::Arm(f) => self.install_over(&f, true, &mut kept_inbound),
                     OffloadOp::Remove(f) => {
-                        self.fp.remove(&f);
+                        if inbound_reused(&drain.ops[i + 1..], &f) {
+                            self.fp.remove_outbound(&f);
+                            kept_inbound.push(f);
+                        } else {
+                            self.fp.remove(&f);
+                        }
                         self.tracked.remove(&f);
                     }
                     OffloadOp::Refresh(f) => self.fold_one(nat, now, &f, true),
                 }
             }
+            // Not overwritten after all (never expected): removed now, as journaled.
+            for f in kept_inbound {
+                self.fp.remove_inbound(&f);
+            }
         }
     }
 
-    /// Installs `f`'s entries, `pending` when armed at the SYN.
-    fn install(&mut self, f: &OffloadFlow, pending: bool) {
+    /// [`Self::install`] over the inbound entries of removed flows in `kept`: the one
+    /// `f` shares is overwritten by the install, or removed when the install fails.
+    fn install_over(&mut self, f: &OffloadFlow, pending: bool, kept: &mut Vec<OffloadFlow>) {
+        let ok = self.install(f, pending);
+        if let Some(i) = kept.iter().position(|k| k.shares_inbound(f)) {
+            let old = kept.swap_remove(i);
+            if !ok {
+                self.fp.remove_inbound(&old);
+            }
+        }
+    }
+
+    /// Installs `f`'s entries, `pending` when armed at the SYN; whether they are in.
+    fn install(&mut self, f: &OffloadFlow, pending: bool) -> bool {
         let Some(peer) = self.domain.tunnel_destination(f.remote.addr, f.remote.port) else {
-            return;
+            return false;
         };
         match self.fp.install(f, peer, pending) {
             Ok(()) => {
@@ -333,12 +374,14 @@ impl CeOffload {
                 if let Some(fresh) = &mut self.sweeping {
                     fresh.insert(*f);
                 }
+                true
             }
             Err(e) => {
                 self.refused += 1;
                 if self.refused.is_power_of_two() {
                     tracing::warn!(error = %e, refused = self.refused, "fast path entry refused; the flow stays on the TUN path");
                 }
+                false
             }
         }
     }
@@ -513,5 +556,51 @@ impl BrOffload {
     /// As configured.
     pub fn mode(&self) -> FastPathMode {
         self.mode
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mape_nat::{Endpoint, Protocol};
+    use std::net::Ipv4Addr;
+
+    fn flow(lan_port: u16, remote: [u8; 4], ext_port: u16) -> OffloadFlow {
+        OffloadFlow {
+            proto: Protocol::Tcp,
+            internal: Endpoint::new(Ipv4Addr::new(192, 168, 10, 10), lan_port),
+            remote: Endpoint::new(Ipv4Addr::from(remote), 7010),
+            external: Endpoint::new(Ipv4Addr::new(192, 0, 2, 18), ext_port),
+        }
+    }
+
+    #[test]
+    fn a_reclaimed_tuple_armed_next_keeps_its_inbound_entry() {
+        let old = flow(40_000, [203, 0, 113, 10], 4_100);
+        let new = flow(40_001, [203, 0, 113, 10], 4_100);
+        assert!(inbound_reused(&[OffloadOp::Arm(new)], &old));
+        assert!(inbound_reused(
+            &[OffloadOp::Refresh(old), OffloadOp::Install(new)],
+            &old
+        ));
+    }
+
+    #[test]
+    fn another_remote_port_or_protocol_or_a_far_install_does_not() {
+        let old = flow(40_000, [203, 0, 113, 10], 4_100);
+        let other_remote = flow(40_001, [203, 0, 113, 11], 4_100);
+        let other_port = flow(40_001, [203, 0, 113, 10], 4_101);
+        let mut udp = flow(40_001, [203, 0, 113, 10], 4_100);
+        udp.proto = Protocol::Udp;
+        for g in [other_remote, other_port, udp] {
+            assert!(!inbound_reused(&[OffloadOp::Arm(g)], &old), "{g:?}");
+        }
+        // A removal of the same key is not an install over it.
+        assert!(!inbound_reused(&[OffloadOp::Remove(old)], &old));
+        let far: Vec<OffloadOp> = std::iter::repeat_n(OffloadOp::Refresh(other_port), 4)
+            .chain([OffloadOp::Arm(flow(40_001, [203, 0, 113, 10], 4_100))])
+            .collect();
+        assert!(!inbound_reused(&far, &old));
+        assert!(!inbound_reused(&[], &old));
     }
 }

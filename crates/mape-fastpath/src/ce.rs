@@ -248,6 +248,17 @@ impl CeFastPath {
         had
     }
 
+    /// Removes only the LAN side's entry of `flow` (its inbound one is about to be
+    /// overwritten by a flow with the same inbound key); whether it was there.
+    pub fn remove_outbound(&self, flow: &OffloadFlow) -> bool {
+        self.out_map.delete(&layout::ce_out_key(flow)).is_ok()
+    }
+
+    /// Removes only the tunnel side's entry of `flow`.
+    pub fn remove_inbound(&self, flow: &OffloadFlow) {
+        let _ = self.in_map.delete(&layout::ce_in_key(flow));
+    }
+
     /// What both directions of `flow` recorded (outbound, inbound); read into the stack.
     pub fn seen(&self, flow: &OffloadFlow) -> Option<(EntrySeen, EntrySeen)> {
         let mut out = [0u8; layout::CE_OUT_VAL_LEN];

@@ -39,6 +39,14 @@ pub struct OffloadFlow {
     pub external: Endpoint,
 }
 
+impl OffloadFlow {
+    /// Whether `other` has the same inbound key (protocol, remote, external port): the
+    /// fast path's inbound entry of one is the other's.
+    pub fn shares_inbound(&self, other: &OffloadFlow) -> bool {
+        self.proto == other.proto && self.remote == other.remote && self.external == other.external
+    }
+}
+
 /// A change the daemon applies to the fast path's maps, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffloadOp {
