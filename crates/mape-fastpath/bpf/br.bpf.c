@@ -113,11 +113,10 @@ static __always_inline int from_domain(struct __sk_buff *skb)
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return pass(FP_PASS_MTU);
 	int redirect = rc == BPF_FIB_LKUP_RET_SUCCESS;
-	__u8 ttl = ip->ttl;
 	__u64 pkts, bytes;
 	traffic(skb, IN_L3, hdrs, &pkts, &bytes);
-	if (redirect && ttl_decrement(skb, IN_L3, ttl, proto))
-		return pass(FP_PASS_HELPER);
+	if (redirect)
+		ip4_rewrite(ip, 2, 0, 1); /* in place, before the helper moves the data */
 	if (bpf_skb_adjust_room(skb, -IP6_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO)) {
 		count(FP_DROP_HELPER, 1);
@@ -179,11 +178,10 @@ static __always_inline int from_internet(struct __sk_buff *skb)
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return pass(FP_PASS_MTU);
 	int redirect = rc == BPF_FIB_LKUP_RET_SUCCESS;
-	__u8 tos = ip->tos, ttl = ip->ttl;
+	__u8 tos = ip->tos;
 	__u64 pkts, bytes;
 	traffic(skb, L3, hdrs, &pkts, &bytes);
-	if (ttl_decrement(skb, L3, ttl, proto))
-		return pass(FP_PASS_HELPER);
+	ip4_rewrite(ip, 2, 0, 1); /* in place, before the helper moves the data */
 	if (bpf_skb_adjust_room(skb, IP6_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO)) {
 		count(FP_DROP_HELPER, 1);
@@ -192,7 +190,7 @@ static __always_inline int from_internet(struct __sk_buff *skb)
 	struct ipv6hdr h6;
 	outer_header(&h6, cfg->br_addr, (const __u8 *)ce, tos, ip_len,
 		     redirect ? cfg->hop_limit - 1 : cfg->hop_limit);
-	if (bpf_skb_store_bytes(skb, L3, &h6, sizeof(h6), 0)) {
+	if (store_outer(skb, &h6)) {
 		count(FP_DROP_HELPER, 1);
 		return TC_ACT_SHOT;
 	}

@@ -85,12 +85,14 @@ static __always_inline struct ce_event *fin_event(__be32 internal, __be16 iport,
 	return ev;
 }
 
-/* Gives up the reserved event (if any) and leaves the packet to the slow path. */
-static __always_inline int pass_ev(struct ce_event *ev, __u32 why)
+/* Gives up the reserved event (if any) and drops a packet a helper refused to finish
+ * once it had begun to change (neither the slow path nor the wire could use it). */
+static __always_inline int drop_ev(struct ce_event *ev)
 {
 	if (ev)
 		bpf_ringbuf_discard(ev, 0);
-	return pass(why);
+	count(FP_DROP_HELPER, 1);
+	return TC_ACT_SHOT;
 }
 
 #define L3 ETH_LEN
@@ -185,30 +187,26 @@ int ce_lan(struct __sk_buff *skb)
 		if (!ev)
 			return pass(FP_PASS_EVENTS_FULL);
 	}
-	__u8 tos = ip->tos, ttl = ip->ttl;
+	__u8 tos = ip->tos;
 	__be32 old_addr = ip->saddr, new_addr = v->ext_addr;
 	__be16 old_port = ports->source, new_port = v->ext_port;
 	__u64 pkts, bytes;
 	traffic(skb, L3, hdrs, &pkts, &bytes);
 
-	if (nat_rewrite(skb, L3, proto, 12, old_addr, new_addr, 0, old_port, new_port) ||
-	    ttl_decrement(skb, L3, ttl, proto))
-		return pass_ev(ev, FP_PASS_HELPER);
-
-	if (bpf_skb_adjust_room(skb, IP6_LEN, BPF_ADJ_ROOM_MAC,
+	/* The packet changes from here on: the header and port in place first (the pointers
+	 * are still good), then the helpers; one refusing is a drop. */
+	ports->source = new_port;
+	ip4_rewrite(ip, 0, new_addr, 1);
+	if (l4_csum_update(skb, L3, proto, old_addr, new_addr, old_port, new_port) ||
+	    bpf_skb_adjust_room(skb, IP6_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		return pass_ev(ev, FP_PASS_HELPER);
+		return drop_ev(ev);
 	struct ipv6hdr h6;
 	/* Forwarded by the kernel, the outer packet loses one hop like the slow path's. */
 	outer_header(&h6, cfg->ce_addr, v->peer, tos, ip_len,
 		     redirect ? cfg->hop_limit - 1 : cfg->hop_limit);
-	if (bpf_skb_store_bytes(skb, L3, &h6, sizeof(h6), 0)) {
-		/* Room made, header not written: nothing sane to send. */
-		if (ev)
-			bpf_ringbuf_discard(ev, 0);
-		count(FP_DROP_HELPER, 1);
-		return TC_ACT_SHOT;
-	}
+	if (store_outer(skb, &h6))
+		return drop_ev(ev); /* room made, header not written: nothing sane to send */
 	if (ev) {
 		/* Read at the daemon's next batch or tick: no wake-up needed. */
 		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
@@ -328,26 +326,20 @@ int ce_wan(struct __sk_buff *skb)
 		if (!ev)
 			return pass(FP_PASS_EVENTS_FULL);
 	}
-	__u8 ttl = ip->ttl;
 	__be32 old_addr = ip->daddr, new_addr = v->lan_addr;
 	__be16 old_port = ports->dest, new_port = v->lan_port;
 	__u64 pkts, bytes;
 	traffic(skb, IN_L3, hdrs, &pkts, &bytes);
 
-	if (clamp && mss_rewrite(skb, IN_L3 + IP4_LEN, mss, clamp))
-		return pass_ev(ev, FP_PASS_HELPER);
-	if (nat_rewrite(skb, IN_L3, proto, 16, old_addr, new_addr, 2, old_port, new_port))
-		return pass_ev(ev, FP_PASS_HELPER);
-	if (redirect && ttl_decrement(skb, IN_L3, ttl, proto))
-		return pass_ev(ev, FP_PASS_HELPER);
-	if (bpf_skb_adjust_room(skb, -IP6_LEN, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO)) {
-		/* Rewritten but still encapsulated: the slow path could not match it. */
-		if (ev)
-			bpf_ringbuf_discard(ev, 0);
-		count(FP_DROP_HELPER, 1);
-		return TC_ACT_SHOT;
-	}
+	/* As on ce_lan: in place first, then the helpers; one refusing is a drop (rewritten
+	 * but still encapsulated, the slow path could not match it). */
+	ports->dest = new_port;
+	ip4_rewrite(ip, 1, new_addr, redirect);
+	if ((clamp && mss_rewrite(skb, IN_L3 + IP4_LEN, mss, clamp)) ||
+	    l4_csum_update(skb, IN_L3, proto, old_addr, new_addr, old_port, new_port) ||
+	    bpf_skb_adjust_room(skb, -IP6_LEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
+		return drop_ev(ev);
 	if (ev) {
 		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 		count(syn_ack ? FP_SYN_ACK_EVENTS : FP_FIN_EVENTS, 1);

@@ -116,16 +116,39 @@ static __always_inline int addr6_eq(const void *a, const void *b)
 	return x[0] == y[0] && x[1] == y[1];
 }
 
-/* Decrements the TTL of the IPv4 header at `off` (RFC 1812 §5.3.1), with the header
- * checksum updated incrementally (RFC 1624). */
-static __always_inline int ttl_decrement(struct __sk_buff *skb, int off, __u8 ttl, __u8 proto)
+/* One's complement sum folded to 16 bits (RFC 1071). */
+static __always_inline __u16 csum_fold16(__u32 s)
 {
-	__be16 old = bpf_htons(((__u16)ttl << 8) | proto);
-	__be16 new = bpf_htons(((__u16)(ttl - 1) << 8) | proto);
-	__u8 t = ttl - 1;
-	if (bpf_skb_store_bytes(skb, off + 8, &t, 1, 0))
-		return -1;
-	return bpf_l3_csum_replace(skb, off + 10, old, new, 2);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* The IPv4 header at `ip` changed in place by direct packet access (so before any helper
+ * that may move the packet's data): the source (`which` 0) or destination (1) address
+ * to `addr` unless `which` is 2, the TTL decremented when `dec` (RFC 1812 §5.3.1), the
+ * header checksum updated incrementally, RFC 1624 eqn. 3 (HC' = ~(~HC + ~m + m') for
+ * each changed 16-bit word, summed as the words lie in the packet: one's complement
+ * sums do not depend on the byte order). No helper: nothing here can fail. */
+static __always_inline void ip4_rewrite(struct iphdr *ip, int which, __be32 addr, int dec)
+{
+	__u32 s = (__u16)~ip->check;
+	if (which == 0) {
+		__u32 old = ip->saddr;
+		s += (__u16)~(old & 0xffff) + (__u16)~(old >> 16) + (addr & 0xffff) + (addr >> 16);
+		ip->saddr = addr;
+	} else if (which == 1) {
+		__u32 old = ip->daddr;
+		s += (__u16)~(old & 0xffff) + (__u16)~(old >> 16) + (addr & 0xffff) + (addr >> 16);
+		ip->daddr = addr;
+	}
+	if (dec) {
+		__u16 *tp = (__u16 *)&ip->ttl; /* TTL and protocol: the header's fifth word */
+		__u16 old = *tp;
+		ip->ttl--;
+		s += (__u16)~old + *tp;
+	}
+	ip->check = ~csum_fold16(s);
 }
 
 /* The IPv4 header at `off` when it is one the fast path handles: version 4 without
@@ -166,37 +189,53 @@ static __always_inline struct iphdr *tunnel_ip4(void *data, void *end, const __u
 	return flow_ip4(data, end, ETH_LEN + IP6_LEN);
 }
 
-/* NAT (RFC 1624 incremental checksums) of the IPv4 header at `l3`: the address at byte
- * `addr_at` of the header (12 source, 16 destination) and the port at byte `port_at` of
- * the L4 header (0 source, 2 destination), with the L4 checksum (pseudo-header, port)
- * and the header checksum. Non-zero when a helper refused. */
-static __always_inline int nat_rewrite(struct __sk_buff *skb, __u32 l3, __u8 proto,
-				       __u32 addr_at, __be32 old_addr, __be32 new_addr,
-				       __u32 port_at, __be16 old_port, __be16 new_port)
+/* The TCP/UDP checksum of the IPv4 packet at `l3` after its address and port changed
+ * (RFC 1624, by the kernel's helpers: they know how the skb holds the checksum, e.g.
+ * only the pseudo-header's part for CHECKSUM_PARTIAL, and keep a zero UDP checksum zero,
+ * RFC 768). Non-zero when a helper refused. */
+static __always_inline int l4_csum_update(struct __sk_buff *skb, __u32 l3, __u8 proto,
+					  __be32 old_addr, __be32 new_addr, __be16 old_port,
+					  __be16 new_port)
 {
-	__u32 l4 = l3 + IP4_LEN;
-	__u32 csum = l4 + l4_csum_off(proto);
+	__u32 csum = l3 + IP4_LEN + l4_csum_off(proto);
 	__u64 f = l4_csum_flags(proto);
 	return bpf_l4_csum_replace(skb, csum, old_addr, new_addr, f | BPF_F_PSEUDO_HDR | 4) ||
-	       bpf_l4_csum_replace(skb, csum, old_port, new_port, f | 2) ||
-	       bpf_l3_csum_replace(skb, l3 + 10, old_addr, new_addr, 4) ||
-	       bpf_skb_store_bytes(skb, l3 + addr_at, &new_addr, 4, 0) ||
-	       bpf_skb_store_bytes(skb, l4 + port_at, &new_port, 2, 0);
+	       bpf_l4_csum_replace(skb, csum, old_port, new_port, f | 2);
 }
 
-/* Sends the packet on: the ethertype written, and with a FIB answer (`redirect`) the
- * MACs it gave and out of its interface; without one, on through the kernel's own
- * forwarding, which resolves the neighbour and decrements the TTL itself. */
+/* Sends the packet on, its data pointers taken afresh (`skb` after the last helper that
+ * moved them): the ethertype written, and with a FIB answer (`redirect`) the MACs it gave
+ * (direct packet access) and out of its interface; without one, on through the kernel's
+ * own forwarding, which resolves the neighbour and decrements the TTL itself. Dropped
+ * (the helper-refused-half-way drop) if the Ethernet header is not in the linear data. */
 static __always_inline int send(struct __sk_buff *skb, const struct bpf_fib_lookup *fib,
 				int redirect, __u16 ethertype)
 {
-	__be16 type = bpf_htons(ethertype);
-	bpf_skb_store_bytes(skb, 12, &type, 2, 0);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end) {
+		count(FP_DROP_HELPER, 1);
+		return TC_ACT_SHOT;
+	}
+	eth->h_proto = bpf_htons(ethertype);
 	if (!redirect)
 		return TC_ACT_OK;
-	bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0);
-	bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0);
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
 	return bpf_redirect(fib->ifindex, 0);
+}
+
+/* Writes the outer IPv6 header `h6` after the Ethernet header by direct packet access,
+ * once bpf_skb_adjust_room has made its room. Non-zero when it is not in the linear data. */
+static __always_inline int store_outer(struct __sk_buff *skb, const struct ipv6hdr *h6)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	if (data + ETH_LEN + sizeof(*h6) > end)
+		return -1;
+	__builtin_memcpy(data + ETH_LEN, h6, sizeof(*h6));
+	return 0;
 }
 
 /* Segments and IPv4 bytes of a packet whose IPv4 header starts at `l3`: a GSO

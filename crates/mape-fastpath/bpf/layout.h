@@ -22,7 +22,7 @@ enum {
 	FP_PASS_MTU,         /* larger than the tunnel MTU: the slow path fragments/answers */
 	FP_PASS_SOURCE,      /* outer source is not the flow's BR / the CE of the rule (RFC 7597 §8.1) */
 	FP_PASS_HAIRPIN,     /* BR: between two CEs of the domain */
-	FP_PASS_HELPER,      /* a kernel helper refused before anything changed */
+	FP_PASS_HELPER,      /* a kernel helper refused before anything changed (none runs first now: 0) */
 	FP_DROP_HELPER,      /* a kernel helper refused half-way: dropped (the only drop) */
 	FP_PASS_EVENTS_FULL, /* CE: a FIN whose event the full ring cannot take: slow path */
 	FP_FIN_EVENTS,       /* CE: FINs forwarded here, each told to the engine (ce_events) */

@@ -299,7 +299,9 @@ pub enum Counter {
     PassSource,
     /// BR: a hairpin between two CEs.
     PassHairpin,
-    /// A kernel helper refused before anything changed.
+    /// A kernel helper refused before anything changed. No helper that can refuse runs
+    /// before the packet starts to change any more (the header and port are rewritten in
+    /// place first); the reason keeps its name and counter slot, and stays at 0.
     PassHelper,
     /// A kernel helper refused half-way: dropped (the fast path's only drop).
     DropHelper,
