@@ -116,7 +116,9 @@ int ce_lan(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
 	struct ce_config *cfg = bpf_map_lookup_elem(&ce_config, &zero);
-	if (!cfg || !alive(cfg->deadline_ns))
+	/* One clock read per packet: the deadline check and the entry's last packet. */
+	__u64 now = bpf_ktime_get_ns();
+	if (!cfg || now >= cfg->deadline_ns)
 		return pass(FP_PASS_STALE);
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -212,7 +214,7 @@ int ce_lan(struct __sk_buff *skb)
 		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 		count(FP_FIN_EVENTS, 1);
 	}
-	v->last_seen = bpf_ktime_get_ns();
+	v->last_seen = now;
 	if (has_ack) {
 		v->lan_ack = ack;
 		v->ack_seen = 1;
@@ -229,7 +231,9 @@ int ce_wan(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
 	struct ce_config *cfg = bpf_map_lookup_elem(&ce_config, &zero);
-	if (!cfg || !alive(cfg->deadline_ns))
+	/* One clock read per packet: the deadline check and the entry's last packet. */
+	__u64 now = bpf_ktime_get_ns();
+	if (!cfg || now >= cfg->deadline_ns)
 		return pass(FP_PASS_STALE);
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -349,7 +353,7 @@ int ce_wan(struct __sk_buff *skb)
 		back->pending = 0;
 		v->pending = 0;
 	}
-	v->last_seen = bpf_ktime_get_ns();
+	v->last_seen = now;
 	__sync_fetch_and_add(&v->packets, pkts);
 	__sync_fetch_and_add(&v->bytes, bytes);
 	count(FP_IN_PACKETS, pkts);
