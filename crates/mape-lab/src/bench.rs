@@ -9,12 +9,17 @@
 //! `conn_240`: TCP connection churn to ONE destination through a 240-port set. No target
 //! is asserted anywhere: the figures are reported, as ratios, from one run.
 //!
-//! A run is [`run`]'s `rounds` rounds, each on a lab of its own with every mode in the
-//! order above: the figures reported are each (test, mode)'s median over the rounds, and
-//! each round's own figures are kept beside them. On a 2-vCPU VM one 5 s test moves by
-//! 10-20 % between two runs minutes apart (plain routing as much as the rest), so a
-//! single round's ratio says as much about the VM's moment as about the NAT; the median
-//! of rounds that each measured every mode within a few minutes says less of it.
+//! A run is [`run`]'s `rounds` rounds, each on a lab of its own. Within a round each test
+//! runs in every mode back to back before the next test (the lab switches between the
+//! daemons and the kernel's modes in a second or two), in an order turned by one place
+//! per round ([`Mode::order`]): so the figures a ratio compares are measured within
+//! half a minute of each other, and no mode is always the first after a switch or the
+//! last of a test. The figures reported are each (test, mode)'s median over the rounds,
+//! and each round's own figures (and order) are kept beside them. On a 2-vCPU VM one 5 s
+//! test moves by 10-20 % between two runs minutes apart (plain routing as much as the
+//! rest), and the VM's speed drifts over minutes: when every mode ran all its tests in
+//! turn, a slow minute fell on one mode's tests only and moved a round's ratios by up to
+//! 0.3 (on 2026-12-04: 0.73-1.29 for the same binary).
 //!
 //! `conn_rate` runs [`RATE_LOOPS`] workers of the same client as `conn_240` against
 //! [`TCP_WAIT_PORT`], closing first ([`ConnMode::ClientFirst`]): the server keeps no
@@ -32,7 +37,7 @@
 //! the worker goes on at once. The figure is completed connections per second; failures
 //! go to `conn_240_failed`. The kernel's NAT runs with the default conntrack TIME_WAIT
 //! (120 s, set explicitly), so like mape it must hold or recycle the ports of closed
-//! connections; it runs last, after the other tests of its mode. Plain routing has no port
+//! connections; it is the last test of a round. Plain routing has no port
 //! limit and shows what the client and server can do.
 
 use std::collections::BTreeMap;
@@ -141,6 +146,8 @@ pub struct BenchRun {
     pub median: BenchResult,
     /// The rounds, in the order they ran.
     pub rounds: Vec<BenchResult>,
+    /// Each round's order of the modes within a test ([`Mode::order`]).
+    pub orders: Vec<Vec<&'static str>>,
 }
 
 /// Rounds a run may have.
@@ -211,41 +218,260 @@ fn iperf(lab: &Lab, args: &[&str]) -> Result<Value, LabError> {
     })
 }
 
-fn measure(lab: &Lab, secs: u64, mode: &'static str, r: &mut BenchResult) -> Result<(), LabError> {
-    let t = secs.to_string();
-    for (streams, row) in [("1", &mut r.tcp_1), ("4", &mut r.tcp_4)] {
-        let v = iperf(lab, &["-t", &t, "-P", streams])?;
-        let bps = v["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .unwrap_or(0.0);
-        row.insert(mode, bps);
-    }
-    let v = iperf(lab, &["-t", &t, "-u", "-l", "64", "-b", "0"])?;
-    let sum = &v["end"]["sum"];
-    let sent = sum["packets"].as_f64().unwrap_or(0.0);
-    let lost = sum["lost_packets"].as_f64().unwrap_or(0.0);
-    let secs_f = sum["seconds"].as_f64().unwrap_or(secs as f64).max(0.001);
-    r.udp64_pps.insert(mode, (sent - lost).max(0.0) / secs_f);
-    Ok(())
-}
-
 /// `rounds` rounds (1..=[`MAX_ROUNDS`]) of the four modes, `secs` per test.
 pub fn run(mape: PathBuf, secs: u64, rounds: u32) -> Result<BenchRun, LabError> {
     let mut all = Vec::new();
-    for _ in 0..rounds.clamp(1, MAX_ROUNDS) {
-        all.push(round(mape.clone(), secs)?);
+    let mut orders = Vec::new();
+    for i in 0..rounds.clamp(1, MAX_ROUNDS) {
+        let order = Mode::order(i);
+        all.push(round(mape.clone(), secs, &order)?);
+        orders.push(order.iter().map(|m| m.name()).collect());
     }
     Ok(BenchRun {
         median: BenchResult::median_of(&all),
         rounds: all,
+        orders,
     })
 }
 
-/// One round: the four modes on one lab, `secs` per test.
-fn round(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
+/// A configuration of the lab the tests run through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The CE and BR daemons, the kernel fast path on (the default).
+    Mape,
+    /// The same daemons with `fast_path = "off"`.
+    MapeTun,
+    /// No daemons: the ISP routes the LAN's prefix to the CE.
+    Route,
+    /// No daemons: nftables SNAT in the CE namespace.
+    KernelNat,
+}
+
+impl Mode {
+    /// Every mode, in the first round's order.
+    pub const ALL: [Mode; 4] = [Mode::Mape, Mode::MapeTun, Mode::Route, Mode::KernelNat];
+
+    /// The mode's name in the rows.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Mape => "mape",
+            Mode::MapeTun => "mape_tun",
+            Mode::Route => "route",
+            Mode::KernelNat => "kernel_nat",
+        }
+    }
+
+    /// The order of the modes within each test of round `round` (from 0): [`Self::ALL`]
+    /// turned by one place per round, so that over four rounds each mode runs once in
+    /// each place, and no mode is always the first or the last of a test.
+    pub fn order(round: u32) -> [Mode; 4] {
+        let mut o = Self::ALL;
+        o.rotate_left(round as usize % Self::ALL.len());
+        o
+    }
+}
+
+/// The tests of a round, in the order they run; each runs every mode before the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Test {
+    Tcp1,
+    Tcp4,
+    Udp64,
+    ConnRate,
+    Conn240,
+}
+
+const TESTS: [Test; 5] = [
+    Test::Tcp1,
+    Test::Tcp4,
+    Test::Udp64,
+    Test::ConnRate,
+    Test::Conn240,
+];
+
+/// The kernel NAT's port range for `test`: the 240-port set of a v6plus line (4096-4335,
+/// as the baseline scripts do), the whole range for `conn_rate` (ports not limiting).
+fn kernel_ports(test: Test) -> &'static str {
+    match test {
+        Test::ConnRate => "1024-65535",
+        _ => "4096-4335",
+    }
+}
+
+/// What the lab is set up for now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Setup {
+    /// Both daemons run, with this fast-path mode.
+    Daemons(&'static str),
+    /// No daemons; the CE and the ISP share an IPv4 link; plain routing.
+    Route,
+    /// No daemons; the IPv4 link and nftables SNAT to this port range.
+    KernelNat(&'static str),
+}
+
+/// The lab of one round and the setup it is in.
+struct Bench {
+    lab: Lab,
+    setup: Setup,
+    /// The CE's `net.ipv4.conf.all.rp_filter` before a kernel mode set it to 0.
+    rp_filter: String,
+    secs: u64,
+}
+
+const CE_V4: &str = "192.0.2.18/24";
+const ISP_V4: &str = "192.0.2.1/24";
+const LAN_PREFIX: &str = "192.168.10.0/24";
+
+impl Bench {
+    /// Puts the lab into `want`, from whatever it is in.
+    fn switch(&mut self, want: Setup) -> Result<(), LabError> {
+        if self.setup == want {
+            return Ok(());
+        }
+        let (ce, isp) = (self.lab.ns("ce"), self.lab.ns("isp"));
+        match (&self.setup, &want) {
+            (Setup::Daemons(_), Setup::Daemons(fp)) => self.lab.restart_daemons(fp)?,
+            (Setup::Daemons(_), _) => {
+                // Their teardown removes the TUNs and routes; then the CE and the ISP get
+                // an IPv4 link of their own.
+                self.lab.stop_daemons();
+                self.lab
+                    .exec_ok(&ce, &["ip", "addr", "add", CE_V4, "dev", "ce-wan"])?;
+                self.lab
+                    .exec_ok(&isp, &["ip", "addr", "add", ISP_V4, "dev", "isp-ce"])?;
+                self.lab.exec_ok(
+                    &ce,
+                    &["ip", "route", "replace", "default", "via", "192.0.2.1"],
+                )?;
+                for k in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"] {
+                    self.lab.exec_ok(&ce, &["sysctl", "-qw", k])?;
+                }
+            }
+            (_, Setup::Daemons(fp)) => {
+                // Back to MAP-E: nothing of the kernel modes is left behind.
+                self.kernel_rules(None)?;
+                self.isp_route(false)?;
+                let _ = self.lab.exec(&ce, &["ip", "route", "del", "default"]);
+                self.lab
+                    .exec_ok(&ce, &["ip", "addr", "del", CE_V4, "dev", "ce-wan"])?;
+                self.lab
+                    .exec_ok(&isp, &["ip", "addr", "del", ISP_V4, "dev", "isp-ce"])?;
+                let rp = format!("net.ipv4.conf.all.rp_filter={}", self.rp_filter);
+                self.lab.exec_ok(&ce, &["sysctl", "-qw", &rp])?;
+                self.lab.restart_daemons(fp)?;
+            }
+            _ => {}
+        }
+        match want {
+            Setup::Route => {
+                self.kernel_rules(None)?;
+                self.isp_route(true)?;
+            }
+            Setup::KernelNat(range) => {
+                self.isp_route(false)?;
+                self.kernel_rules(Some(range))?;
+            }
+            Setup::Daemons(_) => {}
+        }
+        self.setup = want;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    }
+
+    /// The ISP's route to the LAN via the CE (plain routing only).
+    fn isp_route(&self, on: bool) -> Result<(), LabError> {
+        let isp = self.lab.ns("isp");
+        if on {
+            self.lab.exec_ok(
+                &isp,
+                &["ip", "route", "replace", LAN_PREFIX, "via", "192.0.2.18"],
+            )?;
+        } else {
+            let _ = self.lab.exec(&isp, &["ip", "route", "del", LAN_PREFIX]);
+        }
+        Ok(())
+    }
+
+    /// The kernel NAT's table in the CE with `range` for TCP and UDP, or none.
+    fn kernel_rules(&self, range: Option<&str>) -> Result<(), LabError> {
+        let ce = self.lab.ns("ce");
+        let _ = self
+            .lab
+            .exec(&ce, &["nft", "delete", "table", "ip", "mapebench"]);
+        let Some(range) = range else {
+            return Ok(());
+        };
+        // conntrack's normal TIME_WAIT (the namespace's default, stated so no earlier
+        // change of it can leak in): closed connections hold their NAT port for 120 s
+        // unless a new SYN for the same tuple takes it over.
+        self.lab.exec_ok(
+            &ce,
+            &[
+                "sysctl",
+                "-qw",
+                "net.netfilter.nf_conntrack_tcp_timeout_time_wait=120",
+            ],
+        )?;
+        let rules = self.lab.dir.join("kernel-nat.nft");
+        std::fs::write(
+            &rules,
+            format!(
+                "table ip mapebench {{\n\
+                 \tchain post {{\n\
+                 \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+                 \t\toifname \"ce-wan\" ip saddr {LAN_PREFIX} meta l4proto {{ tcp, udp }} snat to 192.0.2.18:{range}\n\
+                 \t\toifname \"ce-wan\" ip saddr {LAN_PREFIX} snat to 192.0.2.18\n\
+                 \t}}\n\
+                 }}\n"
+            ),
+        )?;
+        self.lab
+            .exec_ok(&ce, &["nft", "-f", &rules.display().to_string()])
+            .map(|_| ())
+    }
+
+    /// Runs `test` in the setup the lab is in, as `mode`.
+    fn test(&self, test: Test, mode: Mode, r: &mut BenchResult) -> Result<(), LabError> {
+        let name = mode.name();
+        match test {
+            Test::Tcp1 | Test::Tcp4 => {
+                let streams = if test == Test::Tcp1 { "1" } else { "4" };
+                let v = iperf(&self.lab, &["-t", &self.secs.to_string(), "-P", streams])?;
+                let bps = v["end"]["sum_received"]["bits_per_second"]
+                    .as_f64()
+                    .unwrap_or(0.0);
+                let row = if test == Test::Tcp1 {
+                    &mut r.tcp_1
+                } else {
+                    &mut r.tcp_4
+                };
+                row.insert(name, bps);
+            }
+            Test::Udp64 => {
+                let t = self.secs.to_string();
+                let v = iperf(&self.lab, &["-t", &t, "-u", "-l", "64", "-b", "0"])?;
+                let sum = &v["end"]["sum"];
+                let sent = sum["packets"].as_f64().unwrap_or(0.0);
+                let lost = sum["lost_packets"].as_f64().unwrap_or(0.0);
+                let secs_f = sum["seconds"]
+                    .as_f64()
+                    .unwrap_or(self.secs as f64)
+                    .max(0.001);
+                r.udp64_pps.insert(name, (sent - lost).max(0.0) / secs_f);
+            }
+            Test::ConnRate => conn_rate(&self.lab, self.secs, name, r)?,
+            Test::Conn240 => conn_240(&self.lab, self.secs, name, r)?,
+        }
+        Ok(())
+    }
+}
+
+/// One round on a lab of its own: each test runs every mode, in `order`, before the next
+/// test, so that one test's figures are measured within half a minute of each other.
+fn round(mape: PathBuf, secs: u64, order: &[Mode]) -> Result<BenchResult, LabError> {
     let mut opts = LabOptions::new(mape, "mape");
     opts.fast_path = "auto".into();
-    let mut lab = Lab::up(opts)?;
+    let lab = Lab::up(opts)?;
     // The connect loops close first (conn_rate) or last, tens of thousands of times in
     // one run: lan1 may reuse its own TIME_WAIT ports for new outgoing connections
     // (RFC 6191 timestamps) over the whole port range, so the client's own port supply
@@ -257,88 +483,34 @@ fn round(mape: PathBuf, secs: u64) -> Result<BenchResult, LabError> {
     ] {
         lab.exec_ok(&lan1, &["sysctl", "-qw", k])?;
     }
-    let mut r = BenchResult::default();
-    measure(&lab, secs, "mape", &mut r)?;
-    conn_rate(&lab, secs, "mape", &mut r)?;
-    conn_240(&lab, secs, "mape", &mut r)?;
-    lab.restart_daemons("off")?;
-    std::thread::sleep(Duration::from_millis(300));
-    measure(&lab, secs, "mape_tun", &mut r)?;
-    conn_rate(&lab, secs, "mape_tun", &mut r)?;
-    conn_240(&lab, secs, "mape_tun", &mut r)?;
-
-    // Stop both daemons (their teardown removes the TUNs and routes), then give the CE
-    // and the ISP an IPv4 link of their own.
-    lab.stop_daemons();
-    let (ce, isp) = (lab.ns("ce"), lab.ns("isp"));
-    lab.exec_ok(
-        &ce,
-        &["ip", "addr", "add", "192.0.2.18/24", "dev", "ce-wan"],
+    let out = lab.exec_ok(
+        &lab.ns("ce"),
+        &["sysctl", "-n", "net.ipv4.conf.all.rp_filter"],
     )?;
-    lab.exec_ok(
-        &isp,
-        &["ip", "addr", "add", "192.0.2.1/24", "dev", "isp-ce"],
-    )?;
-    lab.exec_ok(
-        &ce,
-        &["ip", "route", "replace", "default", "via", "192.0.2.1"],
-    )?;
-    for k in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"] {
-        lab.exec_ok(&ce, &["sysctl", "-qw", k])?;
-    }
-
-    // (d) plain routing: the ISP knows the LAN.
-    lab.exec_ok(
-        &isp,
-        &["ip", "route", "add", "192.168.10.0/24", "via", "192.0.2.18"],
-    )?;
-    std::thread::sleep(Duration::from_millis(300));
-    measure(&lab, secs, "route", &mut r)?;
-    conn_rate(&lab, secs, "route", &mut r)?;
-    conn_240(&lab, secs, "route", &mut r)?;
-    lab.exec_ok(&isp, &["ip", "route", "del", "192.168.10.0/24"])?;
-
-    // (c) the kernel's NAT: the 240-port set of a v6plus line, 4096-4335 (as the
-    // baseline scripts do), then the whole port range for conn_rate (ports not limiting).
-    let nat = |name: &str, range: &str| -> Result<(), LabError> {
-        let rules = lab.dir.join(name);
-        std::fs::write(
-            &rules,
-            format!(
-                "table ip mapebench {{\n\
-                 \tchain post {{\n\
-                 \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-                 \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 meta l4proto {{ tcp, udp }} snat to 192.0.2.18:{range}\n\
-                 \t\toifname \"ce-wan\" ip saddr 192.168.10.0/24 snat to 192.0.2.18\n\
-                 \t}}\n\
-                 }}\n"
-            ),
-        )?;
-        let _ = lab.exec(&ce, &["nft", "delete", "table", "ip", "mapebench"]);
-        lab.exec_ok(&ce, &["nft", "-f", &rules.display().to_string()])
-            .map(|_| ())
+    let rp_filter = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut b = Bench {
+        lab,
+        setup: Setup::Daemons("auto"),
+        rp_filter,
+        secs,
     };
-    // conntrack's normal TIME_WAIT (the namespace's default, stated so no earlier change
-    // of it can leak in): closed connections hold their NAT port for 120 s unless a new
-    // SYN for the same tuple takes it over.
-    lab.exec_ok(
-        &ce,
-        &[
-            "sysctl",
-            "-qw",
-            "net.netfilter.nf_conntrack_tcp_timeout_time_wait=120",
-        ],
-    )?;
-    nat("kernel-nat.nft", "4096-4335")?;
-    std::thread::sleep(Duration::from_millis(300));
-    measure(&lab, secs, "kernel_nat", &mut r)?;
-    conn_240(&lab, secs, "kernel_nat", &mut r)?;
-    // Then the whole port range, so that ports do not limit conn_rate.
-    nat("kernel-nat-full.nft", "1024-65535")?;
-    std::thread::sleep(Duration::from_millis(300));
-    conn_rate(&lab, secs, "kernel_nat", &mut r)?;
-    lab.teardown();
-    Ok(r)
+    let mut r = BenchResult::default();
+    let result = (|| {
+        for test in TESTS {
+            for &mode in order {
+                b.switch(match mode {
+                    Mode::Mape => Setup::Daemons("auto"),
+                    Mode::MapeTun => Setup::Daemons("off"),
+                    Mode::Route => Setup::Route,
+                    Mode::KernelNat => Setup::KernelNat(kernel_ports(test)),
+                })?;
+                b.test(test, mode, &mut r)?;
+            }
+        }
+        Ok(())
+    })();
+    b.lab.teardown();
+    result.map(|()| r)
 }
 
 #[cfg(test)]
@@ -385,10 +557,37 @@ mod tests {
         let r = BenchRun {
             median: one(&[("mape", 1.5)], &[]),
             rounds: vec![one(&[("mape", 1.5)], &[])],
+            orders: vec![Mode::order(0).iter().map(|m| m.name()).collect()],
         };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["tcp_1"]["mape"], 1.5);
         assert_eq!(v["rounds"][0]["tcp_1"]["mape"], 1.5);
         assert!(v["conn_rate"].as_object().is_some_and(|o| o.is_empty()));
+        assert_eq!(v["orders"][0][0], "mape");
+    }
+
+    #[test]
+    fn each_mode_takes_each_place_once_in_four_rounds() {
+        assert_eq!(Mode::order(0), Mode::ALL);
+        assert_eq!(
+            Mode::order(1),
+            [Mode::MapeTun, Mode::Route, Mode::KernelNat, Mode::Mape]
+        );
+        assert_eq!(Mode::order(4), Mode::order(0));
+        for mode in Mode::ALL {
+            let mut places: Vec<usize> = (0..4)
+                .map(|r| Mode::order(r).iter().position(|&m| m == mode).unwrap())
+                .collect();
+            places.sort_unstable();
+            assert_eq!(places, [0, 1, 2, 3], "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn the_kernel_nat_has_the_whole_range_only_where_ports_must_not_limit() {
+        assert_eq!(kernel_ports(Test::ConnRate), "1024-65535");
+        for t in [Test::Tcp1, Test::Tcp4, Test::Udp64, Test::Conn240] {
+            assert_eq!(kernel_ports(t), "4096-4335", "{t:?}");
+        }
     }
 }

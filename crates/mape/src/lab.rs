@@ -261,7 +261,8 @@ fn print_demo(r: &DemoResult, target: (std::net::Ipv4Addr, u16)) {
 fn print_bench(run: &mape_lab::bench::BenchRun) {
     let r = &run.median;
     println!(
-        "medians of {} round(s), each on a lab of its own with every mode",
+        "medians of {} round(s), each on a lab of its own, every test run in every mode \
+         back to back (the order turned by one place per round)",
         run.rounds.len()
     );
     println!(
@@ -316,8 +317,9 @@ fn print_bench(run: &mape_lab::bench::BenchRun) {
     if run.rounds.len() > 1 {
         println!("mape / kernel NAT in each round:");
         for (i, round) in run.rounds.iter().enumerate() {
+            let order = run.orders.get(i).map(|o| o.join(", ")).unwrap_or_default();
             println!(
-                "  round {}: tcp 1 strm {:.2}, tcp 4 strm {:.2}, udp 64 B {:.2}, conn rate {:.2}, conn 240 {:.2}",
+                "  round {} ({order}): tcp 1 strm {:.2}, tcp 4 strm {:.2}, udp 64 B {:.2}, conn rate {:.2}, conn 240 {:.2}",
                 i + 1,
                 kernel_ratio(&round.tcp_1, "mape"),
                 kernel_ratio(&round.tcp_4, "mape"),
