@@ -32,6 +32,23 @@ fn inbound_reused(later: &[OffloadOp], removed: &OffloadFlow) -> bool {
     )
 }
 
+/// Entries of one run of `Remove` ops, deleted together.
+#[derive(Default)]
+struct Removals {
+    outbound: Vec<OffloadFlow>,
+    inbound: Vec<OffloadFlow>,
+}
+
+impl Removals {
+    fn flush(&mut self, fp: &CeFastPath) {
+        if !self.outbound.is_empty() || !self.inbound.is_empty() {
+            fp.remove_batch(&self.outbound, &self.inbound);
+            self.outbound.clear();
+            self.inbound.clear();
+        }
+    }
+}
+
 /// How often the fold-back reads the maps and the deadline is renewed.
 const FOLD_EVERY_MS: u64 = 1_000;
 
@@ -328,22 +345,29 @@ impl CeOffload {
             }
             // Removed flows whose inbound entry a later op of this drain overwrites.
             let mut kept_inbound: Vec<OffloadFlow> = Vec::new();
+            // A run of removals goes to the maps as one batch per map, before the next
+            // op of another kind (which may install the same keys again).
+            let mut gone = Removals::default();
             for (i, op) in drain.ops.iter().enumerate() {
+                if !matches!(op, OffloadOp::Remove(_)) {
+                    gone.flush(&self.fp);
+                }
                 match *op {
                     OffloadOp::Install(f) => self.install_over(&f, false, &mut kept_inbound),
                     OffloadOp::Arm(f) => self.install_over(&f, true, &mut kept_inbound),
                     OffloadOp::Remove(f) => {
+                        gone.outbound.push(f);
                         if inbound_reused(&drain.ops[i + 1..], &f) {
-                            self.fp.remove_outbound(&f);
                             kept_inbound.push(f);
                         } else {
-                            self.fp.remove(&f);
+                            gone.inbound.push(f);
                         }
                         self.tracked.remove(&f);
                     }
                     OffloadOp::Refresh(f) => self.fold_one(nat, now, &f, true),
                 }
             }
+            gone.flush(&self.fp);
             // Not overwritten after all (never expected): removed now, as journaled.
             for f in kept_inbound {
                 self.fp.remove_inbound(&f);

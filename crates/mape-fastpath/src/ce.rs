@@ -248,15 +248,16 @@ impl CeFastPath {
         had
     }
 
-    /// Removes only the LAN side's entry of `flow` (its inbound one is about to be
-    /// overwritten by a flow with the same inbound key); whether it was there.
-    pub fn remove_outbound(&self, flow: &OffloadFlow) -> bool {
-        self.out_map.delete(&layout::ce_out_key(flow)).is_ok()
-    }
-
     /// Removes only the tunnel side's entry of `flow`.
     pub fn remove_inbound(&self, flow: &OffloadFlow) {
         let _ = self.in_map.delete(&layout::ce_in_key(flow));
+    }
+
+    /// Removes the LAN side's entries of `outbound` and the tunnel side's of `inbound`:
+    /// one system call per map for the lot ([`delete_all`]).
+    pub fn remove_batch(&self, outbound: &[OffloadFlow], inbound: &[OffloadFlow]) {
+        delete_all(&self.out_map, outbound.iter().map(layout::ce_out_key));
+        delete_all(&self.in_map, inbound.iter().map(layout::ce_in_key));
     }
 
     /// What both directions of `flow` recorded (outbound, inbound); read into the stack.
@@ -363,6 +364,35 @@ impl CeFastPath {
 }
 
 /// Opens the `ce_events` ring of `obj`; its callback hands each event to the receiver.
+/// Deletes `keys` from `map` in one `BPF_MAP_DELETE_BATCH` (Linux 5.6). The kernel stops
+/// a batch at a key it does not find (an entry already gone) without saying where to
+/// libbpf-rs, and an older kernel may not know the command: then every key is deleted
+/// on its own (a key already gone is no error; nothing else is left behind).
+fn delete_all<const N: usize>(map: &MapHandle, keys: impl Iterator<Item = [u8; N]>) {
+    let mut buf = Vec::new();
+    let mut count = 0u32;
+    for k in keys {
+        buf.extend_from_slice(&k);
+        count += 1;
+    }
+    match count {
+        0 => {}
+        1 => {
+            let _ = map.delete(&buf);
+        }
+        _ => {
+            if map
+                .delete_batch(&buf, count, MapFlags::ANY, MapFlags::ANY)
+                .is_err()
+            {
+                for k in buf.chunks_exact(N) {
+                    let _ = map.delete(k);
+                }
+            }
+        }
+    }
+}
+
 fn events(obj: &Object) -> Result<Events, FastPathError> {
     let load_err = |source| FastPathError::Load {
         object: OBJECT,

@@ -770,3 +770,35 @@ proptest! {
         prop_assert_eq!(&got[14..], &one(&out, Direction::Lan)[..]);
     }
 }
+
+#[test]
+fn removals_in_one_batch_take_exactly_their_entries_even_past_one_already_gone() {
+    if !can_bpf() {
+        return;
+    }
+    let ce = ce(false);
+    let fp = ce_fast_path(&ce);
+    let flow = |i: u16| OffloadFlow {
+        proto: mape_nat::Protocol::Tcp,
+        internal: Endpoint::new(Ipv4Addr::from(LAN_HOST), 40_000 + i),
+        remote: Endpoint::new(Ipv4Addr::from(REMOTE), 80),
+        external: Endpoint::new(Ipv4Addr::from(EXT), 4_100 + i),
+    };
+    let flows: Vec<OffloadFlow> = (0..6).map(flow).collect();
+    for f in &flows {
+        fp.install(f, br6(), true).unwrap();
+    }
+    // All there: one batch per map.
+    fp.remove_batch(&flows[0..2], &flows[0..2]);
+    // Flow 3 already gone in the middle of the next batch: the kernel stops there,
+    // the rest is removed one by one.
+    assert!(fp.remove(&flows[3]));
+    fp.remove_batch(&flows[2..5], &flows[2..5]);
+    let state: Vec<Option<(bool, bool)>> = flows.iter().map(|f| fp.pending(f)).collect();
+    assert_eq!(state, [None, None, None, None, None, Some((true, true))]);
+    // One direction only: the other entry stays.
+    fp.remove_batch(&[], &flows[5..]);
+    assert_eq!(fp.pending(&flows[5]), Some((true, false)));
+    fp.remove_batch(&[], &[]);
+    assert_eq!(fp.flows(), [flows[5]]);
+}
