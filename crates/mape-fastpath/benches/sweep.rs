@@ -39,22 +39,26 @@ fn flows(n: u32) -> Vec<OffloadFlow> {
         .collect()
 }
 
+/// The CE's programs with room for 65 536 flows; `None` (and why, on stderr) where they
+/// do not load.
+fn load(bench: &str) -> Option<CeFastPath> {
+    CeFastPath::load(CeParams {
+        ce_addr: "2001:db8:12:3400:0:c000:212:34".parse().expect("literal"),
+        ext_addr: Ipv4Addr::new(192, 0, 2, 18),
+        ipv4_mtu: 1460,
+        hop_limit: 64,
+        max_entries: 65_536,
+        mss_in: 1420,
+    })
+    .map_err(|e| eprintln!("{bench} bench skipped: the programs do not load here ({e})"))
+    .ok()
+}
+
 fn sweep(c: &mut Criterion) {
     let br: Ipv6Addr = "2001:db8:ffff::1".parse().expect("literal");
     for n in [10_000u32, 50_000] {
-        let fp = match CeFastPath::load(CeParams {
-            ce_addr: "2001:db8:12:3400:0:c000:212:34".parse().expect("literal"),
-            ext_addr: Ipv4Addr::new(192, 0, 2, 18),
-            ipv4_mtu: 1460,
-            hop_limit: 64,
-            max_entries: 65_536,
-            mss_in: 1420,
-        }) {
-            Ok(fp) => fp,
-            Err(e) => {
-                eprintln!("sweep bench skipped: the programs do not load here ({e})");
-                return;
-            }
+        let Some(fp) = load("sweep") else {
+            return;
         };
         let fl = flows(n);
         for f in &fl {
@@ -81,19 +85,8 @@ fn sweep(c: &mut Criterion) {
 
 fn removal(c: &mut Criterion) {
     let br: Ipv6Addr = "2001:db8:ffff::1".parse().expect("literal");
-    let fp = match CeFastPath::load(CeParams {
-        ce_addr: "2001:db8:12:3400:0:c000:212:34".parse().expect("literal"),
-        ext_addr: Ipv4Addr::new(192, 0, 2, 18),
-        ipv4_mtu: 1460,
-        hop_limit: 64,
-        max_entries: 65_536,
-        mss_in: 1420,
-    }) {
-        Ok(fp) => fp,
-        Err(e) => {
-            eprintln!("removal bench skipped: the programs do not load here ({e})");
-            return;
-        }
+    let Some(fp) = load("removal") else {
+        return;
     };
     let fl = flows(10_000);
     let install = || {
