@@ -484,12 +484,9 @@ fn daemon_lifecycle_leaves_the_host_as_found() {
     let before = lab.ce_query(&mape_control::Request::Status).unwrap()["budget"]["sessions"]
         .as_u64()
         .unwrap_or(0);
-    let pid = lab
-        .exec(&ce, &["pgrep", "-f", "mape run ce"])
-        .map(|o| out(&o))
-        .unwrap_or_default();
-    let pid = pid.lines().next().unwrap_or("").trim().to_string();
-    assert!(!pid.is_empty());
+    // This lab's CE by its PID: a name match would find other tests' daemons too (every
+    // namespace shares the PID space), and signal them.
+    let pid = lab.ce_pid().expect("the CE daemon's PID").to_string();
     let _ = std::process::Command::new("kill")
         .args(["-HUP", &pid])
         .status();
