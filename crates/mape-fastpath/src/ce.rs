@@ -363,7 +363,6 @@ impl CeFastPath {
     }
 }
 
-/// Opens the `ce_events` ring of `obj`; its callback hands each event to the receiver.
 /// Deletes `keys` from `map` in one `BPF_MAP_DELETE_BATCH` (Linux 5.6). The kernel stops
 /// a batch at a key it does not find (an entry already gone) without saying where to
 /// libbpf-rs, and an older kernel may not know the command: then every key is deleted
@@ -393,6 +392,7 @@ fn delete_all<const N: usize>(map: &MapHandle, keys: impl Iterator<Item = [u8; N
     }
 }
 
+/// Opens the `ce_events` ring of `obj`; its callback hands each event to the receiver.
 fn events(obj: &Object) -> Result<Events, FastPathError> {
     let load_err = |source| FastPathError::Load {
         object: OBJECT,

@@ -430,22 +430,23 @@ impl Bench {
             .map(|_| ())
     }
 
+    /// Bulk TCP with `streams` streams: bits/s received.
+    fn tcp_bps(&self, streams: &str) -> Result<f64, LabError> {
+        let v = iperf(&self.lab, &["-t", &self.secs.to_string(), "-P", streams])?;
+        Ok(v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0))
+    }
+
     /// Runs `test` in the setup the lab is in, as `mode`.
     fn test(&self, test: Test, mode: Mode, r: &mut BenchResult) -> Result<(), LabError> {
         let name = mode.name();
         match test {
-            Test::Tcp1 | Test::Tcp4 => {
-                let streams = if test == Test::Tcp1 { "1" } else { "4" };
-                let v = iperf(&self.lab, &["-t", &self.secs.to_string(), "-P", streams])?;
-                let bps = v["end"]["sum_received"]["bits_per_second"]
-                    .as_f64()
-                    .unwrap_or(0.0);
-                let row = if test == Test::Tcp1 {
-                    &mut r.tcp_1
-                } else {
-                    &mut r.tcp_4
-                };
-                row.insert(name, bps);
+            Test::Tcp1 => {
+                r.tcp_1.insert(name, self.tcp_bps("1")?);
+            }
+            Test::Tcp4 => {
+                r.tcp_4.insert(name, self.tcp_bps("4")?);
             }
             Test::Udp64 => {
                 let t = self.secs.to_string();
